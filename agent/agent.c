@@ -1,0 +1,204 @@
+/* The agent: one event loop, the configuration in force, and the services it supervises. */
+#include "agent.h"
+
+#include "cv_error.h"
+#include "log.h"
+#include "sdnotify.h"
+#include "service.h"
+#include "supervisor.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct service *agent_find_service(const struct agent *agent, const char *name)
+{
+    for (size_t i = 0; i < agent->n_services; i++)
+        if (strcmp(agent->services[i]->config->name, name) == 0 &&
+            !agent->services[i]->remove_when_stopped)
+            return agent->services[i];
+    return NULL;
+}
+
+static bool service_settling(const struct service *service)
+{
+    return service->pending_start || service->fsm.state == SERVICE_STARTING ||
+           service->fsm.state == SERVICE_BACKOFF;
+}
+
+void agent_check_ready(struct agent *agent)
+{
+    if (agent->ready_sent || agent->shutting_down)
+        return;
+    for (size_t i = 0; i < agent->n_services; i++)
+        if (service_settling(agent->services[i]))
+            return;
+    agent->ready_sent = true;
+    agent_update_status(agent);
+    log_info("certvisord is ready");
+    sdnotify_ready(agent);
+}
+
+void agent_update_status(struct agent *agent)
+{
+    size_t running = 0, failed = 0, other = 0;
+    char status[256], failed_names[160] = "";
+
+    if (!agent->under_systemd)
+        return;
+    for (size_t i = 0; i < agent->n_services; i++) {
+        const struct service *service = agent->services[i];
+
+        if (service->fsm.state == SERVICE_RUNNING) {
+            running++;
+        } else if (service->fsm.state == SERVICE_FATAL) {
+            size_t used = strlen(failed_names);
+
+            failed++;
+            snprintf(failed_names + used, sizeof(failed_names) - used, "%s%s", used ? ", " : "",
+                     service->config->name);
+        } else {
+            other++;
+        }
+    }
+    snprintf(status, sizeof(status), "%zu running, %zu failed%s%s%s, %zu other", running, failed,
+             failed ? " (" : "", failed_names, failed ? ")" : "", other);
+    sdnotify_status(agent, status);
+}
+
+void agent_shutdown(struct agent *agent)
+{
+    if (agent->shutting_down)
+        return;
+    agent->shutting_down = true;
+    log_info("Stopping every service in reverse dependency order");
+    sdnotify_stopping(agent);
+    for (size_t i = 0; i < agent->n_services; i++) {
+        agent->services[i]->pending_start = false;
+        agent->services[i]->pending_stop = true;
+    }
+    supervisor_schedule(agent);
+}
+
+/* --- configuration reload --- */
+
+static void warn_unchanged_setting(const char *name, const char *old_value, const char *new_value)
+{
+    if (strcmp(old_value ? old_value : "", new_value ? new_value : "") != 0)
+        log_warning("Setting '%s' changed; it takes effect when certvisord restarts", name);
+}
+
+static void warn_agent_settings(const struct agent_config *old, const struct agent_config *new)
+{
+    warn_unchanged_setting("control_socket", old->control_socket, new->control_socket);
+    warn_unchanged_setting("notify_socket", old->notify_socket, new->notify_socket);
+    warn_unchanged_setting("control_group", old->control_group, new->control_group);
+    warn_unchanged_setting("admin_group", old->admin_group, new->admin_group);
+    warn_unchanged_setting("state_dir", old->state_dir, new->state_dir);
+    warn_unchanged_setting("run_dir", old->run_dir, new->run_dir);
+    warn_unchanged_setting("log_dir", old->log_dir, new->log_dir);
+}
+
+/* Puts one new service configuration into force. Takes the configuration. */
+static int merge_service(struct agent *agent, struct service_config *config, json_t *summary,
+                         struct service **ret_service)
+{
+    struct service *service = agent_find_service(agent, config->name);
+    bool up;
+
+    if (!service) {
+        int r = service_new(agent, config, &service);
+
+        if (r < 0) {
+            service_config_free(config);
+            return r;
+        }
+        json_array_append_new(json_object_get(summary, "added"), json_string(config->name));
+        if (config->autostart)
+            service->pending_start = true;
+        *ret_service = service;
+        return 0;
+    }
+    *ret_service = service;
+    if (strcmp(service->config->fingerprint, config->fingerprint) == 0) {
+        service_config_free(config);
+        return 0;
+    }
+    json_array_append_new(json_object_get(summary, "changed"), json_string(config->name));
+    service_config_free(service->next_config);
+    service->next_config = config;
+    up = service_state_active(service->fsm.state) || service->fsm.state == SERVICE_BACKOFF;
+    if (up) {
+        service->pending_stop = true;
+        service->pending_start = true;
+    } else if (config->autostart && !service->operator_stopped) {
+        service->pending_start = true;
+    }
+    return 0;
+}
+
+int agent_reload_config(struct agent *agent, json_t **ret_summary, char **ret_error)
+{
+    struct agent_config *config;
+    struct service **services;
+    size_t count = 0;
+    json_t *summary;
+    int r;
+
+    sdnotify_reloading(agent);
+    r = config_load(agent->config->config_path, agent->prefix_override, &config, ret_error);
+    if (r < 0) {
+        log_error("Configuration reload failed, keeping the running configuration: %s",
+                  ret_error && *ret_error ? *ret_error : cv_strerror(r));
+        sdnotify_ready(agent);
+        return r;
+    }
+    warn_agent_settings(agent->config, config);
+    services = calloc(config->n_services + agent->n_services + 1, sizeof(*services));
+    summary = json_pack("{s:[], s:[], s:[]}", "added", "changed", "removed");
+    if (!services || !summary) {
+        free(services);
+        json_decref(summary);
+        config_free(config);
+        sdnotify_ready(agent);
+        return -ENOMEM;
+    }
+    /* The new order first; services no longer configured stop and go. */
+    for (size_t i = 0; i < config->n_services; i++) {
+        size_t index = config->start_order[i];
+
+        if (merge_service(agent, config->services[index], summary, &services[count]) == 0)
+            count++;
+        config->services[index] = NULL;
+    }
+    for (size_t i = 0; i < agent->n_services; i++) {
+        struct service *old = agent->services[i];
+        bool kept = false;
+
+        for (size_t j = 0; j < count && !kept; j++)
+            kept = services[j] == old;
+        if (kept)
+            continue;
+        if (!old->remove_when_stopped)
+            json_array_append_new(json_object_get(summary, "removed"),
+                                  json_string(old->config->name));
+        old->remove_when_stopped = true;
+        old->pending_start = false;
+        old->pending_stop = true;
+        services[count++] = old;
+    }
+    free(agent->services);
+    agent->services = services;
+    agent->n_services = count;
+    config->n_services = 0;
+    log_setup("certvisord", config->log_target, config->log_file, config->log_level);
+    config_free(agent->config);
+    agent->config = config;
+    supervisor_schedule(agent);
+    log_info("Configuration reloaded");
+    sdnotify_ready(agent);
+    *ret_summary = summary;
+    return 0;
+}

@@ -1,0 +1,412 @@
+/* The agent's configuration: certvisor.conf, the conf.d files it includes, and their loading. */
+#include "config.h"
+
+#include "cv_error.h"
+#include "deps.h"
+#include "expand.h"
+
+#include <confuse.h>
+#include <errno.h>
+#include <glob.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static cfg_opt_t main_options[] = {CFG_STR("prefix", "/", CFGF_NONE),
+                                   CFG_STR("state_dir", "%{prefix}/var/lib/certvisor", CFGF_NONE),
+                                   CFG_STR("run_dir", "%{prefix}/run/certvisor", CFGF_NONE),
+                                   CFG_STR("log_dir", "%{prefix}/var/log/certvisor", CFGF_NONE),
+                                   CFG_STR("libexec_dir", CERTVISOR_LIBEXECDIR, CFGF_NONE),
+                                   CFG_STR("include", "conf.d", CFGF_NONE),
+                                   CFG_STR("control_socket", "%{run_dir}/control.sock", CFGF_NONE),
+                                   CFG_STR("notify_socket", "%{run_dir}/notify.sock", CFGF_NONE),
+                                   CFG_STR("control_group", NULL, CFGF_NODEFAULT),
+                                   CFG_STR("admin_group", NULL, CFGF_NODEFAULT),
+                                   CFG_STR("service_user", NULL, CFGF_NODEFAULT),
+                                   CFG_STR("service_group", NULL, CFGF_NODEFAULT),
+                                   CFG_STR("log_target", "auto", CFGF_NONE),
+                                   CFG_STR("log_file", "%{log_dir}/certvisord.log", CFGF_NONE),
+                                   CFG_STR("log_level", "info", CFGF_NONE),
+                                   CFG_INT("service_log_max_bytes", 10 * 1024 * 1024, CFGF_NONE),
+                                   CFG_INT("service_log_backups", 3, CFGF_NONE),
+                                   CFG_INT("tail_lines", 200, CFGF_NONE),
+                                   CFG_END()};
+
+static cfg_opt_t include_options[] = {
+    CFG_SEC("service", service_config_options, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+    CFG_END()};
+
+/* Collects libconfuse's messages, each prefixed with file:line, for one load. */
+static FILE *error_sink;
+
+static void collect_error(cfg_t *cfg, const char *fmt, va_list ap)
+{
+    if (!error_sink)
+        return;
+    if (cfg && cfg->filename)
+        fprintf(error_sink, "%s:%d: ", cfg->filename, cfg->line);
+    vfprintf(error_sink, fmt, ap);
+    fputc('\n', error_sink);
+}
+
+static int validate_log_target(cfg_t *cfg, cfg_opt_t *opt)
+{
+    enum log_target target;
+
+    if (log_target_parse(cfg_opt_getnstr(opt, 0), &target) < 0) {
+        cfg_error(cfg, "log_target: invalid value '%s' (expected auto, console, journal or file)",
+                  cfg_opt_getnstr(opt, 0));
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_log_level(const char *word)
+{
+    static const char *const words[] = {"error", "warning", "notice", "info", "debug"};
+    static const int levels[] = {LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO, LOG_DEBUG};
+
+    for (size_t i = 0; i < 5; i++)
+        if (strcmp(word, words[i]) == 0)
+            return levels[i];
+    return -1;
+}
+
+static int validate_log_level(cfg_t *cfg, cfg_opt_t *opt)
+{
+    if (parse_log_level(cfg_opt_getnstr(opt, 0)) < 0) {
+        cfg_error(cfg,
+                  "log_level: invalid value '%s' (expected error, warning, notice, info or "
+                  "debug)",
+                  cfg_opt_getnstr(opt, 0));
+        return -1;
+    }
+    return 0;
+}
+
+static int validate_positive_int(cfg_t *cfg, cfg_opt_t *opt)
+{
+    if (cfg_opt_getnint(opt, 0) < 0) {
+        cfg_error(cfg, "%s: must not be negative", opt->name);
+        return -1;
+    }
+    return 0;
+}
+
+/* Collapses repeated slashes, so that "%{prefix}/var" with prefix "/" reads "/var". */
+static void squeeze_slashes(char *path)
+{
+    char *out = path;
+
+    for (char *in = path; *in; in++)
+        if (!(in[0] == '/' && in[1] == '/'))
+            *out++ = *in;
+    *out = '\0';
+    if (out > path + 1 && out[-1] == '/')
+        out[-1] = '\0';
+}
+
+/* Makes path absolute against base (when it is relative). Returns a malloc'd string. */
+static char *absolute_from(const char *base, const char *path)
+{
+    char *out;
+
+    if (path[0] == '/')
+        out = strdup(path);
+    else if (asprintf(&out, "%s/%s", base, path) < 0)
+        out = NULL;
+    if (out)
+        squeeze_slashes(out);
+    return out;
+}
+
+static char *expand_path(cfg_t *cfg, const char *option, const struct expand_vars *vars,
+                         const char *base)
+{
+    char *expanded = expand_string(cfg_getstr(cfg, option), vars);
+    char *path;
+
+    if (!expanded)
+        return NULL;
+    path = absolute_from(base, expanded);
+    free(expanded);
+    return path;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s && *s ? strdup(s) : NULL;
+}
+
+void config_free(struct agent_config *config)
+{
+    if (!config)
+        return;
+    for (size_t i = 0; i < config->n_services; i++)
+        service_config_free(config->services[i]);
+    free(config->services);
+    free(config->start_order);
+    free(config->config_path);
+    free(config->conf_dir);
+    free(config->prefix);
+    free(config->state_dir);
+    free(config->run_dir);
+    free(config->log_dir);
+    free(config->libexec_dir);
+    free(config->include_dir);
+    free(config->control_socket);
+    free(config->notify_socket);
+    free(config->control_group);
+    free(config->admin_group);
+    free(config->service_user);
+    free(config->service_group);
+    free(config->log_file);
+    free(config);
+}
+
+struct service_config *config_find_service(const struct agent_config *config, const char *name)
+{
+    int index = deps_find(config->services, config->n_services, name);
+
+    return index < 0 ? NULL : config->services[index];
+}
+
+static int fill_main(cfg_t *cfg, const char *prefix_override, struct agent_config *config)
+{
+    struct expand_vars vars = {0};
+    const char *prefix = prefix_override ? prefix_override : cfg_getstr(cfg, "prefix");
+
+    config->prefix = absolute_from(config->conf_dir, prefix);
+    vars.prefix = config->prefix;
+    vars.conf_dir = config->conf_dir;
+    config->libexec_dir = expand_path(cfg, "libexec_dir", &vars, config->conf_dir);
+    config->state_dir = expand_path(cfg, "state_dir", &vars, config->conf_dir);
+    config->run_dir = expand_path(cfg, "run_dir", &vars, config->conf_dir);
+    config->log_dir = expand_path(cfg, "log_dir", &vars, config->conf_dir);
+    if (!config->prefix || !config->libexec_dir || !config->state_dir || !config->run_dir ||
+        !config->log_dir)
+        return -ENOMEM;
+    vars.libexec_dir = config->libexec_dir;
+    vars.state_dir = config->state_dir;
+    vars.run_dir = config->run_dir;
+    vars.log_dir = config->log_dir;
+    config->include_dir = expand_path(cfg, "include", &vars, config->conf_dir);
+    config->control_socket = expand_path(cfg, "control_socket", &vars, config->conf_dir);
+    config->notify_socket = expand_path(cfg, "notify_socket", &vars, config->conf_dir);
+    config->log_file = expand_path(cfg, "log_file", &vars, config->conf_dir);
+    if (!config->include_dir || !config->control_socket || !config->notify_socket ||
+        !config->log_file)
+        return -ENOMEM;
+    config->control_group = dup_or_null(cfg_getstr(cfg, "control_group"));
+    config->admin_group = dup_or_null(cfg_getstr(cfg, "admin_group"));
+    config->service_user = dup_or_null(cfg_getstr(cfg, "service_user"));
+    config->service_group = dup_or_null(cfg_getstr(cfg, "service_group"));
+    log_target_parse(cfg_getstr(cfg, "log_target"), &config->log_target);
+    config->log_level = parse_log_level(cfg_getstr(cfg, "log_level"));
+    config->service_log_max_bytes = cfg_getint(cfg, "service_log_max_bytes");
+    config->service_log_backups = (int)cfg_getint(cfg, "service_log_backups");
+    config->tail_lines = (int)cfg_getint(cfg, "tail_lines");
+    return 0;
+}
+
+static int add_service(struct agent_config *config, struct service_config *service, char *err,
+                       size_t err_len)
+{
+    struct service_config **grown;
+    struct service_config *existing = config_find_service(config, service->name);
+
+    if (existing) {
+        snprintf(err, err_len, "%s:%d: service '%s' is already defined at %s:%d",
+                 service->source_file, service->source_line, service->name, existing->source_file,
+                 existing->source_line);
+        return CV_ECONFIG;
+    }
+    grown = realloc(config->services, (config->n_services + 1) * sizeof(*grown));
+    if (!grown)
+        return -ENOMEM;
+    config->services = grown;
+    config->services[config->n_services++] = service;
+    return 0;
+}
+
+/* Parses one conf.d file and adds its services. Errors go to the sink, or into err. */
+static int load_include(struct agent_config *config, const char *path, char *err, size_t err_len)
+{
+    struct expand_vars vars = {config->prefix,
+                               config->state_dir,
+                               config->run_dir,
+                               config->log_dir,
+                               config->conf_dir,
+                               config->libexec_dir,
+                               NULL};
+    cfg_t *cfg = cfg_init(include_options, CFGF_NONE);
+    int r = 0;
+
+    if (!cfg)
+        return -ENOMEM;
+    cfg_set_error_function(cfg, collect_error);
+    service_config_set_validators(cfg);
+    switch (cfg_parse(cfg, path)) {
+    case CFG_SUCCESS:
+        break;
+    case CFG_FILE_ERROR:
+        snprintf(err, err_len, "%s: cannot read: %s", path, strerror(errno));
+        r = CV_ECONFIG;
+        break;
+    default:
+        r = CV_ECONFIG; /* the messages are in the sink */
+    }
+    for (unsigned i = 0; r == 0 && i < cfg_size(cfg, "service"); i++) {
+        struct service_config *service;
+
+        r = service_config_from_cfg(cfg_getnsec(cfg, "service", i), &vars, config->service_user,
+                                    config->service_group, &service, err, err_len);
+        if (r == 0) {
+            r = add_service(config, service, err, err_len);
+            if (r < 0)
+                service_config_free(service);
+        }
+    }
+    cfg_free(cfg);
+    return r;
+}
+
+static int load_includes(struct agent_config *config, char *err, size_t err_len)
+{
+    char *pattern;
+    glob_t found = {0};
+    int r = 0;
+
+    if (asprintf(&pattern, "%s/*.conf", config->include_dir) < 0)
+        return -ENOMEM;
+    switch (glob(pattern, GLOB_ERR, NULL, &found)) {
+    case 0:
+    case GLOB_NOMATCH:
+        break;
+    default:
+        snprintf(err, err_len, "%s: cannot read the include directory", config->include_dir);
+        r = CV_ECONFIG;
+    }
+    free(pattern);
+    /* glob() sorts, so files load in name order and start order ties follow it. */
+    for (size_t i = 0; r == 0 && i < found.gl_pathc; i++)
+        r = load_include(config, found.gl_pathv[i], err, err_len);
+    globfree(&found);
+    return r;
+}
+
+static int load_main(const char *path, const char *prefix_override, struct agent_config *config,
+                     char *err, size_t err_len)
+{
+    cfg_t *cfg = cfg_init(main_options, CFGF_NONE);
+    int r = 0;
+
+    if (!cfg)
+        return -ENOMEM;
+    cfg_set_error_function(cfg, collect_error);
+    cfg_set_validate_func(cfg, "log_target", validate_log_target);
+    cfg_set_validate_func(cfg, "log_level", validate_log_level);
+    cfg_set_validate_func(cfg, "service_log_max_bytes", validate_positive_int);
+    cfg_set_validate_func(cfg, "service_log_backups", validate_positive_int);
+    cfg_set_validate_func(cfg, "tail_lines", validate_positive_int);
+    switch (cfg_parse(cfg, path)) {
+    case CFG_SUCCESS:
+        r = fill_main(cfg, prefix_override, config);
+        break;
+    case CFG_FILE_ERROR:
+        snprintf(err, err_len, "%s: cannot read: %s", path, strerror(errno));
+        r = CV_ECONFIG;
+        break;
+    default:
+        r = CV_ECONFIG;
+    }
+    cfg_free(cfg);
+    return r;
+}
+
+static int set_paths(const char *path, struct agent_config *config)
+{
+    char cwd[PATH_MAX];
+    char *slash;
+
+    if (!getcwd(cwd, sizeof(cwd)))
+        return -errno;
+    config->config_path = absolute_from(cwd, path);
+    if (!config->config_path)
+        return -ENOMEM;
+    config->conf_dir = strdup(config->config_path);
+    if (!config->conf_dir)
+        return -ENOMEM;
+    slash = strrchr(config->conf_dir, '/');
+    if (slash == config->conf_dir)
+        slash[1] = '\0';
+    else
+        *slash = '\0';
+    return 0;
+}
+
+int config_load(const char *path, const char *prefix_override, struct agent_config **ret_config,
+                char **ret_error)
+{
+    struct agent_config *config = calloc(1, sizeof(*config));
+    char err[1024] = "";
+    char *sink_text = NULL;
+    size_t sink_len = 0;
+    int r;
+
+    if (!config)
+        return -ENOMEM;
+    error_sink = open_memstream(&sink_text, &sink_len);
+    r = set_paths(path, config);
+    if (r == 0)
+        r = load_main(config->config_path, prefix_override, config, err, sizeof(err));
+    if (r == 0)
+        r = load_includes(config, err, sizeof(err));
+    if (r == 0) {
+        config->start_order = calloc(config->n_services + 1, sizeof(size_t));
+        r = config->start_order ? deps_sort(config->services, config->n_services,
+                                            config->start_order, err, sizeof(err))
+                                : -ENOMEM;
+    }
+    if (error_sink)
+        fclose(error_sink);
+    error_sink = NULL;
+    if (r < 0) {
+        if (ret_error) {
+            if (sink_len && sink_text[sink_len - 1] == '\n')
+                sink_text[sink_len - 1] = '\0';
+            if (!*err && sink_text && *sink_text)
+                *ret_error = strdup(sink_text);
+            else if (asprintf(ret_error, "%s", *err ? err : cv_strerror(r)) < 0)
+                *ret_error = NULL;
+        }
+        free(sink_text);
+        config_free(config);
+        return r;
+    }
+    free(sink_text);
+    *ret_config = config;
+    return 0;
+}
+
+int config_control_socket(const char *path, const char *prefix_override, char **ret_socket)
+{
+    struct agent_config *config = calloc(1, sizeof(*config));
+    char err[512];
+    int r;
+
+    if (!config)
+        return -ENOMEM;
+    r = set_paths(path, config);
+    if (r == 0)
+        r = load_main(config->config_path, prefix_override, config, err, sizeof(err));
+    if (r == 0) {
+        *ret_socket = config->control_socket;
+        config->control_socket = NULL;
+    }
+    config_free(config);
+    return r;
+}

@@ -1,0 +1,64 @@
+/* The agent's configuration: certvisor.conf, the conf.d files it includes, and their loading. */
+#ifndef CERTVISOR_CONFIG_H
+#define CERTVISOR_CONFIG_H
+
+#include "log.h"
+#include "service_config.h"
+
+#include <stddef.h>
+
+#ifndef CERTVISOR_DEFAULT_CONFIG
+#define CERTVISOR_DEFAULT_CONFIG "/etc/certvisor/certvisor.conf"
+#endif
+#ifndef CERTVISOR_LIBEXECDIR
+#define CERTVISOR_LIBEXECDIR "/usr/libexec/certvisor"
+#endif
+
+struct agent_config {
+    char *config_path;
+    char *conf_dir; /* the directory holding config_path */
+    char *prefix;
+    char *state_dir;
+    char *run_dir;
+    char *log_dir;
+    char *libexec_dir;
+    char *include_dir;
+    char *control_socket;
+    char *notify_socket;
+    char *control_group; /* group of the control socket; NULL: the agent's own */
+    char *admin_group;   /* members may change things; NULL: only root and the agent's user */
+    char *service_user;  /* default user of services; NULL: the agent's own */
+    char *service_group;
+    enum log_target log_target;
+    char *log_file;
+    int log_level;
+    long service_log_max_bytes;
+    int service_log_backups;
+    int tail_lines;
+
+    struct service_config **services; /* in file order */
+    size_t n_services;
+    size_t *start_order; /* indices into services, dependencies first */
+};
+
+/*
+ * Reads the main file at path (and, through its include setting, every
+ * the *.conf files of its include directory) into a new configuration. prefix_override, when not
+ * NULL, replaces the file's prefix. On failure returns CV_ECONFIG (or -ENOMEM) and a malloc'd
+ * message with file, line and the problem in *ret_error.
+ */
+int config_load(const char *path, const char *prefix_override, struct agent_config **ret_config,
+                char **ret_error);
+
+void config_free(struct agent_config *config);
+
+/*
+ * Reads only the main file at path and returns its control socket (malloc'd),
+ * for clients that need nothing else. Returns 0 or a negative error.
+ */
+int config_control_socket(const char *path, const char *prefix_override, char **ret_socket);
+
+/* Returns the service called name, or NULL. */
+struct service_config *config_find_service(const struct agent_config *config, const char *name);
+
+#endif

@@ -1,0 +1,50 @@
+/* The control socket: unix stream, JSON lines, callers identified with SO_PEERCRED. */
+#ifndef CERTVISOR_CONTROL_H
+#define CERTVISOR_CONTROL_H
+
+#include "agent.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+struct control_server;
+struct control_conn;
+
+/* Who is calling, as the kernel says. */
+struct control_peer {
+    uid_t uid;
+    gid_t gid;
+    pid_t pid;
+    bool admin; /* root, the agent's own user, or a member of the admin group */
+};
+
+/*
+ * Listens on the configured socket (mode 0660, the configured group). Refuses
+ * to start when another agent already answers there. Returns 0 or a negative
+ * error, with a message in err.
+ */
+int control_server_new(struct agent *agent, struct control_server **ret_server, char *err,
+                       size_t err_len);
+
+void control_server_free(struct control_server *server);
+
+const struct control_peer *control_conn_peer(const struct control_conn *conn);
+
+/* Sends a streamed message; the request stays open. Takes the reference. */
+void control_send(struct control_conn *conn, json_t *message);
+
+/* Sends the final answer and ends the request. Takes the reference. */
+void control_reply(struct control_conn *conn, json_t *reply);
+
+/* Ends the request with {"exit": exit_status, "error": message}. */
+void control_reply_error(struct control_conn *conn, int exit_status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
+ * Registers what to call if the client goes away before the request ends
+ * (the pending operation then completes without anyone to tell).
+ */
+void control_on_abandon(struct control_conn *conn, void (*fn)(void *data), void *data);
+
+#endif

@@ -1,0 +1,325 @@
+/* certvisorctl: the operator's client for certvisord's control socket. */
+#include "config.h"
+#include "control_client.h"
+#include "control_proto.h"
+#include "cv_error.h"
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef CERTVISOR_VERSION
+#define CERTVISOR_VERSION "0.0.0"
+#endif
+
+#define DEFAULT_SOCKET "/run/certvisor/control.sock"
+
+enum { EXIT_USAGE = 2, EXIT_NO_AGENT = 4 };
+
+struct ctl_options {
+    const char *socket_path;
+    const char *config_path;
+    bool json;
+};
+
+static void print_help(FILE *out, const char *only)
+{
+    if (!only)
+        fprintf(out, "Usage: certvisorctl [-s SOCKET | -c FILE] [--json] <command> [args...]\n"
+                     "\n"
+                     "Commands:\n");
+    for (int i = 0; i < CONTROL_CMD_COUNT; i++) {
+        const struct control_command_info *c = &control_command_table[i];
+
+        if (only && strcmp(only, c->word) != 0)
+            continue;
+        fprintf(out, "  %-45s %s%s\n", c->usage,
+                c->access == CONTROL_ACCESS_ADMIN ? "[admin] " : "", c->summary);
+    }
+    if (!only)
+        fprintf(out, "  %-45s %s\n", "help [<command>]", "Show this help, or one command's.");
+    if (!only)
+        fprintf(out,
+                "\n"
+                "Options:\n"
+                "  -s, --socket PATH   the agent's control socket (or $CERTVISOR_SOCKET)\n"
+                "  -c, --config FILE   read the socket path from the agent's configuration\n"
+                "                      (default %s)\n"
+                "      --json          print the agent's answers as JSON lines\n"
+                "  -h, --help          show this help\n"
+                "\n"
+                "Exit status: 0 success; 1 an operation failed; 2 usage; 3 a listed service is\n"
+                "not running (status); 4 unknown service, no agent, or permission denied.\n",
+                CERTVISOR_DEFAULT_CONFIG);
+}
+
+/* Where the socket is: --socket, $CERTVISOR_SOCKET, the configuration, the default. */
+static char *resolve_socket(const struct ctl_options *opts)
+{
+    const char *env = getenv("CERTVISOR_SOCKET");
+    const char *config = opts->config_path ? opts->config_path : CERTVISOR_DEFAULT_CONFIG;
+    char *path = NULL;
+
+    if (opts->socket_path)
+        return strdup(opts->socket_path);
+    if (env && *env)
+        return strdup(env);
+    if ((opts->config_path || access(config, R_OK) == 0) &&
+        config_control_socket(config, NULL, &path) == 0)
+        return path;
+    if (opts->config_path) {
+        fprintf(stderr, "certvisorctl: cannot read the control socket from %s\n", config);
+        return NULL;
+    }
+    return strdup(DEFAULT_SOCKET);
+}
+
+static const char *str(json_t *object, const char *key)
+{
+    const char *value = json_string_value(json_object_get(object, key));
+
+    return value ? value : "";
+}
+
+static void print_error_item(json_t *item)
+{
+    printf("%s: ERROR (%s)\n", str(item, "name"), str(item, "error"));
+}
+
+static void print_status(json_t *items)
+{
+    size_t i;
+    json_t *item;
+
+    json_array_foreach(items, i, item)
+    {
+        if (json_object_get(item, "error"))
+            print_error_item(item);
+        else
+            printf("%-33s%-10s%s\n", str(item, "name"), str(item, "state"),
+                   str(item, "description"));
+    }
+}
+
+static void print_operation(const char *command, json_t *items)
+{
+    size_t i;
+    json_t *item;
+
+    json_array_foreach(items, i, item)
+    {
+        if (json_is_true(json_object_get(item, "stopped")))
+            printf("%s: stopped\n", str(item, "name"));
+        if (json_object_get(item, "error"))
+            print_error_item(item);
+        else if (json_is_true(json_object_get(item, "restarted")))
+            printf("%s: restarted (it has no reload signal)\n", str(item, "name"));
+        else
+            printf("%s: %s\n", str(item, "name"), str(item, "result"));
+    }
+    (void)command;
+}
+
+static void print_reload_summary(json_t *reply)
+{
+    static const char *const keys[] = {"added", "changed", "removed"};
+    static const char *const words[] = {"added", "changed (restarting)", "removed"};
+    bool any = false;
+
+    for (size_t k = 0; k < 3; k++) {
+        size_t i;
+        json_t *name;
+
+        json_array_foreach(json_object_get(reply, keys[k]), i, name)
+        {
+            printf("%s: %s\n", json_string_value(name), words[k]);
+            any = true;
+        }
+    }
+    if (!any)
+        printf("No changes\n");
+}
+
+static void print_pids(json_t *reply)
+{
+    size_t i;
+    json_t *item;
+
+    if (json_object_get(reply, "pid")) {
+        printf("%lld\n", (long long)json_integer_value(json_object_get(reply, "pid")));
+        return;
+    }
+    json_array_foreach(json_object_get(reply, "items"), i, item)
+    {
+        if (json_object_get(item, "error"))
+            print_error_item(item);
+        else
+            printf("%lld\n", (long long)json_integer_value(json_object_get(item, "pid")));
+    }
+}
+
+static void print_avail(json_t *items)
+{
+    size_t i;
+    json_t *item;
+
+    json_array_foreach(items, i, item)
+    {
+        printf("%-33s%-10s%-8s%s:%lld\n", str(item, "name"),
+               json_is_true(json_object_get(item, "removing")) ? "removing" : "in use",
+               json_is_true(json_object_get(item, "autostart")) ? "auto" : "manual",
+               str(item, "file"), (long long)json_integer_value(json_object_get(item, "line")));
+    }
+}
+
+static void print_reply(const char *command, json_t *reply)
+{
+    json_t *items = json_object_get(reply, "items");
+
+    if (json_object_get(reply, "error")) {
+        fprintf(stderr, "certvisorctl: %s\n", str(reply, "error"));
+        return;
+    }
+    if (strcmp(command, "status") == 0)
+        print_status(items);
+    else if (strcmp(command, "pid") == 0)
+        print_pids(reply);
+    else if (strcmp(command, "avail") == 0)
+        print_avail(items);
+    else if (strcmp(command, "version") == 0)
+        printf("%s\n", str(reply, "version"));
+    else if (strcmp(command, "reload") == 0 && !items)
+        print_reload_summary(reply);
+    else if (items)
+        print_operation(command, items);
+}
+
+/* Builds the request; tail's -f and -n become options. Returns NULL on a usage error. */
+static json_t *build_request(const char *command, int argc, char **argv)
+{
+    json_t *args = json_array(), *options = json_object();
+
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(command, "tail") == 0 && strcmp(argv[i], "-f") == 0) {
+            json_object_set_new(options, "follow", json_true());
+        } else if (strcmp(command, "tail") == 0 && strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
+            json_object_set_new(options, "lines", json_integer(atoi(argv[++i])));
+        } else if (strcmp(command, "tail") == 0 && argv[i][0] == '-' && argv[i][1] &&
+                   strspn(argv[i] + 1, "0123456789") == strlen(argv[i] + 1)) {
+            json_object_set_new(options, "lines", json_integer(atoi(argv[i] + 1)));
+        } else {
+            json_array_append_new(args, json_string(argv[i]));
+        }
+    }
+    return json_pack("{s:s, s:o, s:o}", "command", command, "args", args, "options", options);
+}
+
+static int run(const struct ctl_options *opts, const char *command, int argc, char **argv)
+{
+    struct control_client *client;
+    json_t *request = build_request(command, argc, argv);
+    char *socket_path = resolve_socket(opts);
+    int r, exit_status = 1;
+
+    if (!socket_path || !request) {
+        free(socket_path);
+        json_decref(request);
+        return EXIT_NO_AGENT;
+    }
+    r = control_client_open(socket_path, &client);
+    if (r < 0) {
+        fprintf(stderr, "certvisorctl: cannot connect to %s: %s\n", socket_path, cv_strerror(r));
+        free(socket_path);
+        json_decref(request);
+        return EXIT_NO_AGENT;
+    }
+    r = control_client_send(client, request);
+    json_decref(request);
+    while (r == 0) {
+        json_t *message;
+
+        r = control_client_receive(client, &message);
+        if (r < 0)
+            break;
+        if (opts->json) {
+            char *text = json_dumps(message, JSON_COMPACT);
+
+            printf("%s\n", text ? text : "");
+            free(text);
+        } else if (json_object_get(message, "line")) {
+            printf("%s\n", str(message, "line"));
+        } else {
+            print_reply(command, message);
+        }
+        fflush(stdout);
+        if (json_object_get(message, "exit")) {
+            exit_status = (int)json_integer_value(json_object_get(message, "exit"));
+            json_decref(message);
+            break;
+        }
+        json_decref(message);
+    }
+    if (r < 0) {
+        fprintf(stderr, "certvisorctl: %s: %s\n", socket_path, cv_strerror(r));
+        exit_status = EXIT_NO_AGENT;
+    }
+    control_client_close(client);
+    free(socket_path);
+    return exit_status;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option long_options[] = {
+        {"socket", required_argument, NULL, 's'}, {"config", required_argument, NULL, 'c'},
+        {"json", no_argument, NULL, 'j'},         {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0}};
+    struct ctl_options opts = {0};
+    const char *command;
+    int c;
+
+    /* '+' stops at the first non-option, so "tail -f name" keeps its -f. */
+    while ((c = getopt_long(argc, argv, "+s:c:hV", long_options, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            opts.socket_path = optarg;
+            break;
+        case 'c':
+            opts.config_path = optarg;
+            break;
+        case 'j':
+            opts.json = true;
+            break;
+        case 'h':
+            print_help(stdout, NULL);
+            return 0;
+        case 'V':
+            printf("certvisorctl %s\n", CERTVISOR_VERSION);
+            return 0;
+        default:
+            print_help(stderr, NULL);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        print_help(stderr, NULL);
+        return EXIT_USAGE;
+    }
+    command = argv[optind];
+    if (strcmp(command, "help") == 0) {
+        if (optind + 1 < argc && control_command_lookup(argv[optind + 1]) < 0) {
+            fprintf(stderr, "certvisorctl: unknown command '%s'\n", argv[optind + 1]);
+            return EXIT_USAGE;
+        }
+        print_help(stdout, optind + 1 < argc ? argv[optind + 1] : NULL);
+        return 0;
+    }
+    if (control_command_lookup(command) < 0) {
+        fprintf(stderr, "certvisorctl: unknown command '%s' (see 'certvisorctl help')\n", command);
+        return EXIT_USAGE;
+    }
+    return run(&opts, command, argc - optind - 1, argv + optind + 1);
+}

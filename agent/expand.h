@@ -1,0 +1,27 @@
+/* %{variable} expansion in configuration values. */
+#ifndef CERTVISOR_EXPAND_H
+#define CERTVISOR_EXPAND_H
+
+#include <stddef.h>
+
+/* The values that configuration strings may refer to as %{name}. */
+struct expand_vars {
+    const char *prefix;
+    const char *state_dir;
+    const char *run_dir;
+    const char *log_dir;
+    const char *conf_dir;
+    const char *libexec_dir;
+    const char *name; /* the service being read, or NULL outside a service */
+};
+
+/*
+ * Checks that every %{...} in text names a known variable. Returns 0, or
+ * -EINVAL with the offending name in err (for a message).
+ */
+int expand_check(const char *text, char *err, size_t err_len);
+
+/* Expands text. Returns a malloc'd string, or NULL on an unknown name or no memory. */
+char *expand_string(const char *text, const struct expand_vars *vars);
+
+#endif

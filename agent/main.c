@@ -1,0 +1,306 @@
+/* certvisord: the node agent's entry point: options, start-up, the event loop, orderly exit. */
+#include "agent.h"
+#include "control.h"
+#include "cv_error.h"
+#include "log.h"
+#include "notify.h"
+#include "procscan.h"
+#include "sdnotify.h"
+#include "service.h"
+#include "supervisor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef CERTVISOR_VERSION
+#define CERTVISOR_VERSION "0.0.0"
+#endif
+
+struct options {
+    const char *config_path;
+    const char *prefix;
+    bool check_only;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: certvisord [-c FILE] [--prefix DIR] [--check]\n"
+            "\n"
+            "The certvisor node agent: supervises the node's services, in dependency order,\n"
+            "with readiness over its own NOTIFY_SOCKET. It runs in the foreground (under\n"
+            "systemd as Type=notify) and is driven with certvisorctl(8).\n"
+            "\n"
+            "  -c, --config FILE   main configuration file (default %s)\n"
+            "  -p, --prefix DIR    put every default path under DIR instead of the file's prefix\n"
+            "  -t, --check         check the configuration, print a summary and exit\n"
+            "  -h, --help          show this help\n"
+            "  -V, --version       show the version\n"
+            "\n"
+            "Signals: SIGHUP re-reads the configuration; SIGTERM or SIGINT stops every\n"
+            "service in reverse dependency order, then exits. See certvisord(8).\n",
+            CERTVISOR_DEFAULT_CONFIG);
+}
+
+static int parse_options(int argc, char **argv, struct options *opts)
+{
+    static const struct option long_options[] = {
+        {"config", required_argument, NULL, 'c'}, {"prefix", required_argument, NULL, 'p'},
+        {"check", no_argument, NULL, 't'},        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0}};
+    int c;
+
+    opts->config_path = CERTVISOR_DEFAULT_CONFIG;
+    while ((c = getopt_long(argc, argv, "c:p:thV", long_options, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            opts->config_path = optarg;
+            break;
+        case 'p':
+            opts->prefix = optarg;
+            break;
+        case 't':
+            opts->check_only = true;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        case 'V':
+            printf("certvisord %s\n", CERTVISOR_VERSION);
+            exit(0);
+        default:
+            usage(stderr);
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "certvisord: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return -1;
+    }
+    return 0;
+}
+
+/* Descriptors 0-2 must exist, or a pipe could land on them and a child would inherit it. */
+static void ensure_standard_fds(void)
+{
+    int fd;
+
+    while ((fd = open("/dev/null", O_RDWR | O_CLOEXEC)) >= 0 && fd <= 2)
+        fcntl(fd, F_SETFD, 0);
+    if (fd > 2)
+        close(fd);
+}
+
+static int make_dir(const char *path, mode_t mode)
+{
+    char buf[4096];
+
+    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+        return -ENAMETOOLONG;
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(buf, mode) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+static int make_directories(const struct agent_config *config)
+{
+    const char *dirs[] = {config->state_dir, config->run_dir, config->log_dir};
+    const mode_t modes[] = {0750, 0755, 0750};
+
+    for (size_t i = 0; i < 3; i++) {
+        int r = make_dir(dirs[i], modes[i]);
+
+        if (r < 0) {
+            fprintf(stderr, "certvisord: cannot create %s: %s\n", dirs[i], strerror(-r));
+            return r;
+        }
+    }
+    return 0;
+}
+
+static void on_signal(evutil_socket_t signo, short what, void *arg)
+{
+    struct agent *agent = arg;
+    json_t *summary = NULL;
+    char *error = NULL;
+
+    (void)what;
+    switch (signo) {
+    case SIGCHLD:
+        supervisor_reap(agent);
+        break;
+    case SIGTERM:
+    case SIGINT:
+        log_info("Received %s: shutting down", signo == SIGTERM ? "SIGTERM" : "SIGINT");
+        agent_shutdown(agent);
+        break;
+    case SIGHUP:
+        log_info("Received SIGHUP: reloading the configuration");
+        agent_reload_config(agent, &summary, &error);
+        json_decref(summary);
+        free(error);
+        break;
+    }
+}
+
+static int setup_signals(struct agent *agent)
+{
+    static const int signals[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP};
+
+    signal(SIGPIPE, SIG_IGN);
+    for (size_t i = 0; i < 4; i++) {
+        agent->signal_events[i] = evsignal_new(agent->base, signals[i], on_signal, agent);
+        if (!agent->signal_events[i] || event_add(agent->signal_events[i], NULL) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Creates the run-time services in dependency order and asks for the autostart ones. */
+static int adopt_services(struct agent *agent)
+{
+    struct agent_config *config = agent->config;
+
+    agent->services = calloc(config->n_services + 1, sizeof(*agent->services));
+    if (!agent->services)
+        return -ENOMEM;
+    for (size_t i = 0; i < config->n_services; i++) {
+        size_t index = config->start_order[i];
+        int r = service_new(agent, config->services[index], &agent->services[i]);
+
+        if (r < 0)
+            return r;
+        config->services[index] = NULL;
+        agent->n_services++;
+        agent->services[i]->pending_start = agent->services[i]->config->autostart;
+    }
+    config->n_services = 0;
+    return 0;
+}
+
+/* After the loop: nothing the agent started may outlive it. */
+static void reap_everything(void)
+{
+    int status;
+
+    procscan_signal_children(getpid(), SIGKILL);
+    while (waitpid(-1, &status, 0) > 0 || errno == EINTR)
+        ;
+}
+
+static void agent_free(struct agent *agent)
+{
+    for (size_t i = 0; i < agent->n_services; i++)
+        service_free(agent->services[i]);
+    free(agent->services);
+    control_server_free(agent->control);
+    notify_server_free(agent->notify);
+    sdnotify_free(agent);
+    for (size_t i = 0; i < 4; i++)
+        if (agent->signal_events[i])
+            event_free(agent->signal_events[i]);
+    if (agent->base)
+        event_base_free(agent->base);
+    config_free(agent->config);
+}
+
+static int start_agent(struct agent *agent)
+{
+    char err[512];
+    int r;
+
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+        log_warning("Cannot become a child subreaper: %s", strerror(errno));
+    agent->base = event_base_new();
+    if (!agent->base || setup_signals(agent) < 0 || sdnotify_init(agent) < 0) {
+        log_error("Cannot set up the event loop");
+        return -1;
+    }
+    r = notify_server_new(agent->base, agent->config->notify_socket, supervisor_on_notify, agent,
+                          &agent->notify);
+    if (r < 0) {
+        log_error("Cannot listen on the notify socket %s: %s", agent->config->notify_socket,
+                  strerror(-r));
+        return -1;
+    }
+    r = control_server_new(agent, &agent->control, err, sizeof(err));
+    if (r < 0) {
+        log_error("Cannot open the control socket: %s", err);
+        return -1;
+    }
+    if (adopt_services(agent) < 0) {
+        log_error("Cannot set up the services");
+        return -1;
+    }
+    log_info("certvisord %s started: %zu services, control socket %s", CERTVISOR_VERSION,
+             agent->n_services, agent->config->control_socket);
+    supervisor_schedule(agent);
+    agent_check_ready(agent);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct agent agent = {0};
+    struct options opts = {0};
+    struct rlimit no_core = {0, 0};
+    char *error = NULL;
+    int r;
+
+    ensure_standard_fds();
+    /* The agent will hold private keys: no core dumps of it. */
+    setrlimit(RLIMIT_CORE, &no_core);
+    prctl(PR_SET_DUMPABLE, 0);
+    if (parse_options(argc, argv, &opts) < 0)
+        return 2;
+    r = config_load(opts.config_path, opts.prefix, &agent.config, &error);
+    if (r < 0) {
+        fprintf(stderr, "certvisord: %s\n", error ? error : cv_strerror(r));
+        free(error);
+        return 1;
+    }
+    if (opts.check_only) {
+        printf("%s: configuration OK, %zu services\n", agent.config->config_path,
+               agent.config->n_services);
+        config_free(agent.config);
+        return 0;
+    }
+    agent.prefix_override = opts.prefix;
+    if (make_directories(agent.config) < 0) {
+        config_free(agent.config);
+        return 1;
+    }
+    r = log_setup("certvisord", agent.config->log_target, agent.config->log_file,
+                  agent.config->log_level);
+    if (r < 0)
+        fprintf(stderr, "certvisord: cannot open the log file %s: %s\n", agent.config->log_file,
+                strerror(-r));
+    if (start_agent(&agent) == 0) {
+        event_base_dispatch(agent.base);
+        log_info("certvisord stopped");
+    } else {
+        agent.exit_status = 1;
+    }
+    agent_free(&agent);
+    reap_everything();
+    return agent.exit_status;
+}

@@ -1,0 +1,156 @@
+/* The NOTIFY_SOCKET the agent owns: systemd's datagram protocol, credited by SO_PASSCRED. */
+#include "notify.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define NOTIFY_MAX_MESSAGE 4096
+
+struct notify_server {
+    int fd;
+    char *path;
+    struct event *event;
+    notify_fn fn;
+    void *data;
+};
+
+/* Closes descriptors a sender attached (FDSTORE=1 and the like): the agent keeps none. */
+static void close_passed_fds(struct msghdr *msg)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+            int *fds = (int *)CMSG_DATA(c);
+            size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+            for (size_t i = 0; i < n; i++)
+                close(fds[i]);
+        }
+    }
+}
+
+static pid_t sender_of(struct msghdr *msg)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS &&
+            c->cmsg_len == CMSG_LEN(sizeof(struct ucred))) {
+            struct ucred cred;
+
+            memcpy(&cred, CMSG_DATA(c), sizeof(cred));
+            return cred.pid;
+        }
+    }
+    return 0;
+}
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    struct notify_server *server = arg;
+    char buf[NOTIFY_MAX_MESSAGE + 1];
+    union {
+        struct cmsghdr align;
+        char space[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int) * 16)];
+    } control;
+
+    (void)what;
+    for (;;) {
+        struct iovec iov = {buf, NOTIFY_MAX_MESSAGE};
+        struct msghdr msg = {.msg_iov = &iov,
+                             .msg_iovlen = 1,
+                             .msg_control = &control,
+                             .msg_controllen = sizeof(control)};
+        ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC);
+        pid_t sender;
+
+        if (n < 0)
+            return; /* EAGAIN: drained */
+        close_passed_fds(&msg);
+        sender = sender_of(&msg);
+        /* Truncated messages and ones without credentials are dropped, as systemd does. */
+        if (n > NOTIFY_MAX_MESSAGE || (msg.msg_flags & MSG_CTRUNC) || sender <= 0)
+            continue;
+        buf[n] = '\0';
+        server->fn(server->data, sender, buf);
+    }
+}
+
+int notify_server_new(struct event_base *base, const char *path, notify_fn fn, void *data,
+                      struct notify_server **ret_server)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    struct notify_server *server;
+    int one = 1, r;
+
+    if (strlen(path) >= sizeof(addr.sun_path))
+        return -ENAMETOOLONG;
+    server = calloc(1, sizeof(*server));
+    if (!server)
+        return -ENOMEM;
+    server->fd = -1;
+    server->fn = fn;
+    server->data = data;
+    server->path = strdup(path);
+    server->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (!server->path || server->fd < 0) {
+        r = server->path ? -errno : -ENOMEM;
+        goto fail;
+    }
+    memcpy(addr.sun_path, path, strlen(path) + 1);
+    unlink(path);
+    if (setsockopt(server->fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0 ||
+        bind(server->fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+        r = -errno;
+        goto fail;
+    }
+    /* Services run as other users and must be able to send; what they send is
+     * only believed for their own processes, by the kernel's credentials. */
+    if (chmod(path, 0666) < 0) {
+        r = -errno;
+        goto fail;
+    }
+    server->event = event_new(base, server->fd, EV_READ | EV_PERSIST, on_readable, server);
+    if (!server->event || event_add(server->event, NULL) < 0) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    *ret_server = server;
+    return 0;
+fail:
+    notify_server_free(server);
+    return r;
+}
+
+void notify_server_free(struct notify_server *server)
+{
+    if (!server)
+        return;
+    if (server->event)
+        event_free(server->event);
+    if (server->fd >= 0) {
+        close(server->fd);
+        unlink(server->path);
+    }
+    free(server->path);
+    free(server);
+}
+
+const char *notify_field(const char *message, const char *key, size_t *ret_len)
+{
+    size_t key_len = strlen(key);
+
+    for (const char *line = message; line && *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+
+        if (len > key_len && strncmp(line, key, key_len) == 0 && line[key_len] == '=') {
+            *ret_len = len - key_len - 1;
+            return line + key_len + 1;
+        }
+        line = end ? end + 1 : NULL;
+    }
+    return NULL;
+}

@@ -1,0 +1,49 @@
+/* Capture of a service's stdout and stderr: line splitting, the tail buffer, the log sinks. */
+#ifndef CERTVISOR_OUTPUT_H
+#define CERTVISOR_OUTPUT_H
+
+#include "service_config.h"
+
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+enum output_stream_id { OUTPUT_STDOUT, OUTPUT_STDERR };
+
+/* Settings shared by every service's output. */
+struct output_settings {
+    bool journal_available; /* the agent runs under systemd with a journal */
+    long max_bytes;         /* rotate a log file beyond this size; 0 never rotates */
+    int backups;            /* rotated files kept: name.log.1 ... name.log.N */
+    int tail_lines;         /* lines kept for tail */
+};
+
+struct output;
+
+/* Called for every captured line (without its newline) of a followed service. */
+typedef void (*output_line_fn)(void *data, enum output_stream_id stream, const char *line,
+                               size_t len);
+
+/*
+ * Creates the pipes and starts reading them. The pipes live as long as the
+ * output, so grandchildren that keep a service's stdout keep being captured
+ * across restarts. Returns 0, or a negative errno (message in err).
+ */
+int output_new(struct event_base *base, const struct service_config *config,
+               const struct output_settings *settings, struct output **ret_output, char *err,
+               size_t err_len);
+
+void output_free(struct output *output);
+
+/* The write end a child gets for a stream, or -1 when the stream goes to /dev/null. */
+int output_child_fd(const struct output *output, enum output_stream_id stream);
+
+/* Calls fn with each of the last n kept lines (all when n <= 0), oldest first. */
+void output_tail(const struct output *output, int n, int stream_filter, output_line_fn fn,
+                 void *data);
+
+/* Adds or removes a follower. stream_filter is an output_stream_id, or -1 for both. */
+int output_follow(struct output *output, int stream_filter, output_line_fn fn, void *data);
+void output_unfollow(struct output *output, output_line_fn fn, void *data);
+
+#endif

@@ -1,0 +1,555 @@
+/* A supervised service at run time: its process, state machine, timers, output and waiters. */
+#include "service.h"
+
+#include "cv_error.h"
+#include "log.h"
+#include "notify.h"
+#include "output.h"
+#include "procscan.h"
+#include "spawn.h"
+#include "supervisor.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+uint64_t monotonic_usec(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static struct timeval timeval_from(double seconds)
+{
+    struct timeval tv;
+
+    tv.tv_sec = (time_t)seconds;
+    tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
+    return tv;
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    service_dispatch(arg, FSM_TIMEOUT);
+}
+
+static void on_reload_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct service *service = arg;
+    char why[160];
+
+    (void)fd;
+    (void)what;
+    service->reload = RELOAD_IDLE;
+    snprintf(why, sizeof(why), "did not confirm the reload (RELOADING=1, then READY=1) within %gs",
+             service->config->policy.start_timeout);
+    log_error("Service '%s' %s", service->config->name, why);
+    service_complete_waiters(service, WAIT_RELOADED, -ETIMEDOUT, why);
+}
+
+static struct output_settings output_settings_of(const struct agent *agent)
+{
+    struct output_settings settings = {
+        .journal_available = agent->under_systemd && log_stderr_is_journal(),
+        .max_bytes = agent->config->service_log_max_bytes,
+        .backups = agent->config->service_log_backups,
+        .tail_lines = agent->config->tail_lines,
+    };
+    return settings;
+}
+
+int service_new(struct agent *agent, struct service_config *config, struct service **ret_service)
+{
+    struct service *service = calloc(1, sizeof(*service));
+    struct output_settings settings = output_settings_of(agent);
+    char err[256];
+    int r;
+
+    if (!service)
+        return -ENOMEM;
+    service->agent = agent;
+    service->config = config;
+    service->exec_status_fd = -1;
+    service->state_since_usec = monotonic_usec();
+    service->state_since_wall = time(NULL);
+    service->timer = evtimer_new(agent->base, on_timer, service);
+    service->reload_timer = evtimer_new(agent->base, on_reload_timeout, service);
+    if (!service->timer || !service->reload_timer) {
+        service->config = NULL;
+        service_free(service);
+        return -ENOMEM;
+    }
+    r = output_new(agent->base, config, &settings, &service->output, err, sizeof(err));
+    if (r < 0) {
+        log_error("Cannot capture the output of service '%s': %s", config->name, err);
+        service->config = NULL;
+        service_free(service);
+        return r;
+    }
+    *ret_service = service;
+    return 0;
+}
+
+static void close_exec_status(struct service *service)
+{
+    if (service->exec_status_event) {
+        event_free(service->exec_status_event);
+        service->exec_status_event = NULL;
+    }
+    if (service->exec_status_fd >= 0) {
+        close(service->exec_status_fd);
+        service->exec_status_fd = -1;
+    }
+}
+
+void service_free(struct service *service)
+{
+    if (!service)
+        return;
+    service_complete_waiters(service, WAIT_READY, CV_ENO_SUCH_SERVICE, "removed");
+    service_complete_waiters(service, WAIT_STOPPED, 0, NULL);
+    service_complete_waiters(service, WAIT_RELOADED, CV_ENO_SUCH_SERVICE, "removed");
+    close_exec_status(service);
+    if (service->timer)
+        event_free(service->timer);
+    if (service->reload_timer)
+        event_free(service->reload_timer);
+    output_free(service->output);
+    service_config_free(service->config);
+    service_config_free(service->next_config);
+    free(service);
+}
+
+int service_wait(struct service *service, enum wait_goal goal, service_wait_fn fn, void *data)
+{
+    struct service_waiter *waiter = calloc(1, sizeof(*waiter));
+    struct service_waiter **tail = &service->waiters;
+
+    if (!waiter)
+        return -ENOMEM;
+    waiter->goal = goal;
+    waiter->fn = fn;
+    waiter->data = data;
+    /* Appended, so waiters complete in the order they were registered. */
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = waiter;
+    return 0;
+}
+
+void service_complete_waiters(struct service *service, enum wait_goal goal, int result,
+                              const char *why)
+{
+    struct service_waiter *done = NULL, **done_tail = &done;
+
+    /* Unlink first: a callback may register new waiters on this service. */
+    for (struct service_waiter **p = &service->waiters; *p;) {
+        if ((*p)->goal == goal) {
+            *done_tail = *p;
+            *p = (*p)->next;
+            done_tail = &(*done_tail)->next;
+            *done_tail = NULL;
+        } else {
+            p = &(*p)->next;
+        }
+    }
+    while (done) {
+        struct service_waiter *next = done->next;
+
+        done->fn(service, done->data, result, why);
+        free(done);
+        done = next;
+    }
+}
+
+/* Swaps in a configuration that a reload left waiting for the service to stop. */
+static void adopt_next_config(struct service *service)
+{
+    struct output_settings settings = output_settings_of(service->agent);
+    struct output *output;
+    char err[256];
+
+    if (!service->next_config)
+        return;
+    if (output_new(service->agent->base, service->next_config, &settings, &output, err,
+                   sizeof(err)) < 0) {
+        log_error("Cannot capture the output of service '%s': %s; keeping the old streams",
+                  service->config->name, err);
+    } else {
+        output_free(service->output);
+        service->output = output;
+    }
+    service_config_free(service->config);
+    service->config = service->next_config;
+    service->next_config = NULL;
+}
+
+static void on_exec_status(evutil_socket_t fd, short what, void *arg)
+{
+    struct service *service = arg;
+
+    (void)what;
+    if (spawn_read_failure(fd, service->config, service->exec_error, sizeof(service->exec_error))) {
+        log_error("Service '%s': %s", service->config->name, service->exec_error);
+        close_exec_status(service);
+        return; /* the exit of the child drives the state machine */
+    }
+    close_exec_status(service); /* EOF without data: exec() succeeded */
+    service_dispatch(service, FSM_SPAWNED);
+}
+
+static void fail_spawn(struct service *service, const char *why)
+{
+    struct fsm_effects effects;
+    struct fsm_event event = {FSM_EXIT, false, -1};
+
+    snprintf(service->exec_error, sizeof(service->exec_error), "%s", why);
+    log_error("Cannot start service '%s': %s", service->config->name, why);
+    fsm_step(&service->fsm, &service->config->policy, &event, &effects);
+    /* Only CANCEL/ARM can follow an exit during STARTING. */
+    event_del(service->timer);
+    if (effects.actions & FSM_DO_ARM_TIMER) {
+        struct timeval tv = timeval_from(effects.timer_seconds);
+
+        evtimer_add(service->timer, &tv);
+    }
+}
+
+static void spawn(struct service *service)
+{
+    struct spawn_request request = {
+        .config = service->config,
+        .notify_socket = service->agent->config->notify_socket,
+        .stdout_fd = output_child_fd(service->output, OUTPUT_STDOUT),
+        .stderr_fd = output_child_fd(service->output, OUTPUT_STDERR),
+    };
+    char err[512];
+    int status_fd;
+    pid_t pid;
+
+    service->exec_error[0] = '\0';
+    service->status_text[0] = '\0';
+    if (spawn_service(&request, &pid, &status_fd, err, sizeof(err)) < 0) {
+        fail_spawn(service, err);
+        return;
+    }
+    if (service->settled_once || service->restarts || service->fsm.failures)
+        service->restarts++;
+    service->pid = pid;
+    service->exec_status_fd = status_fd;
+    service->exec_status_event =
+        event_new(service->agent->base, status_fd, EV_READ, on_exec_status, service);
+    if (service->exec_status_event)
+        event_add(service->exec_status_event, NULL);
+    log_info("Started service '%s' (pid %d)", service->config->name, (int)pid);
+}
+
+static void signal_group(struct service *service, int signo)
+{
+    if (service->pid > 0 && kill(-service->pid, signo) < 0 && errno == ESRCH)
+        kill(service->pid, signo); /* not yet the leader of its own group */
+}
+
+static void apply_effects(struct service *service, const struct fsm_effects *effects)
+{
+    if (effects->actions & FSM_DO_CANCEL_TIMER)
+        event_del(service->timer);
+    if (effects->actions & FSM_DO_SIGNAL_STOP)
+        signal_group(service, service->config->stop_signal);
+    if (effects->actions & FSM_DO_KILL) {
+        log_warning("Service '%s' did not stop within %gs: sending SIGKILL", service->config->name,
+                    service->config->policy.stop_timeout);
+        signal_group(service, SIGKILL);
+    }
+    if (effects->actions & FSM_DO_SPAWN) {
+        adopt_next_config(service);
+        spawn(service);
+    }
+    if (effects->actions & FSM_DO_ARM_TIMER && service->fsm.state != SERVICE_FATAL) {
+        struct timeval tv = timeval_from(effects->timer_seconds);
+
+        evtimer_add(service->timer, &tv);
+    }
+}
+
+static void note_reason(struct service *service, const struct fsm_effects *effects,
+                        const char *exit_text)
+{
+    char previous[sizeof(service->reason)];
+    const struct fsm_policy *policy = &service->config->policy;
+
+    snprintf(previous, sizeof(previous), "%s", service->reason);
+    switch (effects->note) {
+    case FSM_NOTE_EXITED_EARLY:
+        snprintf(service->reason, sizeof(service->reason), "%s before it was ready", exit_text);
+        break;
+    case FSM_NOTE_START_TIMEOUT:
+        snprintf(service->reason, sizeof(service->reason), "was not ready within %gs",
+                 policy->start_timeout);
+        break;
+    case FSM_NOTE_CRASHED:
+        snprintf(service->reason, sizeof(service->reason), "%s unexpectedly", exit_text);
+        break;
+    case FSM_NOTE_EXITED:
+        snprintf(service->reason, sizeof(service->reason), "%s", exit_text);
+        break;
+    case FSM_NOTE_GAVE_UP:
+        if (exit_text)
+            snprintf(previous, sizeof(previous), "%s", exit_text);
+        snprintf(service->reason, sizeof(service->reason),
+                 "gave up after %d failed starts; last: %.180s", service->fsm.failures, previous);
+        break;
+    case FSM_NOTE_STOPPED:
+        service->reason[0] = '\0';
+        break;
+    default:
+        break;
+    }
+}
+
+/* After every step: timestamps, logs, waiters, agent readiness and the scheduler. */
+static void after_transition(struct service *service, enum service_state before)
+{
+    enum service_state now = service->fsm.state;
+    const char *name = service->config->name;
+
+    if (now == before)
+        return;
+    service->state_since_usec = monotonic_usec();
+    service->state_since_wall = time(NULL);
+    if (now == SERVICE_RUNNING) {
+        service->ready_at_usec = service->state_since_usec;
+        log_info("Service '%s' is ready (pid %d)", name, (int)service->pid);
+    } else if (now == SERVICE_BACKOFF) {
+        log_warning("Service '%s' %s; retrying in %gs", name, service->reason,
+                    fsm_backoff_delay(&service->config->policy, service->fsm.failures));
+    } else if (now == SERVICE_FATAL) {
+        log_error("Service '%s' is FATAL: %s", name, service->reason);
+    } else if (now == SERVICE_EXITED) {
+        log_notice("Service '%s' %s", name, service->reason);
+    } else if (now == SERVICE_STOPPED) {
+        log_info("Service '%s' stopped", name);
+    }
+    if (now == SERVICE_RUNNING || now == SERVICE_FATAL || now == SERVICE_EXITED)
+        service->settled_once = true;
+    if (before == SERVICE_RUNNING && service->reload != RELOAD_IDLE) {
+        service->reload = RELOAD_IDLE;
+        event_del(service->reload_timer);
+        service_complete_waiters(service, WAIT_RELOADED, -ECHILD, "exited during the reload");
+    }
+    if (now == SERVICE_RUNNING)
+        service_complete_waiters(service, WAIT_READY, 0, NULL);
+    else if (now == SERVICE_FATAL || now == SERVICE_EXITED ||
+             (now == SERVICE_STOPPED && !service->pending_start))
+        service_complete_waiters(service, WAIT_READY, -ECHILD,
+                                 *service->reason ? service->reason : "stopped");
+    if (!service_state_active(now) && now != SERVICE_BACKOFF) {
+        adopt_next_config(service);
+        service_complete_waiters(service, WAIT_STOPPED, 0, NULL);
+    }
+    supervisor_schedule(service->agent);
+    agent_check_ready(service->agent);
+    agent_update_status(service->agent);
+}
+
+void service_dispatch(struct service *service, enum fsm_event_kind kind)
+{
+    struct fsm_event event = {kind, false, -1};
+    struct fsm_effects effects;
+    enum service_state before = service->fsm.state;
+
+    fsm_step(&service->fsm, &service->config->policy, &event, &effects);
+    note_reason(service, &effects, NULL);
+    apply_effects(service, &effects);
+    after_transition(service, before);
+}
+
+static void describe_exit(int status, char *buf, size_t len)
+{
+    if (WIFEXITED(status))
+        snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        snprintf(buf, len, "was killed by signal %d (%s)%s", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)), WCOREDUMP(status) ? ", core dumped" : "");
+    else
+        snprintf(buf, len, "ended with wait status %d", status);
+}
+
+static bool exit_expected(const struct service_config *config, int status)
+{
+    if (!WIFEXITED(status))
+        return false;
+    for (size_t i = 0; i < config->n_exit_codes; i++)
+        if (config->exit_codes[i] == WEXITSTATUS(status))
+            return true;
+    return false;
+}
+
+void service_handle_exit(struct service *service, int wait_status)
+{
+    struct fsm_event event = {FSM_EXIT, exit_expected(service->config, wait_status), -1};
+    enum service_state before = service->fsm.state;
+    struct fsm_effects effects;
+    char exit_text[300];
+
+    /* The exit may be reaped before the status pipe is read: read it now. */
+    if (service->exec_status_fd >= 0) {
+        spawn_read_failure(service->exec_status_fd, service->config, service->exec_error,
+                           sizeof(service->exec_error));
+        close_exec_status(service);
+    }
+    if (*service->exec_error)
+        snprintf(exit_text, sizeof(exit_text), "%s", service->exec_error);
+    else
+        describe_exit(wait_status, exit_text, sizeof(exit_text));
+    /* Nothing of a service outlives its main process: the rest of its
+     * process group and session goes with it. */
+    if (service->pid > 1) {
+        kill(-service->pid, SIGKILL);
+        procscan_signal_session(service->pid, SIGKILL);
+    }
+    if (before == SERVICE_RUNNING)
+        event.run_seconds = (double)(monotonic_usec() - service->ready_at_usec) / 1e6;
+    log_debug("Service '%s' (pid %d) %s", service->config->name, (int)service->pid, exit_text);
+    service->pid = 0;
+    fsm_step(&service->fsm, &service->config->policy, &event, &effects);
+    note_reason(service, &effects, exit_text);
+    apply_effects(service, &effects);
+    after_transition(service, before);
+}
+
+int service_reload(struct service *service)
+{
+    double timeout =
+        service->config->policy.start_timeout > 0 ? service->config->policy.start_timeout : 90.0;
+    struct timeval tv = timeval_from(timeout);
+
+    if (service->fsm.state != SERVICE_RUNNING)
+        return -ESRCH;
+    if (service->reload != RELOAD_IDLE)
+        return 0; /* the reload under way answers this request too */
+    if (kill(service->pid, service->config->reload_signal) < 0)
+        return -errno;
+    service->reload = RELOAD_SIGNALED;
+    evtimer_add(service->reload_timer, &tv);
+    log_info("Reloading service '%s' (signal %s)", service->config->name,
+             signal_word(service->config->reload_signal)
+                 ? signal_word(service->config->reload_signal)
+                 : "?");
+    return 0;
+}
+
+static void handle_ready(struct service *service)
+{
+    if (service->reload == RELOAD_RELOADING) {
+        service->reload = RELOAD_IDLE;
+        event_del(service->reload_timer);
+        log_info("Service '%s' reloaded", service->config->name);
+        service_complete_waiters(service, WAIT_RELOADED, 0, NULL);
+    } else if (service->reload == RELOAD_IDLE) {
+        service_dispatch(service, FSM_READY);
+    }
+    /* READY=1 while only signalled is not a reload confirmation: RELOADING=1 comes first. */
+}
+
+static void handle_mainpid(struct service *service, const char *value, size_t len)
+{
+    char text[16];
+    pid_t pid;
+
+    if (len == 0 || len >= sizeof(text))
+        return;
+    memcpy(text, value, len);
+    text[len] = '\0';
+    pid = (pid_t)atoi(text);
+    /* Only a process of the service's own session may become its main process. */
+    if (pid > 0 && getsid(pid) == service->pid)
+        log_debug("Service '%s' announced MAINPID=%d", service->config->name, (int)pid);
+    else
+        log_warning("Service '%s' sent MAINPID=%s, which is not one of its processes: ignored",
+                    service->config->name, text);
+}
+
+void service_handle_notify(struct service *service, const char *message, pid_t sender)
+{
+    const char *value;
+    size_t len;
+
+    (void)sender;
+    if ((value = notify_field(message, "STATUS", &len))) {
+        if (len >= sizeof(service->status_text))
+            len = sizeof(service->status_text) - 1;
+        memcpy(service->status_text, value, len);
+        service->status_text[len] = '\0';
+    }
+    if ((value = notify_field(message, "MAINPID", &len)))
+        handle_mainpid(service, value, len);
+    if ((value = notify_field(message, "EXTEND_TIMEOUT_USEC", &len)) &&
+        service->fsm.state == SERVICE_STARTING) {
+        struct timeval tv = timeval_from(strtod(value, NULL) / 1e6);
+
+        evtimer_add(service->timer, &tv);
+    }
+    if ((value = notify_field(message, "RELOADING", &len)) && len == 1 && *value == '1' &&
+        service->fsm.state == SERVICE_RUNNING)
+        service->reload = RELOAD_RELOADING;
+    if ((value = notify_field(message, "STOPPING", &len)) && len == 1 && *value == '1')
+        log_debug("Service '%s' is stopping", service->config->name);
+    if ((value = notify_field(message, "READY", &len)) && len == 1 && *value == '1')
+        handle_ready(service);
+}
+
+static void format_duration(uint64_t usec, char *buf, size_t len)
+{
+    unsigned long seconds = (unsigned long)(usec / 1000000u);
+    unsigned long days = seconds / 86400;
+
+    seconds %= 86400;
+    if (days)
+        snprintf(buf, len, "%lu day%s, %lu:%02lu:%02lu", days, days == 1 ? "" : "s", seconds / 3600,
+                 seconds / 60 % 60, seconds % 60);
+    else
+        snprintf(buf, len, "%lu:%02lu:%02lu", seconds / 3600, seconds / 60 % 60, seconds % 60);
+}
+
+void service_describe(const struct service *service, char *buf, size_t len)
+{
+    char when[64], uptime[48];
+    struct tm tm;
+    uint64_t now = monotonic_usec();
+
+    localtime_r(&service->state_since_wall, &tm);
+    strftime(when, sizeof(when), "%b %d %H:%M:%S", &tm);
+    switch (service->fsm.state) {
+    case SERVICE_RUNNING:
+        format_duration(now - service->ready_at_usec, uptime, sizeof(uptime));
+        snprintf(buf, len, "pid %d, uptime %s", (int)service->pid, uptime);
+        break;
+    case SERVICE_STARTING:
+        snprintf(buf, len, "pid %d, waiting for readiness%s%s", (int)service->pid,
+                 *service->status_text ? ": " : "", service->status_text);
+        break;
+    case SERVICE_STOPPING:
+        snprintf(buf, len, "pid %d, stopping", (int)service->pid);
+        break;
+    case SERVICE_BACKOFF:
+        snprintf(buf, len, "%s; retry %d of %d", service->reason, service->fsm.failures,
+                 service->config->policy.start_retries);
+        break;
+    case SERVICE_STOPPED:
+        snprintf(buf, len, service->settled_once ? "%s" : "Not started", when);
+        break;
+    case SERVICE_EXITED:
+    case SERVICE_FATAL:
+        snprintf(buf, len, "%s (%s)", service->reason, when);
+        break;
+    }
+}
