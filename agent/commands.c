@@ -69,7 +69,7 @@ static void on_goal(struct service *service, void *data, int result, const char 
     json_t *item = json_array_get(op->items, part->index);
     static const char *const done_words[] = {"started", "stopped", "started", "reloaded"};
 
-    (void)service;
+    log_debug("Operation on '%s': %s", service->config->name, result < 0 ? why : "done");
     if (result < 0) {
         json_object_set_new(item, "error", json_string(why ? why : cv_strerror(result)));
         op->exit_status = EXIT_FAILED;
@@ -215,17 +215,17 @@ static void run_operation(struct agent *agent, struct control_conn *conn, json_t
             continue;
         switch (verb) {
         case OP_START:
-            supervisor_request_start(agent, service);
+            supervisor_mark_start(agent, service);
             break;
         case OP_STOP:
-            supervisor_request_stop(agent, service, true);
+            supervisor_mark_stop(service, true);
             break;
         case OP_RESTART:
-            supervisor_request_restart(agent, service);
+            supervisor_mark_restart(agent, service);
             break;
         case OP_RELOAD:
             if (service->config->reload_signal == 0)
-                supervisor_request_restart(agent, service);
+                supervisor_mark_restart(agent, service);
             else if (service_reload(service) < 0)
                 service_complete_waiters(service, WAIT_RELOADED, -errno,
                                          "cannot send the reload signal");
@@ -233,6 +233,7 @@ static void run_operation(struct agent *agent, struct control_conn *conn, json_t
         }
     }
     free(services);
+    supervisor_schedule(agent);
     op->outstanding--;
     op_finish_if_done(op);
 }

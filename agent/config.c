@@ -1,6 +1,7 @@
 /* The agent's configuration: certvisor.conf, the conf.d files it includes, and their loading. */
 #include "config.h"
 
+#include "conf_text.h"
 #include "cv_error.h"
 #include "deps.h"
 #include "expand.h"
@@ -9,6 +10,7 @@
 #include <errno.h>
 #include <glob.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,13 +43,15 @@ static cfg_opt_t include_options[] = {
 
 /* Collects libconfuse's messages, each prefixed with file:line, for one load. */
 static FILE *error_sink;
+static const char *current_file; /* the file being parsed: libconfuse parses a buffer */
 
 static void collect_error(cfg_t *cfg, const char *fmt, va_list ap)
 {
     if (!error_sink)
         return;
-    if (cfg && cfg->filename)
-        fprintf(error_sink, "%s:%d: ", cfg->filename, cfg->line);
+    /* cfg->filename is "[buf]" for a parsed buffer: name the real file. */
+    if (cfg && (current_file || cfg->filename))
+        fprintf(error_sink, "%s:%d: ", current_file ? current_file : cfg->filename, cfg->line);
     vfprintf(error_sink, fmt, ap);
     fputc('\n', error_sink);
 }
@@ -123,17 +127,35 @@ static char *absolute_from(const char *base, const char *path)
     return out;
 }
 
-static char *expand_path(cfg_t *cfg, const char *option, const struct expand_vars *vars,
-                         const char *base)
+/*
+ * Expands a path option of the main file and makes it absolute. Variables
+ * that have no value yet at that point (%{name} always; %{state_dir} inside
+ * libexec_dir, for instance) are a configuration error, named in err.
+ */
+static int expand_path(cfg_t *cfg, const char *option, const struct expand_vars *vars,
+                       const char *base, char **ret_path, char *err, size_t err_len)
 {
-    char *expanded = expand_string(cfg_getstr(cfg, option), vars);
-    char *path;
+    const char *value = cfg_getstr(cfg, option);
+    char check[256];
+    char *expanded;
 
-    if (!expanded)
-        return NULL;
-    path = absolute_from(base, expanded);
+    if (expand_check(value, check, sizeof(check)) < 0) {
+        snprintf(err, err_len, "%s:%d: %s: %s", current_file,
+                 conf_text_option_line(current_file, option), option, check);
+        return CV_ECONFIG;
+    }
+    expanded = expand_string(value, vars);
+    if (!expanded) {
+        snprintf(err, err_len,
+                 "%s:%d: %s: \"%s\" uses a variable that has no value here (%%{name} exists "
+                 "only in services; prefix, conf_dir, then libexec_dir, state_dir, run_dir and "
+                 "log_dir are set in that order)",
+                 current_file, conf_text_option_line(current_file, option), option, value);
+        return CV_ECONFIG;
+    }
+    *ret_path = absolute_from(base, expanded);
     free(expanded);
-    return path;
+    return *ret_path ? 0 : -ENOMEM;
 }
 
 static char *dup_or_null(const char *s)
@@ -174,32 +196,43 @@ struct service_config *config_find_service(const struct agent_config *config, co
     return index < 0 ? NULL : config->services[index];
 }
 
-static int fill_main(cfg_t *cfg, const char *prefix_override, struct agent_config *config)
+static int fill_main(cfg_t *cfg, const char *prefix_override, struct agent_config *config,
+                     char *err, size_t err_len)
 {
     struct expand_vars vars = {0};
     const char *prefix = prefix_override ? prefix_override : cfg_getstr(cfg, "prefix");
+    static const struct {
+        const char *option;
+        size_t offset;
+    } paths[] = {
+        {"libexec_dir", offsetof(struct agent_config, libexec_dir)},
+        {"state_dir", offsetof(struct agent_config, state_dir)},
+        {"run_dir", offsetof(struct agent_config, run_dir)},
+        {"log_dir", offsetof(struct agent_config, log_dir)},
+        {"include", offsetof(struct agent_config, include_dir)},
+        {"control_socket", offsetof(struct agent_config, control_socket)},
+        {"notify_socket", offsetof(struct agent_config, notify_socket)},
+        {"log_file", offsetof(struct agent_config, log_file)},
+    };
+    int r;
 
     config->prefix = absolute_from(config->conf_dir, prefix);
+    if (!config->prefix)
+        return -ENOMEM;
     vars.prefix = config->prefix;
     vars.conf_dir = config->conf_dir;
-    config->libexec_dir = expand_path(cfg, "libexec_dir", &vars, config->conf_dir);
-    config->state_dir = expand_path(cfg, "state_dir", &vars, config->conf_dir);
-    config->run_dir = expand_path(cfg, "run_dir", &vars, config->conf_dir);
-    config->log_dir = expand_path(cfg, "log_dir", &vars, config->conf_dir);
-    if (!config->prefix || !config->libexec_dir || !config->state_dir || !config->run_dir ||
-        !config->log_dir)
-        return -ENOMEM;
-    vars.libexec_dir = config->libexec_dir;
-    vars.state_dir = config->state_dir;
-    vars.run_dir = config->run_dir;
-    vars.log_dir = config->log_dir;
-    config->include_dir = expand_path(cfg, "include", &vars, config->conf_dir);
-    config->control_socket = expand_path(cfg, "control_socket", &vars, config->conf_dir);
-    config->notify_socket = expand_path(cfg, "notify_socket", &vars, config->conf_dir);
-    config->log_file = expand_path(cfg, "log_file", &vars, config->conf_dir);
-    if (!config->include_dir || !config->control_socket || !config->notify_socket ||
-        !config->log_file)
-        return -ENOMEM;
+    /* In table order, each path may use the ones before it. */
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        char **slot = (char **)((char *)config + paths[i].offset);
+
+        r = expand_path(cfg, paths[i].option, &vars, config->conf_dir, slot, err, err_len);
+        if (r < 0)
+            return r;
+        vars.libexec_dir = config->libexec_dir;
+        vars.state_dir = config->state_dir;
+        vars.run_dir = config->run_dir;
+        vars.log_dir = config->log_dir;
+    }
     config->control_group = dup_or_null(cfg_getstr(cfg, "control_group"));
     config->admin_group = dup_or_null(cfg_getstr(cfg, "admin_group"));
     config->service_user = dup_or_null(cfg_getstr(cfg, "service_user"));
@@ -210,6 +243,21 @@ static int fill_main(cfg_t *cfg, const char *prefix_override, struct agent_confi
     config->service_log_backups = (int)cfg_getint(cfg, "service_log_backups");
     config->tail_lines = (int)cfg_getint(cfg, "tail_lines");
     return 0;
+}
+
+/* Parses one file from its comment-blanked text. Returns 0, or CV_ECONFIG (messages in err or the
+ * sink). */
+static int parse_file(cfg_t *cfg, const char *path, char *err, size_t err_len)
+{
+    char *text;
+    int r = conf_text_load(path, &text, err, err_len);
+
+    if (r < 0)
+        return r;
+    current_file = path;
+    r = cfg_parse_buf(cfg, text) == CFG_SUCCESS ? 0 : CV_ECONFIG;
+    free(text);
+    return r;
 }
 
 static int add_service(struct agent_config *config, struct service_config *service, char *err,
@@ -249,21 +297,13 @@ static int load_include(struct agent_config *config, const char *path, char *err
         return -ENOMEM;
     cfg_set_error_function(cfg, collect_error);
     service_config_set_validators(cfg);
-    switch (cfg_parse(cfg, path)) {
-    case CFG_SUCCESS:
-        break;
-    case CFG_FILE_ERROR:
-        snprintf(err, err_len, "%s: cannot read: %s", path, strerror(errno));
-        r = CV_ECONFIG;
-        break;
-    default:
-        r = CV_ECONFIG; /* the messages are in the sink */
-    }
+    r = parse_file(cfg, path, err, err_len);
     for (unsigned i = 0; r == 0 && i < cfg_size(cfg, "service"); i++) {
         struct service_config *service;
 
-        r = service_config_from_cfg(cfg_getnsec(cfg, "service", i), &vars, config->service_user,
-                                    config->service_group, &service, err, err_len);
+        r = service_config_from_cfg(cfg_getnsec(cfg, "service", i), path, &vars,
+                                    config->service_user, config->service_group, &service, err,
+                                    err_len);
         if (r == 0) {
             r = add_service(config, service, err, err_len);
             if (r < 0)
@@ -312,17 +352,9 @@ static int load_main(const char *path, const char *prefix_override, struct agent
     cfg_set_validate_func(cfg, "service_log_max_bytes", validate_positive_int);
     cfg_set_validate_func(cfg, "service_log_backups", validate_positive_int);
     cfg_set_validate_func(cfg, "tail_lines", validate_positive_int);
-    switch (cfg_parse(cfg, path)) {
-    case CFG_SUCCESS:
-        r = fill_main(cfg, prefix_override, config);
-        break;
-    case CFG_FILE_ERROR:
-        snprintf(err, err_len, "%s: cannot read: %s", path, strerror(errno));
-        r = CV_ECONFIG;
-        break;
-    default:
-        r = CV_ECONFIG;
-    }
+    r = parse_file(cfg, path, err, err_len);
+    if (r == 0)
+        r = fill_main(cfg, prefix_override, config, err, err_len);
     cfg_free(cfg);
     return r;
 }

@@ -137,6 +137,11 @@ static void dispatch(struct control_conn *conn, json_t *request)
                             json_string_value(command));
         return;
     }
+    if (control_command_table[index].access == CONTROL_ACCESS_ADMIN &&
+        conn->server->agent->shutting_down) {
+        control_reply_error(conn, 1, "certvisord is shutting down");
+        return;
+    }
     if (control_command_table[index].access == CONTROL_ACCESS_ADMIN) {
         char *args_text = args ? json_dumps(args, JSON_COMPACT) : NULL;
 

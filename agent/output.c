@@ -183,9 +183,13 @@ static void consume(struct stream *stream, const char *data, size_t len)
             break;
         }
         size_t line_len = nl ? (size_t)(nl - start) : sizeof(stream->partial);
+        bool split = line_len > sizeof(stream->partial);
 
+        /* A line longer than the limit is delivered in pieces of the limit. */
+        if (split)
+            line_len = sizeof(stream->partial);
         deliver_line(stream, start, line_len);
-        start += line_len + (nl ? 1 : 0);
+        start += line_len + (nl && !split ? 1 : 0);
     }
 sinks:
     /* The sinks get the bytes as they came: the journal splits lines itself,
@@ -274,6 +278,9 @@ int output_new(struct event_base *base, const struct service_config *config,
 
     if (!output)
         return -ENOMEM;
+    for (int i = 0; i < 2; i++)
+        output->streams[i].read_fd = output->streams[i].write_fd = output->streams[i].journal_fd =
+            -1;
     output->settings = *settings;
     output->name = strdup(config->name);
     output->tail =
@@ -282,8 +289,12 @@ int output_new(struct event_base *base, const struct service_config *config,
         output_free(output);
         return -ENOMEM;
     }
-    output->streams[OUTPUT_STDOUT].id = OUTPUT_STDOUT;
-    output->streams[OUTPUT_STDERR].id = OUTPUT_STDERR;
+    for (int i = 0; i < 2; i++) {
+        /* Before any setup can fail: output_free() closes what is not -1. */
+        output->streams[i].id = (enum output_stream_id)i;
+        output->streams[i].read_fd = output->streams[i].write_fd = -1;
+        output->streams[i].journal_fd = -1;
+    }
     r = stream_setup(output, base, &output->streams[OUTPUT_STDOUT], &config->stdout_target, err,
                      err_len);
     if (r == 0)

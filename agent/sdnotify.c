@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "sdproto.h"
 
 static void on_watchdog(evutil_socket_t fd, short what, void *arg)
@@ -33,18 +34,30 @@ int sdnotify_init(struct agent *agent)
     return 0;
 }
 
+/* Sends a message that systemd must not miss, and says so when it could not be sent. */
+static void notify_important(const char *message)
+{
+    int r = sdproto_notify(message);
+
+    if (r < 0)
+        log_warning("Cannot tell systemd '%s': %s", message, strerror(-r));
+}
+
 void sdnotify_ready(struct agent *agent)
 {
     (void)agent;
-    sdproto_notify("READY=1");
+    notify_important("READY=1");
 }
 
 void sdnotify_status(struct agent *agent, const char *status)
 {
+    static char last[512];
     char message[512];
 
-    if (!agent->under_systemd)
+    /* Services change state often; systemd only needs to hear when the line changes. */
+    if (!agent->under_systemd || strcmp(last, status) == 0)
         return;
+    snprintf(last, sizeof(last), "%s", status);
     snprintf(message, sizeof(message), "STATUS=%s", status);
     sdproto_notify(message);
 }
@@ -57,13 +70,13 @@ void sdnotify_reloading(struct agent *agent)
     /* MONOTONIC_USEC lets systemd's notify-reload match this reload to its request. */
     snprintf(message, sizeof(message), "RELOADING=1\nMONOTONIC_USEC=%llu",
              (unsigned long long)monotonic_usec());
-    sdproto_notify(message);
+    notify_important(message);
 }
 
 void sdnotify_stopping(struct agent *agent)
 {
     (void)agent;
-    sdproto_notify("STOPPING=1");
+    notify_important("STOPPING=1");
 }
 
 void sdnotify_free(struct agent *agent)

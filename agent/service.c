@@ -283,36 +283,33 @@ static void apply_effects(struct service *service, const struct fsm_effects *eff
 static void note_reason(struct service *service, const struct fsm_effects *effects,
                         const char *exit_text)
 {
-    char previous[sizeof(service->reason)];
     const struct fsm_policy *policy = &service->config->policy;
+    char cause[sizeof(service->reason)];
 
-    snprintf(previous, sizeof(previous), "%s", service->reason);
     switch (effects->note) {
     case FSM_NOTE_EXITED_EARLY:
-        snprintf(service->reason, sizeof(service->reason), "%s before it was ready", exit_text);
+        snprintf(cause, sizeof(cause), "%s before it was ready", exit_text);
         break;
     case FSM_NOTE_START_TIMEOUT:
-        snprintf(service->reason, sizeof(service->reason), "was not ready within %gs",
-                 policy->start_timeout);
+        snprintf(cause, sizeof(cause), "was not ready within %gs", policy->start_timeout);
         break;
     case FSM_NOTE_CRASHED:
-        snprintf(service->reason, sizeof(service->reason), "%s unexpectedly", exit_text);
+        snprintf(cause, sizeof(cause), "%s unexpectedly", exit_text);
         break;
     case FSM_NOTE_EXITED:
-        snprintf(service->reason, sizeof(service->reason), "%s", exit_text);
-        break;
-    case FSM_NOTE_GAVE_UP:
-        if (exit_text)
-            snprintf(previous, sizeof(previous), "%s", exit_text);
-        snprintf(service->reason, sizeof(service->reason),
-                 "gave up after %d failed starts; last: %.180s", service->fsm.failures, previous);
+        snprintf(cause, sizeof(cause), "%s", exit_text);
         break;
     case FSM_NOTE_STOPPED:
         service->reason[0] = '\0';
-        break;
+        return;
     default:
-        break;
+        return;
     }
+    if (effects->gave_up)
+        snprintf(service->reason, sizeof(service->reason),
+                 "gave up after %d failed starts; last: %.190s", service->fsm.failures, cause);
+    else
+        snprintf(service->reason, sizeof(service->reason), "%s", cause);
 }
 
 /* After every step: timestamps, logs, waiters, agent readiness and the scheduler. */

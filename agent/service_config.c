@@ -176,8 +176,8 @@ static int validate_exit_code(cfg_t *cfg, cfg_opt_t *opt)
 
 void service_config_set_validators(cfg_t *cfg)
 {
-    static const char *const with_variables[] = {"command", "arguments", "directory", "stdout",
-                                                 "stderr"};
+    static const char *const with_variables[] = {"command", "arguments", "directory",
+                                                 "stdout",  "stderr",    "after"};
     static const char *const non_negative[] = {"start_timeout",       "stop_timeout",
                                                "backoff_initial",     "backoff_max",
                                                "backoff_reset_after", "start_retries"};
@@ -244,7 +244,9 @@ static char **expand_list(cfg_t *section, const char *option, size_t offset,
     for (size_t i = 0; i < n; i++) {
         strv[offset + i] = expand_string(cfg_getnstr(section, option, (unsigned)i), vars);
         if (!strv[offset + i]) {
-            free_strv(strv + offset);
+            /* strv[0] may be unset when offset is 1: free the expanded entries only. */
+            for (size_t j = offset; j < offset + i; j++)
+                free(strv[j]);
             free(strv);
             return NULL;
         }
@@ -429,9 +431,9 @@ static bool valid_service_name(const char *name)
     return strcmp(name, "all") != 0;
 }
 
-int service_config_from_cfg(cfg_t *section, struct expand_vars *vars, const char *default_user,
-                            const char *default_group, struct service_config **ret_config,
-                            char *err, size_t err_len)
+int service_config_from_cfg(cfg_t *section, const char *source_file, struct expand_vars *vars,
+                            const char *default_user, const char *default_group,
+                            struct service_config **ret_config, char *err, size_t err_len)
 {
     struct service_config *config = calloc(1, sizeof(*config));
     const char *name = cfg_title(section);
@@ -442,7 +444,7 @@ int service_config_from_cfg(cfg_t *section, struct expand_vars *vars, const char
         return -ENOMEM;
     config->source_line = section->line;
     config->name = strdup(name);
-    config->source_file = strdup(section->filename ? section->filename : "?");
+    config->source_file = strdup(source_file);
     if (!config->name || !config->source_file) {
         service_config_free(config);
         return -ENOMEM;

@@ -46,13 +46,13 @@ extern cfg_opt_t service_config_options[];
 void service_config_set_validators(cfg_t *cfg);
 
 /*
- * Builds a service_config from a parsed section. vars->name is set to the
+ * Builds a service_config from a section parsed from source_file. vars->name is set to the
  * section's title here. default_user and default_group apply when the section
  * names none (may be NULL). Returns 0, or CV_ECONFIG with a message in err.
  */
-int service_config_from_cfg(cfg_t *section, struct expand_vars *vars, const char *default_user,
-                            const char *default_group, struct service_config **ret_config,
-                            char *err, size_t err_len);
+int service_config_from_cfg(cfg_t *section, const char *source_file, struct expand_vars *vars,
+                            const char *default_user, const char *default_group,
+                            struct service_config **ret_config, char *err, size_t err_len);
 
 void service_config_free(struct service_config *config);
 

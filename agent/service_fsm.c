@@ -44,7 +44,7 @@ static void count_failure(struct fsm *fsm, const struct fsm_policy *policy, stru
     out->actions |= FSM_DO_CANCEL_TIMER;
     if (fsm->failures > policy->start_retries) {
         fsm->state = SERVICE_FATAL;
-        out->note = FSM_NOTE_GAVE_UP;
+        out->gave_up = true;
         return;
     }
     fsm->state = SERVICE_BACKOFF;
@@ -126,7 +126,7 @@ static void on_timeout(struct fsm *fsm, const struct fsm_policy *policy, struct 
 void fsm_step(struct fsm *fsm, const struct fsm_policy *policy, const struct fsm_event *event,
               struct fsm_effects *ret_effects)
 {
-    struct fsm_effects out = {0, 0, FSM_NOTE_NONE};
+    struct fsm_effects out = {0, 0, FSM_NOTE_NONE, false};
     enum service_state state = fsm->state;
 
     switch (event->kind) {

@@ -78,7 +78,8 @@ enum fsm_note {
 struct fsm_effects {
     unsigned actions;
     double timer_seconds;
-    enum fsm_note note;
+    enum fsm_note note; /* for a failure: what failed, even when it was the last straw */
+    bool gave_up;       /* too many failures: the service is FATAL */
 };
 
 const char *service_state_name(enum service_state state);

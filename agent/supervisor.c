@@ -173,26 +173,23 @@ static void mark_start(struct agent *agent, struct service *service)
     }
 }
 
-void supervisor_request_start(struct agent *agent, struct service *service)
+void supervisor_mark_start(struct agent *agent, struct service *service)
 {
     mark_start(agent, service);
-    supervisor_schedule(agent);
 }
 
-void supervisor_request_stop(struct agent *agent, struct service *service, bool by_operator)
+void supervisor_mark_stop(struct service *service, bool by_operator)
 {
     service->pending_start = false;
     service->pending_stop = true;
     if (by_operator)
         service->operator_stopped = true;
-    supervisor_schedule(agent);
 }
 
-void supervisor_request_restart(struct agent *agent, struct service *service)
+void supervisor_mark_restart(struct agent *agent, struct service *service)
 {
     service->pending_stop = true;
     mark_start(agent, service);
-    supervisor_schedule(agent);
 }
 
 static struct service *service_by_pid(const struct agent *agent, pid_t pid)

@@ -15,14 +15,19 @@ struct service;
  */
 void supervisor_schedule(struct agent *agent);
 
+/*
+ * The requests only mark services; supervisor_schedule() then acts on every
+ * mark at once, so that a request for several services keeps dependency order.
+ */
+
 /* Asks for a service to run, pulling in the services it is 'after'. */
-void supervisor_request_start(struct agent *agent, struct service *service);
+void supervisor_mark_start(struct agent *agent, struct service *service);
 
 /* Asks for a service to stop. by_operator keeps it stopped across configuration reloads. */
-void supervisor_request_stop(struct agent *agent, struct service *service, bool by_operator);
+void supervisor_mark_stop(struct service *service, bool by_operator);
 
 /* Asks for a service to stop (if running) and start again. */
-void supervisor_request_restart(struct agent *agent, struct service *service);
+void supervisor_mark_restart(struct agent *agent, struct service *service);
 
 /* Reaps every exited child (SIGCHLD): services' main processes and adopted orphans. */
 void supervisor_reap(struct agent *agent);

@@ -45,8 +45,11 @@ int sdproto_notify(const char *message)
     fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
-    /* The receiver learns who sent it from the kernel (SO_PASSCRED), not from us. */
-    sent = sendto(fd, message, strlen(message), MSG_NOSIGNAL, (struct sockaddr *)&addr, addr_len);
+    /* The receiver learns who sent it from the kernel (SO_PASSCRED), not from us.
+     * MSG_DONTWAIT: a receiver that stopped reading must not stall the caller's
+     * event loop; the message is then lost and -EAGAIN returned. */
+    sent = sendto(fd, message, strlen(message), MSG_NOSIGNAL | MSG_DONTWAIT,
+                  (struct sockaddr *)&addr, addr_len);
     r = sent < 0 ? -errno : 1;
     close(fd);
     return r;

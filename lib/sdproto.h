@@ -7,8 +7,9 @@
 
 /*
  * Sends one notify message (lines of KEY=VALUE) to $NOTIFY_SOCKET, as
- * sd_notify() does; abstract sockets ("@name") are supported. Returns 1 when
- * sent, 0 when no socket is set, or a negative errno.
+ * sd_notify() does; abstract sockets ("@name") are supported. Never blocks.
+ * Returns 1 when sent, 0 when no socket is set, or a negative errno (-EAGAIN
+ * when the receiver's queue is full).
  */
 int sdproto_notify(const char *message);
 

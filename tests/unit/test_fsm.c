@@ -92,7 +92,8 @@ static void early_exits_back_off_geometrically_then_fatal(void **state)
     step(&fsm, &policy, FSM_TIMEOUT);
     e = exit_with(&fsm, &policy, true, -1); /* even a clean exit before ready is a failure */
     assert_int_equal(fsm.state, SERVICE_FATAL);
-    assert_int_equal(e.note, FSM_NOTE_GAVE_UP);
+    assert_true(e.gave_up);
+    assert_int_equal(e.note, FSM_NOTE_EXITED_EARLY);
     assert_int_equal(fsm.failures, 3);
 }
 

@@ -1,0 +1,248 @@
+"""Harness for integration tests: runs the real certvisord in a temporary directory.
+
+Each test gets an `agent_factory` that writes a main configuration and conf.d
+files, starts certvisord in its own session with a NOTIFY_SOCKET that the test
+owns (standing in for systemd), and drives it with the real certvisorctl.
+Everything the agent started is killed and the directory removed afterwards.
+"""
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import textwrap
+import threading
+import time
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+BUILD = pathlib.Path(os.environ.get("CERTVISOR_BUILD_DIR", REPO / "build"))
+CERTVISORD = BUILD / "certvisord"
+CERTVISORCTL = BUILD / "certvisorctl"
+TESTSVC = BUILD / "certvisor-testsvc"
+
+
+def wait_for(predicate, timeout=10.0, interval=0.02, what="condition"):
+    """Polls predicate until it returns a true value; the test's own clock, not the agent's."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie is dead for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+class NotifyListener:
+    """A datagram socket standing in for systemd's NOTIFY_SOCKET; like systemd, it keeps reading."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(0.1)
+        self.messages = []
+        self.times = []
+        self.lock = threading.Lock()
+        self.running = True
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        while self.running:
+            try:
+                data = self.sock.recv(4096).decode()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.messages.append(data)
+                self.times.append(time.monotonic())
+
+    def drain(self, timeout=0.0):
+        """The messages so far (after waiting timeout seconds)."""
+        if timeout:
+            time.sleep(timeout)
+        with self.lock:
+            return list(self.messages)
+
+    def wait_for(self, needle, timeout=15.0):
+        return wait_for(lambda: any(needle in m for m in self.drain()), timeout,
+                        what=f"notify message {needle!r}")
+
+    def close(self):
+        self.running = False
+        self.thread.join(timeout=2)
+        self.sock.close()
+
+
+class Agent:
+    def __init__(self, root, services, main_extra="", env_extra=None):
+        self.root = pathlib.Path(root)
+        self.conf_d = self.root / "conf.d"
+        self.conf_d.mkdir(parents=True, exist_ok=True)
+        self.prefix = self.root / "prefix"
+        self.config = self.root / "certvisor.conf"
+        self.record = self.root / "record.txt"
+        self.socket = self.prefix / "run/certvisor/control.sock"
+        self.log = self.root / "agent.log"
+        self.main_extra = main_extra
+        self.env_extra = env_extra or {}
+        self.proc = None
+        self.notify = NotifyListener(self.root / "systemd-notify.sock")
+        self.write_main()
+        for name, body in services.items():
+            self.write_service(name, body)
+
+    # --- configuration ---------------------------------------------------------
+    def write_main(self, extra=None):
+        text = textwrap.dedent(f"""\
+            prefix = "{self.prefix}"
+            libexec_dir = "{BUILD}"
+            include = "{self.conf_d}"
+            log_target = "console"
+            log_level = "debug"
+            """) + (self.main_extra if extra is None else extra) + "\n"
+        self.config.write_text(text)
+
+    def write_service(self, name, body, filename=None):
+        """body: option lines; `TESTSVC` in it stands for the test program's path."""
+        body = textwrap.dedent(body).replace("TESTSVC", str(TESTSVC)).replace("RECORD", str(self.record))
+        path = self.conf_d / (filename or f"{name}.conf")
+        path.write_text(f"service {name} {{\n{body}\n}}\n")
+        return path
+
+    def remove_service(self, name):
+        (self.conf_d / f"{name}.conf").unlink()
+
+    # --- process -----------------------------------------------------------------
+    def start(self, wait_ready=True, extra_args=(), expect_fail=False):
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+               "NOTIFY_SOCKET": self.notify.path}
+        env.update(self.env_extra)
+        for key in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
+            if key in os.environ:
+                env[key] = os.environ[key]
+        self.log_file = open(self.log, "ab")
+        self.proc = subprocess.Popen([str(CERTVISORD), "-c", str(self.config), *extra_args],
+                                     stdout=self.log_file, stderr=subprocess.STDOUT, env=env,
+                                     start_new_session=True)
+        if expect_fail:
+            self.proc.wait(timeout=10)
+            return self.proc.returncode
+        if wait_ready:
+            self.wait_ready()
+        return None
+
+    def wait_ready(self, timeout=20.0):
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"certvisord exited with {self.proc.returncode}:\n{self.log_text()}")
+            return any("READY=1" in m for m in self.notify.drain(0.02))
+
+        wait_for(ready, timeout, what="READY=1 from certvisord")
+
+    def log_text(self):
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def ctl(self, *args, timeout=60, user=None):
+        cmd = [str(CERTVISORCTL), "-s", str(self.socket), *args]
+        if user:
+            cmd = ["setpriv", f"--reuid={user[0]}", f"--regid={user[1]}", "--clear-groups", *cmd]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+    def status(self):
+        """name -> (state, description) from `certvisorctl status`."""
+        out = self.ctl("status").stdout
+        result = {}
+        for line in out.splitlines():
+            name, state, desc = line[:33].strip(), line[33:43].strip(), line[43:]
+            result[name] = (state, desc)
+        return result
+
+    def state(self, name):
+        return self.status().get(name, (None, None))[0]
+
+    def wait_state(self, name, state, timeout=15.0):
+        return wait_for(lambda: self.state(name) == state, timeout, what=f"{name} to be {state}")
+
+    def pid_of(self, name):
+        return int(self.ctl("pid", name).stdout.strip())
+
+    def records(self, event=None, name=None):
+        """Lines the test program appended: (event, name, pid, monotonic_ns)."""
+        if not self.record.exists():
+            return []
+        rows = []
+        for line in self.record.read_text().splitlines():
+            ev, svc, pid, ns = line.split()
+            if (event is None or ev == event) and (name is None or svc == name):
+                rows.append((ev, svc, int(pid), int(ns)))
+        return rows
+
+    def stop(self, timeout=30):
+        """SIGTERM, as systemd sends it; returns the exit status."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=timeout)
+        return self.proc.returncode if self.proc else None
+
+    def cleanup(self):
+        if self.proc and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(timeout=10)
+        # Anything a test program recorded must be gone, whatever the test did.
+        for _, _, pid, _ in self.records():
+            if pid_alive(pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        if getattr(self, "log_file", None):
+            self.log_file.close()
+        self.notify.close()
+
+
+@pytest.fixture
+def agent_factory(tmp_path):
+    agents = []
+
+    def make(services, main_extra="", env_extra=None, subdir=None):
+        agent = Agent(tmp_path / (subdir or f"agent{len(agents)}"), services, main_extra, env_extra)
+        agents.append(agent)
+        return agent
+
+    yield make
+    for agent in agents:
+        agent.cleanup()
+
+
+def pytest_report_header(config):
+    return f"certvisor build: {BUILD}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def binaries_exist():
+    for binary in (CERTVISORD, CERTVISORCTL, TESTSVC):
+        assert binary.exists(), f"{binary} is missing: build first (scripts/build.sh)"

@@ -1,0 +1,224 @@
+"""Supervision: dependency order, readiness, backoff, FATAL, stop, and nothing left behind."""
+import os
+import signal
+import time
+
+from conftest import pid_alive, wait_for
+
+
+def svc(args="", after=(), extra=""):
+    deps = ", ".join(f'"{d}"' for d in after)
+    return f"""
+        command = "TESTSVC"
+        arguments = {{"--record", "RECORD" {"," if args else ""} {args}}}
+        after = {{{deps}}}
+        {extra}
+    """
+
+
+def quoted(*words):
+    return ", ".join(f'"{w}"' for w in words)
+
+
+def test_starts_in_dependency_order_each_after_its_dependencies_are_ready(agent_factory):
+    agent = agent_factory({
+        "base": svc(quoted("--ready-delay", "200")),
+        "middle": svc(quoted("--ready-delay", "100"), after=["base"]),
+        "top": svc(after=["middle"]),
+        "loner": svc(),
+    })
+    agent.start()
+    ready = {name: ns for ev, name, _, ns in agent.records("ready")}
+    start = {name: ns for ev, name, _, ns in agent.records("start")}
+    assert start["middle"] > ready["base"]
+    assert start["top"] > ready["middle"]
+    # Independent services do not wait for the chain.
+    assert start["loner"] < ready["base"]
+    assert all(state == "RUNNING" for state, _ in agent.status().values())
+
+
+def test_sigterm_stops_in_reverse_dependency_order_and_exits_cleanly(agent_factory):
+    agent = agent_factory({
+        "base": svc(),
+        "middle": svc(after=["base"]),
+        "top": svc(after=["middle"]),
+    })
+    agent.start()
+    pids = [pid for _, _, pid, _ in agent.records("start")]
+    assert agent.stop() == 0
+    stops = [name for _, name, _, _ in agent.records("stop")]
+    assert stops == ["top", "middle", "base"]
+    assert not any(pid_alive(p) for p in pids)
+    assert any("STOPPING=1" in m for m in agent.notify.drain(0.1))
+    assert not agent.socket.exists(), "the control socket is removed on exit"
+
+
+def test_a_service_that_never_notifies_times_out_and_goes_fatal(agent_factory):
+    agent = agent_factory({"silent": svc(quoted("--no-notify"),
+                                         extra="start_timeout = 0.5\nstart_retries = 1\nbackoff_initial = 0.1")})
+    agent.start()
+    agent.wait_state("silent", "FATAL")
+    state, desc = agent.status()["silent"]
+    assert "was not ready within 0.5s" in desc
+    assert "gave up after 2 failed starts" in desc
+    assert len(agent.records("start", "silent")) == 2
+    result = agent.ctl("status", "silent")
+    assert result.returncode == 3
+
+
+def test_crash_on_start_backs_off_geometrically_then_fatal(agent_factory):
+    agent = agent_factory({"crasher": svc(quoted("--crash-on-start", "--exit-code", "7"),
+                                          extra="start_retries = 3\nbackoff_initial = 0.1\nbackoff_factor = 2")})
+    agent.start()
+    agent.wait_state("crasher", "FATAL")
+    starts = [ns for _, _, _, ns in agent.records("start", "crasher")]
+    assert len(starts) == 4
+    gaps = [(b - a) / 1e9 for a, b in zip(starts, starts[1:])]
+    # 0.1, 0.2, 0.4 s between attempts (plus process start-up time).
+    for gap, expected in zip(gaps, [0.1, 0.2, 0.4]):
+        assert expected <= gap < expected + 0.3, gaps
+    assert "exited with status 7 before it was ready" in agent.status()["crasher"][1]
+
+
+def test_a_service_that_crashes_later_is_restarted(agent_factory):
+    agent = agent_factory({"flaky": svc(quoted("--crash-after", "300"),
+                                        extra="backoff_initial = 0.05\nstart_retries = 100")})
+    agent.start()
+    first = agent.pid_of("flaky")
+    wait_for(lambda: len(agent.records("start", "flaky")) >= 3, what="two restarts")
+    agent.wait_state("flaky", "RUNNING")
+    assert agent.pid_of("flaky") != first
+    assert "exited with status 1 unexpectedly" in agent.log_text()
+
+
+def test_expected_exit_is_not_restarted_with_autorestart_unexpected(agent_factory):
+    agent = agent_factory({"oneshot": svc(quoted("--crash-after", "100", "--exit-code", "0"))})
+    agent.start()
+    agent.wait_state("oneshot", "EXITED")
+    time.sleep(0.3)
+    assert len(agent.records("start", "oneshot")) == 1
+
+
+def test_stop_escalates_to_sigkill_for_a_service_ignoring_sigterm(agent_factory):
+    agent = agent_factory({"stubborn": svc(quoted("--ignore-term"), extra="stop_timeout = 0.5")})
+    agent.start()
+    pid = agent.pid_of("stubborn")
+    began = time.monotonic()
+    result = agent.ctl("stop", "stubborn")
+    elapsed = time.monotonic() - began
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "stubborn: stopped"
+    assert elapsed >= 0.5
+    assert not pid_alive(pid)
+    assert "did not stop within 0.5s: sending SIGKILL" in agent.log_text()
+
+
+def test_no_grandchild_survives_stop_even_outside_the_process_group(agent_factory):
+    agent = agent_factory({
+        "forker": svc(quoted("--grandchildren", "2")),
+        "escaper": svc(quoted("--grandchildren", "2", "--escape-group")),
+    })
+    agent.start()
+    grandchildren = wait_for(lambda: len(agent.records("grandchild")) == 4 and agent.records("grandchild"),
+                             what="four grandchildren")
+    assert all(pid_alive(pid) for _, _, pid, _ in grandchildren)
+    result = agent.ctl("stop", "all")
+    assert result.returncode == 0, result.stdout + result.stderr
+    wait_for(lambda: not any(pid_alive(pid) for _, _, pid, _ in grandchildren), 5,
+             what="grandchildren to be gone")
+
+
+def test_nothing_is_left_running_after_the_agent_exits(agent_factory):
+    agent = agent_factory({
+        "a": svc(quoted("--grandchildren", "1")),
+        "b": svc(quoted("--ignore-term"), extra="stop_timeout = 0.3"),
+    })
+    agent.start()
+    wait_for(lambda: agent.records("grandchild"), what="a grandchild")
+    pids = [pid for _, _, pid, _ in agent.records()]
+    assert agent.stop() == 0
+    assert not any(pid_alive(p) for p in pids)
+
+
+def test_services_die_with_an_agent_killed_by_sigkill(agent_factory):
+    agent = agent_factory({"a": svc(), "b": svc()})
+    agent.start()
+    pids = [pid for _, _, pid, _ in agent.records("start")]
+    os.kill(agent.proc.pid, signal.SIGKILL)
+    agent.proc.wait(timeout=5)
+    wait_for(lambda: not any(pid_alive(p) for p in pids), 5, what="services to follow the agent")
+
+
+def test_restart_returns_once_the_service_is_ready_again(agent_factory):
+    agent = agent_factory({"slow": svc(quoted("--ready-delay", "300"))})
+    agent.start()
+    old = agent.pid_of("slow")
+    began = time.monotonic()
+    result = agent.ctl("restart", "slow")
+    assert time.monotonic() - began >= 0.3
+    assert result.returncode == 0
+    assert result.stdout.splitlines() == ["slow: stopped", "slow: started"]
+    assert agent.state("slow") == "RUNNING"
+    assert agent.pid_of("slow") != old
+
+
+def test_restart_of_a_service_that_fails_says_so(agent_factory):
+    agent = agent_factory({"ok": svc()})
+    agent.start()
+    agent.write_service("ok", svc(quoted("--crash-on-start"), extra="start_retries = 0"))
+    assert agent.ctl("reload").returncode == 0
+    wait_for(lambda: agent.state("ok") == "FATAL", what="FATAL after the changed configuration")
+    result = agent.ctl("restart", "ok")
+    assert result.returncode == 1
+    assert "ok: ERROR (gave up after 1 failed starts" in result.stdout
+
+
+def test_restart_all_stops_in_reverse_and_starts_in_dependency_order(agent_factory):
+    agent = agent_factory({
+        "base": svc(),
+        "middle": svc(after=["base"]),
+        "top": svc(after=["middle"]),
+    })
+    agent.start()
+    agent.record.write_text("")
+    result = agent.ctl("restart", "all")
+    assert result.returncode == 0, result.stdout
+    events = [(ev, name) for ev, name, _, _ in agent.records() if ev in ("stop", "start")]
+    assert events == [("stop", "top"), ("stop", "middle"), ("stop", "base"),
+                      ("start", "base"), ("start", "middle"), ("start", "top")]
+
+
+def test_start_pulls_in_dependencies_and_dependency_failure_is_reported(agent_factory):
+    agent = agent_factory({
+        "base": svc(extra="autostart = false"),
+        "top": svc(after=["base"], extra="autostart = false"),
+    })
+    agent.start()
+    assert agent.state("top") == "STOPPED"
+    result = agent.ctl("start", "top")
+    assert result.returncode == 0, result.stdout
+    assert agent.state("base") == "RUNNING"
+    agent.ctl("stop", "all")
+    agent.write_service("base", svc(quoted("--crash-on-start"), extra="autostart = false\nstart_retries = 0"))
+    agent.ctl("reload")
+    result = agent.ctl("start", "top")
+    assert result.returncode == 1
+    assert "top: ERROR (dependency 'base' is FATAL" in result.stdout
+
+
+def test_flooding_stdout_neither_blocks_the_agent_nor_grows_it(agent_factory):
+    agent = agent_factory({"flood": svc(quoted("--flood")), "quiet": svc()},
+                          main_extra="service_log_max_bytes = 200000\nservice_log_backups = 2")
+    agent.start()
+    log = agent.prefix / "var/log/certvisor/flood.log"
+    wait_for(lambda: (log.parent / "flood.log.2").exists(), 20, what="two rotations")
+    for _ in range(5):
+        began = time.monotonic()
+        assert agent.ctl("restart", "quiet").returncode == 0
+        assert time.monotonic() - began < 5
+    tail = agent.ctl("tail", "-n", "3", "flood").stdout.splitlines()
+    assert len(tail) == 3 and all(line.startswith("flood line ") for line in tail)
+    assert not (log.parent / "flood.log.3").exists(), "only service_log_backups files are kept"
+    rss_kb = int([l for l in open(f"/proc/{agent.proc.pid}/status") if l.startswith("VmRSS")][0].split()[1])
+    assert rss_kb < 64 * 1024
+    assert agent.ctl("stop", "flood").returncode == 0
