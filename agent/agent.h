@@ -22,6 +22,7 @@ struct agent {
     struct control_server *control;
     struct event *signal_events[4];
     struct event *watchdog_timer;
+    struct event *removal_event; /* frees removed services outside their own transitions */
     const char *prefix_override; /* --prefix, kept for configuration reloads */
     bool under_systemd;          /* NOTIFY_SOCKET was set for the agent itself */
     bool ready_sent;

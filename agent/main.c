@@ -162,6 +162,13 @@ static void on_signal(evutil_socket_t signo, short what, void *arg)
     }
 }
 
+static void on_removal(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    supervisor_drop_removed(arg);
+}
+
 static int setup_signals(struct agent *agent)
 {
     static const int signals[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP};
@@ -215,6 +222,8 @@ static void agent_free(struct agent *agent)
     control_server_free(agent->control);
     notify_server_free(agent->notify);
     sdnotify_free(agent);
+    if (agent->removal_event)
+        event_free(agent->removal_event);
     for (size_t i = 0; i < 4; i++)
         if (agent->signal_events[i])
             event_free(agent->signal_events[i]);
@@ -231,7 +240,10 @@ static int start_agent(struct agent *agent)
     if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
         log_warning("Cannot become a child subreaper: %s", strerror(errno));
     agent->base = event_base_new();
-    if (!agent->base || setup_signals(agent) < 0 || sdnotify_init(agent) < 0) {
+    if (agent->base)
+        agent->removal_event = event_new(agent->base, -1, 0, on_removal, agent);
+    if (!agent->base || !agent->removal_event || setup_signals(agent) < 0 ||
+        sdnotify_init(agent) < 0) {
         log_error("Cannot set up the event loop");
         return -1;
     }

@@ -121,16 +121,19 @@ static void run_pending_starts(struct agent *agent)
     }
 }
 
-/* Frees the services a configuration reload removed, once they have stopped. */
-static void drop_removed(struct agent *agent)
+static bool removable(const struct service *service)
+{
+    return service->remove_when_stopped && !has_process_or_retry(service) && !service->pending_stop;
+}
+
+void supervisor_drop_removed(struct agent *agent)
 {
     size_t kept = 0;
 
     for (size_t i = 0; i < agent->n_services; i++) {
         struct service *service = agent->services[i];
 
-        if (service->remove_when_stopped && !has_process_or_retry(service) &&
-            !service->pending_stop) {
+        if (removable(service)) {
             log_info("Service '%s' removed", service->config->name);
             service_free(service);
         } else {
@@ -154,8 +157,15 @@ void supervisor_schedule(struct agent *agent)
         run_pending_stops(agent);
         run_pending_starts(agent);
     } while (again);
-    drop_removed(agent);
     running = false;
+    /* Never free a service here: the caller may be that service's own transition.
+     * The removal runs from the event loop, on its own. */
+    for (size_t i = 0; i < agent->n_services; i++) {
+        if (removable(agent->services[i]) && agent->removal_event) {
+            event_active(agent->removal_event, 0, 0);
+            break;
+        }
+    }
     if (agent->shutting_down && supervisor_all_quiet(agent))
         event_base_loopexit(agent->base, NULL);
 }

@@ -29,6 +29,9 @@ void supervisor_mark_stop(struct service *service, bool by_operator);
 /* Asks for a service to stop (if running) and start again. */
 void supervisor_mark_restart(struct agent *agent, struct service *service);
 
+/* Frees the services a configuration reload removed, once they have stopped (from the loop). */
+void supervisor_drop_removed(struct agent *agent);
+
 /* Reaps every exited child (SIGCHLD): services' main processes and adopted orphans. */
 void supervisor_reap(struct agent *agent);
 

@@ -9,6 +9,7 @@ goals; goals are reported, not asserted. See tests/bench/README.md.
 """
 
 import argparse
+import contextlib
 import math
 import os
 import shutil
@@ -67,16 +68,16 @@ def on_stop_signal(signo, frame):
         raise BenchError(why)
 
 
-class deferred_signals:
-    def __enter__(self):
-        global _deferring
-        _deferring = True
-
-    def __exit__(self, *exc):
-        global _deferring
+@contextlib.contextmanager
+def deferred_signals():
+    global _deferring
+    _deferring = True
+    try:
+        yield
+    finally:
         _deferring = False
-        if _deferred and exc[0] is None:
-            raise BenchError(_deferred[0])
+    if _deferred:
+        raise BenchError(_deferred[0])
 
 
 # ---------------------------------------------------------------- /proc helpers
@@ -159,6 +160,12 @@ class Spawned:
 
     def alive(self):
         return self.proc.poll() is None
+
+    def exit_text(self):
+        code = self.proc.poll()
+        if code is None:
+            return "still running"
+        return f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with {code}"
 
     def log_tail(self, lines=20):
         try:
@@ -382,7 +389,7 @@ def run_certvisord(build_dir, tmpdir, n_one, n_all):
         return result
     except BaseException:
         if agent:
-            sys.stderr.write("certvisord log (end):\n" + agent.log_tail())
+            sys.stderr.write(f"certvisord ({agent.exit_text()}) log, end:\n" + agent.log_tail())
         raise
     finally:
         if agent:
@@ -402,7 +409,8 @@ def write_supervisord_conf(base, build_dir, startsecs):
                 f"[supervisord]\nnodaemon = true\nlogfile = {base}/supervisord.log\n"
                 f"pidfile = {base}/supervisord.pid\nchildlogdir = {logs}\n\n"
                 "[rpcinterface:supervisor]\n"
-                "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\n"
+                "supervisor.rpcinterface_factory = "
+                "supervisor.rpcinterface:make_main_rpcinterface\n\n"
                 f"[supervisorctl]\nserverurl = unix://{sock}\n")
         for name, after in SERVICES:
             f.write(f"\n[program:{name}]\n"
@@ -433,8 +441,8 @@ def run_supervisord(build_dir, tmpdir, n_one, n_all, startsecs, full):
             # supervisorctl status exits non-zero until every program runs.
             done = subprocess.run(ctl + ["status"], capture_output=True, text=True,
                                   timeout=COMMAND_TIMEOUT)
-            states = [line.split()[1] for line in done.stdout.splitlines() if line.strip()]
-            if len(states) == len(SERVICES) and all(s == "RUNNING" for s in states):
+            states = [line.split()[1:2] for line in done.stdout.splitlines() if line.strip()]
+            if len(states) == len(SERVICES) and all(s == ["RUNNING"] for s in states):
                 break
             time.sleep(0.2)
 
@@ -452,7 +460,8 @@ def run_supervisord(build_dir, tmpdir, n_one, n_all, startsecs, full):
         return result
     except BaseException:
         if daemon:
-            sys.stderr.write("supervisord output (end):\n" + daemon.log_tail())
+            sys.stderr.write(f"supervisord ({daemon.exit_text()}) output, end:\n"
+                             + daemon.log_tail())
         raise
     finally:
         if daemon:
@@ -507,8 +516,9 @@ def print_table(cv, sup, sup0, n_one, n_all):
     row("Pss", "MiB", cv["memory"].get("pss"), sup["memory"].get("pss"))
     row("Private (clean+dirty)", "MiB", cv["memory"].get("private"), sup["memory"].get("private"))
     row("VmRSS after the restarts", "MiB", cv["memory_after"]["rss"], sup["memory_after"]["rss"])
-    for key, label, n, goal in (("restart_one", f"restart {RESTART_ONE}", n_one, GOAL_RESTART_ONE_MS),
-                                ("restart_all", "restart all", n_all, GOAL_RESTART_ALL_MS)):
+    for key, label, n, goal in (
+            ("restart_one", f"restart {RESTART_ONE}", n_one, GOAL_RESTART_ONE_MS),
+            ("restart_all", "restart all", n_all, GOAL_RESTART_ALL_MS)):
         median = cv[key]["median_ms"]
         row(f"{label}, median of {n}", "ms", median, sup[key]["median_ms"], f"<= {goal:g} ms",
             median <= goal)
@@ -590,7 +600,7 @@ def main():
         print()
         print_table(cv, sup, sup0, n_one, n_all)
         return 0
-    except BenchError as e:
+    except (BenchError, subprocess.TimeoutExpired, OSError) as e:
         print(f"bench_supervise: {e}", file=sys.stderr)
         return 1
     finally:

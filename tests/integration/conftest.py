@@ -7,9 +7,11 @@ Everything the agent started is killed and the directory removed afterwards.
 """
 import os
 import pathlib
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import textwrap
 import threading
 import time
@@ -224,18 +226,35 @@ class Agent:
         self.notify.close()
 
 
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
 @pytest.fixture
-def agent_factory(tmp_path):
+def agent_factory():
+    # Not pytest's tmp_path: that is private to root (0700), and services and clients
+    # running as other users must reach their sockets and the record file.
+    base = pathlib.Path(tempfile.mkdtemp(prefix="certvisor-it-", dir="/tmp"))
+    base.chmod(0o755)
     agents = []
 
     def make(services, main_extra="", env_extra=None, subdir=None):
-        agent = Agent(tmp_path / (subdir or f"agent{len(agents)}"), services, main_extra, env_extra)
+        root = base / (subdir or f"agent{len(agents)}")
+        root.mkdir(mode=0o755)
+        agent = Agent(root, services, main_extra, env_extra)
+        agent.record.touch()
+        agent.record.chmod(0o666)
         agents.append(agent)
         return agent
 
     yield make
+    reports = []
     for agent in agents:
         agent.cleanup()
+        text = agent.log_text()
+        if any(marker in text for marker in SANITIZER_MARKERS):
+            reports.append(text[-6000:])
+    shutil.rmtree(base, ignore_errors=True)
+    assert not reports, "sanitizer report in the agent's log:\n" + "\n".join(reports)
 
 
 def pytest_report_header(config):
