@@ -7,6 +7,8 @@
 #include "service.h"
 #include "supervisor.h"
 
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -84,21 +86,32 @@ void agent_shutdown(struct agent *agent)
 
 /* --- configuration reload --- */
 
-static void warn_unchanged_setting(const char *name, const char *old_value, const char *new_value)
+/*
+ * Settings the running agent cannot change in place (its sockets and their
+ * access) keep their running values until certvisord restarts; the reload says so.
+ */
+static void keep_setting(char **new_value, const char *old_value, const char *name,
+                         json_t *warnings)
 {
-    if (strcmp(old_value ? old_value : "", new_value ? new_value : "") != 0)
-        log_warning("Setting '%s' changed; it takes effect when certvisord restarts", name);
+    char message[160];
+
+    if (strcmp(*new_value ? *new_value : "", old_value ? old_value : "") == 0)
+        return;
+    snprintf(message, sizeof(message), "%s changed: it takes effect when certvisord restarts",
+             name);
+    log_warning("%s", message);
+    json_array_append_new(warnings, json_string(message));
+    free(*new_value);
+    *new_value = old_value ? strdup(old_value) : NULL;
 }
 
-static void warn_agent_settings(const struct agent_config *old, const struct agent_config *new)
+static void keep_agent_settings(const struct agent_config *old, struct agent_config *new,
+                                json_t *warnings)
 {
-    warn_unchanged_setting("control_socket", old->control_socket, new->control_socket);
-    warn_unchanged_setting("notify_socket", old->notify_socket, new->notify_socket);
-    warn_unchanged_setting("control_group", old->control_group, new->control_group);
-    warn_unchanged_setting("admin_group", old->admin_group, new->admin_group);
-    warn_unchanged_setting("state_dir", old->state_dir, new->state_dir);
-    warn_unchanged_setting("run_dir", old->run_dir, new->run_dir);
-    warn_unchanged_setting("log_dir", old->log_dir, new->log_dir);
+    keep_setting(&new->control_socket, old->control_socket, "control_socket", warnings);
+    keep_setting(&new->notify_socket, old->notify_socket, "notify_socket", warnings);
+    keep_setting(&new->control_group, old->control_group, "control_group", warnings);
+    keep_setting(&new->admin_group, old->admin_group, "admin_group", warnings);
 }
 
 /* Puts one new service configuration into force. Takes the configuration. */
@@ -116,17 +129,20 @@ static int merge_service(struct agent *agent, struct service_config *config, jso
             return r;
         }
         json_array_append_new(json_object_get(summary, "added"), json_string(config->name));
-        if (config->autostart)
-            service->pending_start = true;
+        service->autostart_pending = config->autostart;
         *ret_service = service;
         return 0;
     }
     *ret_service = service;
     if (strcmp(service->config->fingerprint, config->fingerprint) == 0) {
-        service_config_free(config);
+        /* Same settings: take the new object anyway, so file and line stay current; a change
+         * that an earlier reload left waiting has been reverted. */
+        service_config_free(service->config);
+        service_config_free(service->next_config);
+        service->next_config = NULL;
+        service->config = config;
         return 0;
     }
-    json_array_append_new(json_object_get(summary, "changed"), json_string(config->name));
     service_config_free(service->next_config);
     service->next_config = config;
     up = service_state_active(service->fsm.state) || service->fsm.state == SERVICE_BACKOFF;
@@ -136,7 +152,19 @@ static int merge_service(struct agent *agent, struct service_config *config, jso
     } else if (config->autostart && !service->operator_stopped) {
         service->pending_start = true;
     }
+    /* "changed": restarting with the new settings; "updated": they wait for its next start. */
+    json_array_append_new(json_object_get(summary, service->pending_start ? "changed" : "updated"),
+                          json_string(config->name));
     return 0;
+}
+
+/* Ends the notify-reload handshake; before start-up readiness, READY=1 is not ours to send yet. */
+static void finish_reload(struct agent *agent)
+{
+    if (agent->ready_sent)
+        sdnotify_ready(agent);
+    else
+        agent_check_ready(agent);
 }
 
 int agent_reload_config(struct agent *agent, json_t **ret_summary, char **ret_error)
@@ -152,19 +180,20 @@ int agent_reload_config(struct agent *agent, json_t **ret_summary, char **ret_er
     if (r < 0) {
         log_error("Configuration reload failed, keeping the running configuration: %s",
                   ret_error && *ret_error ? *ret_error : cv_strerror(r));
-        sdnotify_ready(agent);
+        finish_reload(agent);
         return r;
     }
-    warn_agent_settings(agent->config, config);
     services = calloc(config->n_services + agent->n_services + 1, sizeof(*services));
-    summary = json_pack("{s:[], s:[], s:[]}", "added", "changed", "removed");
-    if (!services || !summary) {
+    summary = json_pack("{s:[], s:[], s:[], s:[], s:[]}", "added", "changed", "updated", "removed",
+                        "warnings");
+    if (!services || !summary || config_make_directories(config, ret_error) < 0) {
         free(services);
         json_decref(summary);
         config_free(config);
-        sdnotify_ready(agent);
-        return -ENOMEM;
+        finish_reload(agent);
+        return ret_error && *ret_error ? CV_ECONFIG : -ENOMEM;
     }
+    keep_agent_settings(agent->config, config, json_object_get(summary, "warnings"));
     /* The new order first; services no longer configured stop and go. */
     for (size_t i = 0; i < config->n_services; i++) {
         size_t index = config->start_order[i];
@@ -192,13 +221,19 @@ int agent_reload_config(struct agent *agent, json_t **ret_summary, char **ret_er
     free(agent->services);
     agent->services = services;
     agent->n_services = count;
+    for (size_t i = 0; i < count; i++) {
+        if (services[i]->autostart_pending) {
+            services[i]->autostart_pending = false;
+            supervisor_mark_start(agent, services[i]);
+        }
+    }
     config->n_services = 0;
     log_setup("certvisord", config->log_target, config->log_file, config->log_level);
     config_free(agent->config);
     agent->config = config;
     supervisor_schedule(agent);
     log_info("Configuration reloaded");
-    sdnotify_ready(agent);
+    finish_reload(agent);
     *ret_summary = summary;
     return 0;
 }

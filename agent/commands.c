@@ -25,6 +25,20 @@ enum {
     EXIT_UNKNOWN = 4,
 };
 
+/* Several outcomes in one answer: the gravest wins (unknown name, then failure, then not running).
+ */
+static void worsen(int *status, int outcome)
+{
+    static const int rank[] = {[EXIT_OK] = 0,
+                               [EXIT_NOT_RUNNING] = 1,
+                               [EXIT_FAILED] = 2,
+                               [EXIT_USAGE] = 3,
+                               [EXIT_UNKNOWN] = 4};
+
+    if (rank[outcome] > rank[*status])
+        *status = outcome;
+}
+
 typedef void (*command_handler)(struct agent *agent, struct control_conn *conn, json_t *args,
                                 json_t *options);
 
@@ -72,7 +86,7 @@ static void on_goal(struct service *service, void *data, int result, const char 
     log_debug("Operation on '%s': %s", service->config->name, result < 0 ? why : "done");
     if (result < 0) {
         json_object_set_new(item, "error", json_string(why ? why : cv_strerror(result)));
-        op->exit_status = EXIT_FAILED;
+        worsen(&op->exit_status, EXIT_FAILED);
     } else {
         json_object_set_new(item, "result", json_string(done_words[part->verb]));
     }
@@ -117,7 +131,7 @@ static int collect_services(struct agent *agent, json_t *args, enum op_verb verb
         if (!service) {
             json_array_append_new(op->items, json_pack("{s:s, s:s}", "name", name ? name : "?",
                                                        "error", "no such process"));
-            op->exit_status = EXIT_UNKNOWN;
+            worsen(&op->exit_status, EXIT_UNKNOWN);
             continue;
         }
         services[count++] = service;
@@ -143,25 +157,26 @@ static bool begin_part(struct agent *agent, struct op *op, struct service *servi
     json_array_append_new(op->items, item);
     if (!part) {
         json_object_set_new(item, "error", json_string("out of memory"));
-        op->exit_status = EXIT_FAILED;
+        worsen(&op->exit_status, EXIT_FAILED);
         return false;
     }
     *part = (struct op_part){op, json_array_size(op->items) - 1, verb, is_up(service)};
     if (verb == OP_START && service->fsm.state == SERVICE_RUNNING) {
         json_object_set_new(item, "error", json_string("already started"));
+        worsen(&op->exit_status, EXIT_FAILED);
         free(part);
         return false;
     }
     if (verb == OP_STOP && !is_up(service) && !service->pending_start) {
         json_object_set_new(item, "error", json_string("not running"));
-        op->exit_status = EXIT_FAILED;
+        worsen(&op->exit_status, EXIT_FAILED);
         free(part);
         return false;
     }
     if (verb == OP_RELOAD) {
         if (service->fsm.state != SERVICE_RUNNING) {
             json_object_set_new(item, "error", json_string("not running"));
-            op->exit_status = EXIT_FAILED;
+            worsen(&op->exit_status, EXIT_FAILED);
             free(part);
             return false;
         }
@@ -331,7 +346,7 @@ static void handle_status(struct agent *agent, struct control_conn *conn, json_t
             for (size_t i = 0; i < agent->n_services; i++) {
                 json_array_append_new(items, status_item(sorted[i]));
                 if (sorted[i]->fsm.state != SERVICE_RUNNING)
-                    exit_status = EXIT_NOT_RUNNING;
+                    worsen(&exit_status, EXIT_NOT_RUNNING);
             }
             free(sorted);
         }
@@ -343,12 +358,12 @@ static void handle_status(struct agent *agent, struct control_conn *conn, json_t
             if (!service) {
                 json_array_append_new(items, json_pack("{s:s, s:s}", "name", name ? name : "?",
                                                        "error", "no such process"));
-                exit_status = EXIT_UNKNOWN;
+                worsen(&exit_status, EXIT_UNKNOWN);
                 continue;
             }
             json_array_append_new(items, status_item(service));
-            if (service->fsm.state != SERVICE_RUNNING && exit_status == EXIT_OK)
-                exit_status = EXIT_NOT_RUNNING;
+            if (service->fsm.state != SERVICE_RUNNING)
+                worsen(&exit_status, EXIT_NOT_RUNNING);
         }
     }
     control_reply(conn, json_pack("{s:i, s:o}", "exit", exit_status, "items", items));
@@ -380,7 +395,7 @@ static void handle_pid(struct agent *agent, struct control_conn *conn, json_t *a
             if (!service) {
                 json_array_append_new(items, json_pack("{s:s, s:s}", "name", name ? name : "?",
                                                        "error", "no such process"));
-                exit_status = EXIT_UNKNOWN;
+                worsen(&exit_status, EXIT_UNKNOWN);
             } else {
                 json_array_append_new(
                     items, json_pack("{s:s, s:i}", "name", name, "pid", (int)service->pid));
@@ -458,7 +473,8 @@ static void handle_tail(struct agent *agent, struct control_conn *conn, json_t *
 {
     const char *name = json_string_value(json_array_get(args, 0));
     const char *stream_word = json_string_value(json_array_get(args, 1));
-    int lines = (int)json_integer_value(json_object_get(options, "lines"));
+    json_t *lines_option = json_object_get(options, "lines");
+    int lines = lines_option ? (int)json_integer_value(lines_option) : -1; /* absent: all kept */
     struct service *service = name ? agent_find_service(agent, name) : NULL;
     int stream = -1;
     struct tail_follow *follow;

@@ -9,6 +9,9 @@
 #include <confuse.h>
 #include <errno.h>
 #include <glob.h>
+#include <grp.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdarg.h>
@@ -440,5 +443,65 @@ int config_control_socket(const char *path, const char *prefix_override, char **
         config->control_socket = NULL;
     }
     config_free(config);
+    return r;
+}
+
+static int make_dir(const char *path, mode_t mode)
+{
+    char buf[4096];
+
+    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+        return -ENAMETOOLONG;
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(buf, mode) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+int config_make_directories(const struct agent_config *config, char **ret_error)
+{
+    const char *dirs[] = {config->state_dir, config->run_dir, config->log_dir};
+    const mode_t modes[] = {0750, 0755, 0750};
+
+    for (size_t i = 0; i < 3; i++) {
+        int r = make_dir(dirs[i], modes[i]);
+
+        if (r < 0) {
+            if (ret_error && asprintf(ret_error, "cannot create %s: %s", dirs[i], strerror(-r)) < 0)
+                *ret_error = NULL;
+            return r;
+        }
+    }
+    return 0;
+}
+
+int config_check_environment(const struct agent_config *config, char **ret_error)
+{
+    const char *groups[] = {config->control_group, config->admin_group};
+    const char *group_settings[] = {"control_group", "admin_group"};
+    const char *sockets[] = {config->control_socket, config->notify_socket};
+    const char *socket_settings[] = {"control_socket", "notify_socket"};
+    struct sockaddr_un addr;
+    int r = 0;
+
+    for (size_t i = 0; i < 2 && r == 0; i++) {
+        if (groups[i] && !getgrnam(groups[i]))
+            r = asprintf(ret_error, "%s: %s: group '%s' does not exist (create it, or change %s)",
+                         config->config_path, group_settings[i], groups[i], group_settings[i]);
+        else if (strlen(sockets[i]) >= sizeof(addr.sun_path))
+            r = asprintf(ret_error, "%s: %s: '%s' is longer than a socket path may be (%zu bytes)",
+                         config->config_path, socket_settings[i], sockets[i],
+                         sizeof(addr.sun_path) - 1);
+        if (r > 0)
+            return CV_ECONFIG;
+        r = r < 0 ? -ENOMEM : 0;
+    }
     return r;
 }

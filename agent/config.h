@@ -58,6 +58,18 @@ void config_free(struct agent_config *config);
  */
 int config_control_socket(const char *path, const char *prefix_override, char **ret_socket);
 
+/*
+ * Creates state_dir (0750), run_dir (0755) and log_dir (0750) and their
+ * parents. Returns 0, or a negative errno with a message in *ret_error.
+ */
+int config_make_directories(const struct agent_config *config, char **ret_error);
+
+/*
+ * Checks what the files alone cannot: the groups exist and the socket paths
+ * fit a unix socket address. Returns 0, or CV_ECONFIG with a message in *ret_error.
+ */
+int config_check_environment(const struct agent_config *config, char **ret_error);
+
 /* Returns the service called name, or NULL. */
 struct service_config *config_find_service(const struct agent_config *config, const char *name);
 

@@ -133,7 +133,8 @@ static void dispatch(struct control_conn *conn, json_t *request)
         log_notice("Refused '%s' from uid %u (pid %d): not an administrator",
                    json_string_value(command), (unsigned)conn->peer.uid, (int)conn->peer.pid);
         control_reply_error(conn, 4,
-                            "permission denied: '%s' needs root or membership of the admin group",
+                            "permission denied: '%s' needs root, certvisord's own user or "
+                            "membership of the admin group",
                             json_string_value(command));
         return;
     }

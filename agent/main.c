@@ -28,7 +28,7 @@
 
 struct options {
     const char *config_path;
-    const char *prefix;
+    char *prefix; /* absolute, malloc'd */
     bool check_only;
 };
 
@@ -42,8 +42,10 @@ static void usage(FILE *out)
             "systemd as Type=notify) and is driven with certvisorctl(8).\n"
             "\n"
             "  -c, --config FILE   main configuration file (default %s)\n"
-            "  -p, --prefix DIR    put every default path under DIR instead of the file's prefix\n"
-            "  -t, --check         check the configuration, print a summary and exit\n"
+            "  -p, --prefix DIR    use DIR as the prefix of the state, runtime and log paths\n"
+            "                      (overrides 'prefix' in the file)\n"
+            "  -t, --check         check the configuration, list the services in start order\n"
+            "                      and exit\n"
             "  -h, --help          show this help\n"
             "  -V, --version       show the version\n"
             "\n"
@@ -67,7 +69,12 @@ static int parse_options(int argc, char **argv, struct options *opts)
             opts->config_path = optarg;
             break;
         case 'p':
-            opts->prefix = optarg;
+            /* Relative to where the command runs, as any path on a command line. */
+            opts->prefix = realpath(optarg, NULL);
+            if (!opts->prefix) {
+                fprintf(stderr, "certvisord: --prefix %s: %s\n", optarg, strerror(errno));
+                return -1;
+            }
             break;
         case 't':
             opts->check_only = true;
@@ -102,41 +109,6 @@ static void ensure_standard_fds(void)
         close(fd);
 }
 
-static int make_dir(const char *path, mode_t mode)
-{
-    char buf[4096];
-
-    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-        return -ENAMETOOLONG;
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-            return -errno;
-        *p = '/';
-    }
-    if (mkdir(buf, mode) < 0 && errno != EEXIST)
-        return -errno;
-    return 0;
-}
-
-static int make_directories(const struct agent_config *config)
-{
-    const char *dirs[] = {config->state_dir, config->run_dir, config->log_dir};
-    const mode_t modes[] = {0750, 0755, 0750};
-
-    for (size_t i = 0; i < 3; i++) {
-        int r = make_dir(dirs[i], modes[i]);
-
-        if (r < 0) {
-            fprintf(stderr, "certvisord: cannot create %s: %s\n", dirs[i], strerror(-r));
-            return r;
-        }
-    }
-    return 0;
-}
-
 static void on_signal(evutil_socket_t signo, short what, void *arg)
 {
     struct agent *agent = arg;
@@ -154,6 +126,10 @@ static void on_signal(evutil_socket_t signo, short what, void *arg)
         agent_shutdown(agent);
         break;
     case SIGHUP:
+        if (agent->shutting_down) {
+            log_notice("Received SIGHUP while shutting down: ignored");
+            break;
+        }
         log_info("Received SIGHUP: reloading the configuration");
         agent_reload_config(agent, &summary, &error);
         json_decref(summary);
@@ -198,9 +174,11 @@ static int adopt_services(struct agent *agent)
             return r;
         config->services[index] = NULL;
         agent->n_services++;
-        agent->services[i]->pending_start = agent->services[i]->config->autostart;
     }
     config->n_services = 0;
+    for (size_t i = 0; i < agent->n_services; i++)
+        if (agent->services[i]->config->autostart)
+            supervisor_mark_start(agent, agent->services[i]);
     return 0;
 }
 
@@ -247,16 +225,18 @@ static int start_agent(struct agent *agent)
         log_error("Cannot set up the event loop");
         return -1;
     }
+    /* The control socket first: it refuses to start when another agent answers, before
+     * anything of that agent's (its notify socket) is touched. */
+    r = control_server_new(agent, &agent->control, err, sizeof(err));
+    if (r < 0) {
+        log_error("Cannot open the control socket: %s", err);
+        return -1;
+    }
     r = notify_server_new(agent->base, agent->config->notify_socket, supervisor_on_notify, agent,
                           &agent->notify);
     if (r < 0) {
         log_error("Cannot listen on the notify socket %s: %s", agent->config->notify_socket,
                   strerror(-r));
-        return -1;
-    }
-    r = control_server_new(agent, &agent->control, err, sizeof(err));
-    if (r < 0) {
-        log_error("Cannot open the control socket: %s", err);
         return -1;
     }
     if (adopt_services(agent) < 0) {
@@ -282,23 +262,38 @@ int main(int argc, char **argv)
     /* The agent will hold private keys: no core dumps of it. */
     setrlimit(RLIMIT_CORE, &no_core);
     prctl(PR_SET_DUMPABLE, 0);
-    if (parse_options(argc, argv, &opts) < 0)
+    if (parse_options(argc, argv, &opts) < 0) {
+        free(opts.prefix);
         return 2;
+    }
     r = config_load(opts.config_path, opts.prefix, &agent.config, &error);
+    if (r == 0)
+        r = config_check_environment(agent.config, &error);
     if (r < 0) {
         fprintf(stderr, "certvisord: %s\n", error ? error : cv_strerror(r));
         free(error);
+        free(opts.prefix);
         return 1;
     }
     if (opts.check_only) {
-        printf("%s: configuration OK, %zu services\n", agent.config->config_path,
-               agent.config->n_services);
+        printf("%s: configuration OK, %zu service%s\n", agent.config->config_path,
+               agent.config->n_services, agent.config->n_services == 1 ? "" : "s");
+        for (size_t i = 0; i < agent.config->n_services; i++) {
+            const struct service_config *service =
+                agent.config->services[agent.config->start_order[i]];
+
+            printf("  %-32s %s:%d\n", service->name, service->source_file, service->source_line);
+        }
         config_free(agent.config);
+        free(opts.prefix);
         return 0;
     }
     agent.prefix_override = opts.prefix;
-    if (make_directories(agent.config) < 0) {
+    if (config_make_directories(agent.config, &error) < 0) {
+        fprintf(stderr, "certvisord: %s\n", error ? error : "cannot create directories");
+        free(error);
         config_free(agent.config);
+        free(opts.prefix);
         return 1;
     }
     r = log_setup("certvisord", agent.config->log_target, agent.config->log_file,
@@ -314,5 +309,6 @@ int main(int argc, char **argv)
     }
     agent_free(&agent);
     reap_everything();
+    free(opts.prefix);
     return agent.exit_status;
 }

@@ -251,7 +251,10 @@ static int stream_setup(struct output *output, struct event_base *base, struct s
     if (kind == OUTPUT_JOURNAL) {
         /* The journal stream credits every line to SYSLOG_IDENTIFIER=<service>. */
         stream->journal_fd = sdproto_journal_stream(output->name, LOG_INFO);
-    } else {
+        if (stream->journal_fd < 0)
+            kind = OUTPUT_FILE; /* no journald to talk to: keep the lines in the log file */
+    }
+    if (kind == OUTPUT_FILE) {
         stream->file = file_for(output, target->path);
         if (!stream->file)
             return -ENOMEM;
@@ -363,6 +366,8 @@ void output_tail(const struct output *output, int n, int stream_filter, output_l
 
         matching += stream_filter < 0 || stream_filter == (int)line->stream;
     }
+    if (n == 0)
+        return;
     skip = n > 0 && matching > (size_t)n ? matching - (size_t)n : 0;
     for (size_t i = 0; i < output->tail_count; i++) {
         const struct tail_line *line = output->tail[(output->tail_head + i) % cap];
@@ -402,4 +407,14 @@ void output_unfollow(struct output *output, output_line_fn fn, void *data)
             return;
         }
     }
+}
+
+void output_move_followers(struct output *from, struct output *to)
+{
+    struct follower **tail = &to->followers;
+
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = from->followers;
+    from->followers = NULL;
 }

@@ -38,12 +38,15 @@ void output_free(struct output *output);
 /* The write end a child gets for a stream, or -1 when the stream goes to /dev/null. */
 int output_child_fd(const struct output *output, enum output_stream_id stream);
 
-/* Calls fn with each of the last n kept lines (all when n <= 0), oldest first. */
+/* Calls fn with each of the last n kept lines (all when n < 0), oldest first. */
 void output_tail(const struct output *output, int n, int stream_filter, output_line_fn fn,
                  void *data);
 
 /* Adds or removes a follower. stream_filter is an output_stream_id, or -1 for both. */
 int output_follow(struct output *output, int stream_filter, output_line_fn fn, void *data);
 void output_unfollow(struct output *output, output_line_fn fn, void *data);
+
+/* Moves every follower of from to to (when a service's output is replaced). */
+void output_move_followers(struct output *from, struct output *to);
 
 #endif

@@ -41,6 +41,15 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     service_dispatch(arg, FSM_TIMEOUT);
 }
 
+/* A reload is bounded by start_timeout, or by this when the service may take forever to start. */
+#define RELOAD_TIMEOUT_DEFAULT 90.0
+
+static double reload_timeout(const struct service *service)
+{
+    return service->config->policy.start_timeout > 0 ? service->config->policy.start_timeout
+                                                     : RELOAD_TIMEOUT_DEFAULT;
+}
+
 static void on_reload_timeout(evutil_socket_t fd, short what, void *arg)
 {
     struct service *service = arg;
@@ -50,7 +59,7 @@ static void on_reload_timeout(evutil_socket_t fd, short what, void *arg)
     (void)what;
     service->reload = RELOAD_IDLE;
     snprintf(why, sizeof(why), "did not confirm the reload (RELOADING=1, then READY=1) within %gs",
-             service->config->policy.start_timeout);
+             reload_timeout(service));
     log_error("Service '%s' %s", service->config->name, why);
     service_complete_waiters(service, WAIT_RELOADED, -ETIMEDOUT, why);
 }
@@ -184,6 +193,7 @@ static void adopt_next_config(struct service *service)
         log_error("Cannot capture the output of service '%s': %s; keeping the old streams",
                   service->config->name, err);
     } else {
+        output_move_followers(service->output, output);
         output_free(service->output);
         service->output = output;
     }
@@ -395,7 +405,7 @@ void service_handle_exit(struct service *service, int wait_status)
     struct fsm_event event = {FSM_EXIT, exit_expected(service->config, wait_status), -1};
     enum service_state before = service->fsm.state;
     struct fsm_effects effects;
-    char exit_text[300];
+    char exit_text[520];
 
     /* The exit may be reaped before the status pipe is read: read it now. */
     if (service->exec_status_fd >= 0) {
@@ -425,9 +435,7 @@ void service_handle_exit(struct service *service, int wait_status)
 
 int service_reload(struct service *service)
 {
-    double timeout =
-        service->config->policy.start_timeout > 0 ? service->config->policy.start_timeout : 90.0;
-    struct timeval tv = timeval_from(timeout);
+    struct timeval tv = timeval_from(reload_timeout(service));
 
     if (service->fsm.state != SERVICE_RUNNING)
         return -ESRCH;
@@ -542,7 +550,10 @@ void service_describe(const struct service *service, char *buf, size_t len)
                  service->config->policy.start_retries);
         break;
     case SERVICE_STOPPED:
-        snprintf(buf, len, service->settled_once ? "%s" : "Not started", when);
+        if (*service->reason)
+            snprintf(buf, len, "%s", service->reason);
+        else
+            snprintf(buf, len, service->settled_once ? "%s" : "Not started", when);
         break;
     case SERVICE_EXITED:
     case SERVICE_FATAL:

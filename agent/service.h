@@ -46,13 +46,14 @@ struct service {
     bool pending_stop;     /* stop once every dependent being stopped has stopped */
     bool operator_stopped; /* stopped by hand: a configuration reload leaves it stopped */
     bool remove_when_stopped;
+    bool autostart_pending; /* added by a reload: to be started once it is in the table */
     bool settled_once; /* reached RUNNING, FATAL or EXITED at least once (for agent readiness) */
     uint64_t ready_at_usec;    /* CLOCK_MONOTONIC when it became ready */
     uint64_t state_since_usec; /* CLOCK_MONOTONIC of the last state change */
     time_t state_since_wall;
     unsigned restarts; /* spawns after the first */
-    char reason[256];  /* why it is in its state, for status */
-    char exec_error[256];
+    char reason[640];  /* why it is in its state, for status */
+    char exec_error[512];
     char status_text[128]; /* the last STATUS= it sent */
     struct output *output;
     struct service_waiter *waiters;

@@ -339,6 +339,10 @@ static int convert(cfg_t *section, const struct expand_vars *vars, struct servic
     config->directory = expand_string(cfg_getstr(section, "directory"), vars);
     if (!config->environment || !config->after || !config->directory)
         return -ENOMEM;
+    if (config->directory[0] != '/') {
+        snprintf(err, err_len, "directory '%s' is not an absolute path", config->directory);
+        return CV_ECONFIG;
+    }
     if (cfg_getstr(section, "user") && !(config->user = strdup(cfg_getstr(section, "user"))))
         return -ENOMEM;
     if (cfg_getstr(section, "group") && !(config->group = strdup(cfg_getstr(section, "group"))))

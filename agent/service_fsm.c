@@ -22,19 +22,19 @@ double fsm_backoff_delay(const struct fsm_policy *policy, int failures)
     return delay > policy->backoff_max ? policy->backoff_max : delay;
 }
 
+/* Arms the timer; a zero delay fires on the next turn of the loop. */
 static void arm(struct fsm_effects *out, double seconds)
 {
-    if (seconds > 0) {
-        out->actions |= FSM_DO_ARM_TIMER;
-        out->timer_seconds = seconds;
-    }
+    out->actions |= FSM_DO_ARM_TIMER;
+    out->timer_seconds = seconds > 0 ? seconds : 0;
 }
 
 static void begin_start(struct fsm *fsm, const struct fsm_policy *policy, struct fsm_effects *out)
 {
     fsm->state = SERVICE_STARTING;
     out->actions |= FSM_DO_CANCEL_TIMER | FSM_DO_SPAWN;
-    arm(out, policy->start_timeout);
+    if (policy->start_timeout > 0) /* 0: wait for readiness as long as it takes */
+        arm(out, policy->start_timeout);
 }
 
 /* Counts one failure and goes to BACKOFF, or to FATAL once the retries are used up. */

@@ -23,7 +23,7 @@ struct fsm_policy {
     enum readiness_mode readiness;
     int start_retries;    /* failed starts tolerated before FATAL */
     double start_timeout; /* seconds to become ready; 0 waits forever */
-    double stop_timeout;  /* seconds between the stop signal and SIGKILL */
+    double stop_timeout;  /* seconds between the stop signal and SIGKILL; 0 kills at once */
     double backoff_initial;
     double backoff_factor;
     double backoff_max;

@@ -104,7 +104,7 @@ static void run_pending_starts(struct agent *agent)
         case DEPS_FAILED:
             service->pending_start = false;
             if (failed)
-                snprintf(why, sizeof(why), "dependency '%s' is %s%s%s", failed->config->name,
+                snprintf(why, sizeof(why), "dependency '%s' is %s%s%.300s", failed->config->name,
                          service_state_name(failed->fsm.state), *failed->reason ? ": " : "",
                          failed->reason);
             else

@@ -4,6 +4,7 @@
 #include "control_proto.h"
 #include "cv_error.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@ enum { EXIT_USAGE = 2, EXIT_NO_AGENT = 4 };
 struct ctl_options {
     const char *socket_path;
     const char *config_path;
+    const char *prefix;
     bool json;
 };
 
@@ -48,6 +50,7 @@ static void print_help(FILE *out, const char *only)
                 "  -s, --socket PATH   the agent's control socket (or $CERTVISOR_SOCKET)\n"
                 "  -c, --config FILE   read the socket path from the agent's configuration\n"
                 "                      (default %s)\n"
+                "  -p, --prefix DIR    the --prefix the agent was started with\n"
                 "      --json          print the agent's answers as JSON lines\n"
                 "  -h, --help          show this help\n"
                 "\n"
@@ -56,25 +59,37 @@ static void print_help(FILE *out, const char *only)
                 CERTVISOR_DEFAULT_CONFIG);
 }
 
-/* Where the socket is: --socket, $CERTVISOR_SOCKET, the configuration, the default. */
+/*
+ * Where the socket is, the first that applies: --socket; --config (with
+ * --prefix, as the agent was started); $CERTVISOR_SOCKET; the default
+ * configuration file when it exists; the packaged default path.
+ */
 static char *resolve_socket(const struct ctl_options *opts)
 {
     const char *env = getenv("CERTVISOR_SOCKET");
     const char *config = opts->config_path ? opts->config_path : CERTVISOR_DEFAULT_CONFIG;
     char *path = NULL;
+    char *prefix = NULL;
+    int r;
 
     if (opts->socket_path)
         return strdup(opts->socket_path);
-    if (env && *env)
+    if (!opts->config_path && env && *env)
         return strdup(env);
-    if ((opts->config_path || access(config, R_OK) == 0) &&
-        config_control_socket(config, NULL, &path) == 0)
-        return path;
-    if (opts->config_path) {
-        fprintf(stderr, "certvisorctl: cannot read the control socket from %s\n", config);
+    if (!opts->config_path && access(config, F_OK) != 0)
+        return strdup(DEFAULT_SOCKET);
+    if (opts->prefix && !(prefix = realpath(opts->prefix, NULL))) {
+        fprintf(stderr, "certvisorctl: --prefix %s: %s\n", opts->prefix, strerror(errno));
         return NULL;
     }
-    return strdup(DEFAULT_SOCKET);
+    r = config_control_socket(config, prefix, &path);
+    free(prefix);
+    if (r < 0) {
+        fprintf(stderr, "certvisorctl: cannot read the control socket from %s: %s\n", config,
+                cv_strerror(r));
+        return NULL;
+    }
+    return path;
 }
 
 static const char *str(json_t *object, const char *key)
@@ -125,11 +140,18 @@ static void print_operation(const char *command, json_t *items)
 
 static void print_reload_summary(json_t *reply)
 {
-    static const char *const keys[] = {"added", "changed", "removed"};
-    static const char *const words[] = {"added", "changed (restarting)", "removed"};
+    static const char *const keys[] = {"added", "changed", "updated", "removed"};
+    static const char *const words[] = {"added", "changed (restarting)",
+                                        "changed (stays stopped until started)", "removed"};
     bool any = false;
+    size_t w;
+    json_t *warning;
 
-    for (size_t k = 0; k < 3; k++) {
+    json_array_foreach(json_object_get(reply, "warnings"), w, warning)
+    {
+        fprintf(stderr, "certvisorctl: warning: %s\n", json_string_value(warning));
+    }
+    for (size_t k = 0; k < 4; k++) {
         size_t i;
         json_t *name;
 
@@ -273,22 +295,28 @@ static int run(const struct ctl_options *opts, const char *command, int argc, ch
 
 int main(int argc, char **argv)
 {
-    static const struct option long_options[] = {
-        {"socket", required_argument, NULL, 's'}, {"config", required_argument, NULL, 'c'},
-        {"json", no_argument, NULL, 'j'},         {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0}};
+    static const struct option long_options[] = {{"socket", required_argument, NULL, 's'},
+                                                 {"config", required_argument, NULL, 'c'},
+                                                 {"prefix", required_argument, NULL, 'p'},
+                                                 {"json", no_argument, NULL, 'j'},
+                                                 {"help", no_argument, NULL, 'h'},
+                                                 {"version", no_argument, NULL, 'V'},
+                                                 {NULL, 0, NULL, 0}};
     struct ctl_options opts = {0};
     const char *command;
     int c;
 
     /* '+' stops at the first non-option, so "tail -f name" keeps its -f. */
-    while ((c = getopt_long(argc, argv, "+s:c:hV", long_options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+s:c:p:hV", long_options, NULL)) != -1) {
         switch (c) {
         case 's':
             opts.socket_path = optarg;
             break;
         case 'c':
             opts.config_path = optarg;
+            break;
+        case 'p':
+            opts.prefix = optarg;
             break;
         case 'j':
             opts.json = true;

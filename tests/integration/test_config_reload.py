@@ -55,7 +55,7 @@ def test_reload_restarts_only_changed_services_and_adds_and_removes(agent_factor
     out = agent.ctl("reload")
     assert out.returncode == 0, out.stderr
     assert sorted(out.stdout.splitlines()) == ["added: added", "changed: changed (restarting)",
-                                               "gone: removed", "held: changed (restarting)"]
+                                               "gone: removed", "held: changed (stays stopped until started)"]
     wait_for(lambda: agent.state("added") == "RUNNING" and agent.state("changed") == "RUNNING",
              what="the new and changed services")
     assert agent.pid_of("same") == same

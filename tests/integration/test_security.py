@@ -103,7 +103,7 @@ def test_non_admin_cannot_change_anything(agent_factory):
     pid = agent.pid_of("web")
     out = agent.ctl("stop", "web", user=(nobody, gid))
     assert out.returncode == 4
-    assert "permission denied: 'stop' needs root or membership of the admin group" in out.stderr
+    assert "permission denied: 'stop' needs root, certvisord's own user or membership of the admin group" in out.stderr
     assert agent.pid_of("web") == pid
     assert agent.ctl("status", user=(nobody, gid)).returncode == 0
     # Outside the socket's group, not even a connection.

@@ -212,12 +212,12 @@ static void tail_returns_the_last_lines_in_order(void **state)
     struct fixture *fx = *state;
 
     start(fx);
-    assert_tail(fx, 0, -1, NO_LINES);
+    assert_tail(fx, -1, -1, NO_LINES);
     say(fx, OUTPUT_STDOUT, "one\ntwo\nthree\nfour\n");
     assert_tail(fx, 2, -1, LINES("three", "four"));
     assert_tail(fx, 1, -1, LINES("four"));
-    assert_tail(fx, 0, -1, LINES("one", "two", "three", "four"));
-    assert_tail(fx, -1, -1, LINES("one", "two", "three", "four"));
+    assert_tail(fx, -1, -1, LINES("one", "two", "three", "four")); /* negative: all kept */
+    assert_tail(fx, 0, -1, NO_LINES);
     assert_tail(fx, 100, -1, LINES("one", "two", "three", "four"));
 }
 
@@ -227,7 +227,7 @@ static void empty_lines_are_lines(void **state)
 
     start(fx);
     say(fx, OUTPUT_STDOUT, "a\n\nb\n\n");
-    assert_tail(fx, 0, -1, LINES("a", "", "b", ""));
+    assert_tail(fx, -1, -1, LINES("a", "", "b", ""));
 }
 
 static void tail_filters_by_stream(void **state)
@@ -241,14 +241,14 @@ static void tail_filters_by_stream(void **state)
     say(fx, OUTPUT_STDOUT, "out 2\n");
     say(fx, OUTPUT_STDERR, "err 2\n");
     say(fx, OUTPUT_STDOUT, "out 3\n");
-    output_tail(fx->output, 0, -1, capture, &c);
+    output_tail(fx->output, -1, -1, capture, &c);
     assert_lines(&c, LINES("out 1", "err 1", "out 2", "err 2", "out 3"));
     assert_int_equal(c.stream[0], OUTPUT_STDOUT);
     assert_int_equal(c.stream[1], OUTPUT_STDERR);
     assert_int_equal(c.stream[4], OUTPUT_STDOUT);
     captured_reset(&c);
-    assert_tail(fx, 0, OUTPUT_STDOUT, LINES("out 1", "out 2", "out 3"));
-    assert_tail(fx, 0, OUTPUT_STDERR, LINES("err 1", "err 2"));
+    assert_tail(fx, -1, OUTPUT_STDOUT, LINES("out 1", "out 2", "out 3"));
+    assert_tail(fx, -1, OUTPUT_STDERR, LINES("err 1", "err 2"));
     assert_tail(fx, 2, OUTPUT_STDOUT, LINES("out 2", "out 3"));
     assert_tail(fx, 1, OUTPUT_STDERR, LINES("err 2"));
     assert_tail(fx, 2, -1, LINES("err 2", "out 3"));
@@ -260,13 +260,13 @@ static void a_partial_line_is_completed_by_the_next_write(void **state)
 
     start(fx);
     say(fx, OUTPUT_STDOUT, "hel");
-    assert_tail(fx, 0, -1, NO_LINES);
+    assert_tail(fx, -1, -1, NO_LINES);
     say(fx, OUTPUT_STDOUT, "lo");
-    assert_tail(fx, 0, -1, NO_LINES);
+    assert_tail(fx, -1, -1, NO_LINES);
     say(fx, OUTPUT_STDOUT, " world\nsecond ");
-    assert_tail(fx, 0, -1, LINES("hello world"));
+    assert_tail(fx, -1, -1, LINES("hello world"));
     say(fx, OUTPUT_STDOUT, "line\n");
-    assert_tail(fx, 0, -1, LINES("hello world", "second line"));
+    assert_tail(fx, -1, -1, LINES("hello world", "second line"));
 }
 
 static void partial_lines_are_kept_per_stream(void **state)
@@ -278,8 +278,8 @@ static void partial_lines_are_kept_per_stream(void **state)
     say(fx, OUTPUT_STDERR, "err-");
     say(fx, OUTPUT_STDOUT, "end\n");
     say(fx, OUTPUT_STDERR, "end\n");
-    assert_tail(fx, 0, OUTPUT_STDOUT, LINES("out-end"));
-    assert_tail(fx, 0, OUTPUT_STDERR, LINES("err-end"));
+    assert_tail(fx, -1, OUTPUT_STDOUT, LINES("out-end"));
+    assert_tail(fx, -1, OUTPUT_STDERR, LINES("err-end"));
 }
 
 static void a_long_line_without_a_newline_is_split(void **state)
@@ -294,7 +294,7 @@ static void a_long_line_without_a_newline_is_split(void **state)
     for (size_t i = 0; i < len; i++)
         data[i] = (char)('a' + i % 26);
     emit(fx, OUTPUT_STDOUT, data, len);
-    output_tail(fx->output, 0, -1, capture, &c);
+    output_tail(fx->output, -1, -1, capture, &c);
     assert_int_equal(c.n, 2); /* the last 100 bytes wait for more */
     assert_int_equal(c.len[0], LINE_MAX_BYTES);
     assert_memory_equal(c.line[0], data, LINE_MAX_BYTES);
@@ -321,7 +321,7 @@ static void a_partial_line_that_grows_too_long_is_split(void **state)
     memset(data, 'x', LINE_MAX_BYTES);
     say(fx, OUTPUT_STDOUT, "abc");
     emit(fx, OUTPUT_STDOUT, data, LINE_MAX_BYTES); /* "abc" + 8189 x fill the line */
-    output_tail(fx->output, 0, -1, capture, &c);
+    output_tail(fx->output, -1, -1, capture, &c);
     assert_int_equal(c.n, 1);
     assert_int_equal(c.len[0], LINE_MAX_BYTES);
     assert_memory_equal(c.line[0], "abcxxx", 6);
@@ -343,7 +343,7 @@ static void a_line_of_exactly_the_maximum_is_one_line(void **state)
     data[LINE_MAX_BYTES] = '\n';
     emit(fx, OUTPUT_STDOUT, data, LINE_MAX_BYTES + 1);
     say(fx, OUTPUT_STDOUT, "next\n");
-    output_tail(fx->output, 0, -1, capture, &c);
+    output_tail(fx->output, -1, -1, capture, &c);
     assert_int_equal(c.n, 2);
     assert_int_equal(c.len[0], LINE_MAX_BYTES);
     assert_string_equal(c.line[1], "next");
@@ -358,13 +358,13 @@ static void the_tail_bound_drops_the_oldest_lines(void **state)
     fx->settings.tail_lines = 3;
     start(fx);
     say(fx, OUTPUT_STDOUT, "l1\nl2\n");
-    assert_tail(fx, 0, -1, LINES("l1", "l2"));
+    assert_tail(fx, -1, -1, LINES("l1", "l2"));
     say(fx, OUTPUT_STDERR, "l3\nl4\n");
-    assert_tail(fx, 0, -1, LINES("l2", "l3", "l4"));
+    assert_tail(fx, -1, -1, LINES("l2", "l3", "l4"));
     say(fx, OUTPUT_STDOUT, "l5\nl6\nl7\n");
-    assert_tail(fx, 0, -1, LINES("l5", "l6", "l7"));
+    assert_tail(fx, -1, -1, LINES("l5", "l6", "l7"));
     assert_tail(fx, 10, -1, LINES("l5", "l6", "l7"));
-    assert_tail(fx, 0, OUTPUT_STDERR, NO_LINES);
+    assert_tail(fx, -1, OUTPUT_STDERR, NO_LINES);
 }
 
 static void the_tail_is_bounded_in_bytes_too(void **state)
@@ -381,7 +381,7 @@ static void the_tail_is_bounded_in_bytes_too(void **state)
         emit(fx, OUTPUT_STDOUT, line, sizeof(line));
     }
     /* 64 KiB hold eight lines of 8000 bytes: the two oldest are gone */
-    output_tail(fx->output, 0, -1, capture, &c);
+    output_tail(fx->output, -1, -1, capture, &c);
     assert_int_equal(c.n, 8);
     assert_int_equal(c.line[0][0], 'c');
     assert_int_equal(c.line[7][0], 'j');
@@ -395,7 +395,7 @@ static void zero_tail_lines_keeps_nothing(void **state)
     fx->settings.tail_lines = 0;
     start(fx);
     say(fx, OUTPUT_STDOUT, "gone\n");
-    assert_tail(fx, 0, -1, NO_LINES);
+    assert_tail(fx, -1, -1, NO_LINES);
     assert_file_equal(fx->out_path, "gone\n");
 }
 
@@ -427,7 +427,7 @@ static void followers_get_the_lines_of_their_streams(void **state)
     output_unfollow(fx->output, capture, &errors); /* not following: nothing happens */
     say(fx, OUTPUT_STDERR, "e3\n");
     assert_lines(&errors, LINES("e1", "e2"));
-    assert_tail(fx, 0, -1, LINES("before", "o1", "e1", "o2", "o3", "e2", "e3"));
+    assert_tail(fx, -1, -1, LINES("before", "o1", "e1", "o2", "o3", "e2", "e3"));
     captured_reset(&both);
     captured_reset(&errors);
 }
@@ -501,7 +501,7 @@ static void a_null_target_has_no_pipe(void **state)
     assert_int_equal(output_child_fd(fx->output, OUTPUT_STDOUT), -1);
     assert_true(output_child_fd(fx->output, OUTPUT_STDERR) >= 0);
     say(fx, OUTPUT_STDERR, "only errors\n");
-    assert_tail(fx, 0, -1, LINES("only errors"));
+    assert_tail(fx, -1, -1, LINES("only errors"));
     assert_false(exists(fx->out_path));
 }
 
@@ -548,7 +548,7 @@ static void log_files_rotate_at_max_bytes_keeping_backups(void **state)
     snprintf(path, sizeof(path), "%s.3", fx->out_path);
     assert_false(exists(path)); /* A was dropped */
     /* the tail is not affected by rotation */
-    output_tail(fx->output, 0, -1, capture, &c);
+    output_tail(fx->output, -1, -1, capture, &c);
     assert_int_equal(c.n, 4);
     assert_int_equal(c.len[0], 59);
     assert_int_equal(c.line[0][0], 'A');

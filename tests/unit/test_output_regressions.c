@@ -117,7 +117,7 @@ static void a_long_line_ending_in_the_same_write_is_split(void **state)
     assert_int_equal(
         output_new(fx->base, &fx->config, &fx->settings, &fx->output, err, sizeof(err)), 0);
     emit(fx, data, 10001);
-    output_tail(fx->output, 0, -1, capture, &c);
+    output_tail(fx->output, -1, -1, capture, &c);
     assert_int_equal(c.n, 2);
     assert_int_equal(c.len[0], LINE_MAX_BYTES);
     assert_int_equal(c.len[1], 10000 - LINE_MAX_BYTES);
