@@ -222,3 +222,26 @@ def test_flooding_stdout_neither_blocks_the_agent_nor_grows_it(agent_factory):
     rss_kb = int([l for l in open(f"/proc/{agent.proc.pid}/status") if l.startswith("VmRSS")][0].split()[1])
     assert rss_kb < 64 * 1024
     assert agent.ctl("stop", "flood").returncode == 0
+
+
+def test_started_readiness_is_ready_once_exec_succeeds(agent_factory):
+    agent = agent_factory({"plain": svc(quoted("--no-notify"), extra="readiness = started")})
+    agent.start()
+    assert agent.state("plain") == "RUNNING"
+
+
+def test_a_command_that_cannot_be_executed_says_why(agent_factory):
+    agent = agent_factory({"missing": """
+        command = "/nonexistent/program"
+        start_retries = 0
+    """})
+    agent.start()
+    assert agent.state("missing") == "FATAL"
+    assert "cannot execute /nonexistent/program: No such file or directory" in agent.status()["missing"][1]
+
+
+def test_autorestart_true_restarts_even_a_clean_exit(agent_factory):
+    agent = agent_factory({"again": svc(quoted("--crash-after", "200", "--exit-code", "0"),
+                                        extra="autorestart = true\nbackoff_initial = 0.05\nstart_retries = 50")})
+    agent.start()
+    wait_for(lambda: len(agent.records("start", "again")) >= 3, what="restarts after clean exits")
