@@ -31,28 +31,30 @@ static int socket_address(const char *path, struct sockaddr_un *addr, socklen_t 
 
 int sdproto_notify(const char *message)
 {
+    /* Kept open: the watchdog pings for the life of the process, one sendto() each. */
+    static int fd = -1;
     const char *path = getenv("NOTIFY_SOCKET");
     struct sockaddr_un addr;
     socklen_t addr_len;
     ssize_t sent;
-    int fd, r;
+    int r;
 
     if (!path)
         return 0;
     r = socket_address(path, &addr, &addr_len);
     if (r < 0)
         return r;
-    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
+    if (fd < 0) {
+        fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return -errno;
+    }
     /* The receiver learns who sent it from the kernel (SO_PASSCRED), not from us.
      * MSG_DONTWAIT: a receiver that stopped reading must not stall the caller's
      * event loop; the message is then lost and -EAGAIN returned. */
     sent = sendto(fd, message, strlen(message), MSG_NOSIGNAL | MSG_DONTWAIT,
                   (struct sockaddr *)&addr, addr_len);
-    r = sent < 0 ? -errno : 1;
-    close(fd);
-    return r;
+    return sent < 0 ? -errno : 1;
 }
 
 uint64_t sdproto_watchdog_usec(void)

@@ -70,21 +70,22 @@ def test_services_run_as_their_configured_user(agent_factory):
     assert proc_status(agent.pid_of("mine"), "Uid")[0] == "0"
 
 
+# Groups every Debian system has, so the tests need not create any.
+READER_GROUP = "nogroup"
+OTHER_GROUP = "daemon"
+
+
 @root_only
 def test_admin_group_members_may_change(agent_factory):
     import grp
-    try:
-        grp.getgrnam("certvisor-test")
-    except KeyError:
-        os.system("groupadd --system certvisor-test")
-    gid = grp.getgrnam("certvisor-test").gr_gid
+    gid = grp.getgrnam(READER_GROUP).gr_gid
     nobody = pwd.getpwnam("nobody").pw_uid
-    agent = agent_factory({"web": svc()}, main_extra='control_group = "certvisor-test"\nadmin_group = "certvisor-test"')
+    agent = agent_factory({"web": svc()},
+                          main_extra=f'control_group = "{READER_GROUP}"\nadmin_group = "{READER_GROUP}"')
     agent.start()
     assert os.stat(agent.socket).st_gid == gid
     # nobody, as a member of the admin group, may change things.
-    member = (nobody, gid)
-    out = agent.ctl("restart", "web", user=member)
+    out = agent.ctl("restart", "web", user=(nobody, gid))
     assert out.returncode == 0, out.stderr
     assert f"Control: uid {nobody} " in agent.log_text()
 
@@ -92,13 +93,10 @@ def test_admin_group_members_may_change(agent_factory):
 @root_only
 def test_non_admin_cannot_change_anything(agent_factory):
     import grp
-    try:
-        grp.getgrnam("certvisor-test")
-    except KeyError:
-        os.system("groupadd --system certvisor-test")
-    gid = grp.getgrnam("certvisor-test").gr_gid
+    gid = grp.getgrnam(READER_GROUP).gr_gid
+    other = grp.getgrnam(OTHER_GROUP).gr_gid
     nobody = pwd.getpwnam("nobody").pw_uid
-    agent = agent_factory({"web": svc()}, main_extra='control_group = "certvisor-test"')
+    agent = agent_factory({"web": svc()}, main_extra=f'control_group = "{READER_GROUP}"')
     agent.start()
     pid = agent.pid_of("web")
     out = agent.ctl("stop", "web", user=(nobody, gid))
@@ -107,6 +105,6 @@ def test_non_admin_cannot_change_anything(agent_factory):
     assert agent.pid_of("web") == pid
     assert agent.ctl("status", user=(nobody, gid)).returncode == 0
     # Outside the socket's group, not even a connection.
-    out = agent.ctl("status", user=(nobody, nobody))
+    out = agent.ctl("status", user=(nobody, other))
     assert out.returncode == 4 and "Permission denied" in out.stderr
     assert "Refused 'stop' from uid" in agent.log_text()
