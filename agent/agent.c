@@ -129,7 +129,7 @@ static int merge_service(struct agent *agent, struct service_config *config, jso
             return r;
         }
         json_array_append_new(json_object_get(summary, "added"), json_string(config->name));
-        service->autostart_pending = config->autostart;
+        service->reload_action = config->autostart ? RELOAD_ACTION_START : RELOAD_ACTION_NONE;
         *ret_service = service;
         return 0;
     }
@@ -146,14 +146,14 @@ static int merge_service(struct agent *agent, struct service_config *config, jso
     service_config_free(service->next_config);
     service->next_config = config;
     up = service_state_active(service->fsm.state) || service->fsm.state == SERVICE_BACKOFF;
-    if (up) {
-        service->pending_stop = true;
-        service->pending_start = true;
-    } else if (config->autostart && !service->operator_stopped) {
-        service->pending_start = true;
-    }
+    if (up)
+        service->reload_action = RELOAD_ACTION_RESTART;
+    else if (config->autostart && !service->operator_stopped)
+        service->reload_action = RELOAD_ACTION_START;
     /* "changed": restarting with the new settings; "updated": they wait for its next start. */
-    json_array_append_new(json_object_get(summary, service->pending_start ? "changed" : "updated"),
+    json_array_append_new(json_object_get(summary, service->reload_action != RELOAD_ACTION_NONE
+                                                       ? "changed"
+                                                       : "updated"),
                           json_string(config->name));
     return 0;
 }
@@ -222,10 +222,11 @@ int agent_reload_config(struct agent *agent, json_t **ret_summary, char **ret_er
     agent->services = services;
     agent->n_services = count;
     for (size_t i = 0; i < count; i++) {
-        if (services[i]->autostart_pending) {
-            services[i]->autostart_pending = false;
+        if (services[i]->reload_action == RELOAD_ACTION_START)
             supervisor_mark_start(agent, services[i]);
-        }
+        else if (services[i]->reload_action == RELOAD_ACTION_RESTART)
+            supervisor_mark_restart(agent, services[i]);
+        services[i]->reload_action = RELOAD_ACTION_NONE;
     }
     config->n_services = 0;
     log_setup("certvisord", config->log_target, config->log_file, config->log_level);

@@ -453,8 +453,16 @@ static void send_line(void *data, enum output_stream_id stream, const char *line
 static void follow_line(void *data, enum output_stream_id stream, const char *line, size_t len)
 {
     struct tail_follow *follow = data;
+    struct control_conn *conn = follow->conn;
 
-    send_line(follow->conn, stream, line, len);
+    if (line) {
+        send_line(conn, stream, line, len);
+        return;
+    }
+    /* The service was removed: end the request (control_reply drops the abandon hook). */
+    free(follow->name);
+    free(follow);
+    control_reply(conn, json_pack("{s:i, s:s}", "exit", EXIT_OK, "ended", "service removed"));
 }
 
 static void follow_abandon(void *data)

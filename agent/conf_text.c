@@ -80,6 +80,11 @@ int conf_text_load(const char *path, char **ret_text, char *err, size_t err_len)
         } else if (*p == '#' || (p[0] == '/' && p[1] == '/')) {
             p = blank_until(p, "\n", &line);
         } else if (p[0] == '/' && p[1] == '*') {
+            if (!strstr(p + 2, "*/")) {
+                snprintf(err, err_len, "%s:%d: comment '/*' is never closed", path, line);
+                free(text);
+                return CV_ECONFIG;
+            }
             p = blank_until(p, "*/", &line);
         } else {
             if (*p == '{') {
@@ -115,7 +120,7 @@ int conf_text_option_line(const char *path, const char *option)
     FILE *f = fopen(path, "re");
     size_t len = strlen(option);
     char line[1024];
-    int number = 0;
+    int number = 0, found = 0;
 
     if (!f)
         return 0;
@@ -123,11 +128,9 @@ int conf_text_option_line(const char *path, const char *option)
         const char *p = line + strspn(line, " \t");
 
         number++;
-        if (strncmp(p, option, len) == 0 && strchr(" \t=", p[len])) {
-            fclose(f);
-            return number;
-        }
+        if (strncmp(p, option, len) == 0 && strchr(" \t=", p[len]))
+            found = number; /* the last assignment is the one in force */
     }
     fclose(f);
-    return 0;
+    return found;
 }

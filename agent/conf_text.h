@@ -16,7 +16,7 @@
  */
 int conf_text_load(const char *path, char **ret_text, char *err, size_t err_len);
 
-/* Returns the line where option is first assigned in the file at path ("option = ..."), or 0. */
+/* Returns the line where option is last assigned in the file at path ("option = ..."), or 0. */
 int conf_text_option_line(const char *path, const char *option);
 
 #endif

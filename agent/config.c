@@ -427,21 +427,38 @@ int config_load(const char *path, const char *prefix_override, struct agent_conf
     return 0;
 }
 
-int config_control_socket(const char *path, const char *prefix_override, char **ret_socket)
+int config_control_socket(const char *path, const char *prefix_override, char **ret_socket,
+                          char **ret_error)
 {
     struct agent_config *config = calloc(1, sizeof(*config));
-    char err[512];
+    char err[1024] = "";
+    char *sink_text = NULL;
+    size_t sink_len = 0;
     int r;
 
     if (!config)
         return -ENOMEM;
+    error_sink = open_memstream(&sink_text, &sink_len);
     r = set_paths(path, config);
     if (r == 0)
         r = load_main(config->config_path, prefix_override, config, err, sizeof(err));
+    if (error_sink)
+        fclose(error_sink);
+    error_sink = NULL;
+    current_file = NULL;
     if (r == 0) {
         *ret_socket = config->control_socket;
         config->control_socket = NULL;
+    } else if (ret_error) {
+        if (sink_len && sink_text[sink_len - 1] == '\n')
+            sink_text[sink_len - 1] = '\0';
+        if (asprintf(ret_error, "%s",
+                     *err                      ? err
+                     : sink_text && *sink_text ? sink_text
+                                               : cv_strerror(r)) < 0)
+            *ret_error = NULL;
     }
+    free(sink_text);
     config_free(config);
     return r;
 }

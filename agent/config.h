@@ -54,9 +54,11 @@ void config_free(struct agent_config *config);
 
 /*
  * Reads only the main file at path and returns its control socket (malloc'd),
- * for clients that need nothing else. Returns 0 or a negative error.
+ * for clients that need nothing else. Returns 0, or a negative error with a
+ * malloc'd message (file, line, problem) in *ret_error.
  */
-int config_control_socket(const char *path, const char *prefix_override, char **ret_socket);
+int config_control_socket(const char *path, const char *prefix_override, char **ret_socket,
+                          char **ret_error);
 
 /*
  * Creates state_dir (0750), run_dir (0755) and log_dir (0750) and their

@@ -254,13 +254,12 @@ int main(int argc, char **argv)
 {
     struct agent agent = {0};
     struct options opts = {0};
-    struct rlimit no_core = {0, 0};
     char *error = NULL;
     int r;
 
     ensure_standard_fds();
-    /* The agent will hold private keys: no core dumps of it. */
-    setrlimit(RLIMIT_CORE, &no_core);
+    /* The agent will hold private keys: a non-dumpable process leaves no core (and
+     * cannot be ptraced by its own user). It is reset at exec, so services keep theirs. */
     prctl(PR_SET_DUMPABLE, 0);
     if (parse_options(argc, argv, &opts) < 0) {
         free(opts.prefix);
@@ -273,6 +272,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "certvisord: %s\n", error ? error : cv_strerror(r));
         free(error);
         free(opts.prefix);
+        config_free(agent.config); /* NULL when the load failed */
         return 1;
     }
     if (opts.check_only) {

@@ -339,10 +339,11 @@ void output_free(struct output *output)
         free(output->tail);
     }
     while (output->followers) {
-        struct follower *next = output->followers->next;
+        struct follower *gone = output->followers;
 
-        free(output->followers);
-        output->followers = next;
+        output->followers = gone->next;
+        gone->fn(gone->data, OUTPUT_STDOUT, NULL, 0);
+        free(gone);
     }
     free(output->name);
     free(output);

@@ -20,7 +20,11 @@ struct output_settings {
 
 struct output;
 
-/* Called for every captured line (without its newline) of a followed service. */
+/*
+ * Called for every captured line (without its newline) of a followed service,
+ * and once with line NULL when the output goes away for good (the follower
+ * must not call output_unfollow() then).
+ */
 typedef void (*output_line_fn)(void *data, enum output_stream_id stream, const char *line,
                                size_t len);
 

@@ -216,24 +216,8 @@ static void on_exec_status(evutil_socket_t fd, short what, void *arg)
     service_dispatch(service, FSM_SPAWNED);
 }
 
-static void fail_spawn(struct service *service, const char *why)
-{
-    struct fsm_effects effects;
-    struct fsm_event event = {FSM_EXIT, false, -1};
-
-    snprintf(service->exec_error, sizeof(service->exec_error), "%s", why);
-    log_error("Cannot start service '%s': %s", service->config->name, why);
-    fsm_step(&service->fsm, &service->config->policy, &event, &effects);
-    /* Only CANCEL/ARM can follow an exit during STARTING. */
-    event_del(service->timer);
-    if (effects.actions & FSM_DO_ARM_TIMER) {
-        struct timeval tv = timeval_from(effects.timer_seconds);
-
-        evtimer_add(service->timer, &tv);
-    }
-}
-
-static void spawn(struct service *service)
+/* Starts the process. Returns false when nothing could be started (exec_error says why). */
+static bool spawn(struct service *service)
 {
     struct spawn_request request = {
         .config = service->config,
@@ -248,8 +232,9 @@ static void spawn(struct service *service)
     service->exec_error[0] = '\0';
     service->status_text[0] = '\0';
     if (spawn_service(&request, &pid, &status_fd, err, sizeof(err)) < 0) {
-        fail_spawn(service, err);
-        return;
+        snprintf(service->exec_error, sizeof(service->exec_error), "%s", err);
+        log_error("Cannot start service '%s': %s", service->config->name, err);
+        return false;
     }
     if (service->settled_once || service->restarts || service->fsm.failures)
         service->restarts++;
@@ -260,12 +245,31 @@ static void spawn(struct service *service)
     if (service->exec_status_event)
         event_add(service->exec_status_event, NULL);
     log_info("Started service '%s' (pid %d)", service->config->name, (int)pid);
+    return true;
 }
 
 static void signal_group(struct service *service, int signo)
 {
     if (service->pid > 0 && kill(-service->pid, signo) < 0 && errno == ESRCH)
         kill(service->pid, signo); /* not yet the leader of its own group */
+}
+
+static void note_reason(struct service *service, const struct fsm_effects *effects,
+                        const char *exit_text);
+static void apply_effects(struct service *service, const struct fsm_effects *effects);
+
+/*
+ * Nothing was started (no fork, or no such user): the state machine hears it as
+ * an exit before readiness, so it backs off and retries or goes FATAL.
+ */
+static void fail_before_start(struct service *service)
+{
+    struct fsm_event event = {FSM_EXIT, false, -1};
+    struct fsm_effects effects;
+
+    fsm_step(&service->fsm, &service->config->policy, &event, &effects);
+    note_reason(service, &effects, service->exec_error);
+    apply_effects(service, &effects); /* only cancel and arm follow an exit while starting */
 }
 
 static void apply_effects(struct service *service, const struct fsm_effects *effects)
@@ -281,7 +285,10 @@ static void apply_effects(struct service *service, const struct fsm_effects *eff
     }
     if (effects->actions & FSM_DO_SPAWN) {
         adopt_next_config(service);
-        spawn(service);
+        if (!spawn(service)) {
+            fail_before_start(service);
+            return;
+        }
     }
     if (effects->actions & FSM_DO_ARM_TIMER && service->fsm.state != SERVICE_FATAL) {
         struct timeval tv = timeval_from(effects->timer_seconds);
@@ -498,7 +505,7 @@ void service_handle_notify(struct service *service, const char *message, pid_t s
     if ((value = notify_field(message, "MAINPID", &len)))
         handle_mainpid(service, value, len);
     if ((value = notify_field(message, "EXTEND_TIMEOUT_USEC", &len)) &&
-        service->fsm.state == SERVICE_STARTING) {
+        service->fsm.state == SERVICE_STARTING && service->config->policy.start_timeout > 0) {
         struct timeval tv = timeval_from(strtod(value, NULL) / 1e6);
 
         evtimer_add(service->timer, &tv);

@@ -46,7 +46,8 @@ struct service {
     bool pending_stop;     /* stop once every dependent being stopped has stopped */
     bool operator_stopped; /* stopped by hand: a configuration reload leaves it stopped */
     bool remove_when_stopped;
-    bool autostart_pending; /* added by a reload: to be started once it is in the table */
+    /* What a configuration reload asks of it, done once the new table is in place. */
+    enum { RELOAD_ACTION_NONE, RELOAD_ACTION_START, RELOAD_ACTION_RESTART } reload_action;
     bool settled_once; /* reached RUNNING, FATAL or EXITED at least once (for agent readiness) */
     uint64_t ready_at_usec;    /* CLOCK_MONOTONIC when it became ready */
     uint64_t state_since_usec; /* CLOCK_MONOTONIC of the last state change */

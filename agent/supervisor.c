@@ -190,6 +190,11 @@ void supervisor_mark_start(struct agent *agent, struct service *service)
 
 void supervisor_mark_stop(struct service *service, bool by_operator)
 {
+    if (service->pending_start && !service_state_active(service->fsm.state)) {
+        service->pending_start = false;
+        service->reason[0] = '\0';
+        service_complete_waiters(service, WAIT_READY, -ECANCELED, "stopped before it started");
+    }
     service->pending_start = false;
     service->pending_stop = true;
     if (by_operator)

@@ -30,7 +30,8 @@ struct ctl_options {
 static void print_help(FILE *out, const char *only)
 {
     if (!only)
-        fprintf(out, "Usage: certvisorctl [-s SOCKET | -c FILE] [--json] <command> [args...]\n"
+        fprintf(out, "Usage: certvisorctl [-s SOCKET | -c FILE [-p DIR]] [--json] <command> "
+                     "[args...]\n"
                      "\n"
                      "Commands:\n");
     for (int i = 0; i < CONTROL_CMD_COUNT; i++) {
@@ -53,6 +54,7 @@ static void print_help(FILE *out, const char *only)
                 "  -p, --prefix DIR    the --prefix the agent was started with\n"
                 "      --json          print the agent's answers as JSON lines\n"
                 "  -h, --help          show this help\n"
+                "  -V, --version       show certvisorctl's version\n"
                 "\n"
                 "Exit status: 0 success; 1 an operation failed; 2 usage; 3 a listed service is\n"
                 "not running (status); 4 unknown service, no agent, or permission denied.\n",
@@ -72,21 +74,25 @@ static char *resolve_socket(const struct ctl_options *opts)
     char *prefix = NULL;
     int r;
 
+    char *error = NULL;
+
     if (opts->socket_path)
         return strdup(opts->socket_path);
-    if (!opts->config_path && env && *env)
+    /* --prefix is about a configuration file: the default one when -c is not given. */
+    if (!opts->config_path && !opts->prefix && env && *env)
         return strdup(env);
-    if (!opts->config_path && access(config, F_OK) != 0)
+    if (!opts->config_path && !opts->prefix && access(config, F_OK) != 0)
         return strdup(DEFAULT_SOCKET);
     if (opts->prefix && !(prefix = realpath(opts->prefix, NULL))) {
         fprintf(stderr, "certvisorctl: --prefix %s: %s\n", opts->prefix, strerror(errno));
         return NULL;
     }
-    r = config_control_socket(config, prefix, &path);
+    r = config_control_socket(config, prefix, &path, &error);
     free(prefix);
     if (r < 0) {
-        fprintf(stderr, "certvisorctl: cannot read the control socket from %s: %s\n", config,
-                cv_strerror(r));
+        fprintf(stderr, "certvisorctl: cannot find the control socket: %s\n",
+                error ? error : cv_strerror(r));
+        free(error);
         return NULL;
     }
     return path;

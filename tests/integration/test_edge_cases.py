@@ -107,3 +107,39 @@ def test_relative_prefix_on_the_command_line_is_relative_to_the_working_director
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=10)
+
+
+def test_a_stop_answers_a_start_still_waiting_for_its_dependencies(agent_factory):
+    agent = agent_factory({"base": svc(quoted("--ready-delay", "1500"), extra="autostart = false"),
+                           "top": svc(after=["base"], extra="autostart = false")})
+    agent.start()
+    starter = subprocess.Popen([str(CERTVISORCTL), "-s", str(agent.socket), "start", "top"],
+                               stdout=subprocess.PIPE, text=True)
+    wait_for(lambda: agent.state("base") == "STARTING", what="base starting")
+    out = agent.ctl("stop", "top")  # not running yet, but on its way: the stop cancels that
+    assert (out.returncode, out.stdout.strip()) == (0, "top: stopped")
+    out, _ = starter.communicate(timeout=10)
+    assert starter.returncode == 1
+    assert out.strip() == "top: ERROR (stopped before it started)"
+
+
+def test_a_reload_restart_pulls_in_stopped_dependencies(agent_factory):
+    agent = agent_factory({"base": svc(extra="autostart = false"), "top": svc(after=["base"])})
+    agent.start()
+    assert agent.ctl("stop", "base").returncode == 0
+    agent.write_service("top", svc(quoted("--print", "v2"), after=["base"]))
+    assert agent.ctl("reload").returncode == 0
+    wait_for(lambda: agent.state("top") == "RUNNING" and agent.state("base") == "RUNNING",
+             what="top restarted with base pulled in")
+
+
+def test_following_a_removed_service_ends_cleanly(agent_factory):
+    agent = agent_factory({"web": svc(), "gone": svc()})
+    agent.start()
+    follower = subprocess.Popen([str(CERTVISORCTL), "-s", str(agent.socket), "tail", "-f", "gone"],
+                                stdout=subprocess.PIPE, text=True)
+    time.sleep(0.3)
+    agent.remove_service("gone")
+    assert agent.ctl("reload").returncode == 0
+    follower.wait(timeout=10)
+    assert follower.returncode == 0

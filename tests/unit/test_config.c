@@ -782,17 +782,17 @@ static void control_socket_comes_from_the_main_file_alone(void **state)
     write_file(fx, "certvisor.conf", "run_dir = \"/run/cv-test\"\n");
     /* include files are not read: a broken one does not matter */
     write_file(fx, "conf.d/broken.conf", "service { this is not valid");
-    assert_int_equal(config_control_socket(fx->main_path, NULL, &socket), 0);
+    assert_int_equal(config_control_socket(fx->main_path, NULL, &socket, NULL), 0);
     assert_string_equal(socket, "/run/cv-test/control.sock");
     free(socket);
 
     write_file(fx, "certvisor.conf", "control_socket = \"%{prefix}/ctl.sock\"\n");
-    assert_int_equal(config_control_socket(fx->main_path, "/srv/alt", &socket), 0);
+    assert_int_equal(config_control_socket(fx->main_path, "/srv/alt", &socket, NULL), 0);
     assert_string_equal(socket, "/srv/alt/ctl.sock");
     free(socket);
 
     write_file(fx, "certvisor.conf", "prefix = \"rel\"\n");
-    assert_int_equal(config_control_socket(fx->main_path, NULL, &socket), 0);
+    assert_int_equal(config_control_socket(fx->main_path, NULL, &socket, NULL), 0);
     assert_non_null(strstr(socket, fx->dir));
     assert_non_null(strstr(socket, "/rel/run/certvisor/control.sock"));
     free(socket);
@@ -803,11 +803,18 @@ static void control_socket_errors(void **state)
     struct fixture *fx = *state;
     char *socket = NULL;
 
-    assert_int_equal(config_control_socket(fx->main_path, NULL, &socket), CV_ECONFIG);
+    char *error = NULL;
+
+    assert_int_equal(config_control_socket(fx->main_path, NULL, &socket, &error), CV_ECONFIG);
     assert_null(socket);
+    assert_non_null(strstr(error, "cannot read"));
+    free(error);
+    error = NULL;
     write_file(fx, "certvisor.conf", "no_such_thing = 1\n");
-    assert_int_equal(config_control_socket(fx->main_path, NULL, &socket), CV_ECONFIG);
+    assert_int_equal(config_control_socket(fx->main_path, NULL, &socket, &error), CV_ECONFIG);
     assert_null(socket);
+    assert_non_null(strstr(error, "certvisor.conf:1: no such option 'no_such_thing'"));
+    free(error);
 }
 
 #define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)

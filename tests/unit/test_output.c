@@ -34,6 +34,7 @@ struct fixture {
 
 struct captured {
     int n;
+    int ended; /* end-of-output calls (line NULL) */
     enum output_stream_id stream[MAX_CAPTURED];
     char *line[MAX_CAPTURED];
     size_t len[MAX_CAPTURED];
@@ -131,6 +132,11 @@ static void say(struct fixture *fx, enum output_stream_id stream, const char *te
 static void capture(void *data, enum output_stream_id stream, const char *line, size_t len)
 {
     struct captured *c = data;
+
+    if (!line) { /* the output went away: counted, not captured */
+        c->ended++;
+        return;
+    }
 
     assert_true(c->n < MAX_CAPTURED);
     c->stream[c->n] = stream;
@@ -463,6 +469,22 @@ static void a_follower_may_unfollow_itself_from_its_callback(void **state)
     assert_int_equal(q.calls, 1);
     assert_lines(&other, LINES("a", "b", "c"));
     captured_reset(&other);
+    output_unfollow(fx->output, capture, &other); /* 'other' dies with this function */
+}
+
+static void followers_hear_the_end_when_the_output_goes(void **state)
+{
+    struct fixture *fx = *state;
+    struct captured c = {0};
+
+    start(fx);
+    assert_int_equal(output_follow(fx->output, -1, capture, &c), 0);
+    say(fx, OUTPUT_STDOUT, "last\n");
+    output_free(fx->output);
+    fx->output = NULL;
+    assert_int_equal(c.ended, 1);
+    assert_lines(&c, LINES("last"));
+    captured_reset(&c);
 }
 
 /* --- log files --- */
@@ -686,6 +708,7 @@ int main(void)
         TEST(zero_tail_lines_keeps_nothing),
         TEST(followers_get_the_lines_of_their_streams),
         TEST(a_follower_may_unfollow_itself_from_its_callback),
+        TEST(followers_hear_the_end_when_the_output_goes),
         TEST(log_files_get_the_bytes_as_written),
         TEST(both_streams_may_share_one_file),
         TEST(a_null_target_has_no_pipe),
