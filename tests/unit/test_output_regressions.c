@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "unit_util.h"
+
 #include "output.h"
 
 #include <errno.h>
@@ -37,21 +39,12 @@ struct captured {
     size_t len[16];
 };
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int setup(void **state)
 {
     struct fixture *fx = calloc(1, sizeof(*fx));
 
     assert_non_null(fx);
-    strcpy(fx->dir, "/tmp/cv-output-XXXXXX");
-    assert_non_null(mkdtemp(fx->dir));
+    unit_make_tempdir(fx->dir, sizeof(fx->dir), "output");
     snprintf(fx->out_path, sizeof(fx->out_path), "%s/svc.log", fx->dir);
     fx->base = event_base_new();
     assert_non_null(fx->base);
@@ -72,7 +65,7 @@ static int teardown(void **state)
 
     output_free(fx->output);
     event_base_free(fx->base);
-    nftw(fx->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    unit_remove_tree(fx->dir);
     free(fx);
     return 0;
 }
