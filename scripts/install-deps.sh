@@ -5,7 +5,7 @@ set -eu
 
 packages="build-essential cmake pkg-config clang-format
 libssl-dev libconfuse-dev libsystemd-dev libevent-dev libjansson-dev libcmocka-dev
-redis-server redis-tools python3 python3-pytest supervisor strace procps util-linux"
+redis-server redis-tools python3 python3-pytest supervisor strace procps util-linux openssl"
 
 missing=""
 for p in $packages; do
