@@ -14,7 +14,11 @@
     X(PROTOCOL, "malformed control message")                                                       \
     X(TOO_LONG, "message too long")                                                                \
     X(DEPENDENCY, "a dependency is not running")                                                   \
-    X(USAGE, "invalid arguments")
+    X(USAGE, "invalid arguments")                                                                  \
+    X(INVALID_CERT, "invalid certificate or key")                                                  \
+    X(CERT_EXPIRED, "certificate expired")                                                         \
+    X(UNKNOWN_CERT, "unknown certificate name")                                                    \
+    X(INVALID_TLS, "invalid TLS configuration")
 
 enum cv_error_base { CV_ERROR_FIRST = 10000 };
 
