@@ -1,0 +1,434 @@
+/* The node's TLS policy: settings, their validation, where each value came from, runtime overrides.
+ */
+#include "policy.h"
+
+#include "cv_error.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum value_kind { KIND_VERSION, KIND_CIPHERS, KIND_TLS13_SUITES, KIND_MODE, KIND_SWITCH };
+
+/* The three planes whose minimum version and cipher settings go together. */
+enum plane { PLANE_CONTROL, PLANE_DATA, PLANE_SENTINEL, PLANE_NONE };
+
+static const struct {
+    const char *name;
+    const char *alias; /* the older spelling, or NULL */
+    enum value_kind kind;
+    enum plane plane;
+    const char *default_value; /* NULL: OpenSSL's default, or (sentinel version) follows data */
+} settings[POLICY_COUNT] = {
+    [POLICY_MIN_CONTROL_TLS_VERSION] = {"min_control_TLS_version", NULL, KIND_VERSION,
+                                        PLANE_CONTROL, "1.2"},
+    [POLICY_MIN_DATA_TLS_VERSION] = {"min_data_TLS_version", NULL, KIND_VERSION, PLANE_DATA, "1.2"},
+    [POLICY_MIN_SENTINEL_TLS_VERSION] = {"min_sentinel_TLS_version", NULL, KIND_VERSION,
+                                         PLANE_SENTINEL, NULL},
+    [POLICY_CONTROL_CIPHER_SUITES] = {"control_cipher_suites", "cipher_suites", KIND_CIPHERS,
+                                      PLANE_CONTROL, NULL},
+    [POLICY_DATA_CIPHER_LIST] = {"data_cipher_list", NULL, KIND_CIPHERS, PLANE_DATA, NULL},
+    [POLICY_CONTROL_CIPHER_SUITES_TLS_1_3] = {"control_cipher_suites_tls_1_3", NULL,
+                                              KIND_TLS13_SUITES, PLANE_CONTROL, NULL},
+    [POLICY_DATA_CIPHER_SUITES_TLS_1_3] = {"data_cipher_suites_tls_1_3", NULL, KIND_TLS13_SUITES,
+                                           PLANE_DATA, NULL},
+    [POLICY_SENTINEL_CIPHER_SUITES] = {"sentinel_cipher_suites", NULL, KIND_CIPHERS, PLANE_SENTINEL,
+                                       NULL},
+    [POLICY_SENTINEL_TLS_MODE] = {"sentinel_tls_mode", "sentinel_ssl_policy", KIND_MODE, PLANE_NONE,
+                                  "allowed"},
+    [POLICY_HTTP_SUPPORT] = {"http_support", NULL, KIND_SWITCH, PLANE_NONE, "enabled"},
+};
+
+/* Per plane: its minimum version, its TLS <= 1.2 ciphers and its TLS 1.3 suites (or -1). */
+static const int plane_settings[3][3] = {
+    [PLANE_CONTROL] = {POLICY_MIN_CONTROL_TLS_VERSION, POLICY_CONTROL_CIPHER_SUITES,
+                       POLICY_CONTROL_CIPHER_SUITES_TLS_1_3},
+    [PLANE_DATA] = {POLICY_MIN_DATA_TLS_VERSION, POLICY_DATA_CIPHER_LIST,
+                    POLICY_DATA_CIPHER_SUITES_TLS_1_3},
+    [PLANE_SENTINEL] = {POLICY_MIN_SENTINEL_TLS_VERSION, POLICY_SENTINEL_CIPHER_SUITES, -1},
+};
+
+static const char *const plane_names[] = {"control", "data", "sentinel"};
+
+const char *policy_setting_name(enum policy_setting setting)
+{
+    return settings[setting].name;
+}
+
+int policy_setting_lookup(const char *name)
+{
+    for (int i = 0; i < POLICY_COUNT; i++)
+        if (strcasecmp(name, settings[i].name) == 0 ||
+            (settings[i].alias && strcasecmp(name, settings[i].alias) == 0))
+            return i;
+    return -1;
+}
+
+int policy_init(struct policy *policy)
+{
+    memset(policy, 0, sizeof(*policy));
+    return 0;
+}
+
+void policy_clear(struct policy *policy)
+{
+    for (int i = 0; i < POLICY_COUNT; i++) {
+        free(policy->values[i].value);
+        free(policy->values[i].file);
+    }
+    memset(policy, 0, sizeof(*policy));
+}
+
+int policy_copy(struct policy *to, const struct policy *from)
+{
+    policy_init(to);
+    for (int i = 0; i < POLICY_COUNT; i++) {
+        const struct policy_value *v = &from->values[i];
+
+        to->values[i].source = v->source;
+        to->values[i].line = v->line;
+        if ((v->value && !(to->values[i].value = strdup(v->value))) ||
+            (v->file && !(to->values[i].file = strdup(v->file)))) {
+            policy_clear(to);
+            return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+const char *policy_get(const struct policy *policy, enum policy_setting setting)
+{
+    if (policy->values[setting].value)
+        return policy->values[setting].value;
+    if (setting == POLICY_MIN_SENTINEL_TLS_VERSION)
+        return policy_get(policy, POLICY_MIN_DATA_TLS_VERSION);
+    return settings[setting].default_value;
+}
+
+/* "1", "1.0", "TLSv1" ... "1.3" -> the canonical "1", "1.1", "1.2", "1.3" and OpenSSL's number. */
+static const char *normalise_version(const char *text, int *ret_version)
+{
+    static const struct {
+        const char *canonical;
+        int version;
+        const char *spellings[3];
+    } versions[] = {{"1", TLS1_VERSION, {"1", "1.0", "tlsv1"}},
+                    {"1.1", TLS1_1_VERSION, {"1.1", "tlsv1.1", NULL}},
+                    {"1.2", TLS1_2_VERSION, {"1.2", "tlsv1.2", NULL}},
+                    {"1.3", TLS1_3_VERSION, {"1.3", "tlsv1.3", NULL}}};
+
+    for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++)
+        for (size_t j = 0; j < 3 && versions[i].spellings[j]; j++)
+            if (strcasecmp(text, versions[i].spellings[j]) == 0) {
+                if (ret_version)
+                    *ret_version = versions[i].version;
+                return versions[i].canonical;
+            }
+    return NULL;
+}
+
+static void drain_openssl(char *buf, size_t len)
+{
+    unsigned long code;
+    size_t used = 0;
+
+    buf[0] = '\0';
+    while ((code = ERR_get_error()) && used + 2 < len) {
+        char one[256];
+
+        ERR_error_string_n(code, one, sizeof(one));
+        used += (size_t)snprintf(buf + used, len - used, "%s%s", used ? "; " : "", one);
+    }
+    ERR_clear_error();
+}
+
+/*
+ * True when a server limited to exactly min_version, with these ciphers, has
+ * at least one cipher it could use: the minimum version itself must work, or
+ * clients held to it could never connect.
+ */
+static int usable_at(int min_version, const char *ciphers, const char *suites, char *err,
+                     size_t err_len)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    STACK_OF(SSL_CIPHER) *usable = NULL;
+    char reason[512];
+    SSL *ssl = NULL;
+    int r = CV_EINVALID_TLS;
+
+    if (!ctx)
+        return -ENOMEM;
+    if (min_version < TLS1_2_VERSION)
+        SSL_CTX_set_security_level(ctx, 0); /* OpenSSL 3 refuses TLS 1.0 and 1.1 otherwise */
+    SSL_CTX_set_min_proto_version(ctx, min_version);
+    SSL_CTX_set_max_proto_version(ctx, min_version);
+    if (ciphers && SSL_CTX_set_cipher_list(ctx, ciphers) != 1) {
+        drain_openssl(reason, sizeof(reason));
+        snprintf(err, err_len, "cipher list '%s' is not valid for OpenSSL (%s)", ciphers, reason);
+        goto out;
+    }
+    if (suites && SSL_CTX_set_ciphersuites(ctx, suites) != 1) {
+        drain_openssl(reason, sizeof(reason));
+        snprintf(err, err_len, "TLS 1.3 cipher suites '%s' are not valid for OpenSSL (%s)", suites,
+                 reason);
+        goto out;
+    }
+    ssl = SSL_new(ctx);
+    usable = ssl ? SSL_get1_supported_ciphers(ssl) : NULL;
+    if (!usable || sk_SSL_CIPHER_num(usable) == 0) {
+        snprintf(err, err_len, "no cipher in '%s' is usable with TLS %s",
+                 min_version == TLS1_3_VERSION ? (suites ? suites : "(default suites)")
+                                               : (ciphers ? ciphers : "(default list)"),
+                 min_version == TLS1_VERSION     ? "1.0"
+                 : min_version == TLS1_1_VERSION ? "1.1"
+                 : min_version == TLS1_2_VERSION ? "1.2"
+                                                 : "1.3");
+        goto out;
+    }
+    r = 0;
+out:
+    sk_SSL_CIPHER_free(usable);
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    ERR_clear_error();
+    return r;
+}
+
+/* Checks one plane with a candidate value for one of its settings substituted in. */
+static int check_plane(const struct policy *policy, enum plane plane, int changed,
+                       const char *value, char *err, size_t err_len)
+{
+    const int *s = plane_settings[plane];
+    const char *version_text = s[0] == changed ? value : policy_get(policy, s[0]);
+    const char *ciphers = s[1] == changed ? value : policy_get(policy, s[1]);
+    const char *suites = s[2] < 0 ? NULL : s[2] == changed ? value : policy_get(policy, s[2]);
+    char reason[600];
+    int version, r;
+
+    if (!normalise_version(version_text, &version))
+        return CV_EINVALID_TLS;
+    r = usable_at(version, ciphers, suites, reason, sizeof(reason));
+    if (r < 0)
+        snprintf(err, err_len, "%s plane: %s", plane_names[plane], reason);
+    return r;
+}
+
+int policy_check(const struct policy *policy, enum policy_setting setting, const char *value,
+                 char *err, size_t err_len, char *warn, size_t warn_len)
+{
+    int version;
+
+    if (warn && warn_len)
+        warn[0] = '\0';
+    switch (settings[setting].kind) {
+    case KIND_VERSION:
+        if (!normalise_version(value, &version)) {
+            snprintf(err, err_len, "%s: '%s' is not a TLS version (use 1, 1.1, 1.2 or 1.3)",
+                     settings[setting].name, value);
+            return CV_EINVALID_TLS;
+        }
+        if (version < TLS1_2_VERSION && warn)
+            snprintf(warn, warn_len,
+                     "%s %s allows TLS %s, which is obsolete and insecure: the %s plane will run "
+                     "at OpenSSL security level 0 so that it works",
+                     settings[setting].name, normalise_version(value, NULL),
+                     normalise_version(value, NULL), plane_names[settings[setting].plane]);
+        break;
+    case KIND_MODE:
+        if (strcmp(value, "allowed") && strcmp(value, "required") && strcmp(value, "disabled")) {
+            snprintf(err, err_len, "%s: '%s' is not allowed, required or disabled",
+                     settings[setting].name, value);
+            return CV_EINVALID_TLS;
+        }
+        return 0;
+    case KIND_SWITCH:
+        if (strcmp(value, "enabled") && strcmp(value, "disabled")) {
+            snprintf(err, err_len, "%s: '%s' is not enabled or disabled", settings[setting].name,
+                     value);
+            return CV_EINVALID_TLS;
+        }
+        return 0;
+    case KIND_CIPHERS:
+    case KIND_TLS13_SUITES:
+        if (!*value) {
+            snprintf(err, err_len, "%s: an empty cipher string leaves no cipher",
+                     settings[setting].name);
+            return CV_EINVALID_TLS;
+        }
+        break;
+    }
+    if (setting == POLICY_MIN_DATA_TLS_VERSION &&
+        !policy->values[POLICY_MIN_SENTINEL_TLS_VERSION].value) {
+        /* The sentinel follows the data plane: check it with the new version too. */
+        int r = check_plane(policy, PLANE_DATA, setting, value, err, err_len);
+
+        if (r == 0)
+            r = check_plane(policy, PLANE_SENTINEL, POLICY_MIN_SENTINEL_TLS_VERSION, value, err,
+                            err_len);
+        return r;
+    }
+    return check_plane(policy, settings[setting].plane, setting,
+                       settings[setting].kind == KIND_VERSION ? normalise_version(value, NULL)
+                                                              : value,
+                       err, err_len);
+}
+
+int policy_check_all(const struct policy *policy, char *err, size_t err_len)
+{
+    for (int plane = PLANE_CONTROL; plane <= PLANE_SENTINEL; plane++) {
+        int r = check_plane(policy, (enum plane)plane, -1, NULL, err, err_len);
+
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+int policy_set(struct policy *policy, enum policy_setting setting, const char *value,
+               enum policy_source source, const char *file, int line)
+{
+    struct policy_value *v = &policy->values[setting];
+    const char *normal =
+        settings[setting].kind == KIND_VERSION ? normalise_version(value, NULL) : NULL;
+    char *copy = strdup(normal ? normal : value);
+    char *file_copy = file ? strdup(file) : NULL;
+
+    if (!copy || (file && !file_copy)) {
+        free(copy);
+        free(file_copy);
+        return -ENOMEM;
+    }
+    free(v->value);
+    free(v->file);
+    v->value = copy;
+    v->file = file_copy;
+    v->source = source;
+    v->line = line;
+    return 0;
+}
+
+void policy_describe_source(const struct policy *policy, enum policy_setting setting, char *buf,
+                            size_t len)
+{
+    const struct policy_value *v = &policy->values[setting];
+
+    if (!v->value && setting == POLICY_MIN_SENTINEL_TLS_VERSION)
+        snprintf(buf, len, "follows min_data_TLS_version");
+    else if (!v->value)
+        snprintf(buf, len, settings[setting].default_value ? "default" : "default (OpenSSL's)");
+    else if (v->source == POLICY_FROM_FILE)
+        snprintf(buf, len, "%s:%d", v->file ? v->file : "?", v->line);
+    else if (v->source == POLICY_FROM_RUNTIME)
+        snprintf(buf, len, "runtime (state file)");
+    else
+        snprintf(buf, len, "default");
+}
+
+int policy_state_load(struct policy *policy, const char *path, char *err, size_t err_len)
+{
+    json_error_t error;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &error);
+    const char *key;
+    json_t *value;
+
+    if (!root) {
+        if (access(path, F_OK) != 0 && errno == ENOENT)
+            return 0;
+        snprintf(err, err_len, "%s: line %d: %s", path, error.line, error.text);
+        return CV_EINVALID_TLS;
+    }
+    if (!json_is_object(root)) {
+        json_decref(root);
+        snprintf(err, err_len, "%s: not a JSON object", path);
+        return CV_EINVALID_TLS;
+    }
+    json_object_foreach(root, key, value)
+    {
+        int setting = policy_setting_lookup(key);
+        int r;
+
+        if (setting < 0 || !json_is_string(value)) {
+            snprintf(err, err_len, "%s: '%s' is not a policy setting with a string value", path,
+                     key);
+            json_decref(root);
+            return CV_EINVALID_TLS;
+        }
+        r = policy_set(policy, (enum policy_setting)setting, json_string_value(value),
+                       POLICY_FROM_RUNTIME, NULL, 0);
+        if (r < 0) {
+            json_decref(root);
+            return r;
+        }
+    }
+    json_decref(root);
+    return 0;
+}
+
+/* fsyncs the directory holding path, so that a rename into it survives a crash. */
+static int sync_parent(const char *path)
+{
+    char dir[4096];
+    char *slash;
+    int fd, r;
+
+    snprintf(dir, sizeof(dir), "%s", path);
+    slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof(dir), ".");
+    else if (slash == dir)
+        slash[1] = '\0';
+    else
+        *slash = '\0';
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    r = fsync(fd) < 0 ? -errno : 0;
+    close(fd);
+    return r;
+}
+
+int policy_state_save(const struct policy *policy, const char *path, char *err, size_t err_len)
+{
+    json_t *root = json_object();
+    char tmp[4200];
+    int fd, r = 0;
+    char *text;
+
+    if (!root)
+        return -ENOMEM;
+    for (int i = 0; i < POLICY_COUNT; i++)
+        if (policy->values[i].value && policy->values[i].source == POLICY_FROM_RUNTIME)
+            json_object_set_new(root, settings[i].name, json_string(policy->values[i].value));
+    text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
+    json_decref(root);
+    if (!text)
+        return -ENOMEM;
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
+        free(text);
+        return -ENAMETOOLONG;
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
+    if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text) ||
+        write(fd, "\n", 1) != 1 || fsync(fd) < 0)
+        r = -errno;
+    if (fd >= 0 && close(fd) < 0 && r == 0)
+        r = -errno;
+    if (r == 0 && rename(tmp, path) < 0)
+        r = -errno;
+    if (r == 0)
+        r = sync_parent(path);
+    free(text);
+    if (r < 0) {
+        unlink(tmp);
+        snprintf(err, err_len, "cannot write %s: %s", path, strerror(-r));
+    }
+    return r;
+}
