@@ -3,11 +3,11 @@
 #include "policy.h"
 
 #include "cv_error.h"
+#include "tls_context.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,21 +135,6 @@ static const char *normalise_version(const char *text, int *ret_version)
     return NULL;
 }
 
-static void drain_openssl(char *buf, size_t len)
-{
-    unsigned long code;
-    size_t used = 0;
-
-    buf[0] = '\0';
-    while ((code = ERR_get_error()) && used + 2 < len) {
-        char one[256];
-
-        ERR_error_string_n(code, one, sizeof(one));
-        used += (size_t)snprintf(buf + used, len - used, "%s%s", used ? "; " : "", one);
-    }
-    ERR_clear_error();
-}
-
 /*
  * True when a server limited to exactly min_version, with these ciphers, has
  * at least one cipher it could use: the minimum version itself must work, or
@@ -171,12 +156,12 @@ static int usable_at(int min_version, const char *ciphers, const char *suites, c
     SSL_CTX_set_min_proto_version(ctx, min_version);
     SSL_CTX_set_max_proto_version(ctx, min_version);
     if (ciphers && SSL_CTX_set_cipher_list(ctx, ciphers) != 1) {
-        drain_openssl(reason, sizeof(reason));
+        tls_error_string(reason, sizeof(reason));
         snprintf(err, err_len, "cipher list '%s' is not valid for OpenSSL (%s)", ciphers, reason);
         goto out;
     }
     if (suites && SSL_CTX_set_ciphersuites(ctx, suites) != 1) {
-        drain_openssl(reason, sizeof(reason));
+        tls_error_string(reason, sizeof(reason));
         snprintf(err, err_len, "TLS 1.3 cipher suites '%s' are not valid for OpenSSL (%s)", suites,
                  reason);
         goto out;

@@ -1,0 +1,339 @@
+/* Building an SSL_CTX from a rendered TLS configuration, and swapping it on reload. */
+#include "tls_context.h"
+
+#include "cv_error.h"
+
+#include <errno.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Servers resume only sessions that this context made. */
+#define TLS_SESSION_ID_CONTEXT "certvisor"
+
+struct tls_context_holder {
+    char *path;
+    enum tls_role role;
+    SSL_CTX *ctx; /* the holder's own reference */
+};
+
+void tls_error_string(char *buf, size_t len)
+{
+    size_t used = 0;
+    unsigned long code;
+
+    if (len)
+        buf[0] = '\0';
+    /* Keeps draining when buf is full: the queue is emptied either way. */
+    while ((code = ERR_get_error()) != 0) {
+        char one[256];
+        int n;
+
+        if (used + 1 >= len)
+            continue;
+        ERR_error_string_n(code, one, sizeof(one));
+        n = snprintf(buf + used, len - used, "%s%s", used ? "; " : "", one);
+        if (n < 0 || (size_t)n >= len - used)
+            used = len - 1;
+        else
+            used += (size_t)n;
+    }
+}
+
+/*
+ * Writes the message, then ": " and OpenSSL's reasons when its queue holds any
+ * (the queue is emptied). Returns CV_EINVALID_TLS.
+ */
+static int fail(char *err, size_t err_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t err_len, const char *fmt, ...)
+{
+    va_list ap;
+    size_t used;
+
+    if (err_len == 0) {
+        ERR_clear_error();
+        return CV_EINVALID_TLS;
+    }
+    va_start(ap, fmt);
+    vsnprintf(err, err_len, fmt, ap);
+    va_end(ap);
+    used = strlen(err);
+    if (ERR_peek_error() != 0 && used + 3 < err_len) {
+        memcpy(err + used, ": ", 3);
+        tls_error_string(err + used + 2, err_len - used - 2);
+    }
+    ERR_clear_error();
+    return CV_EINVALID_TLS;
+}
+
+static const char *version_name(int version)
+{
+    switch (version) {
+    case TLS1_VERSION:
+        return "1.0";
+    case TLS1_1_VERSION:
+        return "1.1";
+    case TLS1_2_VERSION:
+        return "1.2";
+    case TLS1_3_VERSION:
+        return "1.3";
+    default:
+        return "?";
+    }
+}
+
+/* Keys must not be encrypted: never prompt on a terminal for a passphrase. */
+static int no_passphrase(char *buf, int size, int rwflag, void *userdata)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)userdata;
+    return -1;
+}
+
+static int use_cert_and_key(SSL_CTX *ctx, const struct tls_config *config, char *err,
+                            size_t err_len)
+{
+    EVP_PKEY *key;
+    BIO *bio;
+
+    if (SSL_CTX_use_certificate_chain_file(ctx, config->cert_file) != 1)
+        return fail(err, err_len, "cert_file %s: cannot load it", config->cert_file);
+    bio = BIO_new_file(config->key_file, "r");
+    if (!bio)
+        return fail(err, err_len, "key_file %s: cannot read it", config->key_file);
+    key = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
+    BIO_free(bio);
+    if (!key)
+        return fail(err, err_len, "key_file %s: no unencrypted PEM private key in it",
+                    config->key_file);
+    /* A key of the certificate's type is checked against it here, another type below. */
+    if (SSL_CTX_use_PrivateKey(ctx, key) != 1) {
+        EVP_PKEY_free(key);
+        return fail(err, err_len, "key_file %s does not match cert_file %s", config->key_file,
+                    config->cert_file);
+    }
+    EVP_PKEY_free(key);
+    if (SSL_CTX_check_private_key(ctx) != 1)
+        return fail(err, err_len, "key_file %s does not match cert_file %s", config->key_file,
+                    config->cert_file);
+    return 0;
+}
+
+/*
+ * Checks that connections at the minimum version have a cipher: one of the
+ * TLS 1.2-and-below list when the minimum is below 1.3, a TLS 1.3 suite
+ * otherwise, after the version range and the security level have had their say.
+ */
+static int check_usable_ciphers(SSL_CTX *ctx, const struct tls_config *config, int min_version,
+                                char *err, size_t err_len)
+{
+    bool want_tls13 = min_version >= TLS1_3_VERSION;
+    STACK_OF(SSL_CIPHER) *supported;
+    int usable = 0;
+    SSL *ssl = SSL_new(ctx);
+
+    if (!ssl) {
+        fail(err, err_len, "cannot create a TLS connection");
+        return -ENOMEM;
+    }
+    supported = SSL_get1_supported_ciphers(ssl);
+    for (int i = 0; supported && i < sk_SSL_CIPHER_num(supported); i++) {
+        /* TLS 1.3 suites leave the key exchange to the protocol: "any". */
+        bool tls13 = SSL_CIPHER_get_kx_nid(sk_SSL_CIPHER_value(supported, i)) == NID_kx_any;
+
+        if (tls13 == want_tls13)
+            usable++;
+    }
+    sk_SSL_CIPHER_free(supported);
+    SSL_free(ssl);
+    ERR_clear_error();
+    if (usable)
+        return 0;
+    if (want_tls13)
+        return fail(err, err_len, "no cipher in '%s' is usable with TLS 1.3",
+                    config->ciphersuites ? config->ciphersuites : OSSL_default_ciphersuites());
+    return fail(err, err_len, "no cipher in '%s' is usable with TLS %s and above",
+                config->ciphers ? config->ciphers : OSSL_default_cipher_list(),
+                version_name(min_version));
+}
+
+static int set_verification(SSL_CTX *ctx, const struct tls_config *config, enum tls_role role,
+                            char *err, size_t err_len)
+{
+    STACK_OF(X509_NAME) *names;
+
+    if (config->ca_file && SSL_CTX_load_verify_locations(ctx, config->ca_file, NULL) != 1)
+        return fail(err, err_len, "ca_file %s: cannot load CA certificates from it",
+                    config->ca_file);
+    if (config->verify_peer == TLS_VERIFY_NONE)
+        return 0;
+    if (!config->ca_file)
+        return fail(err, err_len, "verify_peer = %s needs a ca_file",
+                    config->verify_peer == TLS_VERIFY_REQUIRE ? "require" : "optional");
+    if (role == TLS_ROLE_CLIENT) {
+        /*
+         * A server always sends a certificate. optional still verifies it (see
+         * SSL_get_verify_result) but does not fail the handshake.
+         */
+        if (config->verify_peer == TLS_VERIFY_REQUIRE)
+            SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+        return 0;
+    }
+    SSL_CTX_set_verify(
+        ctx,
+        SSL_VERIFY_PEER |
+            (config->verify_peer == TLS_VERIFY_REQUIRE ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
+        NULL);
+    names = SSL_load_client_CA_file(config->ca_file);
+    if (!names)
+        return fail(err, err_len, "ca_file %s: no CA certificate to name to clients",
+                    config->ca_file);
+    SSL_CTX_set_client_CA_list(ctx, names);
+    return 0;
+}
+
+static int configure(SSL_CTX *ctx, const struct tls_config *config, enum tls_role role,
+                     int min_version, char *err, size_t err_len)
+{
+    int r;
+
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+    SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+    if (SSL_CTX_set_min_proto_version(ctx, min_version) != 1)
+        return fail(err, err_len, "min_version %s: cannot be set", config->min_version);
+    if (config->ciphers && SSL_CTX_set_cipher_list(ctx, config->ciphers) != 1)
+        return fail(err, err_len, "ciphers '%s': not a usable cipher list", config->ciphers);
+    if (config->ciphersuites && SSL_CTX_set_ciphersuites(ctx, config->ciphersuites) != 1)
+        return fail(err, err_len, "ciphersuites '%s': not a usable list of TLS 1.3 suites",
+                    config->ciphersuites);
+    /*
+     * After the cipher list (whose @SECLEVEL would change it) and before the
+     * certificate (which is checked against it).
+     */
+    if (config->security_level >= 0)
+        SSL_CTX_set_security_level(ctx, config->security_level);
+    else if (min_version < TLS1_2_VERSION)
+        SSL_CTX_set_security_level(ctx, 0);
+    r = use_cert_and_key(ctx, config, err, err_len);
+    if (r < 0)
+        return r;
+    r = check_usable_ciphers(ctx, config, min_version, err, err_len);
+    if (r < 0)
+        return r;
+    r = set_verification(ctx, config, role, err, err_len);
+    if (r < 0)
+        return r;
+    if (role == TLS_ROLE_SERVER &&
+        SSL_CTX_set_session_id_context(ctx, (const unsigned char *)TLS_SESSION_ID_CONTEXT,
+                                       sizeof(TLS_SESSION_ID_CONTEXT) - 1) != 1)
+        return fail(err, err_len, "cannot set the session id context");
+    return 0;
+}
+
+int tls_context_build(const struct tls_config *config, enum tls_role role, SSL_CTX **ret_ctx,
+                      char *err, size_t err_len)
+{
+    SSL_CTX *ctx;
+    int min_version, r;
+
+    ERR_clear_error();
+    if (!config->cert_file)
+        return fail(err, err_len, "cert_file is not set");
+    if (!config->key_file)
+        return fail(err, err_len, "key_file is not set");
+    if (!config->min_version)
+        return fail(err, err_len, "min_version is not set");
+    if (tls_version_parse(config->min_version, &min_version) < 0)
+        return fail(err, err_len, "min_version '%s' is not a TLS version (1, 1.1, 1.2 or 1.3)",
+                    config->min_version);
+    if (config->security_level < -1 || config->security_level > 5)
+        return fail(err, err_len, "security_level %d is not a number from 0 to 5",
+                    config->security_level);
+    ctx = SSL_CTX_new(role == TLS_ROLE_SERVER ? TLS_server_method() : TLS_client_method());
+    if (!ctx) {
+        fail(err, err_len, "cannot create a TLS context");
+        return -ENOMEM;
+    }
+    r = configure(ctx, config, role, min_version, err, err_len);
+    if (r < 0) {
+        SSL_CTX_free(ctx);
+        return r;
+    }
+    *ret_ctx = ctx;
+    return 0;
+}
+
+/* Reads the file at path and builds a context from it; errors name path. */
+static int build_from_file(const char *path, enum tls_role role, SSL_CTX **ret_ctx, char *err,
+                           size_t err_len)
+{
+    struct tls_config *config;
+    char message[1024];
+    int r = tls_config_read(path, &config, err, err_len);
+
+    if (r < 0)
+        return r;
+    r = tls_context_build(config, role, ret_ctx, message, sizeof(message));
+    tls_config_free(config);
+    if (r < 0)
+        snprintf(err, err_len, "%s: %s", path, message);
+    return r;
+}
+
+int tls_holder_new(const char *path, enum tls_role role, struct tls_context_holder **ret_holder,
+                   char *err, size_t err_len)
+{
+    struct tls_context_holder *holder = calloc(1, sizeof(*holder));
+    int r;
+
+    if (!holder || !(holder->path = strdup(path))) {
+        free(holder);
+        snprintf(err, err_len, "%s: out of memory", path);
+        return -ENOMEM;
+    }
+    holder->role = role;
+    r = build_from_file(path, role, &holder->ctx, err, err_len);
+    if (r < 0) {
+        free(holder->path);
+        free(holder);
+        return r;
+    }
+    *ret_holder = holder;
+    return 0;
+}
+
+int tls_holder_reload(struct tls_context_holder *holder, char *err, size_t err_len)
+{
+    SSL_CTX *ctx;
+    int r = build_from_file(holder->path, holder->role, &ctx, err, err_len);
+
+    if (r < 0)
+        return r;
+    /* Connections made with the old context hold references of their own. */
+    SSL_CTX_free(holder->ctx);
+    holder->ctx = ctx;
+    return 0;
+}
+
+SSL_CTX *tls_holder_get(struct tls_context_holder *holder)
+{
+    SSL_CTX_up_ref(holder->ctx);
+    return holder->ctx;
+}
+
+void tls_holder_free(struct tls_context_holder *holder)
+{
+    if (!holder)
+        return;
+    SSL_CTX_free(holder->ctx);
+    free(holder->path);
+    free(holder);
+}
