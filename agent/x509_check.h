@@ -9,8 +9,8 @@
 
 /* What a certificate is for, which decides the extended key usage it needs. */
 enum cert_purpose {
-    CERT_PURPOSE_SERVER,    /* serverAuth: api, cm, proxy, metrics_exporter, *_internode_encryption */
-    CERT_PURPOSE_CLIENT,    /* clientAuth: syncer, ldap_client */
+    CERT_PURPOSE_SERVER, /* serverAuth: api, cm, proxy, metrics_exporter, *_internode_encryption */
+    CERT_PURPOSE_CLIENT, /* clientAuth: syncer, ldap_client */
     CERT_PURPOSE_CA_BUNDLE, /* one or more CA certificates, no key: mtls_trusted_ca */
 };
 
@@ -19,12 +19,12 @@ enum cert_purpose {
 
 struct x509_checked {
     X509 *leaf;             /* NULL for a CA bundle */
-    STACK_OF(X509) *chain;  /* after the leaf, each the issuer of the one before; a bundle's CAs */
+    STACK_OF(X509) * chain; /* after the leaf, each the issuer of the one before; a bundle's CAs */
     EVP_PKEY *key;          /* NULL when no key was given */
     time_t not_before;      /* of the leaf (of the first CA for a bundle) */
     time_t not_after;
-    char fingerprint[96];   /* SHA-256 of the leaf (first CA) in DER, "AB:CD:..." upper case */
-    char warning[256];      /* "" or, e.g., "certificate 'proxy' expires in 12 days (2026-12-04)" */
+    char fingerprint[96]; /* SHA-256 of the leaf (first CA) in DER, "AB:CD:..." upper case */
+    char warning[256];    /* "" or, e.g., "certificate 'proxy' expires in 12 days (2026-12-04)" */
 };
 
 /*
@@ -45,9 +45,9 @@ struct x509_checked {
  *     key given for a CA bundle or a bundle member that is not a CA.
  * Fewer than X509_CHECK_WARN_DAYS days left is a warning, not a failure.
  */
-int x509_check(const char *name, enum cert_purpose purpose, const char *cert_pem,
-               size_t cert_len, const char *key_pem, size_t key_len, time_t now,
-               struct x509_checked **ret_checked, char *err, size_t err_len);
+int x509_check(const char *name, enum cert_purpose purpose, const char *cert_pem, size_t cert_len,
+               const char *key_pem, size_t key_len, time_t now, struct x509_checked **ret_checked,
+               char *err, size_t err_len);
 
 void x509_checked_free(struct x509_checked *checked);
 

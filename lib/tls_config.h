@@ -19,13 +19,13 @@ enum tls_verify {
  * the same bytes, so the agent can tell a change by comparing contents.
  */
 struct tls_config {
-    char *cert_file;     /* leaf then chain, PEM */
-    char *key_file;      /* PEM */
-    char *ca_file;       /* CAs to verify peers against; NULL: none */
-    char *min_version;   /* "1", "1.1", "1.2" or "1.3" */
-    char *ciphers;       /* TLS 1.2 and below, OpenSSL syntax; NULL: OpenSSL's default */
-    char *ciphersuites;  /* TLS 1.3; NULL: OpenSSL's default */
-    int security_level;  /* -1: OpenSSL's default; 0 is needed for TLS 1.0 and 1.1 */
+    char *cert_file;    /* leaf then chain, PEM */
+    char *key_file;     /* PEM */
+    char *ca_file;      /* CAs to verify peers against; NULL: none */
+    char *min_version;  /* "1", "1.1", "1.2" or "1.3" */
+    char *ciphers;      /* TLS 1.2 and below, OpenSSL syntax; NULL: OpenSSL's default */
+    char *ciphersuites; /* TLS 1.3; NULL: OpenSSL's default */
+    int security_level; /* -1: OpenSSL's default; 0 is needed for TLS 1.0 and 1.1 */
     enum tls_verify verify_peer;
 };
 
@@ -47,8 +47,7 @@ int tls_config_read(const char *path, struct tls_config **ret_config, char *err,
  * directory, fsync, rename, fsync of the directory), mode 0640. Returns 0,
  * or a negative errno with a message.
  */
-int tls_config_write(const char *path, const struct tls_config *config, char *err,
-                     size_t err_len);
+int tls_config_write(const char *path, const struct tls_config *config, char *err, size_t err_len);
 
 void tls_config_free(struct tls_config *config);
 

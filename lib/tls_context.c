@@ -136,7 +136,7 @@ static int check_usable_ciphers(SSL_CTX *ctx, const struct tls_config *config, i
                                 char *err, size_t err_len)
 {
     bool want_tls13 = min_version >= TLS1_3_VERSION;
-    STACK_OF(SSL_CIPHER) *supported;
+    STACK_OF(SSL_CIPHER) * supported;
     int usable = 0;
     SSL *ssl = SSL_new(ctx);
 
@@ -168,7 +168,7 @@ static int check_usable_ciphers(SSL_CTX *ctx, const struct tls_config *config, i
 static int set_verification(SSL_CTX *ctx, const struct tls_config *config, enum tls_role role,
                             char *err, size_t err_len)
 {
-    STACK_OF(X509_NAME) *names;
+    STACK_OF(X509_NAME) * names;
 
     if (config->ca_file && SSL_CTX_load_verify_locations(ctx, config->ca_file, NULL) != 1)
         return fail(err, err_len, "ca_file %s: cannot load CA certificates from it",

@@ -703,7 +703,7 @@ static void verify_peer_require_needs_a_client_certificate(void **state)
     struct fixture *fx = *state;
     struct tls_config config = server_config(fx, "1.2");
     SSL_CTX *server, *client;
-    STACK_OF(X509_NAME) *names;
+    STACK_OF(X509_NAME) * names;
     char buf[64];
     struct conn c;
 
