@@ -3,6 +3,7 @@
 #include "certstore.h"
 
 #include "cv_error.h"
+#include "fsutil.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -44,18 +45,6 @@ static int fail(char *err, size_t err_len, int r, const char *what, const char *
     return r;
 }
 
-static int fsync_dir(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int r;
-
-    if (fd < 0)
-        return -errno;
-    r = fsync(fd) < 0 ? -errno : 0;
-    close(fd);
-    return r;
-}
-
 /* Creates a directory (or accepts it) with mode and, when set, the key group. */
 static int ensure_dir(const char *path, mode_t mode, gid_t group)
 {
@@ -65,21 +54,6 @@ static int ensure_dir(const char *path, mode_t mode, gid_t group)
         return -errno;
     if (group != (gid_t)-1 && chown(path, (uid_t)-1, group) < 0)
         return -errno;
-    return 0;
-}
-
-static int write_all(int fd, const char *data, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        data += n;
-        len -= (size_t)n;
-    }
     return 0;
 }
 
@@ -96,7 +70,7 @@ static int write_new_file(const char *path, const char *data, size_t len, mode_t
     if (r == 0 && fchmod(fd, mode) < 0)
         r = -errno;
     if (r == 0)
-        r = write_all(fd, data, len);
+        r = fs_write_all(fd, data, len);
     if (r == 0 && fsync(fd) < 0)
         r = -errno;
     if (close(fd) < 0 && r == 0)
@@ -273,7 +247,7 @@ static int write_generation(struct certstore *store, const char *tmp, const char
                            grouped ? store->key_group : (gid_t)-1);
     }
     if (r == 0)
-        r = fsync_dir(tmp);
+        r = fs_fsync_dir(tmp);
     return r;
 }
 
@@ -302,7 +276,7 @@ int certstore_stage(struct certstore *store, const char *name, const char *cert_
     if (r == 0 && rename(tmp, final) < 0)
         r = -errno;
     if (r == 0)
-        r = fsync_dir(dir);
+        r = fs_fsync_dir(dir);
     if (r < 0) {
         remove_tree(tmp);
         return fail(err, err_len, r, "cannot write a new generation in", dir);
@@ -333,7 +307,7 @@ int certstore_commit(struct certstore *store, const char *name, unsigned generat
         unlink(tmp);
         return fail(err, err_len, r, "cannot switch", link);
     }
-    r = fsync_dir(dir);
+    r = fs_fsync_dir(dir);
     return r < 0 ? fail(err, err_len, r, "cannot sync", dir) : 0;
 }
 
@@ -399,7 +373,7 @@ int certstore_discard(struct certstore *store, const char *name, unsigned genera
         return -EBUSY; /* never the one in force */
     snprintf(gen_dir, sizeof(gen_dir), "%s/%u", dir, generation);
     r = remove_tree(gen_dir);
-    return r < 0 ? r : fsync_dir(dir);
+    return r < 0 ? r : fs_fsync_dir(dir);
 }
 
 int certstore_prune(struct certstore *store, const char *name, unsigned keep)
@@ -460,7 +434,7 @@ static int remove_leftovers(struct certstore *store, const char *name)
         if (!has_current || list[i] > current)
             r = certstore_discard(store, name, list[i]);
     free(list);
-    return r < 0 ? r : fsync_dir(dir);
+    return r < 0 ? r : fs_fsync_dir(dir);
 }
 
 int certstore_recover(struct certstore *store, char *err, size_t err_len)
@@ -492,7 +466,7 @@ int certstore_delete(struct certstore *store, const char *name, char *err, size_
         return fail(err, err_len, r, "invalid certificate name", name);
     r = remove_tree(dir);
     if (r == 0)
-        r = fsync_dir(store->root);
+        r = fs_fsync_dir(store->root);
     return r < 0 ? fail(err, err_len, r, "cannot delete", dir) : 0;
 }
 
@@ -513,7 +487,7 @@ int certstore_write_pending_key(struct certstore *store, const char *name, const
     if (r == 0 && rename(tmp, final) < 0)
         r = -errno;
     if (r == 0)
-        r = fsync_dir(dir);
+        r = fs_fsync_dir(dir);
     if (r < 0) {
         unlink(tmp);
         return fail(err, err_len, r, "cannot store the pending key in", dir);
@@ -543,5 +517,5 @@ int certstore_drop_pending_key(struct certstore *store, const char *name)
     snprintf(path, sizeof(path), "%s/pending-key.pem", dir);
     if (unlink(path) < 0 && errno != ENOENT)
         return -errno;
-    return fsync_dir(dir);
+    return fs_fsync_dir(dir);
 }

@@ -3,6 +3,7 @@
 #include "policy.h"
 
 #include "cv_error.h"
+#include "fsutil.h"
 #include "tls_context.h"
 
 #include <errno.h>
@@ -358,35 +359,11 @@ int policy_state_load(struct policy *policy, const char *path, char *err, size_t
     return 0;
 }
 
-/* fsyncs the directory holding path, so that a rename into it survives a crash. */
-static int sync_parent(const char *path)
-{
-    char dir[4096];
-    char *slash;
-    int fd, r;
-
-    snprintf(dir, sizeof(dir), "%s", path);
-    slash = strrchr(dir, '/');
-    if (!slash)
-        snprintf(dir, sizeof(dir), ".");
-    else if (slash == dir)
-        slash[1] = '\0';
-    else
-        *slash = '\0';
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    r = fsync(fd) < 0 ? -errno : 0;
-    close(fd);
-    return r;
-}
-
 int policy_state_save(const struct policy *policy, const char *path, char *err, size_t err_len)
 {
     json_t *root = json_object();
-    char tmp[4200];
-    int fd, r = 0;
     char *text;
+    int r;
 
     if (!root)
         return -ENOMEM;
@@ -397,24 +374,7 @@ int policy_state_save(const struct policy *policy, const char *path, char *err, 
     json_decref(root);
     if (!text)
         return -ENOMEM;
-    if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
-        free(text);
-        return -ENAMETOOLONG;
-    }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
-    if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text) ||
-        write(fd, "\n", 1) != 1 || fsync(fd) < 0)
-        r = -errno;
-    if (fd >= 0 && close(fd) < 0 && r == 0)
-        r = -errno;
-    if (r == 0 && rename(tmp, path) < 0)
-        r = -errno;
-    if (r == 0)
-        r = sync_parent(path);
+    r = fs_write_atomic(path, text, strlen(text), 0640, err, err_len);
     free(text);
-    if (r < 0) {
-        unlink(tmp);
-        snprintf(err, err_len, "cannot write %s: %s", path, strerror(-r));
-    }
     return r;
 }

@@ -2,6 +2,7 @@
 #include "tls_config.h"
 
 #include "cv_error.h"
+#include "fsutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -398,52 +399,11 @@ static int check_reads_back(const char *text, const struct tls_config *config, c
     return 0;
 }
 
-static int write_all(int fd, const char *buf, size_t len)
-{
-    while (len) {
-        ssize_t n = write(fd, buf, len);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* fsyncs the directory path is in, so that a rename into it is durable. */
-static int fsync_parent(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir;
-    int fd, r = 0;
-
-    if (!slash)
-        dir = strdup(".");
-    else if (slash == path)
-        dir = strdup("/");
-    else
-        dir = strndup(path, (size_t)(slash - path));
-    if (!dir)
-        return -ENOMEM;
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    free(dir);
-    if (fd < 0)
-        return -errno;
-    if (fsync(fd) < 0)
-        r = -errno;
-    close(fd);
-    return r;
-}
-
 int tls_config_write(const char *path, const struct tls_config *config, char *err, size_t err_len)
 {
     char message[512];
-    const char *slash = strrchr(path, '/');
-    char *text, *tmp = NULL;
-    int fd = -1, r;
+    char *text;
+    int r;
 
     text = tls_config_render(config);
     if (!text) {
@@ -457,63 +417,7 @@ int tls_config_write(const char *path, const struct tls_config *config, char *er
         free(text);
         return r == CV_EINVALID_TLS ? -EINVAL : r;
     }
-    /* A hidden temporary file next to path: same file system, and no service globs it. */
-    if (asprintf(&tmp, "%.*s.%s.XXXXXX", slash ? (int)(slash - path + 1) : 0, path,
-                 slash ? slash + 1 : path) < 0) {
-        tmp = NULL;
-        snprintf(err, err_len, "%s: out of memory", path);
-        r = -ENOMEM;
-        goto out;
-    }
-    fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0) {
-        r = -errno;
-        snprintf(err, err_len, "%s: cannot create a temporary file next to it: %s", path,
-                 strerror(-r));
-        free(tmp);
-        tmp = NULL;
-        goto out;
-    }
-    if (fchmod(fd, 0640) < 0) {
-        r = -errno;
-        snprintf(err, err_len, "%s: cannot set the mode of %s: %s", path, tmp, strerror(-r));
-        goto out;
-    }
-    r = write_all(fd, text, strlen(text));
-    if (r < 0) {
-        snprintf(err, err_len, "%s: cannot write %s: %s", path, tmp, strerror(-r));
-        goto out;
-    }
-    if (fsync(fd) < 0) {
-        r = -errno;
-        snprintf(err, err_len, "%s: cannot fsync %s: %s", path, tmp, strerror(-r));
-        goto out;
-    }
-    r = close(fd);
-    fd = -1;
-    if (r < 0) {
-        r = -errno;
-        snprintf(err, err_len, "%s: cannot write %s: %s", path, tmp, strerror(-r));
-        goto out;
-    }
-    if (rename(tmp, path) < 0) {
-        r = -errno;
-        snprintf(err, err_len, "%s: cannot rename %s to it: %s", path, tmp, strerror(-r));
-        goto out;
-    }
-    free(tmp);
-    tmp = NULL;
-    r = fsync_parent(path);
-    if (r < 0)
-        snprintf(err, err_len, "%s: written, but its directory could not be synced: %s", path,
-                 strerror(-r));
-out:
-    if (fd >= 0)
-        close(fd);
-    if (tmp) {
-        unlink(tmp);
-        free(tmp);
-    }
+    r = fs_write_atomic(path, text, strlen(text), 0640, err, err_len);
     free(text);
     return r;
 }

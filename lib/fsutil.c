@@ -1,0 +1,126 @@
+/* Small file-system helpers that must be right once: complete writes, durable atomic replacement.
+ */
+#include "fsutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int fs_write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+
+    while (len) {
+        ssize_t n = write(fd, p, len);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int fs_fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int r;
+
+    if (fd < 0)
+        return -errno;
+    r = fsync(fd) < 0 ? -errno : 0;
+    close(fd);
+    return r;
+}
+
+int fs_fsync_parent(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir;
+    int r;
+
+    if (!slash)
+        dir = strdup(".");
+    else if (slash == path)
+        dir = strdup("/");
+    else
+        dir = strndup(path, (size_t)(slash - path));
+    if (!dir)
+        return -ENOMEM;
+    r = fs_fsync_dir(dir);
+    free(dir);
+    return r;
+}
+
+/* Writes, syncs and closes the temporary file; err names the failing step. */
+static int fill_temporary(int fd, const char *tmp, const char *path, const void *data, size_t len,
+                          mode_t mode, char *err, size_t err_len)
+{
+    int r;
+
+    if (fchmod(fd, mode) < 0) {
+        r = -errno;
+        snprintf(err, err_len, "%s: cannot set the mode of %s: %s", path, tmp, strerror(-r));
+        return r;
+    }
+    r = fs_write_all(fd, data, len);
+    if (r < 0) {
+        snprintf(err, err_len, "%s: cannot write %s: %s", path, tmp, strerror(-r));
+        return r;
+    }
+    if (fsync(fd) < 0) {
+        r = -errno;
+        snprintf(err, err_len, "%s: cannot fsync %s: %s", path, tmp, strerror(-r));
+        return r;
+    }
+    return 0;
+}
+
+int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode, char *err,
+                    size_t err_len)
+{
+    const char *slash = strrchr(path, '/');
+    char *tmp = NULL;
+    int fd, r;
+
+    /* A hidden temporary file next to path: same file system, and nothing globs it. */
+    if (asprintf(&tmp, "%.*s.%s.XXXXXX", slash ? (int)(slash - path + 1) : 0, path,
+                 slash ? slash + 1 : path) < 0) {
+        snprintf(err, err_len, "%s: out of memory", path);
+        return -ENOMEM;
+    }
+    fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0) {
+        r = -errno;
+        snprintf(err, err_len, "%s: cannot create a temporary file next to it: %s", path,
+                 strerror(-r));
+        free(tmp);
+        return r;
+    }
+    r = fill_temporary(fd, tmp, path, data, len, mode, err, err_len);
+    if (close(fd) < 0 && r == 0) {
+        r = -errno;
+        snprintf(err, err_len, "%s: cannot write %s: %s", path, tmp, strerror(-r));
+    }
+    if (r == 0 && rename(tmp, path) < 0) {
+        r = -errno;
+        snprintf(err, err_len, "%s: cannot rename %s to it: %s", path, tmp, strerror(-r));
+    }
+    if (r < 0) {
+        unlink(tmp);
+        free(tmp);
+        return r;
+    }
+    free(tmp);
+    r = fs_fsync_parent(path);
+    if (r < 0)
+        snprintf(err, err_len, "%s: written, but its directory could not be synced: %s", path,
+                 strerror(-r));
+    return r;
+}

@@ -1,0 +1,27 @@
+/* Small file-system helpers that must be right once: complete writes, durable atomic replacement.
+ */
+#ifndef CERTVISOR_FSUTIL_H
+#define CERTVISOR_FSUTIL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Writes all of buf, retrying on EINTR and short writes. Returns 0 or -errno. */
+int fs_write_all(int fd, const void *buf, size_t len);
+
+/* fsyncs a directory, so that entries created or renamed in it survive a crash. */
+int fs_fsync_dir(const char *dir);
+
+/* fsyncs the directory holding path. */
+int fs_fsync_parent(const char *path);
+
+/*
+ * Replaces path with data atomically and durably: a hidden temporary file in
+ * the same directory, mode set before any byte is written, fsync, rename over
+ * path, fsync of the directory. Readers see the old file or the new one,
+ * never a part. On failure path is untouched and err names the step.
+ */
+int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode, char *err,
+                    size_t err_len);
+
+#endif
