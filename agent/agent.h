@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 struct service;
+struct certs;
 struct notify_server;
 struct control_server;
 
@@ -20,6 +21,7 @@ struct agent {
     size_t n_services;
     struct notify_server *notify;
     struct control_server *control;
+    struct certs *certs; /* the node's certificates (state_dir/certs) */
     struct event *signal_events[4];
     struct event *watchdog_timer;
     struct event *removal_event; /* frees removed services outside their own transitions */

@@ -4,6 +4,7 @@
 #include "conf_text.h"
 #include "cv_error.h"
 #include "deps.h"
+#include "conf_certs.h"
 #include "expand.h"
 
 #include <confuse.h>
@@ -42,7 +43,8 @@ static cfg_opt_t main_options[] = {CFG_STR("prefix", "/", CFGF_NONE),
 
 static cfg_opt_t include_options[] = {
     CFG_SEC("service", service_config_options, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
-    CFG_END()};
+    CFG_SEC("certificates", conf_certificates_options, CFGF_MULTI),
+    CFG_SEC("policy", conf_policy_options, CFGF_MULTI), CFG_END()};
 
 /* Collects libconfuse's messages, each prefixed with file:line, for one load. */
 static FILE *error_sink;
@@ -189,6 +191,8 @@ void config_free(struct agent_config *config)
     free(config->service_user);
     free(config->service_group);
     free(config->log_file);
+    cert_settings_clear(&config->certs);
+    policy_clear(&config->policy);
     free(config);
 }
 
@@ -283,6 +287,27 @@ static int add_service(struct agent_config *config, struct service_config *servi
     return 0;
 }
 
+/* The certificates section (once across every file) and the policy sections of one file. */
+static int load_tls_sections(cfg_t *cfg, const char *path, struct agent_config *config, char *err,
+                             size_t err_len)
+{
+    int r = 0;
+
+    for (unsigned i = 0; r == 0 && i < cfg_size(cfg, "certificates"); i++) {
+        if (config->certs.source_file) {
+            snprintf(err, err_len, "%s: a certificates section is already defined in %s", path,
+                     config->certs.source_file);
+            return CV_ECONFIG;
+        }
+        cert_settings_clear(&config->certs);
+        r = cert_settings_from_cfg(cfg_getnsec(cfg, "certificates", i), path, &config->certs, err,
+                                   err_len);
+    }
+    for (unsigned i = 0; r == 0 && i < cfg_size(cfg, "policy"); i++)
+        r = conf_policy_merge(cfg_getnsec(cfg, "policy", i), path, &config->policy, err, err_len);
+    return r;
+}
+
 /* Parses one conf.d file and adds its services. Errors go to the sink, or into err. */
 static int load_include(struct agent_config *config, const char *path, char *err, size_t err_len)
 {
@@ -300,7 +325,10 @@ static int load_include(struct agent_config *config, const char *path, char *err
         return -ENOMEM;
     cfg_set_error_function(cfg, collect_error);
     service_config_set_validators(cfg);
+    conf_certs_set_validators(cfg);
     r = parse_file(cfg, path, err, err_len);
+    if (r == 0)
+        r = load_tls_sections(cfg, path, config, err, err_len);
     for (unsigned i = 0; r == 0 && i < cfg_size(cfg, "service"); i++) {
         struct service_config *service;
 
@@ -395,11 +423,16 @@ int config_load(const char *path, const char *prefix_override, struct agent_conf
     if (!config)
         return -ENOMEM;
     error_sink = open_memstream(&sink_text, &sink_len);
+    policy_init(&config->policy);
     r = set_paths(path, config);
+    if (r == 0)
+        r = cert_settings_default(&config->certs);
     if (r == 0)
         r = load_main(config->config_path, prefix_override, config, err, sizeof(err));
     if (r == 0)
         r = load_includes(config, err, sizeof(err));
+    if (r == 0 && policy_check_all(&config->policy, err, sizeof(err)) < 0)
+        r = CV_ECONFIG;
     if (r == 0) {
         config->start_order = calloc(config->n_services + 1, sizeof(size_t));
         r = config->start_order ? deps_sort(config->services, config->n_services,

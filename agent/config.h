@@ -2,7 +2,9 @@
 #ifndef CERTVISOR_CONFIG_H
 #define CERTVISOR_CONFIG_H
 
+#include "conf_certs.h"
 #include "log.h"
+#include "policy.h"
 #include "service_config.h"
 
 #include <stddef.h>
@@ -35,6 +37,9 @@ struct agent_config {
     long service_log_max_bytes;
     int service_log_backups;
     int tail_lines;
+
+    struct cert_settings certs; /* the certificates section, or its defaults */
+    struct policy policy;       /* conf.d's policy sections (the state file comes later) */
 
     struct service_config **services; /* in file order */
     size_t n_services;

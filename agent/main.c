@@ -1,5 +1,7 @@
 /* certvisord: the node agent's entry point: options, start-up, the event loop, orderly exit. */
 #include "agent.h"
+#include "certs.h"
+#include "render_files.h"
 #include "control.h"
 #include "cv_error.h"
 #include "log.h"
@@ -12,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -198,6 +201,7 @@ static void agent_free(struct agent *agent)
         service_free(agent->services[i]);
     free(agent->services);
     control_server_free(agent->control);
+    certs_free(agent->certs);
     notify_server_free(agent->notify);
     sdnotify_free(agent);
     if (agent->removal_event)
@@ -208,6 +212,55 @@ static void agent_free(struct agent *agent)
     if (agent->base)
         event_base_free(agent->base);
     config_free(agent->config);
+}
+
+/* The group that may read service keys and rendered files: service_group, if any. */
+static gid_t key_group(const struct agent_config *config)
+{
+    struct group *gr = config->service_group ? getgrnam(config->service_group) : NULL;
+
+    return gr ? gr->gr_gid : (gid_t)-1;
+}
+
+/*
+ * Before any service starts: the node's certificates (made on first start),
+ * the runtime policy overrides, and every service's rendered TLS files.
+ */
+static int prepare_tls(struct agent *agent)
+{
+    struct agent_config *config = agent->config;
+    char err[1024], path[4200];
+    int made = 0, r;
+
+    r = certs_open(config->state_dir, key_group(config), &agent->certs, err, sizeof(err));
+    if (r == 0)
+        r = certs_bootstrap(agent->certs, &config->certs, &made, err, sizeof(err));
+    if (r < 0) {
+        log_error("Cannot prepare the node's certificates: %s", err);
+        return -1;
+    }
+    if (made)
+        log_notice("Generated %d certificates; the cluster CA is %s", made,
+                   agent->certs->ca_export_path);
+    snprintf(path, sizeof(path), "%s/policy.json", config->state_dir);
+    r = policy_state_load(&config->policy, path, err, sizeof(err));
+    if (r == 0 && policy_check_all(&config->policy, err, sizeof(err)) < 0)
+        r = CV_EINVALID_TLS;
+    if (r < 0) {
+        log_error("Cannot use the runtime policy: %s", err);
+        return -1;
+    }
+    for (size_t i = 0; i < config->n_services; i++) {
+        bool changed;
+
+        r = render_files_write(agent->certs, &config->policy, config->services[i],
+                               key_group(config), &changed, err, sizeof(err));
+        if (r < 0) {
+            log_error("Cannot render the TLS configuration: %s", err);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 static int start_agent(struct agent *agent)
@@ -239,6 +292,8 @@ static int start_agent(struct agent *agent)
                   strerror(-r));
         return -1;
     }
+    if (prepare_tls(agent) < 0)
+        return -1;
     if (adopt_services(agent) < 0) {
         log_error("Cannot set up the services");
         return -1;

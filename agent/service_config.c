@@ -1,6 +1,7 @@
 /* One service's settings from a conf.d section: the libconfuse table, validation, conversion. */
 #include "service_config.h"
 
+#include "cert_names.h"
 #include "cv_error.h"
 
 #include <ctype.h>
@@ -11,6 +12,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* A "tls { ... }" section inside a service: one rendered TLS configuration. */
+static cfg_opt_t tls_options[] = {CFG_STR("certificate", NULL, CFGF_NODEFAULT),
+                                  CFG_STR("plane", "control", CFGF_NONE),
+                                  CFG_STR("format", "certvisor", CFGF_NONE),
+                                  CFG_STR("output", "%{run_dir}/tls/%{name}.conf", CFGF_NONE),
+                                  CFG_STR("verify_peer", "none", CFGF_NONE),
+                                  CFG_STR("trust", "", CFGF_NONE),
+                                  CFG_INT("port", 0, CFGF_NONE),
+                                  CFG_END()};
 
 cfg_opt_t service_config_options[] = {CFG_STR("command", NULL, CFGF_NODEFAULT),
                                       CFG_STR_LIST("arguments", "{}", CFGF_NONE),
@@ -34,6 +45,7 @@ cfg_opt_t service_config_options[] = {CFG_STR("command", NULL, CFGF_NODEFAULT),
                                       CFG_INT("start_retries", 5, CFGF_NONE),
                                       CFG_STR("stdout", "auto", CFGF_NONE),
                                       CFG_STR("stderr", "auto", CFGF_NONE),
+                                      CFG_SEC("tls", tls_options, CFGF_MULTI),
                                       CFG_END()};
 
 static const struct {
@@ -174,6 +186,58 @@ static int validate_exit_code(cfg_t *cfg, cfg_opt_t *opt)
     return 0;
 }
 
+static int validate_tls_certificate(cfg_t *cfg, cfg_opt_t *opt)
+{
+    const char *name = cfg_opt_getnstr(opt, 0);
+
+    if (!cert_name_lookup(name) && strcmp(name, CERT_CLUSTER_CA) != 0) {
+        cfg_error(cfg, "certificate: unknown certificate '%s' (known: %s)", name,
+                  cert_names_list());
+        return -1;
+    }
+    return 0;
+}
+
+static int validate_tls_plane(cfg_t *cfg, cfg_opt_t *opt)
+{
+    static const char *const words[] = {"control", "data", "sentinel", NULL};
+    return validate_words(cfg, opt, words);
+}
+
+static int validate_tls_format(cfg_t *cfg, cfg_opt_t *opt)
+{
+    static const char *const words[] = {"certvisor", "redis", NULL};
+    return validate_words(cfg, opt, words);
+}
+
+static int validate_tls_verify(cfg_t *cfg, cfg_opt_t *opt)
+{
+    static const char *const words[] = {"none", "optional", "require", NULL};
+    return validate_words(cfg, opt, words);
+}
+
+static int validate_tls_trust(cfg_t *cfg, cfg_opt_t *opt)
+{
+    const char *name = cfg_opt_getnstr(opt, 0);
+
+    if (*name && strcmp(name, CERT_CLUSTER_CA) != 0 && !cert_name_lookup(name)) {
+        cfg_error(cfg, "trust: '%s' is not cluster_ca or a certificate name", name);
+        return -1;
+    }
+    return 0;
+}
+
+static int validate_tls_port(cfg_t *cfg, cfg_opt_t *opt)
+{
+    long port = cfg_opt_getnint(opt, 0);
+
+    if (port < 0 || port > 65535) {
+        cfg_error(cfg, "port: %ld is not a TCP port", port);
+        return -1;
+    }
+    return 0;
+}
+
 void service_config_set_validators(cfg_t *cfg)
 {
     static const char *const with_variables[] = {"command", "arguments", "directory",
@@ -195,6 +259,13 @@ void service_config_set_validators(cfg_t *cfg)
     SET("backoff_factor", validate_backoff_factor);
     SET("environment", validate_environment);
     SET("exit_codes", validate_exit_code);
+    SET("tls|certificate", validate_tls_certificate);
+    SET("tls|plane", validate_tls_plane);
+    SET("tls|format", validate_tls_format);
+    SET("tls|verify_peer", validate_tls_verify);
+    SET("tls|trust", validate_tls_trust);
+    SET("tls|port", validate_tls_port);
+    SET("tls|output", validate_variables);
     for (size_t i = 0; i < sizeof(with_variables) / sizeof(with_variables[0]); i++)
         SET(with_variables[i], validate_variables);
     for (size_t i = 0; i < sizeof(non_negative) / sizeof(non_negative[0]); i++)
@@ -228,6 +299,12 @@ void service_config_free(struct service_config *config)
     free(config->exit_codes);
     free(config->stdout_target.path);
     free(config->stderr_target.path);
+    for (size_t i = 0; i < config->n_tls; i++) {
+        free(config->tls[i].certificate);
+        free(config->tls[i].output);
+        free(config->tls[i].trust);
+    }
+    free(config->tls);
     free(config->fingerprint);
     free(config);
 }
@@ -277,6 +354,74 @@ static int output_target_from(const char *value, const char *default_path,
     return ret_target->path ? 0 : -ENOMEM;
 }
 
+static int convert_tls(cfg_t *tls, const struct expand_vars *vars, struct tls_spec *spec, char *err,
+                       size_t err_len)
+{
+    static const enum tls_verify verify[] = {TLS_VERIFY_NONE, TLS_VERIFY_OPTIONAL,
+                                             TLS_VERIFY_REQUIRE};
+    static const char *const verify_words[] = {"none", "optional", "require"};
+    const char *certificate = cfg_getstr(tls, "certificate");
+    const char *trust = cfg_getstr(tls, "trust");
+
+    if (!certificate) {
+        snprintf(err, err_len, "tls: 'certificate' is required");
+        return CV_ECONFIG;
+    }
+    render_plane_parse(cfg_getstr(tls, "plane"), &spec->plane);
+    render_format_parse(cfg_getstr(tls, "format"), &spec->format);
+    for (size_t i = 0; i < 3; i++)
+        if (strcmp(cfg_getstr(tls, "verify_peer"), verify_words[i]) == 0)
+            spec->verify_peer = verify[i];
+    spec->port = (int)cfg_getint(tls, "port");
+    spec->certificate = strdup(certificate);
+    spec->output = expand_string(cfg_getstr(tls, "output"), vars);
+    spec->trust = *trust ? strdup(trust) : NULL;
+    if (!spec->certificate || !spec->output || (*trust && !spec->trust))
+        return -ENOMEM;
+    if (spec->output[0] != '/') {
+        snprintf(err, err_len, "tls: output '%s' is not an absolute path", spec->output);
+        return CV_ECONFIG;
+    }
+    if (spec->format == RENDER_REDIS && spec->port == 0) {
+        snprintf(err, err_len, "tls: the redis format needs 'port' (redis-server's tls-port)");
+        return CV_ECONFIG;
+    }
+    if (spec->verify_peer != TLS_VERIFY_NONE && !spec->trust) {
+        snprintf(err, err_len,
+                 "tls: verify_peer = %s needs 'trust' (cluster_ca or "
+                 "mtls_trusted_ca)",
+                 cfg_getstr(tls, "verify_peer"));
+        return CV_ECONFIG;
+    }
+    return 0;
+}
+
+static int convert_tls_sections(cfg_t *section, const struct expand_vars *vars,
+                                struct service_config *config, char *err, size_t err_len)
+{
+    size_t n = cfg_size(section, "tls");
+
+    config->tls = calloc(n + 1, sizeof(*config->tls));
+    if (!config->tls)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        int r = convert_tls(cfg_getnsec(section, "tls", (unsigned)i), vars, &config->tls[i], err,
+                            err_len);
+
+        config->n_tls = i + 1;
+        if (r < 0)
+            return r;
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(config->tls[j].output, config->tls[i].output) == 0) {
+                snprintf(err, err_len, "tls: two sections render to %s (set 'output')",
+                         config->tls[i].output);
+                return CV_ECONFIG;
+            }
+        }
+    }
+    return 0;
+}
+
 static int check_identity(struct service_config *config, char *err, size_t err_len)
 {
     if (config->user && !getpwnam(config->user)) {
@@ -310,6 +455,8 @@ static char *build_fingerprint(cfg_t *section, const struct service_config *conf
         fprintf(f, "argv %s\n", *p);
     for (char **p = config->environment; *p; p++)
         fprintf(f, "env %s\n", *p);
+    for (size_t i = 0; i < config->n_tls; i++)
+        fprintf(f, "tls output %s\n", config->tls[i].output);
     fprintf(f, "dir %s\nuser %s\ngroup %s\nout %s\nerr %s\n", config->directory,
             config->user ? config->user : "", config->group ? config->group : "",
             config->stdout_target.path, config->stderr_target.path);
@@ -391,7 +538,7 @@ static int convert(cfg_t *section, const struct expand_vars *vars, struct servic
         if (r < 0)
             return r == -EINVAL ? CV_ECONFIG : r;
     }
-    return 0;
+    return convert_tls_sections(section, vars, config, err, err_len);
 }
 
 /*

@@ -3,6 +3,7 @@
 #define CERTVISOR_SERVICE_CONFIG_H
 
 #include "expand.h"
+#include "render.h"
 #include "service_fsm.h"
 
 #include <confuse.h>
@@ -36,6 +37,8 @@ struct service_config {
     struct fsm_policy policy;
     struct output_target stdout_target;
     struct output_target stderr_target;
+    struct tls_spec *tls; /* the TLS configurations rendered for it, one per "tls" section */
+    size_t n_tls;
     char *fingerprint; /* every setting in one string; equal fingerprints mean equal settings */
 };
 

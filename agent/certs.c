@@ -1,0 +1,264 @@
+/* The node's certificates at run time: first-start generation and where each is served from. */
+#include "certs.h"
+
+#include "cert_names.h"
+#include "cv_error.h"
+#include "fsutil.h"
+#include "log.h"
+#include "x509_make.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <openssl/crypto.h>
+#include <openssl/pem.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define X509_CN_MAX 64 /* RFC 5280's upper bound on a common name */
+
+int certs_open(const char *state_dir, gid_t key_group, struct certs **ret_certs, char *err,
+               size_t err_len)
+{
+    struct certs *certs = calloc(1, sizeof(*certs));
+    char root[PATH_MAX];
+    int r;
+
+    if (!certs)
+        return -ENOMEM;
+    snprintf(root, sizeof(root), "%s/certs", state_dir);
+    if (asprintf(&certs->ca_export_path, "%s/ca.pem", state_dir) < 0) {
+        certs->ca_export_path = NULL;
+        certs_free(certs);
+        return -ENOMEM;
+    }
+    r = certstore_open(root, key_group, &certs->store, err, err_len);
+    if (r == 0)
+        r = certstore_recover(certs->store, err, err_len);
+    if (r < 0) {
+        certs_free(certs);
+        return r;
+    }
+    *ret_certs = certs;
+    return 0;
+}
+
+void certs_free(struct certs *certs)
+{
+    if (!certs)
+        return;
+    certstore_free(certs->store);
+    free(certs->ca_export_path);
+    free(certs);
+}
+
+int certs_current_files(struct certs *certs, const char *name, char *cert_path, size_t cert_len,
+                        char *key_path, size_t key_len)
+{
+    unsigned generation;
+    int r = certstore_current(certs->store, name, &generation);
+
+    return r < 0 ? r
+                 : certstore_paths(certs->store, name, generation, cert_path, cert_len, key_path,
+                                   key_len);
+}
+
+/* Stages and commits a certificate and key made here. */
+static int store_pair(struct certs *certs, const char *name, X509 *cert, EVP_PKEY *key,
+                      bool key_for_services, char *err, size_t err_len)
+{
+    char *cert_pem = x509_pem_of_cert(cert);
+    char *key_pem = x509_pem_of_key(key);
+    unsigned generation;
+    int r = -ENOMEM;
+
+    if (cert_pem && key_pem)
+        r = certstore_stage(certs->store, name, cert_pem, strlen(cert_pem), key_pem,
+                            strlen(key_pem), key_for_services, &generation, err, err_len);
+    if (r == 0)
+        r = certstore_commit(certs->store, name, generation, err, err_len);
+    free(cert_pem);
+    if (key_pem)
+        OPENSSL_clear_free(key_pem, strlen(key_pem));
+    return r;
+}
+
+/* Reads the CA back from the store (it may have been made by an earlier run). */
+static int load_ca(struct certs *certs, X509 **ret_cert, EVP_PKEY **ret_key, char *err,
+                   size_t err_len)
+{
+    char *cert_pem = NULL, *key_pem = NULL;
+    size_t cert_len = 0, key_len = 0;
+    unsigned generation;
+    BIO *bio;
+    int r = certstore_current(certs->store, CERT_CLUSTER_CA, &generation);
+
+    if (r == 0)
+        r = certstore_read_cert(certs->store, CERT_CLUSTER_CA, generation, &cert_pem, &cert_len);
+    if (r == 0)
+        r = certstore_read_key(certs->store, CERT_CLUSTER_CA, generation, &key_pem, &key_len);
+    if (r == 0) {
+        bio = BIO_new_mem_buf(cert_pem, (int)cert_len);
+        *ret_cert = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+        BIO_free(bio);
+        bio = BIO_new_mem_buf(key_pem, (int)key_len);
+        *ret_key = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+        BIO_free(bio);
+        if (!*ret_cert || !*ret_key) {
+            X509_free(*ret_cert);
+            EVP_PKEY_free(*ret_key);
+            snprintf(err, err_len, "the cluster CA in the store cannot be read back");
+            r = CV_EINVALID_CERT;
+        }
+    } else if (r != -ENOENT) {
+        snprintf(err, err_len, "cannot read the cluster CA: %s", strerror(-r));
+    }
+    free(cert_pem);
+    if (key_pem)
+        OPENSSL_clear_free(key_pem, key_len);
+    return r;
+}
+
+static int make_ca(struct certs *certs, const struct cert_settings *settings, X509 **ret_cert,
+                   EVP_PKEY **ret_key, char *err, size_t err_len)
+{
+    char cn[X509_CN_MAX + 1];
+    int r = x509_make_key(settings->key_type, ret_key, err, err_len);
+
+    snprintf(cn, sizeof(cn), "certvisor cluster CA %s", settings->cluster_fqdn);
+    if (r == 0)
+        r = x509_make_ca(*ret_key, cn, settings->ca_validity_days, ret_cert, err, err_len);
+    /* The CA's key is the most sensitive: never readable by the service group. */
+    if (r == 0)
+        r = store_pair(certs, CERT_CLUSTER_CA, *ret_cert, *ret_key, false, err, err_len);
+    if (r < 0) {
+        X509_free(*ret_cert);
+        EVP_PKEY_free(*ret_key);
+        *ret_cert = NULL;
+        *ret_key = NULL;
+    }
+    return r;
+}
+
+/* The names every generated certificate carries: the cluster's, the node's, and extras. */
+struct san_list {
+    char *owned[8];
+    const char *dns[64];
+    size_t n_dns;
+    const char *ips[32];
+    size_t n_ips;
+};
+
+static void san_add(const char **list, size_t *n, size_t cap, const char *value)
+{
+    if (*n < cap)
+        list[(*n)++] = value;
+}
+
+static int san_build(const struct cert_settings *settings, struct san_list *sans)
+{
+    char hostname[256] = "";
+
+    memset(sans, 0, sizeof(*sans));
+    if (asprintf(&sans->owned[0], "*.%s", settings->cluster_fqdn) < 0 ||
+        asprintf(&sans->owned[1], "internal.%s", settings->cluster_fqdn) < 0)
+        return -ENOMEM;
+    if (!settings->node_hostname && gethostname(hostname, sizeof(hostname) - 1) == 0)
+        sans->owned[2] = strdup(hostname);
+    san_add(sans->dns, &sans->n_dns, 64, settings->cluster_fqdn);
+    san_add(sans->dns, &sans->n_dns, 64, sans->owned[0]);
+    san_add(sans->dns, &sans->n_dns, 64, sans->owned[1]);
+    if (settings->node_hostname || sans->owned[2])
+        san_add(sans->dns, &sans->n_dns, 64,
+                settings->node_hostname ? settings->node_hostname : sans->owned[2]);
+    for (char **p = settings->extra_dns_names; p && *p; p++)
+        san_add(sans->dns, &sans->n_dns, 64, *p);
+    san_add(sans->ips, &sans->n_ips, 32, "127.0.0.1");
+    san_add(sans->ips, &sans->n_ips, 32, "::1");
+    for (char **p = settings->extra_ip_addresses; p && *p; p++)
+        san_add(sans->ips, &sans->n_ips, 32, *p);
+    return 0;
+}
+
+static void san_free(struct san_list *sans)
+{
+    for (size_t i = 0; i < sizeof(sans->owned) / sizeof(sans->owned[0]); i++)
+        free(sans->owned[i]);
+}
+
+static int make_leaf(struct certs *certs, const char *name, const struct cert_settings *settings,
+                     X509 *ca_cert, EVP_PKEY *ca_key, const struct san_list *sans, char *err,
+                     size_t err_len)
+{
+    struct x509_subject_spec spec = {
+        .common_name =
+            strlen(settings->cluster_fqdn) <= X509_CN_MAX ? settings->cluster_fqdn : name,
+        .dns_names = sans->dns,
+        .n_dns_names = sans->n_dns,
+        .ip_addresses = sans->ips,
+        .n_ip_addresses = sans->n_ips,
+    };
+    EVP_PKEY *key = NULL;
+    X509 *cert = NULL;
+    int r = x509_make_key(settings->key_type, &key, err, err_len);
+
+    if (r == 0)
+        r = x509_make_leaf(ca_cert, ca_key, key, &spec, settings->validity_days, &cert, err,
+                           err_len);
+    if (r == 0)
+        r = store_pair(certs, name, cert, key, true, err, err_len);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    return r;
+}
+
+static int export_ca(struct certs *certs, X509 *ca_cert, char *err, size_t err_len)
+{
+    char *pem = x509_pem_of_cert(ca_cert);
+    int r;
+
+    if (!pem)
+        return -ENOMEM;
+    r = fs_write_atomic(certs->ca_export_path, pem, strlen(pem), 0644, err, err_len);
+    free(pem);
+    return r;
+}
+
+int certs_bootstrap(struct certs *certs, const struct cert_settings *settings, int *ret_made,
+                    char *err, size_t err_len)
+{
+    struct san_list sans;
+    EVP_PKEY *ca_key = NULL;
+    X509 *ca_cert = NULL;
+    unsigned generation;
+    int made = 0;
+    int r = load_ca(certs, &ca_cert, &ca_key, err, err_len);
+
+    if (r == -ENOENT) {
+        r = make_ca(certs, settings, &ca_cert, &ca_key, err, err_len);
+        made += r == 0;
+    }
+    if (r < 0)
+        return r;
+    r = san_build(settings, &sans);
+    for (size_t i = 0; r == 0 && i < cert_names_count; i++) {
+        const char *name = cert_names[i].name;
+
+        if (!cert_names[i].generated || certstore_current(certs->store, name, &generation) == 0)
+            continue;
+        r = make_leaf(certs, name, settings, ca_cert, ca_key, &sans, err, err_len);
+        if (r == 0) {
+            log_info("Generated certificate '%s' from the cluster CA", name);
+            made++;
+        }
+    }
+    san_free(&sans);
+    if (r == 0)
+        r = export_ca(certs, ca_cert, err, err_len);
+    X509_free(ca_cert);
+    EVP_PKEY_free(ca_key);
+    if (r == 0)
+        *ret_made = made;
+    return r;
+}

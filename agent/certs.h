@@ -1,0 +1,40 @@
+/* The node's certificates at run time: first-start generation and where each is served from. */
+#ifndef CERTVISOR_CERTS_H
+#define CERTVISOR_CERTS_H
+
+#include "certstore.h"
+#include "conf_certs.h"
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct certs {
+    struct certstore *store;
+    char *ca_export_path; /* state_dir/ca.pem: the CA clients verify the node with */
+};
+
+/*
+ * Opens the store under state_dir/certs (key_group may read service keys;
+ * -1 for none) and removes what an interrupted change left. Returns 0, or a
+ * negative error with a message.
+ */
+int certs_open(const char *state_dir, gid_t key_group, struct certs **ret_certs, char *err,
+               size_t err_len);
+
+void certs_free(struct certs *certs);
+
+/*
+ * Makes what a node that has none needs: the internal cluster CA, then each
+ * generated certificate (api, cm, proxy, ...) from it, per settings; a
+ * certificate that exists is kept. Exports the CA certificate. Sets
+ * *ret_made to how many certificates were made. Returns 0 or a negative
+ * error with a message.
+ */
+int certs_bootstrap(struct certs *certs, const struct cert_settings *settings, int *ret_made,
+                    char *err, size_t err_len);
+
+/* The current files of name (key_path may be NULL). Returns 0, or -ENOENT when it has none. */
+int certs_current_files(struct certs *certs, const char *name, char *cert_path, size_t cert_len,
+                        char *key_path, size_t key_len);
+
+#endif

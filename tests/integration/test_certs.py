@@ -1,0 +1,169 @@
+"""Certificates and TLS policy at start-up: generation, the store, rendering, real TLS."""
+import os
+import shutil
+import socket
+import stat
+import subprocess
+
+import pytest
+
+from conftest import CERTVISORD
+from test_supervision import svc
+
+openssl = shutil.which("openssl")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def state(agent, *parts):
+    return agent.prefix.joinpath("var/lib/certvisor", *parts)
+
+
+def fingerprint(path):
+    out = subprocess.run([openssl, "x509", "-in", str(path), "-noout", "-fingerprint", "-sha256"],
+                         capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def redis_service(tls_port, plain_port, extra_tls=""):
+    return f"""
+        command = "/usr/bin/redis-server"
+        arguments = {{"--port", "{plain_port}", "--bind", "127.0.0.1", "--supervised", "systemd",
+                     "--daemonize", "no", "--dir", "%{{state_dir}}", "--save", "", "--appendonly", "no",
+                     "--include", "%{{run_dir}}/tls/%{{name}}.conf"}}
+        tls {{
+            certificate = data_internode_encryption
+            plane = data
+            format = redis
+            port = {tls_port}
+            {extra_tls}
+        }}
+    """
+
+
+def s_client(port, *flags, cafile=None):
+    cmd = [openssl, "s_client", "-connect", f"127.0.0.1:{port}", "-brief", *flags]
+    if cafile:
+        cmd += ["-CAfile", str(cafile), "-verify_return_error"]
+    return subprocess.run(cmd, input="", capture_output=True, text=True, timeout=20)
+
+
+def test_first_start_generates_a_ca_and_every_certificate(agent_factory):
+    agent = agent_factory({"web": svc()})
+    agent.start()
+    ca = state(agent, "ca.pem")
+    assert stat.S_IMODE(os.stat(ca).st_mode) == 0o644
+    for name in ("api", "cm", "proxy", "syncer", "metrics_exporter", "ccs_internode_encryption",
+                 "data_internode_encryption"):
+        cert = state(agent, "certs", name, "current", "cert.pem")
+        key = state(agent, "certs", name, "current", "key.pem")
+        verify = subprocess.run([openssl, "verify", "-CAfile", str(ca), "-purpose", "sslserver", str(cert)],
+                                capture_output=True, text=True)
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+        assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
+        text = subprocess.run([openssl, "x509", "-in", str(cert), "-noout", "-text"],
+                              capture_output=True, text=True, check=True).stdout
+        assert "DNS:cluster.local, DNS:*.cluster.local, DNS:internal.cluster.local" in text
+        assert "IP Address:127.0.0.1" in text and "IP Address:0:0:0:0:0:0:0:1" in text
+        assert "TLS Web Server Authentication, TLS Web Client Authentication" in text
+        assert "ASN1 OID: prime256v1" in text
+    assert not state(agent, "certs", "ldap_client").exists()
+    assert "Generated 8 certificates" in agent.log_text()
+
+
+def test_a_restart_keeps_the_certificates(agent_factory):
+    agent = agent_factory({"web": svc()})
+    agent.start()
+    before = fingerprint(state(agent, "certs", "proxy", "current", "cert.pem"))
+    assert agent.stop() == 0
+    agent.start()
+    assert fingerprint(state(agent, "certs", "proxy", "current", "cert.pem")) == before
+    assert agent.log_text().count("Generated 8 certificates") == 1
+
+
+def test_rsa_keys_and_settings_from_the_certificates_section(agent_factory):
+    agent = agent_factory({"web": svc()})
+    agent.write_service("unused", 'command = "TESTSVC"\n  autostart = false')
+    (agent.conf_d / "certs.conf").write_text(
+        'certificates {\n cluster_fqdn = "db.example.com"\n key_type = "rsa-2048"\n'
+        ' validity_days = 90\n extra_dns_names = {"redis.example.com"}\n extra_ip_addresses = {"10.0.0.7"}\n}\n')
+    agent.start()
+    text = subprocess.run([openssl, "x509", "-in", str(state(agent, "certs", "api", "current", "cert.pem")),
+                           "-noout", "-text"], capture_output=True, text=True, check=True).stdout
+    assert "Public-Key: (2048 bit)" in text
+    assert "DNS:db.example.com, DNS:*.db.example.com, DNS:internal.db.example.com" in text
+    assert "DNS:redis.example.com" in text and "IP Address:10.0.0.7" in text
+    assert "Key Encipherment" in text
+
+
+@pytest.mark.skipif(not shutil.which("redis-server"), reason="redis-server not installed")
+def test_the_redis_shard_serves_tls_from_its_rendered_include(agent_factory):
+    tls_port, plain_port = free_port(), free_port()
+    agent = agent_factory({"redis-db1": redis_service(tls_port, plain_port)})
+    agent.start()
+    rendered = agent.prefix / "run/certvisor/tls/redis-db1.conf"
+    assert stat.S_IMODE(os.stat(rendered).st_mode) == 0o640
+    assert f"tls-port {tls_port}" in rendered.read_text()
+    ca = state(agent, "ca.pem")
+    ping = subprocess.run(["redis-cli", "--tls", "--cacert", str(ca), "-p", str(tls_port), "ping"],
+                          capture_output=True, text=True, timeout=20)
+    assert ping.stdout.strip() == "PONG", ping.stderr
+    assert s_client(tls_port, "-tls1_2", cafile=ca).returncode == 0
+    assert s_client(tls_port, "-tls1_1").returncode != 0
+
+
+@pytest.mark.skipif(not shutil.which("redis-server"), reason="redis-server not installed")
+def test_the_data_plane_policy_reaches_the_shard(agent_factory):
+    tls_port, plain_port = free_port(), free_port()
+    agent = agent_factory({"redis-db1": redis_service(tls_port, plain_port)})
+    (agent.conf_d / "policy.conf").write_text('policy {\n  min_data_TLS_version = "1.3"\n}\n')
+    agent.start()
+    assert 'tls-protocols "TLSv1.3"' in (agent.prefix / "run/certvisor/tls/redis-db1.conf").read_text()
+    ca = state(agent, "ca.pem")
+    assert s_client(tls_port, "-tls1_3", cafile=ca).returncode == 0
+    assert s_client(tls_port, "-tls1_2").returncode != 0
+
+
+@pytest.mark.skipif(not shutil.which("redis-server"), reason="redis-server not installed")
+def test_the_runtime_state_file_overrides_conf_d(agent_factory):
+    tls_port, plain_port = free_port(), free_port()
+    agent = agent_factory({"redis-db1": redis_service(tls_port, plain_port)})
+    (agent.conf_d / "policy.conf").write_text('policy {\n  min_data_TLS_version = "1.2"\n}\n')
+    state(agent).mkdir(parents=True, exist_ok=True)
+    state(agent, "policy.json").write_text('{"min_data_TLS_version": "1.3"}\n')
+    agent.start()
+    assert 'tls-protocols "TLSv1.3"' in (agent.prefix / "run/certvisor/tls/redis-db1.conf").read_text()
+
+
+@pytest.mark.skipif(not shutil.which("redis-server"), reason="redis-server not installed")
+def test_tls_1_0_really_works_when_asked_for(agent_factory):
+    tls_port, plain_port = free_port(), free_port()
+    agent = agent_factory({"redis-db1": redis_service(tls_port, plain_port)})
+    (agent.conf_d / "policy.conf").write_text('policy {\n  min_data_TLS_version = "1"\n}\n')
+    agent.start()
+    assert "obsolete and insecure" in agent.log_text()
+    out = s_client(tls_port, "-tls1", "-cipher", "DEFAULT:@SECLEVEL=0")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Protocol version: TLSv1" in out.stdout + out.stderr
+
+
+def test_bad_policy_and_tls_sections_refuse_to_start_with_file_and_line(agent_factory):
+    agent = agent_factory({"web": svc()})
+    bad = agent.conf_d / "policy.conf"
+    bad.write_text('policy {\n  min_data_TLS_version = "1.2"\n  data_cipher_list = "aNULL"\n}\n')
+    assert agent.start(expect_fail=True) == 1
+    assert f"{bad}:3: data plane: no cipher in 'aNULL' is usable with TLS 1.2" in agent.log_text()
+    bad.write_text('policy {\n  sentinel_ssl_policy = "sometimes"\n}\n')
+    out = subprocess.run([str(CERTVISORD), "-c", str(agent.config), "--check"], capture_output=True, text=True)
+    assert f"{bad}:2: sentinel_tls_mode: 'sometimes' is not allowed, required or disabled" in out.stderr
+    bad.write_text('policy {\n  cipher_suites = "HIGH"\n  control_cipher_suites = "HIGH"\n}\n')
+    out = subprocess.run([str(CERTVISORD), "-c", str(agent.config), "--check"], capture_output=True, text=True)
+    assert "cipher_suites is already set at" in out.stderr and "(as control_cipher_suites)" in out.stderr
+    bad.unlink()
+    path = agent.write_service("tlsweb", 'command = "TESTSVC"\n  tls {\n    certificate = frontend\n  }')
+    out = subprocess.run([str(CERTVISORD), "-c", str(agent.config), "--check"], capture_output=True, text=True)
+    assert f"{path}:4: certificate: unknown certificate 'frontend'" in out.stderr
