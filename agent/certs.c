@@ -76,6 +76,8 @@ static int store_pair(struct certs *certs, const char *name, X509 *cert, EVP_PKE
     if (cert_pem && key_pem)
         r = certstore_stage(certs->store, name, cert_pem, strlen(cert_pem), key_pem,
                             strlen(key_pem), key_for_services, &generation, err, err_len);
+    if (r == 0 && (r = certstore_set_origin(certs->store, name, generation, "generated")) < 0)
+        snprintf(err, err_len, "cannot record where '%s' came from: %s", name, strerror(-r));
     if (r == 0)
         r = certstore_commit(certs->store, name, generation, err, err_len);
     free(cert_pem);

@@ -519,3 +519,37 @@ int certstore_drop_pending_key(struct certstore *store, const char *name)
         return -errno;
     return fs_fsync_dir(dir);
 }
+
+int certstore_set_origin(struct certstore *store, const char *name, unsigned generation,
+                         const char *origin)
+{
+    char dir[PATH_MAX], path[PATH_BUF], err[256];
+    int r = name_dir(store, name, dir, sizeof(dir));
+
+    if (r < 0)
+        return r;
+    snprintf(path, sizeof(path), "%s/%u/origin", dir, generation);
+    return fs_write_atomic(path, origin, strlen(origin), 0644, err, sizeof(err));
+}
+
+void certstore_get_origin(struct certstore *store, const char *name, unsigned generation, char *buf,
+                          size_t len)
+{
+    char dir[PATH_MAX], path[PATH_BUF];
+    FILE *f;
+    size_t n = 0;
+
+    snprintf(buf, len, "user-provided");
+    if (name_dir(store, name, dir, sizeof(dir)) < 0)
+        return;
+    snprintf(path, sizeof(path), "%s/%u/origin", dir, generation);
+    f = fopen(path, "re");
+    if (!f)
+        return;
+    n = fread(buf, 1, len - 1, f);
+    fclose(f);
+    if (n > 0)
+        buf[n] = '\0';
+    else
+        snprintf(buf, len, "user-provided");
+}

@@ -44,6 +44,16 @@ int certstore_stage(struct certstore *store, const char *name, const char *cert_
                     size_t cert_len, const char *key_pem, size_t key_len, bool key_for_services,
                     unsigned *ret_generation, char *err, size_t err_len);
 
+/*
+ * Records where a staged generation came from ("generated", "user-provided",
+ * "csr"), before it is committed. certstore_get_origin() answers
+ * "user-provided" for a generation without a record.
+ */
+int certstore_set_origin(struct certstore *store, const char *name, unsigned generation,
+                         const char *origin);
+void certstore_get_origin(struct certstore *store, const char *name, unsigned generation, char *buf,
+                          size_t len);
+
 /* Makes generation current (atomically) and fsyncs. */
 int certstore_commit(struct certstore *store, const char *name, unsigned generation, char *err,
                      size_t err_len);

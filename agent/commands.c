@@ -1,6 +1,7 @@
 /* The handlers behind the control protocol's command table. */
 #include "commands.h"
 
+#include "commands_certs.h"
 #include "cv_error.h"
 #include "log.h"
 #include "output.h"
@@ -525,7 +526,7 @@ static void handle_tail(struct agent *agent, struct control_conn *conn, json_t *
     control_on_abandon(conn, follow_abandon, follow);
 }
 
-#define COMMAND_HANDLER_ROW(word, access, usage, summary) [CONTROL_CMD_##word] = handle_##word,
+#define COMMAND_HANDLER_ROW(id, words, access, usage, summary) [CONTROL_CMD_##id] = handle_##id,
 static const command_handler handlers[CONTROL_CMD_COUNT] = {CONTROL_COMMANDS(COMMAND_HANDLER_ROW)};
 #undef COMMAND_HANDLER_ROW
 

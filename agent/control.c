@@ -4,6 +4,7 @@
 #include "commands.h"
 #include "control_proto.h"
 #include "cv_error.h"
+#include "fsutil.h"
 #include "log.h"
 
 #include <errno.h>
@@ -30,6 +31,8 @@ struct control_server {
     gid_t admin_gid;
     bool has_admin_gid;
     struct control_conn *conns; /* open connections, freed with the server */
+    struct fs_identity bound;   /* the socket file this server made */
+    bool bound_known;
 };
 
 struct control_conn {
@@ -307,6 +310,7 @@ static int bind_socket(struct control_server *server, const struct agent_config 
         snprintf(err, err_len, "cannot listen on %s: %s", config->control_socket, strerror(errno));
         return -errno;
     }
+    server->bound_known = fs_identity_of(config->control_socket, &server->bound) == 0;
     return 0;
 }
 
@@ -359,7 +363,8 @@ void control_server_free(struct control_server *server)
         event_free(server->accept_event);
     if (server->fd >= 0) {
         close(server->fd);
-        unlink(server->path);
+        if (server->bound_known)
+            fs_unlink_if_same(server->path, &server->bound);
     }
     free(server->path);
     free(server);

@@ -1,7 +1,10 @@
 /* The NOTIFY_SOCKET the agent owns: systemd's datagram protocol, credited by SO_PASSCRED. */
 #include "notify.h"
 
+#include "fsutil.h"
+
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -17,6 +20,8 @@ struct notify_server {
     struct event *event;
     notify_fn fn;
     void *data;
+    struct fs_identity bound; /* the socket file this server made */
+    bool bound_known;
 };
 
 /* Closes descriptors a sender attached (FDSTORE=1 and the like): the agent keeps none. */
@@ -112,6 +117,7 @@ int notify_server_new(struct event_base *base, const char *path, notify_fn fn, v
         r = -errno;
         goto fail;
     }
+    server->bound_known = fs_identity_of(path, &server->bound) == 0;
     server->event = event_new(base, server->fd, EV_READ | EV_PERSIST, on_readable, server);
     if (!server->event || event_add(server->event, NULL) < 0) {
         r = -ENOMEM;
@@ -132,7 +138,8 @@ void notify_server_free(struct notify_server *server)
         event_free(server->event);
     if (server->fd >= 0) {
         close(server->fd);
-        unlink(server->path);
+        if (server->bound_known)
+            fs_unlink_if_same(server->path, &server->bound);
     }
     free(server->path);
     free(server);

@@ -200,8 +200,11 @@ static int check_plane(const struct policy *policy, enum plane plane, int change
     char reason[600];
     int version, r;
 
-    if (!normalise_version(version_text, &version))
+    if (!normalise_version(version_text, &version)) {
+        snprintf(err, err_len, "%s plane: '%s' is not a TLS version", plane_names[plane],
+                 version_text);
         return CV_EINVALID_TLS;
+    }
     r = usable_at(version, ciphers, suites, reason, sizeof(reason));
     if (r < 0)
         snprintf(err, err_len, "%s plane: %s", plane_names[plane], reason);
@@ -340,11 +343,19 @@ int policy_state_load(struct policy *policy, const char *path, char *err, size_t
     json_object_foreach(root, key, value)
     {
         int setting = policy_setting_lookup(key);
+        char check[600], warn[600];
         int r;
 
         if (setting < 0 || !json_is_string(value)) {
             snprintf(err, err_len, "%s: '%s' is not a policy setting with a string value", path,
                      key);
+            json_decref(root);
+            return CV_EINVALID_TLS;
+        }
+        /* Checked like a value from conf.d: the file may have been edited by hand. */
+        if (policy_check(policy, (enum policy_setting)setting, json_string_value(value), check,
+                         sizeof(check), warn, sizeof(warn)) < 0) {
+            snprintf(err, err_len, "%s: %s", path, check);
             json_decref(root);
             return CV_EINVALID_TLS;
         }

@@ -7,17 +7,51 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CONTROL_COMMAND_ROW(word, access, usage, summary) {#word, access, usage, summary},
+#define CONTROL_COMMAND_ROW(id, words, access, usage, summary) {words, access, usage, summary},
 const struct control_command_info control_command_table[CONTROL_CMD_COUNT] = {
     CONTROL_COMMANDS(CONTROL_COMMAND_ROW)};
 #undef CONTROL_COMMAND_ROW
 
-int control_command_lookup(const char *word)
+int control_command_lookup(const char *words)
 {
     for (int i = 0; i < CONTROL_CMD_COUNT; i++)
-        if (strcmp(control_command_table[i].word, word) == 0)
+        if (strcmp(control_command_table[i].word, words) == 0)
             return i;
     return -1;
+}
+
+/* Counts how many of argv the words take ("a b c" against {"a","b","c",...}), or -1. */
+static int words_match(const char *words, int argc, char **argv)
+{
+    int used = 0;
+
+    while (*words) {
+        size_t len = strcspn(words, " ");
+
+        if (used >= argc || strlen(argv[used]) != len || strncmp(argv[used], words, len) != 0)
+            return -1;
+        used++;
+        words += len;
+        words += strspn(words, " ");
+    }
+    return used;
+}
+
+int control_command_match(int argc, char **argv, int *ret_consumed)
+{
+    int best = -1, best_used = 0;
+
+    for (int i = 0; i < CONTROL_CMD_COUNT; i++) {
+        int used = words_match(control_command_table[i].word, argc, argv);
+
+        if (used > best_used) {
+            best = i;
+            best_used = used;
+        }
+    }
+    if (best >= 0)
+        *ret_consumed = best_used;
+    return best;
 }
 
 char *control_encode(const json_t *message, size_t *ret_len)

@@ -20,35 +20,47 @@ enum control_access {
 };
 
 /*
- * The one command table. Each row: the word, who may call it, usage, and a
- * one-line summary. The agent binds a handler to every row at compile time
- * (control_handle_<word>), and certvisorctl generates its help from it.
+ * The one command table. Each row: an identifier, the words an operator
+ * types, who may call it, usage, and a one-line summary. The agent binds a
+ * handler to every row at compile time (handle_<identifier>), and
+ * certvisorctl generates its help from it and matches typed words against it.
  */
 #define CONTROL_COMMANDS(X)                                                                        \
-    X(status, CONTROL_ACCESS_READ, "status [<name>...]",                                           \
+    X(status, "status", CONTROL_ACCESS_READ, "status [<name>...]",                                 \
       "Show the state of the named services, or of all of them.")                                  \
-    X(start, CONTROL_ACCESS_ADMIN, "start <name>...|all",                                          \
+    X(start, "start", CONTROL_ACCESS_ADMIN, "start <name>...|all",                                 \
       "Start services (and what they run after); return once each is ready or has failed.")        \
-    X(stop, CONTROL_ACCESS_ADMIN, "stop <name>...|all",                                            \
+    X(stop, "stop", CONTROL_ACCESS_ADMIN, "stop <name>...|all",                                    \
       "Stop services; with 'all', in reverse dependency order.")                                   \
-    X(restart, CONTROL_ACCESS_ADMIN, "restart <name>...|all",                                      \
+    X(restart, "restart", CONTROL_ACCESS_ADMIN, "restart <name>...|all",                           \
       "Stop then start services; return once each is ready again or has failed.")                  \
-    X(reload, CONTROL_ACCESS_ADMIN, "reload [<name>...]",                                          \
+    X(reload, "reload", CONTROL_ACCESS_ADMIN, "reload [<name>...]",                                \
       "Without names: re-read the configuration and restart only the services whose settings "     \
       "changed. With names: reload those services (their reload signal, or a restart).")           \
-    X(pid, CONTROL_ACCESS_READ, "pid [<name>...|all]",                                             \
+    X(pid, "pid", CONTROL_ACCESS_READ, "pid [<name>...|all]",                                      \
       "Print the agent's pid, or the pids of the named services (0 when not running).")            \
-    X(tail, CONTROL_ACCESS_READ, "tail [-f] [-n <lines>] <name> [stdout|stderr]",                  \
+    X(tail, "tail", CONTROL_ACCESS_READ, "tail [-f] [-n <lines>] <name> [stdout|stderr]",          \
       "Print the last output lines of a service; with -f, keep following it.")                     \
-    X(avail, CONTROL_ACCESS_READ, "avail", "List the configured services and how they start.")     \
-    X(version, CONTROL_ACCESS_READ, "version", "Print the agent's version.")
+    X(avail, "avail", CONTROL_ACCESS_READ, "avail",                                                \
+      "List the configured services and how they start.")                                          \
+    X(version, "version", CONTROL_ACCESS_READ, "version", "Print the agent's version.")            \
+    X(cluster_certificate_list, "cluster certificate list", CONTROL_ACCESS_READ,                   \
+      "cluster certificate list",                                                                  \
+      "List the node's certificates: subject, issuer, names, expiry, key, origin, users.")         \
+    X(cluster_certificate_show, "cluster certificate show", CONTROL_ACCESS_READ,                   \
+      "cluster certificate show <name>",                                                           \
+      "Show one certificate in detail, with its PEM (never its key).")                             \
+    X(cluster_certificate_ca, "cluster certificate ca", CONTROL_ACCESS_READ,                       \
+      "cluster certificate ca", "Print the cluster CA certificate clients verify the node with.")  \
+    X(cluster_config_show, "cluster config show", CONTROL_ACCESS_READ, "cluster config show",      \
+      "Show every TLS policy setting in force and where its value comes from.")
 
-#define CONTROL_COMMAND_ENUM(word, access, usage, summary) CONTROL_CMD_##word,
+#define CONTROL_COMMAND_ENUM(id, words, access, usage, summary) CONTROL_CMD_##id,
 enum control_command { CONTROL_COMMANDS(CONTROL_COMMAND_ENUM) CONTROL_CMD_COUNT };
 #undef CONTROL_COMMAND_ENUM
 
 struct control_command_info {
-    const char *word;
+    const char *word; /* the words, space-separated: "cluster certificate list" */
     enum control_access access;
     const char *usage;
     const char *summary;
@@ -56,8 +68,14 @@ struct control_command_info {
 
 extern const struct control_command_info control_command_table[CONTROL_CMD_COUNT];
 
-/* Returns the command for a word, or -1 when there is none. */
-int control_command_lookup(const char *word);
+/* Returns the command for its words ("status", "cluster certificate list"), or -1. */
+int control_command_lookup(const char *words);
+
+/*
+ * Finds the command whose words begin argv (the longest match) and sets
+ * *ret_consumed to how many arguments they took. Returns the command or -1.
+ */
+int control_command_match(int argc, char **argv, int *ret_consumed);
 
 /* Serializes a message as one line (with its '\n'). Returns a malloc'd string or NULL. */
 char *control_encode(const json_t *message, size_t *ret_len);

@@ -124,3 +124,22 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
                  strerror(-r));
     return r;
 }
+
+int fs_identity_of(const char *path, struct fs_identity *ret_identity)
+{
+    struct stat st;
+
+    if (lstat(path, &st) < 0)
+        return -errno;
+    ret_identity->dev = st.st_dev;
+    ret_identity->ino = st.st_ino;
+    return 0;
+}
+
+void fs_unlink_if_same(const char *path, const struct fs_identity *identity)
+{
+    struct stat st;
+
+    if (lstat(path, &st) == 0 && st.st_dev == identity->dev && st.st_ino == identity->ino)
+        unlink(path);
+}

@@ -24,4 +24,20 @@ int fs_fsync_parent(const char *path);
 int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode, char *err,
                     size_t err_len);
 
+/* The identity of a file system entry, to tell later whether a path still names it. */
+struct fs_identity {
+    dev_t dev;
+    ino_t ino;
+};
+
+/* Records what path names now. Returns 0 or -errno. */
+int fs_identity_of(const char *path, struct fs_identity *ret_identity);
+
+/*
+ * Removes path only if it still names the recorded entry: a socket file that
+ * another process has since replaced (a new agent started while this one
+ * exits) is left alone.
+ */
+void fs_unlink_if_same(const char *path, const struct fs_identity *identity);
+
 #endif

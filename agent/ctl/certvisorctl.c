@@ -37,7 +37,9 @@ static void print_help(FILE *out, const char *only)
     for (int i = 0; i < CONTROL_CMD_COUNT; i++) {
         const struct control_command_info *c = &control_command_table[i];
 
-        if (only && strcmp(only, c->word) != 0)
+        /* "help cluster" lists every command that starts with those words. */
+        if (only && (strncmp(c->word, only, strlen(only)) != 0 ||
+                     (c->word[strlen(only)] != '\0' && c->word[strlen(only)] != ' ')))
             continue;
         fprintf(out, "  %-45s %s%s\n", c->usage,
                 c->access == CONTROL_ACCESS_ADMIN ? "[admin] " : "", c->summary);
@@ -59,6 +61,31 @@ static void print_help(FILE *out, const char *only)
                 "Exit status: 0 success; 1 an operation failed; 2 usage; 3 a listed service is\n"
                 "not running (status); 4 unknown service, no agent, or permission denied.\n",
                 CERTVISOR_DEFAULT_CONFIG);
+}
+
+/* "help [<words>...]": the commands that start with the words, or an error for none. */
+static int help_command(int argc, char **argv)
+{
+    char words[256] = "";
+    size_t used = 0;
+
+    for (int i = 0; i < argc && used < sizeof(words); i++)
+        used += (size_t)snprintf(words + used, sizeof(words) - used, "%s%s", i ? " " : "", argv[i]);
+    if (argc == 0) {
+        print_help(stdout, NULL);
+        return 0;
+    }
+    for (int i = 0; i < CONTROL_CMD_COUNT; i++) {
+        const char *w = control_command_table[i].word;
+
+        if (strncmp(w, words, strlen(words)) == 0 &&
+            (w[strlen(words)] == '\0' || w[strlen(words)] == ' ')) {
+            print_help(stdout, words);
+            return 0;
+        }
+    }
+    fprintf(stderr, "certvisorctl: unknown command '%s'\n", words);
+    return EXIT_USAGE;
 }
 
 /*
@@ -203,6 +230,63 @@ static void print_avail(json_t *items)
     }
 }
 
+static void print_certificates(json_t *items, bool with_pem)
+{
+    size_t i, j;
+    json_t *item, *value;
+
+    json_array_foreach(items, i, item)
+    {
+        char sans[2048] = "", users[512] = "";
+        size_t used = 0;
+
+        json_array_foreach(json_object_get(item, "sans"), j, value)
+        {
+            used += (size_t)snprintf(sans + used, sizeof(sans) - used, "%s%s", j ? ", " : "",
+                                     json_string_value(value));
+            if (used >= sizeof(sans))
+                break;
+        }
+        used = 0;
+        json_array_foreach(json_object_get(item, "used_by"), j, value)
+        {
+            used += (size_t)snprintf(users + used, sizeof(users) - used, "%s%s", j ? ", " : "",
+                                     json_string_value(value));
+            if (used >= sizeof(users))
+                break;
+        }
+        printf("%s%s\n", i ? "\n" : "", str(item, "name"));
+        if (json_object_get(item, "error")) {
+            printf("  %s\n", str(item, "error"));
+            continue;
+        }
+        printf("  subject:      %s\n  issuer:       %s\n", str(item, "subject"),
+               str(item, "issuer"));
+        if (*sans)
+            printf("  names:        %s\n", sans);
+        printf("  not after:    %s (%lld days left)\n", str(item, "not_after"),
+               (long long)json_integer_value(json_object_get(item, "days_left")));
+        printf("  key:          %s\n  origin:       %s\n  fingerprint:  SHA256 %s\n",
+               str(item, "key"), str(item, "origin"), str(item, "fingerprint"));
+        printf("  used by:      %s\n", *users ? users : "-");
+        if (with_pem)
+            printf("\n%s", str(item, "pem"));
+    }
+}
+
+static void print_policy(json_t *items)
+{
+    size_t i;
+    json_t *item;
+
+    json_array_foreach(items, i, item)
+    {
+        printf("%-32s %-24s %s\n", str(item, "name"),
+               json_is_string(json_object_get(item, "value")) ? str(item, "value") : "-",
+               str(item, "source"));
+    }
+}
+
 static void print_reply(const char *command, json_t *reply)
 {
     json_t *items = json_object_get(reply, "items");
@@ -221,6 +305,14 @@ static void print_reply(const char *command, json_t *reply)
         printf("%s\n", str(reply, "version"));
     else if (strcmp(command, "reload") == 0 && !items)
         print_reload_summary(reply);
+    else if (strcmp(command, "cluster certificate list") == 0)
+        print_certificates(items, false);
+    else if (strcmp(command, "cluster certificate show") == 0)
+        print_certificates(items, true);
+    else if (strcmp(command, "cluster certificate ca") == 0)
+        fputs(str(reply, "pem"), stdout);
+    else if (strcmp(command, "cluster config show") == 0)
+        print_policy(items);
     else if (items)
         print_operation(command, items);
 }
@@ -310,7 +402,7 @@ int main(int argc, char **argv)
                                                  {NULL, 0, NULL, 0}};
     struct ctl_options opts = {0};
     const char *command;
-    int c;
+    int c, index, consumed = 0;
 
     /* '+' stops at the first non-option, so "tail -f name" keeps its -f. */
     while ((c = getopt_long(argc, argv, "+s:c:p:hV", long_options, NULL)) != -1) {
@@ -342,18 +434,15 @@ int main(int argc, char **argv)
         print_help(stderr, NULL);
         return EXIT_USAGE;
     }
-    command = argv[optind];
-    if (strcmp(command, "help") == 0) {
-        if (optind + 1 < argc && control_command_lookup(argv[optind + 1]) < 0) {
-            fprintf(stderr, "certvisorctl: unknown command '%s'\n", argv[optind + 1]);
-            return EXIT_USAGE;
-        }
-        print_help(stdout, optind + 1 < argc ? argv[optind + 1] : NULL);
-        return 0;
-    }
-    if (control_command_lookup(command) < 0) {
-        fprintf(stderr, "certvisorctl: unknown command '%s' (see 'certvisorctl help')\n", command);
+    if (strcmp(argv[optind], "help") == 0)
+        return help_command(argc - optind - 1, argv + optind + 1);
+    index = control_command_match(argc - optind, argv + optind, &consumed);
+    if (index < 0) {
+        fprintf(stderr, "certvisorctl: unknown command '%s' (see 'certvisorctl help%s%s')\n",
+                argv[optind], strcmp(argv[optind], "cluster") == 0 ? " " : "",
+                strcmp(argv[optind], "cluster") == 0 ? argv[optind] : "");
         return EXIT_USAGE;
     }
-    return run(&opts, command, argc - optind - 1, argv + optind + 1);
+    command = control_command_table[index].word;
+    return run(&opts, command, argc - optind - consumed, argv + optind + consumed);
 }

@@ -109,6 +109,7 @@ class Agent:
         self.main_extra = main_extra
         self.env_extra = env_extra or {}
         self.proc = None
+        self.ready_seen = 0
         self.notify = NotifyListener(self.root / "systemd-notify.sock")
         self.write_main()
         for name, body in services.items():
@@ -143,6 +144,9 @@ class Agent:
         for key in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
             if key in os.environ:
                 env[key] = os.environ[key]
+        self.ready_seen = len(self.notify.drain())  # a restart waits for a READY=1 of its own
+        if getattr(self, "log_file", None):
+            self.log_file.close()
         self.log_file = open(self.log, "ab")
         self.proc = subprocess.Popen([str(CERTVISORD), "-c", str(self.config), *extra_args],
                                      stdout=self.log_file, stderr=subprocess.STDOUT, env=env,
@@ -158,7 +162,7 @@ class Agent:
         def ready():
             if self.proc.poll() is not None:
                 raise AssertionError(f"certvisord exited with {self.proc.returncode}:\n{self.log_text()}")
-            return any("READY=1" in m for m in self.notify.drain(0.02))
+            return any("READY=1" in m for m in self.notify.drain(0.02)[self.ready_seen:])
 
         wait_for(ready, timeout, what="READY=1 from certvisord")
 

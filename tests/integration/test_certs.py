@@ -167,3 +167,62 @@ def test_bad_policy_and_tls_sections_refuse_to_start_with_file_and_line(agent_fa
     path = agent.write_service("tlsweb", 'command = "TESTSVC"\n  tls {\n    certificate = frontend\n  }')
     out = subprocess.run([str(CERTVISORD), "-c", str(agent.config), "--check"], capture_output=True, text=True)
     assert f"{path}:4: certificate: unknown certificate 'frontend'" in out.stderr
+
+
+def test_certificate_list_show_and_ca(agent_factory):
+    tls_port, plain_port = free_port(), free_port()
+    agent = agent_factory({"redis-db1": redis_service(tls_port, plain_port)})
+    agent.start()
+    out = agent.ctl("cluster", "certificate", "list")
+    assert out.returncode == 0, out.stderr
+    blocks = {b.split("\n", 1)[0]: b for b in out.stdout.strip().split("\n\n")}
+    assert set(blocks) == {"api", "cm", "proxy", "syncer", "metrics_exporter", "ccs_internode_encryption",
+                           "data_internode_encryption", "ldap_client", "mtls_trusted_ca"}
+    data = blocks["data_internode_encryption"]
+    assert "issuer:       CN=certvisor cluster CA cluster.local" in data
+    assert "origin:       generated" in data and "key:          ECDSA P-256" in data
+    assert "used by:      redis-db1" in data
+    assert "IP:127.0.0.1" in data and "IP:::1" in data
+    cert = state(agent, "certs", "data_internode_encryption", "current", "cert.pem")
+    expected = fingerprint(cert).split("=", 1)[1]
+    assert f"fingerprint:  SHA256 {expected}" in data
+    assert "not set" in blocks["ldap_client"]
+    show = agent.ctl("cluster", "certificate", "show", "proxy")
+    assert show.returncode == 0 and "-----BEGIN CERTIFICATE-----" in show.stdout
+    assert "PRIVATE KEY" not in out.stdout + show.stdout
+    assert agent.ctl("cluster", "certificate", "show", "ldap_client").returncode == 1
+    unknown = agent.ctl("cluster", "certificate", "show", "frontend")
+    assert unknown.returncode == 4 and "unknown certificate 'frontend'" in unknown.stderr
+    ca = agent.ctl("cluster", "certificate", "ca")
+    assert ca.stdout == state(agent, "ca.pem").read_text()
+    # The printed CA is what a client needs to verify the node without --insecure.
+    ca_file = agent.root / "printed-ca.pem"
+    ca_file.write_text(ca.stdout)
+    ping = subprocess.run(["redis-cli", "--tls", "--cacert", str(ca_file), "-p", str(tls_port), "ping"],
+                          capture_output=True, text=True, timeout=20)
+    assert ping.stdout.strip() == "PONG"
+
+
+def test_config_show_names_every_source(agent_factory):
+    agent = agent_factory({"web": svc()})
+    policy = agent.conf_d / "policy.conf"
+    policy.write_text('policy {\n  min_control_TLS_version = "1.3"\n  sentinel_ssl_policy = "required"\n}\n')
+    state(agent).mkdir(parents=True, exist_ok=True)
+    state(agent, "policy.json").write_text('{"http_support": "disabled"}\n')
+    agent.start()
+    rows = {line.split()[0]: line.split(None, 2)[1:] for line in agent.ctl("cluster", "config", "show").stdout.splitlines()}
+    assert rows["min_control_TLS_version"] == ["1.3", f"{policy}:2"]
+    assert rows["sentinel_tls_mode"] == ["required", f"{policy}:3"]
+    assert rows["http_support"] == ["disabled", "runtime (state file)"]
+    assert rows["min_data_TLS_version"] == ["1.2", "default"]
+    assert rows["min_sentinel_TLS_version"] == ["1.2", "follows min_data_TLS_version"]
+    assert rows["data_cipher_list"] == ["-", "default (OpenSSL's)"]
+    assert len(agent.ctl("help", "cluster").stdout.splitlines()) == 4
+
+
+def test_a_bad_runtime_policy_file_is_refused_with_its_reason(agent_factory):
+    agent = agent_factory({"web": svc()})
+    state(agent).mkdir(parents=True, exist_ok=True)
+    state(agent, "policy.json").write_text('{"sentinel_tls_mode": "bogus"}\n')
+    assert agent.start(expect_fail=True) == 1
+    assert "policy.json: sentinel_tls_mode: 'bogus' is not allowed, required or disabled" in agent.log_text()

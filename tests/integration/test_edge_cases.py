@@ -143,3 +143,17 @@ def test_following_a_removed_service_ends_cleanly(agent_factory):
     assert agent.ctl("reload").returncode == 0
     follower.wait(timeout=10)
     assert follower.returncode == 0
+
+
+def test_an_exiting_agent_leaves_a_newer_agents_sockets_alone(agent_factory):
+    agent = agent_factory({"stubborn": svc(quoted("--ignore-term"), extra="stop_timeout = 1.5")})
+    agent.start()
+    old = agent.proc
+    old.send_signal(signal.SIGTERM)  # it takes 1.5 s to stop its service
+    wait_for(lambda: not agent.socket.exists() or agent.ctl("status").returncode != 0
+             or "shutting down" in agent.ctl("restart", "stubborn").stderr, 5, what="shutdown begun")
+    # The old agent still holds the socket until it exits: a new one waits for it.
+    old.wait(timeout=10)
+    agent.start()
+    assert agent.ctl("status").returncode == 0
+    assert agent.socket.exists() and (agent.prefix / "run/certvisor/notify.sock").exists()

@@ -44,6 +44,10 @@ static void the_table_has_the_documented_commands_and_access(void **state)
         {"tail", CONTROL_CMD_tail, CONTROL_ACCESS_READ},
         {"avail", CONTROL_CMD_avail, CONTROL_ACCESS_READ},
         {"version", CONTROL_CMD_version, CONTROL_ACCESS_READ},
+        {"cluster certificate list", CONTROL_CMD_cluster_certificate_list, CONTROL_ACCESS_READ},
+        {"cluster certificate show", CONTROL_CMD_cluster_certificate_show, CONTROL_ACCESS_READ},
+        {"cluster certificate ca", CONTROL_CMD_cluster_certificate_ca, CONTROL_ACCESS_READ},
+        {"cluster config show", CONTROL_CMD_cluster_config_show, CONTROL_ACCESS_READ},
     };
 
     (void)state;
@@ -53,6 +57,26 @@ static void the_table_has_the_documented_commands_and_access(void **state)
         assert_string_equal(control_command_table[expected[i].command].word, expected[i].word);
         assert_int_equal(control_command_table[expected[i].command].access, expected[i].access);
     }
+}
+
+static void typed_words_match_the_longest_command(void **state)
+{
+    char *list[] = {"cluster", "certificate", "list", "extra"};
+    char *show[] = {"cluster", "certificate", "show", "proxy"};
+    char *partial[] = {"cluster", "certificate"};
+    char *plain[] = {"status", "web"};
+    int used = -1;
+
+    (void)state;
+    assert_int_equal(control_command_match(4, list, &used), CONTROL_CMD_cluster_certificate_list);
+    assert_int_equal(used, 3);
+    assert_int_equal(control_command_match(4, show, &used), CONTROL_CMD_cluster_certificate_show);
+    assert_int_equal(used, 3);
+    assert_int_equal(control_command_match(2, plain, &used), CONTROL_CMD_status);
+    assert_int_equal(used, 1);
+    used = -1;
+    assert_int_equal(control_command_match(2, partial, &used), -1);
+    assert_int_equal(used, -1);
 }
 
 static void unknown_words_are_not_commands(void **state)
@@ -210,6 +234,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(every_table_row_is_found_by_its_word),
         cmocka_unit_test(the_table_has_the_documented_commands_and_access),
+        cmocka_unit_test(typed_words_match_the_longest_command),
         cmocka_unit_test(unknown_words_are_not_commands),
         cmocka_unit_test(encode_writes_one_compact_line),
         cmocka_unit_test(encode_then_decode_round_trips),

@@ -1,0 +1,136 @@
+/* The handlers of the certificate and policy commands (the "cluster ..." rows of the table). */
+#include "commands_certs.h"
+
+#include "cert_info.h"
+#include "cert_names.h"
+#include "certs.h"
+#include "service.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The services whose tls sections name the certificate. */
+static json_t *users_of(const struct agent *agent, const char *name)
+{
+    json_t *users = json_array();
+
+    for (size_t i = 0; i < agent->n_services; i++) {
+        const struct service_config *config = agent->services[i]->config;
+
+        for (size_t t = 0; t < config->n_tls; t++) {
+            if (strcmp(config->tls[t].certificate, name) == 0 ||
+                (config->tls[t].trust && strcmp(config->tls[t].trust, name) == 0)) {
+                json_array_append_new(users, json_string(config->name));
+                break;
+            }
+        }
+    }
+    return users;
+}
+
+/* The current certificate of name, described; with its PEM when asked. Never its key. */
+static json_t *describe(struct agent *agent, const char *name, bool with_pem)
+{
+    struct certstore *store = agent->certs->store;
+    char origin[32];
+    char *pem = NULL;
+    size_t len = 0;
+    unsigned generation;
+    json_t *info;
+
+    if (certstore_current(store, name, &generation) < 0 ||
+        certstore_read_cert(store, name, generation, &pem, &len) < 0)
+        return json_pack("{s:s, s:s}", "name", name, "error", "not set");
+    info = cert_info_describe(pem, len, time(NULL));
+    if (!info) {
+        free(pem);
+        return json_pack("{s:s, s:s}", "name", name, "error", "unreadable in the store");
+    }
+    certstore_get_origin(store, name, generation, origin, sizeof(origin));
+    json_object_set_new(info, "name", json_string(name));
+    json_object_set_new(info, "origin", json_string(origin));
+    json_object_set_new(info, "generation", json_integer(generation));
+    json_object_set_new(info, "used_by", users_of(agent, name));
+    if (with_pem)
+        json_object_set_new(info, "pem", json_stringn(pem, len));
+    free(pem);
+    return info;
+}
+
+void handle_cluster_certificate_list(struct agent *agent, struct control_conn *conn, json_t *args,
+                                     json_t *options)
+{
+    json_t *items = json_array();
+
+    (void)args;
+    (void)options;
+    for (size_t i = 0; i < cert_names_count; i++)
+        json_array_append_new(items, describe(agent, cert_names[i].name, false));
+    control_reply(conn, json_pack("{s:i, s:o}", "exit", 0, "items", items));
+}
+
+void handle_cluster_certificate_show(struct agent *agent, struct control_conn *conn, json_t *args,
+                                     json_t *options)
+{
+    const char *name = json_string_value(json_array_get(args, 0));
+    json_t *item;
+
+    (void)options;
+    if (!name || json_array_size(args) != 1) {
+        control_reply_error(conn, 2, "usage: cluster certificate show <name>");
+        return;
+    }
+    if (!cert_name_lookup(name)) {
+        control_reply_error(conn, 4, "unknown certificate '%s' (known: %s)", name,
+                            cert_names_list());
+        return;
+    }
+    item = describe(agent, name, true);
+    if (json_object_get(item, "error")) {
+        json_decref(item);
+        control_reply_error(conn, 1, "certificate '%s' is not set", name);
+        return;
+    }
+    control_reply(conn, json_pack("{s:i, s:[o]}", "exit", 0, "items", item));
+}
+
+void handle_cluster_certificate_ca(struct agent *agent, struct control_conn *conn, json_t *args,
+                                   json_t *options)
+{
+    struct certstore *store = agent->certs->store;
+    char *pem = NULL;
+    size_t len = 0;
+    unsigned generation;
+
+    (void)args;
+    (void)options;
+    if (certstore_current(store, CERT_CLUSTER_CA, &generation) < 0 ||
+        certstore_read_cert(store, CERT_CLUSTER_CA, generation, &pem, &len) < 0) {
+        control_reply_error(conn, 1, "the cluster CA is not set");
+        return;
+    }
+    control_reply(conn, json_pack("{s:i, s:s%, s:s}", "exit", 0, "pem", pem, len, "path",
+                                  agent->certs->ca_export_path));
+    free(pem);
+}
+
+void handle_cluster_config_show(struct agent *agent, struct control_conn *conn, json_t *args,
+                                json_t *options)
+{
+    const struct policy *policy = &agent->config->policy;
+    json_t *items = json_array();
+
+    (void)args;
+    (void)options;
+    for (int i = 0; i < POLICY_COUNT; i++) {
+        const char *value = policy_get(policy, (enum policy_setting)i);
+        char source[4200];
+
+        policy_describe_source(policy, (enum policy_setting)i, source, sizeof(source));
+        json_array_append_new(items, json_pack("{s:s, s:s?, s:s}", "name",
+                                               policy_setting_name((enum policy_setting)i), "value",
+                                               value, "source", source));
+    }
+    control_reply(conn, json_pack("{s:i, s:o}", "exit", 0, "items", items));
+}
