@@ -11,6 +11,7 @@
 
 struct service;
 struct certs;
+struct apply_queue;
 struct notify_server;
 struct control_server;
 
@@ -21,7 +22,8 @@ struct agent {
     size_t n_services;
     struct notify_server *notify;
     struct control_server *control;
-    struct certs *certs; /* the node's certificates (state_dir/certs) */
+    struct certs *certs;       /* the node's certificates (state_dir/certs) */
+    struct apply_queue *apply; /* changes waiting and the one being applied */
     struct event *signal_events[4];
     struct event *watchdog_timer;
     struct event *removal_event; /* frees removed services outside their own transitions */

@@ -3,6 +3,7 @@
 
 #include "cert_info.h"
 #include "cert_names.h"
+#include "apply.h"
 #include "certs.h"
 #include "service.h"
 
@@ -133,4 +134,80 @@ void handle_cluster_config_show(struct agent *agent, struct control_conn *conn, 
                                                value, "source", source));
     }
     control_reply(conn, json_pack("{s:i, s:o}", "exit", 0, "items", items));
+}
+
+/* --- changes: through the apply pipeline --- */
+
+static void on_applied(void *data, int exit_status, json_t *reply)
+{
+    struct control_conn *conn = data;
+
+    (void)exit_status;
+    control_reply(conn, reply);
+}
+
+static void on_abandoned(void *data)
+{
+    struct control_conn *conn = data;
+
+    /* The change goes on; only its answer has nobody to go to. */
+    apply_forget(control_conn_agent(conn), conn);
+}
+
+static void submit(struct agent *agent, struct control_conn *conn, struct apply_request *request,
+                   json_t *options)
+{
+    char who[64];
+
+    if (!request) {
+        control_reply_error(conn, 1, "out of memory");
+        return;
+    }
+    snprintf(who, sizeof(who), "uid %u", (unsigned)control_conn_peer(conn)->uid);
+    control_on_abandon(conn, on_abandoned, conn);
+    apply_submit(agent, request, who, json_is_true(json_object_get(options, "dry_run")), on_applied,
+                 conn);
+}
+
+void handle_cluster_certificate_set(struct agent *agent, struct control_conn *conn, json_t *args,
+                                    json_t *options)
+{
+    const char *name = json_string_value(json_array_get(args, 0));
+    json_t *cert = json_object_get(options, "certificate");
+    json_t *key = json_object_get(options, "key");
+
+    if (!name || !json_is_string(cert) || (key && !json_is_string(key))) {
+        control_reply_error(conn, 2,
+                            "usage: cluster certificate set <name> certificate_file <file> "
+                            "[key_file <file>]");
+        return;
+    }
+    submit(agent, conn,
+           apply_certificate(name, json_string_value(cert), json_string_length(cert),
+                             key ? json_string_value(key) : NULL,
+                             key ? json_string_length(key) : 0),
+           options);
+}
+
+void handle_cluster_config(struct agent *agent, struct control_conn *conn, json_t *args,
+                           json_t *options)
+{
+    size_t n = json_array_size(args) / 2;
+    const char *names[32], *values[32];
+
+    if (n == 0 || json_array_size(args) % 2 || n > 32) {
+        control_reply_error(conn, 2,
+                            "usage: cluster config <setting> <value> [<setting> <value>...]");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        names[i] = json_string_value(json_array_get(args, 2 * i));
+        values[i] = json_string_value(json_array_get(args, 2 * i + 1));
+        if (policy_setting_lookup(names[i]) < 0) {
+            control_reply_error(conn, 2, "unknown setting '%s' (see 'cluster config show')",
+                                names[i]);
+            return;
+        }
+    }
+    submit(agent, conn, apply_policy(names, values, n), options);
 }

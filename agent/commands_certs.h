@@ -13,6 +13,10 @@ void handle_cluster_certificate_show(struct agent *agent, struct control_conn *c
                                      json_t *options);
 void handle_cluster_certificate_ca(struct agent *agent, struct control_conn *conn, json_t *args,
                                    json_t *options);
+void handle_cluster_certificate_set(struct agent *agent, struct control_conn *conn, json_t *args,
+                                    json_t *options);
+void handle_cluster_config(struct agent *agent, struct control_conn *conn, json_t *args,
+                           json_t *options);
 void handle_cluster_config_show(struct agent *agent, struct control_conn *conn, json_t *args,
                                 json_t *options);
 

@@ -51,6 +51,11 @@ const struct control_peer *control_conn_peer(const struct control_conn *conn)
     return &conn->peer;
 }
 
+struct agent *control_conn_agent(const struct control_conn *conn)
+{
+    return conn->server->agent;
+}
+
 static void conn_free(struct control_conn *conn)
 {
     if (conn->busy && conn->abandon_fn)

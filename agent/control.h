@@ -31,6 +31,9 @@ void control_server_free(struct control_server *server);
 
 const struct control_peer *control_conn_peer(const struct control_conn *conn);
 
+/* The agent a connection belongs to. */
+struct agent *control_conn_agent(const struct control_conn *conn);
+
 /* Sends a streamed message; the request stays open. Takes the reference. */
 void control_send(struct control_conn *conn, json_t *message);
 

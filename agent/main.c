@@ -1,5 +1,6 @@
 /* certvisord: the node agent's entry point: options, start-up, the event loop, orderly exit. */
 #include "agent.h"
+#include "apply.h"
 #include "certs.h"
 #include "render_files.h"
 #include "control.h"
@@ -201,6 +202,7 @@ static void agent_free(struct agent *agent)
         service_free(agent->services[i]);
     free(agent->services);
     control_server_free(agent->control);
+    apply_free_all(agent);
     certs_free(agent->certs);
     notify_server_free(agent->notify);
     sdnotify_free(agent);

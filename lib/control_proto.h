@@ -53,7 +53,14 @@ enum control_access {
     X(cluster_certificate_ca, "cluster certificate ca", CONTROL_ACCESS_READ,                       \
       "cluster certificate ca", "Print the cluster CA certificate clients verify the node with.")  \
     X(cluster_config_show, "cluster config show", CONTROL_ACCESS_READ, "cluster config show",      \
-      "Show every TLS policy setting in force and where its value comes from.")
+      "Show every TLS policy setting in force and where its value comes from.")                    \
+    X(cluster_certificate_set, "cluster certificate set", CONTROL_ACCESS_ADMIN,                    \
+      "cluster certificate set <name> certificate_file <file> [key_file <file>] [--dry-run]",      \
+      "Replace a certificate: validate, render, reload or restart the services that use it, "      \
+      "roll back if one does not come up.")                                                        \
+    X(cluster_config, "cluster config", CONTROL_ACCESS_ADMIN,                                      \
+      "cluster config <setting> <value> [<setting> <value>...] [--dry-run]",                       \
+      "Change TLS policy settings (kept in the state file) and apply them to the services.")
 
 #define CONTROL_COMMAND_ENUM(id, words, access, usage, summary) CONTROL_CMD_##id,
 enum control_command { CONTROL_COMMANDS(CONTROL_COMMAND_ENUM) CONTROL_CMD_COUNT };

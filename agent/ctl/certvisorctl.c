@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <openssl/crypto.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -287,6 +288,39 @@ static void print_policy(json_t *items)
     }
 }
 
+/* The certificate file named on the command line, for the message operators know. */
+static const char *certificate_file_name;
+
+/* The plan of a dry run, or the message operators know from rladmin. */
+static void print_change(const char *command, json_t *reply)
+{
+    size_t i, j;
+    json_t *step, *file;
+
+    if (*str(reply, "warning"))
+        fprintf(stderr, "certvisorctl: warning: %s\n", str(reply, "warning"));
+    if (json_is_true(json_object_get(reply, "dry_run"))) {
+        if (json_array_size(json_object_get(reply, "plan")) == 0)
+            printf("Dry run: no service's TLS files would change; nothing would reload\n");
+        json_array_foreach(json_object_get(reply, "plan"), i, step)
+        {
+            printf("Dry run: %s %s (%s)\n", str(step, "action"), str(step, "service"),
+                   str(step, "state"));
+            json_array_foreach(json_object_get(step, "files"), j, file)
+            {
+                printf("  rewrite %s\n", json_string_value(file));
+            }
+        }
+        printf("Nothing was changed\n");
+        return;
+    }
+    if (strcmp(command, "cluster config") == 0)
+        printf("Cluster configured successfully\n");
+    else
+        printf("Set %s certificate to contents of file %s\n", str(reply, "name"),
+               certificate_file_name ? certificate_file_name : "?");
+}
+
 static void print_reply(const char *command, json_t *reply)
 {
     json_t *items = json_object_get(reply, "items");
@@ -313,15 +347,89 @@ static void print_reply(const char *command, json_t *reply)
         fputs(str(reply, "pem"), stdout);
     else if (strcmp(command, "cluster config show") == 0)
         print_policy(items);
+    else if (strcmp(command, "cluster certificate set") == 0 ||
+             strcmp(command, "cluster config") == 0)
+        print_change(command, reply);
     else if (items)
         print_operation(command, items);
+}
+
+#define CTL_MAX_PEM_FILE (512 * 1024) /* the agent refuses more than 256 KiB with its reason */
+
+/* Reads a file given on the command line into a JSON string (the agent validates it). */
+static json_t *read_pem_file(const char *path)
+{
+    FILE *f = fopen(path, "re");
+    char *buf;
+    size_t n;
+    json_t *s;
+
+    if (!f) {
+        fprintf(stderr, "certvisorctl: cannot read %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    buf = malloc(CTL_MAX_PEM_FILE + 1);
+    n = buf ? fread(buf, 1, CTL_MAX_PEM_FILE + 1, f) : 0;
+    fclose(f);
+    if (!buf || n > CTL_MAX_PEM_FILE) {
+        fprintf(stderr,
+                "certvisorctl: %s is larger than %d bytes; it is not a certificate or key\n", path,
+                CTL_MAX_PEM_FILE);
+        free(buf);
+        return NULL;
+    }
+    s = json_stringn_nocheck(buf, n);
+    OPENSSL_cleanse(buf, n); /* it may be a private key */
+    free(buf);
+    return s;
+}
+
+/* "<name> certificate_file <f> [key_file <f>]" (rladmin's grammar) into args and options. */
+static int certificate_set_arguments(int argc, char **argv, json_t *args, json_t *options)
+{
+    if (argc < 3 || strcmp(argv[1], "certificate_file") != 0 ||
+        (argc != 3 && (argc != 5 || strcmp(argv[3], "key_file") != 0))) {
+        fprintf(stderr, "certvisorctl: usage: cluster certificate set <name> certificate_file "
+                        "<file> [key_file <file>] [--dry-run]\n");
+        return -1;
+    }
+    json_array_append_new(args, json_string(argv[0]));
+    certificate_file_name = argv[2];
+    json_object_set_new(options, "certificate", read_pem_file(argv[2]));
+    if (!json_object_get(options, "certificate"))
+        return -1;
+    if (argc == 5) {
+        json_object_set_new(options, "key", read_pem_file(argv[4]));
+        if (!json_object_get(options, "key"))
+            return -1;
+    }
+    return 0;
 }
 
 /* Builds the request; tail's -f and -n become options. Returns NULL on a usage error. */
 static json_t *build_request(const char *command, int argc, char **argv)
 {
     json_t *args = json_array(), *options = json_object();
+    char *words[64];
+    int n_words = 0;
 
+    /* --dry-run may stand anywhere among the arguments of a changing command. */
+    for (int i = 0; i < argc && n_words < 64; i++) {
+        if (strcmp(argv[i], "--dry-run") == 0)
+            json_object_set_new(options, "dry_run", json_true());
+        else
+            words[n_words++] = argv[i];
+    }
+    argc = n_words;
+    argv = words;
+    if (strcmp(command, "cluster certificate set") == 0) {
+        if (certificate_set_arguments(argc, argv, args, options) < 0) {
+            json_decref(args);
+            json_decref(options);
+            return NULL;
+        }
+        return json_pack("{s:s, s:o, s:o}", "command", command, "args", args, "options", options);
+    }
     for (int i = 0; i < argc; i++) {
         if (strcmp(command, "tail") == 0 && strcmp(argv[i], "-f") == 0) {
             json_object_set_new(options, "follow", json_true());
@@ -341,11 +449,12 @@ static int run(const struct ctl_options *opts, const char *command, int argc, ch
 {
     struct control_client *client;
     json_t *request = build_request(command, argc, argv);
-    char *socket_path = resolve_socket(opts);
+    char *socket_path = request ? resolve_socket(opts) : NULL;
     int r, exit_status = 1;
 
-    if (!socket_path || !request) {
-        free(socket_path);
+    if (!request)
+        return EXIT_USAGE;
+    if (!socket_path) {
         json_decref(request);
         return EXIT_NO_AGENT;
     }

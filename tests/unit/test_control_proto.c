@@ -48,6 +48,8 @@ static void the_table_has_the_documented_commands_and_access(void **state)
         {"cluster certificate show", CONTROL_CMD_cluster_certificate_show, CONTROL_ACCESS_READ},
         {"cluster certificate ca", CONTROL_CMD_cluster_certificate_ca, CONTROL_ACCESS_READ},
         {"cluster config show", CONTROL_CMD_cluster_config_show, CONTROL_ACCESS_READ},
+        {"cluster certificate set", CONTROL_CMD_cluster_certificate_set, CONTROL_ACCESS_ADMIN},
+        {"cluster config", CONTROL_CMD_cluster_config, CONTROL_ACCESS_ADMIN},
     };
 
     (void)state;
@@ -65,6 +67,8 @@ static void typed_words_match_the_longest_command(void **state)
     char *show[] = {"cluster", "certificate", "show", "proxy"};
     char *partial[] = {"cluster", "certificate"};
     char *plain[] = {"status", "web"};
+    char *config[] = {"cluster", "config", "min_data_TLS_version", "1.3"};
+    char *config_show[] = {"cluster", "config", "show"};
     int used = -1;
 
     (void)state;
@@ -74,6 +78,10 @@ static void typed_words_match_the_longest_command(void **state)
     assert_int_equal(used, 3);
     assert_int_equal(control_command_match(2, plain, &used), CONTROL_CMD_status);
     assert_int_equal(used, 1);
+    assert_int_equal(control_command_match(4, config, &used), CONTROL_CMD_cluster_config);
+    assert_int_equal(used, 2);
+    assert_int_equal(control_command_match(3, config_show, &used), CONTROL_CMD_cluster_config_show);
+    assert_int_equal(used, 3);
     used = -1;
     assert_int_equal(control_command_match(2, partial, &used), -1);
     assert_int_equal(used, -1);
