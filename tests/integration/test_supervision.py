@@ -6,6 +6,11 @@ import time
 from conftest import pid_alive, wait_for
 
 
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(line for line in f if line.startswith("VmRSS")).split()[1])
+
+
 def svc(args="", after=(), extra=""):
     deps = ", ".join(f'"{d}"' for d in after)
     return f"""
@@ -210,6 +215,7 @@ def test_flooding_stdout_neither_blocks_the_agent_nor_grows_it(agent_factory):
     agent = agent_factory({"flood": svc(quoted("--flood")), "quiet": svc()},
                           main_extra="service_log_max_bytes = 200000\nservice_log_backups = 2")
     agent.start()
+    rss_before = rss_kb(agent.proc.pid)
     log = agent.prefix / "var/log/certvisor/flood.log"
     wait_for(lambda: (log.parent / "flood.log.2").exists(), 20, what="two rotations")
     for _ in range(5):
@@ -219,8 +225,10 @@ def test_flooding_stdout_neither_blocks_the_agent_nor_grows_it(agent_factory):
     tail = agent.ctl("tail", "-n", "3", "flood").stdout.splitlines()
     assert len(tail) == 3 and all(line.startswith("flood line ") for line in tail)
     assert not (log.parent / "flood.log.3").exists(), "only service_log_backups files are kept"
-    rss_kb = int([l for l in open(f"/proc/{agent.proc.pid}/status") if l.startswith("VmRSS")][0].split()[1])
-    assert rss_kb < 64 * 1024
+    # The flood must not grow the agent: its tail buffer and pipes are bounded. (Under
+    # AddressSanitizer, freed memory sits in quarantine, so RSS says nothing there.)
+    if "ASAN_OPTIONS" not in os.environ:
+        assert rss_kb(agent.proc.pid) - rss_before < 8 * 1024
     assert agent.ctl("stop", "flood").returncode == 0
 
 
