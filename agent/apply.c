@@ -313,8 +313,12 @@ static void step(struct apply_run *run)
     while (run->current_step < run->n_steps) {
         struct service *service = run->steps[run->current_step];
 
-        if (service->fsm.state != SERVICE_RUNNING) {
-            run->current_step++; /* not running: it takes the new files when it starts */
+        /* Applying: a service that is not running takes the new files when it starts.
+         * Rolling back: every service the change touched comes back, whatever state the
+         * failure left it in (FATAL after a rejected reload), unless an operator stopped it. */
+        if ((!run->rolling_back && service->fsm.state != SERVICE_RUNNING) ||
+            (run->rolling_back && service->operator_stopped)) {
+            run->current_step++;
             continue;
         }
         if (!run->rolling_back && service->config->reload_signal) {

@@ -350,12 +350,17 @@ int control_server_new(struct agent *agent, struct control_server **ret_server, 
     }
     server->accept_event =
         event_new(agent->base, server->fd, EV_READ | EV_PERSIST, on_accept, server);
-    if (!server->accept_event || event_add(server->accept_event, NULL) < 0) {
+    if (!server->accept_event) {
         control_server_free(server);
         return -ENOMEM;
     }
     *ret_server = server;
     return 0;
+}
+
+int control_server_start(struct control_server *server)
+{
+    return event_add(server->accept_event, NULL) < 0 ? -ENOMEM : 0;
 }
 
 void control_server_free(struct control_server *server)

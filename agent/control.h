@@ -27,6 +27,13 @@ struct control_peer {
 int control_server_new(struct agent *agent, struct control_server **ret_server, char *err,
                        size_t err_len);
 
+/*
+ * Starts accepting. The socket listens from control_server_new() on (so a
+ * second agent is refused at once), but clients wait in the backlog until the
+ * agent has its services and can answer for them.
+ */
+int control_server_start(struct control_server *server);
+
 void control_server_free(struct control_server *server);
 
 const struct control_peer *control_conn_peer(const struct control_conn *conn);

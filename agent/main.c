@@ -296,7 +296,7 @@ static int start_agent(struct agent *agent)
     }
     if (prepare_tls(agent) < 0)
         return -1;
-    if (adopt_services(agent) < 0) {
+    if (adopt_services(agent) < 0 || control_server_start(agent->control) < 0) {
         log_error("Cannot set up the services");
         return -1;
     }
