@@ -158,21 +158,6 @@ static int merge_service(struct agent *agent, struct service_config *config, jso
     return 0;
 }
 
-/* The runtime state file overrides conf.d's policy (as at start-up). */
-static int load_runtime_policy(struct agent_config *config, char **ret_error)
-{
-    char path[4200], err[1024];
-    int r;
-
-    snprintf(path, sizeof(path), "%s/policy.json", config->state_dir);
-    r = policy_state_load(&config->policy, path, err, sizeof(err));
-    if (r == 0 && policy_check_all(&config->policy, err, sizeof(err)) < 0)
-        r = CV_ECONFIG;
-    if (r < 0 && ret_error && asprintf(ret_error, "%s", err) < 0)
-        *ret_error = NULL;
-    return r;
-}
-
 /* Ends the notify-reload handshake; before start-up readiness, READY=1 is not ours to send yet. */
 static void finish_reload(struct agent *agent)
 {
@@ -184,6 +169,7 @@ static void finish_reload(struct agent *agent)
 
 int agent_reload_config(struct agent *agent, json_t **ret_summary, char **ret_error)
 {
+    char runtime_err[1024];
     struct agent_config *config;
     struct service **services;
     size_t count = 0;
@@ -209,7 +195,9 @@ int agent_reload_config(struct agent *agent, json_t **ret_summary, char **ret_er
         return ret_error && *ret_error ? CV_ECONFIG : -ENOMEM;
     }
     keep_agent_settings(agent->config, config, json_object_get(summary, "warnings"));
-    if (load_runtime_policy(config, ret_error) < 0) {
+    if (config_load_runtime_policy(config, runtime_err, sizeof(runtime_err)) < 0) {
+        if (ret_error && asprintf(ret_error, "%s", runtime_err) < 0)
+            *ret_error = NULL;
         free(services);
         json_decref(summary);
         config_free(config);

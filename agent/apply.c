@@ -1,6 +1,7 @@
 /* The one pipeline every change goes through: validate, stage, render, plan, execute, roll back. */
 #include "apply.h"
 
+#include "cert_info.h"
 #include "cert_names.h"
 #include "certs.h"
 #include "cv_error.h"
@@ -215,13 +216,6 @@ static void fail(struct apply_run *run, int exit_status, const char *message)
     finish(run, exit_status, json_pack("{s:i, s:s}", "exit", exit_status, "error", message));
 }
 
-static gid_t service_group_gid(const struct agent *agent)
-{
-    struct group *gr = agent->config->service_group ? getgrnam(agent->config->service_group) : NULL;
-
-    return gr ? gr->gr_gid : (gid_t)-1;
-}
-
 static const struct policy *policy_in_use(const struct apply_run *run)
 {
     return run->request->kind == APPLY_POLICY ? &run->new_policy : &run->agent->config->policy;
@@ -298,7 +292,7 @@ static void on_step_done(struct service *service, void *data, int result, const 
             if (policy_state_save(&run->old_policy, path, err, sizeof(err)) < 0)
                 log_error("Apply: cannot restore the policy state file: %s", err);
         }
-        rendered_set_write(&run->rendered, true, service_group_gid(run->agent), NULL, 0);
+        rendered_set_write(&run->rendered, true, config_service_gid(run->agent->config), NULL, 0);
         step(run);
         return;
     }
@@ -353,7 +347,8 @@ static int prepare_certificate(struct apply_run *run, char *err, size_t err_len)
     struct certstore *store = run->agent->certs->store;
     const struct cert_name *entry = cert_name_lookup(request->name);
     struct x509_checked *checked = NULL;
-    char *key = request->key_pem, *pending = NULL, cert_path[4200];
+    char *key = request->key_pem, *pending = NULL, *old = NULL;
+    size_t old_len = 0;
     size_t key_len = request->key_len, pending_len = 0;
     int r;
 
@@ -380,25 +375,11 @@ static int prepare_certificate(struct apply_run *run, char *err, size_t err_len)
         snprintf(run->new_fingerprint, sizeof(run->new_fingerprint), "%s", checked->fingerprint);
         snprintf(run->warning, sizeof(run->warning), "%s", checked->warning);
         run->had_current = certstore_current(store, request->name, &run->old_generation) == 0;
-        if (run->had_current && certstore_paths(store, request->name, run->old_generation,
-                                                cert_path, sizeof(cert_path), NULL, 0) == 0) {
-            char *old = NULL;
-            size_t old_len = 0;
-
-            if (certstore_read_cert(store, request->name, run->old_generation, &old, &old_len) ==
-                0) {
-                struct x509_checked *previous = NULL;
-                char ignored[256];
-
-                if (x509_check(request->name, CERT_PURPOSE_CA_BUNDLE, old, old_len, NULL, 0,
-                               time(NULL), &previous, ignored, sizeof(ignored)) == 0 ||
-                    x509_check(request->name, entry->purpose, old, old_len, NULL, 0, time(NULL),
-                               &previous, ignored, sizeof(ignored)) == 0)
-                    snprintf(run->old_fingerprint, sizeof(run->old_fingerprint), "%s",
-                             previous->fingerprint);
-                x509_checked_free(previous);
-                free(old);
-            }
+        if (run->had_current &&
+            certstore_read_cert(store, request->name, run->old_generation, &old, &old_len) == 0) {
+            /* For the audit line; an expired or weak old certificate still has one. */
+            cert_info_fingerprint(old, old_len, run->old_fingerprint, sizeof(run->old_fingerprint));
+            free(old);
         }
         r = certstore_stage(store, request->name, request->cert_pem, request->cert_len, key,
                             entry->has_key ? key_len : 0, true, &run->override.generation, err,
@@ -515,7 +496,8 @@ static int commit_change(struct apply_run *run, char *err, size_t err_len)
         }
     }
     if (r == 0)
-        r = rendered_set_write(&run->rendered, false, service_group_gid(agent), err, err_len);
+        r = rendered_set_write(&run->rendered, false, config_service_gid(agent->config), err,
+                               err_len);
     return r;
 }
 

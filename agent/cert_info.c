@@ -4,6 +4,7 @@
 #include "x509_check.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -105,17 +106,35 @@ static json_t *serial_string(X509 *cert)
     return s;
 }
 
-json_t *cert_info_describe(const char *pem, size_t len, time_t now)
+static X509 *first_certificate(const char *pem, size_t len)
 {
     BIO *bio = BIO_new_mem_buf(pem, (int)len);
     X509 *cert = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+
+    BIO_free(bio);
+    ERR_clear_error();
+    return cert;
+}
+
+int cert_info_fingerprint(const char *pem, size_t len, char *buf, size_t buf_len)
+{
+    X509 *cert = first_certificate(pem, len);
+
+    if (!cert)
+        return -EINVAL;
+    x509_fingerprint(cert, buf, buf_len);
+    X509_free(cert);
+    return 0;
+}
+
+json_t *cert_info_describe(const char *pem, size_t len, time_t now)
+{
+    X509 *cert = first_certificate(pem, len);
     char fingerprint[96];
     struct tm not_after;
     json_t *info;
     time_t expires;
 
-    BIO_free(bio);
-    ERR_clear_error();
     if (!cert)
         return NULL;
     x509_fingerprint(cert, fingerprint, sizeof(fingerprint));

@@ -16,4 +16,11 @@
  */
 json_t *cert_info_describe(const char *pem, size_t len, time_t now);
 
+/*
+ * Writes the SHA-256 fingerprint of the first certificate of a PEM text into
+ * buf (at least 96 bytes), whatever its validity. Returns 0, or -EINVAL when
+ * the text holds no certificate.
+ */
+int cert_info_fingerprint(const char *pem, size_t len, char *buf, size_t buf_len);
+
 #endif

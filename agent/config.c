@@ -555,3 +555,21 @@ int config_check_environment(const struct agent_config *config, char **ret_error
     }
     return r;
 }
+
+gid_t config_service_gid(const struct agent_config *config)
+{
+    struct group *gr = config->service_group ? getgrnam(config->service_group) : NULL;
+
+    return gr ? gr->gr_gid : (gid_t)-1;
+}
+
+int config_load_runtime_policy(struct agent_config *config, char *err, size_t err_len)
+{
+    char path[PATH_MAX + 16];
+
+    snprintf(path, sizeof(path), "%s/policy.json", config->state_dir);
+    if (policy_state_load(&config->policy, path, err, err_len) < 0 ||
+        policy_check_all(&config->policy, err, err_len) < 0)
+        return CV_ECONFIG;
+    return 0;
+}

@@ -8,6 +8,7 @@
 #include "service_config.h"
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #ifndef CERTVISOR_DEFAULT_CONFIG
 #define CERTVISOR_DEFAULT_CONFIG "/etc/certvisor/certvisor.conf"
@@ -76,6 +77,15 @@ int config_make_directories(const struct agent_config *config, char **ret_error)
  * fit a unix socket address. Returns 0, or CV_ECONFIG with a message in *ret_error.
  */
 int config_check_environment(const struct agent_config *config, char **ret_error);
+
+/* The group of service_group (may read service keys and rendered files), or (gid_t)-1. */
+gid_t config_service_gid(const struct agent_config *config);
+
+/*
+ * Applies state_dir/policy.json (operators' runtime changes) over conf.d's
+ * policy, then checks the whole. Returns 0, or CV_ECONFIG with a message.
+ */
+int config_load_runtime_policy(struct agent_config *config, char *err, size_t err_len);
 
 /* Returns the service called name, or NULL. */
 struct service_config *config_find_service(const struct agent_config *config, const char *name);

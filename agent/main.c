@@ -216,14 +216,6 @@ static void agent_free(struct agent *agent)
     config_free(agent->config);
 }
 
-/* The group that may read service keys and rendered files: service_group, if any. */
-static gid_t key_group(const struct agent_config *config)
-{
-    struct group *gr = config->service_group ? getgrnam(config->service_group) : NULL;
-
-    return gr ? gr->gr_gid : (gid_t)-1;
-}
-
 /*
  * Before any service starts: the node's certificates (made on first start),
  * the runtime policy overrides, and every service's rendered TLS files.
@@ -231,10 +223,10 @@ static gid_t key_group(const struct agent_config *config)
 static int prepare_tls(struct agent *agent)
 {
     struct agent_config *config = agent->config;
-    char err[1024], path[4200];
+    char err[1024];
     int made = 0, r;
 
-    r = certs_open(config->state_dir, key_group(config), &agent->certs, err, sizeof(err));
+    r = certs_open(config->state_dir, config_service_gid(config), &agent->certs, err, sizeof(err));
     if (r == 0)
         r = certs_bootstrap(agent->certs, &config->certs, &made, err, sizeof(err));
     if (r < 0) {
@@ -244,10 +236,7 @@ static int prepare_tls(struct agent *agent)
     if (made)
         log_notice("Generated %d certificates; the cluster CA is %s", made,
                    agent->certs->ca_export_path);
-    snprintf(path, sizeof(path), "%s/policy.json", config->state_dir);
-    r = policy_state_load(&config->policy, path, err, sizeof(err));
-    if (r == 0 && policy_check_all(&config->policy, err, sizeof(err)) < 0)
-        r = CV_EINVALID_TLS;
+    r = config_load_runtime_policy(config, err, sizeof(err));
     if (r < 0) {
         log_error("Cannot use the runtime policy: %s", err);
         return -1;
@@ -256,7 +245,7 @@ static int prepare_tls(struct agent *agent)
         bool changed;
 
         r = render_files_write(agent->certs, &config->policy, config->services[i],
-                               key_group(config), &changed, err, sizeof(err));
+                               config_service_gid(config), &changed, err, sizeof(err));
         if (r < 0) {
             log_error("Cannot render the TLS configuration: %s", err);
             return -1;

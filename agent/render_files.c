@@ -82,23 +82,23 @@ struct spec_files {
     struct render_files files;
 };
 
-static int resolve(struct certs *certs, const struct service_config *service,
-                   const struct tls_spec *spec, const struct render_override *override,
-                   struct spec_files *f, char *err, size_t err_len)
+static int resolve(struct certs *certs, const char *service, const struct tls_spec *spec,
+                   const struct render_override *override, struct spec_files *f, char *err,
+                   size_t err_len)
 {
     int r = files_of(certs, spec->certificate, override, f->cert, sizeof(f->cert), f->key,
                      sizeof(f->key));
 
     f->files = (struct render_files){f->cert, f->key, NULL};
     if (r < 0) {
-        snprintf(err, err_len, "service '%s': certificate '%s' is not set (%s)", service->name,
+        snprintf(err, err_len, "service '%s': certificate '%s' is not set (%s)", service,
                  spec->certificate, strerror(-r));
         return r;
     }
     if (spec->trust) {
         r = trust_file(certs, spec->trust, override, f->ca, sizeof(f->ca));
         if (r < 0) {
-            snprintf(err, err_len, "service '%s': trusts '%s', which is not set", service->name,
+            snprintf(err, err_len, "service '%s': trusts '%s', which is not set", service,
                      spec->trust);
             return r;
         }
@@ -116,7 +116,7 @@ int render_files_compute(struct certs *certs, const struct policy *policy,
         const struct tls_spec *spec = &service->tls[i];
         struct rendered_file *grown, *file;
         struct spec_files f;
-        int r = resolve(certs, service, spec, override, &f, err, err_len);
+        int r = resolve(certs, service->name, spec, override, &f, err, err_len);
 
         if (r < 0)
             return r;
@@ -127,6 +127,7 @@ int render_files_compute(struct certs *certs, const struct policy *policy,
         file = &set->files[set->n_files];
         memset(file, 0, sizeof(*file));
         file->spec = spec;
+        file->service = service->name;
         file->output = strdup(spec->output);
         r = render_text(spec, &f.files, policy, &file->text);
         if (r < 0 || !file->output) {
@@ -157,18 +158,13 @@ int rendered_set_validate(const struct rendered_set *set, struct certs *certs,
         const struct rendered_file *file = &set->files[i];
         struct tls_config *config = NULL;
         struct spec_files f;
-        char reason[1024];
+        char reason[1024] = "";
         SSL_CTX *ctx = NULL;
         int r;
 
         if (!file->changed)
             continue;
-        r = files_of(certs, file->spec->certificate, override, f.cert, sizeof(f.cert), f.key,
-                     sizeof(f.key));
-        f.files = (struct render_files){f.cert, f.key, NULL};
-        if (r == 0 && file->spec->trust &&
-            (r = trust_file(certs, file->spec->trust, override, f.ca, sizeof(f.ca))) == 0)
-            f.files.ca_file = f.ca;
+        r = resolve(certs, file->service, file->spec, override, &f, reason, sizeof(reason));
         if (r == 0)
             r = render_tls_config(file->spec, &f.files, policy, &config);
         if (r == 0)
@@ -177,7 +173,7 @@ int rendered_set_validate(const struct rendered_set *set, struct certs *certs,
         tls_config_free(config);
         if (r < 0) {
             snprintf(err, err_len, "%s would not load: %s", file->output,
-                     r == CV_EINVALID_TLS ? reason : strerror(-r));
+                     r == CV_EINVALID_TLS || *reason ? reason : strerror(-r));
             return CV_EINVALID_TLS;
         }
     }

@@ -19,6 +19,7 @@ struct render_override {
 /* One rendered file: what it should hold, what it holds now, whether they differ. */
 struct rendered_file {
     const struct tls_spec *spec;
+    const char *service; /* the name of the service it belongs to (its configuration's) */
     char *output;
     char *text;
     char *previous; /* the file's content before, or NULL when it did not exist */

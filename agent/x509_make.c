@@ -2,6 +2,7 @@
 #include "x509_make.h"
 
 #include "cv_error.h"
+#include "tls_context.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -40,19 +41,12 @@ static const struct {
 static void append_openssl_errors(char *err, size_t err_len)
 {
     size_t used = err && err_len ? strnlen(err, err_len) : 0;
-    bool first = true;
-    unsigned long e;
+    char reasons[1024];
 
-    while ((e = ERR_get_error()) != 0) {
-        char reason[256];
-
-        if (!err || used + 1 >= err_len)
-            continue; /* keep draining: stale errors would blame the next caller */
-        ERR_error_string_n(e, reason, sizeof(reason));
-        snprintf(err + used, err_len - used, "%s%s", first ? ": " : "; ", reason);
-        used = strnlen(err, err_len);
-        first = false;
-    }
+    /* Drains the queue even when err is full: stale errors would blame the next caller. */
+    tls_error_string(reasons, sizeof(reasons));
+    if (err && *reasons && used + 1 < err_len)
+        snprintf(err + used, err_len - used, ": %s", reasons);
 }
 
 /* Formats the message, appends OpenSSL's reasons, and returns code for the caller to pass on. */
