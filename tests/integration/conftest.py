@@ -25,6 +25,18 @@ CERTVISORCTL = BUILD / "certvisorctl"
 TESTSVC = BUILD / "certvisor-testsvc"
 
 
+def _built_with_asan():
+    """True for a build with AddressSanitizer, whose RSS figures mean nothing (quarantine)."""
+    try:
+        out = subprocess.run(["ldd", str(CERTVISORD)], capture_output=True, text=True).stdout
+    except OSError:
+        return False
+    return "libasan" in out
+
+
+SANITIZED = _built_with_asan()
+
+
 def wait_for(predicate, timeout=10.0, interval=0.02, what="condition"):
     """Polls predicate until it returns a true value; the test's own clock, not the agent's."""
     deadline = time.monotonic() + timeout
