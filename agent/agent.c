@@ -167,42 +167,51 @@ static void finish_reload(struct agent *agent)
         agent_check_ready(agent);
 }
 
-int agent_reload_config(struct agent *agent, json_t **ret_summary, char **ret_error)
+void agent_reload_started(struct agent *agent)
+{
+    sdnotify_reloading(agent);
+}
+
+void agent_reload_finished(struct agent *agent)
+{
+    finish_reload(agent);
+}
+
+int agent_load_config(struct agent *agent, struct agent_config **ret_config, json_t *warnings,
+                      char **ret_error)
 {
     char runtime_err[1024];
     struct agent_config *config;
+    int r = config_load(agent->config->config_path, agent->prefix_override, &config, ret_error);
+
+    if (r < 0)
+        return r;
+    if (config_make_directories(config, ret_error) < 0) {
+        config_free(config);
+        return CV_ECONFIG;
+    }
+    keep_agent_settings(agent->config, config, warnings);
+    if (config_load_runtime_policy(config, runtime_err, sizeof(runtime_err)) < 0) {
+        if (asprintf(ret_error, "%s", runtime_err) < 0)
+            *ret_error = NULL;
+        config_free(config);
+        return CV_ECONFIG;
+    }
+    *ret_config = config;
+    return 0;
+}
+
+void agent_swap_config(struct agent *agent, struct agent_config *config, json_t *summary)
+{
     struct service **services;
     size_t count = 0;
-    json_t *summary;
-    int r;
 
-    sdnotify_reloading(agent);
-    r = config_load(agent->config->config_path, agent->prefix_override, &config, ret_error);
-    if (r < 0) {
-        log_error("Configuration reload failed, keeping the running configuration: %s",
-                  ret_error && *ret_error ? *ret_error : cv_strerror(r));
-        finish_reload(agent);
-        return r;
-    }
     services = calloc(config->n_services + agent->n_services + 1, sizeof(*services));
-    summary = json_pack("{s:[], s:[], s:[], s:[], s:[]}", "added", "changed", "updated", "removed",
-                        "warnings");
-    if (!services || !summary || config_make_directories(config, ret_error) < 0) {
-        free(services);
-        json_decref(summary);
+    if (!services) {
+        /* Nothing is half-done: the running services keep their settings. */
+        log_error("Configuration reload: out of memory; keeping the running services");
         config_free(config);
-        finish_reload(agent);
-        return ret_error && *ret_error ? CV_ECONFIG : -ENOMEM;
-    }
-    keep_agent_settings(agent->config, config, json_object_get(summary, "warnings"));
-    if (config_load_runtime_policy(config, runtime_err, sizeof(runtime_err)) < 0) {
-        if (ret_error && asprintf(ret_error, "%s", runtime_err) < 0)
-            *ret_error = NULL;
-        free(services);
-        json_decref(summary);
-        config_free(config);
-        finish_reload(agent);
-        return CV_ECONFIG;
+        return;
     }
     /* The new order first; services no longer configured stop and go. */
     for (size_t i = 0; i < config->n_services; i++) {
@@ -244,7 +253,4 @@ int agent_reload_config(struct agent *agent, json_t **ret_summary, char **ret_er
     agent->config = config;
     supervisor_schedule(agent);
     log_info("Configuration reloaded");
-    finish_reload(agent);
-    *ret_summary = summary;
-    return 0;
 }

@@ -12,6 +12,8 @@
 struct service;
 struct certs;
 struct apply_queue;
+struct renewal;
+struct cert_watch;
 struct notify_server;
 struct control_server;
 
@@ -22,8 +24,10 @@ struct agent {
     size_t n_services;
     struct notify_server *notify;
     struct control_server *control;
-    struct certs *certs;       /* the node's certificates (state_dir/certs) */
-    struct apply_queue *apply; /* changes waiting and the one being applied */
+    struct certs *certs;         /* the node's certificates (state_dir/certs) */
+    struct apply_queue *apply;   /* changes waiting and the one being applied */
+    struct renewal *renewal;     /* expiry checks */
+    struct cert_watch *external; /* the files of external certificates */
     struct event *signal_events[4];
     struct event *watchdog_timer;
     struct event *removal_event; /* frees removed services outside their own transitions */
@@ -37,13 +41,27 @@ struct agent {
 /* Finds a service by name, or NULL. */
 struct service *agent_find_service(const struct agent *agent, const char *name);
 
+/* The notify-reload handshake around a configuration reload: RELOADING=1, then READY=1. */
+void agent_reload_started(struct agent *agent);
+void agent_reload_finished(struct agent *agent);
+
 /*
- * Re-reads the configuration file. On success the new services are in force
- * and *ret_summary (malloc'd JSON, may be NULL) lists what was added, changed
- * and removed. On failure the running configuration stays untouched and
- * *ret_error holds the reason. Returns 0 or a negative error.
+ * Reads the configuration files again into a new configuration, ready to be
+ * put into force: directories made, the runtime policy applied, and the
+ * agent's own sockets kept (a warning each in warnings when they changed).
+ * Nothing running is touched. Returns 0, or a negative error with a malloc'd
+ * message (file, line, problem) in *ret_error.
  */
-int agent_reload_config(struct agent *agent, json_t **ret_summary, char **ret_error);
+int agent_load_config(struct agent *agent, struct agent_config **ret_config, json_t *warnings,
+                      char **ret_error);
+
+/*
+ * Puts a loaded configuration into force (takes it): services added,
+ * restarted with changed settings, or stopped and removed; summary's arrays
+ * "added", "changed", "updated" and "removed" say which. Used by the apply
+ * pipeline, after the rendered files are written (agent/apply.c).
+ */
+void agent_swap_config(struct agent *agent, struct agent_config *config, json_t *summary);
 
 /* Begins an orderly shutdown: every service stops in reverse dependency order, then the loop ends.
  */

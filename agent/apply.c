@@ -1,62 +1,86 @@
 /* The one pipeline every change goes through: validate, stage, render, plan, execute, roll back. */
 #include "apply.h"
 
+#include "apply_hooks.h"
 #include "cert_info.h"
 #include "cert_names.h"
 #include "certs.h"
 #include "cv_error.h"
+#include "external.h"
 #include "log.h"
 #include "render_files.h"
 #include "service.h"
 #include "supervisor.h"
+#include "text_diff.h"
 #include "x509_check.h"
 
 #include <errno.h>
-#include <grp.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define GENERATIONS_KEPT 2 /* older generations kept for rollback by hand */
+#define GENERATIONS_KEPT 2    /* older generations kept for rollback by hand */
+#define COALESCE_WINDOW_MS 50 /* requests this close together become one plan */
+#define BATCH_MAX 16          /* requests in one plan */
 
-enum apply_kind { APPLY_CERTIFICATE, APPLY_POLICY };
+enum apply_kind { APPLY_CERTIFICATE, APPLY_ROTATE, APPLY_DELETE, APPLY_POLICY, APPLY_CONFIG };
 
 struct apply_request {
     struct apply_request *next;
     enum apply_kind kind;
-    /* APPLY_CERTIFICATE */
-    char *name;
+    char *name; /* the certificate (CERTIFICATE, DELETE), or ROTATE's name or "all" */
     char *cert_pem;
     size_t cert_len;
     char *key_pem; /* wiped on free */
     size_t key_len;
-    /* APPLY_POLICY */
-    char **setting_names;
+    char origin[32];
+    char **setting_names; /* POLICY */
     char **setting_values;
     size_t n_settings;
     /* the caller */
-    char who[64];
+    char who[320];
     bool dry_run;
+    bool alone; /* plan it by itself (it was in a batch whose plan failed) */
     apply_done_fn done;
     void *data;
+    /* while it is being applied */
+    bool answered; /* refused at validation: already told */
+    char warning[640];
+    json_t *changes; /* what it changes, for the answer and the audit line */
+    json_t *summary; /* CONFIG: added, changed, updated, removed, warnings */
 };
 
-/* The state of the change being carried out. */
-struct apply_run {
-    struct agent *agent;
+/* One certificate a batch replaces or removes. */
+struct cert_change {
     struct apply_request *request;
-    struct render_override override; /* the staged generation of the certificate */
-    bool staged;
+    const char *name;
+    bool removed;
+    bool staged; /* a new generation exists that is not current (discarded unless committed) */
+    unsigned generation;
     bool had_current;
     unsigned old_generation;
+    bool staged_was_committed; /* committed by this run: a rollback puts the old one back */
     bool used_pending_key;
     char old_fingerprint[96];
     char new_fingerprint[96];
-    char warning[640];
+};
+
+/* The state of the batch being carried out. */
+struct apply_run {
+    struct agent *agent;
+    struct apply_request *requests[BATCH_MAX];
+    size_t n_requests;
+    bool dry_run;
+    struct cert_change changes[RENDER_OVERRIDES_MAX];
+    size_t n_changes;
+    bool committed; /* the new generations are current */
+    struct render_override override;
+    bool policy_change;
     struct policy new_policy;
     struct policy old_policy;
     bool policy_swapped;
+    struct agent_config *new_config; /* CONFIG, until it is put into force */
     struct rendered_set rendered;
     struct service **steps; /* affected services, dependency order */
     size_t n_steps;
@@ -70,9 +94,12 @@ struct apply_queue {
     struct apply_request *head;
     struct apply_request *tail;
     struct apply_run *running;
+    struct event *window; /* the coalescing window before a batch starts */
 };
 
 static void run_next(struct agent *agent);
+
+/* --- requests --- */
 
 static void request_free(struct apply_request *request)
 {
@@ -88,18 +115,36 @@ static void request_free(struct apply_request *request)
     }
     free(request->setting_names);
     free(request->setting_values);
+    json_decref(request->changes);
+    json_decref(request->summary);
     free(request);
 }
 
-struct apply_request *apply_certificate(const char *name, const char *cert_pem, size_t cert_len,
-                                        const char *key_pem, size_t key_len)
+static struct apply_request *request_new(enum apply_kind kind, const char *name)
 {
     struct apply_request *request = calloc(1, sizeof(*request));
 
     if (!request)
         return NULL;
-    request->kind = APPLY_CERTIFICATE;
-    request->name = strdup(name);
+    request->kind = kind;
+    request->changes = json_array();
+    if (name)
+        request->name = strdup(name);
+    if (!request->changes || (name && !request->name)) {
+        request_free(request);
+        return NULL;
+    }
+    return request;
+}
+
+struct apply_request *apply_certificate(const char *name, const char *cert_pem, size_t cert_len,
+                                        const char *key_pem, size_t key_len, const char *origin)
+{
+    struct apply_request *request = request_new(APPLY_CERTIFICATE, name);
+
+    if (!request)
+        return NULL;
+    snprintf(request->origin, sizeof(request->origin), "%s", origin);
     request->cert_pem = malloc(cert_len + 1);
     if (key_pem) {
         request->key_pem = OPENSSL_malloc(key_len + 1);
@@ -109,7 +154,7 @@ struct apply_request *apply_certificate(const char *name, const char *cert_pem, 
             request->key_len = key_len;
         }
     }
-    if (!request->name || !request->cert_pem || (key_pem && !request->key_pem)) {
+    if (!request->cert_pem || (key_pem && !request->key_pem)) {
         request_free(request);
         return NULL;
     }
@@ -119,13 +164,27 @@ struct apply_request *apply_certificate(const char *name, const char *cert_pem, 
     return request;
 }
 
+struct apply_request *apply_rotate(const char *name)
+{
+    return request_new(APPLY_ROTATE, name);
+}
+
+struct apply_request *apply_delete(const char *name)
+{
+    return request_new(APPLY_DELETE, name);
+}
+
+struct apply_request *apply_config(void)
+{
+    return request_new(APPLY_CONFIG, NULL);
+}
+
 struct apply_request *apply_policy(const char *const *names, const char *const *values, size_t n)
 {
-    struct apply_request *request = calloc(1, sizeof(*request));
+    struct apply_request *request = request_new(APPLY_POLICY, NULL);
 
     if (!request)
         return NULL;
-    request->kind = APPLY_POLICY;
     request->setting_names = calloc(n + 1, sizeof(char *));
     request->setting_values = calloc(n + 1, sizeof(char *));
     if (!request->setting_names || !request->setting_values) {
@@ -144,6 +203,31 @@ struct apply_request *apply_policy(const char *const *names, const char *const *
     return request;
 }
 
+static void answer(struct apply_request *request, int exit_status, json_t *reply)
+{
+    if (request->done)
+        request->done(request->data, exit_status, reply);
+    else
+        json_decref(reply);
+    request->done = NULL;
+    request->answered = true;
+}
+
+/* Refused before anything changed: no audit line (nothing was applied), a log line for context. */
+static void refuse_with(struct apply_request *request, int exit_status, const char *message)
+{
+    log_info("Apply: refused the change of %s: %s", request->who, message);
+    answer(request, exit_status, json_pack("{s:i, s:s}", "exit", exit_status, "error", message));
+}
+
+/* Refuses a request for the error r (exit 4 for an unknown certificate, 2 for usage, else 1). */
+static void refuse(struct apply_request *request, int r, const char *message)
+{
+    refuse_with(request, r == CV_EUNKNOWN_CERT ? 4 : r == CV_EUSAGE ? 2 : 1, message);
+}
+
+/* --- the queue --- */
+
 static struct apply_queue *queue_of(struct agent *agent)
 {
     if (!agent->apply)
@@ -151,17 +235,28 @@ static struct apply_queue *queue_of(struct agent *agent)
     return agent->apply;
 }
 
+static void on_window(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    run_next(arg);
+}
+
 void apply_submit(struct agent *agent, struct apply_request *request, const char *who, bool dry_run,
                   apply_done_fn done, void *data)
 {
     struct apply_queue *queue = queue_of(agent);
+    long window_ms = apply_hook_coalesce_ms(COALESCE_WINDOW_MS);
+    struct timeval window = {window_ms / 1000, (window_ms % 1000) * 1000};
 
     snprintf(request->who, sizeof(request->who), "%s", who);
     request->dry_run = dry_run;
     request->done = done;
     request->data = data;
-    if (!queue) {
-        done(data, 1, json_pack("{s:i, s:s}", "exit", 1, "error", "out of memory"));
+    if (queue && !queue->window)
+        queue->window = evtimer_new(agent->base, on_window, agent);
+    if (!queue || !queue->window) {
+        answer(request, 1, json_pack("{s:i, s:s}", "exit", 1, "error", "out of memory"));
         request_free(request);
         return;
     }
@@ -170,8 +265,13 @@ void apply_submit(struct agent *agent, struct apply_request *request, const char
     else
         queue->head = request;
     queue->tail = request;
-    if (!queue->running)
+    /* A dry run changes nothing and answers at once; a change waits a moment for company. */
+    if (queue->running)
+        return;
+    if (dry_run && queue->head == request)
         run_next(agent);
+    else if (!evtimer_pending(queue->window, NULL))
+        evtimer_add(queue->window, &window);
 }
 
 void apply_forget(struct agent *agent, void *data)
@@ -183,82 +283,239 @@ void apply_forget(struct agent *agent, void *data)
     for (struct apply_request *r = queue->head; r; r = r->next)
         if (r->data == data)
             r->done = NULL;
-    if (queue->running && queue->running->request->data == data)
-        queue->running->request->done = NULL;
+    for (size_t i = 0; queue->running && i < queue->running->n_requests; i++)
+        if (queue->running->requests[i]->data == data)
+            queue->running->requests[i]->done = NULL;
+}
+
+bool apply_idle(const struct agent *agent)
+{
+    const struct apply_queue *queue = agent->apply;
+
+    return !queue || (!queue->running && !queue->head);
+}
+
+/* Certificate changes batch with certificate changes, policy with policy; a configuration
+ * reload, a dry run, and a request whose batch failed to plan go alone. */
+static int batch_class(const struct apply_request *request)
+{
+    if (request->dry_run || request->alone || request->kind == APPLY_CONFIG)
+        return -1;
+    return request->kind == APPLY_POLICY ? 1 : 0;
+}
+
+/* True when b touches something a already does: it must wait for the next batch. */
+static bool overlaps(const struct apply_request *a, const struct apply_request *b)
+{
+    if (a->kind == APPLY_POLICY) {
+        for (size_t i = 0; i < a->n_settings; i++)
+            for (size_t j = 0; j < b->n_settings; j++)
+                if (policy_setting_lookup(a->setting_names[i]) ==
+                    policy_setting_lookup(b->setting_names[j]))
+                    return true;
+        return false;
+    }
+    return strcmp(a->name, b->name) == 0 || strcmp(a->name, "all") == 0 ||
+           strcmp(b->name, "all") == 0;
+}
+
+static size_t take_batch(struct apply_queue *queue, struct apply_request **batch)
+{
+    size_t n = 0;
+    int class = batch_class(queue->head);
+
+    do {
+        struct apply_request *request = queue->head;
+        bool fits = n == 0 || batch_class(request) == class;
+
+        for (size_t i = 0; fits && i < n; i++)
+            fits = !overlaps(batch[i], request);
+        if (!fits)
+            break;
+        queue->head = request->next;
+        request->next = NULL;
+        batch[n++] = request;
+    } while (queue->head && class >= 0 && n < BATCH_MAX);
+    if (!queue->head)
+        queue->tail = NULL;
+    return n;
 }
 
 /* --- finishing --- */
 
-static void finish(struct apply_run *run, int exit_status, json_t *reply)
+static void discard_staged(struct apply_run *run)
 {
-    struct agent *agent = run->agent;
-    struct apply_queue *queue = agent->apply;
+    for (size_t i = 0; i < run->n_changes; i++)
+        if (run->changes[i].staged)
+            certstore_discard(run->agent->certs->store, run->changes[i].name,
+                              run->changes[i].generation);
+}
 
-    if (run->request->done)
-        run->request->done(run->request->data, exit_status, reply);
-    else
-        json_decref(reply);
-    if (run->staged && (exit_status != 0 || run->request->dry_run))
-        certstore_discard(agent->certs->store, run->override.name, run->override.generation);
+static void run_free(struct apply_run *run)
+{
     rendered_set_clear(&run->rendered);
     policy_clear(&run->new_policy);
     policy_clear(&run->old_policy);
+    config_free(run->new_config);
     json_decref(run->done_services);
     free(run->steps);
-    request_free(run->request);
+    for (size_t i = 0; i < run->n_requests; i++)
+        request_free(run->requests[i]);
     free(run);
-    queue->running = NULL;
+}
+
+static void finish(struct apply_run *run)
+{
+    struct agent *agent = run->agent;
+
+    discard_staged(run);
+    for (size_t i = 0; i < run->n_requests; i++)
+        if (run->requests[i]->kind == APPLY_CONFIG)
+            agent_reload_finished(agent);
+    run_free(run);
+    agent->apply->running = NULL;
     run_next(agent);
 }
 
-static void fail(struct apply_run *run, int exit_status, const char *message)
+static void fail_all(struct apply_run *run, int exit_status, const char *message)
 {
-    finish(run, exit_status, json_pack("{s:i, s:s}", "exit", exit_status, "error", message));
+    for (size_t i = 0; i < run->n_requests; i++)
+        if (!run->requests[i]->answered)
+            refuse_with(run->requests[i], exit_status, message);
+    finish(run);
 }
 
 static const struct policy *policy_in_use(const struct apply_run *run)
 {
-    return run->request->kind == APPLY_POLICY ? &run->new_policy : &run->agent->config->policy;
+    if (run->new_config)
+        return &run->new_config->policy;
+    return run->policy_change ? &run->new_policy : &run->agent->config->policy;
 }
 
-static const char *what(const struct apply_run *run, char *buf, size_t len)
+/* The conf.d section that keeps name in external files, or NULL. */
+static const struct external_cert *external_of(const struct agent *agent, const char *name)
 {
-    if (run->request->kind == APPLY_CERTIFICATE) {
-        snprintf(buf, len, "certificate '%s' %s -> %s", run->request->name,
-                 *run->old_fingerprint ? run->old_fingerprint : "(none)", run->new_fingerprint);
-    } else {
-        size_t used = (size_t)snprintf(buf, len, "policy");
-        for (size_t i = 0; i < run->request->n_settings && used < len; i++)
-            used +=
-                (size_t)snprintf(buf + used, len - used, " %s=%s", run->request->setting_names[i],
-                                 run->request->setting_values[i]);
+    for (size_t i = 0; i < agent->config->n_external_certs; i++)
+        if (strcmp(agent->config->external_certs[i].name, name) == 0)
+            return &agent->config->external_certs[i];
+    return NULL;
+}
+
+/* One line for the audit log: "certificate 'api' AB:.. -> CD:..", "policy x=y z=w". */
+static void describe_changes(const struct apply_request *request, char *buf, size_t len)
+{
+    size_t used = 0, i;
+    bool policy_started = false;
+    json_t *change;
+
+    buf[0] = '\0';
+    json_array_foreach(request->changes, i, change)
+    {
+        const char *certificate = json_string_value(json_object_get(change, "certificate"));
+        const char *setting = json_string_value(json_object_get(change, "setting"));
+        const char *config = json_string_value(json_object_get(change, "configuration"));
+        int n;
+
+        if (certificate)
+            n = snprintf(buf + used, len - used, "%scertificate '%s' %s -> %s%s", used ? "; " : "",
+                         certificate,
+                         json_string_value(json_object_get(change, "old"))
+                             ?: json_string_value(json_object_get(change, "new")),
+                         json_string_value(json_object_get(change, "new")),
+                         json_object_get(change, "unchanged") ? " (unchanged)" : "");
+        else if (setting)
+            n = snprintf(buf + used, len - used, "%s%s=%s",
+                         policy_started ? " "
+                         : used         ? "; policy "
+                                        : "policy ",
+                         setting, json_string_value(json_object_get(change, "value")));
+        else
+            n = snprintf(buf + used, len - used, "%sconfiguration %s", used ? "; " : "",
+                         config ? config : "?");
+        policy_started = setting != NULL;
+        if (n < 0 || (size_t)n >= len - used)
+            return;
+        used += (size_t)n;
     }
-    return buf;
 }
 
 static void succeed(struct apply_run *run)
 {
     struct agent *agent = run->agent;
+    struct certstore *store = agent->certs->store;
     char *services = json_dumps(run->done_services, JSON_COMPACT);
-    char change[1024];
 
-    if (run->request->kind == APPLY_CERTIFICATE) {
-        certstore_prune(agent->certs->store, run->request->name, GENERATIONS_KEPT);
-        if (run->used_pending_key)
-            certstore_drop_pending_key(agent->certs->store, run->request->name);
+    apply_hook("finishing");
+    for (size_t i = 0; i < run->n_changes; i++) {
+        struct cert_change *change = &run->changes[i];
+
+        if (change->removed) {
+            certstore_delete(store, change->name, NULL, 0);
+            continue;
+        }
+        certstore_prune(store, change->name, GENERATIONS_KEPT);
+        if (change->used_pending_key)
+            certstore_drop_pending_key(store, change->name);
     }
-    log_notice("audit: %s changed %s: applied; services %s", run->request->who,
-               what(run, change, sizeof(change)), services ? services : "[]");
-    finish(run, 0,
-           json_pack("{s:i, s:O, s:s, s:s, s:s}", "exit", 0, "services", run->done_services,
-                     "warning", run->warning, "fingerprint", run->new_fingerprint, "name",
-                     run->request->name ? run->request->name : ""));
+    for (size_t i = 0; i < run->n_requests; i++) {
+        struct apply_request *request = run->requests[i];
+        char what[2048];
+        json_t *reply;
+
+        if (request->answered)
+            continue;
+        describe_changes(request, what, sizeof(what));
+        log_notice("audit: %s changed %s: applied; services %s", request->who,
+                   *what ? what : "nothing", services ? services : "[]");
+        reply = json_pack("{s:i, s:O, s:s, s:O, s:i}", "exit", 0, "services", run->done_services,
+                          "warning", request->warning, "changes", request->changes, "coalesced",
+                          (int)run->n_requests);
+        if (request->summary)
+            json_object_update(reply, request->summary);
+        answer(request, 0, reply);
+    }
     free(services);
+    /* A reload may have changed which files external certificates come from. */
+    if (run->requests[0]->kind == APPLY_CONFIG)
+        external_watch_start(agent);
+    finish(run);
 }
 
 /* --- execution, one service at a time --- */
 
 static void step(struct apply_run *run);
+
+/* Puts the previous state back before the touched services restart, so they take it. */
+static void restore_previous(struct apply_run *run)
+{
+    struct agent *agent = run->agent;
+
+    for (size_t i = 0; run->committed && i < run->n_changes; i++) {
+        struct cert_change *change = &run->changes[i];
+
+        if (change->removed || !change->staged_was_committed)
+            continue;
+        /* The old pointer back, then the new generation goes (finish() discards it);
+         * a certificate that had none before goes entirely. */
+        if (change->had_current && certstore_commit(agent->certs->store, change->name,
+                                                    change->old_generation, NULL, 0) == 0)
+            change->staged = true;
+        else if (!change->had_current)
+            certstore_delete(agent->certs->store, change->name, NULL, 0);
+    }
+    if (run->policy_swapped) {
+        char path[4200], err[512];
+
+        policy_clear(&agent->config->policy);
+        policy_copy(&agent->config->policy, &run->old_policy);
+        if (run->policy_change) {
+            snprintf(path, sizeof(path), "%s/policy.json", agent->config->state_dir);
+            if (policy_state_save(&run->old_policy, path, err, sizeof(err)) < 0)
+                log_error("Apply: cannot restore the policy state file: %s", err);
+        }
+    }
+    rendered_set_write(&run->rendered, true, config_service_gid(agent->config), NULL, 0);
+}
 
 static void on_step_done(struct service *service, void *data, int result, const char *why)
 {
@@ -272,38 +529,26 @@ static void on_step_done(struct service *service, void *data, int result, const 
         run->rolling_back = true;
         run->n_steps = run->current_step + 1; /* restart what was touched, the failed one too */
         run->current_step = 0;
-        /* Restore before restarting, so the restarts take the old files. */
-        if (run->request->kind == APPLY_CERTIFICATE) {
-            struct certstore *store = run->agent->certs->store;
-
-            /* The old pointer back, then the new generation goes (finish() discards it);
-             * a certificate that had none before goes entirely. */
-            if (run->had_current &&
-                certstore_commit(store, run->request->name, run->old_generation, NULL, 0) == 0)
-                run->staged = true;
-            else if (!run->had_current)
-                certstore_delete(store, run->request->name, NULL, 0);
-        } else if (run->policy_swapped) {
-            char path[4200], err[512];
-
-            policy_clear(&run->agent->config->policy);
-            policy_copy(&run->agent->config->policy, &run->old_policy);
-            snprintf(path, sizeof(path), "%s/policy.json", run->agent->config->state_dir);
-            if (policy_state_save(&run->old_policy, path, err, sizeof(err)) < 0)
-                log_error("Apply: cannot restore the policy state file: %s", err);
-        }
-        rendered_set_write(&run->rendered, true, config_service_gid(run->agent->config), NULL, 0);
+        restore_previous(run);
         step(run);
         return;
     }
-    if (!run->rolling_back)
+    if (!run->rolling_back) {
         json_array_append_new(run->done_services, json_string(service->config->name));
+        apply_hook("service");
+    }
     run->current_step++;
     step(run);
 }
 
 static void step(struct apply_run *run)
 {
+    if (run->agent->shutting_down) {
+        /* Every service is stopping: nothing is reloaded or restarted any more. The store
+         * keeps what was committed, and the next start renders the files from it. */
+        fail_all(run, 1, "the agent is shutting down; the change stops here");
+        return;
+    }
     while (run->current_step < run->n_steps) {
         struct service *service = run->steps[run->current_step];
 
@@ -330,32 +575,125 @@ static void step(struct apply_run *run)
     if (run->rolling_back) {
         char message[1200];
 
-        snprintf(message, sizeof(message), "%s; rolled back: the previous %s is in force again",
-                 run->failure, run->request->kind == APPLY_CERTIFICATE ? "certificate" : "policy");
-        log_notice("audit: %s changed nothing: %s", run->request->who, message);
-        fail(run, 1, message);
+        snprintf(message, sizeof(message), "%s; rolled back: the previous %s in force again",
+                 run->failure,
+                 run->n_changes == 1                     ? "certificate is"
+                 : run->n_changes                        ? "certificates are"
+                 : run->new_config || run->policy_change ? "TLS settings are"
+                                                         : "state is");
+        for (size_t i = 0; i < run->n_requests; i++)
+            if (!run->requests[i]->answered)
+                log_notice("audit: %s changed nothing: %s", run->requests[i]->who, message);
+        fail_all(run, 1, message);
         return;
     }
     succeed(run);
 }
 
-/* --- preparation: validate, stage, render, plan --- */
+/* --- preparation: validate and stage each request --- */
 
-static int prepare_certificate(struct apply_run *run, char *err, size_t err_len)
+static struct cert_change *add_change(struct apply_run *run, struct apply_request *request,
+                                      const char *name, char *err, size_t err_len)
 {
-    struct apply_request *request = run->request;
+    struct cert_change *change;
+
+    if (run->n_changes >= RENDER_OVERRIDES_MAX) {
+        snprintf(err, err_len, "too many certificates in one change");
+        return NULL;
+    }
+    change = &run->changes[run->n_changes++];
+    memset(change, 0, sizeof(*change));
+    change->request = request;
+    change->name = cert_name_lookup(name)->name; /* static storage: outlives the request */
+    change->had_current =
+        certstore_current(run->agent->certs->store, name, &change->old_generation) == 0;
+    return change;
+}
+
+/* The old fingerprint, for the audit line; an expired or weak old certificate still has one. */
+static void read_old_fingerprint(struct apply_run *run, struct cert_change *change)
+{
+    struct certstore *store = run->agent->certs->store;
+    char *old = NULL;
+    size_t old_len = 0;
+
+    if (change->had_current &&
+        certstore_read_cert(store, change->name, change->old_generation, &old, &old_len) == 0)
+        cert_info_fingerprint(old, old_len, change->old_fingerprint,
+                              sizeof(change->old_fingerprint));
+    free(old);
+}
+
+/* True when the current generation already holds exactly this pair. */
+static bool same_as_current(struct apply_run *run, const struct cert_change *change,
+                            const char *cert_pem, size_t cert_len, const char *key_pem,
+                            size_t key_len)
+{
+    struct certstore *store = run->agent->certs->store;
+    char *cert = NULL, *key = NULL;
+    size_t len = 0, klen = 0;
+    bool same = false;
+
+    if (!change->had_current ||
+        certstore_read_cert(store, change->name, change->old_generation, &cert, &len) < 0)
+        return false;
+    same = len == cert_len && memcmp(cert, cert_pem, len) == 0;
+    if (same && key_pem) {
+        same = certstore_read_key(store, change->name, change->old_generation, &key, &klen) == 0 &&
+               klen == key_len && CRYPTO_memcmp(key, key_pem, klen) == 0;
+        if (key)
+            OPENSSL_clear_free(key, klen);
+    }
+    free(cert);
+    return same;
+}
+
+/* Stages a pair into a new generation and records the change. */
+static int stage_pair(struct apply_run *run, struct cert_change *change, const char *cert_pem,
+                      size_t cert_len, const char *key_pem, size_t key_len, const char *origin,
+                      const char *fingerprint, char *err, size_t err_len)
+{
+    struct certstore *store = run->agent->certs->store;
+    int r;
+
+    read_old_fingerprint(run, change);
+    snprintf(change->new_fingerprint, sizeof(change->new_fingerprint), "%s", fingerprint);
+    r = certstore_stage(store, change->name, cert_pem, cert_len, key_pem, key_pem ? key_len : 0,
+                        true, &change->generation, err, err_len);
+    if (r < 0)
+        return r;
+    change->staged = true;
+    certstore_set_origin(store, change->name, change->generation, origin);
+    json_array_append_new(change->request->changes,
+                          json_pack("{s:s, s:s, s:s, s:s}", "certificate", change->name, "old",
+                                    *change->old_fingerprint ? change->old_fingerprint : "(none)",
+                                    "new", change->new_fingerprint, "origin", origin));
+    return 0;
+}
+
+static int prepare_certificate(struct apply_run *run, struct apply_request *request, char *err,
+                               size_t err_len)
+{
     struct certstore *store = run->agent->certs->store;
     const struct cert_name *entry = cert_name_lookup(request->name);
     struct x509_checked *checked = NULL;
-    char *key = request->key_pem, *pending = NULL, *old = NULL;
-    size_t old_len = 0;
+    struct cert_change *change;
+    char *key = request->key_pem, *pending = NULL;
     size_t key_len = request->key_len, pending_len = 0;
+    bool used_pending = false;
     int r;
 
     if (!entry) {
         snprintf(err, err_len, "unknown certificate '%s' (known: %s)", request->name,
                  cert_names_list());
         return CV_EUNKNOWN_CERT;
+    }
+    if (strcmp(request->origin, "external") != 0 && external_of(run->agent, entry->name)) {
+        snprintf(err, err_len,
+                 "certificate '%s' is kept in files named by %s: change those files, or remove "
+                 "that section and reload",
+                 entry->name, external_of(run->agent, entry->name)->source);
+        return CV_EINVALID_CERT;
     }
     if (!key && entry->has_key) {
         if (certstore_read_pending_key(store, request->name, &pending, &pending_len) < 0) {
@@ -367,29 +705,29 @@ static int prepare_certificate(struct apply_run *run, char *err, size_t err_len)
         }
         key = pending;
         key_len = pending_len;
-        run->used_pending_key = true;
+        used_pending = true;
     }
     r = x509_check(request->name, entry->purpose, request->cert_pem, request->cert_len, key,
                    key_len, time(NULL), &checked, err, err_len);
     if (r == 0) {
-        snprintf(run->new_fingerprint, sizeof(run->new_fingerprint), "%s", checked->fingerprint);
-        snprintf(run->warning, sizeof(run->warning), "%s", checked->warning);
-        run->had_current = certstore_current(store, request->name, &run->old_generation) == 0;
-        if (run->had_current &&
-            certstore_read_cert(store, request->name, run->old_generation, &old, &old_len) == 0) {
-            /* For the audit line; an expired or weak old certificate still has one. */
-            cert_info_fingerprint(old, old_len, run->old_fingerprint, sizeof(run->old_fingerprint));
-            free(old);
-        }
-        r = certstore_stage(store, request->name, request->cert_pem, request->cert_len, key,
-                            entry->has_key ? key_len : 0, true, &run->override.generation, err,
-                            err_len);
+        snprintf(request->warning, sizeof(request->warning), "%s", checked->warning);
+        change = add_change(run, request, entry->name, err, err_len);
+        if (!change)
+            r = -E2BIG;
     }
-    if (r == 0) {
-        run->staged = true;
-        run->override.name = request->name;
-        certstore_set_origin(store, request->name, run->override.generation,
-                             run->used_pending_key ? "csr" : "user-provided");
+    if (r == 0 && same_as_current(run, change, request->cert_pem, request->cert_len, key,
+                                  entry->has_key ? key_len : 0)) {
+        run->n_changes--; /* nothing to do: not staged, nothing rendered differently */
+        json_array_append_new(request->changes,
+                              json_pack("{s:s, s:s, s:s}", "certificate", entry->name, "new",
+                                        checked->fingerprint, "unchanged", "true"));
+    } else if (r == 0) {
+        change->used_pending_key = used_pending;
+        r = stage_pair(run, change, request->cert_pem, request->cert_len,
+                       entry->has_key ? key : NULL, key_len, used_pending ? "csr" : request->origin,
+                       checked->fingerprint, err, err_len);
+        if (r < 0)
+            run->n_changes--;
     }
     x509_checked_free(checked);
     if (pending)
@@ -397,75 +735,277 @@ static int prepare_certificate(struct apply_run *run, char *err, size_t err_len)
     return r;
 }
 
-static int prepare_policy(struct apply_run *run, char *err, size_t err_len)
+static int rotate_one(struct apply_run *run, struct apply_request *request, const char *name,
+                      char *err, size_t err_len)
 {
-    struct apply_request *request = run->request;
-    int r = policy_copy(&run->new_policy, &run->agent->config->policy);
+    struct cert_change *change = add_change(run, request, name, err, err_len);
+    char *cert = NULL, *key = NULL, fingerprint[96] = "";
+    int r;
 
+    if (!change)
+        return -E2BIG;
+    r = certs_issue(run->agent->certs, &run->agent->config->certs, name, &cert, &key, err, err_len);
     if (r == 0)
-        r = policy_copy(&run->old_policy, &run->agent->config->policy);
+        cert_info_fingerprint(cert, strlen(cert), fingerprint, sizeof(fingerprint));
+    if (r == 0)
+        r = stage_pair(run, change, cert, strlen(cert), key, strlen(key), "generated", fingerprint,
+                       err, err_len);
+    if (r < 0)
+        run->n_changes--;
+    free(cert);
+    if (key)
+        OPENSSL_clear_free(key, strlen(key));
+    return r;
+}
+
+static int prepare_rotate(struct apply_run *run, struct apply_request *request, char *err,
+                          size_t err_len)
+{
+    struct certstore *store = run->agent->certs->store;
+    const struct cert_name *entry;
+    int r = 0;
+
+    if (strcmp(request->name, "all") == 0) {
+        /* Every generated certificate the agent still owns; an operator's replacement stays. */
+        for (size_t i = 0; r == 0 && i < cert_names_count; i++) {
+            char origin[32];
+            unsigned generation;
+
+            if (!cert_names[i].generated)
+                continue;
+            if (certstore_current(store, cert_names[i].name, &generation) == 0) {
+                certstore_get_origin(store, cert_names[i].name, generation, origin, sizeof(origin));
+                if (strcmp(origin, "generated") != 0)
+                    continue;
+            }
+            r = rotate_one(run, request, cert_names[i].name, err, err_len);
+        }
+        return r;
+    }
+    entry = cert_name_lookup(request->name);
+    if (!entry) {
+        snprintf(err, err_len, "unknown certificate '%s' (known: %s, or all)", request->name,
+                 cert_names_list());
+        return CV_EUNKNOWN_CERT;
+    }
+    if (!entry->generated) {
+        snprintf(err, err_len,
+                 "certificate '%s' is provided by the operator, not generated: replace it with "
+                 "'cluster certificate set %s certificate_file <file>'",
+                 entry->name, entry->name);
+        return CV_EINVALID_CERT;
+    }
+    if (external_of(run->agent, entry->name)) {
+        snprintf(err, err_len, "certificate '%s' is kept in files named by %s: it is not rotated",
+                 entry->name, external_of(run->agent, entry->name)->source);
+        return CV_EINVALID_CERT;
+    }
+    return rotate_one(run, request, entry->name, err, err_len);
+}
+
+static int prepare_delete(struct apply_run *run, struct apply_request *request, char *err,
+                          size_t err_len)
+{
+    const struct cert_name *entry = cert_name_lookup(request->name);
+    struct cert_change *change;
+
+    if (!entry) {
+        snprintf(err, err_len, "unknown certificate '%s' (known: %s)", request->name,
+                 cert_names_list());
+        return CV_EUNKNOWN_CERT;
+    }
+    if (entry->generated) {
+        snprintf(err, err_len,
+                 "certificate '%s' is required and cannot be deleted: re-issue it with 'cluster "
+                 "certificate rotate %s', or replace it with 'cluster certificate set'",
+                 entry->name, entry->name);
+        return CV_EINVALID_CERT;
+    }
+    change = add_change(run, request, entry->name, err, err_len);
+    if (!change)
+        return -E2BIG;
+    if (!change->had_current) {
+        run->n_changes--;
+        snprintf(err, err_len, "certificate '%s' is not set", entry->name);
+        return CV_EINVALID_CERT;
+    }
+    change->removed = true;
+    read_old_fingerprint(run, change);
+    json_array_append_new(request->changes,
+                          json_pack("{s:s, s:s, s:s}", "certificate", entry->name, "old",
+                                    change->old_fingerprint, "new", "(deleted)"));
+    return 0;
+}
+
+static int prepare_policy(struct apply_run *run, struct apply_request *request, char *err,
+                          size_t err_len)
+{
+    struct policy before;
+    int r;
+
+    /* The batch's policy so far, kept to undo this request alone if it does not check out. */
+    if (!run->policy_change) {
+        if (policy_copy(&run->new_policy, &run->agent->config->policy) < 0)
+            return -ENOMEM;
+        run->policy_change = true;
+    }
+    if (policy_copy(&before, &run->new_policy) < 0)
+        return -ENOMEM;
+    r = 0;
     for (size_t i = 0; r == 0 && i < request->n_settings; i++) {
         int setting = policy_setting_lookup(request->setting_names[i]);
         char check[600], warn[600];
 
         if (setting < 0) {
             snprintf(err, err_len, "unknown setting '%s'", request->setting_names[i]);
-            return CV_EUSAGE;
+            r = CV_EUSAGE;
+            break;
         }
         r = policy_check(&run->new_policy, (enum policy_setting)setting, request->setting_values[i],
                          check, sizeof(check), warn, sizeof(warn));
         if (r < 0) {
             snprintf(err, err_len, "%s", check);
-            return r;
+            break;
         }
         if (*warn) {
             log_warning("%s", warn);
-            snprintf(run->warning, sizeof(run->warning), "%s", warn);
+            snprintf(request->warning, sizeof(request->warning), "%s", warn);
         }
         r = policy_set(&run->new_policy, (enum policy_setting)setting, request->setting_values[i],
                        POLICY_FROM_RUNTIME, NULL, 0);
+        if (r == 0)
+            json_array_append_new(request->changes,
+                                  json_pack("{s:s, s:s}", "setting",
+                                            policy_setting_name((enum policy_setting)setting),
+                                            "value", request->setting_values[i]));
     }
     if (r == 0 && policy_check_all(&run->new_policy, err, err_len) < 0)
         r = CV_EINVALID_TLS;
+    if (r < 0) {
+        policy_clear(&run->new_policy);
+        policy_copy(&run->new_policy, &before);
+    }
+    policy_clear(&before);
     return r;
 }
 
-/* Renders every service with the change, and lists those whose files change, in order. */
+static int prepare_config(struct apply_run *run, struct apply_request *request, char *err,
+                          size_t err_len)
+{
+    char *error = NULL;
+    int r;
+
+    request->summary = json_pack("{s:[], s:[], s:[], s:[], s:[]}", "added", "changed", "updated",
+                                 "removed", "warnings");
+    if (!request->summary)
+        return -ENOMEM;
+    r = agent_load_config(run->agent, &run->new_config,
+                          json_object_get(request->summary, "warnings"), &error);
+    if (r < 0) {
+        snprintf(err, err_len, "%s", error ? error : cv_strerror(r));
+        log_error("Configuration reload failed, keeping the running configuration: %s", err);
+    }
+    free(error);
+    json_array_append_new(request->changes,
+                          json_pack("{s:s}", "configuration", run->agent->config->config_path));
+    return r;
+}
+
+/* Validates and stages one request of the batch. */
+static int prepare(struct apply_run *run, struct apply_request *request, char *err, size_t err_len)
+{
+    switch (request->kind) {
+    case APPLY_CERTIFICATE:
+        return prepare_certificate(run, request, err, err_len);
+    case APPLY_ROTATE:
+        return prepare_rotate(run, request, err, err_len);
+    case APPLY_DELETE:
+        return prepare_delete(run, request, err, err_len);
+    case APPLY_POLICY:
+        return prepare_policy(run, request, err, err_len);
+    case APPLY_CONFIG:
+        return prepare_config(run, request, err, err_len);
+    }
+    return -EINVAL;
+}
+
+/* --- plan: render everything with the batch, and list the services whose files change --- */
+
+static void fill_override(struct apply_run *run)
+{
+    run->override.n = 0;
+    for (size_t i = 0; i < run->n_changes; i++) {
+        run->override.certs[run->override.n].name = run->changes[i].name;
+        run->override.certs[run->override.n].generation = run->changes[i].generation;
+        run->override.certs[run->override.n].removed = run->changes[i].removed;
+        run->override.n++;
+    }
+}
+
+static json_t *files_of_service(const struct apply_run *run, const struct service_config *config,
+                                bool with_diff)
+{
+    json_t *files = json_array();
+
+    for (size_t f = 0; f < run->rendered.n_files; f++) {
+        const struct rendered_file *file = &run->rendered.files[f];
+        char *diff;
+
+        if (!file->changed || file->spec < config->tls || file->spec >= config->tls + config->n_tls)
+            continue;
+        if (!with_diff) {
+            json_array_append_new(files, json_string(file->output));
+            continue;
+        }
+        diff = text_diff(file->output, file->previous ? file->previous : "", file->text);
+        json_array_append_new(files, json_pack("{s:s, s:s?}", "path", file->output, "diff", diff));
+        free(diff);
+    }
+    return files;
+}
+
 static int plan(struct apply_run *run, json_t **ret_plan, char *err, size_t err_len)
 {
     struct agent *agent = run->agent;
+    struct service_config **configs;
+    size_t n_configs;
     json_t *steps = json_array();
     int r = 0;
 
+    fill_override(run);
+    if (run->new_config) {
+        configs = run->new_config->services;
+        n_configs = run->new_config->n_services;
+    } else {
+        configs = NULL;
+        n_configs = agent->n_services;
+    }
     run->steps = calloc(agent->n_services + 1, sizeof(*run->steps));
     if (!run->steps || !steps) {
         json_decref(steps);
         return -ENOMEM;
     }
-    for (size_t i = 0; r == 0 && i < agent->n_services; i++)
-        r = render_files_compute(agent->certs, policy_in_use(run), agent->services[i]->config,
-                                 &run->override, &run->rendered, err, err_len);
+    for (size_t i = 0; r == 0 && i < n_configs; i++)
+        r = render_files_compute(agent->certs, policy_in_use(run),
+                                 configs ? configs[i] : agent->services[i]->config, &run->override,
+                                 &run->rendered, err, err_len);
     if (r == 0)
         r = rendered_set_validate(&run->rendered, agent->certs, policy_in_use(run), &run->override,
                                   err, err_len);
-    for (size_t i = 0; r == 0 && i < agent->n_services; i++) {
-        struct service *service = agent->services[i];
-        json_t *files = json_array();
+    for (size_t i = 0; r == 0 && i < n_configs; i++) {
+        const struct service_config *config = configs ? configs[i] : agent->services[i]->config;
+        struct service *service = agent_find_service(agent, config->name);
 
-        if (!rendered_set_changes(&run->rendered, service->config)) {
-            json_decref(files);
+        if (!rendered_set_changes(&run->rendered, config))
             continue;
-        }
-        for (size_t f = 0; f < run->rendered.n_files; f++)
-            if (run->rendered.files[f].changed &&
-                run->rendered.files[f].spec >= service->config->tls &&
-                run->rendered.files[f].spec < service->config->tls + service->config->n_tls)
-                json_array_append_new(files, json_string(run->rendered.files[f].output));
-        run->steps[run->n_steps++] = service;
-        json_array_append_new(
-            steps, json_pack("{s:s, s:s, s:s, s:o}", "service", service->config->name, "action",
-                             service->config->reload_signal ? "reload" : "restart", "state",
-                             service_state_name(service->fsm.state), "files", files));
+        /* A configuration reload decides its steps once the new settings are in force. */
+        if (!configs)
+            run->steps[run->n_steps++] = service;
+        json_array_append_new(steps,
+                              json_pack("{s:s, s:s, s:s, s:o}", "service", config->name, "action",
+                                        config->reload_signal ? "reload" : "restart", "state",
+                                        service ? service_state_name(service->fsm.state) : "new",
+                                        "files", files_of_service(run, config, run->dry_run)));
     }
     if (r < 0) {
         json_decref(steps);
@@ -475,18 +1015,59 @@ static int plan(struct apply_run *run, json_t **ret_plan, char *err, size_t err_
     return 0;
 }
 
+/* After a configuration reload: the services whose files changed and that nothing else restarts. */
+static void plan_config_steps(struct apply_run *run)
+{
+    struct agent *agent = run->agent;
+
+    for (size_t i = 0; i < agent->n_services; i++) {
+        struct service *service = agent->services[i];
+
+        if (service->remove_when_stopped || service->pending_start || service->pending_stop ||
+            !rendered_set_changes(&run->rendered, service->config))
+            continue;
+        run->steps[run->n_steps++] = service;
+    }
+}
+
+static int commit_certificates(struct apply_run *run, char *err, size_t err_len)
+{
+    const char *names[RENDER_OVERRIDES_MAX];
+    unsigned generations[RENDER_OVERRIDES_MAX];
+    size_t n = 0;
+    int r;
+
+    for (size_t i = 0; i < run->n_changes; i++) {
+        if (run->changes[i].removed)
+            continue;
+        names[n] = run->changes[i].name;
+        generations[n++] = run->changes[i].generation;
+    }
+    r = certstore_commit_many(run->agent->certs->store, names, generations, n, err, err_len);
+    if (r < 0)
+        return r;
+    run->committed = true;
+    for (size_t i = 0; i < run->n_changes; i++) {
+        /* In force now: discarded only if a rollback puts the old one back. */
+        run->changes[i].staged_was_committed = run->changes[i].staged;
+        run->changes[i].staged = false;
+    }
+    return 0;
+}
+
 static int commit_change(struct apply_run *run, char *err, size_t err_len)
 {
     struct agent *agent = run->agent;
     char path[4200];
-    int r;
+    int r = 0;
 
-    if (run->request->kind == APPLY_CERTIFICATE) {
-        r = certstore_commit(agent->certs->store, run->request->name, run->override.generation, err,
-                             err_len);
-        if (r == 0)
-            run->staged = false; /* in force now: never discarded */
-    } else {
+    if (run->n_changes)
+        r = commit_certificates(run, err, err_len);
+    if (r == 0 && (run->policy_change || run->new_config)) {
+        if (policy_copy(&run->old_policy, &agent->config->policy) < 0)
+            return -ENOMEM;
+    }
+    if (r == 0 && run->policy_change) {
         snprintf(path, sizeof(path), "%s/policy.json", agent->config->state_dir);
         r = policy_state_save(&run->new_policy, path, err, err_len);
         if (r == 0) {
@@ -495,49 +1076,108 @@ static int commit_change(struct apply_run *run, char *err, size_t err_len)
             run->policy_swapped = true;
         }
     }
-    if (r == 0)
-        r = rendered_set_write(&run->rendered, false, config_service_gid(agent->config), err,
-                               err_len);
-    return r;
+    if (r < 0)
+        return r;
+    apply_hook("committed");
+    r = rendered_set_write(&run->rendered, false, config_service_gid(agent->config), err, err_len);
+    if (r < 0)
+        return r;
+    apply_hook("rendered");
+    if (run->new_config) {
+        struct apply_request *request = run->requests[0];
+
+        agent_swap_config(agent, run->new_config, request->summary);
+        run->new_config = NULL;
+        run->policy_swapped = true; /* the old policy comes back if a service fails */
+        plan_config_steps(run);
+    }
+    return 0;
 }
 
-static void start_run(struct agent *agent, struct apply_request *request)
+/* A plan that failed for a batch: each request is planned by itself, so one bad change does
+ * not take the others down with it. */
+static void split_batch(struct apply_run *run)
+{
+    struct apply_queue *queue = run->agent->apply;
+
+    discard_staged(run);
+    run->n_changes = 0;
+    for (size_t i = run->n_requests; i-- > 0;) {
+        struct apply_request *request = run->requests[i];
+
+        json_array_clear(request->changes);
+        request->alone = true;
+        request->next = queue->head;
+        queue->head = request;
+        if (!queue->tail)
+            queue->tail = request;
+    }
+    run->n_requests = 0;
+    finish(run);
+}
+
+static void start_run(struct agent *agent, struct apply_request **batch, size_t n)
 {
     struct apply_run *run = calloc(1, sizeof(*run));
     char err[1024] = "";
     json_t *steps = NULL;
+    size_t accepted = 0;
     int r;
 
-    if (!run) {
-        if (request->done)
-            request->done(request->data, 1,
-                          json_pack("{s:i, s:s}", "exit", 1, "error", "out of memory"));
-        request_free(request);
-        run_next(agent);
+    if (!run || !(run->done_services = json_array())) {
+        free(run);
+        for (size_t i = 0; i < n; i++) {
+            refuse(batch[i], -ENOMEM, "out of memory");
+            request_free(batch[i]);
+        }
         return;
     }
     run->agent = agent;
-    run->request = request;
-    run->done_services = json_array();
+    memcpy(run->requests, batch, n * sizeof(*batch));
+    run->n_requests = n;
+    run->dry_run = batch[0]->dry_run;
     agent->apply->running = run;
-    r = request->kind == APPLY_CERTIFICATE ? prepare_certificate(run, err, sizeof(err))
-                                           : prepare_policy(run, err, sizeof(err));
-    if (r == 0)
-        r = plan(run, &steps, err, sizeof(err));
-    if (r < 0) {
-        fail(run, r == CV_EUNKNOWN_CERT ? 4 : r == CV_EUSAGE ? 2 : 1, *err ? err : cv_strerror(r));
+    for (size_t i = 0; i < n; i++) {
+        *err = '\0';
+        r = prepare(run, batch[i], err, sizeof(err));
+        if (r < 0)
+            refuse(batch[i], r, *err ? err : cv_strerror(r));
+        else
+            accepted++;
+    }
+    if (accepted == 0) {
+        finish(run);
         return;
     }
-    if (request->dry_run) {
-        finish(run, 0,
-               json_pack("{s:i, s:b, s:o, s:s, s:s}", "exit", 0, "dry_run", 1, "plan", steps,
-                         "warning", run->warning, "fingerprint", run->new_fingerprint));
+    if (n > 1)
+        log_info("Apply: %zu changes coalesced into one plan", accepted);
+    apply_hook("staged");
+    *err = '\0';
+    r = plan(run, &steps, err, sizeof(err));
+    if (r < 0 && accepted > 1) {
+        log_info("Apply: the plan of %zu changes failed (%s); planning each by itself", accepted,
+                 err);
+        split_batch(run);
+        return;
+    }
+    if (r < 0) {
+        fail_all(run, r == CV_EUSAGE ? 2 : 1, *err ? err : cv_strerror(r));
+        return;
+    }
+    if (run->dry_run) {
+        struct apply_request *request = run->requests[0];
+
+        answer(request, 0,
+               json_pack("{s:i, s:b, s:o, s:s, s:O}", "exit", 0, "dry_run", 1, "plan", steps,
+                         "warning", request->warning, "changes", request->changes));
+        finish(run);
         return;
     }
     json_decref(steps);
     r = commit_change(run, err, sizeof(err));
     if (r < 0) {
-        fail(run, 1, err);
+        restore_previous(run);
+        fail_all(run, 1, err);
         return;
     }
     step(run);
@@ -546,16 +1186,14 @@ static void start_run(struct agent *agent, struct apply_request *request)
 static void run_next(struct agent *agent)
 {
     struct apply_queue *queue = agent->apply;
-    struct apply_request *request;
+    struct apply_request *batch[BATCH_MAX];
+    size_t n;
 
     if (!queue || queue->running || !queue->head)
         return;
-    request = queue->head;
-    queue->head = request->next;
-    if (!queue->head)
-        queue->tail = NULL;
-    request->next = NULL;
-    start_run(agent, request);
+    evtimer_del(queue->window);
+    n = take_batch(queue, batch);
+    start_run(agent, batch, n);
 }
 
 void apply_free_all(struct agent *agent)
@@ -567,9 +1205,18 @@ void apply_free_all(struct agent *agent)
     while (queue->head) {
         struct apply_request *next = queue->head->next;
 
+        refuse_with(queue->head, 1, "the agent is shutting down; nothing was changed");
         request_free(queue->head);
         queue->head = next;
     }
+    if (queue->running) {
+        for (size_t i = 0; i < queue->running->n_requests; i++)
+            if (!queue->running->requests[i]->answered)
+                refuse_with(queue->running->requests[i], 1, "the agent is shutting down");
+        run_free(queue->running);
+    }
+    if (queue->window)
+        event_free(queue->window);
     free(queue);
     agent->apply = NULL;
 }

@@ -7,6 +7,7 @@
 #include "log.h"
 #include "x509_make.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <openssl/crypto.h>
@@ -189,11 +190,11 @@ static void san_free(struct san_list *sans)
         free(sans->owned[i]);
 }
 
-static int make_leaf(struct certs *certs, const char *name, const struct cert_settings *settings,
-                     X509 *ca_cert, EVP_PKEY *ca_key, const struct san_list *sans, char *err,
-                     size_t err_len)
+/* The subject of a generated certificate: the cluster's name (when it fits a CN) and the SANs. */
+static void subject_of(const struct cert_settings *settings, const char *name,
+                       const struct san_list *sans, struct x509_subject_spec *spec)
 {
-    struct x509_subject_spec spec = {
+    *spec = (struct x509_subject_spec){
         .common_name =
             strlen(settings->cluster_fqdn) <= X509_CN_MAX ? settings->cluster_fqdn : name,
         .dns_names = sans->dns,
@@ -201,16 +202,126 @@ static int make_leaf(struct certs *certs, const char *name, const struct cert_se
         .ip_addresses = sans->ips,
         .n_ip_addresses = sans->n_ips,
     };
+}
+
+static int make_leaf(struct certs *certs, const char *name, const struct cert_settings *settings,
+                     X509 *ca_cert, EVP_PKEY *ca_key, const struct san_list *sans, char *err,
+                     size_t err_len)
+{
+    struct x509_subject_spec spec;
     EVP_PKEY *key = NULL;
     X509 *cert = NULL;
-    int r = x509_make_key(settings->key_type, &key, err, err_len);
+    int r;
 
+    subject_of(settings, name, sans, &spec);
+    r = x509_make_key(settings->key_type, &key, err, err_len);
     if (r == 0)
         r = x509_make_leaf(ca_cert, ca_key, key, &spec, settings->validity_days, &cert, err,
                            err_len);
     if (r == 0)
         r = store_pair(certs, name, cert, key, true, err, err_len);
     X509_free(cert);
+    EVP_PKEY_free(key);
+    return r;
+}
+
+int certs_issue(struct certs *certs, const struct cert_settings *settings, const char *name,
+                char **ret_cert_pem, char **ret_key_pem, char *err, size_t err_len)
+{
+    struct x509_subject_spec spec;
+    struct san_list sans;
+    EVP_PKEY *ca_key = NULL, *key = NULL;
+    X509 *ca_cert = NULL, *cert = NULL;
+    int r = load_ca(certs, &ca_cert, &ca_key, err, err_len);
+
+    *ret_cert_pem = NULL;
+    *ret_key_pem = NULL;
+    if (r == -ENOENT)
+        snprintf(err, err_len, "the cluster CA is not set");
+    if (r < 0)
+        return r;
+    r = san_build(settings, &sans);
+    if (r == 0) {
+        subject_of(settings, name, &sans, &spec);
+        r = x509_make_key(settings->key_type, &key, err, err_len);
+    }
+    if (r == 0)
+        r = x509_make_leaf(ca_cert, ca_key, key, &spec, settings->validity_days, &cert, err,
+                           err_len);
+    if (r == 0) {
+        *ret_cert_pem = x509_pem_of_cert(cert);
+        *ret_key_pem = x509_pem_of_key(key);
+        if (!*ret_cert_pem || !*ret_key_pem) {
+            free(*ret_cert_pem);
+            if (*ret_key_pem)
+                OPENSSL_clear_free(*ret_key_pem, strlen(*ret_key_pem));
+            *ret_cert_pem = *ret_key_pem = NULL;
+            r = -ENOMEM;
+        }
+    }
+    san_free(&sans);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    X509_free(ca_cert);
+    EVP_PKEY_free(ca_key);
+    return r;
+}
+
+/* An IP address goes in as one, anything else as a DNS name. */
+static bool is_ip_address(const char *text)
+{
+    unsigned char buf[16];
+
+    return inet_pton(AF_INET, text, buf) == 1 || inet_pton(AF_INET6, text, buf) == 1;
+}
+
+int certs_make_csr(struct certs *certs, const struct cert_settings *settings, const char *name,
+                   const char *subject_dn, const char *const *sans_given, size_t n_sans_given,
+                   char **ret_csr_pem, char *err, size_t err_len)
+{
+    const char *dns[64], *ips[32];
+    struct x509_subject_spec spec;
+    struct san_list sans;
+    EVP_PKEY *key = NULL;
+    X509_REQ *csr = NULL;
+    char *key_pem = NULL;
+    int r = san_build(settings, &sans);
+
+    *ret_csr_pem = NULL;
+    if (r == 0) {
+        subject_of(settings, name, &sans, &spec);
+        if (n_sans_given > 0) {
+            /* The operator's names replace the node's defaults. */
+            spec.n_dns_names = spec.n_ip_addresses = 0;
+            for (size_t i = 0; i < n_sans_given; i++) {
+                if (is_ip_address(sans_given[i]) && spec.n_ip_addresses < 32)
+                    ips[spec.n_ip_addresses++] = sans_given[i];
+                else if (!is_ip_address(sans_given[i]) && spec.n_dns_names < 64)
+                    dns[spec.n_dns_names++] = sans_given[i];
+            }
+            spec.dns_names = dns;
+            spec.ip_addresses = ips;
+        }
+        r = x509_make_key(settings->key_type, &key, err, err_len);
+    }
+    if (r == 0)
+        r = x509_make_csr(key, &spec, subject_dn, &csr, err, err_len);
+    if (r == 0) {
+        key_pem = x509_pem_of_key(key);
+        *ret_csr_pem = x509_pem_of_csr(csr);
+        r = key_pem && *ret_csr_pem ? 0 : -ENOMEM;
+    }
+    /* The key stays in the store, waiting for the certificate the CSR comes back as. */
+    if (r == 0)
+        r = certstore_write_pending_key(certs->store, name, key_pem, strlen(key_pem), err, err_len);
+    if (r < 0) {
+        free(*ret_csr_pem);
+        *ret_csr_pem = NULL;
+    }
+    if (key_pem)
+        OPENSSL_clear_free(key_pem, strlen(key_pem));
+    san_free(&sans);
+    X509_REQ_free(csr);
     EVP_PKEY_free(key);
     return r;
 }

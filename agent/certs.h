@@ -33,6 +33,24 @@ void certs_free(struct certs *certs);
 int certs_bootstrap(struct certs *certs, const struct cert_settings *settings, int *ret_made,
                     char *err, size_t err_len);
 
+/*
+ * Issues a new certificate and key for name from the cluster CA, per
+ * settings, without storing them (the apply pipeline stages them). The
+ * caller frees the certificate and wipes the key (OPENSSL_clear_free).
+ */
+int certs_issue(struct certs *certs, const struct cert_settings *settings, const char *name,
+                char **ret_cert_pem, char **ret_key_pem, char *err, size_t err_len);
+
+/*
+ * Makes a new key for name, keeps it in the store as its pending key (it
+ * never leaves the store), and returns a CSR for it (malloc'd): subject_dn
+ * ("/O=.../CN=...") or the cluster's name, and the given SANs (IP addresses
+ * and DNS names) or the node's defaults when n_sans is 0.
+ */
+int certs_make_csr(struct certs *certs, const struct cert_settings *settings, const char *name,
+                   const char *subject_dn, const char *const *sans, size_t n_sans,
+                   char **ret_csr_pem, char *err, size_t err_len);
+
 /* The current files of name (key_path may be NULL). Returns 0, or -ENOENT when it has none. */
 int certs_current_files(struct certs *certs, const char *name, char *cert_path, size_t cert_len,
                         char *key_path, size_t key_len);

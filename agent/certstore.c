@@ -2,6 +2,7 @@
  * current one. */
 #include "certstore.h"
 
+#include "apply_hooks.h"
 #include "cv_error.h"
 #include "fsutil.h"
 
@@ -437,12 +438,97 @@ static int remove_leftovers(struct certstore *store, const char *name)
     return r < 0 ? r : fs_fsync_dir(dir);
 }
 
+/* The list of generations a multi-certificate commit makes current, while it is under way. */
+static void journal_path(const struct certstore *store, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/commit-journal", store->root);
+}
+
+int certstore_commit_many(struct certstore *store, const char *const *names,
+                          const unsigned *generations, size_t n, char *err, size_t err_len)
+{
+    char path[PATH_BUF], *text = NULL;
+    size_t used = 0, cap = 0;
+    int r = 0;
+
+    if (n == 1)
+        return certstore_commit(store, names[0], generations[0], err, err_len);
+    for (size_t i = 0; i < n; i++) {
+        char line[128];
+        int len = snprintf(line, sizeof(line), "%s %u\n", names[i], generations[i]);
+        char *grown;
+
+        if (!valid_name(names[i]) || len < 0 || (size_t)len >= sizeof(line))
+            return fail(err, err_len, -EINVAL, "invalid certificate name", names[i]);
+        if (used + (size_t)len + 1 > cap) {
+            cap = (used + (size_t)len + 1) * 2;
+            grown = realloc(text, cap);
+            if (!grown) {
+                free(text);
+                return -ENOMEM;
+            }
+            text = grown;
+        }
+        memcpy(text + used, line, (size_t)len + 1);
+        used += (size_t)len;
+    }
+    /* Written before the first switch: a crash half-way is completed by certstore_recover(). */
+    journal_path(store, path, sizeof(path));
+    if (n > 0)
+        r = fs_write_atomic(path, text, used, 0600, err, err_len);
+    free(text);
+    for (size_t i = 0; r == 0 && i < n; i++) {
+        r = certstore_commit(store, names[i], generations[i], err, err_len);
+        if (i == 0)
+            apply_hook("half-committed"); /* tests: a crash between two switches */
+    }
+    if (r == 0 && n > 0) {
+        if (unlink(path) < 0)
+            return fail(err, err_len, -errno, "cannot remove", path);
+        r = fs_fsync_dir(store->root);
+        if (r < 0)
+            return fail(err, err_len, r, "cannot sync", store->root);
+    }
+    return r;
+}
+
+/* Completes a multi-certificate commit that a crash interrupted: every listed generation is
+ * complete on disk (staged before the journal was written), so rolling forward is safe. */
+static int replay_journal(struct certstore *store, char *err, size_t err_len)
+{
+    char path[PATH_BUF], name[64];
+    unsigned generation;
+    FILE *f;
+    int r = 0;
+
+    journal_path(store, path, sizeof(path));
+    f = fopen(path, "re");
+    if (!f)
+        return errno == ENOENT ? 0 : fail(err, err_len, -errno, "cannot read", path);
+    while (r == 0 && fscanf(f, "%63s %u", name, &generation) == 2) {
+        unsigned current;
+
+        if (!valid_name(name))
+            continue;
+        if (certstore_current(store, name, &current) == 0 && current == generation)
+            continue;
+        r = certstore_commit(store, name, generation, err, err_len);
+    }
+    fclose(f);
+    if (r == 0 && unlink(path) < 0)
+        r = fail(err, err_len, -errno, "cannot remove", path);
+    return r;
+}
+
 int certstore_recover(struct certstore *store, char *err, size_t err_len)
 {
     struct dirent *entry;
-    DIR *d = opendir(store->root);
-    int r = 0;
+    DIR *d;
+    int r = replay_journal(store, err, err_len);
 
+    if (r < 0)
+        return r;
+    d = opendir(store->root);
     if (!d)
         return fail(err, err_len, -errno, "cannot read the certificate store", store->root);
     while ((entry = readdir(d)) && r == 0) {

@@ -29,8 +29,9 @@ int certstore_open(const char *root, gid_t key_group, struct certstore **ret_sto
 void certstore_free(struct certstore *store);
 
 /*
- * Removes what an interrupted write left: temporary directories, and
- * generations newer than the current one (staged but never committed).
+ * Removes what an interrupted write left: completes an interrupted
+ * certstore_commit_many(), then drops temporary directories and generations
+ * newer than the current one (staged but never committed).
  */
 int certstore_recover(struct certstore *store, char *err, size_t err_len);
 
@@ -57,6 +58,14 @@ void certstore_get_origin(struct certstore *store, const char *name, unsigned ge
 /* Makes generation current (atomically) and fsyncs. */
 int certstore_commit(struct certstore *store, const char *name, unsigned generation, char *err,
                      size_t err_len);
+
+/*
+ * Makes several generations current as one change: a journal listing them is
+ * written first, so a crash part-way is rolled forward by certstore_recover()
+ * (each listed generation was complete before the journal was written).
+ */
+int certstore_commit_many(struct certstore *store, const char *const *names,
+                          const unsigned *generations, size_t n, char *err, size_t err_len);
 
 /* Returns the current generation of name, -ENOENT when it has none. */
 int certstore_current(struct certstore *store, const char *name, unsigned *ret_generation);

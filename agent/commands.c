@@ -1,6 +1,7 @@
 /* The handlers behind the control protocol's command table. */
 #include "commands.h"
 
+#include "apply.h"
 #include "commands_certs.h"
 #include "cv_error.h"
 #include "log.h"
@@ -290,22 +291,14 @@ static void handle_restart(struct agent *agent, struct control_conn *conn, json_
 static void handle_reload(struct agent *agent, struct control_conn *conn, json_t *args,
                           json_t *options)
 {
-    json_t *summary = NULL;
-    char *error = NULL;
-
-    (void)options;
     if (json_array_size(args) > 0) {
         run_operation(agent, conn, args, OP_RELOAD);
         return;
     }
-    if (agent_reload_config(agent, &summary, &error) < 0) {
-        control_reply(conn, json_pack("{s:i, s:s}", "exit", EXIT_FAILED, "error",
-                                      error ? error : "reload failed"));
-        free(error);
-        return;
-    }
-    json_object_set_new(summary, "exit", json_integer(EXIT_OK));
-    control_reply(conn, summary);
+    /* The configuration goes through the apply pipeline: its policy and every rendered file
+     * follow, and a service that does not come back with them is rolled back. */
+    agent_reload_started(agent);
+    commands_submit_change(agent, conn, apply_config(), options);
 }
 
 /* --- read-only commands --- */

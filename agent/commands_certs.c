@@ -5,6 +5,7 @@
 #include "cert_names.h"
 #include "apply.h"
 #include "certs.h"
+#include "log.h"
 #include "service.h"
 
 #include <stdio.h>
@@ -154,8 +155,8 @@ static void on_abandoned(void *data)
     apply_forget(control_conn_agent(conn), conn);
 }
 
-static void submit(struct agent *agent, struct control_conn *conn, struct apply_request *request,
-                   json_t *options)
+void commands_submit_change(struct agent *agent, struct control_conn *conn,
+                            struct apply_request *request, json_t *options)
 {
     char who[64];
 
@@ -182,11 +183,98 @@ void handle_cluster_certificate_set(struct agent *agent, struct control_conn *co
                             "[key_file <file>]");
         return;
     }
-    submit(agent, conn,
-           apply_certificate(name, json_string_value(cert), json_string_length(cert),
-                             key ? json_string_value(key) : NULL,
-                             key ? json_string_length(key) : 0),
-           options);
+    commands_submit_change(agent, conn,
+                           apply_certificate(name, json_string_value(cert),
+                                             json_string_length(cert),
+                                             key ? json_string_value(key) : NULL,
+                                             key ? json_string_length(key) : 0, "user-provided"),
+                           options);
+}
+
+void handle_cluster_certificate_rotate(struct agent *agent, struct control_conn *conn, json_t *args,
+                                       json_t *options)
+{
+    const char *name = json_string_value(json_array_get(args, 0));
+
+    if (!name || json_array_size(args) != 1) {
+        control_reply_error(conn, 2, "usage: cluster certificate rotate <name>|all");
+        return;
+    }
+    commands_submit_change(agent, conn, apply_rotate(name), options);
+}
+
+void handle_cluster_certificate_delete(struct agent *agent, struct control_conn *conn, json_t *args,
+                                       json_t *options)
+{
+    const char *name = json_string_value(json_array_get(args, 0));
+
+    if (!name || json_array_size(args) != 1) {
+        control_reply_error(conn, 2, "usage: cluster certificate delete <name>");
+        return;
+    }
+    commands_submit_change(agent, conn, apply_delete(name), options);
+}
+
+#define CSR_SANS_MAX 64
+
+/*
+ * Not a change of what is served: the new key waits in the store, unused,
+ * until 'set' brings its certificate; a second csr replaces the waiting key.
+ */
+void handle_cluster_certificate_csr(struct agent *agent, struct control_conn *conn, json_t *args,
+                                    json_t *options)
+{
+    const char *name = json_string_value(json_array_get(args, 0));
+    const char *subject = json_string_value(json_object_get(options, "subject"));
+    json_t *san_list = json_object_get(options, "sans");
+    const struct cert_name *entry;
+    const char *sans[CSR_SANS_MAX];
+    size_t n_sans = 0;
+    char err[1024], *csr = NULL;
+    json_t *value;
+    size_t i;
+    int r;
+
+    if (!name || json_array_size(args) != 1 || json_array_size(san_list) > CSR_SANS_MAX) {
+        control_reply_error(
+            conn, 2,
+            "usage: cluster certificate csr <name> [--subject <dn>] [--san <name>...] "
+            "(at most %d names)",
+            CSR_SANS_MAX);
+        return;
+    }
+    entry = cert_name_lookup(name);
+    if (!entry) {
+        control_reply_error(conn, 4, "unknown certificate '%s' (known: %s)", name,
+                            cert_names_list());
+        return;
+    }
+    if (!entry->has_key) {
+        control_reply_error(conn, 1,
+                            "certificate '%s' holds CA certificates only: it has no key "
+                            "and needs no CSR",
+                            name);
+        return;
+    }
+    json_array_foreach(san_list, i, value)
+    {
+        if (json_is_string(value))
+            sans[n_sans++] = json_string_value(value);
+    }
+    if (json_is_true(json_object_get(options, "dry_run"))) {
+        control_reply(conn, json_pack("{s:i, s:b, s:s}", "exit", 0, "dry_run", 1, "name", name));
+        return;
+    }
+    r = certs_make_csr(agent->certs, &agent->config->certs, entry->name, subject, sans, n_sans,
+                       &csr, err, sizeof(err));
+    if (r < 0) {
+        control_reply_error(conn, 1, "cannot make a CSR for '%s': %s", name, err);
+        return;
+    }
+    log_notice("audit: uid %u made a new pending key and CSR for '%s'",
+               (unsigned)control_conn_peer(conn)->uid, entry->name);
+    control_reply(conn, json_pack("{s:i, s:s, s:s}", "exit", 0, "name", entry->name, "csr", csr));
+    free(csr);
 }
 
 void handle_cluster_config(struct agent *agent, struct control_conn *conn, json_t *args,
@@ -209,5 +297,5 @@ void handle_cluster_config(struct agent *agent, struct control_conn *conn, json_
             return;
         }
     }
-    submit(agent, conn, apply_policy(names, values, n), options);
+    commands_submit_change(agent, conn, apply_policy(names, values, n), options);
 }

@@ -1,12 +1,17 @@
-/* The conf.d sections about certificates and TLS: "certificates { ... }" and "policy { ... }". */
+/*
+ * The conf.d sections about certificates and TLS: "certificates { ... }", "policy { ... }" and
+ * "certificate <name> { ... }".
+ */
 #include "conf_certs.h"
 
+#include "cert_names.h"
 #include "conf_text.h"
 #include "cv_error.h"
 #include "log.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +41,9 @@ cfg_opt_t conf_policy_options[] = {CFG_STR("min_control_TLS_version", NULL, CFGF
                                    CFG_STR("sentinel_ssl_policy", NULL, CFGF_NODEFAULT),
                                    CFG_STR("http_support", NULL, CFGF_NODEFAULT),
                                    CFG_END()};
+
+cfg_opt_t conf_certificate_options[] = {CFG_STR("cert_file", NULL, CFGF_NODEFAULT),
+                                        CFG_STR("key_file", NULL, CFGF_NODEFAULT), CFG_END()};
 
 static int validate_days(cfg_t *cfg, cfg_opt_t *opt)
 {
@@ -212,4 +220,192 @@ int conf_policy_merge(cfg_t *section, const char *path, struct policy *policy, c
             return -ENOMEM;
     }
     return 0;
+}
+
+/* --- "certificate <name> { cert_file, key_file }": certificates that other tools keep --- */
+
+/* Where a certificate section and its options are in its file; 0 when not found. */
+struct section_place {
+    int first;  /* the line that opens the section */
+    int second; /* the line that opens another section with the same name */
+    int cert_file;
+    int key_file;
+};
+
+/* Whether line opens "certificate <name>" (the name quoted or not). */
+static bool opens_section(const char *line, const char *name)
+{
+    const char *p = line + strspn(line, " \t");
+    size_t len = strlen(name);
+
+    if (strncmp(p, "certificate", 11) != 0 || (p[11] != ' ' && p[11] != '\t'))
+        return false;
+    p += 11 + strspn(p + 11, " \t");
+    if (*p == '"')
+        p++;
+    return strncmp(p, name, len) == 0 && (p[len] == '\0' || strchr("\" \t{\n", p[len]));
+}
+
+static bool assigns(const char *line, const char *option)
+{
+    const char *p = line + strspn(line, " \t");
+    size_t len = strlen(option);
+
+    return strncmp(p, option, len) == 0 && p[len] && strchr(" \t=", p[len]);
+}
+
+/*
+ * libconfuse keeps only the last of two sections with one title, and records
+ * the line where a section closes. So the file is read again, comments
+ * blanked and lines kept, for the lines that open "certificate <name>" and
+ * the first cert_file and key_file after the first of them.
+ */
+static int find_section(const char *path, const char *name, struct section_place *place, char *err,
+                        size_t err_len)
+{
+    char *text;
+    int number = 0;
+    int r = conf_text_load(path, &text, err, err_len);
+
+    if (r < 0)
+        return r;
+    memset(place, 0, sizeof(*place));
+    for (char *line = text, *next; line; line = next) {
+        next = strchr(line, '\n');
+        next = next ? next + 1 : NULL;
+        number++;
+        if (opens_section(line, name)) {
+            if (place->first) {
+                place->second = number;
+                break;
+            }
+            place->first = number;
+        } else if (place->first && !place->cert_file && assigns(line, "cert_file")) {
+            place->cert_file = number;
+        } else if (place->first && !place->key_file && assigns(line, "key_file")) {
+            place->key_file = number;
+        }
+    }
+    free(text);
+    return 0;
+}
+
+static const char *optional_str(cfg_t *section, const char *option)
+{
+    return cfg_size(section, option) ? cfg_getstr(section, option) : NULL;
+}
+
+/* What is wrong with the section (into reason, with the line it is on), or "" when nothing. */
+static void check_external(cfg_t *section, const struct section_place *place, int *line,
+                           char *reason, size_t reason_len)
+{
+    const char *name = cfg_title(section);
+    const char *cert_file = optional_str(section, "cert_file");
+    const char *key_file = optional_str(section, "key_file");
+    const struct cert_name *known = cert_name_lookup(name);
+
+    *reason = '\0';
+    if (strcmp(name, CERT_CLUSTER_CA) == 0) {
+        snprintf(reason, reason_len,
+                 "the cluster CA is made and kept by certvisor and cannot come from files "
+                 "(use one of: %s)",
+                 cert_names_list());
+    } else if (!known) {
+        snprintf(reason, reason_len, "unknown certificate name (use one of: %s)",
+                 cert_names_list());
+    } else if (!cert_file) {
+        snprintf(reason, reason_len,
+                 "cert_file is required (the PEM file with the certificate and its chain)");
+    } else if (cert_file[0] != '/') {
+        *line = place->cert_file ? place->cert_file : *line;
+        snprintf(reason, reason_len, "cert_file: '%s' is not an absolute path (start it with '/')",
+                 cert_file);
+    } else if (!known->has_key && key_file) {
+        *line = place->key_file ? place->key_file : *line;
+        snprintf(reason, reason_len,
+                 "%s is a bundle of CA certificates and has no key: remove "
+                 "key_file",
+                 name);
+    } else if (known->has_key && !key_file) {
+        snprintf(reason, reason_len,
+                 "key_file is required (the PEM file with the private key of cert_file)");
+    } else if (key_file && key_file[0] != '/') {
+        *line = place->key_file ? place->key_file : *line;
+        snprintf(reason, reason_len, "key_file: '%s' is not an absolute path (start it with '/')",
+                 key_file);
+    }
+}
+
+static void clear_external(struct external_cert *cert)
+{
+    free(cert->name);
+    free(cert->cert_file);
+    free(cert->key_file);
+    free(cert->source);
+}
+
+static int append_external(cfg_t *section, const char *path, int line, struct external_cert **certs,
+                           size_t *n_certs)
+{
+    const char *key_file = optional_str(section, "key_file");
+    struct external_cert cert = {strdup(cfg_title(section)),
+                                 strdup(cfg_getstr(section, "cert_file")),
+                                 key_file ? strdup(key_file) : NULL, NULL};
+    struct external_cert *grown;
+
+    if (asprintf(&cert.source, "%s:%d", path, line) < 0)
+        cert.source = NULL;
+    grown = cert.name && cert.cert_file && (cert.key_file || !key_file) && cert.source
+                ? realloc(*certs, (*n_certs + 1) * sizeof(*grown))
+                : NULL;
+    if (!grown) {
+        clear_external(&cert);
+        return -ENOMEM;
+    }
+    grown[*n_certs] = cert;
+    *certs = grown;
+    (*n_certs)++;
+    return 0;
+}
+
+int conf_external_cert_add(cfg_t *section, const char *path, struct external_cert **certs,
+                           size_t *n_certs, char *err, size_t err_len)
+{
+    const char *name = cfg_title(section);
+    struct section_place place;
+    char reason[600];
+    int line, r = find_section(path, name, &place, err, err_len);
+
+    if (r < 0)
+        return r;
+    line = place.first ? place.first : section->line;
+    if (place.second) {
+        snprintf(err, err_len,
+                 "%s:%d: certificate '%s' is already defined at %s:%d (one section per "
+                 "certificate: remove one)",
+                 path, place.second, name, path, line);
+        return CV_ECONFIG;
+    }
+    for (size_t i = 0; i < *n_certs; i++) {
+        if (strcmp((*certs)[i].name, name) == 0) {
+            snprintf(err, err_len,
+                     "%s:%d: certificate '%s' is already defined at %s (one section per "
+                     "certificate: remove one)",
+                     path, line, name, (*certs)[i].source);
+            return CV_ECONFIG;
+        }
+    }
+    check_external(section, &place, &line, reason, sizeof(reason));
+    if (*reason) {
+        snprintf(err, err_len, "%s:%d: certificate '%s': %s", path, line, name, reason);
+        return CV_ECONFIG;
+    }
+    return append_external(section, path, line, certs, n_certs);
+}
+
+void external_certs_free(struct external_cert *certs, size_t n)
+{
+    for (size_t i = 0; certs && i < n; i++)
+        clear_external(&certs[i]);
+    free(certs);
 }

@@ -44,7 +44,9 @@ static cfg_opt_t main_options[] = {CFG_STR("prefix", "/", CFGF_NONE),
 static cfg_opt_t include_options[] = {
     CFG_SEC("service", service_config_options, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
     CFG_SEC("certificates", conf_certificates_options, CFGF_MULTI),
-    CFG_SEC("policy", conf_policy_options, CFGF_MULTI), CFG_END()};
+    CFG_SEC("policy", conf_policy_options, CFGF_MULTI),
+    /* No CFGF_NO_TITLE_DUPES: conf_external_cert_add() names both places of a duplicate. */
+    CFG_SEC("certificate", conf_certificate_options, CFGF_MULTI | CFGF_TITLE), CFG_END()};
 
 /* Collects libconfuse's messages, each prefixed with file:line, for one load. */
 static FILE *error_sink;
@@ -193,6 +195,7 @@ void config_free(struct agent_config *config)
     free(config->log_file);
     cert_settings_clear(&config->certs);
     policy_clear(&config->policy);
+    external_certs_free(config->external_certs, config->n_external_certs);
     free(config);
 }
 
@@ -287,7 +290,10 @@ static int add_service(struct agent_config *config, struct service_config *servi
     return 0;
 }
 
-/* The certificates section (once across every file) and the policy sections of one file. */
+/*
+ * The certificates section (once across every file), and the policy and certificate <name>
+ * sections of one file.
+ */
 static int load_tls_sections(cfg_t *cfg, const char *path, struct agent_config *config, char *err,
                              size_t err_len)
 {
@@ -305,6 +311,10 @@ static int load_tls_sections(cfg_t *cfg, const char *path, struct agent_config *
     }
     for (unsigned i = 0; r == 0 && i < cfg_size(cfg, "policy"); i++)
         r = conf_policy_merge(cfg_getnsec(cfg, "policy", i), path, &config->policy, err, err_len);
+    for (unsigned i = 0; r == 0 && i < cfg_size(cfg, "certificate"); i++)
+        r = conf_external_cert_add(cfg_getnsec(cfg, "certificate", i), path,
+                                   &config->external_certs, &config->n_external_certs, err,
+                                   err_len);
     return r;
 }
 

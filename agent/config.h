@@ -41,6 +41,8 @@ struct agent_config {
 
     struct cert_settings certs; /* the certificates section, or its defaults */
     struct policy policy;       /* conf.d's policy sections (the state file comes later) */
+    struct external_cert *external_certs; /* conf.d's "certificate <name>" sections */
+    size_t n_external_certs;
 
     struct service_config **services; /* in file order */
     size_t n_services;

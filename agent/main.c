@@ -3,6 +3,8 @@
 #include "apply.h"
 #include "certs.h"
 #include "render_files.h"
+#include "renewal.h"
+#include "external.h"
 #include "control.h"
 #include "cv_error.h"
 #include "log.h"
@@ -116,8 +118,7 @@ static void ensure_standard_fds(void)
 static void on_signal(evutil_socket_t signo, short what, void *arg)
 {
     struct agent *agent = arg;
-    json_t *summary = NULL;
-    char *error = NULL;
+    struct apply_request *request;
 
     (void)what;
     switch (signo) {
@@ -135,9 +136,13 @@ static void on_signal(evutil_socket_t signo, short what, void *arg)
             break;
         }
         log_info("Received SIGHUP: reloading the configuration");
-        agent_reload_config(agent, &summary, &error);
-        json_decref(summary);
-        free(error);
+        request = apply_config();
+        if (!request) {
+            log_error("Cannot reload the configuration: out of memory");
+            break;
+        }
+        agent_reload_started(agent);
+        apply_submit(agent, request, "SIGHUP", false, NULL, NULL);
         break;
     }
 }
@@ -202,6 +207,8 @@ static void agent_free(struct agent *agent)
         service_free(agent->services[i]);
     free(agent->services);
     control_server_free(agent->control);
+    external_watch_free(agent);
+    renewal_free(agent);
     apply_free_all(agent);
     certs_free(agent->certs);
     notify_server_free(agent->notify);
@@ -285,7 +292,8 @@ static int start_agent(struct agent *agent)
     }
     if (prepare_tls(agent) < 0)
         return -1;
-    if (adopt_services(agent) < 0 || control_server_start(agent->control) < 0) {
+    if (adopt_services(agent) < 0 || control_server_start(agent->control) < 0 ||
+        renewal_start(agent) < 0 || external_watch_start(agent) < 0) {
         log_error("Cannot set up the services");
         return -1;
     }

@@ -59,9 +59,14 @@ static int ensure_parent(const char *path, gid_t group)
 static int files_of(struct certs *certs, const char *name, const struct render_override *override,
                     char *cert, size_t cert_len, char *key, size_t key_len)
 {
-    if (override && override->name && strcmp(override->name, name) == 0)
-        return certstore_paths(certs->store, name, override->generation, cert, cert_len, key,
-                               key_len);
+    for (size_t i = 0; override && i < override->n; i++) {
+        if (strcmp(override->certs[i].name, name) != 0)
+            continue;
+        if (override->certs[i].removed)
+            return -ENOENT;
+        return certstore_paths(certs->store, name, override->certs[i].generation, cert, cert_len,
+                               key, key_len);
+    }
     return certs_current_files(certs, name, cert, cert_len, key, key_len);
 }
 

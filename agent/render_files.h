@@ -10,10 +10,19 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-/* Serve this certificate from this (staged) generation instead of its current one. */
+#define RENDER_OVERRIDES_MAX 16
+
+/*
+ * The certificates a change replaces: each is served from its staged
+ * generation instead of its current one, or, when removed, is not set.
+ */
 struct render_override {
-    const char *name; /* NULL: no override */
-    unsigned generation;
+    size_t n;
+    struct {
+        const char *name;
+        unsigned generation;
+        bool removed;
+    } certs[RENDER_OVERRIDES_MAX];
 };
 
 /* One rendered file: what it should hold, what it holds now, whether they differ. */

@@ -58,6 +58,16 @@ enum control_access {
       "cluster certificate set <name> certificate_file <file> [key_file <file>] [--dry-run]",      \
       "Replace a certificate: validate, render, reload or restart the services that use it, "      \
       "roll back if one does not come up.")                                                        \
+    X(cluster_certificate_rotate, "cluster certificate rotate", CONTROL_ACCESS_ADMIN,              \
+      "cluster certificate rotate <name>|all [--dry-run]",                                         \
+      "Re-issue generated certificates from the cluster CA and apply them.")                       \
+    X(cluster_certificate_delete, "cluster certificate delete", CONTROL_ACCESS_ADMIN,              \
+      "cluster certificate delete <name> [--dry-run]",                                             \
+      "Remove an optional certificate (ldap_client, mtls_trusted_ca) no service uses.")            \
+    X(cluster_certificate_csr, "cluster certificate csr", CONTROL_ACCESS_ADMIN,                    \
+      "cluster certificate csr <name> [--subject <dn>] [--san <name>...]",                         \
+      "Make a new key inside the store and print a CSR for it; 'set' without key_file pairs "      \
+      "the signed certificate with that key.")                                                     \
     X(cluster_config, "cluster config", CONTROL_ACCESS_ADMIN,                                      \
       "cluster config <setting> <value> [<setting> <value>...] [--dry-run]",                       \
       "Change TLS policy settings (kept in the state file) and apply them to the services.")

@@ -195,6 +195,12 @@ static void print_reload_summary(json_t *reply)
             any = true;
         }
     }
+    /* Services whose settings did not change but whose rendered TLS files did. */
+    json_array_foreach(json_object_get(reply, "services"), w, warning)
+    {
+        printf("%s: TLS configuration changed (reloaded)\n", json_string_value(warning));
+        any = true;
+    }
     if (!any)
         printf("No changes\n");
 }
@@ -291,34 +297,75 @@ static void print_policy(json_t *items)
 /* The certificate file named on the command line, for the message operators know. */
 static const char *certificate_file_name;
 
-/* The plan of a dry run, or the message operators know from rladmin. */
-static void print_change(const char *command, json_t *reply)
+static void print_plan(json_t *reply)
 {
     size_t i, j;
     json_t *step, *file;
 
+    if (json_array_size(json_object_get(reply, "plan")) == 0)
+        printf("Dry run: no service's TLS files would change; nothing would reload\n");
+    json_array_foreach(json_object_get(reply, "plan"), i, step)
+    {
+        printf("Dry run: %s %s (%s)\n", str(step, "action"), str(step, "service"),
+               str(step, "state"));
+        json_array_foreach(json_object_get(step, "files"), j, file)
+        {
+            if (json_is_string(file))
+                printf("  rewrite %s\n", json_string_value(file));
+            else
+                printf("  rewrite %s\n%s", str(file, "path"), str(file, "diff"));
+        }
+    }
+    printf("Nothing was changed\n");
+}
+
+/* The plan of a dry run, or the messages operators know from rladmin. */
+static void print_change(const char *command, json_t *reply)
+{
+    size_t i;
+    json_t *change;
+
     if (*str(reply, "warning"))
         fprintf(stderr, "certvisorctl: warning: %s\n", str(reply, "warning"));
     if (json_is_true(json_object_get(reply, "dry_run"))) {
-        if (json_array_size(json_object_get(reply, "plan")) == 0)
-            printf("Dry run: no service's TLS files would change; nothing would reload\n");
-        json_array_foreach(json_object_get(reply, "plan"), i, step)
-        {
-            printf("Dry run: %s %s (%s)\n", str(step, "action"), str(step, "service"),
-                   str(step, "state"));
-            json_array_foreach(json_object_get(step, "files"), j, file)
-            {
-                printf("  rewrite %s\n", json_string_value(file));
-            }
-        }
-        printf("Nothing was changed\n");
+        print_plan(reply);
         return;
     }
-    if (strcmp(command, "cluster config") == 0)
+    if (strcmp(command, "cluster config") == 0) {
         printf("Cluster configured successfully\n");
-    else
-        printf("Set %s certificate to contents of file %s\n", str(reply, "name"),
-               certificate_file_name ? certificate_file_name : "?");
+        return;
+    }
+    if (json_array_size(json_object_get(reply, "changes")) == 0 &&
+        strcmp(command, "cluster certificate rotate") == 0)
+        printf("No generated certificate to rotate: every one was replaced by the operator\n");
+    json_array_foreach(json_object_get(reply, "changes"), i, change)
+    {
+        const char *name = str(change, "certificate");
+
+        if (strcmp(command, "cluster certificate set") == 0)
+            printf("Set %s certificate to contents of file %s%s\n", name,
+                   certificate_file_name ? certificate_file_name : "?",
+                   json_object_get(change, "unchanged") ? " (unchanged: already in force)" : "");
+        else if (strcmp(command, "cluster certificate rotate") == 0)
+            printf("Rotated %s certificate (SHA256 %s)\n", name, str(change, "new"));
+        else
+            printf("Deleted %s certificate\n", name);
+    }
+}
+
+static void print_csr(json_t *reply)
+{
+    if (json_is_true(json_object_get(reply, "dry_run"))) {
+        printf("Dry run: a new key for %s would be made in the store and a CSR printed\n"
+               "Nothing was changed\n",
+               str(reply, "name"));
+        return;
+    }
+    fputs(str(reply, "csr"), stdout);
+    fprintf(stderr,
+            "certvisorctl: the new key stays in the store; once your CA has signed this request:\n"
+            "  certvisorctl cluster certificate set %s certificate_file <signed.pem>\n",
+            str(reply, "name"));
 }
 
 static void print_reply(const char *command, json_t *reply)
@@ -347,7 +394,11 @@ static void print_reply(const char *command, json_t *reply)
         fputs(str(reply, "pem"), stdout);
     else if (strcmp(command, "cluster config show") == 0)
         print_policy(items);
+    else if (strcmp(command, "cluster certificate csr") == 0)
+        print_csr(reply);
     else if (strcmp(command, "cluster certificate set") == 0 ||
+             strcmp(command, "cluster certificate rotate") == 0 ||
+             strcmp(command, "cluster certificate delete") == 0 ||
              strcmp(command, "cluster config") == 0)
         print_change(command, reply);
     else if (items)
@@ -406,6 +457,34 @@ static int certificate_set_arguments(int argc, char **argv, json_t *args, json_t
     return 0;
 }
 
+/* "<name> [--subject <dn>] [--san <name>[,<name>...]]..." into args and options. */
+static int csr_arguments(int argc, char **argv, json_t *args, json_t *options)
+{
+    json_t *sans = json_array();
+
+    for (int i = 0; i < argc; i++) {
+        if ((strcmp(argv[i], "--subject") == 0 || strcmp(argv[i], "--san") == 0) && i + 1 < argc) {
+            if (strcmp(argv[i], "--subject") == 0) {
+                json_object_set_new(options, "subject", json_string(argv[++i]));
+                continue;
+            }
+            /* Repeated, or comma-separated as openssl's -addext writes them. */
+            for (char *save = NULL, *item = strtok_r(argv[++i], ",", &save); item;
+                 item = strtok_r(NULL, ",", &save))
+                json_array_append_new(sans, json_string(item));
+        } else if (argv[i][0] != '-' && json_array_size(args) == 0) {
+            json_array_append_new(args, json_string(argv[i]));
+        } else {
+            fprintf(stderr, "certvisorctl: usage: cluster certificate csr <name> "
+                            "[--subject <dn>] [--san <name>...]\n");
+            json_decref(sans);
+            return -1;
+        }
+    }
+    json_object_set_new(options, "sans", sans);
+    return 0;
+}
+
 /* Builds the request; tail's -f and -n become options. Returns NULL on a usage error. */
 static json_t *build_request(const char *command, int argc, char **argv)
 {
@@ -424,6 +503,14 @@ static json_t *build_request(const char *command, int argc, char **argv)
     argv = words;
     if (strcmp(command, "cluster certificate set") == 0) {
         if (certificate_set_arguments(argc, argv, args, options) < 0) {
+            json_decref(args);
+            json_decref(options);
+            return NULL;
+        }
+        return json_pack("{s:s, s:o, s:o}", "command", command, "args", args, "options", options);
+    }
+    if (strcmp(command, "cluster certificate csr") == 0) {
+        if (csr_arguments(argc, argv, args, options) < 0) {
             json_decref(args);
             json_decref(options);
             return NULL;

@@ -257,6 +257,51 @@ static void names_that_could_escape_the_store_are_refused(void **state)
         certstore_stage(fx->store, "Proxy", "C", 1, NULL, 0, true, &g, err, sizeof(err)), -EINVAL);
 }
 
+static void commit_many_switches_every_certificate(void **state)
+{
+    struct fixture *fx = *state;
+    const char *names[] = {"api", "cm"};
+    unsigned generations[2], current = 0;
+    char err[256], path[PATH_MAX];
+
+    generations[0] = stage(fx, "api", "C1", "K1");
+    generations[1] = stage(fx, "cm", "C1", "K1");
+    assert_int_equal(certstore_commit_many(fx->store, names, generations, 2, err, sizeof(err)), 0);
+    assert_int_equal(certstore_current(fx->store, "api", &current), 0);
+    assert_int_equal(current, generations[0]);
+    assert_int_equal(certstore_current(fx->store, "cm", &current), 0);
+    assert_int_equal(current, generations[1]);
+    snprintf(path, sizeof(path), "%s/commit-journal", fx->root);
+    assert_false(exists(path)); /* done: no journal left */
+}
+
+/* A crash after the first switch of several: the journal completes the change at recovery. */
+static void recovery_rolls_an_interrupted_commit_forward(void **state)
+{
+    struct fixture *fx = *state;
+    unsigned g_api, g_cm, current = 0;
+    char err[256], path[PATH_MAX];
+    FILE *journal;
+
+    assert_int_equal(
+        certstore_commit(fx->store, "cm", stage(fx, "cm", "C0", "K0"), err, sizeof(err)), 0);
+    g_api = stage(fx, "api", "C1", "K1");
+    g_cm = stage(fx, "cm", "C1", "K1");
+    snprintf(path, sizeof(path), "%s/commit-journal", fx->root);
+    journal = fopen(path, "w");
+    assert_non_null(journal);
+    fprintf(journal, "api %u\ncm %u\n", g_api, g_cm);
+    fclose(journal);
+    assert_int_equal(certstore_commit(fx->store, "api", g_api, err, sizeof(err)), 0);
+    /* ...and the agent dies here, before cm switches. */
+    assert_int_equal(certstore_recover(fx->store, err, sizeof(err)), 0);
+    assert_int_equal(certstore_current(fx->store, "cm", &current), 0);
+    assert_int_equal(current, g_cm); /* not removed as "staged, never committed" */
+    assert_int_equal(certstore_current(fx->store, "api", &current), 0);
+    assert_int_equal(current, g_api);
+    assert_false(exists(path));
+}
+
 #define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -272,6 +317,8 @@ int main(void)
         TEST(the_current_generation_cannot_be_discarded),
         TEST(pending_keys_and_delete),
         TEST(names_that_could_escape_the_store_are_refused),
+        TEST(commit_many_switches_every_certificate),
+        TEST(recovery_rolls_an_interrupted_commit_forward),
     };
     return cmocka_run_group_tests_name("certstore", tests, NULL, NULL);
 }

@@ -916,6 +916,194 @@ static void unknown_variable_in_after(void **state)
     expect_error(fx, "conf.d/a.conf", 7, "unknown variable '%{nope}'", NULL);
 }
 
+/* --- certificate <name> sections: certificates kept in files by other tools --- */
+
+static void certificate_sections_are_read_from_every_file(void **state)
+{
+    struct fixture *fx = *state;
+    struct agent_config *config;
+    char source[PATH_MAX + 16];
+
+    write_file(fx, "certvisor.conf", "");
+    write_file(fx, "conf.d/10-proxy.conf",
+               "# certbot keeps these\n"
+               "certificate proxy {\n"
+               "    cert_file = \"/etc/letsencrypt/live/db.example.com/fullchain.pem\"\n"
+               "    key_file  = \"/etc/letsencrypt/live/db.example.com/privkey.pem\"\n"
+               "}\n");
+    write_file(fx, "conf.d/20-ca.conf",
+               "\n"
+               "certificate \"mtls_trusted_ca\" {\n"
+               "    cert_file = \"/etc/pki/clients-ca.pem\"\n"
+               "}\n");
+    config = load_ok(fx, NULL);
+    assert_int_equal(config->n_external_certs, 2);
+    assert_string_equal(config->external_certs[0].name, "proxy");
+    assert_string_equal(config->external_certs[0].cert_file,
+                        "/etc/letsencrypt/live/db.example.com/fullchain.pem");
+    assert_string_equal(config->external_certs[0].key_file,
+                        "/etc/letsencrypt/live/db.example.com/privkey.pem");
+    snprintf(source, sizeof(source), "%s/conf.d/10-proxy.conf:2", fx->dir);
+    assert_string_equal(config->external_certs[0].source, source);
+    assert_string_equal(config->external_certs[1].name, "mtls_trusted_ca");
+    assert_string_equal(config->external_certs[1].cert_file, "/etc/pki/clients-ca.pem");
+    assert_null(config->external_certs[1].key_file);
+    snprintf(source, sizeof(source), "%s/conf.d/20-ca.conf:2", fx->dir);
+    assert_string_equal(config->external_certs[1].source, source);
+    config_free(config);
+}
+
+static void no_certificate_section_means_none(void **state)
+{
+    struct fixture *fx = *state;
+    struct agent_config *config;
+
+    write_file(fx, "certvisor.conf", "");
+    write_file(fx, "conf.d/a.conf", "service a { command = \"/bin/a\" }\n");
+    config = load_ok(fx, NULL);
+    assert_int_equal(config->n_external_certs, 0);
+    assert_null(config->external_certs);
+    config_free(config);
+}
+
+static void certificate_with_an_unknown_name(void **state)
+{
+    struct fixture *fx = *state;
+
+    write_file(fx, "certvisor.conf", "");
+    write_file(fx, "conf.d/c.conf",
+               "\n"
+               "certificate proxxy {\n"
+               "    cert_file = \"/c.pem\"\n"
+               "    key_file = \"/k.pem\"\n"
+               "}\n");
+    expect_error(fx, "conf.d/c.conf", 2, "certificate 'proxxy': unknown certificate name",
+                 "use one of: api, cm, proxy");
+}
+
+static void certificate_cluster_ca_cannot_come_from_files(void **state)
+{
+    struct fixture *fx = *state;
+
+    write_file(fx, "certvisor.conf", "");
+    write_file(fx, "conf.d/c.conf",
+               "certificate cluster_ca {\n"
+               "    cert_file = \"/c.pem\"\n"
+               "    key_file = \"/k.pem\"\n"
+               "}\n");
+    expect_error(fx, "conf.d/c.conf", 1, "certificate 'cluster_ca'", "made and kept by certvisor");
+}
+
+static void certificate_without_key_file(void **state)
+{
+    struct fixture *fx = *state;
+
+    write_file(fx, "certvisor.conf", "");
+    write_file(fx, "conf.d/c.conf",
+               "service a { command = \"/bin/a\" }\n"
+               "certificate api {\n"
+               "    cert_file = \"/c.pem\"\n"
+               "}\n");
+    expect_error(fx, "conf.d/c.conf", 2, "certificate 'api': key_file is required", NULL);
+}
+
+static void certificate_without_cert_file(void **state)
+{
+    struct fixture *fx = *state;
+
+    write_file(fx, "certvisor.conf", "");
+    write_file(fx, "conf.d/c.conf", "certificate api { key_file = \"/k.pem\" }\n");
+    expect_error(fx, "conf.d/c.conf", 1, "certificate 'api': cert_file is required", NULL);
+}
+
+static void key_file_for_the_trusted_ca_bundle(void **state)
+{
+    struct fixture *fx = *state;
+
+    write_file(fx, "certvisor.conf", "");
+    write_file(fx, "conf.d/c.conf",
+               "certificate mtls_trusted_ca {\n"
+               "    cert_file = \"/ca.pem\"\n"
+               "    /* a bundle has no key */\n"
+               "    key_file = \"/k.pem\"\n"
+               "}\n");
+    expect_error(fx, "conf.d/c.conf", 4, "certificate 'mtls_trusted_ca'",
+                 "has no key: remove key_file");
+}
+
+static void certificate_with_a_relative_path(void **state)
+{
+    struct fixture *fx = *state;
+
+    write_file(fx, "certvisor.conf", "");
+    write_file(fx, "conf.d/c.conf",
+               "certificate cm {\n"
+               "    cert_file = \"/etc/cm/cert.pem\"\n"
+               "    key_file = \"cm/key.pem\"\n"
+               "}\n"
+               "certificate proxy {\n"
+               "    cert_file = \"live/fullchain.pem\"\n"
+               "    key_file = \"/live/privkey.pem\"\n"
+               "}\n");
+    expect_error(fx, "conf.d/c.conf", 3, "certificate 'cm': key_file: 'cm/key.pem'",
+                 "not an absolute path");
+    write_file(fx, "conf.d/c.conf",
+               "certificate cm {\n"
+               "    cert_file = \"/etc/cm/cert.pem\"\n"
+               "    key_file = \"/etc/cm/key.pem\"\n"
+               "}\n"
+               "certificate proxy {\n"
+               "    cert_file = \"live/fullchain.pem\"\n"
+               "    key_file = \"/live/privkey.pem\"\n"
+               "}\n");
+    expect_error(fx, "conf.d/c.conf", 6, "certificate 'proxy': cert_file: 'live/fullchain.pem'",
+                 "not an absolute path");
+}
+
+static void duplicate_certificate_in_one_file(void **state)
+{
+    struct fixture *fx = *state;
+
+    write_file(fx, "certvisor.conf", "");
+    /* libconfuse would keep only the second section: the first must not vanish silently. */
+    write_file(fx, "conf.d/c.conf",
+               "certificate proxy {\n"
+               "    cert_file = \"/a/cert.pem\"\n"
+               "    key_file = \"/a/key.pem\"\n"
+               "}\n"
+               "# certificate proxy { }\n"
+               "certificate proxy {\n"
+               "    cert_file = \"/b/cert.pem\"\n"
+               "    key_file = \"/b/key.pem\"\n"
+               "}\n");
+    expect_error(fx, "conf.d/c.conf", 6, "certificate 'proxy' is already defined at", "c.conf:1");
+}
+
+static void duplicate_certificate_across_two_files(void **state)
+{
+    struct fixture *fx = *state;
+    char first[PATH_MAX + 32];
+
+    write_file(fx, "certvisor.conf", "");
+    write_file(fx, "conf.d/10-one.conf",
+               "\n"
+               "certificate proxy {\n"
+               "    cert_file = \"/a/cert.pem\"\n"
+               "    key_file = \"/a/key.pem\"\n"
+               "}\n");
+    write_file(fx, "conf.d/20-two.conf",
+               "certificate api {\n"
+               "    cert_file = \"/b/cert.pem\"\n"
+               "    key_file = \"/b/key.pem\"\n"
+               "}\n"
+               "certificate proxy {\n"
+               "    cert_file = \"/b/cert.pem\"\n"
+               "    key_file = \"/b/key.pem\"\n"
+               "}\n");
+    snprintf(first, sizeof(first), "already defined at %s/conf.d/10-one.conf:2", fx->dir);
+    expect_error(fx, "conf.d/20-two.conf", 5, "certificate 'proxy'", first);
+}
+
 #define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -971,6 +1159,16 @@ int main(void)
         TEST(comment_lines_do_not_shift_line_numbers_in_a_service),
         TEST(a_section_left_open_at_end_of_file_is_an_error),
         TEST(unknown_variable_in_after),
+        TEST(certificate_sections_are_read_from_every_file),
+        TEST(no_certificate_section_means_none),
+        TEST(certificate_with_an_unknown_name),
+        TEST(certificate_cluster_ca_cannot_come_from_files),
+        TEST(certificate_without_key_file),
+        TEST(certificate_without_cert_file),
+        TEST(key_file_for_the_trusted_ca_bundle),
+        TEST(certificate_with_a_relative_path),
+        TEST(duplicate_certificate_in_one_file),
+        TEST(duplicate_certificate_across_two_files),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
