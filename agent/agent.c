@@ -201,6 +201,31 @@ int agent_load_config(struct agent *agent, struct agent_config **ret_config, jso
     return 0;
 }
 
+void agent_config_changes(const struct agent *agent, const struct agent_config *config,
+                          json_t *summary)
+{
+    for (size_t i = 0; i < config->n_services; i++) {
+        const struct service_config *new = config->services[config->start_order[i]];
+        const struct service *service = agent_find_service(agent, new->name);
+        const char *key = "added";
+
+        if (service && strcmp(service->config->fingerprint, new->fingerprint) == 0)
+            continue;
+        if (service)
+            key = service_state_active(service->fsm.state) ||
+                          service->fsm.state == SERVICE_BACKOFF ||
+                          (new->autostart && !service->operator_stopped)
+                      ? "changed"
+                      : "updated";
+        json_array_append_new(json_object_get(summary, key), json_string(new->name));
+    }
+    for (size_t i = 0; i < agent->n_services; i++)
+        if (!agent->services[i]->remove_when_stopped &&
+            !config_find_service(config, agent->services[i]->config->name))
+            json_array_append_new(json_object_get(summary, "removed"),
+                                  json_string(agent->services[i]->config->name));
+}
+
 void agent_swap_config(struct agent *agent, struct agent_config *config, json_t *summary)
 {
     struct service **services;

@@ -55,6 +55,10 @@ void agent_reload_finished(struct agent *agent);
 int agent_load_config(struct agent *agent, struct agent_config **ret_config, json_t *warnings,
                       char **ret_error);
 
+/* What agent_swap_config() would do with config, in summary's arrays, without doing it. */
+void agent_config_changes(const struct agent *agent, const struct agent_config *config,
+                          json_t *summary);
+
 /*
  * Puts a loaded configuration into force (takes it): services added,
  * restarted with changed settings, or stopped and removed; summary's arrays

@@ -370,7 +370,7 @@ static void finish(struct apply_run *run)
 
     discard_staged(run);
     for (size_t i = 0; i < run->n_requests; i++)
-        if (run->requests[i]->kind == APPLY_CONFIG)
+        if (run->requests[i]->kind == APPLY_CONFIG && !run->requests[i]->dry_run)
             agent_reload_finished(agent);
     run_free(run);
     agent->apply->running = NULL;
@@ -1166,10 +1166,14 @@ static void start_run(struct agent *agent, struct apply_request **batch, size_t 
     }
     if (run->dry_run) {
         struct apply_request *request = run->requests[0];
+        json_t *reply = json_pack("{s:i, s:b, s:o, s:s, s:O}", "exit", 0, "dry_run", 1, "plan",
+                                  steps, "warning", request->warning, "changes", request->changes);
 
-        answer(request, 0,
-               json_pack("{s:i, s:b, s:o, s:s, s:O}", "exit", 0, "dry_run", 1, "plan", steps,
-                         "warning", request->warning, "changes", request->changes));
+        if (run->new_config) {
+            agent_config_changes(agent, run->new_config, request->summary);
+            json_object_update(reply, request->summary);
+        }
+        answer(request, 0, reply);
         finish(run);
         return;
     }

@@ -292,12 +292,18 @@ static void handle_reload(struct agent *agent, struct control_conn *conn, json_t
                           json_t *options)
 {
     if (json_array_size(args) > 0) {
+        if (json_is_true(json_object_get(options, "dry_run"))) {
+            control_reply_error(conn, EXIT_USAGE,
+                                "--dry-run applies to a configuration reload, without names");
+            return;
+        }
         run_operation(agent, conn, args, OP_RELOAD);
         return;
     }
     /* The configuration goes through the apply pipeline: its policy and every rendered file
      * follow, and a service that does not come back with them is rolled back. */
-    agent_reload_started(agent);
+    if (!json_is_true(json_object_get(options, "dry_run")))
+        agent_reload_started(agent);
     commands_submit_change(agent, conn, apply_config(), options);
 }
 

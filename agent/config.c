@@ -421,6 +421,33 @@ static int set_paths(const char *path, struct agent_config *config)
     return 0;
 }
 
+/* Two tls sections writing one file would each overwrite the other's configuration. */
+static int check_tls_outputs(const struct agent_config *config, char *err, size_t err_len)
+{
+    for (size_t a = 0; a < config->n_services; a++) {
+        const struct service_config *first = config->services[a];
+
+        for (size_t i = 0; i < first->n_tls; i++) {
+            for (size_t b = a; b < config->n_services; b++) {
+                const struct service_config *second = config->services[b];
+
+                for (size_t j = b == a ? i + 1 : 0; j < second->n_tls; j++) {
+                    if (strcmp(first->tls[i].output, second->tls[j].output) != 0)
+                        continue;
+                    snprintf(err, err_len,
+                             "%s:%d: service '%s': its tls output %s is also written by service "
+                             "'%s' (%s:%d): give each tls section its own output",
+                             second->source_file, second->source_line, second->name,
+                             second->tls[j].output, first->name, first->source_file,
+                             first->source_line);
+                    return CV_ECONFIG;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
 int config_load(const char *path, const char *prefix_override, struct agent_config **ret_config,
                 char **ret_error)
 {
@@ -443,6 +470,8 @@ int config_load(const char *path, const char *prefix_override, struct agent_conf
         r = load_includes(config, err, sizeof(err));
     if (r == 0 && policy_check_all(&config->policy, err, sizeof(err)) < 0)
         r = CV_ECONFIG;
+    if (r == 0)
+        r = check_tls_outputs(config, err, sizeof(err));
     if (r == 0) {
         config->start_order = calloc(config->n_services + 1, sizeof(size_t));
         r = config->start_order ? deps_sort(config->services, config->n_services,

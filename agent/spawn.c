@@ -164,10 +164,12 @@ static void child_exec(const struct spawn_request *request, const struct identit
 {
     sigset_t none;
 
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    /* Every signal is blocked since before fork(): a stop signal sent this early must find
+     * the default action, not the agent's handlers (which would hand it to the agent). */
     for (int signo = 1; signo < NSIG; signo++)
         signal(signo, SIG_DFL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
     if (setsid() < 0)
         report_and_exit(status_fd, STAGE_SETSID);
     if (dup2(null_fd, STDIN_FILENO) < 0 ||
@@ -200,6 +202,7 @@ int spawn_service(const struct spawn_request *request, pid_t *ret_pid, int *ret_
     struct identity id;
     int status_pipe[2], null_fd, r;
     pid_t parent = getpid(), pid;
+    sigset_t all, previous;
     char **env;
 
     r = resolve_identity(request->config, &id, err, err_len);
@@ -217,10 +220,13 @@ int spawn_service(const struct spawn_request *request, pid_t *ret_pid, int *ret_
         env_free(env);
         return r;
     }
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &previous);
     pid = fork();
     if (pid == 0)
         child_exec(request, &id, env, status_pipe[1], null_fd, parent);
     r = pid < 0 ? -errno : 0;
+    sigprocmask(SIG_SETMASK, &previous, NULL);
     close(status_pipe[1]);
     close(null_fd);
     env_free(env);

@@ -34,9 +34,9 @@ enum control_access {
       "Stop services; with 'all', in reverse dependency order.")                                   \
     X(restart, "restart", CONTROL_ACCESS_ADMIN, "restart <name>...|all",                           \
       "Stop then start services; return once each is ready again or has failed.")                  \
-    X(reload, "reload", CONTROL_ACCESS_ADMIN, "reload [<name>...]",                                \
-      "Without names: re-read the configuration and restart only the services whose settings "     \
-      "changed. With names: reload those services (their reload signal, or a restart).")           \
+    X(reload, "reload", CONTROL_ACCESS_ADMIN, "reload [<name>...] | reload --dry-run",             \
+      "Without names: re-read the configuration, restart the services whose settings changed "     \
+      "and reload those whose TLS files changed. With names: reload those services.")              \
     X(pid, "pid", CONTROL_ACCESS_READ, "pid [<name>...|all]",                                      \
       "Print the agent's pid, or the pids of the named services (0 when not running).")            \
     X(tail, "tail", CONTROL_ACCESS_READ, "tail [-f] [-n <lines>] <name> [stdout|stderr]",          \

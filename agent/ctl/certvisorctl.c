@@ -172,11 +172,14 @@ static void print_operation(const char *command, json_t *items)
     (void)command;
 }
 
+static void print_plan(json_t *reply);
+
 static void print_reload_summary(json_t *reply)
 {
     static const char *const keys[] = {"added", "changed", "updated", "removed"};
     static const char *const words[] = {"added", "changed (restarting)",
                                         "changed (stays stopped until started)", "removed"};
+    bool dry_run = json_is_true(json_object_get(reply, "dry_run"));
     bool any = false;
     size_t w;
     json_t *warning;
@@ -191,9 +194,13 @@ static void print_reload_summary(json_t *reply)
 
         json_array_foreach(json_object_get(reply, keys[k]), i, name)
         {
-            printf("%s: %s\n", json_string_value(name), words[k]);
+            printf("%s%s: %s\n", dry_run ? "Dry run: " : "", json_string_value(name), words[k]);
             any = true;
         }
+    }
+    if (dry_run) {
+        print_plan(reply);
+        return;
     }
     /* Services whose settings did not change but whose rendered TLS files did. */
     json_array_foreach(json_object_get(reply, "services"), w, warning)
@@ -485,6 +492,17 @@ static int csr_arguments(int argc, char **argv, json_t *args, json_t *options)
     return 0;
 }
 
+/* The commands that go through the apply pipeline and can show their plan instead. */
+static bool supports_dry_run(const char *command, int argc)
+{
+    if (strcmp(command, "reload") == 0)
+        return argc == 0;
+    return strncmp(command, "cluster ", 8) == 0 && strcmp(command, "cluster config show") != 0 &&
+           strcmp(command, "cluster certificate list") != 0 &&
+           strcmp(command, "cluster certificate show") != 0 &&
+           strcmp(command, "cluster certificate ca") != 0;
+}
+
 /* Builds the request; tail's -f and -n become options. Returns NULL on a usage error. */
 static json_t *build_request(const char *command, int argc, char **argv)
 {
@@ -501,6 +519,15 @@ static json_t *build_request(const char *command, int argc, char **argv)
     }
     argc = n_words;
     argv = words;
+    if (json_object_get(options, "dry_run") && !supports_dry_run(command, argc)) {
+        fprintf(stderr,
+                "certvisorctl: --dry-run is not supported by '%s'%s (it applies to the cluster "
+                "commands that change something, and to reload without names)\n",
+                command, strcmp(command, "reload") == 0 ? " with service names" : "");
+        json_decref(args);
+        json_decref(options);
+        return NULL;
+    }
     if (strcmp(command, "cluster certificate set") == 0) {
         if (certificate_set_arguments(argc, argv, args, options) < 0) {
             json_decref(args);

@@ -164,6 +164,16 @@ def test_conf_d_policy_edit_reaches_services_on_reload(agent_factory):
                           input="", capture_output=True, timeout=20).returncode == 0
     policy = agent.conf_d / "00-policy.conf"
     policy.write_text("policy {\n    min_control_TLS_version = \"1.3\"\n}\n")
+    rendered = agent.prefix / "run/certvisor/tls/front.conf"
+    text = rendered.read_text()
+    out = agent.ctl("reload", "--dry-run")
+    assert out.returncode == 0, out.stderr
+    assert "Dry run: reload front (RUNNING)" in out.stdout and "+min_version = 1.3" in out.stdout
+    assert rendered.read_text() == text and "1.3" not in agent.ctl("cluster", "config", "show").stdout
+    out = agent.ctl("reload", "front", "--dry-run")  # reloading named services has no plan
+    assert out.returncode == 2 and "--dry-run is not supported by 'reload' with service names" in out.stderr
+    out = agent.ctl("stop", "front", "--dry-run")
+    assert out.returncode == 2 and agent.pid_of("front") == pid
     out = agent.ctl("reload")
     assert out.returncode == 0, out.stderr
     assert "front: TLS configuration changed (reloaded)" in out.stdout
@@ -173,7 +183,6 @@ def test_conf_d_policy_edit_reaches_services_on_reload(agent_factory):
                           input="", capture_output=True, timeout=20).returncode != 0
     assert f"{policy}:2" in agent.ctl("cluster", "config", "show").stdout
     # A value OpenSSL cannot use: the reload is refused and the running files stay.
-    rendered = agent.prefix / "run/certvisor/tls/front.conf"
     text = rendered.read_text()
     policy.write_text("policy {\n    control_cipher_suites = \"NO-SUCH-CIPHER\"\n}\n")
     out = agent.ctl("reload")

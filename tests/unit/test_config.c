@@ -1104,6 +1104,33 @@ static void duplicate_certificate_across_two_files(void **state)
     expect_error(fx, "conf.d/20-two.conf", 5, "certificate 'proxy'", first);
 }
 
+static void two_tls_sections_writing_one_file(void **state)
+{
+    struct fixture *fx = *state;
+
+    write_file(fx, "certvisor.conf", "");
+    write_file(fx, "conf.d/a.conf",
+               "service a {\n"
+               "    command = \"/bin/true\"\n"
+               "    tls {\n"
+               "        certificate = api\n"
+               "        output = \"/run/x/tls.conf\"\n"
+               "    }\n"
+               "}\n");
+    write_file(fx, "conf.d/b.conf",
+               "\n"
+               "service b {\n"
+               "    command = \"/bin/true\"\n"
+               "    tls {\n"
+               "        certificate = cm\n"
+               "        output = \"/run/x/tls.conf\"\n"
+               "    }\n"
+               "}\n");
+    expect_error(fx, "conf.d/b.conf", 2,
+                 "tls output /run/x/tls.conf is also written by service 'a'",
+                 "give each tls section its own output");
+}
+
 #define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -1169,6 +1196,7 @@ int main(void)
         TEST(certificate_with_a_relative_path),
         TEST(duplicate_certificate_in_one_file),
         TEST(duplicate_certificate_across_two_files),
+        TEST(two_tls_sections_writing_one_file),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
