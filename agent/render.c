@@ -90,7 +90,10 @@ int render_tls_config(const struct tls_spec *spec, const struct render_files *fi
         copy_optional(&config->ca_file, files->ca_file) < 0 ||
         copy_optional(&config->min_version, min_version) < 0 ||
         copy_optional(&config->ciphers, ciphers) < 0 ||
-        copy_optional(&config->ciphersuites, ciphersuites) < 0) {
+        copy_optional(&config->ciphersuites, ciphersuites) < 0 ||
+        copy_optional(&config->tls_mode, spec->plane == TLS_PLANE_SENTINEL
+                                             ? policy_get(policy, POLICY_SENTINEL_TLS_MODE)
+                                             : NULL) < 0) {
         tls_config_free(config);
         return -ENOMEM;
     }

@@ -3,6 +3,7 @@
 
 #include "cv_error.h"
 #include "fsutil.h"
+#include "kv_text.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +28,7 @@ enum tls_setting {
     SET_CIPHERSUITES,
     SET_SECURITY_LEVEL,
     SET_VERIFY_PEER,
+    SET_TLS_MODE,
     SET_COUNT,
 };
 
@@ -39,6 +41,7 @@ static const char *const setting_names[SET_COUNT] = {
     [SET_CIPHERSUITES] = "ciphersuites",
     [SET_SECURITY_LEVEL] = "security_level",
     [SET_VERIFY_PEER] = "verify_peer",
+    [SET_TLS_MODE] = "tls_mode",
 };
 
 static const char *const verify_names[] = {
@@ -63,6 +66,8 @@ static char **string_slot(struct tls_config *config, enum tls_setting setting)
         return &config->ciphers;
     case SET_CIPHERSUITES:
         return &config->ciphersuites;
+    case SET_TLS_MODE:
+        return &config->tls_mode;
     default:
         return NULL;
     }
@@ -98,7 +103,7 @@ char *tls_config_render(const struct tls_config *config)
     if (!f)
         return NULL;
     fputs(TLS_CONFIG_HEADER, f);
-    for (int s = 0; s < SET_COUNT; s++) {
+    for (int s = 0; s < SET_SECURITY_LEVEL; s++) {
         char **slot = string_slot((struct tls_config *)config, (enum tls_setting)s);
 
         if (slot && *slot)
@@ -108,6 +113,8 @@ char *tls_config_render(const struct tls_config *config)
         fprintf(f, "%s = %d\n", setting_names[SET_SECURITY_LEVEL], config->security_level);
     if (config->verify_peer == TLS_VERIFY_OPTIONAL || config->verify_peer == TLS_VERIFY_REQUIRE)
         fprintf(f, "%s = %s\n", setting_names[SET_VERIFY_PEER], verify_names[config->verify_peer]);
+    if (config->tls_mode)
+        fprintf(f, "%s = %s\n", setting_names[SET_TLS_MODE], config->tls_mode);
     if (ferror(f)) {
         fclose(f);
         free(text);
@@ -133,57 +140,25 @@ void tls_config_free(struct tls_config *config)
     free(config);
 }
 
-static bool is_blank(char c)
+/* Applies one "key = value" line. seen[] holds the line each setting was set on. */
+static int parse_line(struct tls_config *config, const struct kv_line *line, int seen[SET_COUNT],
+                      char *err, size_t err_len)
 {
-    return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
-}
-
-/* Trims blanks from both ends of [*start, *start + *len). */
-static void trim(const char **start, size_t *len)
-{
-    while (*len && is_blank(**start)) {
-        (*start)++;
-        (*len)--;
-    }
-    while (*len && is_blank((*start)[*len - 1]))
-        (*len)--;
-}
-
-/* Parses one line (without its newline). seen[] holds the line each setting was set on. */
-static int parse_line(struct tls_config *config, const char *line, size_t len, int number,
-                      int seen[SET_COUNT], char *err, size_t err_len)
-{
-    const char *eq, *key, *value_start;
-    size_t key_len, value_len;
+    int number = line->number;
     int setting = -1;
     char *value;
     int r = 0;
 
-    trim(&line, &len);
-    if (len == 0 || line[0] == '#')
-        return 0;
-    eq = memchr(line, '=', len);
-    if (!eq) {
+    if (!line->key) {
         snprintf(err, err_len, "line %d: expected 'key = value'", number);
         return CV_EINVALID_TLS;
     }
-    key = line;
-    key_len = (size_t)(eq - line);
-    trim(&key, &key_len);
-    value_start = eq + 1;
-    value_len = (size_t)(line + len - value_start);
-    trim(&value_start, &value_len);
-    if (key_len == 0) {
-        snprintf(err, err_len, "line %d: expected 'key = value'", number);
-        return CV_EINVALID_TLS;
-    }
-    for (int s = 0; s < SET_COUNT; s++) {
-        if (strlen(setting_names[s]) == key_len && memcmp(setting_names[s], key, key_len) == 0)
+    for (int s = 0; s < SET_COUNT; s++)
+        if (kv_key_is(line, setting_names[s]))
             setting = s;
-    }
     if (setting < 0) {
         snprintf(err, err_len, "line %d: unknown setting '%.*s'", number,
-                 (int)(key_len > 64 ? 64 : key_len), key);
+                 (int)(line->key_len > 64 ? 64 : line->key_len), line->key);
         return CV_EINVALID_TLS;
     }
     if (seen[setting]) {
@@ -192,20 +167,7 @@ static int parse_line(struct tls_config *config, const char *line, size_t len, i
         return CV_EINVALID_TLS;
     }
     seen[setting] = number;
-    if (value_len == 0) {
-        snprintf(err, err_len, "line %d: %s has no value", number, setting_names[setting]);
-        return CV_EINVALID_TLS;
-    }
-    for (size_t i = 0; i < value_len; i++) {
-        unsigned char c = (unsigned char)value_start[i];
-
-        if ((c < 0x20 && c != '\t') || c == 0x7f) {
-            snprintf(err, err_len, "line %d: %s contains a control character", number,
-                     setting_names[setting]);
-            return CV_EINVALID_TLS;
-        }
-    }
-    value = strndup(value_start, value_len);
+    value = strndup(line->value, line->value_len);
     if (!value) {
         snprintf(err, err_len, "out of memory");
         return -ENOMEM;
@@ -247,6 +209,17 @@ static int parse_line(struct tls_config *config, const char *line, size_t len, i
             snprintf(err, err_len, "line %d: verify_peer '%s' is not none, optional or require",
                      number, value);
         break;
+    case SET_TLS_MODE:
+        if (strcmp(value, "allowed") != 0 && strcmp(value, "required") != 0 &&
+            strcmp(value, "disabled") != 0) {
+            snprintf(err, err_len, "line %d: tls_mode '%s' is not allowed, required or disabled",
+                     number, value);
+            r = CV_EINVALID_TLS;
+            break;
+        }
+        config->tls_mode = value;
+        value = NULL;
+        break;
     default:
         *string_slot(config, (enum tls_setting)setting) = value;
         value = NULL;
@@ -262,6 +235,7 @@ int tls_config_parse(const char *text, struct tls_config **ret_config, char *err
     struct tls_config *config = calloc(1, sizeof(*config));
     int seen[SET_COUNT] = {0};
     const char *p = text;
+    struct kv_line line;
     int number = 0;
     int r;
 
@@ -271,18 +245,14 @@ int tls_config_parse(const char *text, struct tls_config **ret_config, char *err
     }
     config->security_level = -1;
     config->verify_peer = TLS_VERIFY_NONE;
-    while (*p) {
-        const char *nl = strchr(p, '\n');
-        size_t len = nl ? (size_t)(nl - p) : strlen(p);
-
-        r = parse_line(config, p, len, ++number, seen, err, err_len);
-        if (r < 0) {
-            tls_config_free(config);
-            return r;
-        }
-        p += len;
-        if (*p == '\n')
-            p++;
+    while ((r = kv_next(&p, &number, &line, err, err_len)) > 0) {
+        r = parse_line(config, &line, seen, err, err_len);
+        if (r < 0)
+            break;
+    }
+    if (r < 0) {
+        tls_config_free(config);
+        return r;
     }
     for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
         if (!seen[required[i]]) {
@@ -297,64 +267,11 @@ int tls_config_parse(const char *text, struct tls_config **ret_config, char *err
 
 int tls_config_read(const char *path, struct tls_config **ret_config, char *err, size_t err_len)
 {
-    char message[512];
-    struct stat st;
-    char *text;
-    ssize_t n;
-    size_t len = 0;
-    int fd, r;
+    char message[512], *text = NULL;
+    int r = kv_read_file(path, TLS_CONFIG_MAX_BYTES, &text, err, err_len);
 
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0) {
-        r = -errno;
-        snprintf(err, err_len, "%s: cannot read: %s", path, strerror(-r));
+    if (r < 0)
         return r;
-    }
-    if (fstat(fd, &st) < 0) {
-        r = -errno;
-        snprintf(err, err_len, "%s: cannot read: %s", path, strerror(-r));
-        close(fd);
-        return r;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        snprintf(err, err_len, "%s: not a regular file", path);
-        close(fd);
-        return CV_EINVALID_TLS;
-    }
-    text = malloc(TLS_CONFIG_MAX_BYTES + 2);
-    if (!text) {
-        close(fd);
-        snprintf(err, err_len, "%s: out of memory", path);
-        return -ENOMEM;
-    }
-    /* Read one byte more than allowed, to tell a full file from a too large one. */
-    while (len <= TLS_CONFIG_MAX_BYTES) {
-        n = read(fd, text + len, TLS_CONFIG_MAX_BYTES + 1 - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            r = -errno;
-            snprintf(err, err_len, "%s: cannot read: %s", path, strerror(-r));
-            free(text);
-            close(fd);
-            return r;
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-    }
-    close(fd);
-    if (len > TLS_CONFIG_MAX_BYTES) {
-        snprintf(err, err_len, "%s: larger than %d bytes", path, TLS_CONFIG_MAX_BYTES);
-        free(text);
-        return CV_EINVALID_TLS;
-    }
-    text[len] = '\0';
-    if (strlen(text) != len) {
-        snprintf(err, err_len, "%s: contains a NUL byte; not a text file", path);
-        free(text);
-        return CV_EINVALID_TLS;
-    }
     r = tls_config_parse(text, ret_config, message, sizeof(message));
     free(text);
     if (r < 0)

@@ -14,7 +14,7 @@ enum tls_verify {
  * The contract between certvisord and every service. The file is text, one
  * "key = value" per line, '#' comments, in this order:
  *   cert_file, key_file, ca_file, min_version, ciphers, ciphersuites,
- *   security_level, verify_peer
+ *   security_level, verify_peer, tls_mode
  * Unset optional values are omitted. The same configuration always renders to
  * the same bytes, so the agent can tell a change by comparing contents.
  */
@@ -27,6 +27,13 @@ struct tls_config {
     char *ciphersuites; /* TLS 1.3; NULL: OpenSSL's default */
     int security_level; /* -1: OpenSSL's default; 0 is needed for TLS 1.0 and 1.1 */
     enum tls_verify verify_peer;
+    /*
+     * Whether plain connections are served beside TLS on the same port:
+     * "allowed" (both, told apart by the first byte), "required" (TLS only),
+     * "disabled" (plain only). NULL: the service has no such choice (TLS only).
+     * The agent renders it for the sentinel plane, from sentinel_tls_mode.
+     */
+    char *tls_mode;
 };
 
 /* Renders config as text (malloc'd, NUL-terminated). Returns NULL on no memory. */

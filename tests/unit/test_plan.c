@@ -131,8 +131,8 @@ static void each_setting_reaches_exactly_its_plane(void **state)
         {POLICY_CONTROL_CIPHER_SUITES_TLS_1_3, "TLS_AES_256_GCM_SHA384", "cm api exporter"},
         {POLICY_DATA_CIPHER_SUITES_TLS_1_3, "TLS_AES_256_GCM_SHA384", "proxy redis"},
         {POLICY_SENTINEL_CIPHER_SUITES, "ECDHE-ECDSA-AES256-GCM-SHA384", "sentinel"},
-        /* Not part of any rendered TLS context yet: nothing reloads. */
-        {POLICY_SENTINEL_TLS_MODE, "required", ""},
+        /* sentinel_tls_mode is rendered for the sentinel; http_support is not rendered yet. */
+        {POLICY_SENTINEL_TLS_MODE, "required", "sentinel"},
         {POLICY_HTTP_SUPPORT, "disabled", ""},
         /* The value in force already: nothing changes. */
         {POLICY_MIN_CONTROL_TLS_VERSION, "1.2", ""},

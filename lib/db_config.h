@@ -1,0 +1,75 @@
+/* The rendered database list: the file certvisord writes for the proxy and sentinel_service. */
+#ifndef CERTVISOR_DB_CONFIG_H
+#define CERTVISOR_DB_CONFIG_H
+
+#include "tls_config.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* How a database's endpoint speaks to its clients. */
+enum db_tls_mode {
+    DB_TLS_ENABLED,     /* TLS only */
+    DB_TLS_DISABLED,    /* plain only */
+    DB_TLS_REPLICA_SSL, /* plain for clients; TLS (with a client certificate) for replication */
+};
+
+/*
+ * One database, as the proxy serves it. The file is text: a "[name]" line
+ * opens each database, then "key = value" lines in this order:
+ *   listen, port, advertise, shard, shard_tls, shard_cert_file, shard_key_file,
+ *   shard_ca_file, tls_mode, client_verify, client_ca_file
+ * Optional values are omitted when unset. Databases come in name order, so
+ * the same list always renders to the same bytes.
+ */
+struct db_config {
+    char *name;            /* [a-z0-9_-], at most 63 characters */
+    char *listen;          /* the address the proxy binds: "0.0.0.0", "::", "127.0.0.1" */
+    int port;              /* the endpoint's port */
+    char *advertise;       /* the host clients are told to use (sentinel answers) */
+    char *shard;           /* the Redis shard's host, as "host:port" ("[::1]:port" for IPv6) */
+    bool shard_tls;        /* the proxy reaches the shard over TLS, as a client: */
+    char *shard_cert_file; /* its client certificate (data_internode_encryption) */
+    char *shard_key_file;
+    char *shard_ca_file; /* the CAs the shard's certificate is verified against */
+    enum db_tls_mode tls_mode;
+    enum tls_verify client_verify; /* client certificates (TLS_VERIFY_NONE: not asked for) */
+    char *client_ca_file;          /* the CAs or certificates client certificates must chain to */
+};
+
+struct db_list {
+    struct db_config *dbs;
+    size_t n;
+};
+
+/* Renders the list as text (malloc'd). NULL when out of memory. */
+char *db_list_render(const struct db_list *list);
+
+/*
+ * Parses rendered text into list (which the caller frees with
+ * db_list_clear). Returns 0, or CV_EINVALID_TLS with "line N: problem" in
+ * err: a key outside a database, an unknown key, a bad value, a database
+ * without port or shard, a name or port used twice, shard_tls without its
+ * files, client_verify without client_ca_file.
+ */
+int db_list_parse(const char *text, struct db_list *list, char *err, size_t err_len);
+
+/* Reads and parses a file (at most 1 MiB). Errors name the path. */
+int db_list_read(const char *path, struct db_list *list, char *err, size_t err_len);
+
+void db_list_clear(struct db_list *list);
+
+/* Returns the database called name, or NULL. */
+const struct db_config *db_list_find(const struct db_list *list, const char *name);
+
+/* "enabled", "disabled", "replica_ssl", and back. parse returns 0 or -EINVAL. */
+const char *db_tls_mode_name(enum db_tls_mode mode);
+int db_tls_mode_parse(const char *text, enum db_tls_mode *ret_mode);
+
+/*
+ * Splits "host:port" or "[v6]:port" into host (written into host_buf) and
+ * port. Returns 0 or -EINVAL.
+ */
+int db_split_address(const char *address, char *host_buf, size_t host_len, int *ret_port);
+
+#endif
