@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <sys/types.h>
+#include <time.h>
 
 struct service;
 struct certs;
@@ -31,6 +32,11 @@ struct agent {
     struct event *signal_events[4];
     struct event *watchdog_timer;
     struct event *removal_event; /* frees removed services outside their own transitions */
+    struct {
+        time_t at;       /* when the last change finished (0: none yet) */
+        bool ok;         /* applied, or refused / rolled back */
+        unsigned long applied, failed; /* changes since start-up, by outcome */
+    } last_apply;
     const char *prefix_override; /* --prefix, kept for configuration reloads */
     bool under_systemd;          /* NOTIFY_SOCKET was set for the agent itself */
     bool ready_sent;

@@ -377,6 +377,17 @@ static void finish(struct apply_run *run)
     run_next(agent);
 }
 
+/* For the metrics: when the last change ended, and how. A refused request is not a change. */
+static void record_outcome(struct agent *agent, bool ok)
+{
+    agent->last_apply.at = time(NULL);
+    agent->last_apply.ok = ok;
+    if (ok)
+        agent->last_apply.applied++;
+    else
+        agent->last_apply.failed++;
+}
+
 static void fail_all(struct apply_run *run, int exit_status, const char *message)
 {
     for (size_t i = 0; i < run->n_requests; i++)
@@ -446,6 +457,7 @@ static void succeed(struct apply_run *run)
     char *services = json_dumps(run->done_services, JSON_COMPACT);
 
     apply_hook("finishing");
+    record_outcome(agent, true);
     for (size_t i = 0; i < run->n_changes; i++) {
         struct cert_change *change = &run->changes[i];
 
@@ -584,6 +596,7 @@ static void step(struct apply_run *run)
         for (size_t i = 0; i < run->n_requests; i++)
             if (!run->requests[i]->answered)
                 log_notice("audit: %s changed nothing: %s", run->requests[i]->who, message);
+        record_outcome(run->agent, false);
         fail_all(run, 1, message);
         return;
     }
