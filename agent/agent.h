@@ -33,10 +33,11 @@ struct agent {
     struct event *watchdog_timer;
     struct event *removal_event; /* frees removed services outside their own transitions */
     struct {
-        time_t at;       /* when the last change finished (0: none yet) */
-        bool ok;         /* applied, or refused / rolled back */
+        time_t at;                     /* when the last change finished (0: none yet) */
+        bool ok;                       /* applied, or refused / rolled back */
         unsigned long applied, failed; /* changes since start-up, by outcome */
     } last_apply;
+    time_t started_at;           /* wall clock at start-up, for the metrics */
     const char *prefix_override; /* --prefix, kept for configuration reloads */
     bool under_systemd;          /* NOTIFY_SOCKET was set for the agent itself */
     bool ready_sent;

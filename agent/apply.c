@@ -977,8 +977,18 @@ static json_t *files_of_service(const struct apply_run *run, const struct servic
     return files;
 }
 
+/* What this change renders from: the new configuration's databases when it is a reload. */
+static struct render_inputs render_inputs_of(const struct apply_run *run)
+{
+    const struct agent_config *config = run->new_config ? run->new_config : run->agent->config;
+
+    return (struct render_inputs){run->agent->certs, policy_in_use(run), &run->override,
+                                  config->databases, config->n_databases};
+}
+
 static int plan(struct apply_run *run, json_t **ret_plan, char *err, size_t err_len)
 {
+    struct render_inputs inputs;
     struct agent *agent = run->agent;
     struct service_config **configs;
     size_t n_configs;
@@ -986,6 +996,7 @@ static int plan(struct apply_run *run, json_t **ret_plan, char *err, size_t err_
     int r = 0;
 
     fill_override(run);
+    inputs = render_inputs_of(run);
     if (run->new_config) {
         configs = run->new_config->services;
         n_configs = run->new_config->n_services;
@@ -999,12 +1010,10 @@ static int plan(struct apply_run *run, json_t **ret_plan, char *err, size_t err_
         return -ENOMEM;
     }
     for (size_t i = 0; r == 0 && i < n_configs; i++)
-        r = render_files_compute(agent->certs, policy_in_use(run),
-                                 configs ? configs[i] : agent->services[i]->config, &run->override,
+        r = render_files_compute(&inputs, configs ? configs[i] : agent->services[i]->config,
                                  &run->rendered, err, err_len);
     if (r == 0)
-        r = rendered_set_validate(&run->rendered, agent->certs, policy_in_use(run), &run->override,
-                                  err, err_len);
+        r = rendered_set_validate(&run->rendered, &inputs, err, err_len);
     for (size_t i = 0; r == 0 && i < n_configs; i++) {
         const struct service_config *config = configs ? configs[i] : agent->services[i]->config;
         struct service *service = agent_find_service(agent, config->name);

@@ -233,19 +233,6 @@ struct section_place {
 };
 
 /* Whether line opens "certificate <name>" (the name quoted or not). */
-static bool opens_section(const char *line, const char *name)
-{
-    const char *p = line + strspn(line, " \t");
-    size_t len = strlen(name);
-
-    if (strncmp(p, "certificate", 11) != 0 || (p[11] != ' ' && p[11] != '\t'))
-        return false;
-    p += 11 + strspn(p + 11, " \t");
-    if (*p == '"')
-        p++;
-    return strncmp(p, name, len) == 0 && (p[len] == '\0' || strchr("\" \t{\n", p[len]));
-}
-
 static bool assigns(const char *line, const char *option)
 {
     const char *p = line + strspn(line, " \t");
@@ -274,7 +261,7 @@ static int find_section(const char *path, const char *name, struct section_place
         next = strchr(line, '\n');
         next = next ? next + 1 : NULL;
         number++;
-        if (opens_section(line, name)) {
+        if (conf_text_opens_section(line, "certificate", name)) {
             if (place->first) {
                 place->second = number;
                 break;

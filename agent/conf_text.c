@@ -134,3 +134,35 @@ int conf_text_option_line(const char *path, const char *option)
     fclose(f);
     return found;
 }
+
+bool conf_text_opens_section(const char *line, const char *kind, const char *title)
+{
+    const char *p = line + strspn(line, " \t");
+    size_t kind_len = strlen(kind), len = strlen(title);
+
+    if (strncmp(p, kind, kind_len) != 0 || (p[kind_len] != ' ' && p[kind_len] != '\t'))
+        return false;
+    p += kind_len + strspn(p + kind_len, " \t");
+    if (*p == '"')
+        p++;
+    return strncmp(p, title, len) == 0 && (p[len] == '\0' || strchr("\" \t{\n", p[len]));
+}
+
+int conf_text_section_line(const char *path, const char *kind, const char *title)
+{
+    char err[256], *text;
+    int number = 0, found = 0;
+
+    if (conf_text_load(path, &text, err, sizeof(err)) < 0)
+        return 0;
+    for (char *line = text, *next; line && !found; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        number++;
+        if (conf_text_opens_section(line, kind, title))
+            found = number;
+    }
+    free(text);
+    return found;
+}

@@ -46,7 +46,9 @@ static cfg_opt_t include_options[] = {
     CFG_SEC("certificates", conf_certificates_options, CFGF_MULTI),
     CFG_SEC("policy", conf_policy_options, CFGF_MULTI),
     /* No CFGF_NO_TITLE_DUPES: conf_external_cert_add() names both places of a duplicate. */
-    CFG_SEC("certificate", conf_certificate_options, CFGF_MULTI | CFGF_TITLE), CFG_END()};
+    CFG_SEC("certificate", conf_certificate_options, CFGF_MULTI | CFGF_TITLE),
+    CFG_SEC("database", conf_database_options, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+    CFG_END()};
 
 /* Collects libconfuse's messages, each prefixed with file:line, for one load. */
 static FILE *error_sink;
@@ -196,6 +198,7 @@ void config_free(struct agent_config *config)
     cert_settings_clear(&config->certs);
     policy_clear(&config->policy);
     external_certs_free(config->external_certs, config->n_external_certs);
+    database_decls_free(config->databases, config->n_databases);
     free(config);
 }
 
@@ -315,6 +318,9 @@ static int load_tls_sections(cfg_t *cfg, const char *path, struct agent_config *
         r = conf_external_cert_add(cfg_getnsec(cfg, "certificate", i), path,
                                    &config->external_certs, &config->n_external_certs, err,
                                    err_len);
+    for (unsigned i = 0; r == 0 && i < cfg_size(cfg, "database"); i++)
+        r = conf_database_add(cfg_getnsec(cfg, "database", i), path, &config->databases,
+                              &config->n_databases, err, err_len);
     return r;
 }
 

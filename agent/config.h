@@ -3,6 +3,7 @@
 #define CERTVISOR_CONFIG_H
 
 #include "conf_certs.h"
+#include "conf_databases.h"
 #include "log.h"
 #include "policy.h"
 #include "service_config.h"
@@ -43,6 +44,8 @@ struct agent_config {
     struct policy policy;       /* conf.d's policy sections (the state file comes later) */
     struct external_cert *external_certs; /* conf.d's "certificate <name>" sections */
     size_t n_external_certs;
+    struct database_decl *databases; /* conf.d's "database <name>" sections, in file order */
+    size_t n_databases;
 
     struct service_config **services; /* in file order */
     size_t n_services;

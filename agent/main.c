@@ -249,10 +249,12 @@ static int prepare_tls(struct agent *agent)
         return -1;
     }
     for (size_t i = 0; i < config->n_services; i++) {
+        struct render_inputs inputs = {agent->certs, &config->policy, NULL, config->databases,
+                                       config->n_databases};
         bool changed;
 
-        r = render_files_write(agent->certs, &config->policy, config->services[i],
-                               config_service_gid(config), &changed, err, sizeof(err));
+        r = render_files_write(&inputs, config->services[i], config_service_gid(config), &changed,
+                               err, sizeof(err));
         if (r < 0) {
             log_error("Cannot render the TLS configuration: %s", err);
             return -1;
@@ -266,6 +268,7 @@ static int start_agent(struct agent *agent)
     char err[512];
     int r;
 
+    agent->started_at = time(NULL);
     if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
         log_warning("Cannot become a child subreaper: %s", strerror(errno));
     agent->base = event_base_new();

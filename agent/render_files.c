@@ -5,6 +5,7 @@
 #include "cv_error.h"
 #include "fsutil.h"
 #include "render.h"
+#include "render_databases.h"
 #include "tls_context.h"
 
 #include <errno.h>
@@ -55,29 +56,24 @@ static int ensure_parent(const char *path, gid_t group)
     return 0;
 }
 
-/* The files a certificate is served from: its current generation, or the override's. */
-static int files_of(struct certs *certs, const char *name, const struct render_override *override,
-                    char *cert, size_t cert_len, char *key, size_t key_len)
+int render_cert_files(const struct render_inputs *in, const char *name, char *cert_path,
+                      size_t cert_len, char *key_path, size_t key_len)
 {
+    const struct render_override *override = in->override;
+
+    if (strcmp(name, CERT_CLUSTER_CA) == 0 && !key_path) {
+        snprintf(cert_path, cert_len, "%s", in->certs->ca_export_path);
+        return 0;
+    }
     for (size_t i = 0; override && i < override->n; i++) {
         if (strcmp(override->certs[i].name, name) != 0)
             continue;
         if (override->certs[i].removed)
             return -ENOENT;
-        return certstore_paths(certs->store, name, override->certs[i].generation, cert, cert_len,
-                               key, key_len);
+        return certstore_paths(in->certs->store, name, override->certs[i].generation, cert_path,
+                               cert_len, key_path, key_len);
     }
-    return certs_current_files(certs, name, cert, cert_len, key, key_len);
-}
-
-static int trust_file(struct certs *certs, const char *trust,
-                      const struct render_override *override, char *buf, size_t len)
-{
-    if (strcmp(trust, CERT_CLUSTER_CA) == 0) {
-        snprintf(buf, len, "%s", certs->ca_export_path);
-        return 0;
-    }
-    return files_of(certs, trust, override, buf, len, NULL, 0);
+    return certs_current_files(in->certs, name, cert_path, cert_len, key_path, key_len);
 }
 
 struct spec_files {
@@ -87,12 +83,11 @@ struct spec_files {
     struct render_files files;
 };
 
-static int resolve(struct certs *certs, const char *service, const struct tls_spec *spec,
-                   const struct render_override *override, struct spec_files *f, char *err,
-                   size_t err_len)
+static int resolve(const struct render_inputs *in, const char *service, const struct tls_spec *spec,
+                   struct spec_files *f, char *err, size_t err_len)
 {
-    int r = files_of(certs, spec->certificate, override, f->cert, sizeof(f->cert), f->key,
-                     sizeof(f->key));
+    int r =
+        render_cert_files(in, spec->certificate, f->cert, sizeof(f->cert), f->key, sizeof(f->key));
 
     f->files = (struct render_files){f->cert, f->key, NULL};
     if (r < 0) {
@@ -101,7 +96,7 @@ static int resolve(struct certs *certs, const char *service, const struct tls_sp
         return r;
     }
     if (spec->trust) {
-        r = trust_file(certs, spec->trust, override, f->ca, sizeof(f->ca));
+        r = render_cert_files(in, spec->trust, f->ca, sizeof(f->ca), NULL, 0);
         if (r < 0) {
             snprintf(err, err_len, "service '%s': trusts '%s', which is not set", service,
                      spec->trust);
@@ -112,36 +107,56 @@ static int resolve(struct certs *certs, const char *service, const struct tls_sp
     return 0;
 }
 
-int render_files_compute(struct certs *certs, const struct policy *policy,
-                         const struct service_config *service,
-                         const struct render_override *override, struct rendered_set *set,
-                         char *err, size_t err_len)
+/* Appends a rendered file to set, with what it holds now. Takes output and text. */
+static int append_file(struct rendered_set *set, const struct service_config *owner,
+                       const struct tls_spec *spec, char *output, char *text)
+{
+    struct rendered_file *grown = realloc(set->files, (set->n_files + 1) * sizeof(*grown));
+    struct rendered_file *file;
+
+    if (!grown || !output || !text) {
+        free(output);
+        free(text);
+        if (grown)
+            set->files = grown;
+        return -ENOMEM;
+    }
+    set->files = grown;
+    file = &set->files[set->n_files++];
+    memset(file, 0, sizeof(*file));
+    file->spec = spec;
+    file->owner = owner;
+    file->output = output;
+    file->text = text;
+    file->previous = read_text(output);
+    file->changed = !file->previous || strcmp(file->previous, file->text) != 0;
+    return 0;
+}
+
+int render_files_compute(const struct render_inputs *in, const struct service_config *service,
+                         struct rendered_set *set, char *err, size_t err_len)
 {
     for (size_t i = 0; i < service->n_tls; i++) {
         const struct tls_spec *spec = &service->tls[i];
-        struct rendered_file *grown, *file;
         struct spec_files f;
-        int r = resolve(certs, service->name, spec, override, &f, err, err_len);
+        char *text = NULL;
+        int r = resolve(in, service->name, spec, &f, err, err_len);
 
+        if (r == 0)
+            r = render_text(spec, &f.files, in->policy, &text);
+        if (r == 0)
+            r = append_file(set, service, spec, strdup(spec->output), text);
         if (r < 0)
             return r;
-        grown = realloc(set->files, (set->n_files + 1) * sizeof(*grown));
-        if (!grown)
-            return -ENOMEM;
-        set->files = grown;
-        file = &set->files[set->n_files];
-        memset(file, 0, sizeof(*file));
-        file->spec = spec;
-        file->service = service->name;
-        file->output = strdup(spec->output);
-        r = render_text(spec, &f.files, policy, &file->text);
-        if (r < 0 || !file->output) {
-            free(file->output);
-            return r < 0 ? r : -ENOMEM;
-        }
-        set->n_files++;
-        file->previous = read_text(file->output);
-        file->changed = !file->previous || strcmp(file->previous, file->text) != 0;
+    }
+    if (service->databases_output) {
+        char *text = NULL;
+        int r = render_databases_text(in, service->name, &text, err, err_len);
+
+        if (r == 0)
+            r = append_file(set, service, NULL, strdup(service->databases_output), text);
+        if (r < 0)
+            return r;
     }
     return 0;
 }
@@ -149,33 +164,41 @@ int render_files_compute(struct certs *certs, const struct policy *policy,
 bool rendered_set_changes(const struct rendered_set *set, const struct service_config *service)
 {
     for (size_t i = 0; i < set->n_files; i++)
-        for (size_t t = 0; t < service->n_tls; t++)
-            if (set->files[i].changed && set->files[i].spec == &service->tls[t])
-                return true;
+        if (set->files[i].changed && set->files[i].owner == service)
+            return true;
     return false;
 }
 
-int rendered_set_validate(const struct rendered_set *set, struct certs *certs,
-                          const struct policy *policy, const struct render_override *override,
-                          char *err, size_t err_len)
+/* Builds the context a service will build from one rendered TLS file. */
+static int validate_tls_file(const struct rendered_file *file, const struct render_inputs *in,
+                             char *reason, size_t reason_len)
+{
+    struct tls_config *config = NULL;
+    struct spec_files f;
+    SSL_CTX *ctx = NULL;
+    int r = resolve(in, file->owner->name, file->spec, &f, reason, reason_len);
+
+    if (r == 0)
+        r = render_tls_config(file->spec, &f.files, in->policy, &config);
+    if (r == 0)
+        r = tls_context_build(config, TLS_ROLE_SERVER, &ctx, reason, reason_len);
+    SSL_CTX_free(ctx);
+    tls_config_free(config);
+    return r;
+}
+
+int rendered_set_validate(const struct rendered_set *set, const struct render_inputs *in, char *err,
+                          size_t err_len)
 {
     for (size_t i = 0; i < set->n_files; i++) {
         const struct rendered_file *file = &set->files[i];
-        struct tls_config *config = NULL;
-        struct spec_files f;
         char reason[1024] = "";
-        SSL_CTX *ctx = NULL;
         int r;
 
         if (!file->changed)
             continue;
-        r = resolve(certs, file->service, file->spec, override, &f, reason, sizeof(reason));
-        if (r == 0)
-            r = render_tls_config(file->spec, &f.files, policy, &config);
-        if (r == 0)
-            r = tls_context_build(config, TLS_ROLE_SERVER, &ctx, reason, sizeof(reason));
-        SSL_CTX_free(ctx);
-        tls_config_free(config);
+        r = file->spec ? validate_tls_file(file, in, reason, sizeof(reason))
+                       : render_databases_validate(file->text, in->policy, reason, sizeof(reason));
         if (r < 0) {
             snprintf(err, err_len, "%s would not load: %s", file->output,
                      r == CV_EINVALID_TLS || *reason ? reason : strerror(-r));
@@ -226,12 +249,11 @@ void rendered_set_clear(struct rendered_set *set)
     set->n_files = 0;
 }
 
-int render_files_write(struct certs *certs, const struct policy *policy,
-                       const struct service_config *service, gid_t group, bool *ret_changed,
-                       char *err, size_t err_len)
+int render_files_write(const struct render_inputs *in, const struct service_config *service,
+                       gid_t group, bool *ret_changed, char *err, size_t err_len)
 {
     struct rendered_set set = {0};
-    int r = render_files_compute(certs, policy, service, NULL, &set, err, err_len);
+    int r = render_files_compute(in, service, &set, err, err_len);
 
     if (r == 0)
         r = rendered_set_write(&set, false, group, err, err_len);

@@ -1,6 +1,8 @@
 /* One service's settings from a conf.d section: the libconfuse table, validation, conversion. */
 #include "service_config.h"
 
+#include "conf_text.h"
+
 #include "cert_names.h"
 #include "cv_error.h"
 
@@ -46,6 +48,7 @@ cfg_opt_t service_config_options[] = {CFG_STR("command", NULL, CFGF_NODEFAULT),
                                       CFG_STR("stdout", "auto", CFGF_NONE),
                                       CFG_STR("stderr", "auto", CFGF_NONE),
                                       CFG_SEC("tls", tls_options, CFGF_MULTI),
+                                      CFG_STR("databases_output", NULL, CFGF_NODEFAULT),
                                       CFG_END()};
 
 static const struct {
@@ -306,6 +309,7 @@ void service_config_free(struct service_config *config)
     }
     free(config->tls);
     free(config->fingerprint);
+    free(config->databases_output);
     free(config);
 }
 
@@ -457,6 +461,8 @@ static char *build_fingerprint(cfg_t *section, const struct service_config *conf
         fprintf(f, "env %s\n", *p);
     for (size_t i = 0; i < config->n_tls; i++)
         fprintf(f, "tls output %s\n", config->tls[i].output);
+    if (config->databases_output)
+        fprintf(f, "databases output %s\n", config->databases_output);
     fprintf(f, "dir %s\nuser %s\ngroup %s\nout %s\nerr %s\n", config->directory,
             config->user ? config->user : "", config->group ? config->group : "",
             config->stdout_target.path, config->stderr_target.path);
@@ -486,6 +492,14 @@ static int convert(cfg_t *section, const struct expand_vars *vars, struct servic
     config->directory = expand_string(cfg_getstr(section, "directory"), vars);
     if (!config->environment || !config->after || !config->directory)
         return -ENOMEM;
+    if (cfg_size(section, "databases_output") &&
+        !(config->databases_output = expand_string(cfg_getstr(section, "databases_output"), vars)))
+        return -ENOMEM;
+    if (config->databases_output && config->databases_output[0] != '/') {
+        snprintf(err, err_len, "databases_output '%s' is not an absolute path",
+                 config->databases_output);
+        return CV_ECONFIG;
+    }
     if (config->directory[0] != '/') {
         snprintf(err, err_len, "directory '%s' is not an absolute path", config->directory);
         return CV_ECONFIG;
@@ -541,37 +555,6 @@ static int convert(cfg_t *section, const struct expand_vars *vars, struct servic
     return convert_tls_sections(section, vars, config, err, err_len);
 }
 
-/*
- * libconfuse records the line where a section closes; messages should point
- * at the line that opens it, so look for "service <name>" in the file.
- */
-static int section_start_line(const char *path, const char *name, int fallback)
-{
-    FILE *f = fopen(path, "re");
-    char line[1024];
-    int number = 0, found = fallback;
-    size_t name_len = strlen(name);
-
-    if (!f)
-        return fallback;
-    while (fgets(line, sizeof(line), f)) {
-        char *p = line + strspn(line, " \t");
-
-        number++;
-        if (strncmp(p, "service", 7) != 0 || !strchr(" \t", p[7]))
-            continue;
-        p += 7 + strspn(p + 7, " \t");
-        if (*p == '"')
-            p++;
-        if (strncmp(p, name, name_len) == 0 && strchr("\" \t{\n", p[name_len])) {
-            found = number;
-            break;
-        }
-    }
-    fclose(f);
-    return found;
-}
-
 static bool valid_service_name(const char *name)
 {
     if (!*name || strlen(name) > 64)
@@ -600,7 +583,10 @@ int service_config_from_cfg(cfg_t *section, const char *source_file, struct expa
         service_config_free(config);
         return -ENOMEM;
     }
-    config->source_line = section_start_line(config->source_file, name, section->line);
+    /* libconfuse records where a section closes; operators look for where it opens. */
+    config->source_line = conf_text_section_line(config->source_file, "service", name);
+    if (!config->source_line)
+        config->source_line = section->line;
     if (!valid_service_name(name)) {
         snprintf(reason, sizeof(reason),
                  "invalid service name (use letters, digits, '_', '-' and '.'; not 'all')");

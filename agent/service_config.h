@@ -39,6 +39,7 @@ struct service_config {
     struct output_target stderr_target;
     struct tls_spec *tls; /* the TLS configurations rendered for it, one per "tls" section */
     size_t n_tls;
+    char *databases_output; /* where the database list is rendered for it, or NULL */
     char *fingerprint; /* every setting in one string; equal fingerprints mean equal settings */
 };
 

@@ -170,6 +170,11 @@ static bool valid_name(const char *name, size_t len)
     return true;
 }
 
+bool db_config_name_valid(const char *name)
+{
+    return valid_name(name, strlen(name));
+}
+
 /* The string settings: where each goes. */
 static char **string_slot(struct db_config *db, const struct kv_line *line)
 {

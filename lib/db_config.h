@@ -59,6 +59,9 @@ int db_list_read(const char *path, struct db_list *list, char *err, size_t err_l
 
 void db_list_clear(struct db_list *list);
 
+/* True when name is a valid database name: [a-z0-9_-], 1 to 63 characters. */
+bool db_config_name_valid(const char *name);
+
 /* Returns the database called name, or NULL. */
 const struct db_config *db_list_find(const struct db_list *list, const char *name);
 

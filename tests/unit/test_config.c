@@ -1131,6 +1131,80 @@ static void two_tls_sections_writing_one_file(void **state)
                  "give each tls section its own output");
 }
 
+static void database_sections(void **state)
+{
+    struct fixture *fx = *state;
+    struct agent_config *config = NULL;
+    char *error = NULL;
+
+    write_file(fx, "certvisor.conf", "");
+    write_file(fx, "conf.d/db.conf",
+               "database db1 {\n"
+               "    port = 12000\n"
+               "    shard = \"127.0.0.1:12100\"\n"
+               "}\n"
+               "database \"orders\" {\n"
+               "    port = 12001\n"
+               "    listen = \"127.0.0.1\"\n"
+               "    advertise = \"db.example.com\"\n"
+               "    shard = \"[::1]:12101\"\n"
+               "    shard_tls = true\n"
+               "    tls_mode = replica_ssl\n"
+               "    client_auth = require\n"
+               "    client_trust = cluster_ca\n"
+               "}\n");
+    assert_int_equal(config_load(fx->main_path, NULL, &config, &error), 0);
+    assert_int_equal(config->n_databases, 2);
+    assert_string_equal(config->databases[0].name, "db1");
+    assert_string_equal(config->databases[0].listen, "0.0.0.0");
+    assert_null(config->databases[0].advertise);
+    assert_int_equal(config->databases[0].tls_mode, DB_TLS_ENABLED);
+    assert_int_equal(config->databases[0].client_auth, TLS_VERIFY_NONE);
+    assert_true(config->databases[1].shard_tls);
+    assert_int_equal(config->databases[1].tls_mode, DB_TLS_REPLICA_SSL);
+    assert_int_equal(config->databases[1].client_auth, TLS_VERIFY_REQUIRE);
+    assert_string_equal(config->databases[1].client_trust, "cluster_ca");
+    config_free(config);
+}
+
+static void database_errors(void **state)
+{
+    static const struct {
+        const char *body;
+        const char *needle;
+    } cases[] = {
+        {"    shard = \"h:1\"\n", "port is required"},
+        {"    port = 1\n", "shard is required as \"host:port\""},
+        {"    port = 1\n    shard = \"::1:5\"\n", "shard is required"},
+        {"    port = 1\n    shard = \"h:1\"\n    listen = \"localhost\"\n",
+         "listen 'localhost' is not an IPv4 or IPv6 address"},
+        {"    port = 1\n    shard = \"h:1\"\n    tls_mode = maybe\n",
+         "tls_mode 'maybe' is not enabled, disabled or replica_ssl"},
+        {"    port = 1\n    shard = \"h:1\"\n    client_auth = yes\n",
+         "client_auth 'yes' is not none, optional or require"},
+        {"    port = 1\n    shard = \"h:1\"\n    client_trust = ca.pem\n",
+         "client_trust 'ca.pem' is not mtls_trusted_ca, cluster_ca or an absolute path"},
+        {"    port = 1\n    shard = \"h:1\"\n    tls_mode = disabled\n    client_auth = "
+         "require\n",
+         "client_auth needs TLS"},
+    };
+    struct fixture *fx = *state;
+
+    write_file(fx, "certvisor.conf", "");
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char text[512];
+
+        snprintf(text, sizeof(text), "\ndatabase db1 {\n%s}\n", cases[i].body);
+        write_file(fx, "conf.d/db.conf", text);
+        expect_error(fx, "conf.d/db.conf", 2, "database 'db1': ", cases[i].needle);
+    }
+    write_file(fx, "conf.d/db.conf",
+               "database a {\n    port = 1\n    shard = \"h:1\"\n}\n"
+               "database b {\n    port = 1\n    shard = \"h:2\"\n}\n");
+    expect_error(fx, "conf.d/db.conf", 5, "database 'b': its endpoint is already defined at",
+                 "db.conf:1");
+}
+
 #define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -1197,6 +1271,8 @@ int main(void)
         TEST(duplicate_certificate_in_one_file),
         TEST(duplicate_certificate_across_two_files),
         TEST(two_tls_sections_writing_one_file),
+        TEST(database_sections),
+        TEST(database_errors),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

@@ -12,6 +12,7 @@
 #include "unit_util.h"
 
 #include "certs.h"
+#include "cv_error.h"
 #include "conf_certs.h"
 #include "policy.h"
 #include "render_files.h"
@@ -75,9 +76,11 @@ static int setup(void **state)
         fx->services[i].tls = &fx->specs[i];
         fx->services[i].n_tls = 1;
         /* What the services run with before the change. */
-        assert_int_equal(render_files_write(fx->certs, &fx->policy, &fx->services[i], (gid_t)-1,
-                                            &changed, err, sizeof(err)),
-                         0);
+        struct render_inputs inputs = {fx->certs, &fx->policy, NULL, NULL, 0};
+
+        assert_int_equal(
+            render_files_write(&inputs, &fx->services[i], (gid_t)-1, &changed, err, sizeof(err)),
+            0);
     }
     *state = fx;
     return 0;
@@ -98,16 +101,16 @@ static int teardown(void **state)
 static void affected(struct fixture *fx, const struct policy *policy,
                      const struct render_override *override, char *buf, size_t len)
 {
+    struct render_inputs inputs = {fx->certs, policy, override, NULL, 0};
     struct rendered_set set = {0};
     char err[512];
     size_t used = 0;
 
     buf[0] = '\0';
     for (size_t i = 0; i < NODE_SIZE; i++)
-        assert_int_equal(render_files_compute(fx->certs, policy, &fx->services[i], override, &set,
-                                              err, sizeof(err)),
+        assert_int_equal(render_files_compute(&inputs, &fx->services[i], &set, err, sizeof(err)),
                          0);
-    assert_int_equal(rendered_set_validate(&set, fx->certs, policy, override, err, sizeof(err)), 0);
+    assert_int_equal(rendered_set_validate(&set, &inputs, err, sizeof(err)), 0);
     for (size_t i = 0; i < NODE_SIZE; i++)
         if (rendered_set_changes(&set, &fx->services[i]))
             used += (size_t)snprintf(buf + used, len - used, "%s%s", used ? " " : "", node[i].name);
@@ -189,6 +192,53 @@ static void a_certificate_reaches_every_service_that_serves_it(void **state)
     cert_settings_clear(&settings);
 }
 
+/* A database list is rendered for the services that ask for it, with the files it needs. */
+static void databases_reach_the_services_that_serve_them(void **state)
+{
+    struct fixture *fx = *state;
+    struct database_decl dbs[1] = {{
+        .name = "db1",
+        .listen = "127.0.0.1",
+        .port = 12000,
+        .shard = "127.0.0.1:12100",
+        .shard_tls = true,
+        .tls_mode = DB_TLS_ENABLED,
+        .client_auth = TLS_VERIFY_REQUIRE,
+        .client_trust = "mtls_trusted_ca",
+        .source = "db.conf:1",
+    }};
+    struct render_inputs inputs = {fx->certs, &fx->policy, NULL, dbs, 1};
+    struct service_config proxy = {.name = "proxy"};
+    struct rendered_set set = {0};
+    char output[160], err[1024];
+
+    snprintf(output, sizeof(output), "%s/proxy/databases.conf", fx->dir);
+    proxy.databases_output = output;
+    /* Its client trust is not set: refused, naming the database and the fix. */
+    assert_true(render_files_compute(&inputs, &proxy, &set, err, sizeof(err)) < 0);
+    assert_non_null(strstr(err, "database 'db1' (db.conf:1): client_trust 'mtls_trusted_ca' is "
+                                "not set"));
+    rendered_set_clear(&set);
+    dbs[0].client_trust = "cluster_ca";
+    assert_int_equal(render_files_compute(&inputs, &proxy, &set, err, sizeof(err)), 0);
+    assert_int_equal(set.n_files, 1);
+    assert_null(set.files[0].spec);
+    assert_true(set.files[0].changed && rendered_set_changes(&set, &proxy));
+    assert_non_null(strstr(set.files[0].text, "[db1]\nlisten = 127.0.0.1\nport = 12000\n"));
+    assert_non_null(strstr(set.files[0].text, "certs/data_internode_encryption/1/cert.pem"));
+    assert_non_null(strstr(set.files[0].text, "client_verify = require"));
+    assert_non_null(strstr(set.files[0].text, fx->certs->ca_export_path));
+    /* The proxy would load it: the CA file and the shard's client context are checked. */
+    assert_int_equal(rendered_set_validate(&set, &inputs, err, sizeof(err)), 0);
+    rendered_set_clear(&set);
+    /* A CA file that holds no certificate is refused before anything is written. */
+    dbs[0].client_trust = "/dev/null";
+    assert_int_equal(render_files_compute(&inputs, &proxy, &set, err, sizeof(err)), 0);
+    assert_int_equal(rendered_set_validate(&set, &inputs, err, sizeof(err)), CV_EINVALID_TLS);
+    assert_non_null(strstr(err, "client_ca_file /dev/null holds no certificate"));
+    rendered_set_clear(&set);
+}
+
 #define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -196,6 +246,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         TEST(each_setting_reaches_exactly_its_plane),
         TEST(a_certificate_reaches_every_service_that_serves_it),
+        TEST(databases_reach_the_services_that_serve_them),
     };
     return cmocka_run_group_tests_name("plan", tests, NULL, NULL);
 }

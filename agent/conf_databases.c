@@ -1,0 +1,155 @@
+/* The conf.d "database <name> { ... }" sections: the databases the proxy serves. */
+#include "conf_databases.h"
+
+#include "conf_text.h"
+#include "cv_error.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+cfg_opt_t conf_database_options[] = {CFG_INT("port", 0, CFGF_NONE),
+                                     CFG_STR("listen", "0.0.0.0", CFGF_NONE),
+                                     CFG_STR("advertise", NULL, CFGF_NODEFAULT),
+                                     CFG_STR("shard", NULL, CFGF_NODEFAULT),
+                                     CFG_BOOL("shard_tls", cfg_false, CFGF_NONE),
+                                     CFG_STR("tls_mode", "enabled", CFGF_NONE),
+                                     CFG_STR("client_auth", "none", CFGF_NONE),
+                                     CFG_STR("client_trust", "mtls_trusted_ca", CFGF_NONE),
+                                     CFG_END()};
+
+static const char *optional_str(cfg_t *section, const char *option)
+{
+    return cfg_size(section, option) ? cfg_getstr(section, option) : NULL;
+}
+
+static bool is_ip(const char *text)
+{
+    unsigned char buf[16];
+
+    return inet_pton(AF_INET, text, buf) == 1 || inet_pton(AF_INET6, text, buf) == 1;
+}
+
+static int parse_client_auth(const char *text, enum tls_verify *ret)
+{
+    static const char *const words[] = {"none", "optional", "require"};
+
+    for (size_t i = 0; i < 3; i++) {
+        if (strcmp(text, words[i]) == 0) {
+            *ret = (enum tls_verify)i;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+/* What is wrong with the section, into reason; "" when nothing. Fills decl's values. */
+static void check(cfg_t *section, struct database_decl *decl, char *reason, size_t len)
+{
+    const char *shard = optional_str(section, "shard");
+    const char *trust = cfg_getstr(section, "client_trust");
+    long port = cfg_getint(section, "port");
+    char host[256];
+    int shard_port;
+
+    *reason = '\0';
+    decl->port = (int)port;
+    decl->shard_tls = cfg_getbool(section, "shard_tls");
+    if (port < 1 || port > 65535)
+        snprintf(reason, len, "port is required: the endpoint's port, from 1 to 65535");
+    else if (!shard || db_split_address(shard, host, sizeof(host), &shard_port) < 0)
+        snprintf(reason, len,
+                 "shard is required as \"host:port\" (\"[::1]:port\" for IPv6): where the Redis "
+                 "shard listens");
+    else if (!is_ip(cfg_getstr(section, "listen")))
+        snprintf(reason, len, "listen '%s' is not an IPv4 or IPv6 address",
+                 cfg_getstr(section, "listen"));
+    else if (db_tls_mode_parse(cfg_getstr(section, "tls_mode"), &decl->tls_mode) < 0)
+        snprintf(reason, len, "tls_mode '%s' is not enabled, disabled or replica_ssl",
+                 cfg_getstr(section, "tls_mode"));
+    else if (parse_client_auth(cfg_getstr(section, "client_auth"), &decl->client_auth) < 0)
+        snprintf(reason, len, "client_auth '%s' is not none, optional or require",
+                 cfg_getstr(section, "client_auth"));
+    else if (strcmp(trust, "mtls_trusted_ca") != 0 && strcmp(trust, "cluster_ca") != 0 &&
+             trust[0] != '/')
+        snprintf(reason, len,
+                 "client_trust '%s' is not mtls_trusted_ca, cluster_ca or an absolute path to "
+                 "a PEM file",
+                 trust);
+    else if (decl->tls_mode == DB_TLS_DISABLED && decl->client_auth != TLS_VERIFY_NONE)
+        snprintf(reason, len, "client_auth needs TLS: it cannot be set with tls_mode disabled");
+}
+
+static void decl_clear(struct database_decl *decl)
+{
+    free(decl->name);
+    free(decl->listen);
+    free(decl->advertise);
+    free(decl->shard);
+    free(decl->client_trust);
+    free(decl->source);
+}
+
+int conf_database_add(cfg_t *section, const char *path, struct database_decl **dbs, size_t *n,
+                      char *err, size_t err_len)
+{
+    const char *name = cfg_title(section);
+    const char *advertise = optional_str(section, "advertise");
+    int line = conf_text_section_line(path, "database", name);
+    struct database_decl decl = {0}, *grown;
+    char reason[512];
+
+    if (!line)
+        line = section->line;
+    if (!db_config_name_valid(name)) {
+        snprintf(err, err_len,
+                 "%s:%d: database '%s': not a database name (a-z, 0-9, _ and -, at most 63)", path,
+                 line, name);
+        return CV_ECONFIG;
+    }
+    check(section, &decl, reason, sizeof(reason));
+    if (*reason) {
+        snprintf(err, err_len, "%s:%d: database '%s': %s", path, line, name, reason);
+        return CV_ECONFIG;
+    }
+    for (size_t i = 0; i < *n; i++) {
+        const struct database_decl *other = &(*dbs)[i];
+
+        if (strcmp(other->name, name) == 0 ||
+            (other->port == decl.port &&
+             strcmp(other->listen, cfg_getstr(section, "listen")) == 0)) {
+            snprintf(err, err_len, "%s:%d: database '%s': %s already defined at %s", path, line,
+                     name, strcmp(other->name, name) == 0 ? "the name is" : "its endpoint is",
+                     other->source);
+            return CV_ECONFIG;
+        }
+    }
+    decl.name = strdup(name);
+    decl.listen = strdup(cfg_getstr(section, "listen"));
+    decl.advertise = advertise ? strdup(advertise) : NULL;
+    decl.shard = strdup(cfg_getstr(section, "shard"));
+    decl.client_trust = strdup(cfg_getstr(section, "client_trust"));
+    if (asprintf(&decl.source, "%s:%d", path, line) < 0)
+        decl.source = NULL;
+    grown = decl.name && decl.listen && (decl.advertise || !advertise) && decl.shard &&
+                    decl.client_trust && decl.source
+                ? realloc(*dbs, (*n + 1) * sizeof(*grown))
+                : NULL;
+    if (!grown) {
+        decl_clear(&decl);
+        return -ENOMEM;
+    }
+    grown[*n] = decl;
+    *dbs = grown;
+    (*n)++;
+    return 0;
+}
+
+void database_decls_free(struct database_decl *dbs, size_t n)
+{
+    for (size_t i = 0; dbs && i < n; i++)
+        decl_clear(&dbs[i]);
+    free(dbs);
+}
