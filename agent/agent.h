@@ -15,6 +15,7 @@ struct certs;
 struct apply_queue;
 struct renewal;
 struct cert_watch;
+struct users;
 struct notify_server;
 struct control_server;
 
@@ -29,6 +30,7 @@ struct agent {
     struct apply_queue *apply;   /* changes waiting and the one being applied */
     struct renewal *renewal;     /* expiry checks */
     struct cert_watch *external; /* the files of external certificates */
+    struct users *users;         /* the REST API's users (state_dir/users.json) */
     struct event *signal_events[4];
     struct event *watchdog_timer;
     struct event *removal_event; /* frees removed services outside their own transitions */

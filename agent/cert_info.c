@@ -127,6 +127,23 @@ int cert_info_fingerprint(const char *pem, size_t len, char *buf, size_t buf_len
     return 0;
 }
 
+int cert_info_not_after(const char *pem, size_t len, time_t *ret_not_after)
+{
+    X509 *cert = first_certificate(pem, len);
+    struct tm tm;
+    int ok;
+
+    if (!cert)
+        return -EINVAL;
+    ok = ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm);
+    X509_free(cert);
+    ERR_clear_error();
+    if (!ok)
+        return -EINVAL;
+    *ret_not_after = timegm(&tm);
+    return 0;
+}
+
 json_t *cert_info_describe(const char *pem, size_t len, time_t now)
 {
     X509 *cert = first_certificate(pem, len);

@@ -23,4 +23,11 @@ json_t *cert_info_describe(const char *pem, size_t len, time_t now);
  */
 int cert_info_fingerprint(const char *pem, size_t len, char *buf, size_t buf_len);
 
+/*
+ * Sets *ret_not_after to the end of validity of the first certificate of a
+ * PEM text (Unix time). Returns 0, or -EINVAL when the text holds no
+ * certificate or its date cannot be read.
+ */
+int cert_info_not_after(const char *pem, size_t len, time_t *ret_not_after);
+
 #endif

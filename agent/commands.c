@@ -3,6 +3,8 @@
 
 #include "apply.h"
 #include "commands_certs.h"
+#include "commands_users.h"
+#include "commands_metrics.h"
 #include "cv_error.h"
 #include "log.h"
 #include "output.h"

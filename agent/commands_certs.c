@@ -158,13 +158,13 @@ static void on_abandoned(void *data)
 void commands_submit_change(struct agent *agent, struct control_conn *conn,
                             struct apply_request *request, json_t *options)
 {
-    char who[64];
+    char who[128];
 
     if (!request) {
         control_reply_error(conn, 1, "out of memory");
         return;
     }
-    snprintf(who, sizeof(who), "uid %u", (unsigned)control_conn_peer(conn)->uid);
+    control_peer_describe(control_conn_peer(conn), who, sizeof(who));
     control_on_abandon(conn, on_abandoned, conn);
     apply_submit(agent, request, who, json_is_true(json_object_get(options, "dry_run")), on_applied,
                  conn);
@@ -229,6 +229,7 @@ void handle_cluster_certificate_csr(struct agent *agent, struct control_conn *co
     json_t *san_list = json_object_get(options, "sans");
     const struct cert_name *entry;
     const char *sans[CSR_SANS_MAX];
+    char who[128];
     size_t n_sans = 0;
     char err[1024], *csr = NULL;
     json_t *value;
@@ -271,8 +272,8 @@ void handle_cluster_certificate_csr(struct agent *agent, struct control_conn *co
         control_reply_error(conn, 1, "cannot make a CSR for '%s': %s", name, err);
         return;
     }
-    log_notice("audit: uid %u made a new pending key and CSR for '%s'",
-               (unsigned)control_conn_peer(conn)->uid, entry->name);
+    control_peer_describe(control_conn_peer(conn), who, sizeof(who));
+    log_notice("audit: %s made a new pending key and CSR for '%s'", who, entry->name);
     control_reply(conn, json_pack("{s:i, s:s, s:s}", "exit", 0, "name", entry->name, "csr", csr));
     free(csr);
 }

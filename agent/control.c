@@ -6,6 +6,7 @@
 #include "cv_error.h"
 #include "fsutil.h"
 #include "log.h"
+#include "users.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -40,8 +41,9 @@ struct control_conn {
     struct control_conn **prev_next;
     struct control_server *server;
     struct bufferevent *bev;
-    struct control_peer peer;
-    bool busy; /* a request is being answered */
+    struct control_peer socket_peer; /* who is at the other end, as the kernel says */
+    struct control_peer peer;        /* whom the request being answered acts for */
+    bool busy;                       /* a request is being answered */
     void (*abandon_fn)(void *data);
     void *abandon_data;
 };
@@ -117,6 +119,57 @@ void control_on_abandon(struct control_conn *conn, void (*fn)(void *data), void 
     conn->abandon_data = data;
 }
 
+void control_peer_describe(const struct control_peer *peer, char *buf, size_t len)
+{
+    if (*peer->rest_user)
+        snprintf(buf, len, "REST user '%s' (uid %u)", peer->rest_user, (unsigned)peer->uid);
+    else
+        snprintf(buf, len, "uid %u", (unsigned)peer->uid);
+}
+
+/*
+ * A request that carries "as_user": {"name", "password"} acts for that REST
+ * user, with the user's role. Returns true to go on; false when the request
+ * was answered (failed or throttled sign-in).
+ */
+static bool act_as_rest_user(struct control_conn *conn, json_t *as_user)
+{
+    struct agent *agent = conn->server->agent;
+    const char *name = json_string_value(json_object_get(as_user, "name"));
+    const char *password = json_string_value(json_object_get(as_user, "password"));
+    enum user_role role = USER_ROLE_VIEWER;
+    long retry_after = 0;
+    enum user_check check;
+
+    if (!name || !password || strlen(name) >= sizeof(conn->peer.rest_user)) {
+        control_reply_error(conn, 2, "as_user needs a string 'name' and 'password'");
+        return false;
+    }
+    check = agent->users
+                ? users_check(agent->users, name, password, time(NULL), &role, &retry_after)
+                : USER_CHECK_FAILED;
+    if (check == USER_CHECK_THROTTLED) {
+        log_notice("REST sign-in for '%s' refused: locked for %ld s after repeated failures "
+                   "(via uid %u)",
+                   name, retry_after, (unsigned)conn->socket_peer.uid);
+        control_reply(conn, json_pack("{s:i, s:s, s:s, s:I}", "exit", 4, "error",
+                                      "too many failed sign-ins: try again later", "auth",
+                                      "throttled", "retry_after", (json_int_t)retry_after));
+        return false;
+    }
+    if (check != USER_CHECK_OK) {
+        log_notice("REST sign-in failed for '%s' (via uid %u)", name,
+                   (unsigned)conn->socket_peer.uid);
+        control_reply(conn, json_pack("{s:i, s:s, s:s}", "exit", 4, "error",
+                                      "authentication failed: unknown user or wrong password",
+                                      "auth", "failed"));
+        return false;
+    }
+    conn->peer.admin = role == USER_ROLE_ADMIN;
+    snprintf(conn->peer.rest_user, sizeof(conn->peer.rest_user), "%s", name);
+    return true;
+}
+
 static void dispatch(struct control_conn *conn, json_t *request)
 {
     json_t *command = json_object_get(request, "command");
@@ -131,6 +184,10 @@ static void dispatch(struct control_conn *conn, json_t *request)
                             "object 'options'");
         return;
     }
+    conn->peer = conn->socket_peer;
+    if (json_object_get(request, "as_user") &&
+        !act_as_rest_user(conn, json_object_get(request, "as_user")))
+        return;
     index = control_command_lookup(json_string_value(command));
     if (index < 0) {
         control_reply_error(conn, 2, "unknown command '%s' (see 'certvisorctl help')",
@@ -138,12 +195,19 @@ static void dispatch(struct control_conn *conn, json_t *request)
         return;
     }
     if (control_command_table[index].access == CONTROL_ACCESS_ADMIN && !conn->peer.admin) {
-        log_notice("Refused '%s' from uid %u (pid %d): not an administrator",
-                   json_string_value(command), (unsigned)conn->peer.uid, (int)conn->peer.pid);
-        control_reply_error(conn, 4,
-                            "permission denied: '%s' needs root, certvisord's own user or "
-                            "membership of the admin group",
-                            json_string_value(command));
+        char who[128];
+
+        control_peer_describe(&conn->peer, who, sizeof(who));
+        log_notice("Refused '%s' from %s (pid %d): not an administrator",
+                   json_string_value(command), who, (int)conn->peer.pid);
+        if (*conn->peer.rest_user)
+            control_reply_error(conn, 4, "permission denied: '%s' needs a user with the admin role",
+                                json_string_value(command));
+        else
+            control_reply_error(conn, 4,
+                                "permission denied: '%s' needs root, certvisord's own user or "
+                                "membership of the admin group",
+                                json_string_value(command));
         return;
     }
     if (control_command_table[index].access == CONTROL_ACCESS_ADMIN &&
@@ -154,8 +218,11 @@ static void dispatch(struct control_conn *conn, json_t *request)
     if (control_command_table[index].access == CONTROL_ACCESS_ADMIN) {
         char *args_text = args ? json_dumps(args, JSON_COMPACT) : NULL;
 
-        log_info("Control: uid %u (pid %d) requested %s %s", (unsigned)conn->peer.uid,
-                 (int)conn->peer.pid, json_string_value(command), args_text ? args_text : "[]");
+        char who[128];
+
+        control_peer_describe(&conn->peer, who, sizeof(who));
+        log_info("Control: %s (pid %d) requested %s %s", who, (int)conn->peer.pid,
+                 json_string_value(command), args_text ? args_text : "[]");
         free(args_text);
     }
     args = args ? json_incref(args) : json_array();
@@ -242,10 +309,11 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
         return;
     }
     conn->server = server;
-    conn->peer.uid = cred.uid;
-    conn->peer.gid = cred.gid;
-    conn->peer.pid = cred.pid;
-    conn->peer.admin = peer_is_admin(server, client, &cred);
+    conn->socket_peer.uid = cred.uid;
+    conn->socket_peer.gid = cred.gid;
+    conn->socket_peer.pid = cred.pid;
+    conn->socket_peer.admin = peer_is_admin(server, client, &cred);
+    conn->peer = conn->socket_peer;
     conn->bev = bufferevent_socket_new(server->agent->base, client, BEV_OPT_CLOSE_ON_FREE);
     if (!conn->bev) {
         close(client);

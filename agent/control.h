@@ -17,7 +17,16 @@ struct control_peer {
     gid_t gid;
     pid_t pid;
     bool admin; /* root, the agent's own user, or a member of the admin group */
+    /*
+     * The REST user this request acts for ("" when none): the REST API passes
+     * each request's credentials, the agent checks them, and the user's role,
+     * not the API's own uid, decides what the request may do.
+     */
+    char rest_user[65];
 };
+
+/* "uid 0", or "REST user 'alice' (uid 999)", for audit lines. */
+void control_peer_describe(const struct control_peer *peer, char *buf, size_t len);
 
 /*
  * Listens on the configured socket (mode 0660, the configured group). Refuses

@@ -4,6 +4,7 @@
 #include "certs.h"
 #include "render_files.h"
 #include "renewal.h"
+#include "users.h"
 #include "external.h"
 #include "control.h"
 #include "cv_error.h"
@@ -211,6 +212,7 @@ static void agent_free(struct agent *agent)
     renewal_free(agent);
     apply_free_all(agent);
     certs_free(agent->certs);
+    users_free(agent->users);
     notify_server_free(agent->notify);
     sdnotify_free(agent);
     if (agent->removal_event)
@@ -246,6 +248,11 @@ static int prepare_tls(struct agent *agent)
     r = config_load_runtime_policy(config, err, sizeof(err));
     if (r < 0) {
         log_error("Cannot use the runtime policy: %s", err);
+        return -1;
+    }
+    r = users_open(config->state_dir, &agent->users, err, sizeof(err));
+    if (r < 0) {
+        log_error("Cannot read the REST API's users: %s", err);
         return -1;
     }
     for (size_t i = 0; i < config->n_services; i++) {

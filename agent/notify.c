@@ -12,12 +12,17 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define NOTIFY_MAX_MESSAGE 4096
+/*
+ * systemd takes 4 KiB; certvisor also takes a service's CERTVISOR_STATS line
+ * (a JSON object of up to 64 KiB, service.h) with the usual fields beside it.
+ */
+#define NOTIFY_MAX_MESSAGE (64 * 1024 + 4096)
 
 struct notify_server {
     int fd;
     char *path;
     struct event *event;
+    char *buf; /* NOTIFY_MAX_MESSAGE + 1 bytes: too much for the stack of a callback */
     notify_fn fn;
     void *data;
     struct fs_identity bound; /* the socket file this server made */
@@ -55,7 +60,7 @@ static pid_t sender_of(struct msghdr *msg)
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
     struct notify_server *server = arg;
-    char buf[NOTIFY_MAX_MESSAGE + 1];
+    char *buf = server->buf;
     union {
         struct cmsghdr align;
         char space[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int) * 16)];
@@ -99,9 +104,10 @@ int notify_server_new(struct event_base *base, const char *path, notify_fn fn, v
     server->fn = fn;
     server->data = data;
     server->path = strdup(path);
+    server->buf = malloc(NOTIFY_MAX_MESSAGE + 1);
     server->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (!server->path || server->fd < 0) {
-        r = server->path ? -errno : -ENOMEM;
+    if (!server->path || !server->buf || server->fd < 0) {
+        r = server->path && server->buf ? -errno : -ENOMEM;
         goto fail;
     }
     memcpy(addr.sun_path, path, strlen(path) + 1);
@@ -142,6 +148,7 @@ void notify_server_free(struct notify_server *server)
             fs_unlink_if_same(server->path, &server->bound);
     }
     free(server->path);
+    free(server->buf);
     free(server);
 }
 

@@ -151,6 +151,8 @@ int render_databases_validate(const char *text, const struct policy *policy, cha
     struct db_list list;
     int r = db_list_parse(text, &list, reason, reason_len);
 
+    if (r < 0)
+        return r;
     for (size_t i = 0; r == 0 && i < list.n; i++) {
         const struct db_config *db = &list.dbs[i];
 
@@ -159,7 +161,6 @@ int render_databases_validate(const char *text, const struct policy *policy, cha
         if (r == 0 && db->shard_tls)
             r = check_shard_client(db, policy, reason, reason_len);
     }
-    if (r == 0)
-        db_list_clear(&list);
+    db_list_clear(&list);
     return r;
 }

@@ -132,6 +132,7 @@ void service_free(struct service *service)
     if (service->reload_timer)
         event_free(service->reload_timer);
     output_free(service->output);
+    json_decref(service->stats);
     service_config_free(service->config);
     service_config_free(service->next_config);
     free(service);
@@ -434,6 +435,8 @@ void service_handle_exit(struct service *service, int wait_status)
         event.run_seconds = (double)(monotonic_usec() - service->ready_at_usec) / 1e6;
     log_debug("Service '%s' (pid %d) %s", service->config->name, (int)service->pid, exit_text);
     service->pid = 0;
+    json_decref(service->stats); /* a new process starts from nothing */
+    service->stats = NULL;
     fsm_step(&service->fsm, &service->config->policy, &event, &effects);
     note_reason(service, &effects, exit_text);
     apply_effects(service, &effects);
@@ -490,6 +493,32 @@ static void handle_mainpid(struct service *service, const char *value, size_t le
                     service->config->name, text);
 }
 
+/*
+ * CERTVISOR_STATS=<compact JSON object>: the service's own counters, kept as
+ * they are for the metrics command. Anything else is dropped: the agent never
+ * fails over what a service says about itself.
+ */
+static void handle_stats(struct service *service, const char *value, size_t len)
+{
+    json_error_t error;
+    json_t *stats;
+
+    if (len >= SERVICE_STATS_MAX) {
+        log_debug("Service '%s' sent CERTVISOR_STATS of %zu bytes (at most %d): dropped",
+                  service->config->name, len, SERVICE_STATS_MAX - 1);
+        return;
+    }
+    stats = json_loadb(value, len, JSON_REJECT_DUPLICATES, &error);
+    if (!json_is_object(stats)) {
+        log_debug("Service '%s' sent CERTVISOR_STATS that is not a JSON object (%s): dropped",
+                  service->config->name, stats ? "another JSON value" : error.text);
+        json_decref(stats);
+        return;
+    }
+    json_decref(service->stats);
+    service->stats = stats;
+}
+
 void service_handle_notify(struct service *service, const char *message, pid_t sender)
 {
     const char *value;
@@ -504,6 +533,8 @@ void service_handle_notify(struct service *service, const char *message, pid_t s
     }
     if ((value = notify_field(message, "MAINPID", &len)))
         handle_mainpid(service, value, len);
+    if ((value = notify_field(message, "CERTVISOR_STATS", &len)))
+        handle_stats(service, value, len);
     if ((value = notify_field(message, "EXTEND_TIMEOUT_USEC", &len)) &&
         service->fsm.state == SERVICE_STARTING && service->config->policy.start_timeout > 0) {
         struct timeval tv = timeval_from(strtod(value, NULL) / 1e6);

@@ -6,6 +6,7 @@
 #include "service_config.h"
 #include "service_fsm.h"
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -56,9 +57,17 @@ struct service {
     char reason[640];  /* why it is in its state, for status */
     char exec_error[512];
     char status_text[128]; /* the last STATUS= it sent */
+    /*
+     * The last CERTVISOR_STATS= it sent: a JSON object (under
+     * SERVICE_STATS_MAX bytes) for the metrics exporter, or NULL. Owned;
+     * dropped when the process ends.
+     */
+    json_t *stats;
     struct output *output;
     struct service_waiter *waiters;
 };
+
+#define SERVICE_STATS_MAX (64 * 1024)
 
 /* Creates the run-time object for a configuration (which it takes over). */
 int service_new(struct agent *agent, struct service_config *config, struct service **ret_service);

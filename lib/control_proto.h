@@ -44,6 +44,8 @@ enum control_access {
     X(avail, "avail", CONTROL_ACCESS_READ, "avail",                                                \
       "List the configured services and how they start.")                                          \
     X(version, "version", CONTROL_ACCESS_READ, "version", "Print the agent's version.")            \
+    X(metrics, "metrics", CONTROL_ACCESS_READ, "metrics",                                          \
+      "Print the agent's state for the metrics exporter, as JSON.")                                \
     X(cluster_certificate_list, "cluster certificate list", CONTROL_ACCESS_READ,                   \
       "cluster certificate list",                                                                  \
       "List the node's certificates: subject, issuer, names, expiry, key, origin, users.")         \
@@ -70,7 +72,17 @@ enum control_access {
       "the signed certificate with that key.")                                                     \
     X(cluster_config, "cluster config", CONTROL_ACCESS_ADMIN,                                      \
       "cluster config <setting> <value> [<setting> <value>...] [--dry-run]",                       \
-      "Change TLS policy settings (kept in the state file) and apply them to the services.")
+      "Change TLS policy settings (kept in the state file) and apply them to the services.")       \
+    X(user_list, "user list", CONTROL_ACCESS_READ, "user list",                                    \
+      "List the REST API's users and their roles.")                                                \
+    X(user_add, "user add", CONTROL_ACCESS_ADMIN,                                                  \
+      "user add <name> [--role admin|viewer] [--password-file <file>]",                            \
+      "Add a REST API user; the password is read from the file, or asked for.")                    \
+    X(user_passwd, "user passwd", CONTROL_ACCESS_ADMIN,                                            \
+      "user passwd <name> [--role admin|viewer] [--password-file <file>]",                         \
+      "Change a REST API user's password (and role).")                                             \
+    X(user_delete, "user delete", CONTROL_ACCESS_ADMIN, "user delete <name>",                      \
+      "Remove a REST API user.")
 
 #define CONTROL_COMMAND_ENUM(id, words, access, usage, summary) CONTROL_CMD_##id,
 enum control_command { CONTROL_COMMANDS(CONTROL_COMMAND_ENUM) CONTROL_CMD_COUNT };

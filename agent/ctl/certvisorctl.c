@@ -2,6 +2,7 @@
 #include "config.h"
 #include "control_client.h"
 #include "control_proto.h"
+#include "ctl_users.h"
 #include "cv_error.h"
 
 #include <errno.h>
@@ -375,6 +376,15 @@ static void print_csr(json_t *reply)
             str(reply, "name"));
 }
 
+/* The reply itself, indented, for commands whose answer is data for programs ("metrics"). */
+static void print_json(json_t *reply)
+{
+    char *text = json_dumps(reply, JSON_INDENT(2));
+
+    printf("%s\n", text ? text : "{}");
+    free(text);
+}
+
 static void print_reply(const char *command, json_t *reply)
 {
     json_t *items = json_object_get(reply, "items");
@@ -391,6 +401,8 @@ static void print_reply(const char *command, json_t *reply)
         print_avail(items);
     else if (strcmp(command, "version") == 0)
         printf("%s\n", str(reply, "version"));
+    else if (strcmp(command, "metrics") == 0)
+        print_json(reply);
     else if (strcmp(command, "reload") == 0 && !items)
         print_reload_summary(reply);
     else if (strcmp(command, "cluster certificate list") == 0)
@@ -403,6 +415,8 @@ static void print_reply(const char *command, json_t *reply)
         print_policy(items);
     else if (strcmp(command, "cluster certificate csr") == 0)
         print_csr(reply);
+    else if (strncmp(command, "user ", 5) == 0)
+        ctl_print_user_reply(command, reply);
     else if (strcmp(command, "cluster certificate set") == 0 ||
              strcmp(command, "cluster certificate rotate") == 0 ||
              strcmp(command, "cluster certificate delete") == 0 ||
@@ -530,6 +544,14 @@ static json_t *build_request(const char *command, int argc, char **argv)
     }
     if (strcmp(command, "cluster certificate set") == 0) {
         if (certificate_set_arguments(argc, argv, args, options) < 0) {
+            json_decref(args);
+            json_decref(options);
+            return NULL;
+        }
+        return json_pack("{s:s, s:o, s:o}", "command", command, "args", args, "options", options);
+    }
+    if (strcmp(command, "user add") == 0 || strcmp(command, "user passwd") == 0) {
+        if (ctl_user_arguments(command, argc, argv, args, options) < 0) {
             json_decref(args);
             json_decref(options);
             return NULL;

@@ -44,6 +44,7 @@ static void the_table_has_the_documented_commands_and_access(void **state)
         {"tail", CONTROL_CMD_tail, CONTROL_ACCESS_READ},
         {"avail", CONTROL_CMD_avail, CONTROL_ACCESS_READ},
         {"version", CONTROL_CMD_version, CONTROL_ACCESS_READ},
+        {"metrics", CONTROL_CMD_metrics, CONTROL_ACCESS_READ},
         {"cluster certificate list", CONTROL_CMD_cluster_certificate_list, CONTROL_ACCESS_READ},
         {"cluster certificate show", CONTROL_CMD_cluster_certificate_show, CONTROL_ACCESS_READ},
         {"cluster certificate ca", CONTROL_CMD_cluster_certificate_ca, CONTROL_ACCESS_READ},
@@ -55,6 +56,10 @@ static void the_table_has_the_documented_commands_and_access(void **state)
          CONTROL_ACCESS_ADMIN},
         {"cluster certificate csr", CONTROL_CMD_cluster_certificate_csr, CONTROL_ACCESS_ADMIN},
         {"cluster config", CONTROL_CMD_cluster_config, CONTROL_ACCESS_ADMIN},
+        {"user list", CONTROL_CMD_user_list, CONTROL_ACCESS_READ},
+        {"user add", CONTROL_CMD_user_add, CONTROL_ACCESS_ADMIN},
+        {"user passwd", CONTROL_CMD_user_passwd, CONTROL_ACCESS_ADMIN},
+        {"user delete", CONTROL_CMD_user_delete, CONTROL_ACCESS_ADMIN},
     };
 
     (void)state;

@@ -1,0 +1,388 @@
+/* The REST API's users: stored hashed in the state directory, checked by the agent alone. */
+#include "users.h"
+
+#include "cv_error.h"
+#include "fsutil.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PBKDF2_ITERATIONS 600000 /* OWASP's figure for PBKDF2-HMAC-SHA256 (2023) */
+#define SALT_BYTES 16
+#define HASH_BYTES 32
+#define USER_NAME_MAX 64
+#define PASSWORD_MIN 8
+#define PASSWORD_MAX 1024
+#define FAILURES_FREE 4   /* failures allowed before the lock-outs begin */
+#define LOCKOUT_MAX_S 300 /* the longest lock-out */
+#define CACHE_TTL_S 60    /* how long a checked pair is remembered */
+#define CACHE_SLOTS 32
+
+struct user {
+    char *name;
+    enum user_role role;
+    unsigned iterations;
+    unsigned char salt[SALT_BYTES];
+    unsigned char hash[HASH_BYTES];
+    /* throttling, in memory only */
+    unsigned failures;
+    time_t locked_until;
+};
+
+/* A pair checked lately: HMAC(cache_key, name NUL password), never the password itself. */
+struct cached_check {
+    unsigned char digest[HASH_BYTES];
+    time_t expires;
+};
+
+struct users {
+    char *path;
+    struct user *list;
+    size_t n;
+    unsigned char cache_key[32];
+    struct cached_check cache[CACHE_SLOTS];
+    size_t cache_next;
+};
+
+static const char *const role_names[] = {
+    [USER_ROLE_VIEWER] = "viewer", [USER_ROLE_ADMIN] = "admin"};
+
+const char *user_role_name(enum user_role role)
+{
+    return role_names[role];
+}
+
+int user_role_parse(const char *text, enum user_role *ret_role)
+{
+    for (size_t i = 0; i < 2; i++) {
+        if (strcmp(text, role_names[i]) == 0) {
+            *ret_role = (enum user_role)i;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+static struct user *find(const struct users *users, const char *name)
+{
+    for (size_t i = 0; i < users->n; i++)
+        if (strcmp(users->list[i].name, name) == 0)
+            return &users->list[i];
+    return NULL;
+}
+
+/* Hex of n bytes into buf (2n + 1). */
+static void to_hex(const unsigned char *bytes, size_t n, char *buf)
+{
+    for (size_t i = 0; i < n; i++)
+        sprintf(buf + 2 * i, "%02x", bytes[i]);
+}
+
+static int from_hex(const char *text, unsigned char *bytes, size_t n)
+{
+    if (!text || strlen(text) != 2 * n)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        unsigned value;
+
+        if (sscanf(text + 2 * i, "%2x", &value) != 1)
+            return -EINVAL;
+        bytes[i] = (unsigned char)value;
+    }
+    return 0;
+}
+
+static int derive(const char *password, const unsigned char *salt, unsigned iterations,
+                  unsigned char *out)
+{
+    return PKCS5_PBKDF2_HMAC(password, (int)strlen(password), salt, SALT_BYTES, (int)iterations,
+                             EVP_sha256(), HASH_BYTES, out) == 1
+               ? 0
+               : -EIO;
+}
+
+static int save(const struct users *users, char *err, size_t err_len)
+{
+    json_t *root = json_object(), *list = json_object();
+    char *text;
+    int r;
+
+    for (size_t i = 0; i < users->n; i++) {
+        const struct user *u = &users->list[i];
+        char salt[2 * SALT_BYTES + 1], hash[2 * HASH_BYTES + 1];
+
+        to_hex(u->salt, SALT_BYTES, salt);
+        to_hex(u->hash, HASH_BYTES, hash);
+        json_object_set_new(list, u->name,
+                            json_pack("{s:s, s:s, s:i, s:s, s:s}", "role", role_names[u->role],
+                                      "kdf", "pbkdf2-sha256", "iterations", (int)u->iterations,
+                                      "salt", salt, "hash", hash));
+    }
+    json_object_set_new(root, "users", list);
+    text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
+    json_decref(root);
+    if (!text)
+        return -ENOMEM;
+    r = fs_write_atomic(users->path, text, strlen(text), 0600, err, err_len);
+    free(text);
+    return r;
+}
+
+static int load(struct users *users, char *err, size_t err_len)
+{
+    json_error_t error;
+    json_t *root = json_load_file(users->path, 0, &error), *list, *entry;
+    const char *name;
+
+    if (!root) {
+        FILE *f = fopen(users->path, "re");
+
+        if (!f && errno == ENOENT)
+            return 0;
+        if (f)
+            fclose(f);
+        snprintf(err, err_len, "%s: line %d: %s", users->path, error.line, error.text);
+        return CV_ECONFIG;
+    }
+    list = json_object_get(root, "users");
+    users->list = calloc(json_object_size(list) + 1, sizeof(*users->list));
+    if (!users->list) {
+        json_decref(root);
+        return -ENOMEM;
+    }
+    json_object_foreach(list, name, entry)
+    {
+        struct user *u = &users->list[users->n];
+        json_int_t iterations = json_integer_value(json_object_get(entry, "iterations"));
+
+        if (user_role_parse(json_string_value(json_object_get(entry, "role")) ?: "", &u->role) <
+                0 ||
+            iterations < 1 || iterations > INT_MAX ||
+            from_hex(json_string_value(json_object_get(entry, "salt")), u->salt, SALT_BYTES) < 0 ||
+            from_hex(json_string_value(json_object_get(entry, "hash")), u->hash, HASH_BYTES) < 0 ||
+            !(u->name = strdup(name))) {
+            snprintf(err, err_len, "%s: user '%s' is not a valid entry", users->path, name);
+            json_decref(root);
+            return CV_ECONFIG;
+        }
+        u->iterations = (unsigned)iterations;
+        users->n++;
+    }
+    json_decref(root);
+    return 0;
+}
+
+int users_open(const char *state_dir, struct users **ret_users, char *err, size_t err_len)
+{
+    struct users *users = calloc(1, sizeof(*users));
+    int r;
+
+    if (!users)
+        return -ENOMEM;
+    if (asprintf(&users->path, "%s/users.json", state_dir) < 0) {
+        free(users);
+        return -ENOMEM;
+    }
+    r = RAND_bytes(users->cache_key, sizeof(users->cache_key)) == 1 ? load(users, err, err_len)
+                                                                    : -EIO;
+    if (r < 0) {
+        users_free(users);
+        return r;
+    }
+    *ret_users = users;
+    return 0;
+}
+
+void users_free(struct users *users)
+{
+    if (!users)
+        return;
+    for (size_t i = 0; i < users->n; i++)
+        free(users->list[i].name);
+    free(users->list);
+    free(users->path);
+    OPENSSL_cleanse(users, sizeof(*users));
+    free(users);
+}
+
+static bool valid_name(const char *name)
+{
+    size_t len = strlen(name);
+
+    if (len == 0 || len > USER_NAME_MAX)
+        return false;
+    for (const char *p = name; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              strchr("._@-", *p)))
+            return false;
+    return true;
+}
+
+static void forget_cache(struct users *users)
+{
+    OPENSSL_cleanse(users->cache, sizeof(users->cache));
+}
+
+int users_set(struct users *users, const char *name, const char *password, enum user_role role,
+              bool replace, char *err, size_t err_len)
+{
+    struct user *existing = find(users, name), fresh = {0}, *grown;
+    size_t len = strlen(password);
+    int r;
+
+    if (!valid_name(name)) {
+        snprintf(err, err_len,
+                 "'%s' is not a user name (letters, digits, '.', '_', '@' and '-', at most %d)",
+                 name, USER_NAME_MAX);
+        return CV_EUSAGE;
+    }
+    if (len < PASSWORD_MIN || len > PASSWORD_MAX) {
+        snprintf(err, err_len, "the password must have from %d to %d characters", PASSWORD_MIN,
+                 PASSWORD_MAX);
+        return CV_EUSAGE;
+    }
+    if (existing && !replace) {
+        snprintf(err, err_len, "user '%s' exists (change its password with 'user passwd')", name);
+        return -EEXIST;
+    }
+    if (!existing && replace) {
+        snprintf(err, err_len, "no user '%s' (see 'user list')", name);
+        return -ENOENT;
+    }
+    fresh.role = role;
+    fresh.iterations = PBKDF2_ITERATIONS;
+    if (RAND_bytes(fresh.salt, SALT_BYTES) != 1 ||
+        derive(password, fresh.salt, fresh.iterations, fresh.hash) < 0)
+        return -EIO;
+    if (existing) {
+        fresh.name = existing->name;
+        *existing = fresh;
+    } else {
+        grown = realloc(users->list, (users->n + 1) * sizeof(*grown));
+        fresh.name = strdup(name);
+        if (!grown || !fresh.name) {
+            if (grown)
+                users->list = grown;
+            free(fresh.name);
+            return -ENOMEM;
+        }
+        users->list = grown;
+        users->list[users->n++] = fresh;
+    }
+    forget_cache(users);
+    r = save(users, err, err_len);
+    OPENSSL_cleanse(&fresh, sizeof(fresh));
+    return r;
+}
+
+int users_delete(struct users *users, const char *name, char *err, size_t err_len)
+{
+    struct user *u = find(users, name);
+
+    if (!u) {
+        snprintf(err, err_len, "no user '%s' (see 'user list')", name);
+        return -ENOENT;
+    }
+    free(u->name);
+    *u = users->list[--users->n];
+    forget_cache(users);
+    return save(users, err, err_len);
+}
+
+json_t *users_list(const struct users *users)
+{
+    json_t *list = json_array();
+
+    for (size_t i = 0; i < users->n; i++)
+        json_array_append_new(list, json_pack("{s:s, s:s}", "name", users->list[i].name, "role",
+                                              role_names[users->list[i].role]));
+    return list;
+}
+
+int users_role(const struct users *users, const char *name, enum user_role *ret_role)
+{
+    const struct user *u = find(users, name);
+
+    if (!u)
+        return -ENOENT;
+    *ret_role = u->role;
+    return 0;
+}
+
+static void cache_digest(const struct users *users, const char *name, const char *password,
+                         unsigned char *out)
+{
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0),
+                           OSSL_PARAM_construct_end()};
+    size_t len = 0;
+
+    memset(out, 0, HASH_BYTES);
+    if (ctx && EVP_MAC_init(ctx, users->cache_key, sizeof(users->cache_key), params) == 1 &&
+        EVP_MAC_update(ctx, (const unsigned char *)name, strlen(name) + 1) == 1 &&
+        EVP_MAC_update(ctx, (const unsigned char *)password, strlen(password)) == 1)
+        EVP_MAC_final(ctx, out, &len, HASH_BYTES);
+    EVP_MAC_CTX_free(ctx);
+    EVP_MAC_free(mac);
+}
+
+static bool cached(const struct users *users, const unsigned char *digest, time_t now)
+{
+    for (size_t i = 0; i < CACHE_SLOTS; i++)
+        if (users->cache[i].expires > now &&
+            CRYPTO_memcmp(users->cache[i].digest, digest, HASH_BYTES) == 0)
+            return true;
+    return false;
+}
+
+static void remember(struct users *users, const unsigned char *digest, time_t now)
+{
+    struct cached_check *slot = &users->cache[users->cache_next++ % CACHE_SLOTS];
+
+    memcpy(slot->digest, digest, HASH_BYTES);
+    slot->expires = now + CACHE_TTL_S;
+}
+
+enum user_check users_check(struct users *users, const char *name, const char *password, time_t now,
+                            enum user_role *ret_role, long *ret_retry_after)
+{
+    struct user *u = find(users, name);
+    unsigned char digest[HASH_BYTES], derived[HASH_BYTES];
+    bool ok;
+
+    if (!u || strlen(password) > PASSWORD_MAX)
+        return USER_CHECK_FAILED;
+    if (u->locked_until > now) {
+        *ret_retry_after = (long)(u->locked_until - now);
+        return USER_CHECK_THROTTLED;
+    }
+    cache_digest(users, name, password, digest);
+    ok = cached(users, digest, now);
+    if (!ok)
+        ok = derive(password, u->salt, u->iterations, derived) == 0 &&
+             CRYPTO_memcmp(derived, u->hash, HASH_BYTES) == 0;
+    OPENSSL_cleanse(derived, sizeof(derived));
+    if (!ok) {
+        /* 1 s after the fifth failure, doubling, at most five minutes. */
+        if (++u->failures > FAILURES_FREE) {
+            unsigned shift = u->failures - FAILURES_FREE - 1;
+            long wait = shift >= 9 ? LOCKOUT_MAX_S : 1L << shift;
+
+            u->locked_until = now + (wait > LOCKOUT_MAX_S ? LOCKOUT_MAX_S : wait);
+        }
+        return USER_CHECK_FAILED;
+    }
+    u->failures = 0;
+    u->locked_until = 0;
+    remember(users, digest, now);
+    *ret_role = u->role;
+    return USER_CHECK_OK;
+}

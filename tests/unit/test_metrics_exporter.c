@@ -1,0 +1,218 @@
+/*
+ * Unit tests for the metrics exporter's pure parts: Prometheus text from an agent reply, and the
+ * HTTP request head parser. The service's sources are compiled in (the services are programs,
+ * not libraries), so their static functions can be tested as they are.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "unit_util.h"
+
+#include "../../services/metrics_exporter/http.c"
+#include "../../services/metrics_exporter/render.c"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+static json_t *load(const char *text)
+{
+    json_error_t error;
+    json_t *value = json_loads(text, 0, &error);
+
+    if (!value)
+        fail_msg("bad test JSON: %s", error.text);
+    return value;
+}
+
+static char *render_text(const char *reply_text)
+{
+    json_t *reply = load(reply_text);
+    size_t len = 0;
+    char *text = render_metrics(reply, &len);
+
+    json_decref(reply);
+    assert_non_null(text);
+    assert_int_equal(strlen(text), len);
+    return text;
+}
+
+static void assert_contains(const char *text, const char *needle)
+{
+    if (!strstr(text, needle))
+        fail_msg("missing %s in:\n%s", needle, text);
+}
+
+static void certificates_become_expiry_and_info_samples(void **state)
+{
+    char *text = render_text(
+        "{\"certificates\": [{\"name\": \"proxy\", \"path\": \"/s/proxy/3/cert.pem\", "
+        "\"not_after\": 1800000000, \"seconds_left\": -5, \"origin\": \"user-provided\", "
+        "\"generation\": 3}, {\"name\": \"broken\"}]}");
+
+    (void)state;
+    assert_contains(text, "# HELP node_cert_expiration_seconds ");
+    assert_contains(text, "# TYPE node_cert_expiration_seconds gauge\n");
+    /* Expired: negative, as Redis Enterprise reports it. */
+    assert_contains(
+        text,
+        "node_cert_expiration_seconds{logical_name=\"proxy\",path=\"/s/proxy/3/cert.pem\"} -5\n");
+    assert_contains(text,
+                    "certvisor_certificate_expiry_timestamp_seconds{name=\"proxy\"} 1800000000\n");
+    assert_contains(
+        text,
+        "certvisor_certificate_info{name=\"proxy\",origin=\"user-provided\",generation=\"3\"} 1\n");
+    /* An entry without its fields is left out, not guessed. */
+    assert_null(strstr(text, "broken\"}"));
+    assert_contains(text, "certvisor_up 1\n");
+    free(text);
+}
+
+static void label_values_are_escaped(void **state)
+{
+    char *text = render_text("{\"services\": [{\"name\": \"p\", \"state\": \"RUNNING\", "
+                             "\"stats\": {\"databases\": {\"a\\\"b\\\\c\\nd\": "
+                             "{\"connections\": 2, \"bytes_in\": 1.5, \"errors\": -1, "
+                             "\"handshakes\": \"many\"}}}}]}");
+
+    (void)state;
+    assert_contains(text,
+                    "certvisor_proxy_connections{service=\"p\",database=\"a\\\"b\\\\c\\nd\"} 2\n");
+    assert_contains(
+        text, "certvisor_proxy_bytes_received_total{service=\"p\",database=\"a\\\"b\\\\c\\nd\"} "
+              "1.5\n");
+    /* Negative and non-numeric counts are dropped; their families are still declared. */
+    assert_contains(text, "# TYPE certvisor_proxy_errors_total counter\n");
+    assert_null(strstr(text, "certvisor_proxy_errors_total{"));
+    assert_null(strstr(text, "certvisor_proxy_handshakes_total{"));
+    free(text);
+}
+
+static void service_state_is_one_hot_over_the_agent_states(void **state)
+{
+    char *text = render_text("{\"service_states\": [\"STOPPED\", \"RUNNING\", \"FATAL\"], "
+                             "\"services\": [{\"name\": \"web\", \"state\": \"FATAL\", \"pid\": 0, "
+                             "\"uptime_seconds\": 0, \"restarts\": 4}]}");
+
+    (void)state;
+    assert_contains(text, "certvisor_service_up{service=\"web\"} 0\n");
+    assert_contains(text, "certvisor_service_state{service=\"web\",state=\"STOPPED\"} 0\n");
+    assert_contains(text, "certvisor_service_state{service=\"web\",state=\"RUNNING\"} 0\n");
+    assert_contains(text, "certvisor_service_state{service=\"web\",state=\"FATAL\"} 1\n");
+    assert_contains(text, "certvisor_service_restarts_total{service=\"web\"} 4\n");
+    assert_contains(text, "# TYPE certvisor_service_restarts_total counter\n");
+    /* Without stats, no proxy families at all. */
+    assert_null(strstr(text, "certvisor_proxy_"));
+    free(text);
+}
+
+static void no_change_yet_means_no_last_apply_sample(void **state)
+{
+    char *before =
+        render_text("{\"apply\": {\"at\": 0, \"ok\": false, \"applied\": 0, \"failed\": 0}}");
+    char *after = render_text(
+        "{\"apply\": {\"at\": 1700000000, \"ok\": false, \"applied\": 2, \"failed\": 1}}");
+
+    (void)state;
+    assert_contains(before, "# TYPE certvisor_last_apply_success gauge\n");
+    assert_null(strstr(before, "\ncertvisor_last_apply_success "));
+    assert_null(strstr(before, "\ncertvisor_last_apply_timestamp_seconds "));
+    assert_contains(before, "certvisor_applies_total{result=\"applied\"} 0\n");
+    assert_contains(after, "\ncertvisor_last_apply_timestamp_seconds 1700000000\n");
+    assert_contains(after, "\ncertvisor_last_apply_success 0\n");
+    assert_contains(after, "certvisor_applies_total{result=\"failed\"} 1\n");
+    free(before);
+    free(after);
+}
+
+static void unavailable_is_a_comment_and_up_zero(void **state)
+{
+    size_t len = 0;
+    char *text = render_unavailable("no agent\nhere", &len);
+
+    (void)state;
+    assert_non_null(text);
+    assert_string_equal(text, "# certvisor-metrics-exporter: no metrics from the agent: no agent "
+                              "here\n"
+                              "# HELP certvisor_up Whether the agent answered this scrape (1) or "
+                              "not (0).\n"
+                              "# TYPE certvisor_up gauge\n"
+                              "certvisor_up 0\n");
+    free(text);
+}
+
+/* --- the request head --- */
+
+static int parse_text(const char *head, struct http_conn *c)
+{
+    size_t len = strlen(head);
+
+    memset(c, 0, sizeof(*c));
+    assert_true(len <= HTTP_MAX_HEAD);
+    memcpy(c->in, head, len);
+    c->in[len] = '\0';
+    assert_int_equal(head_length(c->in, len), len);
+    return parse_head(c, c->in);
+}
+
+static void heads_are_parsed_and_checked(void **state)
+{
+    struct http_conn *c = calloc(1, sizeof(*c));
+
+    (void)state;
+    assert_int_equal(parse_text("GET /metrics?x=1 HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n", c),
+                     0);
+    assert_string_equal(c->request.path, "/metrics");
+    assert_false(c->request.head);
+    assert_int_equal(parse_text("HEAD /metrics HTTP/1.0\n\n", c), 0);
+    assert_true(c->request.head);
+    assert_int_equal(parse_text("POST /metrics HTTP/1.1\r\nHost: a\r\n\r\n", c), 405);
+    assert_int_equal(parse_text("GET /metrics HTTP/1.1\r\n\r\n", c), 400); /* no Host */
+    assert_int_equal(parse_text("GET /metrics HTTP/2.0\r\nHost: a\r\n\r\n", c), 505);
+    assert_int_equal(parse_text("GET /metrics HTTP/1.1 x\r\nHost: a\r\n\r\n", c), 400);
+    assert_int_equal(parse_text("GET metrics HTTP/1.1\r\nHost: a\r\n\r\n", c), 400);
+    assert_int_equal(parse_text("GET /metrics HTTP/1.1\r\nHost : a\r\n\r\n", c), 400);
+    assert_int_equal(parse_text("GET /metrics HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n", c), 400);
+    assert_int_equal(parse_text("G(T /metrics HTTP/1.1\r\nHost: a\r\n\r\n", c), 400);
+    free(c);
+}
+
+static void too_many_headers_are_refused(void **state)
+{
+    struct http_conn *c = calloc(1, sizeof(*c));
+    char head[HTTP_MAX_HEAD];
+    size_t at = (size_t)snprintf(head, sizeof(head), "GET / HTTP/1.1\r\nHost: a\r\n");
+
+    (void)state;
+    for (int i = 0; i < HTTP_MAX_HEADERS; i++)
+        at += (size_t)snprintf(head + at, sizeof(head) - at, "X-%d: y\r\n", i);
+    snprintf(head + at, sizeof(head) - at, "\r\n");
+    assert_int_equal(parse_text(head, c), 431);
+    free(c);
+}
+
+static void an_incomplete_head_has_no_length(void **state)
+{
+    (void)state;
+    assert_int_equal(head_length("GET / HTTP/1.1\r\nHost: a\r\n", 25), 0);
+    assert_int_equal(head_length("GET / HTTP/1.1\r\n\r", 17), 0);
+    assert_int_equal(head_length("GET / HTTP/1.1\r\n\r\nextra", 23), 18);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(certificates_become_expiry_and_info_samples),
+        cmocka_unit_test(label_values_are_escaped),
+        cmocka_unit_test(service_state_is_one_hot_over_the_agent_states),
+        cmocka_unit_test(no_change_yet_means_no_last_apply_sample),
+        cmocka_unit_test(unavailable_is_a_comment_and_up_zero),
+        cmocka_unit_test(heads_are_parsed_and_checked),
+        cmocka_unit_test(too_many_headers_are_refused),
+        cmocka_unit_test(an_incomplete_head_has_no_length),
+    };
+    return cmocka_run_group_tests_name("metrics_exporter", tests, NULL, NULL);
+}
