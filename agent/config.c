@@ -245,6 +245,7 @@ static int fill_main(cfg_t *cfg, const char *prefix_override, struct agent_confi
         vars.state_dir = config->state_dir;
         vars.run_dir = config->run_dir;
         vars.log_dir = config->log_dir;
+        vars.control_socket = config->control_socket;
     }
     config->control_group = dup_or_null(cfg_getstr(cfg, "control_group"));
     config->admin_group = dup_or_null(cfg_getstr(cfg, "admin_group"));
@@ -327,13 +328,9 @@ static int load_tls_sections(cfg_t *cfg, const char *path, struct agent_config *
 /* Parses one conf.d file and adds its services. Errors go to the sink, or into err. */
 static int load_include(struct agent_config *config, const char *path, char *err, size_t err_len)
 {
-    struct expand_vars vars = {config->prefix,
-                               config->state_dir,
-                               config->run_dir,
-                               config->log_dir,
-                               config->conf_dir,
-                               config->libexec_dir,
-                               NULL};
+    struct expand_vars vars = {
+        config->prefix,   config->state_dir,   config->run_dir,        config->log_dir,
+        config->conf_dir, config->libexec_dir, config->control_socket, NULL};
     cfg_t *cfg = cfg_init(include_options, CFGF_NONE);
     int r = 0;
 

@@ -12,7 +12,8 @@ struct expand_vars {
     const char *log_dir;
     const char *conf_dir;
     const char *libexec_dir;
-    const char *name; /* the service being read, or NULL outside a service */
+    const char *control_socket; /* for services that talk to the agent */
+    const char *name;           /* the service being read, or NULL outside a service */
 };
 
 /*
