@@ -20,9 +20,10 @@
 #define USER_NAME_MAX 64
 #define PASSWORD_MIN 8
 #define PASSWORD_MAX 1024
-#define FAILURES_FREE 4   /* failures allowed before the lock-outs begin */
-#define LOCKOUT_MAX_S 300 /* the longest lock-out */
-#define CACHE_TTL_S 60    /* how long a checked pair is remembered */
+#define FAILURES_FREE 4    /* failures allowed before the lock-outs begin */
+#define LOCKOUT_FIRST_S 5L /* the first lock-out */
+#define LOCKOUT_MAX_S 300  /* the longest lock-out */
+#define CACHE_TTL_S 60     /* how long a checked pair is remembered */
 #define CACHE_SLOTS 32
 
 struct user {
@@ -358,8 +359,15 @@ enum user_check users_check(struct users *users, const char *name, const char *p
     unsigned char digest[HASH_BYTES], derived[HASH_BYTES];
     bool ok;
 
-    if (!u || strlen(password) > PASSWORD_MAX)
+    if (!u || strlen(password) > PASSWORD_MAX) {
+        /* As long as for a real user: the time taken must not tell who exists. */
+        static const unsigned char dummy_salt[SALT_BYTES];
+
+        derive(strlen(password) > PASSWORD_MAX ? "" : password, dummy_salt, PBKDF2_ITERATIONS,
+               derived);
+        OPENSSL_cleanse(derived, sizeof(derived));
         return USER_CHECK_FAILED;
+    }
     if (u->locked_until > now) {
         *ret_retry_after = (long)(u->locked_until - now);
         return USER_CHECK_THROTTLED;
@@ -371,10 +379,10 @@ enum user_check users_check(struct users *users, const char *name, const char *p
              CRYPTO_memcmp(derived, u->hash, HASH_BYTES) == 0;
     OPENSSL_cleanse(derived, sizeof(derived));
     if (!ok) {
-        /* 1 s after the fifth failure, doubling, at most five minutes. */
+        /* LOCKOUT_FIRST_S after the fifth failure, doubling, at most five minutes. */
         if (++u->failures > FAILURES_FREE) {
             unsigned shift = u->failures - FAILURES_FREE - 1;
-            long wait = shift >= 9 ? LOCKOUT_MAX_S : 1L << shift;
+            long wait = shift >= 8 ? LOCKOUT_MAX_S : LOCKOUT_FIRST_S << shift;
 
             u->locked_until = now + (wait > LOCKOUT_MAX_S ? LOCKOUT_MAX_S : wait);
         }

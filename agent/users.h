@@ -41,8 +41,9 @@ enum user_check {
 
 /*
  * Checks name and password. Repeated failures for a name lock it out for a
- * while that doubles with each further failure (from 1 s after the fifth, up
- * to 5 minutes); a success clears the count. A correct pair is remembered for
+ * while that doubles with each further failure (from 5 s after the fifth, up
+ * to 5 minutes); a success clears the count. An unknown name costs the same
+ * key derivation as a known one. A correct pair is remembered for
  * a minute (as a keyed hash, never the password) so that a client sending
  * the same credentials with every request costs one key derivation.
  */

@@ -125,22 +125,22 @@ static void failures_lock_a_user_out_for_longer_each_time(void **state)
     for (int i = 0; i < 5; i++)
         assert_int_equal(users_check(fx->users, "alice", "wrong", now, &role, &retry),
                          USER_CHECK_FAILED);
-    /* The fifth failure locks for a second: even the right password waits. */
+    /* The fifth failure locks for five seconds: even the right password waits. */
     assert_int_equal(users_check(fx->users, "alice", "password1", now, &role, &retry),
                      USER_CHECK_THROTTLED);
-    assert_int_equal(retry, 1);
-    assert_int_equal(users_check(fx->users, "alice", "wrong", now + 1, &role, &retry),
+    assert_int_equal(retry, 5);
+    assert_int_equal(users_check(fx->users, "alice", "wrong", now + 5, &role, &retry),
                      USER_CHECK_FAILED);
-    assert_int_equal(users_check(fx->users, "alice", "password1", now + 2, &role, &retry),
+    assert_int_equal(users_check(fx->users, "alice", "password1", now + 6, &role, &retry),
                      USER_CHECK_THROTTLED);
-    assert_int_equal(retry, 1); /* two seconds from now + 1 */
-    assert_int_equal(users_check(fx->users, "alice", "password1", now + 3, &role, &retry),
+    assert_int_equal(retry, 9); /* ten seconds from now + 5 */
+    assert_int_equal(users_check(fx->users, "alice", "password1", now + 15, &role, &retry),
                      USER_CHECK_OK);
     assert_int_equal(role, USER_ROLE_ADMIN);
     /* A success clears the count. */
-    assert_int_equal(users_check(fx->users, "alice", "wrong", now + 3, &role, &retry),
+    assert_int_equal(users_check(fx->users, "alice", "wrong", now + 15, &role, &retry),
                      USER_CHECK_FAILED);
-    assert_int_equal(users_check(fx->users, "alice", "password1", now + 3, &role, &retry),
+    assert_int_equal(users_check(fx->users, "alice", "password1", now + 15, &role, &retry),
                      USER_CHECK_OK);
 }
 
