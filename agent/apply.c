@@ -26,14 +26,21 @@
 
 enum apply_kind { APPLY_CERTIFICATE, APPLY_ROTATE, APPLY_DELETE, APPLY_POLICY, APPLY_CONFIG };
 
+/* One certificate of a replacement. */
+struct apply_pair {
+    char *name;
+    char *cert_pem;
+    size_t cert_len;
+    char *key_pem; /* NULL: the key a CSR left pending; wiped on free */
+    size_t key_len;
+};
+
 struct apply_request {
     struct apply_request *next;
     enum apply_kind kind;
-    char *name; /* the certificate (CERTIFICATE, DELETE), or ROTATE's name or "all" */
-    char *cert_pem;
-    size_t cert_len;
-    char *key_pem; /* wiped on free */
-    size_t key_len;
+    char *name;               /* DELETE's certificate, or ROTATE's name or "all" */
+    struct apply_pair *pairs; /* CERTIFICATE: one or more, applied all or none */
+    size_t n_pairs;
     char origin[32];
     char **setting_names; /* POLICY */
     char **setting_values;
@@ -45,7 +52,8 @@ struct apply_request {
     apply_done_fn done;
     void *data;
     /* while it is being applied */
-    bool answered; /* refused at validation: already told */
+    bool answered;      /* refused at validation: already told */
+    const char *reason; /* why it was refused, when the error code alone does not say */
     char warning[640];
     json_t *changes; /* what it changes, for the answer and the audit line */
     json_t *summary; /* CONFIG: added, changed, updated, removed, warnings */
@@ -106,9 +114,13 @@ static void request_free(struct apply_request *request)
     if (!request)
         return;
     free(request->name);
-    free(request->cert_pem);
-    if (request->key_pem)
-        OPENSSL_clear_free(request->key_pem, request->key_len);
+    for (size_t i = 0; i < request->n_pairs; i++) {
+        free(request->pairs[i].name);
+        free(request->pairs[i].cert_pem);
+        if (request->pairs[i].key_pem)
+            OPENSSL_clear_free(request->pairs[i].key_pem, request->pairs[i].key_len);
+    }
+    free(request->pairs);
     for (size_t i = 0; i < request->n_settings; i++) {
         free(request->setting_names[i]);
         free(request->setting_values[i]);
@@ -137,31 +149,56 @@ static struct apply_request *request_new(enum apply_kind kind, const char *name)
     return request;
 }
 
-struct apply_request *apply_certificate(const char *name, const char *cert_pem, size_t cert_len,
-                                        const char *key_pem, size_t key_len, const char *origin)
+/* Copies one pair in. Returns 0 or -ENOMEM (what was copied is freed with the request). */
+static int copy_pair(struct apply_pair *to, const struct apply_pair_input *from)
 {
-    struct apply_request *request = request_new(APPLY_CERTIFICATE, name);
+    to->name = strdup(from->name);
+    to->cert_pem = malloc(from->cert_len + 1);
+    if (from->key_pem) {
+        to->key_pem = OPENSSL_malloc(from->key_len + 1);
+        if (to->key_pem) {
+            memcpy(to->key_pem, from->key_pem, from->key_len);
+            to->key_pem[from->key_len] = '\0';
+            to->key_len = from->key_len;
+        }
+    }
+    if (!to->name || !to->cert_pem || (from->key_pem && !to->key_pem))
+        return -ENOMEM;
+    memcpy(to->cert_pem, from->cert_pem, from->cert_len);
+    to->cert_pem[from->cert_len] = '\0';
+    to->cert_len = from->cert_len;
+    return 0;
+}
+
+struct apply_request *apply_certificates(const struct apply_pair_input *pairs, size_t n,
+                                         const char *origin)
+{
+    struct apply_request *request = request_new(APPLY_CERTIFICATE, NULL);
 
     if (!request)
         return NULL;
     snprintf(request->origin, sizeof(request->origin), "%s", origin);
-    request->cert_pem = malloc(cert_len + 1);
-    if (key_pem) {
-        request->key_pem = OPENSSL_malloc(key_len + 1);
-        if (request->key_pem) {
-            memcpy(request->key_pem, key_pem, key_len);
-            request->key_pem[key_len] = '\0';
-            request->key_len = key_len;
-        }
-    }
-    if (!request->cert_pem || (key_pem && !request->key_pem)) {
+    request->pairs = calloc(n ? n : 1, sizeof(*request->pairs));
+    if (!request->pairs) {
         request_free(request);
         return NULL;
     }
-    memcpy(request->cert_pem, cert_pem, cert_len);
-    request->cert_pem[cert_len] = '\0';
-    request->cert_len = cert_len;
+    for (size_t i = 0; i < n; i++) {
+        request->n_pairs = i + 1;
+        if (copy_pair(&request->pairs[i], &pairs[i]) < 0) {
+            request_free(request);
+            return NULL;
+        }
+    }
     return request;
+}
+
+struct apply_request *apply_certificate(const char *name, const char *cert_pem, size_t cert_len,
+                                        const char *key_pem, size_t key_len, const char *origin)
+{
+    const struct apply_pair_input pair = {name, cert_pem, cert_len, key_pem, key_len};
+
+    return apply_certificates(&pair, 1, origin);
 }
 
 struct apply_request *apply_rotate(const char *name)
@@ -213,17 +250,41 @@ static void answer(struct apply_request *request, int exit_status, json_t *reply
     request->answered = true;
 }
 
-/* Refused before anything changed: no audit line (nothing was applied), a log line for context. */
-static void refuse_with(struct apply_request *request, int exit_status, const char *message)
+/* The reason a refusal carries for an error code (apply.h lists them). */
+static const char *reason_of(int r)
+{
+    switch (r) {
+    case CV_ECERT_EXPIRED:
+        return "expired";
+    case CV_EUNKNOWN_CERT:
+        return "unknown_certificate";
+    case CV_EINVALID_CERT:
+        return "invalid_certificate";
+    case CV_EINVALID_TLS:
+        return "invalid_setting";
+    case CV_EUSAGE:
+        return "usage";
+    case CV_ECONFIG:
+        return "invalid_configuration";
+    default:
+        return "failed";
+    }
+}
+
+/* Refused, or failed and rolled back: no audit line of a change, a log line for context. */
+static void refuse_with(struct apply_request *request, int exit_status, const char *reason,
+                        const char *message)
 {
     log_info("Apply: refused the change of %s: %s", request->who, message);
-    answer(request, exit_status, json_pack("{s:i, s:s}", "exit", exit_status, "error", message));
+    answer(request, exit_status,
+           json_pack("{s:i, s:s, s:s}", "exit", exit_status, "error", message, "reason",
+                     request->reason ? request->reason : reason));
 }
 
 /* Refuses a request for the error r (exit 4 for an unknown certificate, 2 for usage, else 1). */
 static void refuse(struct apply_request *request, int r, const char *message)
 {
-    refuse_with(request, r == CV_EUNKNOWN_CERT ? 4 : r == CV_EUSAGE ? 2 : 1, message);
+    refuse_with(request, r == CV_EUNKNOWN_CERT ? 4 : r == CV_EUSAGE ? 2 : 1, reason_of(r), message);
 }
 
 /* --- the queue --- */
@@ -256,7 +317,9 @@ void apply_submit(struct agent *agent, struct apply_request *request, const char
     if (queue && !queue->window)
         queue->window = evtimer_new(agent->base, on_window, agent);
     if (!queue || !queue->window) {
-        answer(request, 1, json_pack("{s:i, s:s}", "exit", 1, "error", "out of memory"));
+        answer(
+            request, 1,
+            json_pack("{s:i, s:s, s:s}", "exit", 1, "error", "out of memory", "reason", "failed"));
         request_free(request);
         return;
     }
@@ -304,6 +367,17 @@ static int batch_class(const struct apply_request *request)
     return request->kind == APPLY_POLICY ? 1 : 0;
 }
 
+/* The certificate names a request touches ("all" for every one): how many, and the i-th. */
+static size_t n_names(const struct apply_request *request)
+{
+    return request->kind == APPLY_CERTIFICATE ? request->n_pairs : 1;
+}
+
+static const char *name_at(const struct apply_request *request, size_t i)
+{
+    return request->kind == APPLY_CERTIFICATE ? request->pairs[i].name : request->name;
+}
+
 /* True when b touches something a already does: it must wait for the next batch. */
 static bool overlaps(const struct apply_request *a, const struct apply_request *b)
 {
@@ -315,8 +389,15 @@ static bool overlaps(const struct apply_request *a, const struct apply_request *
                     return true;
         return false;
     }
-    return strcmp(a->name, b->name) == 0 || strcmp(a->name, "all") == 0 ||
-           strcmp(b->name, "all") == 0;
+    for (size_t i = 0; i < n_names(a); i++) {
+        for (size_t j = 0; j < n_names(b); j++) {
+            const char *x = name_at(a, i), *y = name_at(b, j);
+
+            if (strcmp(x, y) == 0 || strcmp(x, "all") == 0 || strcmp(y, "all") == 0)
+                return true;
+        }
+    }
+    return false;
 }
 
 static size_t take_batch(struct apply_queue *queue, struct apply_request **batch)
@@ -349,6 +430,17 @@ static void discard_staged(struct apply_run *run)
         if (run->changes[i].staged)
             certstore_discard(run->agent->certs->store, run->changes[i].name,
                               run->changes[i].generation);
+}
+
+/* Discards the changes from index first on (those of a request that was refused). */
+static void unstage_from(struct apply_run *run, size_t first)
+{
+    for (size_t i = first; i < run->n_changes; i++)
+        if (run->changes[i].staged)
+            certstore_discard(run->agent->certs->store, run->changes[i].name,
+                              run->changes[i].generation);
+    if (first < run->n_changes)
+        run->n_changes = first;
 }
 
 static void run_free(struct apply_run *run)
@@ -388,11 +480,12 @@ static void record_outcome(struct agent *agent, bool ok)
         agent->last_apply.failed++;
 }
 
-static void fail_all(struct apply_run *run, int exit_status, const char *message)
+static void fail_all(struct apply_run *run, int exit_status, const char *reason,
+                     const char *message)
 {
     for (size_t i = 0; i < run->n_requests; i++)
         if (!run->requests[i]->answered)
-            refuse_with(run->requests[i], exit_status, message);
+            refuse_with(run->requests[i], exit_status, reason, message);
     finish(run);
 }
 
@@ -553,17 +646,32 @@ static void on_step_done(struct service *service, void *data, int result, const 
     step(run);
 }
 
+/* A service that was starting when the files changed is ready now: it reloads like the rest. */
+static void on_started(struct service *service, void *data, int result, const char *why)
+{
+    if (result < 0) {
+        on_step_done(service, data, result, why);
+        return;
+    }
+    step(data);
+}
+
 static void step(struct apply_run *run)
 {
     if (run->agent->shutting_down) {
         /* Every service is stopping: nothing is reloaded or restarted any more. The store
          * keeps what was committed, and the next start renders the files from it. */
-        fail_all(run, 1, "the agent is shutting down; the change stops here");
+        fail_all(run, 1, "shutting_down", "the agent is shutting down; the change stops here");
         return;
     }
     while (run->current_step < run->n_steps) {
         struct service *service = run->steps[run->current_step];
 
+        /* Starting: it may have read the old files already; once ready, it takes the change. */
+        if (!run->rolling_back && service->fsm.state == SERVICE_STARTING) {
+            service_wait(service, WAIT_READY, on_started, run);
+            return;
+        }
         /* Applying: a service that is not running takes the new files when it starts.
          * Rolling back: every service the change touched comes back, whatever state the
          * failure left it in (FATAL after a rejected reload), unless an operator stopped it. */
@@ -597,7 +705,7 @@ static void step(struct apply_run *run)
             if (!run->requests[i]->answered)
                 log_notice("audit: %s changed nothing: %s", run->requests[i]->who, message);
         record_outcome(run->agent, false);
-        fail_all(run, 1, message);
+        fail_all(run, 1, "rolled_back", message);
         return;
     }
     succeed(run);
@@ -684,20 +792,21 @@ static int stage_pair(struct apply_run *run, struct cert_change *change, const c
     return 0;
 }
 
-static int prepare_certificate(struct apply_run *run, struct apply_request *request, char *err,
-                               size_t err_len)
+/* Validates and stages one pair of a certificate request. */
+static int prepare_pair(struct apply_run *run, struct apply_request *request,
+                        const struct apply_pair *pair, char *err, size_t err_len)
 {
     struct certstore *store = run->agent->certs->store;
-    const struct cert_name *entry = cert_name_lookup(request->name);
+    const struct cert_name *entry = cert_name_lookup(pair->name);
     struct x509_checked *checked = NULL;
     struct cert_change *change;
-    char *key = request->key_pem, *pending = NULL;
-    size_t key_len = request->key_len, pending_len = 0;
+    char *key = pair->key_pem, *pending = NULL;
+    size_t key_len = pair->key_len, pending_len = 0;
     bool used_pending = false;
     int r;
 
     if (!entry) {
-        snprintf(err, err_len, "unknown certificate '%s' (known: %s)", request->name,
+        snprintf(err, err_len, "unknown certificate '%s' (known: %s)", pair->name,
                  cert_names_list());
         return CV_EUNKNOWN_CERT;
     }
@@ -706,29 +815,31 @@ static int prepare_certificate(struct apply_run *run, struct apply_request *requ
                  "certificate '%s' is kept in files named by %s: change those files, or remove "
                  "that section and reload",
                  entry->name, external_of(run->agent, entry->name)->source);
+        request->reason = "external";
         return CV_EINVALID_CERT;
     }
     if (!key && entry->has_key) {
-        if (certstore_read_pending_key(store, request->name, &pending, &pending_len) < 0) {
+        if (certstore_read_pending_key(store, pair->name, &pending, &pending_len) < 0) {
             snprintf(err, err_len,
                      "key_file is required: no key is pending for '%s' (give key_file, or make "
                      "one with 'cluster certificate csr %s')",
-                     request->name, request->name);
+                     pair->name, pair->name);
             return CV_EINVALID_CERT;
         }
         key = pending;
         key_len = pending_len;
         used_pending = true;
     }
-    r = x509_check(request->name, entry->purpose, request->cert_pem, request->cert_len, key,
-                   key_len, time(NULL), &checked, err, err_len);
+    r = x509_check(pair->name, entry->purpose, pair->cert_pem, pair->cert_len, key, key_len,
+                   time(NULL), &checked, err, err_len);
     if (r == 0) {
-        snprintf(request->warning, sizeof(request->warning), "%s", checked->warning);
+        if (*checked->warning)
+            snprintf(request->warning, sizeof(request->warning), "%s", checked->warning);
         change = add_change(run, request, entry->name, err, err_len);
         if (!change)
             r = -E2BIG;
     }
-    if (r == 0 && same_as_current(run, change, request->cert_pem, request->cert_len, key,
+    if (r == 0 && same_as_current(run, change, pair->cert_pem, pair->cert_len, key,
                                   entry->has_key ? key_len : 0)) {
         run->n_changes--; /* nothing to do: not staged, nothing rendered differently */
         json_array_append_new(request->changes,
@@ -736,15 +847,43 @@ static int prepare_certificate(struct apply_run *run, struct apply_request *requ
                                         checked->fingerprint, "unchanged", "true"));
     } else if (r == 0) {
         change->used_pending_key = used_pending;
-        r = stage_pair(run, change, request->cert_pem, request->cert_len,
-                       entry->has_key ? key : NULL, key_len, used_pending ? "csr" : request->origin,
-                       checked->fingerprint, err, err_len);
+        r = stage_pair(run, change, pair->cert_pem, pair->cert_len, entry->has_key ? key : NULL,
+                       key_len, used_pending ? "csr" : request->origin, checked->fingerprint, err,
+                       err_len);
         if (r < 0)
             run->n_changes--;
     }
     x509_checked_free(checked);
     if (pending)
         OPENSSL_clear_free(pending, pending_len);
+    return r;
+}
+
+/*
+ * Validates and stages every pair of a certificate request: the first that
+ * fails refuses the whole request (start_run() discards what the others
+ * staged), so several certificates go in together or not at all.
+ */
+static int prepare_certificates(struct apply_run *run, struct apply_request *request, char *err,
+                                size_t err_len)
+{
+    int r = 0;
+
+    if (request->n_pairs == 0) {
+        snprintf(err, err_len, "no certificate to set");
+        return CV_EUSAGE;
+    }
+    for (size_t i = 0; i < request->n_pairs; i++) {
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(request->pairs[i].name, request->pairs[j].name) == 0) {
+                snprintf(err, err_len, "certificate '%s' is given more than once",
+                         request->pairs[i].name);
+                return CV_EUSAGE;
+            }
+        }
+    }
+    for (size_t i = 0; r == 0 && i < request->n_pairs; i++)
+        r = prepare_pair(run, request, &request->pairs[i], err, err_len);
     return r;
 }
 
@@ -806,11 +945,13 @@ static int prepare_rotate(struct apply_run *run, struct apply_request *request, 
                  "certificate '%s' is provided by the operator, not generated: replace it with "
                  "'cluster certificate set %s certificate_file <file>'",
                  entry->name, entry->name);
+        request->reason = "not_generated";
         return CV_EINVALID_CERT;
     }
     if (external_of(run->agent, entry->name)) {
         snprintf(err, err_len, "certificate '%s' is kept in files named by %s: it is not rotated",
                  entry->name, external_of(run->agent, entry->name)->source);
+        request->reason = "external";
         return CV_EINVALID_CERT;
     }
     return rotate_one(run, request, entry->name, err, err_len);
@@ -832,6 +973,7 @@ static int prepare_delete(struct apply_run *run, struct apply_request *request, 
                  "certificate '%s' is required and cannot be deleted: re-issue it with 'cluster "
                  "certificate rotate %s', or replace it with 'cluster certificate set'",
                  entry->name, entry->name);
+        request->reason = "required_certificate";
         return CV_EINVALID_CERT;
     }
     change = add_change(run, request, entry->name, err, err_len);
@@ -840,6 +982,7 @@ static int prepare_delete(struct apply_run *run, struct apply_request *request, 
     if (!change->had_current) {
         run->n_changes--;
         snprintf(err, err_len, "certificate '%s' is not set", entry->name);
+        request->reason = "not_set";
         return CV_EINVALID_CERT;
     }
     change->removed = true;
@@ -929,7 +1072,7 @@ static int prepare(struct apply_run *run, struct apply_request *request, char *e
 {
     switch (request->kind) {
     case APPLY_CERTIFICATE:
-        return prepare_certificate(run, request, err, err_len);
+        return prepare_certificates(run, request, err, err_len);
     case APPLY_ROTATE:
         return prepare_rotate(run, request, err, err_len);
     case APPLY_DELETE:
@@ -1160,12 +1303,17 @@ static void start_run(struct agent *agent, struct apply_request **batch, size_t 
     run->dry_run = batch[0]->dry_run;
     agent->apply->running = run;
     for (size_t i = 0; i < n; i++) {
+        size_t first_change = run->n_changes;
+
         *err = '\0';
         r = prepare(run, batch[i], err, sizeof(err));
-        if (r < 0)
+        if (r < 0) {
+            /* What the refused request staged before it failed goes too: all or none. */
+            unstage_from(run, first_change);
             refuse(batch[i], r, *err ? err : cv_strerror(r));
-        else
+        } else {
             accepted++;
+        }
     }
     if (accepted == 0) {
         finish(run);
@@ -1183,7 +1331,12 @@ static void start_run(struct agent *agent, struct apply_request **batch, size_t 
         return;
     }
     if (r < 0) {
-        fail_all(run, r == CV_EUSAGE ? 2 : 1, *err ? err : cv_strerror(r));
+        /* A certificate the services' contexts refuse is an invalid certificate for them. */
+        fail_all(run, r == CV_EUSAGE ? 2 : 1,
+                 r == CV_EINVALID_TLS && !run->policy_change && !run->new_config
+                     ? "invalid_certificate"
+                     : reason_of(r),
+                 *err ? err : cv_strerror(r));
         return;
     }
     if (run->dry_run) {
@@ -1203,7 +1356,7 @@ static void start_run(struct agent *agent, struct apply_request **batch, size_t 
     r = commit_change(run, err, sizeof(err));
     if (r < 0) {
         restore_previous(run);
-        fail_all(run, 1, err);
+        fail_all(run, 1, "failed", err);
         return;
     }
     step(run);
@@ -1231,14 +1384,16 @@ void apply_free_all(struct agent *agent)
     while (queue->head) {
         struct apply_request *next = queue->head->next;
 
-        refuse_with(queue->head, 1, "the agent is shutting down; nothing was changed");
+        refuse_with(queue->head, 1, "shutting_down",
+                    "the agent is shutting down; nothing was changed");
         request_free(queue->head);
         queue->head = next;
     }
     if (queue->running) {
         for (size_t i = 0; i < queue->running->n_requests; i++)
             if (!queue->running->requests[i]->answered)
-                refuse_with(queue->running->requests[i], 1, "the agent is shutting down");
+                refuse_with(queue->running->requests[i], 1, "shutting_down",
+                            "the agent is shutting down");
         run_free(queue->running);
     }
     if (queue->window)

@@ -8,7 +8,24 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Called once with the outcome: exit status (0, 1 failed, 2 usage, 4 unknown) and the answer. */
+/*
+ * Called once with the outcome: exit status (0, 1 failed, 2 usage, 4 unknown) and the answer.
+ * A refused or failed change answers {"exit", "error": message, "reason": word}, the reason
+ * for programs (the REST API) to tell failures apart without reading the message:
+ *   expired               a certificate's validity ended (x509_check's CV_ECERT_EXPIRED)
+ *   invalid_certificate   not a valid certificate, key or pair for that name, or one the
+ *                         services' TLS contexts refuse
+ *   unknown_certificate   no certificate has that name
+ *   required_certificate  delete of a certificate the node cannot do without
+ *   not_set               delete of an optional certificate that is not set
+ *   not_generated         rotate of a certificate the operator provides
+ *   external              the certificate is kept in external files (conf.d)
+ *   invalid_setting       a policy value refused
+ *   invalid_configuration a configuration reload refused
+ *   usage                 a malformed request
+ *   rolled_back           a service did not come back with the change: all was put back
+ *   shutting_down, failed the agent is stopping; anything else
+ */
 typedef void (*apply_done_fn)(void *data, int exit_status, json_t *reply);
 
 struct apply_request;
@@ -20,6 +37,25 @@ struct apply_request;
  */
 struct apply_request *apply_certificate(const char *name, const char *cert_pem, size_t cert_len,
                                         const char *key_pem, size_t key_len, const char *origin);
+
+/* One certificate of apply_certificates(); the strings are copied. */
+struct apply_pair_input {
+    const char *name;
+    const char *cert_pem;
+    size_t cert_len;
+    const char *key_pem; /* NULL: the key a CSR left pending */
+    size_t key_len;
+};
+
+/*
+ * Several certificate replacements in one request, applied all or none:
+ * every pair is validated before any is staged for good, the first that
+ * fails refuses the request (and nothing of it is applied), and the pairs
+ * commit together (one journal) and roll back together. A name given twice
+ * is a usage error.
+ */
+struct apply_request *apply_certificates(const struct apply_pair_input *pairs, size_t n,
+                                         const char *origin);
 
 /* Re-issues a generated certificate from the cluster CA; "all": every one still generated. */
 struct apply_request *apply_rotate(const char *name);

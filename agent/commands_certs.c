@@ -66,9 +66,10 @@ void handle_cluster_certificate_list(struct agent *agent, struct control_conn *c
     json_t *items = json_array();
 
     (void)args;
-    (void)options;
+    /* With "pem": each certificate's PEM too (never a key), for the REST API's listing. */
     for (size_t i = 0; i < cert_names_count; i++)
-        json_array_append_new(items, describe(agent, cert_names[i].name, false));
+        json_array_append_new(items, describe(agent, cert_names[i].name,
+                                              json_is_true(json_object_get(options, "pem"))));
     control_reply(conn, json_pack("{s:i, s:o}", "exit", 0, "items", items));
 }
 
@@ -293,8 +294,8 @@ void handle_cluster_config(struct agent *agent, struct control_conn *conn, json_
         names[i] = json_string_value(json_array_get(args, 2 * i));
         values[i] = json_string_value(json_array_get(args, 2 * i + 1));
         if (policy_setting_lookup(names[i]) < 0) {
-            control_reply_error(conn, 2, "unknown setting '%s' (see 'cluster config show')",
-                                names[i]);
+            control_reply_refused(conn, 2, "unknown_setting",
+                                  "unknown setting '%s' (see 'cluster config show')", names[i]);
             return;
         }
     }

@@ -26,6 +26,7 @@ static cfg_opt_t main_options[] = {CFG_STR("prefix", "/", CFGF_NONE),
                                    CFG_STR("run_dir", "%{prefix}/run/certvisor", CFGF_NONE),
                                    CFG_STR("log_dir", "%{prefix}/var/log/certvisor", CFGF_NONE),
                                    CFG_STR("libexec_dir", CERTVISOR_LIBEXECDIR, CFGF_NONE),
+                                   CFG_STR("console_dir", CERTVISOR_CONSOLEDIR, CFGF_NONE),
                                    CFG_STR("include", "conf.d", CFGF_NONE),
                                    CFG_STR("control_socket", "%{run_dir}/control.sock", CFGF_NONE),
                                    CFG_STR("notify_socket", "%{run_dir}/notify.sock", CFGF_NONE),
@@ -187,6 +188,7 @@ void config_free(struct agent_config *config)
     free(config->run_dir);
     free(config->log_dir);
     free(config->libexec_dir);
+    free(config->console_dir);
     free(config->include_dir);
     free(config->control_socket);
     free(config->notify_socket);
@@ -219,6 +221,7 @@ static int fill_main(cfg_t *cfg, const char *prefix_override, struct agent_confi
         size_t offset;
     } paths[] = {
         {"libexec_dir", offsetof(struct agent_config, libexec_dir)},
+        {"console_dir", offsetof(struct agent_config, console_dir)},
         {"state_dir", offsetof(struct agent_config, state_dir)},
         {"run_dir", offsetof(struct agent_config, run_dir)},
         {"log_dir", offsetof(struct agent_config, log_dir)},
@@ -242,6 +245,7 @@ static int fill_main(cfg_t *cfg, const char *prefix_override, struct agent_confi
         if (r < 0)
             return r;
         vars.libexec_dir = config->libexec_dir;
+        vars.console_dir = config->console_dir;
         vars.state_dir = config->state_dir;
         vars.run_dir = config->run_dir;
         vars.log_dir = config->log_dir;
@@ -328,9 +332,9 @@ static int load_tls_sections(cfg_t *cfg, const char *path, struct agent_config *
 /* Parses one conf.d file and adds its services. Errors go to the sink, or into err. */
 static int load_include(struct agent_config *config, const char *path, char *err, size_t err_len)
 {
-    struct expand_vars vars = {
-        config->prefix,   config->state_dir,   config->run_dir,        config->log_dir,
-        config->conf_dir, config->libexec_dir, config->control_socket, NULL};
+    struct expand_vars vars = {config->prefix,      config->state_dir,      config->run_dir,
+                               config->log_dir,     config->conf_dir,       config->libexec_dir,
+                               config->console_dir, config->control_socket, NULL};
     cfg_t *cfg = cfg_init(include_options, CFGF_NONE);
     int r = 0;
 
@@ -538,6 +542,7 @@ int config_control_socket(const char *path, const char *prefix_override, char **
     return r;
 }
 
+/* Makes path and its parents; returns 1 when path itself was made here, 0 when it existed. */
 static int make_dir(const char *path, mode_t mode)
 {
     char buf[4096];
@@ -552,9 +557,9 @@ static int make_dir(const char *path, mode_t mode)
             return -errno;
         *p = '/';
     }
-    if (mkdir(buf, mode) < 0 && errno != EEXIST)
-        return -errno;
-    return 0;
+    if (mkdir(buf, mode) < 0)
+        return errno == EEXIST ? 0 : -errno;
+    return 1;
 }
 
 int config_make_directories(const struct agent_config *config, char **ret_error)
@@ -565,6 +570,11 @@ int config_make_directories(const struct agent_config *config, char **ret_error)
     for (size_t i = 0; i < 3; i++) {
         int r = make_dir(dirs[i], modes[i]);
 
+        /* The services (their group) must reach the store and their own directories in the
+         * state directory; one that existed already is the operator's (or the package's). */
+        if (r == 1 && i == 0 && config_service_gid(config) != (gid_t)-1 &&
+            chown(dirs[i], (uid_t)-1, config_service_gid(config)) < 0)
+            r = -errno;
         if (r < 0) {
             if (ret_error && asprintf(ret_error, "cannot create %s: %s", dirs[i], strerror(-r)) < 0)
                 *ret_error = NULL;

@@ -14,6 +14,9 @@
 #ifndef CERTVISOR_DEFAULT_CONFIG
 #define CERTVISOR_DEFAULT_CONFIG "/etc/certvisor/certvisor.conf"
 #endif
+#ifndef CERTVISOR_CONSOLEDIR
+#define CERTVISOR_CONSOLEDIR "/usr/share/certvisor/console"
+#endif
 #ifndef CERTVISOR_LIBEXECDIR
 #define CERTVISOR_LIBEXECDIR "/usr/libexec/certvisor"
 #endif
@@ -26,6 +29,7 @@ struct agent_config {
     char *run_dir;
     char *log_dir;
     char *libexec_dir;
+    char *console_dir; /* the admin console's static files */
     char *include_dir;
     char *control_socket;
     char *notify_socket;

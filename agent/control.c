@@ -113,6 +113,19 @@ void control_reply_error(struct control_conn *conn, int exit_status, const char 
     control_reply(conn, json_pack("{s:i, s:s}", "exit", exit_status, "error", message));
 }
 
+void control_reply_refused(struct control_conn *conn, int exit_status, const char *reason,
+                           const char *fmt, ...)
+{
+    char message[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof(message), fmt, ap);
+    va_end(ap);
+    control_reply(conn, json_pack("{s:i, s:s, s:s}", "exit", exit_status, "error", message,
+                                  "reason", reason));
+}
+
 void control_on_abandon(struct control_conn *conn, void (*fn)(void *data), void *data)
 {
     conn->abandon_fn = fn;
@@ -201,13 +214,14 @@ static void dispatch(struct control_conn *conn, json_t *request)
         log_notice("Refused '%s' from %s (pid %d): not an administrator",
                    json_string_value(command), who, (int)conn->peer.pid);
         if (*conn->peer.rest_user)
-            control_reply_error(conn, 4, "permission denied: '%s' needs a user with the admin role",
-                                json_string_value(command));
+            control_reply_refused(conn, 4, "permission_denied",
+                                  "permission denied: '%s' needs a user with the admin role",
+                                  json_string_value(command));
         else
-            control_reply_error(conn, 4,
-                                "permission denied: '%s' needs root, certvisord's own user or "
-                                "membership of the admin group",
-                                json_string_value(command));
+            control_reply_refused(conn, 4, "permission_denied",
+                                  "permission denied: '%s' needs root, certvisord's own user or "
+                                  "membership of the admin group",
+                                  json_string_value(command));
         return;
     }
     if (control_command_table[index].access == CONTROL_ACCESS_ADMIN &&

@@ -61,6 +61,14 @@ void control_reply_error(struct control_conn *conn, int exit_status, const char 
     __attribute__((format(printf, 3, 4)));
 
 /*
+ * Ends the request with {"exit": exit_status, "error": message, "reason":
+ * reason}: a refusal that programs tell apart by its reason word
+ * ("permission_denied", "unknown_setting", ...) rather than by its message.
+ */
+void control_reply_refused(struct control_conn *conn, int exit_status, const char *reason,
+                           const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/*
  * Registers what to call if the client goes away before the request ends
  * (the pending operation then completes without anyone to tell).
  */

@@ -6,8 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const variable_names[] = {"prefix",   "state_dir",   "run_dir",        "log_dir",
-                                             "conf_dir", "libexec_dir", "control_socket", "name"};
+static const char *const variable_names[] = {"prefix",      "state_dir",      "run_dir",
+                                             "log_dir",     "conf_dir",       "libexec_dir",
+                                             "console_dir", "control_socket", "name"};
 
 static int variable_index(const char *name, size_t len)
 {
@@ -19,8 +20,9 @@ static int variable_index(const char *name, size_t len)
 
 static const char *variable_value(const struct expand_vars *vars, int index)
 {
-    const char *values[] = {vars->prefix,   vars->state_dir,   vars->run_dir,        vars->log_dir,
-                            vars->conf_dir, vars->libexec_dir, vars->control_socket, vars->name};
+    const char *values[] = {vars->prefix,      vars->state_dir,      vars->run_dir,
+                            vars->log_dir,     vars->conf_dir,       vars->libexec_dir,
+                            vars->console_dir, vars->control_socket, vars->name};
     return values[index];
 }
 
@@ -36,7 +38,7 @@ int expand_check(const char *text, char *err, size_t err_len)
         if (variable_index(p + 2, (size_t)(end - p - 2)) < 0) {
             snprintf(err, err_len,
                      "unknown variable '%%{%.*s}' (known: prefix, state_dir, run_dir, log_dir, "
-                     "conf_dir, libexec_dir, control_socket, name)",
+                     "conf_dir, libexec_dir, console_dir, control_socket, name)",
                      (int)(end - p - 2), p + 2);
             return -EINVAL;
         }

@@ -12,6 +12,7 @@ struct expand_vars {
     const char *log_dir;
     const char *conf_dir;
     const char *libexec_dir;
+    const char *console_dir;    /* the admin console's static files */
     const char *control_socket; /* for services that talk to the agent */
     const char *name;           /* the service being read, or NULL outside a service */
 };

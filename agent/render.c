@@ -63,6 +63,8 @@ int render_tls_config(const struct tls_spec *spec, const struct render_files *fi
                       const struct policy *policy, struct tls_config **ret_config)
 {
     const char *min_version, *ciphers, *ciphersuites;
+    /* Only for the sections that serve plain HTTP beside TLS (the REST API's). */
+    const char *http = spec->http ? policy_get(policy, POLICY_HTTP_SUPPORT) : NULL;
     struct tls_config *config;
     int version;
 
@@ -93,7 +95,8 @@ int render_tls_config(const struct tls_spec *spec, const struct render_files *fi
         copy_optional(&config->ciphersuites, ciphersuites) < 0 ||
         copy_optional(&config->tls_mode, spec->plane == TLS_PLANE_SENTINEL
                                              ? policy_get(policy, POLICY_SENTINEL_TLS_MODE)
-                                             : NULL) < 0) {
+                                             : NULL) < 0 ||
+        copy_optional(&config->http, http) < 0) {
         tls_config_free(config);
         return -ENOMEM;
     }

@@ -5,6 +5,7 @@
 #include "policy.h"
 #include "tls_config.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 enum tls_plane { TLS_PLANE_CONTROL, TLS_PLANE_DATA, TLS_PLANE_SENTINEL };
@@ -23,6 +24,7 @@ struct tls_spec {
     enum tls_verify verify_peer;
     char *trust; /* NULL, "cluster_ca" or a certificate name (mtls_trusted_ca) */
     int port;    /* RENDER_REDIS: tls-port; 0 otherwise */
+    bool http;   /* the service also serves plain HTTP while http_support is enabled */
 };
 
 /* The files one certificate is served from (a generation in the store). */
@@ -36,9 +38,10 @@ struct render_files {
  * Builds the tls_config a spec stands for: the files, the plane's minimum
  * version (from policy_get()), its TLS 1.2 cipher list and TLS 1.3 suites
  * (the sentinel plane has no TLS 1.3 setting: OpenSSL's default), security
- * level 0 when the minimum is below 1.2 (else -1, OpenSSL's default), and the
- * spec's peer verification. Returns 0, -ENOMEM, or -EINVAL for an input that
- * policy_check() and the configuration checks would have refused. Free with
+ * level 0 when the minimum is below 1.2 (else -1, OpenSSL's default), the
+ * spec's peer verification, tls_mode for the sentinel plane and, for a spec
+ * with http, whether plain HTTP is served (http_support). Returns 0, -ENOMEM, or -EINVAL for an
+ * input that policy_check() and the configuration checks would have refused. Free with
  * tls_config_free().
  */
 int render_tls_config(const struct tls_spec *spec, const struct render_files *files,

@@ -23,6 +23,7 @@ static cfg_opt_t tls_options[] = {CFG_STR("certificate", NULL, CFGF_NODEFAULT),
                                   CFG_STR("verify_peer", "none", CFGF_NONE),
                                   CFG_STR("trust", "", CFGF_NONE),
                                   CFG_INT("port", 0, CFGF_NONE),
+                                  CFG_BOOL("http", cfg_false, CFGF_NONE),
                                   CFG_END()};
 
 cfg_opt_t service_config_options[] = {CFG_STR("command", NULL, CFGF_NODEFAULT),
@@ -49,6 +50,7 @@ cfg_opt_t service_config_options[] = {CFG_STR("command", NULL, CFGF_NODEFAULT),
                                       CFG_STR("stderr", "auto", CFGF_NONE),
                                       CFG_SEC("tls", tls_options, CFGF_MULTI),
                                       CFG_STR("databases_output", NULL, CFGF_NODEFAULT),
+                                      CFG_STR("state_directory", NULL, CFGF_NODEFAULT),
                                       CFG_END()};
 
 static const struct {
@@ -310,6 +312,7 @@ void service_config_free(struct service_config *config)
     free(config->tls);
     free(config->fingerprint);
     free(config->databases_output);
+    free(config->state_directory);
     free(config);
 }
 
@@ -377,6 +380,7 @@ static int convert_tls(cfg_t *tls, const struct expand_vars *vars, struct tls_sp
         if (strcmp(cfg_getstr(tls, "verify_peer"), verify_words[i]) == 0)
             spec->verify_peer = verify[i];
     spec->port = (int)cfg_getint(tls, "port");
+    spec->http = cfg_getbool(tls, "http");
     spec->certificate = strdup(certificate);
     spec->output = expand_string(cfg_getstr(tls, "output"), vars);
     spec->trust = *trust ? strdup(trust) : NULL;
@@ -388,6 +392,10 @@ static int convert_tls(cfg_t *tls, const struct expand_vars *vars, struct tls_sp
     }
     if (spec->format == RENDER_REDIS && spec->port == 0) {
         snprintf(err, err_len, "tls: the redis format needs 'port' (redis-server's tls-port)");
+        return CV_ECONFIG;
+    }
+    if (spec->http && spec->format != RENDER_CERTVISOR) {
+        snprintf(err, err_len, "tls: 'http = true' needs the certvisor format");
         return CV_ECONFIG;
     }
     if (spec->verify_peer != TLS_VERIFY_NONE && !spec->trust) {
@@ -463,6 +471,8 @@ static char *build_fingerprint(cfg_t *section, const struct service_config *conf
         fprintf(f, "tls output %s\n", config->tls[i].output);
     if (config->databases_output)
         fprintf(f, "databases output %s\n", config->databases_output);
+    if (config->state_directory)
+        fprintf(f, "state directory %s\n", config->state_directory);
     fprintf(f, "dir %s\nuser %s\ngroup %s\nout %s\nerr %s\n", config->directory,
             config->user ? config->user : "", config->group ? config->group : "",
             config->stdout_target.path, config->stderr_target.path);
@@ -498,6 +508,14 @@ static int convert(cfg_t *section, const struct expand_vars *vars, struct servic
     if (config->databases_output && config->databases_output[0] != '/') {
         snprintf(err, err_len, "databases_output '%s' is not an absolute path",
                  config->databases_output);
+        return CV_ECONFIG;
+    }
+    if (cfg_size(section, "state_directory") &&
+        !(config->state_directory = expand_string(cfg_getstr(section, "state_directory"), vars)))
+        return -ENOMEM;
+    if (config->state_directory && config->state_directory[0] != '/') {
+        snprintf(err, err_len, "state_directory '%s' is not an absolute path",
+                 config->state_directory);
         return CV_ECONFIG;
     }
     if (config->directory[0] != '/') {

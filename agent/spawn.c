@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -196,6 +197,35 @@ static void child_exec(const struct spawn_request *request, const struct identit
     report_and_exit(status_fd, STAGE_EXEC);
 }
 
+/*
+ * The service's own writable directory (redis-server's --dir, say): made if
+ * missing, and given to the service's user and group, as systemd's
+ * StateDirectory= does, since the state directory itself is the agent's.
+ */
+static int prepare_state_directory(const struct service_config *config, const struct identity *id,
+                                   char *err, size_t err_len)
+{
+    struct stat st;
+
+    if (!config->state_directory)
+        return 0;
+    if (mkdir(config->state_directory, 0750) < 0 && errno != EEXIST) {
+        snprintf(err, err_len, "cannot create %s: %s", config->state_directory, strerror(errno));
+        return -errno;
+    }
+    if (lstat(config->state_directory, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(err, err_len, "%s is not a directory", config->state_directory);
+        return -ENOTDIR;
+    }
+    if (id->change && (st.st_uid != id->uid || st.st_gid != id->gid) &&
+        chown(config->state_directory, id->uid, id->gid) < 0) {
+        snprintf(err, err_len, "cannot give %s to user '%s': %s", config->state_directory, id->user,
+                 strerror(errno));
+        return -errno;
+    }
+    return 0;
+}
+
 int spawn_service(const struct spawn_request *request, pid_t *ret_pid, int *ret_status_fd,
                   char *err, size_t err_len)
 {
@@ -206,6 +236,8 @@ int spawn_service(const struct spawn_request *request, pid_t *ret_pid, int *ret_
     char **env;
 
     r = resolve_identity(request->config, &id, err, err_len);
+    if (r == 0)
+        r = prepare_state_directory(request->config, &id, err, err_len);
     if (r < 0)
         return r;
     env = build_environment(request, &id);

@@ -60,6 +60,11 @@ enum control_access {
       "cluster certificate set <name> certificate_file <file> [key_file <file>] [--dry-run]",      \
       "Replace a certificate: validate, render, reload or restart the services that use it, "      \
       "roll back if one does not come up.")                                                        \
+    X(cluster_certificate_set_many, "cluster certificate set-many", CONTROL_ACCESS_ADMIN,          \
+      "cluster certificate set-many <name> certificate_file <file> [key_file <file>] "             \
+      "[<name> certificate_file <file> [key_file <file>]...] [--dry-run]",                         \
+      "Replace several certificates together: all are validated before any is applied, and "       \
+      "all or none are.")                                                                          \
     X(cluster_certificate_rotate, "cluster certificate rotate", CONTROL_ACCESS_ADMIN,              \
       "cluster certificate rotate <name>|all [--dry-run]",                                         \
       "Re-issue generated certificates from the cluster CA and apply them.")                       \

@@ -29,6 +29,7 @@ enum tls_setting {
     SET_SECURITY_LEVEL,
     SET_VERIFY_PEER,
     SET_TLS_MODE,
+    SET_HTTP,
     SET_COUNT,
 };
 
@@ -42,6 +43,7 @@ static const char *const setting_names[SET_COUNT] = {
     [SET_SECURITY_LEVEL] = "security_level",
     [SET_VERIFY_PEER] = "verify_peer",
     [SET_TLS_MODE] = "tls_mode",
+    [SET_HTTP] = "http",
 };
 
 static const char *const verify_names[] = {
@@ -68,6 +70,8 @@ static char **string_slot(struct tls_config *config, enum tls_setting setting)
         return &config->ciphersuites;
     case SET_TLS_MODE:
         return &config->tls_mode;
+    case SET_HTTP:
+        return &config->http;
     default:
         return NULL;
     }
@@ -115,6 +119,8 @@ char *tls_config_render(const struct tls_config *config)
         fprintf(f, "%s = %s\n", setting_names[SET_VERIFY_PEER], verify_names[config->verify_peer]);
     if (config->tls_mode)
         fprintf(f, "%s = %s\n", setting_names[SET_TLS_MODE], config->tls_mode);
+    if (config->http)
+        fprintf(f, "%s = %s\n", setting_names[SET_HTTP], config->http);
     if (ferror(f)) {
         fclose(f);
         free(text);
@@ -218,6 +224,15 @@ static int parse_line(struct tls_config *config, const struct kv_line *line, int
             break;
         }
         config->tls_mode = value;
+        value = NULL;
+        break;
+    case SET_HTTP:
+        if (strcmp(value, "enabled") != 0 && strcmp(value, "disabled") != 0) {
+            snprintf(err, err_len, "line %d: http '%s' is not enabled or disabled", number, value);
+            r = CV_EINVALID_TLS;
+            break;
+        }
+        config->http = value;
         value = NULL;
         break;
     default:

@@ -14,7 +14,7 @@ enum tls_verify {
  * The contract between certvisord and every service. The file is text, one
  * "key = value" per line, '#' comments, in this order:
  *   cert_file, key_file, ca_file, min_version, ciphers, ciphersuites,
- *   security_level, verify_peer, tls_mode
+ *   security_level, verify_peer, tls_mode, http
  * Unset optional values are omitted. The same configuration always renders to
  * the same bytes, so the agent can tell a change by comparing contents.
  */
@@ -34,6 +34,13 @@ struct tls_config {
      * The agent renders it for the sentinel plane, from sentinel_tls_mode.
      */
     char *tls_mode;
+    /*
+     * Whether the service also serves plain HTTP (on a port of its own):
+     * "enabled" or "disabled". NULL: the service has no such choice. The agent
+     * renders it, from http_support, for tls sections that ask for it
+     * ("http = true": the REST API).
+     */
+    char *http;
 };
 
 /* Renders config as text (malloc'd, NUL-terminated). Returns NULL on no memory. */

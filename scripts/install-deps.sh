@@ -6,7 +6,8 @@ set -eu
 packages="build-essential cmake pkg-config clang-format
 libssl-dev libconfuse-dev libsystemd-dev libevent-dev libjansson-dev libcmocka-dev
 redis-server redis-tools python3 python3-pytest python3-redis supervisor strace procps util-linux openssl
-haproxy stunnel4 sslscan prometheus curl"
+haproxy stunnel4 sslscan prometheus curl chromium
+dpkg-dev fakeroot lintian rpm systemd python3-seccomp"
 
 missing=""
 for p in $packages; do

@@ -12,6 +12,7 @@ cat > "$dir/certvisor.conf" <<CONF
 # Written by scripts/run-local.sh: everything under this directory, services as $(id -un).
 prefix      = "$dir"
 libexec_dir = "$build"
+console_dir = "$root/services/cm/www"
 include     = "$root/conf.d"
 log_target  = "console"
 CONF

@@ -354,6 +354,9 @@ static void print_change(const char *command, json_t *reply)
             printf("Set %s certificate to contents of file %s%s\n", name,
                    certificate_file_name ? certificate_file_name : "?",
                    json_object_get(change, "unchanged") ? " (unchanged: already in force)" : "");
+        else if (strcmp(command, "cluster certificate set-many") == 0)
+            printf("Set %s certificate (SHA256 %s)%s\n", name, str(change, "new"),
+                   json_object_get(change, "unchanged") ? " (unchanged: already in force)" : "");
         else if (strcmp(command, "cluster certificate rotate") == 0)
             printf("Rotated %s certificate (SHA256 %s)\n", name, str(change, "new"));
         else
@@ -418,6 +421,7 @@ static void print_reply(const char *command, json_t *reply)
     else if (strncmp(command, "user ", 5) == 0)
         ctl_print_user_reply(command, reply);
     else if (strcmp(command, "cluster certificate set") == 0 ||
+             strcmp(command, "cluster certificate set-many") == 0 ||
              strcmp(command, "cluster certificate rotate") == 0 ||
              strcmp(command, "cluster certificate delete") == 0 ||
              strcmp(command, "cluster config") == 0)
@@ -476,6 +480,39 @@ static int certificate_set_arguments(int argc, char **argv, json_t *args, json_t
             return -1;
     }
     return 0;
+}
+
+/* "<name> certificate_file <f> [key_file <f>]..." into options.certificates. */
+static int certificate_set_many_arguments(int argc, char **argv, json_t *options)
+{
+    json_t *list = json_array();
+    int i = 0;
+
+    json_object_set_new(options, "certificates", list);
+    while (i < argc) {
+        json_t *item, *pem;
+
+        if (i + 3 > argc || strcmp(argv[i + 1], "certificate_file") != 0)
+            goto usage;
+        item = json_pack("{s:s}", "name", argv[i]);
+        json_array_append_new(list, item);
+        if (!(pem = read_pem_file(argv[i + 2])))
+            return -1;
+        json_object_set_new(item, "certificate", pem);
+        i += 3;
+        if (i < argc && strcmp(argv[i], "key_file") == 0) {
+            if (i + 1 >= argc || !(pem = read_pem_file(argv[i + 1])))
+                goto usage;
+            json_object_set_new(item, "key", pem);
+            i += 2;
+        }
+    }
+    if (json_array_size(list) > 0)
+        return 0;
+usage:
+    fprintf(stderr, "certvisorctl: usage: cluster certificate set-many <name> certificate_file "
+                    "<file> [key_file <file>] [<name> certificate_file <file>...] [--dry-run]\n");
+    return -1;
 }
 
 /* "<name> [--subject <dn>] [--san <name>[,<name>...]]..." into args and options. */
@@ -544,6 +581,14 @@ static json_t *build_request(const char *command, int argc, char **argv)
     }
     if (strcmp(command, "cluster certificate set") == 0) {
         if (certificate_set_arguments(argc, argv, args, options) < 0) {
+            json_decref(args);
+            json_decref(options);
+            return NULL;
+        }
+        return json_pack("{s:s, s:o, s:o}", "command", command, "args", args, "options", options);
+    }
+    if (strcmp(command, "cluster certificate set-many") == 0) {
+        if (certificate_set_many_arguments(argc, argv, options) < 0) {
             json_decref(args);
             json_decref(options);
             return NULL;

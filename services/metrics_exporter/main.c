@@ -15,7 +15,7 @@
  * reload fail and rolls the change back, restarting it with the previous
  * files. SIGTERM or SIGINT: STOPPING=1, then exit 0.
  */
-#include "http.h"
+#include "http_server.h"
 #include "log.h"
 #include "render.h"
 #include "scrape.h"
@@ -50,6 +50,7 @@ struct exporter {
     struct event_base *base;
     struct tls_context_holder *holder;
     struct http_server *http;
+    struct http_listener *listener;
     struct scraper *scraper;
     bool agent_down; /* the last scrape found no agent: logged once, not at every scrape */
     int exit_status;
@@ -144,8 +145,16 @@ static void answer_scrape(void *data, json_t *reply, const char *error)
 static void on_request(struct http_request *request, void *data)
 {
     static const char not_found[] = "Not Found: the metrics are at /metrics\n";
+    static const char not_allowed[] = "Method Not Allowed: /metrics answers GET and HEAD\n";
+    const char *method = http_request_method(request);
     struct exporter *e = data;
 
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+        http_response_header(request, "Allow", "GET, HEAD");
+        http_respond(request, 405, "text/plain; charset=utf-8", not_allowed,
+                     sizeof(not_allowed) - 1);
+        return;
+    }
     if (strcmp(http_request_path(request), "/metrics") != 0) {
         http_respond(request, 404, "text/plain; charset=utf-8", not_found, sizeof(not_found) - 1);
         return;
@@ -203,6 +212,8 @@ static int run(struct exporter *e)
         evsignal_new(e->base, SIGTERM, on_stop, e),
         evsignal_new(e->base, SIGINT, on_stop, e),
     };
+    const struct http_callbacks callbacks = {.handler = on_request, .data = e};
+    struct http_limits limits;
     char err[1024];
     int status = 1;
 
@@ -220,14 +231,22 @@ static int run(struct exporter *e)
         log_error("Out of memory");
         goto out;
     }
-    if (http_server_new(e->base, opt.bind, (unsigned)opt.port, e->holder, on_request, e, &e->http,
-                        err, sizeof(err)) < 0) {
-        log_error("%s", err);
+    http_limits_default(&limits);
+    /* Scrapers send no body; a small one is read (and ignored) so that a wrong method gets its
+     * 405 rather than a 413. */
+    limits.max_body = 4096;
+    if (http_server_new(e->base, &limits, &callbacks, &e->http) < 0) {
+        log_error("Out of memory");
+        goto out;
+    }
+    if (http_server_listen(e->http, opt.bind, (unsigned)opt.port, e->holder, &e->listener, err,
+                           sizeof(err)) < 0) {
+        log_error("--bind/--port: %s", err);
         goto out;
     }
     log_info("Serving https://%s%s%s:%u/metrics", strchr(opt.bind, ':') ? "[" : "", opt.bind,
-             strchr(opt.bind, ':') ? "]" : "", http_server_port(e->http));
-    sd_notifyf(0, "READY=1\nSTATUS=serving /metrics on port %u", http_server_port(e->http));
+             strchr(opt.bind, ':') ? "]" : "", http_listener_port(e->listener));
+    sd_notifyf(0, "READY=1\nSTATUS=serving /metrics on port %u", http_listener_port(e->listener));
     event_base_dispatch(e->base);
     status = e->exit_status;
 out:

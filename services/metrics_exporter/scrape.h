@@ -24,8 +24,8 @@ int scraper_new(struct event_base *base, const char *socket_path, int timeout_ms
 void scraper_free(struct scraper *scraper);
 
 /*
- * Asks for the agent's state; fn is called when it is known (possibly before
- * this returns, when the agent cannot be reached at all). Requests made while
+ * Asks for the agent's state; fn is called from the event loop when it is
+ * known (never before this returns). Requests made while
  * a query is under way share its answer, so the agent sees one query however
  * many scrapers ask at once. Returns 0, or -ENOMEM (fn is not called).
  */

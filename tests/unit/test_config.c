@@ -1131,6 +1131,37 @@ static void two_tls_sections_writing_one_file(void **state)
                  "give each tls section its own output");
 }
 
+static void http_only_in_a_certvisor_tls_section(void **state)
+{
+    struct fixture *fx = *state;
+    struct agent_config *config = NULL;
+    char *error = NULL;
+
+    write_file(fx, "certvisor.conf", "");
+    write_file(fx, "conf.d/api.conf",
+               "service api {\n"
+               "    command = \"/bin/true\"\n"
+               "    tls {\n"
+               "        certificate = api\n"
+               "        http = true\n"
+               "    }\n"
+               "}\n");
+    assert_int_equal(config_load(fx->main_path, NULL, &config, &error), 0);
+    assert_true(config->services[0]->tls[0].http);
+    config_free(config);
+    write_file(fx, "conf.d/api.conf",
+               "service api {\n"
+               "    command = \"/bin/true\"\n"
+               "    tls {\n"
+               "        certificate = api\n"
+               "        format = redis\n"
+               "        port = 12000\n"
+               "        http = true\n"
+               "    }\n"
+               "}\n");
+    expect_error(fx, "conf.d/api.conf", 1, "'http = true' needs the certvisor format", NULL);
+}
+
 static void database_sections(void **state)
 {
     struct fixture *fx = *state;
@@ -1271,6 +1302,7 @@ int main(void)
         TEST(duplicate_certificate_in_one_file),
         TEST(duplicate_certificate_across_two_files),
         TEST(two_tls_sections_writing_one_file),
+        TEST(http_only_in_a_certvisor_tls_section),
         TEST(database_sections),
         TEST(database_errors),
     };

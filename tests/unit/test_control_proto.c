@@ -50,6 +50,8 @@ static void the_table_has_the_documented_commands_and_access(void **state)
         {"cluster certificate ca", CONTROL_CMD_cluster_certificate_ca, CONTROL_ACCESS_READ},
         {"cluster config show", CONTROL_CMD_cluster_config_show, CONTROL_ACCESS_READ},
         {"cluster certificate set", CONTROL_CMD_cluster_certificate_set, CONTROL_ACCESS_ADMIN},
+        {"cluster certificate set-many", CONTROL_CMD_cluster_certificate_set_many,
+         CONTROL_ACCESS_ADMIN},
         {"cluster certificate rotate", CONTROL_CMD_cluster_certificate_rotate,
          CONTROL_ACCESS_ADMIN},
         {"cluster certificate delete", CONTROL_CMD_cluster_certificate_delete,

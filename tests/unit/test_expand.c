@@ -20,6 +20,7 @@ static const struct expand_vars vars = {
     .log_dir = "/p/var/log/certvisor",
     .conf_dir = "/etc/certvisor",
     .libexec_dir = "/usr/libexec/certvisor",
+    .console_dir = "/usr/share/certvisor/console",
     .control_socket = "/p/run/certvisor/control.sock",
     .name = "web",
 };
@@ -49,7 +50,7 @@ static void every_known_variable_passes_the_check(void **state)
 
     (void)state;
     assert_int_equal(expand_check("%{prefix}%{state_dir}%{run_dir}%{log_dir}%{conf_dir}"
-                                  "%{libexec_dir}%{control_socket}%{name}",
+                                  "%{libexec_dir}%{console_dir}%{control_socket}%{name}",
                                   err, sizeof(err)),
                      0);
     assert_string_equal(err, "untouched");
@@ -74,7 +75,7 @@ static void unknown_name_is_rejected_and_named(void **state)
     assert_check_fails("a %{} b", "unknown variable '%{}'");
     assert_check_fails("%{name }", "unknown variable '%{name }'");
     assert_check_fails("%{home}", "(known: prefix, state_dir, run_dir, log_dir, conf_dir, "
-                                  "libexec_dir, control_socket, name)");
+                                  "libexec_dir, console_dir, control_socket, name)");
 }
 
 static void unterminated_variable_is_rejected(void **state)

@@ -1,7 +1,7 @@
 /*
- * Unit tests for the metrics exporter's pure parts: Prometheus text from an agent reply, and the
- * HTTP request head parser. The service's sources are compiled in (the services are programs,
- * not libraries), so their static functions can be tested as they are.
+ * Unit tests for the metrics exporter's pure part: Prometheus text from an agent reply. The
+ * service's source is compiled in (the services are programs, not libraries), so its static
+ * functions can be tested as they are. Its HTTP server is lib/http_server.c (test_http_server.c).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,7 +11,6 @@
 
 #include "unit_util.h"
 
-#include "../../services/metrics_exporter/http.c"
 #include "../../services/metrics_exporter/render.c"
 
 #include <jansson.h>
@@ -144,64 +143,6 @@ static void unavailable_is_a_comment_and_up_zero(void **state)
     free(text);
 }
 
-/* --- the request head --- */
-
-static int parse_text(const char *head, struct http_conn *c)
-{
-    size_t len = strlen(head);
-
-    memset(c, 0, sizeof(*c));
-    assert_true(len <= HTTP_MAX_HEAD);
-    memcpy(c->in, head, len);
-    c->in[len] = '\0';
-    assert_int_equal(head_length(c->in, len), len);
-    return parse_head(c, c->in);
-}
-
-static void heads_are_parsed_and_checked(void **state)
-{
-    struct http_conn *c = calloc(1, sizeof(*c));
-
-    (void)state;
-    assert_int_equal(parse_text("GET /metrics?x=1 HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n", c),
-                     0);
-    assert_string_equal(c->request.path, "/metrics");
-    assert_false(c->request.head);
-    assert_int_equal(parse_text("HEAD /metrics HTTP/1.0\n\n", c), 0);
-    assert_true(c->request.head);
-    assert_int_equal(parse_text("POST /metrics HTTP/1.1\r\nHost: a\r\n\r\n", c), 405);
-    assert_int_equal(parse_text("GET /metrics HTTP/1.1\r\n\r\n", c), 400); /* no Host */
-    assert_int_equal(parse_text("GET /metrics HTTP/2.0\r\nHost: a\r\n\r\n", c), 505);
-    assert_int_equal(parse_text("GET /metrics HTTP/1.1 x\r\nHost: a\r\n\r\n", c), 400);
-    assert_int_equal(parse_text("GET metrics HTTP/1.1\r\nHost: a\r\n\r\n", c), 400);
-    assert_int_equal(parse_text("GET /metrics HTTP/1.1\r\nHost : a\r\n\r\n", c), 400);
-    assert_int_equal(parse_text("GET /metrics HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n", c), 400);
-    assert_int_equal(parse_text("G(T /metrics HTTP/1.1\r\nHost: a\r\n\r\n", c), 400);
-    free(c);
-}
-
-static void too_many_headers_are_refused(void **state)
-{
-    struct http_conn *c = calloc(1, sizeof(*c));
-    char head[HTTP_MAX_HEAD];
-    size_t at = (size_t)snprintf(head, sizeof(head), "GET / HTTP/1.1\r\nHost: a\r\n");
-
-    (void)state;
-    for (int i = 0; i < HTTP_MAX_HEADERS; i++)
-        at += (size_t)snprintf(head + at, sizeof(head) - at, "X-%d: y\r\n", i);
-    snprintf(head + at, sizeof(head) - at, "\r\n");
-    assert_int_equal(parse_text(head, c), 431);
-    free(c);
-}
-
-static void an_incomplete_head_has_no_length(void **state)
-{
-    (void)state;
-    assert_int_equal(head_length("GET / HTTP/1.1\r\nHost: a\r\n", 25), 0);
-    assert_int_equal(head_length("GET / HTTP/1.1\r\n\r", 17), 0);
-    assert_int_equal(head_length("GET / HTTP/1.1\r\n\r\nextra", 23), 18);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -210,9 +151,6 @@ int main(void)
         cmocka_unit_test(service_state_is_one_hot_over_the_agent_states),
         cmocka_unit_test(no_change_yet_means_no_last_apply_sample),
         cmocka_unit_test(unavailable_is_a_comment_and_up_zero),
-        cmocka_unit_test(heads_are_parsed_and_checked),
-        cmocka_unit_test(too_many_headers_are_refused),
-        cmocka_unit_test(an_incomplete_head_has_no_length),
     };
     return cmocka_run_group_tests_name("metrics_exporter", tests, NULL, NULL);
 }

@@ -27,13 +27,14 @@ static const struct {
     const char *certificate;
     enum tls_plane plane;
     enum render_format format;
+    bool http; /* serves plain HTTP while http_support is enabled, as the REST API does */
 } node[] = {
-    {"cm", "cm", TLS_PLANE_CONTROL, RENDER_CERTVISOR},
-    {"api", "api", TLS_PLANE_CONTROL, RENDER_CERTVISOR},
-    {"proxy", "proxy", TLS_PLANE_DATA, RENDER_CERTVISOR},
-    {"redis", "data_internode_encryption", TLS_PLANE_DATA, RENDER_REDIS},
-    {"sentinel", "proxy", TLS_PLANE_SENTINEL, RENDER_CERTVISOR},
-    {"exporter", "metrics_exporter", TLS_PLANE_CONTROL, RENDER_CERTVISOR},
+    {"cm", "cm", TLS_PLANE_CONTROL, RENDER_CERTVISOR, false},
+    {"api", "api", TLS_PLANE_CONTROL, RENDER_CERTVISOR, true},
+    {"proxy", "proxy", TLS_PLANE_DATA, RENDER_CERTVISOR, false},
+    {"redis", "data_internode_encryption", TLS_PLANE_DATA, RENDER_REDIS, false},
+    {"sentinel", "proxy", TLS_PLANE_SENTINEL, RENDER_CERTVISOR, false},
+    {"exporter", "metrics_exporter", TLS_PLANE_CONTROL, RENDER_CERTVISOR, false},
 };
 #define NODE_SIZE (sizeof(node) / sizeof(node[0]))
 
@@ -71,6 +72,7 @@ static int setup(void **state)
             .output = fx->outputs[i],
             .verify_peer = TLS_VERIFY_NONE,
             .port = node[i].format == RENDER_REDIS ? 12443 : 0,
+            .http = node[i].http,
         };
         fx->services[i].name = (char *)node[i].name;
         fx->services[i].tls = &fx->specs[i];
@@ -134,9 +136,10 @@ static void each_setting_reaches_exactly_its_plane(void **state)
         {POLICY_CONTROL_CIPHER_SUITES_TLS_1_3, "TLS_AES_256_GCM_SHA384", "cm api exporter"},
         {POLICY_DATA_CIPHER_SUITES_TLS_1_3, "TLS_AES_256_GCM_SHA384", "proxy redis"},
         {POLICY_SENTINEL_CIPHER_SUITES, "ECDHE-ECDSA-AES256-GCM-SHA384", "sentinel"},
-        /* sentinel_tls_mode is rendered for the sentinel; http_support is not rendered yet. */
+        /* sentinel_tls_mode is rendered for the sentinel; http_support for the sections that
+         * ask for it (http = true), not for the rest of the control plane. */
         {POLICY_SENTINEL_TLS_MODE, "required", "sentinel"},
-        {POLICY_HTTP_SUPPORT, "disabled", ""},
+        {POLICY_HTTP_SUPPORT, "disabled", "api"},
         /* The value in force already: nothing changes. */
         {POLICY_MIN_CONTROL_TLS_VERSION, "1.2", ""},
     };

@@ -139,6 +139,8 @@ static void assert_configs_equal(const struct tls_config *a, const struct tls_co
     assert_same_string(a->ciphersuites, b->ciphersuites);
     assert_int_equal(a->security_level, b->security_level);
     assert_int_equal(a->verify_peer, b->verify_peer);
+    assert_same_string(a->tls_mode, b->tls_mode);
+    assert_same_string(a->http, b->http);
 }
 
 /* The golden file name, in tests/unit/golden/ next to this source file. */
@@ -641,6 +643,36 @@ static void the_certvisor_file_reads_back_as_rendered(void **state)
     policy_clear(&defaults);
 }
 
+/* http_support reaches only the sections that ask for it (the REST API's), whatever the plane. */
+static void http_support_only_for_sections_that_ask(void **state)
+{
+    struct tls_spec spec = make_spec(TLS_PLANE_CONTROL, RENDER_CERTVISOR);
+    struct tls_config *config;
+    struct policy p;
+    char *text;
+
+    (void)state;
+    policy_init(&p);
+    text = render(&spec, &plain_files, &p);
+    assert_lacks(text, "http");
+    free(text);
+    spec.http = true;
+    text = render(&spec, &plain_files, &p);
+    assert_has_line(text, "http = enabled");
+    free(text);
+    set(&p, POLICY_HTTP_SUPPORT, "disabled");
+    config = build(&spec, &plain_files, &p);
+    assert_string_equal(config->http, "disabled");
+    assert_null(config->tls_mode);
+    tls_config_free(config);
+    spec.plane = TLS_PLANE_SENTINEL; /* both choices in one file */
+    text = render(&spec, &plain_files, &p);
+    assert_has_line(text, "tls_mode = allowed");
+    assert_has_line(text, "http = disabled");
+    free(text);
+    policy_clear(&p);
+}
+
 static void redis_values_are_quoted_and_escaped(void **state)
 {
     static const struct render_files odd_files = {
@@ -744,8 +776,10 @@ static void golden_api_control_plane_defaults(void **state)
     spec.output = "/var/run/certvisor/api/tls.conf";
     spec.trust = "cluster_ca";
     spec.verify_peer = TLS_VERIFY_OPTIONAL;
+    spec.http = true;
     text = render(&spec, &files, &p);
     assert_has_line(text, "min_version = 1.2");
+    assert_has_line(text, "http = enabled"); /* http_support's default */
     check_golden("render_api.certvisor", text);
     free(text);
     policy_clear(&p);
@@ -811,6 +845,7 @@ int main(void)
         cmocka_unit_test(trusted_cas_only_when_given),
         cmocka_unit_test(the_same_input_gives_the_same_bytes),
         cmocka_unit_test(the_certvisor_file_reads_back_as_rendered),
+        cmocka_unit_test(http_support_only_for_sections_that_ask),
         cmocka_unit_test(redis_values_are_quoted_and_escaped),
         cmocka_unit_test(an_unusable_policy_is_refused),
         cmocka_unit_test(golden_proxy_certvisor_with_data_ciphers),

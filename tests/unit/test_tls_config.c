@@ -59,6 +59,7 @@ static const struct tls_config full = {
     .ciphersuites = "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256",
     .security_level = 2,
     .verify_peer = TLS_VERIFY_REQUIRE,
+    .http = "enabled",
 };
 
 static const char full_text[] = HEADER "cert_file = /etc/certvisor/tls/proxy.crt\n"
@@ -70,7 +71,8 @@ static const char full_text[] = HEADER "cert_file = /etc/certvisor/tls/proxy.crt
                                        "ciphersuites = TLS_AES_256_GCM_SHA384:"
                                        "TLS_CHACHA20_POLY1305_SHA256\n"
                                        "security_level = 2\n"
-                                       "verify_peer = require\n";
+                                       "verify_peer = require\n"
+                                       "http = enabled\n";
 
 static const struct tls_config minimal = {
     .cert_file = "a.crt",
@@ -102,6 +104,8 @@ static void assert_config_equal(const struct tls_config *a, const struct tls_con
     assert_string_or_null_equal(a->ciphersuites, b->ciphersuites);
     assert_int_equal(a->security_level, b->security_level);
     assert_int_equal(a->verify_peer, b->verify_peer);
+    assert_string_or_null_equal(a->tls_mode, b->tls_mode);
+    assert_string_or_null_equal(a->http, b->http);
 }
 
 static char *read_text(const char *path)
@@ -286,6 +290,7 @@ static void parse_errors_name_the_line(void **state)
         {REQUIRED "verify_peer = yes\n",
          "line 4: verify_peer 'yes' is not none, optional or require"},
         {REQUIRED "ciphers = ALL\x01:eNULL\n", "line 4: ciphers contains a control character"},
+        {REQUIRED "http = on\n", "line 4: http 'on' is not enabled or disabled"},
     };
 #undef REQUIRED
 

@@ -1,0 +1,1277 @@
+/* A small HTTP/1.1 server on libevent for certvisor's services: TLS or plain, keep-alive, limits.
+ */
+#include "http_server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define HTTP_LINGER_TIMEOUT 2 /* seconds to wait for the client to close after a last answer */
+#define HTTP_ACCEPT_PAUSE 1   /* seconds without accepting when out of descriptors */
+#define HTTP_READ_CHUNK 16384
+#define HTTP_MAX_RESPONSE_HEADERS 16
+
+enum conn_phase {
+    PHASE_HANDSHAKE,
+    PHASE_HEAD,     /* reading the request line and headers */
+    PHASE_CONTINUE, /* sending "100 Continue" */
+    PHASE_BODY,     /* reading Content-Length bytes */
+    PHASE_PENDING,  /* with the handler: no I/O, no deadline */
+    PHASE_WRITING,  /* the answer */
+    PHASE_CLOSING,  /* close_notify, then half-closed */
+    PHASE_LINGER,   /* reading until the client closes */
+};
+
+/* What a transport call did, when it did not move bytes. */
+enum io_result {
+    IO_EOF = 0,
+    IO_ERROR = -1,
+    IO_WANT_READ = -2,
+    IO_WANT_WRITE = -3,
+};
+
+struct http_conn;
+
+/* Plain and TLS connections share one code path behind these (as Redis's connection.h). */
+struct transport {
+    int (*handshake)(struct http_conn *c); /* 1 when done, or an io_result */
+    ssize_t (*recv)(struct http_conn *c, void *buf, size_t len);
+    ssize_t (*send)(struct http_conn *c, const void *buf, size_t len);
+    int (*shutdown)(struct http_conn *c); /* 1 when done, or an io_result */
+};
+
+struct header {
+    const char *name;
+    const char *value;
+};
+
+/* The parsed head: pointers into the connection's input buffer. */
+struct parsed_head {
+    const char *method;
+    const char *path;
+    const char *query;
+    struct header *headers;
+    unsigned n_headers;
+    size_t content_length;
+    bool has_body;
+    bool keep_alive;
+    bool expect_continue;
+};
+
+struct http_request {
+    struct http_conn *conn;
+    struct parsed_head head;
+    const char *body;
+    size_t body_len;
+    char *response_headers[HTTP_MAX_RESPONSE_HEADERS]; /* "Name: value" */
+    unsigned n_response_headers;
+    void (*abandon_fn)(void *data);
+    void *abandon_data;
+};
+
+struct http_listener {
+    struct http_server *server;
+    struct http_listener *next, **pprev;
+    int fd;
+    unsigned port;
+    struct tls_context_holder *holder; /* NULL: plain */
+    struct event *accept_event;
+};
+
+struct http_conn {
+    struct http_server *server;
+    struct http_conn *next, **pprev;
+    struct http_listener *listener; /* NULL once it was closed */
+    const struct transport *transport;
+    int fd;
+    SSL *ssl; /* TLS: holds a reference to the context it was accepted with */
+    enum conn_phase phase;
+    bool close_after; /* no further request on this connection */
+    struct event *read_event, *write_event, *timer;
+    char *in; /* the request head, its body, then whatever the client pipelined */
+    size_t in_len, in_cap;
+    size_t head_len; /* of the request being read, once its head is complete */
+    char saved_byte; /* the input byte after the body, while the body is NUL-terminated */
+    char *out;
+    size_t out_len, out_sent;
+    struct http_request request;
+    struct header *headers; /* limits.max_headers slots */
+};
+
+struct http_server {
+    struct event_base *base;
+    struct http_limits limits;
+    struct http_callbacks callbacks;
+    struct http_listener *listeners;
+    struct http_conn *conns;
+    unsigned n_conns;
+    struct event *pause_timer; /* accepting again after running out of descriptors */
+    bool paused;
+};
+
+void http_limits_default(struct http_limits *ret_limits)
+{
+    *ret_limits = (struct http_limits){
+        .max_head = 8192,
+        .max_headers = 64,
+        .max_body = 0,
+        .max_conns = 64,
+        .request_timeout = 10,
+        .idle_timeout = 15,
+        .write_timeout = 30,
+    };
+}
+
+const char *http_reason_phrase(int status)
+{
+    static const struct {
+        int status;
+        const char *phrase;
+    } phrases[] = {
+        {100, "Continue"},
+        {200, "OK"},
+        {201, "Created"},
+        {202, "Accepted"},
+        {204, "No Content"},
+        {400, "Bad Request"},
+        {401, "Unauthorized"},
+        {403, "Forbidden"},
+        {404, "Not Found"},
+        {405, "Method Not Allowed"},
+        {406, "Not Acceptable"},
+        {408, "Request Timeout"},
+        {409, "Conflict"},
+        {411, "Length Required"},
+        {413, "Content Too Large"},
+        {415, "Unsupported Media Type"},
+        {417, "Expectation Failed"},
+        {429, "Too Many Requests"},
+        {431, "Request Header Fields Too Large"},
+        {500, "Internal Server Error"},
+        {501, "Not Implemented"},
+        {502, "Bad Gateway"},
+        {503, "Service Unavailable"},
+        {504, "Gateway Timeout"},
+        {505, "HTTP Version Not Supported"},
+    };
+
+    for (size_t i = 0; i < sizeof(phrases) / sizeof(phrases[0]); i++)
+        if (phrases[i].status == status)
+            return phrases[i].phrase;
+    return "Unknown";
+}
+
+/* --- transports --- */
+
+static int plain_handshake(struct http_conn *c)
+{
+    (void)c;
+    return 1;
+}
+
+static ssize_t plain_recv(struct http_conn *c, void *buf, size_t len)
+{
+    ssize_t n;
+
+    do
+        n = recv(c->fd, buf, len, 0);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? IO_WANT_READ : IO_ERROR;
+    return n;
+}
+
+static ssize_t plain_send(struct http_conn *c, const void *buf, size_t len)
+{
+    ssize_t n;
+
+    do
+        n = send(c->fd, buf, len, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? IO_WANT_WRITE : IO_ERROR;
+    return n;
+}
+
+static int plain_shutdown(struct http_conn *c)
+{
+    (void)c;
+    return 1;
+}
+
+/* What an SSL call that did not complete waits for. */
+static int tls_result(struct http_conn *c, int r)
+{
+    int error = SSL_get_error(c->ssl, r);
+
+    ERR_clear_error();
+    switch (error) {
+    case SSL_ERROR_WANT_READ:
+        return IO_WANT_READ;
+    case SSL_ERROR_WANT_WRITE:
+        return IO_WANT_WRITE;
+    case SSL_ERROR_ZERO_RETURN:
+        return IO_EOF;
+    default: /* reset, a failed handshake, or a peer that closed without close_notify */
+        return IO_ERROR;
+    }
+}
+
+static int tls_handshake(struct http_conn *c)
+{
+    int r = SSL_accept(c->ssl);
+
+    return r == 1 ? 1 : tls_result(c, r);
+}
+
+static ssize_t tls_recv(struct http_conn *c, void *buf, size_t len)
+{
+    int r = SSL_read(c->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
+
+    return r > 0 ? r : tls_result(c, r);
+}
+
+static ssize_t tls_send(struct http_conn *c, const void *buf, size_t len)
+{
+    int r = SSL_write(c->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
+
+    return r > 0 ? r : tls_result(c, r);
+}
+
+static int tls_shutdown(struct http_conn *c)
+{
+    int r = SSL_shutdown(c->ssl);
+
+    if (r >= 0)
+        return 1; /* close_notify sent; the client's is not waited for */
+    r = tls_result(c, r);
+    return r == IO_WANT_WRITE ? r : 1;
+}
+
+static const struct transport plain_transport = {plain_handshake, plain_recv, plain_send,
+                                                 plain_shutdown};
+static const struct transport tls_transport = {tls_handshake, tls_recv, tls_send, tls_shutdown};
+
+/* --- the head --- */
+
+/* The length of a complete head (through its blank line) at the start of buf, or 0. */
+static size_t head_length(const char *buf, size_t len)
+{
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (buf[i] != '\n')
+            continue;
+        if (buf[i + 1] == '\n')
+            return i + 2;
+        if (buf[i + 1] == '\r' && i + 2 < len && buf[i + 2] == '\n')
+            return i + 3;
+    }
+    return 0;
+}
+
+/* RFC 9110's tchar: what a method or a header name is made of. */
+static bool is_token(const char *s, size_t len)
+{
+    if (len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+
+        if (!(ch > 0x20 && ch < 0x7f) || strchr("\"(),/:;<=>?@[\\]{}", ch))
+            return false;
+    }
+    return true;
+}
+
+/* Cuts the next line off *text (without its CR LF). */
+static char *next_line(char **text)
+{
+    char *line = *text, *nl = strchr(line, '\n');
+
+    if (nl) {
+        *nl = '\0';
+        *text = nl + 1;
+    } else {
+        nl = line + strlen(line);
+        *text = nl;
+    }
+    if (nl > line && nl[-1] == '\r')
+        nl[-1] = '\0';
+    return line;
+}
+
+/* True when the comma-separated list value holds token (case-insensitive). */
+static bool list_has(const char *value, const char *token)
+{
+    size_t len = strlen(token);
+
+    while (*value) {
+        size_t n;
+
+        value += strspn(value, " \t,");
+        n = strcspn(value, ",");
+        while (n > 0 && (value[n - 1] == ' ' || value[n - 1] == '\t'))
+            n--;
+        if (n == len && strncasecmp(value, token, len) == 0)
+            return true;
+        value += strcspn(value, ",");
+    }
+    return false;
+}
+
+static const char *find_header(const struct parsed_head *head, const char *name)
+{
+    for (unsigned i = 0; i < head->n_headers; i++)
+        if (strcasecmp(head->headers[i].name, name) == 0)
+            return head->headers[i].value;
+    return NULL;
+}
+
+/* Content-Length: digits only; several must agree (RFC 9112, 6.3). Returns 0 or the status. */
+static int parse_content_length(struct parsed_head *head, const struct http_limits *limits)
+{
+    bool seen = false;
+
+    for (unsigned i = 0; i < head->n_headers; i++) {
+        const char *value = head->headers[i].value;
+        unsigned long long n = 0;
+
+        if (strcasecmp(head->headers[i].name, "content-length") != 0)
+            continue;
+        if (!*value || strspn(value, "0123456789") != strlen(value) || strlen(value) > 18)
+            return 400;
+        for (const char *p = value; *p; p++)
+            n = n * 10 + (unsigned long long)(*p - '0');
+        if (seen && n != head->content_length)
+            return 400;
+        seen = true;
+        head->content_length = (size_t)n;
+    }
+    head->has_body = head->content_length > 0;
+    if (head->content_length > limits->max_body)
+        return 413;
+    return 0;
+}
+
+/*
+ * Parses a head (NUL-terminated text, changed in place) into *head, whose
+ * headers array has limits->max_headers slots. Returns 0 for a request the
+ * handler should see, or the status to answer with.
+ */
+static int parse_head(char *text, const struct http_limits *limits, struct parsed_head *head)
+{
+    char *line = next_line(&text), *target, *version, *query;
+    size_t method_len;
+    bool http11;
+    const char *value;
+    int status;
+
+    head->n_headers = 0;
+    head->content_length = 0;
+    head->has_body = false;
+    target = strchr(line, ' ');
+    version = target ? strchr(target + 1, ' ') : NULL;
+    if (!version || strchr(version + 1, ' '))
+        return 400;
+    method_len = (size_t)(target - line);
+    *target++ = '\0';
+    *version++ = '\0';
+    if (!is_token(line, method_len) || target[0] != '/')
+        return 400;
+    if (strncmp(version, "HTTP/", 5) != 0 || strlen(version) != 8 || version[6] != '.')
+        return 400;
+    if (strcmp(version, "HTTP/1.1") != 0 && strcmp(version, "HTTP/1.0") != 0)
+        return 505;
+    http11 = version[7] == '1';
+    for (const char *p = target; *p; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+            return 400;
+    while (*text) {
+        char *header = next_line(&text), *colon, *end;
+
+        if (!*header)
+            break; /* the blank line */
+        if (head->n_headers >= limits->max_headers)
+            return 431;
+        colon = strchr(header, ':');
+        /* No folded lines, no blanks before the colon (RFC 9112, 5.1 and 5.2). */
+        if (!colon || !is_token(header, (size_t)(colon - header)))
+            return 400;
+        *colon = '\0';
+        value = colon + 1 + strspn(colon + 1, " \t");
+        end = (char *)value + strlen(value);
+        while (end > value && (end[-1] == ' ' || end[-1] == '\t'))
+            *--end = '\0';
+        for (const char *p = value; *p; p++)
+            if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
+                return 400;
+        head->headers[head->n_headers++] = (struct header){header, value};
+    }
+    if (http11 && !find_header(head, "host"))
+        return 400;
+    /* Chunked bodies are not taken: clients send Content-Length (RFC 9112, 6.3). */
+    if (find_header(head, "transfer-encoding"))
+        return 411;
+    status = parse_content_length(head, limits);
+    if (status)
+        return status;
+    value = find_header(head, "connection");
+    head->keep_alive =
+        http11 ? !(value && list_has(value, "close")) : (value && list_has(value, "keep-alive"));
+    value = find_header(head, "expect");
+    head->expect_continue = value && strcasecmp(value, "100-continue") == 0;
+    if (value && !head->expect_continue)
+        return 417;
+    if ((query = strchr(target, '?')))
+        *query++ = '\0';
+    head->method = line;
+    head->path = target;
+    head->query = query ? query : "";
+    return 0;
+}
+
+/* --- connections --- */
+
+static void set_accepting(struct http_server *server, bool on)
+{
+    for (struct http_listener *l = server->listeners; l; l = l->next) {
+        if (on)
+            event_add(l->accept_event, NULL);
+        else
+            event_del(l->accept_event);
+    }
+}
+
+static void arm_timer(struct http_conn *c, int seconds)
+{
+    struct timeval tv = {seconds, 0};
+
+    evtimer_add(c->timer, &tv);
+}
+
+static void clear_response_headers(struct http_request *request)
+{
+    for (unsigned i = 0; i < request->n_response_headers; i++)
+        free(request->response_headers[i]);
+    request->n_response_headers = 0;
+}
+
+static void conn_free(struct http_conn *c)
+{
+    struct http_server *server = c->server;
+
+    if (c->phase == PHASE_PENDING && c->request.abandon_fn)
+        c->request.abandon_fn(c->request.abandon_data);
+    clear_response_headers(&c->request);
+    event_free(c->read_event);
+    event_free(c->write_event);
+    event_free(c->timer);
+    SSL_free(c->ssl);
+    close(c->fd);
+    free(c->in);
+    free(c->out);
+    free(c->headers);
+    *c->pprev = c->next;
+    if (c->next)
+        c->next->pprev = c->pprev;
+    free(c);
+    if (server->n_conns-- == server->limits.max_conns && !server->paused)
+        set_accepting(server, true);
+}
+
+/* Arms the event a transport call waits for. */
+static void conn_wait_io(struct http_conn *c, int io)
+{
+    if (io == IO_WANT_WRITE) {
+        event_del(c->read_event);
+        event_add(c->write_event, NULL);
+    } else {
+        event_del(c->write_event);
+        event_add(c->read_event, NULL);
+    }
+}
+
+/* Sets the bytes to send and the phase that sends them; the write event runs it from the loop. */
+static void conn_send(struct http_conn *c, char *out, size_t len, enum conn_phase phase)
+{
+    free(c->out);
+    c->out = out;
+    c->out_len = out ? len : 0;
+    c->out_sent = 0;
+    if (!out)
+        c->close_after = true; /* no memory for the answer: close at once */
+    c->phase = phase;
+    event_del(c->read_event);
+    arm_timer(c, c->server->limits.write_timeout);
+    event_active(c->write_event, EV_WRITE, 1);
+}
+
+/* Builds the answer's bytes. Returns a malloc'd buffer and its length, or NULL. */
+static char *build_response(struct http_conn *c, int status, const char *content_type,
+                            const char *body, size_t len, bool with_body, size_t *ret_len)
+{
+    struct http_request *request = &c->request;
+    size_t head_len = 0, total;
+    char *out, *head = NULL;
+    FILE *f = open_memstream(&head, &head_len);
+
+    if (!f)
+        return NULL;
+    fprintf(f, "HTTP/1.1 %d %s\r\n", status, http_reason_phrase(status));
+    if (content_type)
+        fprintf(f, "Content-Type: %s\r\n", content_type);
+    fprintf(f, "Content-Length: %zu\r\nCache-Control: no-store\r\n", len);
+    for (unsigned i = 0; i < request->n_response_headers; i++)
+        fprintf(f, "%s\r\n", request->response_headers[i]);
+    fprintf(f, "Connection: %s\r\n\r\n", c->close_after ? "close" : "keep-alive");
+    if (fclose(f) != 0) {
+        free(head);
+        return NULL;
+    }
+    total = head_len + (with_body ? len : 0);
+    out = realloc(head, total ? total : 1);
+    if (!out) {
+        free(head);
+        return NULL;
+    }
+    if (with_body && len)
+        memcpy(out + head_len, body, len);
+    *ret_len = total;
+    return out;
+}
+
+static void conn_respond(struct http_conn *c, int status, const char *content_type,
+                         const char *body, size_t len)
+{
+    bool with_body = !(c->phase == PHASE_PENDING && strcmp(c->request.head.method, "HEAD") == 0);
+    size_t out_len = 0;
+    char *out;
+
+    /* A request refused before its body was read leaves the body unread: no next request. */
+    if (c->phase != PHASE_PENDING || !c->listener)
+        c->close_after = true;
+    out = build_response(c, status, content_type, body, len, with_body, &out_len);
+    clear_response_headers(&c->request);
+    c->request.abandon_fn = NULL;
+    conn_send(c, out, out_len, PHASE_WRITING);
+}
+
+/* An answer the server gives by itself. */
+static void respond_error(struct http_conn *c, int status, const char *message)
+{
+    const struct http_callbacks *cb = &c->server->callbacks;
+    const char *content_type = "text/plain; charset=utf-8";
+    char *body = NULL, text[256];
+    size_t len = 0;
+
+    if (cb->error_body)
+        body = cb->error_body(status, message, &content_type, &len, cb->data);
+    if (!body) {
+        int n = snprintf(text, sizeof(text), "%s: %s\n", http_reason_phrase(status), message);
+
+        content_type = "text/plain; charset=utf-8";
+        conn_respond(c, status, content_type, text, n < 0 ? 0 : (size_t)n);
+        return;
+    }
+    conn_respond(c, status, content_type, body, len);
+    free(body);
+}
+
+static const char *error_message(int status)
+{
+    switch (status) {
+    case 400:
+        return "malformed request";
+    case 408:
+        return "the request was not complete in time";
+    case 411:
+        return "send the body with Content-Length (chunked transfer coding is not taken)";
+    case 413:
+        return "the request body is larger than this service takes";
+    case 417:
+        return "the only expectation understood is 100-continue";
+    case 431:
+        return "the request head is larger than this service takes";
+    case 505:
+        return "only HTTP/1.0 and HTTP/1.1 are spoken here";
+    default:
+        return "cannot answer this request";
+    }
+}
+
+/* Makes room in the input buffer for want bytes in all. Returns false without memory. */
+static bool reserve_input(struct http_conn *c, size_t want)
+{
+    size_t cap = c->in_cap ? c->in_cap : 4096;
+    char *in;
+
+    if (want + 1 <= c->in_cap)
+        return true;
+    while (cap < want + 1)
+        cap *= 2;
+    in = realloc(c->in, cap);
+    if (!in)
+        return false;
+    c->in = in;
+    c->in_cap = cap;
+    return true;
+}
+
+/* Reads at most limit bytes in all. Returns the bytes read, or an io_result. */
+static ssize_t read_input(struct http_conn *c, size_t limit)
+{
+    size_t room;
+    ssize_t n;
+
+    if (limit > c->in_len + HTTP_READ_CHUNK)
+        limit = c->in_len + HTTP_READ_CHUNK;
+    if (!reserve_input(c, limit))
+        return IO_ERROR;
+    room = limit - c->in_len;
+    if (room == 0)
+        return 0;
+    n = c->transport->recv(c, c->in + c->in_len, room);
+    if (n > 0) {
+        if (c->in_len == 0 && c->phase == PHASE_HEAD)
+            arm_timer(c, c->server->limits.request_timeout); /* a request begins */
+        c->in_len += (size_t)n;
+    }
+    return n;
+}
+
+/* What a step of a connection leaves it doing. */
+enum step {
+    STEP_GO_ON, /* made progress: run again */
+    STEP_WAIT,  /* waits for its socket (an event is armed) or for the handler */
+    STEP_CLOSE, /* over */
+};
+
+static enum step after_io(struct http_conn *c, ssize_t n)
+{
+    if (n == IO_WANT_READ || n == IO_WANT_WRITE) {
+        conn_wait_io(c, (int)n);
+        return STEP_WAIT;
+    }
+    return STEP_CLOSE; /* the client closed or failed: nothing to answer */
+}
+
+static enum step handshake(struct http_conn *c)
+{
+    int r = c->transport->handshake(c);
+
+    if (r != 1)
+        return after_io(c, r);
+    c->phase = PHASE_HEAD;
+    return STEP_GO_ON;
+}
+
+static void hand_to_handler(struct http_conn *c)
+{
+    struct http_request *request = &c->request;
+
+    request->body = c->in + c->head_len;
+    request->body_len = request->head.content_length;
+    /* The body is a string; the byte it covers (of a pipelined request) comes back after. */
+    c->saved_byte = c->in[c->head_len + request->body_len];
+    c->in[c->head_len + request->body_len] = '\0';
+    c->phase = PHASE_PENDING;
+    evtimer_del(c->timer);
+    event_del(c->read_event);
+    event_del(c->write_event);
+    c->server->callbacks.handler(request, c->server->callbacks.data);
+}
+
+static enum step read_head(struct http_conn *c)
+{
+    const struct http_limits *limits = &c->server->limits;
+    size_t len;
+    ssize_t n;
+    int status;
+
+    /* Empty lines before a request are to be ignored (RFC 9112, 2.2). */
+    for (len = 0; len < c->in_len && (c->in[len] == '\r' || c->in[len] == '\n'); len++)
+        ;
+    if (len) {
+        memmove(c->in, c->in + len, c->in_len - len);
+        c->in_len -= len;
+    }
+    len = head_length(c->in, c->in_len < limits->max_head ? c->in_len : limits->max_head);
+    if (!len) {
+        if (c->in_len >= limits->max_head) {
+            respond_error(c, 431, error_message(431));
+            return STEP_GO_ON;
+        }
+        n = read_input(c, limits->max_head);
+        return n > 0 ? STEP_GO_ON : after_io(c, n);
+    }
+    c->head_len = len;
+    c->in[len - 1] = '\0'; /* the blank line's LF: the head is a string */
+    status = memchr(c->in, '\0', len - 1) ? 400 : parse_head(c->in, limits, &c->request.head);
+    if (status) {
+        respond_error(c, status, error_message(status));
+        return STEP_GO_ON;
+    }
+    if (!c->request.head.keep_alive || !c->listener)
+        c->close_after = true;
+    if (c->request.head.expect_continue && c->in_len < len + c->request.head.content_length) {
+        static const char interim[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        char *out = malloc(sizeof(interim) - 1);
+
+        if (out)
+            memcpy(out, interim, sizeof(interim) - 1);
+        conn_send(c, out, sizeof(interim) - 1, PHASE_CONTINUE);
+        arm_timer(c, limits->request_timeout);
+        return STEP_WAIT;
+    }
+    c->phase = PHASE_BODY;
+    return STEP_GO_ON;
+}
+
+static enum step read_body(struct http_conn *c)
+{
+    size_t total = c->head_len + c->request.head.content_length;
+    ssize_t n;
+
+    if (c->in_len >= total) {
+        if (!reserve_input(c, total)) /* room for the terminating NUL */
+            return STEP_CLOSE;
+        hand_to_handler(c);
+        return STEP_WAIT;
+    }
+    n = read_input(c, total);
+    return n > 0 ? STEP_GO_ON : after_io(c, n);
+}
+
+/* The next request on a kept-alive connection: what was pipelined stays. */
+static void next_request(struct http_conn *c)
+{
+    size_t used = c->head_len + c->request.head.content_length;
+
+    if (used > c->in_len)
+        used = c->in_len;
+    if (used < c->in_len)
+        c->in[used] = c->saved_byte;
+    memmove(c->in, c->in + used, c->in_len - used);
+    c->in_len -= used;
+    c->head_len = 0;
+    memset(&c->request.head, 0, sizeof(c->request.head));
+    c->request.head.headers = c->headers;
+    c->request.body = NULL;
+    c->request.body_len = 0;
+    c->phase = PHASE_HEAD;
+    event_del(c->write_event);
+    arm_timer(c, c->in_len ? c->server->limits.request_timeout : c->server->limits.idle_timeout);
+}
+
+static enum step write_out(struct http_conn *c)
+{
+    ssize_t n;
+
+    if (c->out_sent < c->out_len) {
+        n = c->transport->send(c, c->out + c->out_sent, c->out_len - c->out_sent);
+        if (n <= 0)
+            return after_io(c, n);
+        c->out_sent += (size_t)n;
+        return STEP_GO_ON;
+    }
+    free(c->out);
+    c->out = NULL;
+    c->out_len = c->out_sent = 0;
+    if (c->phase == PHASE_CONTINUE) {
+        c->phase = PHASE_BODY;
+        event_del(c->write_event);
+        return STEP_GO_ON;
+    }
+    if (!c->close_after) {
+        next_request(c);
+        return STEP_GO_ON;
+    }
+    c->phase = PHASE_CLOSING;
+    return STEP_GO_ON;
+}
+
+static enum step close_gracefully(struct http_conn *c)
+{
+    int r = c->transport->shutdown(c);
+
+    if (r == IO_WANT_WRITE)
+        return after_io(c, r);
+    /*
+     * Closing with unread input would reset the connection, which can destroy the
+     * answer still in flight; reading until the client closes avoids that.
+     */
+    shutdown(c->fd, SHUT_WR);
+    c->phase = PHASE_LINGER;
+    arm_timer(c, HTTP_LINGER_TIMEOUT);
+    return STEP_GO_ON;
+}
+
+static enum step linger(struct http_conn *c)
+{
+    char discard[4096];
+    ssize_t n = recv(c->fd, discard, sizeof(discard), 0);
+
+    if (n > 0 || (n < 0 && errno == EINTR))
+        return STEP_GO_ON;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        conn_wait_io(c, IO_WANT_READ);
+        return STEP_WAIT;
+    }
+    return STEP_CLOSE;
+}
+
+/* Runs the connection until it waits. Returns false when it is over and must be freed. */
+static bool conn_run(struct http_conn *c)
+{
+    enum step step;
+
+    do {
+        ERR_clear_error();
+        switch (c->phase) {
+        case PHASE_HANDSHAKE:
+            step = handshake(c);
+            break;
+        case PHASE_HEAD:
+            step = read_head(c);
+            break;
+        case PHASE_BODY:
+            step = read_body(c);
+            break;
+        case PHASE_PENDING:
+            step = STEP_WAIT;
+            break;
+        case PHASE_CONTINUE:
+        case PHASE_WRITING:
+            step = write_out(c);
+            break;
+        case PHASE_CLOSING:
+            step = close_gracefully(c);
+            break;
+        case PHASE_LINGER:
+        default:
+            step = linger(c);
+            break;
+        }
+    } while (step == STEP_GO_ON);
+    return step == STEP_WAIT;
+}
+
+static void on_io(evutil_socket_t fd, short what, void *arg)
+{
+    struct http_conn *c = arg;
+
+    (void)fd;
+    (void)what;
+    if (!conn_run(c))
+        conn_free(c);
+}
+
+static void on_conn_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct http_conn *c = arg;
+
+    (void)fd;
+    (void)what;
+    /* A request begun and not finished in time is told so; anything else just closes. */
+    if ((c->phase == PHASE_HEAD && c->in_len > 0) || c->phase == PHASE_BODY ||
+        c->phase == PHASE_CONTINUE) {
+        respond_error(c, 408, error_message(408));
+        c->close_after = true;
+        return;
+    }
+    conn_free(c);
+}
+
+static void conn_open(struct http_listener *listener, int fd)
+{
+    struct http_server *server = listener->server;
+    struct http_conn *c = calloc(1, sizeof(*c));
+    SSL_CTX *ctx = NULL;
+
+    ERR_clear_error();
+    if (!c || !(c->headers = calloc(server->limits.max_headers + 1, sizeof(*c->headers))))
+        goto fail;
+    c->fd = fd;
+    c->transport = &plain_transport;
+    if (listener->holder) {
+        ctx = tls_holder_get(listener->holder);
+        if (!(c->ssl = SSL_new(ctx)) || SSL_set_fd(c->ssl, fd) != 1)
+            goto fail;
+        SSL_CTX_free(ctx); /* the SSL holds its own reference */
+        ctx = NULL;
+        SSL_set_mode(c->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+        SSL_set_accept_state(c->ssl);
+        c->transport = &tls_transport;
+    }
+    if (!(c->read_event = event_new(server->base, fd, EV_READ, on_io, c)) ||
+        !(c->write_event = event_new(server->base, fd, EV_WRITE, on_io, c)) ||
+        !(c->timer = evtimer_new(server->base, on_conn_timeout, c)))
+        goto fail;
+    c->server = server;
+    c->listener = listener;
+    c->request.conn = c;
+    c->request.head.headers = c->headers;
+    c->phase = PHASE_HANDSHAKE;
+    c->next = server->conns;
+    if (c->next)
+        c->next->pprev = &c->next;
+    c->pprev = &server->conns;
+    server->conns = c;
+    server->n_conns++;
+    arm_timer(c, server->limits.request_timeout);
+    if (!conn_run(c))
+        conn_free(c);
+    return;
+fail:
+    ERR_clear_error();
+    if (c) {
+        SSL_free(c->ssl);
+        if (c->read_event)
+            event_free(c->read_event);
+        if (c->write_event)
+            event_free(c->write_event);
+        free(c->headers);
+        free(c);
+    }
+    SSL_CTX_free(ctx);
+    close(fd);
+}
+
+static void on_accept(evutil_socket_t fd, short what, void *arg)
+{
+    struct http_listener *listener = arg;
+    struct http_server *server = listener->server;
+
+    (void)what;
+    while (server->n_conns < server->limits.max_conns) {
+        int conn_fd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+        if (conn_fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                struct timeval tv = {HTTP_ACCEPT_PAUSE, 0};
+
+                server->paused = true;
+                set_accepting(server, false);
+                evtimer_add(server->pause_timer, &tv);
+            }
+            return;
+        }
+        conn_open(listener, conn_fd);
+    }
+    /* Full: new clients wait in the backlog until a connection closes. */
+    set_accepting(server, false);
+}
+
+static void on_pause_end(evutil_socket_t fd, short what, void *arg)
+{
+    struct http_server *server = arg;
+
+    (void)fd;
+    (void)what;
+    server->paused = false;
+    if (server->n_conns < server->limits.max_conns)
+        set_accepting(server, true);
+}
+
+/* --- servers and listeners --- */
+
+int http_server_new(struct event_base *base, const struct http_limits *limits,
+                    const struct http_callbacks *callbacks, struct http_server **ret_server)
+{
+    struct http_server *server = calloc(1, sizeof(*server));
+
+    if (!server)
+        return -ENOMEM;
+    server->base = base;
+    server->limits = *limits;
+    if (server->limits.max_conns == 0)
+        server->limits.max_conns = 1;
+    server->callbacks = *callbacks;
+    server->pause_timer = evtimer_new(base, on_pause_end, server);
+    if (!server->pause_timer) {
+        free(server);
+        return -ENOMEM;
+    }
+    *ret_server = server;
+    return 0;
+}
+
+static int listen_on(const char *address, unsigned port, unsigned *ret_port, char *err,
+                     size_t err_len)
+{
+    struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV,
+                             .ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM};
+    struct sockaddr_storage bound;
+    socklen_t bound_len = sizeof(bound);
+    struct addrinfo *ai = NULL;
+    char service[8];
+    int one = 1, fd, r;
+
+    snprintf(service, sizeof(service), "%u", port);
+    r = getaddrinfo(address, service, &hints, &ai);
+    if (r != 0) {
+        snprintf(err, err_len, "%s: not an IP address (%s)", address, gai_strerror(r));
+        return -EINVAL;
+    }
+    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, SOMAXCONN) < 0 ||
+        getsockname(fd, (struct sockaddr *)&bound, &bound_len) < 0) {
+        r = -errno;
+        snprintf(err, err_len, "cannot listen on %s port %u: %s", address, port, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(ai);
+        return r;
+    }
+    freeaddrinfo(ai);
+    *ret_port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                  : ((struct sockaddr_in *)&bound)->sin_port);
+    return fd;
+}
+
+int http_server_listen(struct http_server *server, const char *address, unsigned port,
+                       struct tls_context_holder *holder, struct http_listener **ret_listener,
+                       char *err, size_t err_len)
+{
+    struct http_listener *listener = calloc(1, sizeof(*listener));
+    int fd;
+
+    if (!listener) {
+        snprintf(err, err_len, "out of memory");
+        return -ENOMEM;
+    }
+    fd = listen_on(address, port, &listener->port, err, err_len);
+    if (fd < 0) {
+        free(listener);
+        return fd;
+    }
+    listener->fd = fd;
+    listener->server = server;
+    listener->holder = holder;
+    listener->accept_event = event_new(server->base, fd, EV_READ | EV_PERSIST, on_accept, listener);
+    if (!listener->accept_event) {
+        close(fd);
+        free(listener);
+        snprintf(err, err_len, "out of memory");
+        return -ENOMEM;
+    }
+    listener->next = server->listeners;
+    if (listener->next)
+        listener->next->pprev = &listener->next;
+    listener->pprev = &server->listeners;
+    server->listeners = listener;
+    if (!server->paused && server->n_conns < server->limits.max_conns)
+        event_add(listener->accept_event, NULL);
+    *ret_listener = listener;
+    return 0;
+}
+
+unsigned http_listener_port(const struct http_listener *listener)
+{
+    return listener->port;
+}
+
+/* True when the connection waits for a request and has none of it yet. */
+static bool conn_idle(const struct http_conn *c)
+{
+    return c->phase == PHASE_HANDSHAKE || (c->phase == PHASE_HEAD && c->in_len == 0);
+}
+
+void http_listener_close(struct http_listener *listener)
+{
+    struct http_server *server;
+    struct http_conn *c, *next;
+
+    if (!listener)
+        return;
+    server = listener->server;
+    event_free(listener->accept_event);
+    close(listener->fd);
+    *listener->pprev = listener->next;
+    if (listener->next)
+        listener->next->pprev = listener->pprev;
+    for (c = server->conns; c; c = next) {
+        next = c->next;
+        if (c->listener != listener)
+            continue;
+        c->listener = NULL;
+        c->close_after = true;
+        if (conn_idle(c))
+            conn_free(c);
+    }
+    free(listener);
+}
+
+void http_server_free(struct http_server *server)
+{
+    if (!server)
+        return;
+    while (server->listeners)
+        http_listener_close(server->listeners);
+    while (server->conns) {
+        struct http_conn *c = server->conns;
+
+        if (c->ssl && c->phase != PHASE_HANDSHAKE)
+            SSL_shutdown(c->ssl);
+        ERR_clear_error();
+        conn_free(c);
+    }
+    event_free(server->pause_timer);
+    free(server);
+}
+
+/* --- requests --- */
+
+const char *http_request_method(const struct http_request *request)
+{
+    return request->head.method;
+}
+
+const char *http_request_path(const struct http_request *request)
+{
+    return request->head.path;
+}
+
+const char *http_request_query(const struct http_request *request)
+{
+    return request->head.query;
+}
+
+const char *http_request_header(const struct http_request *request, const char *name)
+{
+    return find_header(&request->head, name);
+}
+
+const char *http_request_body(const struct http_request *request, size_t *ret_len)
+{
+    if (ret_len)
+        *ret_len = request->body_len;
+    return request->body ? request->body : "";
+}
+
+bool http_request_is_tls(const struct http_request *request)
+{
+    return request->conn->ssl != NULL;
+}
+
+X509 *http_request_peer_certificate(const struct http_request *request)
+{
+    return request->conn->ssl ? SSL_get0_peer_certificate(request->conn->ssl) : NULL;
+}
+
+void http_request_peer(const struct http_request *request, char *buf, size_t len)
+{
+    struct sockaddr_storage addr = {0};
+    socklen_t addr_len = sizeof(addr);
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+
+    if (getpeername(request->conn->fd, (struct sockaddr *)&addr, &addr_len) == 0) {
+        if (addr.ss_family == AF_INET) {
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&addr)->sin_addr, host, sizeof(host));
+            port = ntohs(((struct sockaddr_in *)&addr)->sin_port);
+        } else if (addr.ss_family == AF_INET6) {
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&addr)->sin6_addr, host, sizeof(host));
+            port = ntohs(((struct sockaddr_in6 *)&addr)->sin6_port);
+        }
+    }
+    snprintf(buf, len, addr.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host, port);
+}
+
+void http_request_on_abandon(struct http_request *request, void (*fn)(void *data), void *data)
+{
+    request->abandon_fn = fn;
+    request->abandon_data = data;
+}
+
+int http_response_header(struct http_request *request, const char *name, const char *value)
+{
+    char *line;
+
+    if (!is_token(name, strlen(name)) || strpbrk(value, "\r\n"))
+        return -EINVAL;
+    if (request->n_response_headers >= HTTP_MAX_RESPONSE_HEADERS)
+        return -E2BIG;
+    if (asprintf(&line, "%s: %s", name, value) < 0)
+        return -ENOMEM;
+    request->response_headers[request->n_response_headers++] = line;
+    return 0;
+}
+
+void http_respond(struct http_request *request, int status, const char *content_type,
+                  const char *body, size_t len)
+{
+    conn_respond(request->conn, status, content_type, body, len);
+}
+
+/* --- helpers --- */
+
+static int hex_value(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes text[0..len) into buf. Returns 0, -ENOSPC or -EINVAL. */
+static int percent_decode(const char *text, size_t len, char *buf, size_t buf_len)
+{
+    size_t used = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        char ch = text[i];
+
+        if (ch == '%') {
+            int hi = i + 2 < len ? hex_value(text[i + 1]) : -1;
+            int lo = i + 2 < len ? hex_value(text[i + 2]) : -1;
+
+            if (hi < 0 || lo < 0)
+                return -EINVAL;
+            ch = (char)(hi * 16 + lo);
+            i += 2;
+        } else if (ch == '+') {
+            ch = ' ';
+        }
+        if (used + 1 >= buf_len)
+            return -ENOSPC;
+        buf[used++] = ch;
+    }
+    buf[used] = '\0';
+    return 0;
+}
+
+int http_query_get(const char *query, const char *name, char *buf, size_t len)
+{
+    size_t name_len = strlen(name);
+
+    while (query && *query) {
+        size_t pair_len = strcspn(query, "&");
+        const char *eq = memchr(query, '=', pair_len);
+        size_t key_len = eq ? (size_t)(eq - query) : pair_len;
+
+        if (key_len == name_len && strncmp(query, name, name_len) == 0) {
+            int r = eq ? percent_decode(eq + 1, pair_len - key_len - 1, buf, len)
+                       : percent_decode("", 0, buf, len);
+
+            return r < 0 ? r : 1;
+        }
+        query += pair_len;
+        if (*query == '&')
+            query++;
+    }
+    return 0;
+}

@@ -1,0 +1,104 @@
+/* RESP2, the Redis protocol: requests as a server reads them, replies as a server writes them. */
+#ifndef CERTVISOR_RESP_H
+#define CERTVISOR_RESP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* The most arguments (the command's name included) a request can hold. */
+#define RESP_MAX_ARGS 64
+
+/* One argument: len bytes at data, followed by a NUL byte that len does not count. */
+struct resp_arg {
+    const char *data;
+    size_t len;
+};
+
+struct resp_request {
+    size_t argc; /* 0 for an empty request (a blank line, "*0"): nothing to answer */
+    struct resp_arg argv[RESP_MAX_ARGS];
+};
+
+/* What a server accepts in one request; a request beyond them is a protocol error. */
+struct resp_limits {
+    size_t max_args;   /* arguments, the name included; at most RESP_MAX_ARGS */
+    size_t max_bulk;   /* bytes in one argument of an array request */
+    size_t max_inline; /* bytes in one inline request line ("PING\r\n", as telnet sends) */
+};
+
+/*
+ * An incremental request parser. It remembers how far it got into the request
+ * at the start of the caller's buffer, so bytes that arrive one at a time cost
+ * no rescanning. Only resp_parser_init and resp_parse_request touch its
+ * fields; it holds no resources, so it needs no cleanup.
+ */
+struct resp_parser {
+    struct resp_limits limits;
+    size_t pos;      /* bytes of the current request parsed so far */
+    long long count; /* array request: arguments announced; -1 before the header */
+    size_t offsets[RESP_MAX_ARGS];
+    struct resp_request req;
+};
+
+void resp_parser_init(struct resp_parser *parser, const struct resp_limits *limits);
+
+/*
+ * Parses the request at the start of buf[0, len): an array of bulk strings
+ * ("*2\r\n$4\r\nPING\r\n$2\r\nhi\r\n", as client libraries send) or an inline
+ * line of words, with Redis's double and single quotes and escapes.
+ *
+ * Returns 1 with *ret_request (held by the parser until its next call; argv
+ * pointing into buf) and *ret_used, the bytes the request took: the caller
+ * answers it, then drops those bytes from the front of its buffer before the
+ * next call. Returns 0 when the request is not complete: call again once more
+ * bytes have arrived, with buf holding the same bytes followed by the new ones
+ * (buf may have moved). Returns -EPROTO with Redis's wording in err ("Protocol
+ * error: invalid bulk length") for a malformed request or one over a limit:
+ * reply with it and close, as Redis does.
+ *
+ * buf must be writable: arguments are unquoted in place and NUL-terminated.
+ */
+int resp_parse_request(struct resp_parser *parser, char *buf, size_t len,
+                       const struct resp_request **ret_request, size_t *ret_used, char *err,
+                       size_t err_len);
+
+/*
+ * A growable byte buffer for replies (and a connection's input). A failed
+ * allocation sets failed and makes every later append a no-op, so that a
+ * reply is built without checks and the caller looks once, at the end.
+ * A zeroed resp_buf is empty and ready.
+ */
+struct resp_buf {
+    char *data;
+    size_t len, cap;
+    bool failed;
+};
+
+void resp_buf_free(struct resp_buf *buf);
+
+/* Returns room for at least n more bytes at data + len (NULL: no memory). Add them to len. */
+char *resp_buf_reserve(struct resp_buf *buf, size_t n);
+
+/* Appends len bytes as they are (a protocol's own bytes, not a reply). */
+void resp_buf_append(struct resp_buf *buf, const void *data, size_t len);
+
+/* Drops the first n bytes. */
+void resp_buf_consume(struct resp_buf *buf, size_t n);
+
+/*
+ * The replies. Simple strings and errors can hold no line break: CR and LF in
+ * them become spaces (as Redis does), so no text can end a reply early. An
+ * error's text starts with its code: resp_add_error(out, "ERR no such key").
+ */
+void resp_add_simple(struct resp_buf *out, const char *text);
+void resp_add_error(struct resp_buf *out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void resp_add_bulk(struct resp_buf *out, const void *data, size_t len);
+void resp_add_bulk_string(struct resp_buf *out, const char *text);
+void resp_add_bulk_number(struct resp_buf *out, long long value); /* "$2\r\n42\r\n" */
+void resp_add_integer(struct resp_buf *out, long long value);     /* ":42\r\n" */
+void resp_add_array(struct resp_buf *out, size_t n);              /* then its n elements */
+void resp_add_null_bulk(struct resp_buf *out);                    /* "$-1\r\n" */
+void resp_add_null_array(struct resp_buf *out);                   /* "*-1\r\n" */
+
+#endif

@@ -1,0 +1,11 @@
+# %postun for certvisor: reload systemd's view of the units; after an upgrade,
+# restart the agent if it runs (%systemd_postun_with_restart). The state in
+# /var/lib/certvisor and the logs stay after an erase, as RPM does with data;
+# so do the certvisor user and group.
+if [ -d /run/systemd/system ]; then
+    systemctl daemon-reload >/dev/null 2>&1 || :
+    if [ "$1" -ge 1 ]; then
+        systemctl try-restart certvisord.service >/dev/null 2>&1 || :
+    fi
+fi
+exit 0

@@ -1,0 +1,85 @@
+/* certvisor-api: what its files share (the service, one REST call, answering it). */
+#ifndef CERTVISOR_API_H
+#define CERTVISOR_API_H
+
+#include "control_async.h"
+#include "http_server.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* How long the agent may take: a read, and a change (which reloads or restarts services). */
+#define API_READ_TIMEOUT_MS 15000
+#define API_CHANGE_TIMEOUT_MS 300000
+
+struct api {
+    struct event_base *base;
+    struct control_async *agent;
+};
+
+struct api_call;
+
+/* What a route does with a request whose body (when it takes one) parsed as a JSON object. */
+typedef void (*api_route_fn)(struct api_call *call);
+
+/* What a route does with the agent's answer (the transport, sign-in and permission are fine). */
+typedef void (*api_reply_fn)(struct api_call *call, json_t *reply);
+
+/* One REST request, from its arrival to its answer. */
+struct api_call {
+    struct api *api;
+    struct http_request *request;
+    char user[65];
+    char *password; /* wiped when the call ends */
+    json_t *body;   /* the request's JSON object, or NULL */
+    bool dry_run;   /* ?dry_run=true */
+    struct control_call *pending;
+    api_reply_fn on_reply;
+    int timeout_ms;
+    json_t *scratch; /* for routes that ask the agent more than once */
+    long started_ms;
+};
+
+/* The routes (routes.c): answers the call, at once or after asking the agent. */
+void api_route(struct api_call *call);
+
+/* Handles one HTTP request: authentication, body, routing (exchange.c). */
+void api_handle(struct http_request *request, void *data);
+
+/* The JSON error body of an answer the HTTP server gives by itself (413, 408, 431...). */
+char *api_error_body(int status, const char *message, const char **ret_content_type,
+                     size_t *ret_len, void *data);
+
+/*
+ * Sends command (args and options taken; either may be NULL) for the call's
+ * REST user, with the call's dry_run when dry_run_option, and calls fn with
+ * the answer. A failed transport (503, 504), sign-in (401, 429) or
+ * permission (403) is answered here, and fn is not called.
+ */
+void api_ask(struct api_call *call, const char *command, json_t *args, json_t *options,
+             bool dry_run_option, bool change, api_reply_fn fn);
+
+/* Answers with a JSON body (taken) and ends the call. */
+void api_reply_json(struct api_call *call, int status, json_t *body);
+
+/*
+ * Answers {"error_code", "description", "message"} (plus the members of
+ * extra, taken, when not NULL) and ends the call. description is the
+ * code's fixed explanation, message this occurrence's.
+ */
+void api_reply_error(struct api_call *call, int status, const char *error_code, json_t *extra,
+                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/*
+ * Answers a refusal of the agent ({"exit", "error", "reason"}): the reason
+ * decides the status and error code, the agent's message is the message.
+ * unknown_status is the status for an unknown certificate name (403 where
+ * Redis Enterprise answers 403, 404 elsewhere).
+ */
+void api_reply_refusal(struct api_call *call, json_t *reply, int unknown_status);
+
+/* The agent's successful answer without its protocol members ("exit", "coalesced"). */
+json_t *api_agent_result(json_t *reply);
+
+#endif

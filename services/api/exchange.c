@@ -1,0 +1,452 @@
+/* One REST call: authentication, the JSON body, asking the agent for the REST user, answering. */
+#include "api.h"
+
+#include "json_body.h"
+#include "log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define API_MAX_PASSWORD 1024
+
+/* Every error code the API answers with, and what it means. */
+static const struct {
+    const char *code;
+    const char *description;
+} descriptions[] = {
+    {"unauthorized", "The request needs the user name and password of a REST user (HTTP Basic)."},
+    {"too_many_failed_sign_ins",
+     "Too many failed sign-ins for this user: wait Retry-After seconds before trying again."},
+    {"insufficient_permissions", "The user's role does not allow this request."},
+    {"not_found", "No such endpoint."},
+    {"method_not_allowed", "The endpoint does not take this method (see Allow)."},
+    {"unsupported_media_type", "Request bodies are JSON: send Content-Type: application/json."},
+    {"invalid_json", "The request body is not valid JSON."},
+    {"invalid_schema", "The request body does not have the fields this endpoint takes."},
+    {"unknown_field", "The request names a field this endpoint does not know."},
+    {"invalid_query", "The query string is not valid for this endpoint."},
+    {"bad_request", "The request is not valid HTTP."},
+    {"request_timeout", "The request was not received in time."},
+    {"length_required", "The request body needs a Content-Length."},
+    {"payload_too_large", "The request body is larger than the API takes."},
+    {"expectation_failed", "The only Expect the API understands is 100-continue."},
+    {"header_too_large", "The request head is larger than the API takes."},
+    {"http_version_not_supported", "Only HTTP/1.0 and HTTP/1.1 are spoken."},
+    {"invalid_certificate", "The certificate or key is not valid for that certificate name."},
+    {"expired_certificate", "The certificate has expired."},
+    {"unknown_certificate", "No certificate has that name."},
+    {"required_certificate", "A required certificate cannot be deleted."},
+    {"certificate_not_set", "That optional certificate is not set."},
+    {"certificate_not_generated",
+     "The certificate is provided by the operator: only generated certificates are rotated."},
+    {"externally_managed",
+     "The certificate is kept in files named in the agent's configuration: change those files."},
+    {"invalid_setting", "A TLS policy value was refused."},
+    {"unknown_service", "No service has that name."},
+    {"operation_failed", "A service did not reach the state the operation asked for."},
+    {"change_rolled_back",
+     "A service did not come back with the change: the previous state is in force again."},
+    {"agent_unavailable", "certvisord cannot be reached, or is stopping."},
+    {"agent_timeout", "certvisord did not answer in time; the change may still complete."},
+    {"internal_error", "The request failed for a reason the API cannot name."},
+};
+
+static const char *description_of(const char *code)
+{
+    for (size_t i = 0; i < sizeof(descriptions) / sizeof(descriptions[0]); i++)
+        if (strcmp(descriptions[i].code, code) == 0)
+            return descriptions[i].description;
+    return "";
+}
+
+static long now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void call_free(struct api_call *call)
+{
+    control_async_cancel(call->pending);
+    if (call->password) {
+        explicit_bzero(call->password, strlen(call->password));
+        free(call->password);
+    }
+    json_decref(call->body);
+    json_decref(call->scratch);
+    free(call);
+}
+
+/* The HTTP server is going away with the request unanswered: the call goes first. */
+static void on_abandon(void *data)
+{
+    call_free(data);
+}
+
+/* Sends the answer, logs the access line, and ends the call. */
+static void finish(struct api_call *call, int status, json_t *body)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    char peer[64];
+
+    http_request_peer(call->request, peer, sizeof(peer));
+    log_info("%s %s %d user '%s' from %s (%ld ms)", http_request_method(call->request),
+             http_request_path(call->request), status, *call->user ? call->user : "-", peer,
+             now_ms() - call->started_ms);
+    if (!text) {
+        static const char fallback[] = "{\"error_code\": \"internal_error\", \"description\": "
+                                       "\"out of memory\", \"message\": \"out of memory\"}";
+
+        http_respond(call->request, 500, "application/json", fallback, sizeof(fallback) - 1);
+    } else {
+        size_t len = strlen(text);
+
+        text[len] = '\n'; /* the NUL goes: the length says where the body ends */
+        http_respond(call->request, status, "application/json", text, len + 1);
+    }
+    free(text);
+    json_decref(body);
+    call_free(call);
+}
+
+void api_reply_json(struct api_call *call, int status, json_t *body)
+{
+    finish(call, status, body ? body : json_object());
+}
+
+static json_t *error_object(const char *code, json_t *extra, const char *message)
+{
+    json_t *body = json_pack("{s:s, s:s, s:s}", "error_code", code, "description",
+                             description_of(code), "message", message);
+
+    if (body && extra)
+        json_object_update_missing(body, extra);
+    json_decref(extra);
+    return body;
+}
+
+void api_reply_error(struct api_call *call, int status, const char *error_code, json_t *extra,
+                     const char *fmt, ...)
+{
+    char message[2048];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof(message), fmt, ap);
+    va_end(ap);
+    finish(call, status, error_object(error_code, extra, message));
+}
+
+char *api_error_body(int status, const char *message, const char **ret_content_type,
+                     size_t *ret_len, void *data)
+{
+    const char *code = status == 408   ? "request_timeout"
+                       : status == 411 ? "length_required"
+                       : status == 413 ? "payload_too_large"
+                       : status == 417 ? "expectation_failed"
+                       : status == 431 ? "header_too_large"
+                       : status == 505 ? "http_version_not_supported"
+                                       : "bad_request";
+    json_t *body = error_object(code, NULL, message);
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+
+    (void)data;
+    json_decref(body);
+    if (!text)
+        return NULL;
+    *ret_content_type = "application/json";
+    *ret_len = strlen(text);
+    return text;
+}
+
+/* --- the agent --- */
+
+/* What an agent's reason becomes over HTTP. */
+static const struct {
+    const char *reason;
+    int status;
+    const char *code;
+} refusals[] = {
+    {"expired", 406, "expired_certificate"},
+    {"invalid_certificate", 400, "invalid_certificate"},
+    {"unknown_certificate", 0, "unknown_certificate"}, /* the route's status */
+    {"required_certificate", 403, "required_certificate"},
+    {"not_set", 404, "certificate_not_set"},
+    {"not_generated", 403, "certificate_not_generated"},
+    {"external", 409, "externally_managed"},
+    {"invalid_setting", 400, "invalid_setting"},
+    {"unknown_setting", 400, "unknown_field"},
+    {"usage", 400, "invalid_schema"},
+    {"rolled_back", 409, "change_rolled_back"},
+    {"shutting_down", 503, "agent_unavailable"},
+    {"permission_denied", 403, "insufficient_permissions"},
+};
+
+void api_reply_refusal(struct api_call *call, json_t *reply, int unknown_status)
+{
+    const char *reason = json_string_value(json_object_get(reply, "reason"));
+    const char *message = json_string_value(json_object_get(reply, "error"));
+    json_int_t exit_status = json_integer_value(json_object_get(reply, "exit"));
+
+    if (!message)
+        message = "the agent refused the request without saying why";
+    for (size_t i = 0; reason && i < sizeof(refusals) / sizeof(refusals[0]); i++) {
+        if (strcmp(refusals[i].reason, reason) == 0) {
+            api_reply_error(call, refusals[i].status ? refusals[i].status : unknown_status,
+                            refusals[i].code, NULL, "%s", message);
+            return;
+        }
+    }
+    /* No reason: usage errors of the control protocol are the request's; the rest is ours. */
+    if (exit_status == 2)
+        api_reply_error(call, 400, "invalid_schema", NULL, "%s", message);
+    else
+        api_reply_error(call, 500, "internal_error", NULL, "%s", message);
+}
+
+json_t *api_agent_result(json_t *reply)
+{
+    json_t *result = json_deep_copy(reply);
+
+    json_object_del(result, "exit");
+    json_object_del(result, "coalesced");
+    return result;
+}
+
+static void on_agent_answer(void *data, json_t *reply, const char *error)
+{
+    struct api_call *call = data;
+    const char *auth;
+
+    call->pending = NULL;
+    if (!reply) {
+        bool timeout = strstr(error, "did not answer") != NULL;
+
+        log_warning("%s %s: %s", http_request_method(call->request),
+                    http_request_path(call->request), error);
+        api_reply_error(call, timeout ? 504 : 503, timeout ? "agent_timeout" : "agent_unavailable",
+                        NULL, "%s", error);
+        return;
+    }
+    auth = json_string_value(json_object_get(reply, "auth"));
+    if (auth && strcmp(auth, "throttled") == 0) {
+        char seconds[32];
+        json_int_t retry = json_integer_value(json_object_get(reply, "retry_after"));
+
+        snprintf(seconds, sizeof(seconds), "%lld", (long long)(retry > 0 ? retry : 1));
+        http_response_header(call->request, "Retry-After", seconds);
+        api_reply_error(call, 429, "too_many_failed_sign_ins",
+                        json_pack("{s:I}", "retry_after", retry > 0 ? retry : 1), "%s",
+                        json_string_value(json_object_get(reply, "error")) ?: "try again later");
+        return;
+    }
+    if (auth) {
+        http_response_header(call->request, "WWW-Authenticate",
+                             "Basic realm=\"certvisor\", charset=\"UTF-8\"");
+        api_reply_error(call, 401, "unauthorized", NULL, "%s",
+                        json_string_value(json_object_get(reply, "error")) ?: "sign-in failed");
+        return;
+    }
+    if (strcmp(json_string_value(json_object_get(reply, "reason")) ?: "", "permission_denied") ==
+        0) {
+        api_reply_refusal(call, reply, 403);
+        return;
+    }
+    call->on_reply(call, reply);
+}
+
+void api_ask(struct api_call *call, const char *command, json_t *args, json_t *options,
+             bool dry_run_option, bool change, api_reply_fn fn)
+{
+    json_t *request;
+    int r;
+
+    if (!options)
+        options = json_object();
+    if (!args)
+        args = json_array();
+    if (dry_run_option && call->dry_run)
+        json_object_set_new(options, "dry_run", json_true());
+    request =
+        json_pack("{s:s, s:o, s:o, s:{s:s, s:s}}", "command", command, "args", args, "options",
+                  options, "as_user", "name", call->user, "password", call->password);
+    call->on_reply = fn;
+    call->timeout_ms = change ? API_CHANGE_TIMEOUT_MS : API_READ_TIMEOUT_MS;
+    r = request ? control_async_call(call->api->agent, request, call->timeout_ms, on_agent_answer,
+                                     call, &call->pending)
+                : -ENOMEM;
+    json_decref(request);
+    if (r < 0)
+        api_reply_error(call, 500, "internal_error", NULL, "out of memory");
+}
+
+/* --- the request --- */
+
+static int base64_value(char ch)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const char *p = ch ? strchr(alphabet, ch) : NULL;
+
+    return p ? (int)(p - alphabet) : -1;
+}
+
+/* Decodes base64 (padded or not) into out (at least len * 3 / 4 + 1). Returns the length or -1. */
+static ssize_t base64_decode(const char *text, size_t len, unsigned char *out)
+{
+    size_t used = 0, bits = 0;
+    unsigned value = 0;
+
+    while (len > 0 && text[len - 1] == '=')
+        len--;
+    for (size_t i = 0; i < len; i++) {
+        int v = base64_value(text[i]);
+
+        if (v < 0)
+            return -1;
+        value = (value << 6) | (unsigned)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[used++] = (unsigned char)(value >> bits);
+            value &= (1u << bits) - 1;
+        }
+    }
+    return (ssize_t)used;
+}
+
+static bool utf8_valid(const char *text)
+{
+    json_t *string = json_string(text); /* NULL for text that is not UTF-8 */
+
+    json_decref(string);
+    return string != NULL;
+}
+
+/* Takes the user and password of "Authorization: Basic ...". Returns 0, or -EINVAL. */
+static int take_credentials(struct api_call *call, const char *header)
+{
+    unsigned char *decoded;
+    const char *encoded;
+    ssize_t len;
+    char *colon;
+    size_t encoded_len;
+
+    if (!header || strncasecmp(header, "Basic ", 6) != 0)
+        return -EINVAL;
+    encoded = header + 6 + strspn(header + 6, " ");
+    encoded_len = strlen(encoded);
+    if (encoded_len > (API_MAX_PASSWORD + sizeof(call->user)) * 4 / 3 + 4)
+        return -EINVAL;
+    decoded = malloc(encoded_len * 3 / 4 + 2);
+    if (!decoded)
+        return -ENOMEM;
+    len = base64_decode(encoded, encoded_len, decoded);
+    if (len >= 0)
+        decoded[len] = '\0';
+    colon = len > 0 ? memchr(decoded, ':', (size_t)len) : NULL;
+    if (!colon || memchr(decoded, '\0', (size_t)len) || colon == (char *)decoded ||
+        (size_t)(colon - (char *)decoded) >= sizeof(call->user)) {
+        if (len > 0)
+            explicit_bzero(decoded, (size_t)len);
+        free(decoded);
+        return -EINVAL;
+    }
+    *colon = '\0';
+    snprintf(call->user, sizeof(call->user), "%s", (char *)decoded);
+    call->password = strdup(colon + 1);
+    explicit_bzero(decoded, (size_t)len);
+    free(decoded);
+    if (!call->password)
+        return -ENOMEM;
+    /* The control protocol is JSON: names and passwords are UTF-8 text. A name is logged, by
+     * the agent and here: no control character may forge a log line. */
+    if (!utf8_valid(call->user) || !utf8_valid(call->password))
+        return -EINVAL;
+    for (const unsigned char *p = (const unsigned char *)call->user; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return -EINVAL;
+    return 0;
+}
+
+/* True for application/json (with parameters, any case). */
+static bool is_json_type(const char *content_type)
+{
+    size_t len = strcspn(content_type, "; \t");
+
+    return len == 16 && strncasecmp(content_type, "application/json", 16) == 0;
+}
+
+/* Reads ?dry_run: true, 1 or present without a value; false or 0. Returns false when invalid. */
+static bool take_dry_run(struct api_call *call)
+{
+    char value[16];
+    int r = http_query_get(http_request_query(call->request), "dry_run", value, sizeof(value));
+
+    if (r == 0)
+        return true;
+    if (r > 0 && (!*value || strcasecmp(value, "true") == 0 || strcmp(value, "1") == 0)) {
+        call->dry_run = true;
+        return true;
+    }
+    return r > 0 && (strcasecmp(value, "false") == 0 || strcmp(value, "0") == 0);
+}
+
+void api_handle(struct http_request *request, void *data)
+{
+    struct api_call *call = calloc(1, sizeof(*call));
+    const char *content_type = http_request_header(request, "content-type");
+    struct json_body_error error;
+    size_t body_len;
+    const char *body = http_request_body(request, &body_len);
+
+    if (!call) {
+        static const char text[] = "{\"error_code\": \"internal_error\", \"description\": "
+                                   "\"out of memory\", \"message\": \"out of memory\"}\n";
+
+        http_respond(request, 500, "application/json", text, sizeof(text) - 1);
+        return;
+    }
+    call->api = data;
+    call->request = request;
+    call->started_ms = now_ms();
+    http_request_on_abandon(request, on_abandon, call);
+    /* The API holds no users: the agent checks the credentials with every request. */
+    if (take_credentials(call, http_request_header(request, "authorization")) < 0) {
+        http_response_header(request, "WWW-Authenticate",
+                             "Basic realm=\"certvisor\", charset=\"UTF-8\"");
+        api_reply_error(call, 401, "unauthorized", NULL,
+                        "sign in with HTTP Basic authentication (curl -u user:password)");
+        return;
+    }
+    if (!take_dry_run(call)) {
+        api_reply_error(call, 400, "invalid_query", NULL,
+                        "dry_run takes true or false (or no value, meaning true)");
+        return;
+    }
+    if (body_len > 0) {
+        if (!content_type || !is_json_type(content_type)) {
+            api_reply_error(call, 415, "unsupported_media_type", NULL,
+                            "the body is sent as '%s'; send it as application/json",
+                            content_type ? content_type : "(no Content-Type)");
+            return;
+        }
+        call->body = json_body_parse(body, body_len, &error);
+        if (!call->body) {
+            api_reply_error(call, 400, "invalid_json",
+                            json_pack("{s:i, s:i, s:i}", "line", error.line, "column", error.column,
+                                      "position", error.position),
+                            "invalid JSON at line %d, column %d (position %d): %s", error.line,
+                            error.column, error.position, error.text);
+            return;
+        }
+    }
+    api_route(call);
+}

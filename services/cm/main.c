@@ -1,0 +1,307 @@
+/*
+ * certvisor-cm: the node's admin console. It serves the console's static
+ * files over HTTPS and forwards /v1/ requests to the REST API, so that the
+ * browser talks to one origin and authenticates to the API itself (HTTP Basic,
+ * sent by the page with every request; the console holds no credentials).
+ *
+ *   certvisor-cm --config FILE --www DIR --api-ca FILE [--port PORT] [--bind ADDRESS]
+ *                [--api HOST:PORT] [--api-server-name NAME] [--api-timeout SECONDS]
+ *
+ * TLS comes from the file certvisord renders (the cm certificate, the control
+ * plane's policy). The API is reached over TLS and verified against --api-ca.
+ * Readiness and reloads speak the notify protocol, as tests/programs/tlssvc.c
+ * does: READY=1 once listening; on SIGHUP RELOADING=1 with MONOTONIC_USEC, the
+ * new TLS context built and swapped in, then READY=1. A TLS reload that fails
+ * ends the service with status 1, so that the agent rolls the change back. The
+ * same SIGHUP re-reads --api-ca and --www; if either fails the old one stays
+ * (with a warning): they are not what the agent is changing. SIGTERM or
+ * SIGINT: STOPPING=1, then exit 0.
+ */
+#include "console.h"
+#include "http_server.h"
+#include "log.h"
+#include "static_files.h"
+#include "tls_context.h"
+#include "upstream.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+
+#define PROGRAM "certvisor-cm"
+
+static struct {
+    const char *config;
+    const char *bind;
+    const char *www;
+    const char *api;
+    const char *api_ca;
+    const char *api_server_name;
+    long port;
+    long api_timeout;
+} opt = {.bind = "0.0.0.0", .api = "127.0.0.1:9443", .port = 8443, .api_timeout = 180};
+
+struct cm {
+    struct event_base *base;
+    struct tls_context_holder *holder;
+    struct upstream *upstream;
+    struct console *console;
+    struct http_server *http;
+    struct http_listener *listener;
+    int exit_status;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: " PROGRAM " --config FILE --www DIR --api-ca FILE [options]\n"
+            "  --config FILE            the TLS file certvisord renders for this service\n"
+            "  --www DIR                the console's static files (index.html, app.js, ...)\n"
+            "  --api-ca FILE            CA certificates to verify the REST API with\n"
+            "  --port PORT              serve https://ADDRESS:PORT/ (default 8443; 0: any free "
+            "port)\n"
+            "  --bind ADDRESS           IPv4 or IPv6 address to listen on (default 0.0.0.0)\n"
+            "  --api HOST:PORT          the REST API (default 127.0.0.1:9443)\n"
+            "  --api-server-name NAME   the name the API's certificate must have (default: HOST)\n"
+            "  --api-timeout SECONDS    how long a forwarded request may take (default 180)\n"
+            "SIGHUP reloads the TLS file (a failure ends the service, status 1), --api-ca and "
+            "--www.\n");
+}
+
+static long number(const char *name, const char *text, long min, long max)
+{
+    char *end;
+    long value;
+
+    errno = 0;
+    value = strtol(text, &end, 10);
+    if (errno || end == text || *end || value < min || value > max) {
+        fprintf(stderr, PROGRAM ": %s %s: not a number from %ld to %ld\n", name, text, min, max);
+        exit(2);
+    }
+    return value;
+}
+
+static void parse(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"port", required_argument, NULL, 'p'},
+        {"bind", required_argument, NULL, 'b'},
+        {"www", required_argument, NULL, 'w'},
+        {"api", required_argument, NULL, 'a'},
+        {"api-ca", required_argument, NULL, 'C'},
+        {"api-server-name", required_argument, NULL, 'n'},
+        {"api-timeout", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+
+    while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            opt.config = optarg;
+            break;
+        case 'p':
+            opt.port = number("--port", optarg, 0, 65535);
+            break;
+        case 'b':
+            opt.bind = optarg;
+            break;
+        case 'w':
+            opt.www = optarg;
+            break;
+        case 'a':
+            opt.api = optarg;
+            break;
+        case 'C':
+            opt.api_ca = optarg;
+            break;
+        case 'n':
+            opt.api_server_name = optarg;
+            break;
+        case 't':
+            opt.api_timeout = number("--api-timeout", optarg, 1, 3600);
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            usage(stderr);
+            exit(2);
+        }
+    }
+    if (optind < argc || !opt.config || !opt.www || !opt.api_ca) {
+        usage(stderr);
+        exit(2);
+    }
+}
+
+/* --- signals --- */
+
+static unsigned long long monotonic_usec(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000;
+}
+
+static void reload_extras(struct cm *cm)
+{
+    struct static_files *files = NULL;
+    char err[1024];
+
+    if (upstream_reload(cm->upstream, err, sizeof(err)) < 0)
+        log_warning("Keeping the previous CA for the REST API: %s", err);
+    if (static_files_load(opt.www, &files, err, sizeof(err)) < 0)
+        log_warning("Keeping the previous console files: %s", err);
+    else
+        console_set_files(cm->console, files);
+}
+
+static void on_reload(evutil_socket_t signo, short what, void *arg)
+{
+    struct cm *cm = arg;
+    char err[1024];
+
+    (void)signo;
+    (void)what;
+    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu", monotonic_usec());
+    if (tls_holder_reload(cm->holder, err, sizeof(err)) < 0) {
+        log_error("Reload failed, exiting so that the agent rolls back: %s", err);
+        cm->exit_status = 1;
+        event_base_loopexit(cm->base, NULL);
+        return;
+    }
+    reload_extras(cm);
+    log_info("Reloaded %s", opt.config);
+    sd_notify(0, "READY=1");
+}
+
+static void on_stop(evutil_socket_t signo, short what, void *arg)
+{
+    struct cm *cm = arg;
+
+    (void)what;
+    log_info("Stopping (signal %d)", (int)signo);
+    sd_notify(0, "STOPPING=1");
+    cm->exit_status = 0;
+    event_base_loopexit(cm->base, NULL);
+}
+
+/* --- running --- */
+
+/*
+ * Limits for a browser: heads big enough for the cookies other services on
+ * the same host may set, bodies big enough for a certificate chain and its key
+ * (the API applies its own, smaller, limit), connections kept a little while.
+ */
+static void console_limits(struct http_limits *limits)
+{
+    http_limits_default(limits);
+    limits->max_head = 32 * 1024;
+    limits->max_body = 2 * 1024 * 1024;
+    limits->max_conns = 128;
+    limits->request_timeout = 60;
+    limits->idle_timeout = 30;
+    limits->write_timeout = 60;
+}
+
+static int start(struct cm *cm)
+{
+    struct http_callbacks callbacks = {.handler = console_on_request,
+                                       .error_body = console_error_body};
+    struct static_files *files = NULL;
+    struct http_limits limits;
+    char err[1024];
+
+    if (tls_holder_new(opt.config, TLS_ROLE_SERVER, &cm->holder, err, sizeof(err)) < 0 ||
+        static_files_load(opt.www, &files, err, sizeof(err)) < 0 ||
+        upstream_new(cm->base, opt.api, opt.api_server_name, opt.api_ca, (int)opt.api_timeout,
+                     &cm->upstream, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        static_files_free(files);
+        return -1;
+    }
+    if (console_new(files, cm->upstream, &cm->console) < 0) {
+        static_files_free(files);
+        log_error("Out of memory");
+        return -1;
+    }
+    callbacks.data = cm->console;
+    console_limits(&limits);
+    if (http_server_new(cm->base, &limits, &callbacks, &cm->http) < 0) {
+        log_error("Out of memory");
+        return -1;
+    }
+    if (http_server_listen(cm->http, opt.bind, (unsigned)opt.port, cm->holder, &cm->listener, err,
+                           sizeof(err)) < 0) {
+        log_error("%s", err);
+        return -1;
+    }
+    log_info("Serving the console (%zu files from %s) on https://%s%s%s:%u/, forwarding /v1/ to "
+             "https://%s",
+             static_files_count(files), opt.www, strchr(opt.bind, ':') ? "[" : "", opt.bind,
+             strchr(opt.bind, ':') ? "]" : "", http_listener_port(cm->listener),
+             upstream_address(cm->upstream));
+    return 0;
+}
+
+static int run(struct cm *cm)
+{
+    struct event *signals[3] = {
+        evsignal_new(cm->base, SIGHUP, on_reload, cm),
+        evsignal_new(cm->base, SIGTERM, on_stop, cm),
+        evsignal_new(cm->base, SIGINT, on_stop, cm),
+    };
+    int status = 1;
+
+    for (size_t i = 0; i < 3; i++) {
+        if (!signals[i] || evsignal_add(signals[i], NULL) < 0) {
+            log_error("Cannot watch signals");
+            goto out;
+        }
+    }
+    if (start(cm) < 0)
+        goto out;
+    sd_notifyf(0, "READY=1\nSTATUS=serving the console on port %u",
+               http_listener_port(cm->listener));
+    event_base_dispatch(cm->base);
+    status = cm->exit_status;
+out:
+    /* The server first: it abandons the forwards under way, which cancel their exchanges. */
+    http_server_free(cm->http);
+    console_free(cm->console);
+    upstream_free(cm->upstream);
+    tls_holder_free(cm->holder);
+    for (size_t i = 0; i < 3; i++)
+        if (signals[i])
+            event_free(signals[i]);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    struct cm cm = {0};
+    int status;
+
+    parse(argc, argv);
+    log_setup(PROGRAM, LOG_TARGET_AUTO, NULL, LOG_INFO);
+    signal(SIGPIPE, SIG_IGN); /* a client gone away is an error from write, not a signal */
+    cm.base = event_base_new();
+    if (!cm.base) {
+        log_error("Cannot set up the event loop");
+        return 1;
+    }
+    status = run(&cm);
+    event_base_free(cm.base);
+    return status;
+}

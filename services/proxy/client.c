@@ -1,0 +1,121 @@
+/* The client's side of a connection: TLS or plain by the first byte, the handshake, why it failed.
+ */
+#include "conn.h"
+#include "log.h"
+#include "stats.h"
+#include "tls_context.h"
+#include "worker.h"
+
+#include <errno.h>
+#include <openssl/err.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <string.h>
+
+void conn_peer(const struct conn *c, char *buf, size_t len)
+{
+    net_peer_format(c->client.fd, buf, len);
+}
+
+/*
+ * replica_ssl: replication clients speak TLS, other clients plain, on one port.
+ * Returns 1 once the kind is known, 0 while waiting, -1 to close.
+ */
+static int sniff(struct conn *c)
+{
+    int r;
+
+    if (!c->client.readable)
+        return 0;
+    r = net_sniff_tls(c->client.fd);
+    if (r == -EAGAIN) {
+        c->client.readable = false;
+        return 0;
+    }
+    if (r <= 0) /* closed before saying anything, or reset: nothing to report */
+        return -1;
+    c->sniffing = false;
+    if (r == NET_SNIFF_PLAIN) {
+        side_init_plain(&c->client, c->client.fd);
+    } else if (side_init_tls(&c->client, c->client.fd, c->sniff_ctx, true) < 0) {
+        stats_add(&c->stats->errors, 1);
+        return -1;
+    }
+    SSL_CTX_free(c->sniff_ctx);
+    c->sniff_ctx = NULL;
+    return 1;
+}
+
+/*
+ * Why a client's handshake failed, in reason; true when it was for its
+ * certificate (none sent where one is required, or one that does not verify).
+ * OpenSSL's error queue is emptied.
+ */
+static bool failure_reason(const struct conn *c, char *reason, size_t len)
+{
+    long verify = SSL_get_verify_result(c->client.ssl);
+    unsigned long code = ERR_peek_error();
+
+    if (verify != X509_V_OK) {
+        snprintf(reason, len, "certificate verify failed: %s",
+                 X509_verify_cert_error_string(verify));
+        ERR_clear_error();
+        return true;
+    }
+    if (ERR_GET_LIB(code) == ERR_LIB_SSL &&
+        ERR_GET_REASON(code) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
+        snprintf(reason, len, "no client certificate (one is required)");
+        ERR_clear_error();
+        return true;
+    }
+    tls_error_string(reason, len);
+    if (!*reason)
+        snprintf(reason, len, "%s",
+                 c->client.error ? strerror(c->client.error)
+                                 : "connection closed during the handshake");
+    return false;
+}
+
+/*
+ * One line per client refused for its certificate (within the worker's rate
+ * limit); other failed handshakes (scanners, old protocol versions, clients
+ * that give up) are counted and logged at debug level only.
+ */
+static void handshake_failed(struct conn *c)
+{
+    char reason[512], peer[NET_ADDRESS_MAX];
+    bool auth = failure_reason(c, reason, sizeof(reason));
+    unsigned long suppressed;
+
+    stats_add(&c->stats->handshake_failures, 1);
+    conn_peer(c, peer, sizeof(peer));
+    if (!auth) {
+        log_debug("Database '%s': TLS handshake with client %s failed: %s", c->db_name, peer,
+                  reason);
+        return;
+    }
+    stats_add(&c->stats->auth_failures, 1);
+    if (!worker_log_allowed(c->worker, &suppressed))
+        return;
+    log_warning("Database '%s': client %s rejected: %s%s", c->db_name, peer, reason,
+                suppressed ? " (and more lines held back)" : "");
+}
+
+int client_progress(struct conn *c)
+{
+    int r;
+
+    if (c->sniffing && (r = sniff(c)) <= 0)
+        return r;
+    r = c->client.ops->handshake(&c->client);
+    if (r == SIDE_AGAIN)
+        return 0;
+    if (r == SIDE_ERROR) {
+        handshake_failed(c);
+        return -1;
+    }
+    c->client.ready = true;
+    if (c->client.ssl)
+        stats_add(&c->stats->handshakes, 1);
+    return 0;
+}

@@ -1,0 +1,495 @@
+/* The forwarding state machine: both directions, backpressure, half-close, timeouts, teardown. */
+#include "conn.h"
+
+#include "generation.h"
+#include "log.h"
+#include "stats.h"
+#include "worker.h"
+
+#include <errno.h>
+#include <openssl/err.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CONNECT_TIMEOUT_MS 5000    /* to reach the shard, its TLS handshake included */
+#define HANDSHAKE_TIMEOUT_MS 10000 /* for the client's TLS handshake, from accept */
+/* After the shard has closed and its last bytes are out: the client's time to close too. */
+#define LINGER_TIMEOUT_MS 5000
+/* Free buffers a worker keeps for the next burst. */
+#define POOL_MAX 256
+
+uint64_t conn_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* --- buffers -------------------------------------------------------------------------------- */
+
+static struct buf *buf_get(struct worker *w)
+{
+    struct buf *b = w->free_bufs;
+
+    if (b) {
+        w->free_bufs = b->next;
+        w->n_free_bufs--;
+    } else {
+        b = malloc(sizeof(*b));
+        if (!b)
+            return NULL;
+    }
+    b->next = NULL;
+    b->start = b->end = 0;
+    return b;
+}
+
+static void buf_put(struct worker *w, struct buf *b)
+{
+    if (!b)
+        return;
+    if (w->n_free_bufs >= POOL_MAX) {
+        free(b);
+        return;
+    }
+    b->next = w->free_bufs;
+    w->free_bufs = b;
+    w->n_free_bufs++;
+}
+
+void conn_pool_clear(struct worker *w)
+{
+    while (w->free_bufs) {
+        struct buf *next = w->free_bufs->next;
+
+        free(w->free_bufs);
+        w->free_bufs = next;
+    }
+    w->n_free_bufs = 0;
+}
+
+/* --- deferred writes ----------------------------------------------------------------------- */
+
+/* Queues c for conn_flush_pending at the end of the worker's loop iteration. */
+static void defer(struct conn *c)
+{
+    struct worker *w = c->worker;
+
+    if (c->pending)
+        return;
+    c->pending = true;
+    c->pending_next = w->pending;
+    c->pending_prev = NULL;
+    if (w->pending)
+        w->pending->pending_prev = c;
+    w->pending = c;
+}
+
+static void undefer(struct conn *c)
+{
+    if (!c->pending)
+        return;
+    if (c->pending_prev)
+        c->pending_prev->pending_next = c->pending_next;
+    else
+        c->worker->pending = c->pending_next;
+    if (c->pending_next)
+        c->pending_next->pending_prev = c->pending_prev;
+    c->pending = false;
+}
+
+/* --- teardown ------------------------------------------------------------------------------- */
+
+static void conn_free(struct conn *c)
+{
+    struct worker *w = c->worker;
+
+    undefer(c);
+    if (c->watched) {
+        event_del(&c->client.ev);
+        event_del(&c->shard.ev);
+    }
+    evtimer_del(&c->timer);
+    side_close(&c->client);
+    side_close(&c->shard);
+    SSL_CTX_free(c->sniff_ctx);
+    buf_put(w, c->up);
+    buf_put(w, c->down);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    stats_add(&c->stats->connections, (uint64_t)-1);
+    /* Whatever failed left its reasons on this thread's queue; the next SSL call needs it empty. */
+    ERR_clear_error();
+    free(c);
+}
+
+void conn_close_all(struct worker *w)
+{
+    while (w->conns) {
+        struct conn *c = w->conns;
+
+        /* One try: the socket takes the close_notify now or the client sees a plain close. */
+        if (c->client.ssl && c->client.ready && !c->client.shut) {
+            c->client.writable = true;
+            c->client.ops->shutdown(&c->client);
+        }
+        conn_free(c);
+    }
+}
+
+/* --- forwarding ----------------------------------------------------------------------------- */
+
+/* Ends dst's stream once src's has ended and every byte of it is through. -1 on error. */
+static int pass_eof(struct side *src, struct side *dst, const struct buf *b)
+{
+    int r;
+
+    if (!src->eof || b || dst->shut || !dst->ready)
+        return 0;
+    r = dst->ops->shutdown(dst);
+    if (r == SIDE_ERROR)
+        return -1;
+    dst->shut = r == 0;
+    return 0;
+}
+
+/*
+ * Writes what *bufp holds to dst. Returns 1 on progress, 0 when waiting, -1 on error.
+ * While the worker handles a batch of events, writes wait for the end of the batch.
+ */
+static int flush(struct conn *c, struct side *dst, struct buf **bufp, _Atomic uint64_t *counter)
+{
+    struct worker *w = c->worker;
+    struct buf *b = *bufp;
+    ssize_t n;
+
+    if (!b || !dst->ready)
+        return 0;
+    if (w->batching) {
+        defer(c);
+        return 0;
+    }
+    n = dst->ops->write(dst, b->data + b->start, b->end - b->start);
+    if (n == SIDE_AGAIN)
+        return 0;
+    if (n < 0)
+        return -1;
+    b->start += (uint32_t)n;
+    if (counter)
+        stats_add(counter, (uint64_t)n);
+    if (b->start == b->end) {
+        buf_put(w, b);
+        *bufp = NULL;
+    }
+    return 1;
+}
+
+/* Reads from src into *bufp while there is room. 1 on progress, 0 when waiting, -1 on error. */
+static int fill(struct worker *w, struct side *src, struct buf **bufp, _Atomic uint64_t *counter)
+{
+    struct buf *b = *bufp;
+    ssize_t n;
+
+    if (src->eof || !src->ready)
+        return 0;
+    if (!b && !(b = *bufp = buf_get(w)))
+        return -1;
+    if (b->end == CONN_BUF_SIZE && b->start > 0) {
+        /* The moving-buffer mode lets a TLS write that waits resume from the new place. */
+        memmove(b->data, b->data + b->start, b->end - b->start);
+        b->end -= b->start;
+        b->start = 0;
+    }
+    if (b->end == CONN_BUF_SIZE)
+        return 0; /* full: backpressure until dst takes some */
+    n = src->ops->read(src, b->data + b->end, CONN_BUF_SIZE - b->end);
+    if (n > 0) {
+        b->end += (uint32_t)n;
+        if (counter)
+            stats_add(counter, (uint64_t)n);
+        return 1;
+    }
+    if (b->start == b->end) {
+        buf_put(w, b);
+        *bufp = NULL;
+    }
+    if (n == 0) {
+        src->eof = true;
+        return 1;
+    }
+    return n == SIDE_AGAIN ? 0 : -1;
+}
+
+/*
+ * Moves bytes from src to dst until neither can go on: read as much as the
+ * socket has (and the buffer takes), write as much as the peer takes.
+ * Returns 1 if anything moved, 0 if not, -1 on error.
+ */
+static int forward(struct conn *c, struct side *src, struct side *dst, struct buf **bufp,
+                   _Atomic uint64_t *read_counter, _Atomic uint64_t *write_counter)
+{
+    int moved = 0, r;
+
+    do {
+        r = flush(c, dst, bufp, write_counter);
+        if (r < 0)
+            return -1;
+        moved |= r;
+        r = fill(c->worker, src, bufp, read_counter);
+        if (r < 0)
+            return -1;
+        moved |= r;
+    } while (r > 0);
+    /* A last flush for what the last fill brought. */
+    r = flush(c, dst, bufp, write_counter);
+    if (r < 0 || pass_eof(src, dst, *bufp) < 0)
+        return -1;
+    return moved | r;
+}
+
+/* --- timers --------------------------------------------------------------------------------- */
+
+/* The next time something must have happened, or 0 for none. */
+static uint64_t deadline(const struct conn *c)
+{
+    uint64_t d = 0;
+
+    if (!c->client.ready)
+        d = c->accepted_ms + HANDSHAKE_TIMEOUT_MS;
+    if (!c->shard.ready)
+        d = c->accepted_ms + CONNECT_TIMEOUT_MS; /* always the earlier */
+    if (d)
+        return d;
+    if (c->linger_ms)
+        return c->linger_ms + LINGER_TIMEOUT_MS;
+    if (c->worker->idle_timeout_ms)
+        return c->active_ms + c->worker->idle_timeout_ms;
+    return 0;
+}
+
+/*
+ * Sets the timer for the next deadline. A timer already set for an earlier
+ * time is left alone: when it fires it looks again (so that activity, which
+ * moves the idle deadline, costs no timer operation).
+ */
+static void arm_timer(struct conn *c, uint64_t now)
+{
+    uint64_t d = deadline(c);
+    struct timeval tv;
+
+    if (d == c->armed_ms || (d && c->armed_ms && c->armed_ms < d))
+        return;
+    c->armed_ms = d;
+    if (!d) {
+        evtimer_del(&c->timer);
+        return;
+    }
+    d = d > now ? d - now : 0;
+    tv.tv_sec = (time_t)(d / 1000);
+    tv.tv_usec = (suseconds_t)(d % 1000) * 1000;
+    evtimer_add(&c->timer, &tv);
+}
+
+static void timed_out(struct conn *c)
+{
+    char peer[NET_ADDRESS_MAX];
+    unsigned long suppressed;
+    const char *what;
+
+    if (!c->shard.ready)
+        what = "the shard did not answer within 5 s";
+    else if (!c->client.ready)
+        what = "the client's TLS handshake did not complete within 10 s";
+    else if (c->linger_ms)
+        return; /* the shard closed; the client did not: nothing went wrong */
+    else
+        what = "idle timeout";
+    if (!c->shard.ready || !c->client.ready)
+        stats_add(&c->stats->errors, 1);
+    if (c->shard.ready && !c->client.ready)
+        stats_add(&c->stats->handshake_failures, 1);
+    if (!worker_log_allowed(c->worker, &suppressed))
+        return;
+    conn_peer(c, peer, sizeof(peer));
+    log_info("Database '%s': closing the connection of client %s: %s", c->db_name, peer, what);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    uint64_t now = conn_now_ms();
+
+    (void)fd;
+    (void)what;
+    c->armed_ms = 0;
+    if (now + 1 < deadline(c)) { /* activity since it was set: later */
+        arm_timer(c, now);
+        return;
+    }
+    timed_out(c);
+    conn_free(c);
+}
+
+/* --- running -------------------------------------------------------------------------------- */
+
+static bool finished(const struct conn *c)
+{
+    bool up_done = c->client.eof && !c->up && c->shard.shut;
+    bool down_done = c->shard.eof && !c->down && c->client.shut;
+
+    return up_done && down_done;
+}
+
+/* Runs the connection until it waits for a socket. Frees it when it is over. */
+static void conn_run(struct conn *c)
+{
+    struct db_counters *s = c->stats;
+    uint64_t now;
+    int moved;
+
+    if ((!c->client.ready && client_progress(c) < 0) ||
+        (!c->shard.ready && shard_progress(c) < 0)) {
+        conn_free(c);
+        return;
+    }
+    do {
+        moved = forward(c, &c->client, &c->shard, &c->up, &s->bytes_in, NULL);
+        if (moved >= 0)
+            moved |= forward(c, &c->shard, &c->client, &c->down, NULL, &s->bytes_out);
+    } while (moved > 0);
+    if (moved < 0 || finished(c)) {
+        conn_free(c);
+        return;
+    }
+    now = conn_now_ms();
+    c->active_ms = now;
+    /* The shard has said all it will: the client gets a while to close its side. */
+    if (c->shard.eof && !c->down && c->client.shut && !c->linger_ms)
+        c->linger_ms = now;
+    arm_timer(c, now);
+}
+
+static void side_event(struct side *side, short what)
+{
+    if (what & EV_READ)
+        side->readable = true;
+    if (what & EV_WRITE)
+        side->writable = true;
+    if (what & EV_CLOSED) {
+        side->readable = true;
+        side->hung_up = true;
+    }
+}
+
+static void on_client(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+
+    (void)fd;
+    side_event(&c->client, what);
+    conn_run(c);
+}
+
+static void on_shard(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+
+    (void)fd;
+    side_event(&c->shard, what);
+    conn_run(c);
+}
+
+size_t conn_flush_pending(struct worker *w)
+{
+    size_t n = 0;
+
+    for (; w->pending; n++) {
+        struct conn *c = w->pending;
+
+        undefer(c);
+        conn_run(c); /* may free c */
+    }
+    return n;
+}
+
+/* --- accepting ------------------------------------------------------------------------------ */
+
+/* The client's side by the database's tls_mode. Returns 0 or -1. */
+static int client_open(struct conn *c, const struct proxy_db *db, int fd)
+{
+    c->client.fd = fd;
+    switch (db->config->tls_mode) {
+    case DB_TLS_DISABLED:
+        side_init_plain(&c->client, fd);
+        c->client.ready = true;
+        return 0;
+    case DB_TLS_REPLICA_SSL:
+        SSL_CTX_up_ref(db->server_ctx);
+        c->sniff_ctx = db->server_ctx;
+        c->sniffing = true;
+        return 0;
+    case DB_TLS_ENABLED:
+    default:
+        return side_init_tls(&c->client, fd, db->server_ctx, true);
+    }
+}
+
+/*
+ * Both sockets in the event loop: edge-triggered, read, write and the peer's
+ * close (EPOLLRDHUP), added once for good.
+ */
+static int watch(struct conn *c)
+{
+    struct event_base *base = c->worker->base;
+    short events = EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET;
+
+    if (event_assign(&c->client.ev, base, c->client.fd, events, on_client, c) < 0 ||
+        event_assign(&c->shard.ev, base, c->shard.fd, events, on_shard, c) < 0)
+        return -1;
+    c->watched = true;
+    if (event_add(&c->client.ev, NULL) < 0 || event_add(&c->shard.ev, NULL) < 0)
+        return -1;
+    return 0;
+}
+
+void conn_accept(struct worker *w, const struct proxy_db *db, int fd)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+
+    stats_add(&db->stats->workers[w->index].connections_total, 1);
+    if (!c) {
+        stats_add(&db->stats->workers[w->index].errors, 1);
+        close(fd);
+        return;
+    }
+    c->worker = w;
+    c->stats = &db->stats->workers[w->index];
+    c->db_name = db->stats->name;
+    c->accepted_ms = c->active_ms = conn_now_ms();
+    c->client.fd = c->shard.fd = -1;
+    evtimer_assign(&c->timer, w->base, on_timer, c);
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    stats_add(&c->stats->connections, 1);
+    net_set_nodelay(fd);
+    if (client_open(c, db, fd) < 0) {
+        c->client.fd = fd;
+        stats_add(&c->stats->errors, 1);
+        conn_free(c);
+        return;
+    }
+    if (shard_open(c, db) < 0 || watch(c) < 0) {
+        conn_free(c);
+        return;
+    }
+    conn_run(c);
+}

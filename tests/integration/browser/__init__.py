@@ -1,0 +1,1 @@
+"""Driving a real browser (headless Chromium) from the integration tests."""

@@ -1,0 +1,457 @@
+/*
+ * Unit tests for lib/http_server.c: the request head parser and its limits, query strings, and a
+ * live plain-HTTP server on an event loop in this process (keep-alive, pipelining, bodies,
+ * 100-continue, oversized bodies, timeouts, a listener closed under a request). The source is
+ * compiled in so that the parser's static functions can be tested as they are.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "unit_util.h"
+
+#include "../../lib/http_server.c"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <time.h>
+
+/* --- the head --- */
+
+static struct header slots[65];
+
+static int parse_text(const char *text, struct parsed_head *head, size_t max_body)
+{
+    static char buf[16384];
+    struct http_limits limits;
+    size_t len = strlen(text);
+
+    http_limits_default(&limits);
+    limits.max_body = max_body;
+    memset(head, 0, sizeof(*head));
+    head->headers = slots;
+    assert_true(len < sizeof(buf));
+    memcpy(buf, text, len + 1);
+    assert_int_equal(head_length(buf, len), len);
+    buf[len - 1] = '\0';
+    return parse_head(buf, &limits, head);
+}
+
+static void heads_are_parsed_and_checked(void **state)
+{
+    struct parsed_head h;
+
+    (void)state;
+    assert_int_equal(parse_text("GET /v1/x?dry_run=true HTTP/1.1\r\nHost: a\r\n"
+                                "Accept:  */*  \r\n\r\n",
+                                &h, 0),
+                     0);
+    assert_string_equal(h.method, "GET");
+    assert_string_equal(h.path, "/v1/x");
+    assert_string_equal(h.query, "dry_run=true");
+    assert_string_equal(find_header(&h, "ACCEPT"), "*/*");
+    assert_true(h.keep_alive);
+    assert_false(h.has_body);
+    assert_int_equal(parse_text("HEAD /metrics HTTP/1.0\n\n", &h, 0), 0);
+    assert_false(h.keep_alive);
+    assert_int_equal(parse_text("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", &h, 0), 0);
+    assert_true(h.keep_alive);
+    assert_int_equal(parse_text("GET / HTTP/1.1\r\nHost: a\r\nConnection: x, close\r\n\r\n", &h, 0),
+                     0);
+    assert_false(h.keep_alive);
+    assert_int_equal(parse_text("PUT /v1/cluster HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\n"
+                                "Expect: 100-continue\r\n\r\n",
+                                &h, 100),
+                     0);
+    assert_true(h.has_body && h.expect_continue);
+    assert_int_equal(h.content_length, 12);
+    assert_string_equal(h.query, "");
+}
+
+static void bad_heads_get_their_status(void **state)
+{
+    struct parsed_head h;
+    static const struct {
+        const char *head;
+        int status;
+    } cases[] = {
+        {"GET /metrics HTTP/1.1\r\n\r\n", 400}, /* no Host */
+        {"GET /metrics HTTP/2.0\r\nHost: a\r\n\r\n", 505},
+        {"GET /metrics HTTP/1.1 x\r\nHost: a\r\n\r\n", 400},
+        {"GET metrics HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+        {"GET /metrics HTTP/1.1\r\nHost : a\r\n\r\n", 400},
+        {"GET /metrics HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n", 400},
+        {"G(T /metrics HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+        {"PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 1x\r\n\r\n", 400},
+        {"PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", 400},
+        {"PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", 400},
+        {"PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 101\r\n\r\n", 413},
+        {"PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", 411},
+        {"PUT / HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n\r\n", 417},
+        {"GET / HTTP/1.1\r\nHost: a\x01\r\n\r\n", 400},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int status = parse_text(cases[i].head, &h, 100);
+
+        if (status != cases[i].status)
+            fail_msg("case %zu: %d, expected %d", i, status, cases[i].status);
+    }
+}
+
+static void too_many_headers_are_refused(void **state)
+{
+    struct parsed_head h;
+    char head[8192];
+    size_t at = (size_t)snprintf(head, sizeof(head), "GET / HTTP/1.1\r\nHost: a\r\n");
+
+    (void)state;
+    for (int i = 0; i < 64; i++)
+        at += (size_t)snprintf(head + at, sizeof(head) - at, "X-%d: y\r\n", i);
+    snprintf(head + at, sizeof(head) - at, "\r\n");
+    assert_int_equal(parse_text(head, &h, 0), 431);
+}
+
+static void an_incomplete_head_has_no_length(void **state)
+{
+    (void)state;
+    assert_int_equal(head_length("GET / HTTP/1.1\r\nHost: a\r\n", 25), 0);
+    assert_int_equal(head_length("GET / HTTP/1.1\r\n\r", 17), 0);
+    assert_int_equal(head_length("GET / HTTP/1.1\r\n\r\nextra", 23), 18);
+}
+
+static void query_values_are_found_and_decoded(void **state)
+{
+    char buf[16];
+
+    (void)state;
+    assert_int_equal(http_query_get("dry_run=true", "dry_run", buf, sizeof(buf)), 1);
+    assert_string_equal(buf, "true");
+    assert_int_equal(http_query_get("a=1&dry_run&b=2", "dry_run", buf, sizeof(buf)), 1);
+    assert_string_equal(buf, "");
+    assert_int_equal(http_query_get("a=x%20y+z", "a", buf, sizeof(buf)), 1);
+    assert_string_equal(buf, "x y z");
+    assert_int_equal(http_query_get("dry_runner=1", "dry_run", buf, sizeof(buf)), 0);
+    assert_int_equal(http_query_get("", "a", buf, sizeof(buf)), 0);
+    assert_int_equal(http_query_get("a=%2", "a", buf, sizeof(buf)), -EINVAL);
+    assert_int_equal(http_query_get("a=%zz", "a", buf, sizeof(buf)), -EINVAL);
+    assert_int_equal(http_query_get("a=0123456789abcdefgh", "a", buf, sizeof(buf)), -ENOSPC);
+}
+
+/* --- a live server --- */
+
+struct live {
+    struct event_base *base;
+    struct http_server *server;
+    struct http_listener *listener;
+    struct http_request *held; /* a request the handler keeps unanswered */
+    int handled;
+    bool abandoned;
+};
+
+/* Echoes the method, path, query and body; "/hold" is kept unanswered. */
+static void echo(struct http_request *request, void *data)
+{
+    struct live *live = data;
+    char text[4096];
+    size_t len;
+    const char *body = http_request_body(request, &len);
+    int n;
+
+    live->handled++;
+    if (strcmp(http_request_path(request), "/hold") == 0) {
+        live->held = request;
+        return;
+    }
+    n = snprintf(text, sizeof(text), "%s %s ?%s [%zu:%.*s]", http_request_method(request),
+                 http_request_path(request), http_request_query(request), len, (int)len, body);
+    assert_int_equal(http_response_header(request, "X-Test", "yes"), 0);
+    assert_int_equal(http_response_header(request, "X-Bad", "a\r\nb"), -EINVAL);
+    http_respond(request, 200, "text/plain", text, (size_t)n);
+}
+
+static char *error_json(int status, const char *message, const char **ret_content_type,
+                        size_t *ret_len, void *data)
+{
+    char *body;
+    int n;
+
+    (void)data;
+    n = asprintf(&body, "{\"status\": %d, \"message\": \"%s\"}", status, message);
+    if (n < 0)
+        return NULL;
+    *ret_content_type = "application/json";
+    *ret_len = (size_t)n;
+    return body;
+}
+
+static void on_abandon(void *data)
+{
+    ((struct live *)data)->abandoned = true;
+}
+
+static void live_start(struct live *live, int request_timeout)
+{
+    const struct http_callbacks callbacks = {echo, error_json, live};
+    struct http_limits limits;
+    char err[256];
+
+    memset(live, 0, sizeof(*live));
+    http_limits_default(&limits);
+    limits.max_body = 64;
+    limits.request_timeout = request_timeout;
+    limits.idle_timeout = request_timeout;
+    live->base = event_base_new();
+    assert_non_null(live->base);
+    assert_int_equal(http_server_new(live->base, &limits, &callbacks, &live->server), 0);
+    assert_int_equal(
+        http_server_listen(live->server, "127.0.0.1", 0, NULL, &live->listener, err, sizeof(err)),
+        0);
+}
+
+static void live_stop(struct live *live)
+{
+    http_server_free(live->server);
+    event_base_free(live->base);
+}
+
+static int live_connect(struct live *live)
+{
+    struct sockaddr_in addr = {.sin_family = AF_INET};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    addr.sin_port = htons((uint16_t)http_listener_port(live->listener));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    return fd;
+}
+
+static void send_all(int fd, const char *text)
+{
+    assert_int_equal(send(fd, text, strlen(text), MSG_NOSIGNAL), (ssize_t)strlen(text));
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * Runs the loop and reads until the text received holds needle count times, or the client is
+ * closed (when until_closed). Returns what was read (static).
+ */
+static const char *receive(struct live *live, int fd, const char *needle, int count,
+                           bool until_closed, double seconds)
+{
+    static char got[65536];
+    size_t len = 0;
+    double deadline = now_s() + seconds;
+
+    got[0] = '\0';
+    while (now_s() < deadline) {
+        ssize_t n;
+        int found = 0;
+
+        event_base_loop(live->base, EVLOOP_NONBLOCK);
+        n = recv(fd, got + len, sizeof(got) - 1 - len, 0);
+        if (n > 0) {
+            len += (size_t)n;
+            got[len] = '\0';
+        } else if (n == 0 && until_closed) {
+            return got;
+        }
+        for (const char *p = got; needle && (p = strstr(p, needle)); p++)
+            found++;
+        if (!until_closed && needle && found >= count)
+            return got;
+        usleep(1000);
+    }
+    if (until_closed)
+        fail_msg("the server did not close the connection; got: %s", got);
+    fail_msg("timed out waiting for %d x '%s'; got: %s", count, needle, got);
+    return got;
+}
+
+static void keep_alive_and_pipelined_requests_are_answered_in_order(void **state)
+{
+    struct live live;
+    const char *got;
+    int fd;
+
+    (void)state;
+    live_start(&live, 5);
+    fd = live_connect(&live);
+    send_all(fd, "GET /a?x=1 HTTP/1.1\r\nHost: h\r\n\r\n"
+                 "PUT /b HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello"
+                 "HEAD /c HTTP/1.1\r\nHost: h\r\n\r\n");
+    got = receive(&live, fd, "HTTP/1.1 200 OK", 3, false, 5);
+    assert_non_null(strstr(got, "GET /a ?x=1 [0:]"));
+    assert_non_null(strstr(got, "PUT /b ? [5:hello]"));
+    assert_non_null(strstr(got, "X-Test: yes\r\n"));
+    assert_non_null(strstr(got, "Connection: keep-alive\r\n"));
+    assert_null(strstr(got, "HEAD /c")); /* HEAD: the length, not the body */
+    assert_true(strstr(got, "GET /a") < strstr(got, "PUT /b"));
+    /* Still open for another, which closes it. */
+    send_all(fd, "GET /d HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+    got = receive(&live, fd, NULL, 0, true, 5);
+    assert_non_null(strstr(got, "Connection: close\r\n"));
+    assert_non_null(strstr(got, "GET /d"));
+    assert_int_equal(live.handled, 4);
+    close(fd);
+    live_stop(&live);
+}
+
+static void bodies_over_the_limit_and_bad_heads_get_the_error_body(void **state)
+{
+    struct live live;
+    const char *got;
+    int fd;
+
+    (void)state;
+    live_start(&live, 5);
+    fd = live_connect(&live);
+    /* Refused before the body is read, even when it is announced with 100-continue. */
+    send_all(fd, "PUT /big HTTP/1.1\r\nHost: h\r\nContent-Length: 65\r\n"
+                 "Expect: 100-continue\r\n\r\n");
+    got = receive(&live, fd, NULL, 0, true, 5);
+    assert_non_null(strstr(got, "HTTP/1.1 413 Content Too Large\r\n"));
+    assert_null(strstr(got, "100 Continue"));
+    assert_non_null(strstr(got, "Content-Type: application/json\r\n"));
+    assert_non_null(strstr(got, "{\"status\": 413, "));
+    close(fd);
+    fd = live_connect(&live);
+    send_all(fd, "BAD REQUEST LINE\r\n\r\n");
+    got = receive(&live, fd, NULL, 0, true, 5);
+    assert_non_null(strstr(got, "HTTP/1.1 400 Bad Request\r\n"));
+    close(fd);
+    assert_int_equal(live.handled, 0);
+    live_stop(&live);
+}
+
+static void expect_continue_gets_an_interim_answer(void **state)
+{
+    struct live live;
+    const char *got;
+    int fd;
+
+    (void)state;
+    live_start(&live, 5);
+    fd = live_connect(&live);
+    send_all(fd, "PUT /e HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n");
+    got = receive(&live, fd, "HTTP/1.1 100 Continue\r\n\r\n", 1, false, 5);
+    assert_null(strstr(got, "200 OK"));
+    send_all(fd, "abc");
+    got = receive(&live, fd, "PUT /e ? [3:abc]", 1, false, 5);
+    close(fd);
+    live_stop(&live);
+}
+
+static void a_request_not_complete_in_time_gets_408(void **state)
+{
+    struct live live;
+    const char *got;
+    double start;
+    int fd;
+
+    (void)state;
+    live_start(&live, 1);
+    fd = live_connect(&live);
+    send_all(fd, "PUT /slow HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc");
+    start = now_s();
+    got = receive(&live, fd, NULL, 0, true, 5);
+    assert_non_null(strstr(got, "HTTP/1.1 408 Request Timeout\r\n"));
+    assert_true(now_s() - start < 3);
+    close(fd);
+    /* An idle connection is closed without a word. */
+    fd = live_connect(&live);
+    got = receive(&live, fd, NULL, 0, true, 5);
+    assert_string_equal(got, "");
+    close(fd);
+    assert_int_equal(live.handled, 0);
+    live_stop(&live);
+}
+
+static void a_closed_listener_refuses_and_finishes_what_is_under_way(void **state)
+{
+    struct live live;
+    const char *got;
+    int busy, idle, fd;
+    struct sockaddr_in addr = {.sin_family = AF_INET};
+    unsigned port;
+
+    (void)state;
+    live_start(&live, 5);
+    port = http_listener_port(live.listener);
+    busy = live_connect(&live);
+    idle = live_connect(&live);
+    send_all(busy, "GET /hold HTTP/1.1\r\nHost: h\r\n\r\n");
+    for (double deadline = now_s() + 5; !live.held && now_s() < deadline;)
+        event_base_loop(live.base, EVLOOP_NONBLOCK);
+    assert_non_null(live.held);
+    event_base_loop(live.base, EVLOOP_NONBLOCK); /* the idle one is accepted too */
+    http_listener_close(live.listener);
+    live.listener = NULL;
+    /* New connections are refused at once; the idle one is closed. */
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    addr.sin_port = htons((uint16_t)port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), -1);
+    assert_int_equal(errno, ECONNREFUSED);
+    close(fd);
+    got = receive(&live, idle, NULL, 0, true, 5);
+    assert_string_equal(got, "");
+    /* The held request still gets its answer, then the connection closes. */
+    http_respond(live.held, 200, "text/plain", "late", 4);
+    got = receive(&live, busy, NULL, 0, true, 5);
+    assert_non_null(strstr(got, "HTTP/1.1 200 OK\r\n"));
+    assert_non_null(strstr(got, "Connection: close\r\n"));
+    assert_non_null(strstr(got, "\r\n\r\nlate"));
+    close(busy);
+    close(idle);
+    live_stop(&live);
+}
+
+static void a_freed_server_tells_the_handler_of_abandoned_requests(void **state)
+{
+    struct live live;
+    int fd;
+
+    (void)state;
+    live_start(&live, 5);
+    fd = live_connect(&live);
+    send_all(fd, "GET /hold HTTP/1.1\r\nHost: h\r\n\r\n");
+    for (double deadline = now_s() + 5; !live.held && now_s() < deadline;)
+        event_base_loop(live.base, EVLOOP_NONBLOCK);
+    assert_non_null(live.held);
+    http_request_on_abandon(live.held, on_abandon, &live);
+    live_stop(&live);
+    assert_true(live.abandoned);
+    close(fd);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(heads_are_parsed_and_checked),
+        cmocka_unit_test(bad_heads_get_their_status),
+        cmocka_unit_test(too_many_headers_are_refused),
+        cmocka_unit_test(an_incomplete_head_has_no_length),
+        cmocka_unit_test(query_values_are_found_and_decoded),
+        cmocka_unit_test(keep_alive_and_pipelined_requests_are_answered_in_order),
+        cmocka_unit_test(bodies_over_the_limit_and_bad_heads_get_the_error_body),
+        cmocka_unit_test(expect_continue_gets_an_interim_answer),
+        cmocka_unit_test(a_request_not_complete_in_time_gets_408),
+        cmocka_unit_test(a_closed_listener_refuses_and_finishes_what_is_under_way),
+        cmocka_unit_test(a_freed_server_tells_the_handler_of_abandoned_requests),
+    };
+    return cmocka_run_group_tests_name("http_server", tests, NULL, NULL);
+}
