@@ -16,6 +16,7 @@ struct apply_queue;
 struct renewal;
 struct cert_watch;
 struct users;
+struct audit_ring;
 struct notify_server;
 struct control_server;
 
@@ -31,6 +32,7 @@ struct agent {
     struct renewal *renewal;     /* expiry checks */
     struct cert_watch *external; /* the files of external certificates */
     struct users *users;         /* the REST API's users (state_dir/users.json) */
+    struct audit_ring *audit;    /* the recent audit entries (agent/audit.c) */
     struct event *signal_events[4];
     struct event *watchdog_timer;
     struct event *removal_event; /* frees removed services outside their own transitions */

@@ -2,6 +2,7 @@
 #include "apply.h"
 
 #include "apply_hooks.h"
+#include "audit.h"
 #include "cert_info.h"
 #include "cert_names.h"
 #include "certs.h"
@@ -570,8 +571,8 @@ static void succeed(struct apply_run *run)
         if (request->answered)
             continue;
         describe_changes(request, what, sizeof(what));
-        log_notice("audit: %s changed %s: applied; services %s", request->who,
-                   *what ? what : "nothing", services ? services : "[]");
+        audit_record(agent, request->who, "changed %s: applied; services %s",
+                     *what ? what : "nothing", services ? services : "[]");
         reply = json_pack("{s:i, s:O, s:s, s:O, s:i}", "exit", 0, "services", run->done_services,
                           "warning", request->warning, "changes", request->changes, "coalesced",
                           (int)run->n_requests);
@@ -703,7 +704,7 @@ static void step(struct apply_run *run)
                                                          : "state is");
         for (size_t i = 0; i < run->n_requests; i++)
             if (!run->requests[i]->answered)
-                log_notice("audit: %s changed nothing: %s", run->requests[i]->who, message);
+                audit_record(run->agent, run->requests[i]->who, "changed nothing: %s", message);
         record_outcome(run->agent, false);
         fail_all(run, 1, "rolled_back", message);
         return;

@@ -2,6 +2,7 @@
 #include "commands.h"
 
 #include "apply.h"
+#include "commands_audit.h"
 #include "commands_certs.h"
 #include "commands_users.h"
 #include "commands_metrics.h"

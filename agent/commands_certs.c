@@ -4,6 +4,7 @@
 #include "cert_info.h"
 #include "cert_names.h"
 #include "apply.h"
+#include "audit.h"
 #include "certs.h"
 #include "log.h"
 #include "service.h"
@@ -32,6 +33,17 @@ static json_t *users_of(const struct agent *agent, const char *name)
 }
 
 /* The current certificate of name, described; with its PEM when asked. Never its key. */
+/* What every entry says, set or not: may the agent re-issue it, may it be deleted. */
+static json_t *with_flags(json_t *info, const char *name)
+{
+    const struct cert_name *entry = cert_name_lookup(name);
+    bool generated = entry && entry->generated;
+
+    json_object_set_new(info, "generated", json_boolean(generated));
+    json_object_set_new(info, "required", json_boolean(generated));
+    return info;
+}
+
 static json_t *describe(struct agent *agent, const char *name, bool with_pem)
 {
     struct certstore *store = agent->certs->store;
@@ -43,11 +55,12 @@ static json_t *describe(struct agent *agent, const char *name, bool with_pem)
 
     if (certstore_current(store, name, &generation) < 0 ||
         certstore_read_cert(store, name, generation, &pem, &len) < 0)
-        return json_pack("{s:s, s:s}", "name", name, "error", "not set");
+        return with_flags(json_pack("{s:s, s:s}", "name", name, "error", "not set"), name);
     info = cert_info_describe(pem, len, time(NULL));
     if (!info) {
         free(pem);
-        return json_pack("{s:s, s:s}", "name", name, "error", "unreadable in the store");
+        return with_flags(json_pack("{s:s, s:s}", "name", name, "error", "unreadable in the store"),
+                          name);
     }
     certstore_get_origin(store, name, generation, origin, sizeof(origin));
     json_object_set_new(info, "name", json_string(name));
@@ -57,7 +70,7 @@ static json_t *describe(struct agent *agent, const char *name, bool with_pem)
     if (with_pem)
         json_object_set_new(info, "pem", json_stringn(pem, len));
     free(pem);
-    return info;
+    return with_flags(info, name);
 }
 
 void handle_cluster_certificate_list(struct agent *agent, struct control_conn *conn, json_t *args,
@@ -274,7 +287,7 @@ void handle_cluster_certificate_csr(struct agent *agent, struct control_conn *co
         return;
     }
     control_peer_describe(control_conn_peer(conn), who, sizeof(who));
-    log_notice("audit: %s made a new pending key and CSR for '%s'", who, entry->name);
+    audit_record(agent, who, "made a new pending key and CSR for '%s'", entry->name);
     control_reply(conn, json_pack("{s:i, s:s, s:s}", "exit", 0, "name", entry->name, "csr", csr));
     free(csr);
 }

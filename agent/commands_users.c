@@ -1,6 +1,7 @@
 /* The handlers of the "user ..." commands: the REST API's users. */
 #include "commands_users.h"
 
+#include "audit.h"
 #include "cv_error.h"
 #include "log.h"
 #include "users.h"
@@ -44,8 +45,8 @@ static void set_user(struct agent *agent, struct control_conn *conn, json_t *arg
         return;
     }
     control_peer_describe(control_conn_peer(conn), who, sizeof(who));
-    log_notice("audit: %s %s REST user '%s' (role %s)", who,
-               replace ? "changed the password of" : "added", name, user_role_name(role));
+    audit_record(agent, who, "%s REST user '%s' (role %s)",
+                 replace ? "changed the password of" : "added", name, user_role_name(role));
     control_reply(
         conn, json_pack("{s:i, s:s, s:s}", "exit", 0, "name", name, "role", user_role_name(role)));
 }
@@ -79,6 +80,6 @@ void handle_user_delete(struct agent *agent, struct control_conn *conn, json_t *
         return;
     }
     control_peer_describe(control_conn_peer(conn), who, sizeof(who));
-    log_notice("audit: %s deleted REST user '%s'", who, name);
+    audit_record(agent, who, "deleted REST user '%s'", name);
     control_reply(conn, json_pack("{s:i, s:s}", "exit", 0, "name", name));
 }

@@ -1,6 +1,7 @@
 /* certvisord: the node agent's entry point: options, start-up, the event loop, orderly exit. */
 #include "agent.h"
 #include "apply.h"
+#include "audit.h"
 #include "certs.h"
 #include "render_files.h"
 #include "renewal.h"
@@ -213,6 +214,7 @@ static void agent_free(struct agent *agent)
     apply_free_all(agent);
     certs_free(agent->certs);
     users_free(agent->users);
+    audit_free(agent);
     notify_server_free(agent->notify);
     sdnotify_free(agent);
     if (agent->removal_event)

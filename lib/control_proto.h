@@ -78,6 +78,8 @@ enum control_access {
     X(cluster_config, "cluster config", CONTROL_ACCESS_ADMIN,                                      \
       "cluster config <setting> <value> [<setting> <value>...] [--dry-run]",                       \
       "Change TLS policy settings (kept in the state file) and apply them to the services.")       \
+    X(audit, "audit", CONTROL_ACCESS_READ, "audit [-n <entries>]",                                 \
+      "Print the recent changes (who, what, the result), newest first.")                           \
     X(user_list, "user list", CONTROL_ACCESS_READ, "user list",                                    \
       "List the REST API's users and their roles.")                                                \
     X(user_add, "user add", CONTROL_ACCESS_ADMIN,                                                  \

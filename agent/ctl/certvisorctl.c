@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef CERTVISOR_VERSION
@@ -388,6 +389,21 @@ static void print_json(json_t *reply)
     free(text);
 }
 
+/* Oldest first, as a log reads: "2026-11-22 16:10:05 UTC  who  message". */
+static void print_audit(json_t *items)
+{
+    for (size_t i = json_array_size(items); i-- > 0;) {
+        json_t *item = json_array_get(items, i);
+        time_t when = (time_t)json_integer_value(json_object_get(item, "time"));
+        char stamp[32] = "";
+        struct tm tm;
+
+        if (gmtime_r(&when, &tm))
+            strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S UTC", &tm);
+        printf("%s  %s %s\n", stamp, str(item, "who"), str(item, "message"));
+    }
+}
+
 static void print_reply(const char *command, json_t *reply)
 {
     json_t *items = json_object_get(reply, "items");
@@ -420,6 +436,8 @@ static void print_reply(const char *command, json_t *reply)
         print_csr(reply);
     else if (strncmp(command, "user ", 5) == 0)
         ctl_print_user_reply(command, reply);
+    else if (strcmp(command, "audit") == 0)
+        print_audit(items);
     else if (strcmp(command, "cluster certificate set") == 0 ||
              strcmp(command, "cluster certificate set-many") == 0 ||
              strcmp(command, "cluster certificate rotate") == 0 ||
@@ -614,7 +632,8 @@ static json_t *build_request(const char *command, int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         if (strcmp(command, "tail") == 0 && strcmp(argv[i], "-f") == 0) {
             json_object_set_new(options, "follow", json_true());
-        } else if (strcmp(command, "tail") == 0 && strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
+        } else if ((strcmp(command, "tail") == 0 || strcmp(command, "audit") == 0) &&
+                   strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
             json_object_set_new(options, "lines", json_integer(atoi(argv[++i])));
         } else if (strcmp(command, "tail") == 0 && argv[i][0] == '-' && argv[i][1] &&
                    strspn(argv[i] + 1, "0123456789") == strlen(argv[i] + 1)) {

@@ -171,6 +171,14 @@ static void listed_certificates(struct api_call *call, json_t *reply)
 /* GET /v1/cluster/certificates */
 static void get_certificates(struct api_call *call)
 {
+    char details[8] = "";
+
+    if (http_query_get(http_request_query(call->request), "details", details, sizeof(details)) >
+            0 &&
+        strcmp(details, "true") == 0) {
+        api_get_certificate_details(call);
+        return;
+    }
     api_ask(call, "cluster certificate list", NULL, json_pack("{s:b}", "pem", 1), false, false,
             listed_certificates);
 }
@@ -488,6 +496,7 @@ enum route_id {
     ROUTE_CERTIFICATE,
     ROUTE_CLUSTER,
     ROUTE_SERVICES,
+    ROUTE_AUDIT,
 };
 
 /* path pattern: "*" stands for one segment (a certificate name). */
@@ -506,6 +515,7 @@ static const struct {
     {ROUTE_CLUSTER, "/v1/cluster", "PUT", put_cluster},
     {ROUTE_SERVICES, "/v1/local/services", "GET", get_services},
     {ROUTE_SERVICES, "/v1/local/services", "POST", post_services},
+    {ROUTE_AUDIT, "/v1/cluster/audit_log", "GET", api_get_audit_log},
 };
 
 /* True when path matches pattern; *ret_segment gets what "*" matched (path is changed). */

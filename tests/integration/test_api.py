@@ -404,6 +404,30 @@ def test_get_certificates_returns_certificates_never_keys(node):
     assert r.status == 405 and r.headers["allow"] == "GET, HEAD, PUT", r
 
 
+def test_certificate_details_and_the_audit_log(node):
+    r = node.request("GET", "/v1/cluster/certificates?details=true", auth=VIEWER)
+    assert r.status == 200, r
+    by_name = {c["name"]: c for c in r.json["certificates"]}
+    assert by_name["api"]["used_by"] == ["api"] and by_name["api"]["origin"] == "generated"
+    assert by_name["api"]["generated"] is True and by_name["api"]["required"] is True
+    assert by_name["ldap_client"] == {"name": "ldap_client", "error": "not set",
+                                      "generated": False, "required": False}
+    assert b"-----BEGIN" not in r.body
+    # A change, then the log shows it first, naming the REST user.
+    assert node.request("POST", "/v1/cluster/certificates/rotate", {"name": "proxy"}).status == 200
+    r = node.request("GET", "/v1/cluster/audit_log?limit=1", auth=VIEWER)
+    assert r.status == 200, r
+    (entry,) = r.json["entries"]
+    assert entry["who"].startswith("REST user 'admin'") and "certificate 'proxy'" in entry["message"]
+    assert abs(entry["time"] - time.time()) < 120
+    r = node.request("GET", "/v1/cluster/audit_log?limit=0", auth=VIEWER)
+    assert r.status == 400 and r.json["error_code"] == "invalid_query", r
+    # The same entries from certvisorctl, oldest first.
+    out = node.agent.ctl("audit", "-n", "5")
+    assert out.returncode == 0 and "REST user 'admin'" in out.stdout.splitlines()[-1]
+    assert "added REST user 'viewer' (role viewer)" in out.stdout
+
+
 @needs_cryptography
 def test_delete_takes_optional_certificates_only(node, tmp_path):
     def delete(name, query=""):

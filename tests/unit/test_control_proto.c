@@ -58,6 +58,7 @@ static void the_table_has_the_documented_commands_and_access(void **state)
          CONTROL_ACCESS_ADMIN},
         {"cluster certificate csr", CONTROL_CMD_cluster_certificate_csr, CONTROL_ACCESS_ADMIN},
         {"cluster config", CONTROL_CMD_cluster_config, CONTROL_ACCESS_ADMIN},
+        {"audit", CONTROL_CMD_audit, CONTROL_ACCESS_READ},
         {"user list", CONTROL_CMD_user_list, CONTROL_ACCESS_READ},
         {"user add", CONTROL_CMD_user_add, CONTROL_ACCESS_ADMIN},
         {"user passwd", CONTROL_CMD_user_passwd, CONTROL_ACCESS_ADMIN},

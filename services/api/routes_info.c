@@ -1,0 +1,64 @@
+/* The read-only endpoints the console (and scripts) use beyond Redis Enterprise's: certificate
+ * details and the recent audit log. */
+#include "api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define AUDIT_DEFAULT 50
+#define AUDIT_MAX 500
+
+static void listed_details(struct api_call *call, json_t *reply)
+{
+    json_t *list = json_array(), *item;
+    size_t i;
+
+    if (json_integer_value(json_object_get(reply, "exit")) != 0) {
+        json_decref(list);
+        api_reply_refusal(call, reply, 404);
+        return;
+    }
+    json_array_foreach(json_object_get(reply, "items"), i, item)
+    {
+        json_t *copy = json_deep_copy(item);
+
+        json_object_del(copy, "pem");
+        json_array_append_new(list, copy);
+    }
+    api_reply_json(call, 200, json_pack("{s:o}", "certificates", list));
+}
+
+/* GET /v1/cluster/certificates?details=true: what `cluster certificate list` shows, no PEM. */
+void api_get_certificate_details(struct api_call *call)
+{
+    api_ask(call, "cluster certificate list", NULL, NULL, false, false, listed_details);
+}
+
+static void listed_audit(struct api_call *call, json_t *reply)
+{
+    if (json_integer_value(json_object_get(reply, "exit")) != 0) {
+        api_reply_refusal(call, reply, 404);
+        return;
+    }
+    api_reply_json(call, 200, json_pack("{s:O}", "entries", json_object_get(reply, "items")));
+}
+
+/* GET /v1/cluster/audit_log?limit=N: the agent's recent audit entries, newest first. */
+void api_get_audit_log(struct api_call *call)
+{
+    char value[16] = "";
+    long limit = AUDIT_DEFAULT;
+    char *end;
+
+    if (http_query_get(http_request_query(call->request), "limit", value, sizeof(value)) > 0) {
+        limit = strtol(value, &end, 10);
+        if (*end || limit < 1 || limit > AUDIT_MAX) {
+            api_reply_error(call, 400, "invalid_query", json_pack("{s:s}", "field", "limit"),
+                            "limit must be a number from 1 to %d", AUDIT_MAX);
+            return;
+        }
+    }
+    api_ask(call, "audit", NULL, json_pack("{s:I}", "lines", (json_int_t)limit), false, false,
+            listed_audit);
+}
