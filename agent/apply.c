@@ -1121,6 +1121,16 @@ static json_t *files_of_service(const struct apply_run *run, const struct servic
     return files;
 }
 
+/*
+ * The settings a service runs with from its next start: a reload that changed
+ * them leaves them waiting (next_config) until the restart it scheduled, and a
+ * change planned meanwhile must render for those, not the ones going away.
+ */
+static const struct service_config *config_in_force(const struct service *service)
+{
+    return service->next_config ? service->next_config : service->config;
+}
+
 /* What this change renders from: the new configuration's databases when it is a reload. */
 static struct render_inputs render_inputs_of(const struct apply_run *run)
 {
@@ -1154,12 +1164,14 @@ static int plan(struct apply_run *run, json_t **ret_plan, char *err, size_t err_
         return -ENOMEM;
     }
     for (size_t i = 0; r == 0 && i < n_configs; i++)
-        r = render_files_compute(&inputs, configs ? configs[i] : agent->services[i]->config,
+        r = render_files_compute(&inputs,
+                                 configs ? configs[i] : config_in_force(agent->services[i]),
                                  &run->rendered, err, err_len);
     if (r == 0)
         r = rendered_set_validate(&run->rendered, &inputs, err, err_len);
     for (size_t i = 0; r == 0 && i < n_configs; i++) {
-        const struct service_config *config = configs ? configs[i] : agent->services[i]->config;
+        const struct service_config *config =
+            configs ? configs[i] : config_in_force(agent->services[i]);
         struct service *service = agent_find_service(agent, config->name);
 
         if (!rendered_set_changes(&run->rendered, config))
