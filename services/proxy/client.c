@@ -77,19 +77,38 @@ static bool failure_reason(const struct conn *c, char *reason, size_t len)
 }
 
 /*
+ * For `replica status` on a source: the last client refused for its
+ * certificate, or that refused the proxy's (a TLS alert it sent: a replica
+ * that does not trust this cluster).
+ */
+static void note_refusal(const struct conn *c, const char *peer, const char *reason, bool auth)
+{
+    char text[512];
+
+    if (auth) {
+        stats_note_refusal(stats_slot_of_name(c->db_name), peer, reason);
+    } else if (strstr(reason, " alert ")) {
+        snprintf(text, sizeof(text), "it refused the proxy certificate: %.400s", reason);
+        stats_note_refusal(stats_slot_of_name(c->db_name), peer, text);
+    }
+}
+
+/*
  * One line per client refused for its certificate (within the worker's rate
  * limit); other failed handshakes (scanners, old protocol versions, clients
  * that give up) are counted and logged at debug level only.
  */
 static void handshake_failed(struct conn *c)
 {
-    char reason[512], peer[NET_ADDRESS_MAX];
+    char reason[512], peer[NET_ADDRESS_MAX], held[64];
     bool auth = failure_reason(c, reason, sizeof(reason));
     unsigned long suppressed;
 
     stats_add(&c->stats->handshake_failures, 1);
     conn_peer(c, peer, sizeof(peer));
+    note_refusal(c, peer, reason, auth);
     if (!auth) {
+        /* Scanners and clients of refused versions can be many: not a line each by default. */
         log_debug("Database '%s': TLS handshake with client %s failed: %s", c->db_name, peer,
                   reason);
         return;
@@ -98,7 +117,7 @@ static void handshake_failed(struct conn *c)
     if (!worker_log_allowed(c->worker, &suppressed))
         return;
     log_warning("Database '%s': client %s rejected: %s%s", c->db_name, peer, reason,
-                suppressed ? " (and more lines held back)" : "");
+                worker_held_back(suppressed, held, sizeof(held)));
 }
 
 int client_progress(struct conn *c)

@@ -18,7 +18,7 @@
  */
 static int shard_failed(struct conn *c, const char *what, const char *reason)
 {
-    char shard[NET_ADDRESS_MAX], peer[NET_ADDRESS_MAX];
+    char shard[NET_ADDRESS_MAX], peer[NET_ADDRESS_MAX], held[64];
     unsigned long suppressed;
 
     stats_add(&c->stats->errors, 1);
@@ -28,7 +28,7 @@ static int shard_failed(struct conn *c, const char *what, const char *reason)
                        sizeof(shard));
     conn_peer(c, peer, sizeof(peer));
     log_warning("Database '%s': %s shard %s for client %s: %s%s", c->db_name, what, shard, peer,
-                reason, suppressed ? " (and more lines held back)" : "");
+                reason, worker_held_back(suppressed, held, sizeof(held)));
     return -1;
 }
 

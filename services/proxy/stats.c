@@ -34,6 +34,7 @@ struct stats_slot *stats_slot(struct stats *stats, const char *name)
         return NULL;
     }
     memset(slot->workers, 0, stats->n_workers * sizeof(struct db_counters));
+    pthread_mutex_init(&slot->refusal_lock, NULL);
     snprintf(slot->name, sizeof(slot->name), "%s", name);
     slot->next = stats->slots;
     stats->slots = slot;
@@ -53,7 +54,31 @@ static uint64_t sum(const struct stats_slot *slot, size_t n_workers, size_t offs
     return total;
 }
 
-static json_t *db_report(const struct stats_slot *slot, size_t n_workers)
+void stats_note_refusal(struct stats_slot *slot, const char *client, const char *reason)
+{
+    pthread_mutex_lock(&slot->refusal_lock);
+    snprintf(slot->last_refusal, sizeof(slot->last_refusal), "client %s: %s", client, reason);
+    slot->last_refusal_at = time(NULL);
+    pthread_mutex_unlock(&slot->refusal_lock);
+}
+
+/* Adds the last refusal to a database's report, when there was one. */
+static int add_refusal(json_t *db, struct stats_slot *slot)
+{
+    int r = 0;
+
+    pthread_mutex_lock(&slot->refusal_lock);
+    if (slot->last_refusal_at)
+        r = json_object_set_new(db, "last_refusal", json_string(slot->last_refusal)) < 0 ||
+                    json_object_set_new(db, "last_refusal_at",
+                                        json_integer((json_int_t)slot->last_refusal_at)) < 0
+                ? -1
+                : 0;
+    pthread_mutex_unlock(&slot->refusal_lock);
+    return r;
+}
+
+static json_t *db_report(struct stats_slot *slot, size_t n_workers)
 {
     static const struct {
         const char *key;
@@ -77,6 +102,10 @@ static json_t *db_report(const struct stats_slot *slot, size_t n_workers)
             json_decref(db);
             return NULL;
         }
+    }
+    if (db && add_refusal(db, slot) < 0) {
+        json_decref(db);
+        return NULL;
     }
     return db;
 }
@@ -129,6 +158,7 @@ void stats_free(struct stats *stats)
         struct stats_slot *next = stats->slots->next;
 
         free(stats->slots->workers);
+        pthread_mutex_destroy(&stats->slots->refusal_lock);
         free(stats->slots);
         stats->slots = next;
     }

@@ -2,9 +2,11 @@
 #ifndef CERTVISOR_PROXY_STATS_H
 #define CERTVISOR_PROXY_STATS_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 struct generation;
 
@@ -40,7 +42,23 @@ struct stats_slot {
     char name[64];
     struct db_counters *workers; /* one per worker */
     struct stats_slot *next;
+    /*
+     * The last client refused for its certificate, or that refused the proxy's
+     * (replica status shows it on the source's side): rare, so under a lock.
+     */
+    pthread_mutex_t refusal_lock;
+    char last_refusal[320];
+    time_t last_refusal_at;
 };
+
+/* Records why a client was refused (any worker; "client 1.2.3.4:5: reason"). */
+void stats_note_refusal(struct stats_slot *slot, const char *client, const char *reason);
+
+/* The slot whose name is name (a conn's db_name points into its slot). */
+static inline struct stats_slot *stats_slot_of_name(const char *name)
+{
+    return (struct stats_slot *)(name - offsetof(struct stats_slot, name));
+}
 
 struct stats {
     size_t n_workers;

@@ -41,6 +41,14 @@ bool worker_log_allowed(struct worker *worker, unsigned long *ret_suppressed)
     return true;
 }
 
+const char *worker_held_back(unsigned long suppressed, char *buf, size_t len)
+{
+    if (!suppressed)
+        return "";
+    snprintf(buf, len, " (%lu similar line%s held back)", suppressed, suppressed == 1 ? "" : "s");
+    return buf;
+}
+
 static void pause_accepting(struct worker *w)
 {
     struct timeval tv = {0, ACCEPT_PAUSE_USEC};

@@ -94,4 +94,7 @@ void workers_stop(struct workers *workers);
  */
 bool worker_log_allowed(struct worker *worker, unsigned long *ret_suppressed);
 
+/* " (N similar lines held back)" for a count of lines held back, "" for none. */
+const char *worker_held_back(unsigned long suppressed, char *buf, size_t len);
+
 #endif
