@@ -497,15 +497,6 @@ static const struct policy *policy_in_use(const struct apply_run *run)
     return run->policy_change ? &run->new_policy : &run->agent->config->policy;
 }
 
-/* The conf.d section that keeps name in external files, or NULL. */
-static const struct external_cert *external_of(const struct agent *agent, const char *name)
-{
-    for (size_t i = 0; i < agent->config->n_external_certs; i++)
-        if (strcmp(agent->config->external_certs[i].name, name) == 0)
-            return &agent->config->external_certs[i];
-    return NULL;
-}
-
 /* One line for the audit log: "certificate 'api' AB:.. -> CD:..", "policy x=y z=w". */
 static void describe_changes(const struct apply_request *request, char *buf, size_t len)
 {
@@ -811,11 +802,12 @@ static int prepare_pair(struct apply_run *run, struct apply_request *request,
                  cert_names_list());
         return CV_EUNKNOWN_CERT;
     }
-    if (strcmp(request->origin, "external") != 0 && external_of(run->agent, entry->name)) {
+    if (strcmp(request->origin, "external") != 0 &&
+        config_find_external_cert(run->agent->config, entry->name)) {
         snprintf(err, err_len,
                  "certificate '%s' is kept in files named by %s: change those files, or remove "
                  "that section and reload",
-                 entry->name, external_of(run->agent, entry->name)->source);
+                 entry->name, config_find_external_cert(run->agent->config, entry->name)->source);
         request->reason = "external";
         return CV_EINVALID_CERT;
     }
@@ -949,9 +941,9 @@ static int prepare_rotate(struct apply_run *run, struct apply_request *request, 
         request->reason = "not_generated";
         return CV_EINVALID_CERT;
     }
-    if (external_of(run->agent, entry->name)) {
+    if (config_find_external_cert(run->agent->config, entry->name)) {
         snprintf(err, err_len, "certificate '%s' is kept in files named by %s: it is not rotated",
-                 entry->name, external_of(run->agent, entry->name)->source);
+                 entry->name, config_find_external_cert(run->agent->config, entry->name)->source);
         request->reason = "external";
         return CV_EINVALID_CERT;
     }

@@ -625,3 +625,12 @@ int config_load_runtime_policy(struct agent_config *config, char *err, size_t er
         return CV_ECONFIG;
     return 0;
 }
+
+const struct external_cert *config_find_external_cert(const struct agent_config *config,
+                                                      const char *name)
+{
+    for (size_t i = 0; i < config->n_external_certs; i++)
+        if (strcmp(config->external_certs[i].name, name) == 0)
+            return &config->external_certs[i];
+    return NULL;
+}

@@ -96,6 +96,10 @@ gid_t config_service_gid(const struct agent_config *config);
  */
 int config_load_runtime_policy(struct agent_config *config, char *err, size_t err_len);
 
+/* The conf.d section that keeps certificate name in external files, or NULL. */
+const struct external_cert *config_find_external_cert(const struct agent_config *config,
+                                                      const char *name);
+
 /* Returns the service called name, or NULL. */
 struct service_config *config_find_service(const struct agent_config *config, const char *name);
 

@@ -15,10 +15,9 @@
 /* The file a change came from, for the audit line and the result's log line. */
 static const char *file_of(const struct agent *agent, const char *name)
 {
-    for (size_t i = 0; i < agent->config->n_external_certs; i++)
-        if (strcmp(agent->config->external_certs[i].name, name) == 0)
-            return agent->config->external_certs[i].cert_file;
-    return "?";
+    const struct external_cert *cert = config_find_external_cert(agent->config, name);
+
+    return cert ? cert->cert_file : "?";
 }
 
 static void on_applied(void *data, int exit_status, json_t *reply)

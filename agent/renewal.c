@@ -50,14 +50,6 @@ static void on_rotated(void *data, int exit_status, json_t *reply)
     free(rotation);
 }
 
-static bool is_external(const struct agent *agent, const char *name)
-{
-    for (size_t i = 0; i < agent->config->n_external_certs; i++)
-        if (strcmp(agent->config->external_certs[i].name, name) == 0)
-            return true;
-    return false;
-}
-
 static void rotate(struct renewal *renewal, size_t index, long days_left)
 {
     struct rotation *rotation = calloc(1, sizeof(*rotation));
@@ -136,7 +128,7 @@ static void check_one(struct renewal *renewal, size_t index, time_t now)
     days_left = (long)json_integer_value(json_object_get(info, "days_left"));
     certstore_get_origin(store, name, generation, origin, sizeof(origin));
     if (cert_names[index].generated && strcmp(origin, "generated") == 0 &&
-        !is_external(agent, name)) {
+        !config_find_external_cert(agent->config, name)) {
         if (days_left <= agent->config->certs.renew_before_days && !memory->rotating)
             rotate(renewal, index, days_left);
     } else {
