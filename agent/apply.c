@@ -13,6 +13,7 @@
 #include "service.h"
 #include "supervisor.h"
 #include "text_diff.h"
+#include "trust.h"
 #include "x509_check.h"
 
 #include <errno.h>
@@ -25,7 +26,14 @@
 #define COALESCE_WINDOW_MS 50 /* requests this close together become one plan */
 #define BATCH_MAX 16          /* requests in one plan */
 
-enum apply_kind { APPLY_CERTIFICATE, APPLY_ROTATE, APPLY_DELETE, APPLY_POLICY, APPLY_CONFIG };
+enum apply_kind {
+    APPLY_CERTIFICATE,
+    APPLY_ROTATE,
+    APPLY_DELETE,
+    APPLY_POLICY,
+    APPLY_CONFIG,
+    APPLY_TRUST
+};
 
 /* One certificate of a replacement. */
 struct apply_pair {
@@ -46,6 +54,7 @@ struct apply_request {
     char **setting_names; /* POLICY */
     char **setting_values;
     size_t n_settings;
+    struct trust_request *trust; /* TRUST (name is its list) */
     /* the caller */
     char who[320];
     bool dry_run;
@@ -90,6 +99,7 @@ struct apply_run {
     struct policy old_policy;
     bool policy_swapped;
     struct agent_config *new_config; /* CONFIG, until it is put into force */
+    struct trust_batch trust;        /* the trust lists it changes (agent/trust.h) */
     struct rendered_set rendered;
     struct service **steps; /* affected services, dependency order */
     size_t n_steps;
@@ -128,6 +138,7 @@ static void request_free(struct apply_request *request)
     }
     free(request->setting_names);
     free(request->setting_values);
+    trust_request_free(request->trust);
     json_decref(request->changes);
     json_decref(request->summary);
     free(request);
@@ -215,6 +226,17 @@ struct apply_request *apply_delete(const char *name)
 struct apply_request *apply_config(void)
 {
     return request_new(APPLY_CONFIG, NULL);
+}
+
+struct apply_request *apply_trust(struct trust_request *trust)
+{
+    struct apply_request *request = trust ? request_new(APPLY_TRUST, trust->list) : NULL;
+
+    if (request)
+        request->trust = trust;
+    else
+        trust_request_free(trust);
+    return request;
 }
 
 struct apply_request *apply_policy(const char *const *names, const char *const *values, size_t n)
@@ -359,13 +381,14 @@ bool apply_idle(const struct agent *agent)
     return !queue || (!queue->running && !queue->head);
 }
 
-/* Certificate changes batch with certificate changes, policy with policy; a configuration
- * reload, a dry run, and a request whose batch failed to plan go alone. */
+/* Certificate changes batch with certificate changes, policy with policy, trust lists with
+ * trust lists; a configuration reload, a dry run, and a request whose batch failed to plan go
+ * alone. */
 static int batch_class(const struct apply_request *request)
 {
     if (request->dry_run || request->alone || request->kind == APPLY_CONFIG)
         return -1;
-    return request->kind == APPLY_POLICY ? 1 : 0;
+    return request->kind == APPLY_POLICY ? 1 : request->kind == APPLY_TRUST ? 2 : 0;
 }
 
 /* The certificate names a request touches ("all" for every one): how many, and the i-th. */
@@ -431,6 +454,7 @@ static void discard_staged(struct apply_run *run)
         if (run->changes[i].staged)
             certstore_discard(run->agent->certs->store, run->changes[i].name,
                               run->changes[i].generation);
+    trust_batch_discard(&run->trust);
 }
 
 /* Discards the changes from index first on (those of a request that was refused). */
@@ -497,6 +521,27 @@ static const struct policy *policy_in_use(const struct apply_run *run)
     return run->policy_change ? &run->new_policy : &run->agent->config->policy;
 }
 
+/* "trust list 'db1' add AB:.., CD:..", for the audit line. Returns what snprintf returns. */
+static int describe_trust_change(json_t *change, size_t used, char *buf, size_t len)
+{
+    json_t *fingerprint;
+    size_t i;
+    int n = snprintf(buf, len, "%strust list '%s' %s", used ? "; " : "",
+                     json_string_value(json_object_get(change, "trust")),
+                     json_string_value(json_object_get(change, "action")));
+
+    if (json_object_get(change, "unchanged") && n >= 0 && (size_t)n < len)
+        n += snprintf(buf + n, len - (size_t)n, " (unchanged)");
+    json_array_foreach(json_object_get(change, "fingerprints"), i, fingerprint)
+    {
+        if (n < 0 || (size_t)n >= len)
+            break;
+        n += snprintf(buf + n, len - (size_t)n, "%s%s", i ? ", " : " ",
+                      json_string_value(fingerprint));
+    }
+    return n;
+}
+
 /* One line for the audit log: "certificate 'api' AB:.. -> CD:..", "policy x=y z=w". */
 static void describe_changes(const struct apply_request *request, char *buf, size_t len)
 {
@@ -510,9 +555,12 @@ static void describe_changes(const struct apply_request *request, char *buf, siz
         const char *certificate = json_string_value(json_object_get(change, "certificate"));
         const char *setting = json_string_value(json_object_get(change, "setting"));
         const char *config = json_string_value(json_object_get(change, "configuration"));
+        const char *trust = json_string_value(json_object_get(change, "trust"));
         int n;
 
-        if (certificate)
+        if (trust)
+            n = describe_trust_change(change, used, buf + used, len - used);
+        else if (certificate)
             n = snprintf(buf + used, len - used, "%scertificate '%s' %s -> %s%s", used ? "; " : "",
                          certificate,
                          json_string_value(json_object_get(change, "old"))
@@ -554,6 +602,7 @@ static void succeed(struct apply_run *run)
         if (change->used_pending_key)
             certstore_drop_pending_key(store, change->name);
     }
+    trust_batch_succeed(&run->trust);
     for (size_t i = 0; i < run->n_requests; i++) {
         struct apply_request *request = run->requests[i];
         char what[2048];
@@ -600,6 +649,7 @@ static void restore_previous(struct apply_run *run)
         else if (!change->had_current)
             certstore_delete(agent->certs->store, change->name, NULL, 0);
     }
+    trust_batch_restore(&run->trust);
     if (run->policy_swapped) {
         char path[4200], err[512];
 
@@ -1074,6 +1124,10 @@ static int prepare(struct apply_run *run, struct apply_request *request, char *e
         return prepare_policy(run, request, err, err_len);
     case APPLY_CONFIG:
         return prepare_config(run, request, err, err_len);
+    case APPLY_TRUST:
+        return trust_prepare(&run->trust, run->agent->certs->trust, request->trust,
+                             request->changes, request->warning, sizeof(request->warning),
+                             &request->reason, err, err_len);
     }
     return -EINVAL;
 }
@@ -1089,6 +1143,7 @@ static void fill_override(struct apply_run *run)
         run->override.certs[run->override.n].removed = run->changes[i].removed;
         run->override.n++;
     }
+    trust_batch_override(&run->trust, &run->override);
 }
 
 static json_t *files_of_service(const struct apply_run *run, const struct service_config *config,
@@ -1233,6 +1288,8 @@ static int commit_change(struct apply_run *run, char *err, size_t err_len)
 
     if (run->n_changes)
         r = commit_certificates(run, err, err_len);
+    if (r == 0)
+        r = trust_batch_commit(&run->trust, err, err_len);
     if (r == 0 && (run->policy_change || run->new_config)) {
         if (policy_copy(&run->old_policy, &agent->config->policy) < 0)
             return -ENOMEM;

@@ -13,6 +13,7 @@
  * A refused or failed change answers {"exit", "error": message, "reason": word}, the reason
  * for programs (the REST API) to tell failures apart without reading the message:
  *   expired               a certificate's validity ended (x509_check's CV_ECERT_EXPIRED)
+ *   not_trusted           a trust list holds no such certificate (or several match)
  *   invalid_certificate   not a valid certificate, key or pair for that name, or one the
  *                         services' TLS contexts refuse
  *   unknown_certificate   no certificate has that name
@@ -72,6 +73,15 @@ struct apply_request *apply_policy(const char *const *names, const char *const *
  * answer carries what was added, changed, updated and removed.
  */
 struct apply_request *apply_config(void);
+
+struct trust_request;
+
+/*
+ * A change of a trust list (agent/trust.h), which the request takes: its new
+ * bundle is staged, every file that names the list is rendered with it, and
+ * the services that read those files reload.
+ */
+struct apply_request *apply_trust(struct trust_request *trust);
 
 /*
  * Queues the request; changes run one batch at a time, in order. Requests

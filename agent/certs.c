@@ -37,6 +37,18 @@ int certs_open(const char *state_dir, gid_t key_group, struct certs **ret_certs,
     r = certstore_open(root, key_group, &certs->store, err, err_len);
     if (r == 0)
         r = certstore_recover(certs->store, err, err_len);
+    snprintf(root, sizeof(root), "%s/trust", state_dir);
+    if (r == 0)
+        r = certstore_open(root, key_group, &certs->trust, err, err_len);
+    if (r == 0)
+        r = certstore_recover(certs->trust, err, err_len);
+    /* An empty trust list trusts nobody: services get an empty file (lib/tls_context.h). */
+    if (r == 0 && asprintf(&certs->trust_empty_path, "%s/empty.pem", root) < 0) {
+        certs->trust_empty_path = NULL;
+        r = -ENOMEM;
+    }
+    if (r == 0)
+        r = fs_write_atomic(certs->trust_empty_path, "", 0, 0644, err, err_len);
     if (r < 0) {
         certs_free(certs);
         return r;
@@ -50,6 +62,8 @@ void certs_free(struct certs *certs)
     if (!certs)
         return;
     certstore_free(certs->store);
+    certstore_free(certs->trust);
+    free(certs->trust_empty_path);
     free(certs->ca_export_path);
     free(certs);
 }

@@ -10,13 +10,16 @@
 
 struct certs {
     struct certstore *store;
-    char *ca_export_path; /* state_dir/ca.pem: the CA clients verify the node with */
+    char *ca_export_path;    /* state_dir/ca.pem: the CA clients verify the node with */
+    struct certstore *trust; /* state_dir/trust: the trust lists (agent/trust.h) */
+    char *trust_empty_path;  /* state_dir/trust/empty.pem: what an empty list renders to */
 };
 
 /*
- * Opens the store under state_dir/certs (key_group may read service keys;
- * -1 for none) and removes what an interrupted change left. Returns 0, or a
- * negative error with a message.
+ * Opens the store under state_dir/certs and the trust lists' under
+ * state_dir/trust (key_group may read service keys and the lists; -1 for
+ * none) and removes what an interrupted change left. Returns 0, or a negative
+ * error with a message.
  */
 int certs_open(const char *state_dir, gid_t key_group, struct certs **ret_certs, char *err,
                size_t err_len);

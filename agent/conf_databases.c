@@ -3,6 +3,7 @@
 
 #include "conf_text.h"
 #include "cv_error.h"
+#include "trust.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -10,15 +11,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-cfg_opt_t conf_database_options[] = {CFG_INT("port", 0, CFGF_NONE),
-                                     CFG_STR("listen", "0.0.0.0", CFGF_NONE),
-                                     CFG_STR("advertise", NULL, CFGF_NODEFAULT),
-                                     CFG_STR("shard", NULL, CFGF_NODEFAULT),
-                                     CFG_BOOL("shard_tls", cfg_false, CFGF_NONE),
-                                     CFG_STR("tls_mode", "enabled", CFGF_NONE),
-                                     CFG_STR("client_auth", "none", CFGF_NONE),
-                                     CFG_STR("client_trust", "mtls_trusted_ca", CFGF_NONE),
-                                     CFG_END()};
+cfg_opt_t conf_database_options[] = {
+    CFG_INT("port", 0, CFGF_NONE),
+    CFG_STR("listen", "0.0.0.0", CFGF_NONE),
+    CFG_STR("advertise", NULL, CFGF_NODEFAULT),
+    CFG_STR("shard", NULL, CFGF_NODEFAULT),
+    CFG_BOOL("shard_tls", cfg_false, CFGF_NONE),
+    CFG_STR("tls_mode", "enabled", CFGF_NONE),
+    CFG_STR("client_auth", "none", CFGF_NONE),
+    CFG_STR("client_trust", "mtls_trusted_ca", CFGF_NONE),
+    CFG_STR("authentication_ssl_client_certs", NULL, CFGF_NODEFAULT),
+    CFG_SEC("replica_of", conf_replica_options, CFGF_MULTI),
+    CFG_END()};
 
 static const char *optional_str(cfg_t *section, const char *option)
 {
@@ -45,13 +49,36 @@ static int parse_client_auth(const char *text, enum tls_verify *ret)
     return -EINVAL;
 }
 
+/*
+ * authentication_ssl_client_certs, Redis Enterprise's setting, is client_trust
+ * with client_auth require (or optional, when the section says so). Returns the
+ * trust reference in force, or NULL with the reason.
+ */
+static const char *client_trust_of(cfg_t *section, struct database_decl *decl, char *reason,
+                                   size_t len)
+{
+    const char *re_name = optional_str(section, "authentication_ssl_client_certs");
+    const char *trust = cfg_getstr(section, "client_trust");
+
+    if (!re_name)
+        return trust;
+    if (cfg_getopt(section, "client_trust")->flags & CFGF_MODIFIED) {
+        snprintf(reason, len,
+                 "client_trust and authentication_ssl_client_certs are one setting: give one");
+        return NULL;
+    }
+    if (decl->client_auth == TLS_VERIFY_NONE)
+        decl->client_auth = TLS_VERIFY_REQUIRE;
+    return re_name;
+}
+
 /* What is wrong with the section, into reason; "" when nothing. Fills decl's values. */
 static void check(cfg_t *section, struct database_decl *decl, char *reason, size_t len)
 {
     const char *shard = optional_str(section, "shard");
-    const char *trust = cfg_getstr(section, "client_trust");
+    const char *trust = NULL;
     long port = cfg_getint(section, "port");
-    char host[256];
+    char host[256], why[300];
     int shard_port;
 
     *reason = '\0';
@@ -72,14 +99,14 @@ static void check(cfg_t *section, struct database_decl *decl, char *reason, size
     else if (parse_client_auth(cfg_getstr(section, "client_auth"), &decl->client_auth) < 0)
         snprintf(reason, len, "client_auth '%s' is not none, optional or require",
                  cfg_getstr(section, "client_auth"));
-    else if (strcmp(trust, "mtls_trusted_ca") != 0 && strcmp(trust, "cluster_ca") != 0 &&
-             trust[0] != '/')
-        snprintf(reason, len,
-                 "client_trust '%s' is not mtls_trusted_ca, cluster_ca or an absolute path to "
-                 "a PEM file",
-                 trust);
+    else if (!(trust = client_trust_of(section, decl, reason, len)))
+        return;
+    else if (trust_ref_check(trust, why, sizeof(why)) < 0)
+        snprintf(reason, len, "client_trust %s", why);
     else if (decl->tls_mode == DB_TLS_DISABLED && decl->client_auth != TLS_VERIFY_NONE)
         snprintf(reason, len, "client_auth needs TLS: it cannot be set with tls_mode disabled");
+    if (!*reason)
+        decl->client_trust = strdup(trust);
 }
 
 static void decl_clear(struct database_decl *decl)
@@ -89,6 +116,7 @@ static void decl_clear(struct database_decl *decl)
     free(decl->advertise);
     free(decl->shard);
     free(decl->client_trust);
+    replica_decl_free(decl->replica);
     free(decl->source);
 }
 
@@ -110,7 +138,13 @@ int conf_database_add(cfg_t *section, const char *path, struct database_decl **d
         return CV_ECONFIG;
     }
     check(section, &decl, reason, sizeof(reason));
+    if (!*reason &&
+        conf_replica_from_cfg(section, name, &decl.replica, reason, sizeof(reason)) == -ENOMEM) {
+        decl_clear(&decl);
+        return -ENOMEM;
+    }
     if (*reason) {
+        decl_clear(&decl);
         snprintf(err, err_len, "%s:%d: database '%s': %s", path, line, name, reason);
         return CV_ECONFIG;
     }
@@ -123,6 +157,16 @@ int conf_database_add(cfg_t *section, const char *path, struct database_decl **d
             snprintf(err, err_len, "%s:%d: database '%s': %s already defined at %s", path, line,
                      name, strcmp(other->name, name) == 0 ? "the name is" : "its endpoint is",
                      other->source);
+            decl_clear(&decl);
+            return CV_ECONFIG;
+        }
+        if (decl.replica && other->replica && decl.replica->local_port &&
+            decl.replica->local_port == other->replica->local_port) {
+            snprintf(err, err_len,
+                     "%s:%d: database '%s': replica_of's local_port %d is already the one of "
+                     "database '%s' (%s)",
+                     path, line, name, decl.replica->local_port, other->name, other->source);
+            decl_clear(&decl);
             return CV_ECONFIG;
         }
     }
@@ -130,7 +174,6 @@ int conf_database_add(cfg_t *section, const char *path, struct database_decl **d
     decl.listen = strdup(cfg_getstr(section, "listen"));
     decl.advertise = advertise ? strdup(advertise) : NULL;
     decl.shard = strdup(cfg_getstr(section, "shard"));
-    decl.client_trust = strdup(cfg_getstr(section, "client_trust"));
     if (asprintf(&decl.source, "%s:%d", path, line) < 0)
         decl.source = NULL;
     grown = decl.name && decl.listen && (decl.advertise || !advertise) && decl.shard &&

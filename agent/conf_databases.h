@@ -2,6 +2,7 @@
 #ifndef CERTVISOR_CONF_DATABASES_H
 #define CERTVISOR_CONF_DATABASES_H
 
+#include "conf_replicas.h"
 #include "db_config.h"
 
 #include <confuse.h>
@@ -18,8 +19,14 @@ struct database_decl {
     bool shard_tls;  /* the proxy reaches the shard over TLS, with data_internode_encryption */
     enum db_tls_mode tls_mode;
     enum tls_verify client_auth; /* client certificates */
-    char *client_trust;          /* "mtls_trusted_ca", "cluster_ca", or an absolute path */
-    char *source;                /* "file:line", for messages */
+    /*
+     * What client certificates must chain to (or be): a trust reference
+     * (agent/trust.h): "mtls_trusted_ca", "cluster_ca", a trust list's name, or an
+     * absolute path. authentication_ssl_client_certs sets it (and client_auth).
+     */
+    char *client_trust;
+    struct replica_decl *replica; /* replica_of: a replica of another cluster's database; or NULL */
+    char *source;                 /* "file:line", for messages */
 };
 
 extern cfg_opt_t conf_database_options[]; /* "database <name> { ... }", titled, multi */

@@ -158,6 +158,16 @@ int render_files_compute(const struct render_inputs *in, const struct service_co
         if (r < 0)
             return r;
     }
+    /* The replica databases (the syncer's): a database list too, checked the same way. */
+    if (service->replicas_output) {
+        char *text = NULL;
+        int r = render_replicas_text(in, service->name, &text, err, err_len);
+
+        if (r == 0)
+            r = append_file(set, service, NULL, strdup(service->replicas_output), text);
+        if (r < 0)
+            return r;
+    }
     return 0;
 }
 
@@ -197,8 +207,10 @@ int rendered_set_validate(const struct rendered_set *set, const struct render_in
 
         if (!file->changed)
             continue;
-        r = file->spec ? validate_tls_file(file, in, reason, sizeof(reason))
-                       : render_databases_validate(file->text, in->policy, reason, sizeof(reason));
+        r = file->spec
+                ? validate_tls_file(file, in, reason, sizeof(reason))
+                : render_databases_validate(file->text, in->policy, in->certs->trust_empty_path,
+                                            reason, sizeof(reason));
         if (r < 0) {
             snprintf(err, err_len, "%s would not load: %s", file->output,
                      r == CV_EINVALID_TLS || *reason ? reason : strerror(-r));

@@ -12,10 +12,12 @@
 #include <sys/types.h>
 
 #define RENDER_OVERRIDES_MAX 16
+#define RENDER_TRUST_OVERRIDES_MAX 8
 
 /*
  * The certificates a change replaces: each is served from its staged
- * generation instead of its current one, or, when removed, is not set.
+ * generation instead of its current one, or, when removed, is not set. The
+ * same for the trust lists it changes (agent/trust.h): removed, a list is empty.
  */
 struct render_override {
     size_t n;
@@ -24,6 +26,12 @@ struct render_override {
         unsigned generation;
         bool removed;
     } certs[RENDER_OVERRIDES_MAX];
+    size_t n_trusts;
+    struct {
+        const char *list;
+        unsigned generation;
+        bool removed;
+    } trusts[RENDER_TRUST_OVERRIDES_MAX];
 };
 
 /* What files are rendered from: the store, the policy, the databases, and a change's overrides. */

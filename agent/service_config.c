@@ -50,6 +50,7 @@ cfg_opt_t service_config_options[] = {CFG_STR("command", NULL, CFGF_NODEFAULT),
                                       CFG_STR("stderr", "auto", CFGF_NONE),
                                       CFG_SEC("tls", tls_options, CFGF_MULTI),
                                       CFG_STR("databases_output", NULL, CFGF_NODEFAULT),
+                                      CFG_STR("replicas_output", NULL, CFGF_NODEFAULT),
                                       CFG_STR("state_directory", NULL, CFGF_NODEFAULT),
                                       CFG_END()};
 
@@ -312,6 +313,7 @@ void service_config_free(struct service_config *config)
     free(config->tls);
     free(config->fingerprint);
     free(config->databases_output);
+    free(config->replicas_output);
     free(config->state_directory);
     free(config);
 }
@@ -471,6 +473,8 @@ static char *build_fingerprint(cfg_t *section, const struct service_config *conf
         fprintf(f, "tls output %s\n", config->tls[i].output);
     if (config->databases_output)
         fprintf(f, "databases output %s\n", config->databases_output);
+    if (config->replicas_output)
+        fprintf(f, "replicas output %s\n", config->replicas_output);
     if (config->state_directory)
         fprintf(f, "state directory %s\n", config->state_directory);
     fprintf(f, "dir %s\nuser %s\ngroup %s\nout %s\nerr %s\n", config->directory,
@@ -508,6 +512,14 @@ static int convert(cfg_t *section, const struct expand_vars *vars, struct servic
     if (config->databases_output && config->databases_output[0] != '/') {
         snprintf(err, err_len, "databases_output '%s' is not an absolute path",
                  config->databases_output);
+        return CV_ECONFIG;
+    }
+    if (cfg_size(section, "replicas_output") &&
+        !(config->replicas_output = expand_string(cfg_getstr(section, "replicas_output"), vars)))
+        return -ENOMEM;
+    if (config->replicas_output && config->replicas_output[0] != '/') {
+        snprintf(err, err_len, "replicas_output '%s' is not an absolute path",
+                 config->replicas_output);
         return CV_ECONFIG;
     }
     if (cfg_size(section, "state_directory") &&

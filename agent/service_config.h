@@ -40,6 +40,7 @@ struct service_config {
     struct tls_spec *tls; /* the TLS configurations rendered for it, one per "tls" section */
     size_t n_tls;
     char *databases_output; /* where the database list is rendered for it, or NULL */
+    char *replicas_output;  /* where the replica databases are rendered for it (syncer), or NULL */
     char *state_directory;  /* made (0750, the service's user and group) before each start */
     char *fingerprint; /* every setting in one string; equal fingerprints mean equal settings */
 };

@@ -2,6 +2,7 @@
 #include "x509_check.h"
 
 #include "cv_error.h"
+#include "tls_context.h"
 
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
@@ -882,23 +883,5 @@ void x509_checked_free(struct x509_checked *checked)
 
 void x509_fingerprint(X509 *cert, char *buf, size_t len)
 {
-    static const char digits[] = "0123456789ABCDEF";
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    size_t at = 0;
-
-    if (len == 0)
-        return;
-    if (!cert || !X509_digest(cert, EVP_sha256(), md, &n)) {
-        ERR_clear_error();
-        n = 0;
-    }
-    /* Only whole "AB" pairs, so a short buffer holds a prefix rather than half a byte. */
-    for (unsigned int i = 0; i < n && at + (i ? 3 : 2) < len; i++) {
-        if (i)
-            buf[at++] = ':';
-        buf[at++] = digits[md[i] >> 4];
-        buf[at++] = digits[md[i] & 0xf];
-    }
-    buf[at] = '\0';
+    tls_cert_fingerprint(cert, buf, len);
 }

@@ -80,6 +80,20 @@ enum control_access {
       "Change TLS policy settings (kept in the state file) and apply them to the services.")       \
     X(audit, "audit", CONTROL_ACCESS_READ, "audit [-n <entries>]",                                 \
       "Print the recent changes (who, what, the result), newest first.")                           \
+    X(replica_status, "replica status", CONTROL_ACCESS_READ, "replica status [<database>...]",     \
+      "Show each Replica Of link: source, TLS version and cipher, peer certificate, up or down "   \
+      "and since when, bytes, offset and lag, the last error; and what sources refused.")          \
+    X(replica_trust_list, "replica trust list", CONTROL_ACCESS_READ,                               \
+      "replica trust list [<list>...]",                                                            \
+      "List the certificates of the trust lists and the databases that use each.")                 \
+    X(replica_trust_add, "replica trust add", CONTROL_ACCESS_ADMIN,                                \
+      "replica trust add <list> <certificate file> [--dry-run]",                                   \
+      "Trust the certificates of a PEM file (a peer cluster's CA, or a peer's own certificate) "   \
+      "and reload the services that use the list.")                                                \
+    X(replica_trust_remove, "replica trust remove", CONTROL_ACCESS_ADMIN,                          \
+      "replica trust remove <list> <certificate file|fingerprint> [--dry-run]",                    \
+      "Stop trusting certificates (by file or fingerprint); the syncer ends a link whose source "  \
+      "no longer verifies; an empty list trusts nobody.")                                          \
     X(user_list, "user list", CONTROL_ACCESS_READ, "user list",                                    \
       "List the REST API's users and their roles.")                                                \
     X(user_add, "user add", CONTROL_ACCESS_ADMIN,                                                  \

@@ -119,6 +119,14 @@ char *db_list_render(const struct db_list *list)
         fprintf(f, "tls_mode = %s\n", db_tls_mode_name(db->tls_mode));
         fprintf(f, "client_verify = %s\n", verify_names[db->client_verify]);
         put(f, "client_ca_file", db->client_ca_file);
+        if (!db->replica_source)
+            continue;
+        put(f, "replica_source", db->replica_source);
+        put(f, "replica_ca_file", db->replica_ca_file);
+        put(f, "replica_server_name", db->replica_server_name);
+        fprintf(f, "replica_verify_hostname = %s\n", db->replica_verify_hostname ? "yes" : "no");
+        if (db->replica_local_port)
+            fprintf(f, "replica_local_port = %d\n", db->replica_local_port);
     }
     free(order);
     if (fclose(f) != 0) {
@@ -138,6 +146,9 @@ static void db_free_fields(struct db_config *db)
     free(db->shard_key_file);
     free(db->shard_ca_file);
     free(db->client_ca_file);
+    free(db->replica_source);
+    free(db->replica_ca_file);
+    free(db->replica_server_name);
 }
 
 void db_list_clear(struct db_list *list)
@@ -189,6 +200,9 @@ static char **string_slot(struct db_config *db, const struct kv_line *line)
         {"shard_key_file", offsetof(struct db_config, shard_key_file)},
         {"shard_ca_file", offsetof(struct db_config, shard_ca_file)},
         {"client_ca_file", offsetof(struct db_config, client_ca_file)},
+        {"replica_source", offsetof(struct db_config, replica_source)},
+        {"replica_ca_file", offsetof(struct db_config, replica_ca_file)},
+        {"replica_server_name", offsetof(struct db_config, replica_server_name)},
     };
 
     for (size_t i = 0; i < sizeof(slots) / sizeof(slots[0]); i++)
@@ -230,12 +244,27 @@ static int parse_setting(struct db_config *db, const struct kv_line *line, char 
         db->port = (int)port;
         return 0;
     }
-    if (kv_key_is(line, "shard_tls")) {
-        if (strcmp(value, "yes") != 0 && strcmp(value, "no") != 0) {
-            snprintf(err, err_len, "line %d: shard_tls '%s' is not yes or no", line->number, value);
+    if (kv_key_is(line, "replica_local_port")) {
+        char *end;
+        long port = strtol(value, &end, 10);
+
+        if (*end || port < 1 || port > 65535) {
+            snprintf(err, err_len, "line %d: replica_local_port '%s' is not a port number",
+                     line->number, value);
             return CV_EINVALID_TLS;
         }
-        db->shard_tls = strcmp(value, "yes") == 0;
+        db->replica_local_port = (int)port;
+        return 0;
+    }
+    if (kv_key_is(line, "shard_tls") || kv_key_is(line, "replica_verify_hostname")) {
+        bool *flag = kv_key_is(line, "shard_tls") ? &db->shard_tls : &db->replica_verify_hostname;
+
+        if (strcmp(value, "yes") != 0 && strcmp(value, "no") != 0) {
+            snprintf(err, err_len, "line %d: %.*s '%s' is not yes or no", line->number,
+                     (int)line->key_len, line->key, value);
+            return CV_EINVALID_TLS;
+        }
+        *flag = strcmp(value, "yes") == 0;
         return 0;
     }
     if (kv_key_is(line, "tls_mode")) {
@@ -288,6 +317,21 @@ static int check_db(const struct db_list *list, const struct db_config *db, int 
     if (db->client_verify != TLS_VERIFY_NONE && !db->client_ca_file) {
         snprintf(err, err_len, "line %d: database '%s': client_verify needs client_ca_file", line,
                  db->name);
+        return CV_EINVALID_TLS;
+    }
+    if (db->replica_source &&
+        (db_split_address(db->replica_source, host, sizeof(host), &port) < 0 ||
+         !db->replica_ca_file)) {
+        snprintf(err, err_len,
+                 "line %d: database '%s': replica_source '%s' needs the form host:port and "
+                 "replica_ca_file",
+                 line, db->name, db->replica_source);
+        return CV_EINVALID_TLS;
+    }
+    if (!db->replica_source && (db->replica_ca_file || db->replica_server_name ||
+                                db->replica_verify_hostname || db->replica_local_port)) {
+        snprintf(err, err_len, "line %d: database '%s': replica_ settings need replica_source",
+                 line, db->name);
         return CV_EINVALID_TLS;
     }
     for (size_t i = 0; i + 1 < list->n; i++) {

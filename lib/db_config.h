@@ -18,9 +18,12 @@ enum db_tls_mode {
  * One database, as the proxy serves it. The file is text: a "[name]" line
  * opens each database, then "key = value" lines in this order:
  *   listen, port, advertise, shard, shard_tls, shard_cert_file, shard_key_file,
- *   shard_ca_file, tls_mode, client_verify, client_ca_file
- * Optional values are omitted when unset. Databases come in name order, so
- * the same list always renders to the same bytes.
+ *   shard_ca_file, tls_mode, client_verify, client_ca_file, replica_source,
+ *   replica_ca_file, replica_server_name, replica_verify_hostname,
+ *   replica_local_port
+ * Optional values are omitted when unset; the replica_ lines only come with
+ * replica_source. Databases come in name order, so the same list always renders
+ * to the same bytes.
  */
 struct db_config {
     char *name;            /* [a-z0-9_-], at most 63 characters */
@@ -35,6 +38,15 @@ struct db_config {
     enum db_tls_mode tls_mode;
     enum tls_verify client_verify; /* client certificates (TLS_VERIFY_NONE: not asked for) */
     char *client_ca_file;          /* the CAs or certificates client certificates must chain to */
+    /*
+     * A replica of a database on another cluster (Replica Of), as the syncer
+     * carries it; replica_source NULL for any other database.
+     */
+    char *replica_source;      /* the source's endpoint (its proxy), "host:port" */
+    char *replica_ca_file;     /* what the source's certificate must chain to (or be) */
+    char *replica_server_name; /* sent as SNI; checked when replica_verify_hostname; NULL: none */
+    bool replica_verify_hostname;
+    int replica_local_port; /* the syncer's plain endpoint on 127.0.0.1 for the shard; 0: any */
 };
 
 struct db_list {
@@ -50,7 +62,8 @@ char *db_list_render(const struct db_list *list);
  * db_list_clear). Returns 0, or CV_EINVALID_TLS with "line N: problem" in
  * err: a key outside a database, an unknown key, a bad value, a database
  * without port or shard, a name or port used twice, shard_tls without its
- * files, client_verify without client_ca_file.
+ * files, client_verify without client_ca_file, replica_source without
+ * replica_ca_file (or another replica_ setting without replica_source).
  */
 int db_list_parse(const char *text, struct db_list *list, char *err, size_t err_len);
 

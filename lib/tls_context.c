@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Servers resume only sessions that this context made. */
 #define TLS_SESSION_ID_CONTEXT "certvisor"
@@ -165,14 +166,30 @@ static int check_usable_ciphers(SSL_CTX *ctx, const struct tls_config *config, i
                 version_name(min_version));
 }
 
+bool tls_ca_file_empty(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0;
+}
+
 static int set_verification(SSL_CTX *ctx, const struct tls_config *config, enum tls_role role,
                             char *err, size_t err_len)
 {
+    bool nobody = config->ca_file && tls_ca_file_empty(config->ca_file);
     STACK_OF(X509_NAME) * names;
 
-    if (config->ca_file && SSL_CTX_load_verify_locations(ctx, config->ca_file, NULL) != 1)
+    if (config->ca_file && !nobody &&
+        SSL_CTX_load_verify_locations(ctx, config->ca_file, NULL) != 1)
         return fail(err, err_len, "ca_file %s: cannot load CA certificates from it",
                     config->ca_file);
+    /*
+     * Every certificate of ca_file is a trust anchor, a CA's or not: an operator
+     * who trusts one peer's own certificate (a replication peer's syncer or proxy
+     * certificate, pinned in a trust list) means that certificate, not its issuer.
+     */
+    if (config->ca_file)
+        X509_STORE_set_flags(SSL_CTX_get_cert_store(ctx), X509_V_FLAG_PARTIAL_CHAIN);
     if (config->verify_peer == TLS_VERIFY_NONE)
         return 0;
     if (!config->ca_file)
@@ -192,6 +209,8 @@ static int set_verification(SSL_CTX *ctx, const struct tls_config *config, enum 
         SSL_VERIFY_PEER |
             (config->verify_peer == TLS_VERIFY_REQUIRE ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
         NULL);
+    if (nobody)
+        return 0; /* every client certificate is refused: there is nothing to chain to */
     names = SSL_load_client_CA_file(config->ca_file);
     if (!names)
         return fail(err, err_len, "ca_file %s: no CA certificate to name to clients",
@@ -336,4 +355,27 @@ void tls_holder_free(struct tls_context_holder *holder)
     SSL_CTX_free(holder->ctx);
     free(holder->path);
     free(holder);
+}
+
+void tls_cert_fingerprint(X509 *cert, char *buf, size_t len)
+{
+    static const char digits[] = "0123456789ABCDEF";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    size_t at = 0;
+
+    if (len == 0)
+        return;
+    if (!cert || !X509_digest(cert, EVP_sha256(), md, &n)) {
+        ERR_clear_error();
+        n = 0;
+    }
+    /* Only whole "AB" pairs, so a short buffer holds a prefix rather than half a byte. */
+    for (unsigned int i = 0; i < n && at + (i ? 3 : 2) < len; i++) {
+        if (i)
+            buf[at++] = ':';
+        buf[at++] = digits[md[i] >> 4];
+        buf[at++] = digits[md[i] & 0xf];
+    }
+    buf[at] = '\0';
 }

@@ -2,6 +2,7 @@
 #include "config.h"
 #include "control_client.h"
 #include "control_proto.h"
+#include "ctl_replica.h"
 #include "ctl_users.h"
 #include "cv_error.h"
 
@@ -436,6 +437,11 @@ static void print_reply(const char *command, json_t *reply)
         print_csr(reply);
     else if (strncmp(command, "user ", 5) == 0)
         ctl_print_user_reply(command, reply);
+    else if (strncmp(command, "replica ", 8) == 0 &&
+             json_is_true(json_object_get(reply, "dry_run")))
+        print_change(command, reply);
+    else if (strncmp(command, "replica ", 8) == 0)
+        ctl_print_replica_reply(command, reply);
     else if (strcmp(command, "audit") == 0)
         print_audit(items);
     else if (strcmp(command, "cluster certificate set") == 0 ||
@@ -451,7 +457,7 @@ static void print_reply(const char *command, json_t *reply)
 #define CTL_MAX_PEM_FILE (512 * 1024) /* the agent refuses more than 256 KiB with its reason */
 
 /* Reads a file given on the command line into a JSON string (the agent validates it). */
-static json_t *read_pem_file(const char *path)
+json_t *read_pem_file(const char *path)
 {
     FILE *f = fopen(path, "re");
     char *buf;
@@ -566,6 +572,8 @@ static bool supports_dry_run(const char *command, int argc)
 {
     if (strcmp(command, "reload") == 0)
         return argc == 0;
+    if (strcmp(command, "replica trust add") == 0 || strcmp(command, "replica trust remove") == 0)
+        return true;
     return strncmp(command, "cluster ", 8) == 0 && strcmp(command, "cluster config show") != 0 &&
            strcmp(command, "cluster certificate list") != 0 &&
            strcmp(command, "cluster certificate show") != 0 &&
@@ -615,6 +623,14 @@ static json_t *build_request(const char *command, int argc, char **argv)
     }
     if (strcmp(command, "user add") == 0 || strcmp(command, "user passwd") == 0) {
         if (ctl_user_arguments(command, argc, argv, args, options) < 0) {
+            json_decref(args);
+            json_decref(options);
+            return NULL;
+        }
+        return json_pack("{s:s, s:o, s:o}", "command", command, "args", args, "options", options);
+    }
+    if (strcmp(command, "replica trust add") == 0 || strcmp(command, "replica trust remove") == 0) {
+        if (ctl_replica_arguments(command, argc, argv, args, options) < 0) {
             json_decref(args);
             json_decref(options);
             return NULL;

@@ -32,7 +32,7 @@ check "requires the libraries rpmbuild found (libssl, libconfuse, libevent)" \
 
 echo "# contents"
 files=$(q -l)
-for f in /usr/sbin/certvisord /usr/sbin/certvisorctl /usr/libexec/certvisor/certvisor-testsvc \
+for f in /usr/sbin/certvisord /usr/sbin/certvisorctl /usr/libexec/certvisor/certvisor-syncer \
     /usr/lib/systemd/system/certvisord.service /etc/certvisor/certvisor.conf \
     /etc/certvisor/conf.d/00-certificates.conf /usr/lib/tmpfiles.d/certvisor.conf \
     /usr/lib/sysusers.d/certvisor.conf /usr/share/man/man8/certvisord.8.gz \
