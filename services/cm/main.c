@@ -9,30 +9,26 @@
  *
  * TLS comes from the file certvisord renders (the cm certificate, the control
  * plane's policy). The API is reached over TLS and verified against --api-ca.
- * Readiness and reloads speak the notify protocol, as tests/programs/tlssvc.c
- * does: READY=1 once listening; on SIGHUP RELOADING=1 with MONOTONIC_USEC, the
- * new TLS context built and swapped in, then READY=1. A TLS reload that fails
- * ends the service with status 1, so that the agent rolls the change back. The
- * same SIGHUP re-reads --api-ca and --www; if either fails the old one stays
- * (with a warning): they are not what the agent is changing. SIGTERM or
- * SIGINT: STOPPING=1, then exit 0.
+ * READY=1 once listening. SIGHUP builds a new TLS context and swaps it in,
+ * with the notify protocol's handshake (lib/service/service_runtime.h): a TLS
+ * reload that fails ends the service with status 1, so that the agent rolls
+ * the change back. The same SIGHUP re-reads --api-ca and --www; if either
+ * fails the old one stays (with a warning): they are not what the agent is
+ * changing. SIGTERM or SIGINT: STOPPING=1, then exit 0.
  */
 #include "console.h"
 #include "http_server.h"
 #include "log.h"
+#include "service_runtime.h"
 #include "static_files.h"
 #include "tls_context.h"
 #include "upstream.h"
 
-#include <errno.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <systemd/sd-daemon.h>
-#include <time.h>
 
 #define PROGRAM "certvisor-cm"
 
@@ -48,13 +44,12 @@ static struct {
 } opt = {.bind = "0.0.0.0", .api = "127.0.0.1:9443", .port = 8443, .api_timeout = 180};
 
 struct cm {
-    struct event_base *base;
+    struct service_runtime rt;
     struct tls_context_holder *holder;
     struct upstream *upstream;
     struct console *console;
     struct http_server *http;
     struct http_listener *listener;
-    int exit_status;
 };
 
 static void usage(FILE *out)
@@ -72,20 +67,6 @@ static void usage(FILE *out)
             "  --api-timeout SECONDS    how long a forwarded request may take (default 180)\n"
             "SIGHUP reloads the TLS file (a failure ends the service, status 1), --api-ca and "
             "--www.\n");
-}
-
-static long number(const char *name, const char *text, long min, long max)
-{
-    char *end;
-    long value;
-
-    errno = 0;
-    value = strtol(text, &end, 10);
-    if (errno || end == text || *end || value < min || value > max) {
-        fprintf(stderr, PROGRAM ": %s %s: not a number from %ld to %ld\n", name, text, min, max);
-        exit(2);
-    }
-    return value;
 }
 
 static void parse(int argc, char **argv)
@@ -110,7 +91,7 @@ static void parse(int argc, char **argv)
             opt.config = optarg;
             break;
         case 'p':
-            opt.port = number("--port", optarg, 0, 65535);
+            opt.port = service_option_port(PROGRAM, "--port", optarg);
             break;
         case 'b':
             opt.bind = optarg;
@@ -128,7 +109,7 @@ static void parse(int argc, char **argv)
             opt.api_server_name = optarg;
             break;
         case 't':
-            opt.api_timeout = number("--api-timeout", optarg, 1, 3600);
+            opt.api_timeout = service_option_number(PROGRAM, "--api-timeout", optarg, 1, 3600);
             break;
         case 'h':
             usage(stdout);
@@ -146,14 +127,6 @@ static void parse(int argc, char **argv)
 
 /* --- signals --- */
 
-static unsigned long long monotonic_usec(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000;
-}
-
 static void reload_extras(struct cm *cm)
 {
     struct static_files *files = NULL;
@@ -167,34 +140,16 @@ static void reload_extras(struct cm *cm)
         console_set_files(cm->console, files);
 }
 
-static void on_reload(evutil_socket_t signo, short what, void *arg)
+/* SIGHUP: the TLS context first, which must succeed; then the console's own files. */
+static int reload(void *data, char *err, size_t err_len)
 {
-    struct cm *cm = arg;
-    char err[1024];
+    struct cm *cm = data;
 
-    (void)signo;
-    (void)what;
-    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu", monotonic_usec());
-    if (tls_holder_reload(cm->holder, err, sizeof(err)) < 0) {
-        log_error("Reload failed, exiting so that the agent rolls back: %s", err);
-        cm->exit_status = 1;
-        event_base_loopexit(cm->base, NULL);
-        return;
-    }
+    if (tls_holder_reload(cm->holder, err, err_len) < 0)
+        return -1;
     reload_extras(cm);
     log_info("Reloaded %s", opt.config);
-    sd_notify(0, "READY=1");
-}
-
-static void on_stop(evutil_socket_t signo, short what, void *arg)
-{
-    struct cm *cm = arg;
-
-    (void)what;
-    log_info("Stopping (signal %d)", (int)signo);
-    sd_notify(0, "STOPPING=1");
-    cm->exit_status = 0;
-    event_base_loopexit(cm->base, NULL);
+    return 0;
 }
 
 /* --- running --- */
@@ -225,7 +180,7 @@ static int start(struct cm *cm)
 
     if (tls_holder_new(opt.config, TLS_ROLE_SERVER, &cm->holder, err, sizeof(err)) < 0 ||
         static_files_load(opt.www, &files, err, sizeof(err)) < 0 ||
-        upstream_new(cm->base, opt.api, opt.api_server_name, opt.api_ca, (int)opt.api_timeout,
+        upstream_new(cm->rt.base, opt.api, opt.api_server_name, opt.api_ca, (int)opt.api_timeout,
                      &cm->upstream, err, sizeof(err)) < 0) {
         log_error("%s", err);
         static_files_free(files);
@@ -238,7 +193,7 @@ static int start(struct cm *cm)
     }
     callbacks.data = cm->console;
     console_limits(&limits);
-    if (http_server_new(cm->base, &limits, &callbacks, &cm->http) < 0) {
+    if (http_server_new(cm->rt.base, &limits, &callbacks, &cm->http) < 0) {
         log_error("Out of memory");
         return -1;
     }
@@ -257,34 +212,19 @@ static int start(struct cm *cm)
 
 static int run(struct cm *cm)
 {
-    struct event *signals[3] = {
-        evsignal_new(cm->base, SIGHUP, on_reload, cm),
-        evsignal_new(cm->base, SIGTERM, on_stop, cm),
-        evsignal_new(cm->base, SIGINT, on_stop, cm),
-    };
     int status = 1;
 
-    for (size_t i = 0; i < 3; i++) {
-        if (!signals[i] || evsignal_add(signals[i], NULL) < 0) {
-            log_error("Cannot watch signals");
-            goto out;
-        }
-    }
-    if (start(cm) < 0)
+    if (service_runtime_watch_signals(&cm->rt, reload, cm, NULL) < 0 || start(cm) < 0)
         goto out;
-    sd_notifyf(0, "READY=1\nSTATUS=serving the console on port %u",
-               http_listener_port(cm->listener));
-    event_base_dispatch(cm->base);
-    status = cm->exit_status;
+    service_runtime_ready(&cm->rt, "serving the console on port %u",
+                          http_listener_port(cm->listener));
+    status = service_runtime_run(&cm->rt);
 out:
     /* The server first: it abandons the forwards under way, which cancel their exchanges. */
     http_server_free(cm->http);
     console_free(cm->console);
     upstream_free(cm->upstream);
     tls_holder_free(cm->holder);
-    for (size_t i = 0; i < 3; i++)
-        if (signals[i])
-            event_free(signals[i]);
     return status;
 }
 
@@ -294,14 +234,9 @@ int main(int argc, char **argv)
     int status;
 
     parse(argc, argv);
-    log_setup(PROGRAM, LOG_TARGET_AUTO, NULL, LOG_INFO);
-    signal(SIGPIPE, SIG_IGN); /* a client gone away is an error from write, not a signal */
-    cm.base = event_base_new();
-    if (!cm.base) {
-        log_error("Cannot set up the event loop");
+    if (service_runtime_open(&cm.rt, PROGRAM, LOG_INFO) < 0)
         return 1;
-    }
     status = run(&cm);
-    event_base_free(cm.base);
+    service_runtime_close(&cm.rt);
     return status;
 }

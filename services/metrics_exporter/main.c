@@ -7,29 +7,24 @@
  *                              --control-socket PATH
  *
  * TLS comes from the file certvisord renders (the metrics_exporter
- * certificate, the control plane's policy). Readiness and reloads speak the
- * notify protocol, as tests/programs/tlssvc.c does: READY=1 once listening; on
- * SIGHUP RELOADING=1, the new context built and swapped in, then READY=1. A
- * reload that fails keeps nothing half-done (the holder keeps the old
- * context), logs why and ends the service with status 1: the agent sees the
- * reload fail and rolls the change back, restarting it with the previous
- * files. SIGTERM or SIGINT: STOPPING=1, then exit 0.
+ * certificate, the control plane's policy). READY=1 once listening; SIGHUP
+ * builds a new context and swaps it in, with the notify protocol's handshake
+ * (lib/service/service_runtime.h): a reload that fails keeps the old context
+ * and ends the service with status 1, for the agent to roll the change back.
+ * SIGTERM or SIGINT: STOPPING=1, then exit 0.
  */
 #include "http_server.h"
 #include "log.h"
 #include "render.h"
 #include "scrape.h"
+#include "service_runtime.h"
 #include "tls_context.h"
 
-#include <errno.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <systemd/sd-daemon.h>
-#include <time.h>
 
 #define PROGRAM "certvisor-metrics-exporter"
 
@@ -47,13 +42,12 @@ static struct {
 } opt = {.bind = "0.0.0.0", .port = -1};
 
 struct exporter {
-    struct event_base *base;
+    struct service_runtime rt;
     struct tls_context_holder *holder;
     struct http_server *http;
     struct http_listener *listener;
     struct scraper *scraper;
     bool agent_down; /* the last scrape found no agent: logged once, not at every scrape */
-    int exit_status;
 };
 
 static void usage(FILE *out)
@@ -73,7 +67,6 @@ static void parse(int argc, char **argv)
         {"config", required_argument, NULL, 'c'}, {"port", required_argument, NULL, 'p'},
         {"bind", required_argument, NULL, 'b'},   {"control-socket", required_argument, NULL, 's'},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
-    char *end;
     int c;
 
     while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
@@ -82,12 +75,7 @@ static void parse(int argc, char **argv)
             opt.config = optarg;
             break;
         case 'p':
-            errno = 0;
-            opt.port = strtol(optarg, &end, 10);
-            if (errno || end == optarg || *end || opt.port < 0 || opt.port > 65535) {
-                fprintf(stderr, PROGRAM ": --port %s: not a port number\n", optarg);
-                exit(2);
-            }
+            opt.port = service_option_port(PROGRAM, "--port", optarg);
             break;
         case 'b':
             opt.bind = optarg;
@@ -166,68 +154,31 @@ static void on_request(struct http_request *request, void *data)
     }
 }
 
-/* --- signals --- */
-
-static unsigned long long monotonic_usec(void)
+/* SIGHUP: a new TLS context, built whole before it replaces the old one. */
+static int reload(void *data, char *err, size_t err_len)
 {
-    struct timespec ts;
+    struct exporter *e = data;
 
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000;
-}
-
-static void on_reload(evutil_socket_t signo, short what, void *arg)
-{
-    struct exporter *e = arg;
-    char err[1024];
-
-    (void)signo;
-    (void)what;
-    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu", monotonic_usec());
-    if (tls_holder_reload(e->holder, err, sizeof(err)) < 0) {
-        log_error("Reload failed, exiting so that the agent rolls back: %s", err);
-        e->exit_status = 1;
-        event_base_loopexit(e->base, NULL);
-        return;
-    }
+    if (tls_holder_reload(e->holder, err, err_len) < 0)
+        return -1;
     log_info("Reloaded %s", opt.config);
-    sd_notify(0, "READY=1");
-}
-
-static void on_stop(evutil_socket_t signo, short what, void *arg)
-{
-    struct exporter *e = arg;
-
-    (void)what;
-    log_info("Stopping (signal %d)", (int)signo);
-    sd_notify(0, "STOPPING=1");
-    e->exit_status = 0;
-    event_base_loopexit(e->base, NULL);
+    return 0;
 }
 
 static int run(struct exporter *e)
 {
-    struct event *signals[3] = {
-        evsignal_new(e->base, SIGHUP, on_reload, e),
-        evsignal_new(e->base, SIGTERM, on_stop, e),
-        evsignal_new(e->base, SIGINT, on_stop, e),
-    };
     const struct http_callbacks callbacks = {.handler = on_request, .data = e};
     struct http_limits limits;
     char err[1024];
     int status = 1;
 
-    for (size_t i = 0; i < 3; i++) {
-        if (!signals[i] || evsignal_add(signals[i], NULL) < 0) {
-            log_error("Cannot watch signals");
-            goto out;
-        }
-    }
+    if (service_runtime_watch_signals(&e->rt, reload, e, NULL) < 0)
+        goto out;
     if (tls_holder_new(opt.config, TLS_ROLE_SERVER, &e->holder, err, sizeof(err)) < 0) {
         log_error("%s", err);
         goto out;
     }
-    if (scraper_new(e->base, opt.control_socket, AGENT_TIMEOUT_MS, &e->scraper) < 0) {
+    if (scraper_new(e->rt.base, opt.control_socket, AGENT_TIMEOUT_MS, &e->scraper) < 0) {
         log_error("Out of memory");
         goto out;
     }
@@ -235,7 +186,7 @@ static int run(struct exporter *e)
     /* Scrapers send no body; a small one is read (and ignored) so that a wrong method gets its
      * 405 rather than a 413. */
     limits.max_body = 4096;
-    if (http_server_new(e->base, &limits, &callbacks, &e->http) < 0) {
+    if (http_server_new(e->rt.base, &limits, &callbacks, &e->http) < 0) {
         log_error("Out of memory");
         goto out;
     }
@@ -246,17 +197,13 @@ static int run(struct exporter *e)
     }
     log_info("Serving https://%s%s%s:%u/metrics", strchr(opt.bind, ':') ? "[" : "", opt.bind,
              strchr(opt.bind, ':') ? "]" : "", http_listener_port(e->listener));
-    sd_notifyf(0, "READY=1\nSTATUS=serving /metrics on port %u", http_listener_port(e->listener));
-    event_base_dispatch(e->base);
-    status = e->exit_status;
+    service_runtime_ready(&e->rt, "serving /metrics on port %u", http_listener_port(e->listener));
+    status = service_runtime_run(&e->rt);
 out:
     /* The scrapes first: their requests live in the server's connections. */
     scraper_free(e->scraper);
     http_server_free(e->http);
     tls_holder_free(e->holder);
-    for (size_t i = 0; i < 3; i++)
-        if (signals[i])
-            event_free(signals[i]);
     return status;
 }
 
@@ -265,14 +212,9 @@ int main(int argc, char **argv)
     int status;
 
     parse(argc, argv);
-    log_setup(PROGRAM, LOG_TARGET_AUTO, NULL, LOG_INFO);
-    signal(SIGPIPE, SIG_IGN); /* a client gone away is an error from write, not a signal */
-    exporter.base = event_base_new();
-    if (!exporter.base) {
-        log_error("Cannot set up the event loop");
+    if (service_runtime_open(&exporter.rt, PROGRAM, LOG_INFO) < 0)
         return 1;
-    }
     status = run(&exporter);
-    event_base_free(exporter.base);
+    service_runtime_close(&exporter.rt);
     return status;
 }

@@ -13,16 +13,16 @@
 #include "log.h"
 #include "netutil.h"
 #include "server.h"
+#include "service_runtime.h"
 #include "settings.h"
 
-#include <errno.h>
-#include <event2/event.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#define PROGRAM "certvisor-sentinel"
 
 /* Redis's default maxclients. */
 #define MAX_CONNS 10000
@@ -63,8 +63,6 @@ static void parse(int argc, char **argv, struct options *opt)
                                             {"verbose", no_argument, NULL, 'v'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
-    char *end;
-    long port;
     int c;
 
     *opt = (struct options){.bind = "0.0.0.0", .port = 8001, .log_level = LOG_INFO};
@@ -80,13 +78,7 @@ static void parse(int argc, char **argv, struct options *opt)
             opt->bind = optarg;
             break;
         case 'p':
-            errno = 0;
-            port = strtol(optarg, &end, 10);
-            if (errno || end == optarg || *end || port < 0 || port > 65535) {
-                fprintf(stderr, "certvisor-sentinel: --port %s: not a port number\n", optarg);
-                exit(2);
-            }
-            opt->port = (int)port;
+            opt->port = service_option_port(PROGRAM, "--port", optarg);
             break;
         case 'v':
             opt->log_level = LOG_DEBUG;
@@ -105,23 +97,6 @@ static void parse(int argc, char **argv, struct options *opt)
         usage(stderr);
         exit(2);
     }
-}
-
-static void on_stop(evutil_socket_t signal_number, short what, void *arg)
-{
-    (void)what;
-    log_info("Stopping on signal %d", (int)signal_number);
-    event_base_loopbreak(arg);
-}
-
-/* Nothing is reloaded: the agent restarts the service for every change (reload_signal none). */
-static void on_hangup(evutil_socket_t signal_number, short what, void *arg)
-{
-    (void)signal_number;
-    (void)what;
-    (void)arg;
-    log_notice("SIGHUP ignored: certvisor-sentinel reads its files at start; restart it "
-               "(certvisorctl restart sentinel_service) to apply a change");
 }
 
 /* Opens the port. Returns the socket, or -1 with the reason logged. */
@@ -158,61 +133,51 @@ static size_t max_conns(void)
 }
 
 /* Serves until a stop signal. Returns the exit status. */
-static int serve(int listen_fd, const struct sentinel_settings *settings, const char *where)
+static int serve(struct service_runtime *rt, int listen_fd,
+                 const struct sentinel_settings *settings, const char *where)
 {
-    struct event_base *base = event_base_new();
-    struct event *signals[3] = {NULL, NULL, NULL};
     struct server server;
-    int status = 1;
+    int status;
 
-    if (!base || !(signals[0] = evsignal_new(base, SIGTERM, on_stop, base)) ||
-        !(signals[1] = evsignal_new(base, SIGINT, on_stop, base)) ||
-        !(signals[2] = evsignal_new(base, SIGHUP, on_hangup, NULL)) ||
-        server_start(&server, base, listen_fd, settings, max_conns()) < 0) {
+    /* Nothing is reloaded: the agent restarts the service for every change (reload_signal none). */
+    if (service_runtime_watch_signals(rt, NULL, NULL,
+                                      "restart it (certvisorctl restart sentinel_service) to apply "
+                                      "a change") < 0)
+        return 1;
+    if (server_start(&server, rt->base, listen_fd, settings, max_conns()) < 0) {
         log_error("Cannot start: out of memory");
         close(listen_fd);
-        goto out;
+        return 1;
     }
-    for (size_t i = 0; i < 3; i++)
-        event_add(signals[i], NULL);
     log_notice("Serving Sentinel discovery on %s: sentinel_tls_mode %s, TLS %s and above, %zu "
                "database%s",
                where, sentinel_tls_mode_name(settings->mode), settings->min_version,
                settings->dbs.n, settings->dbs.n == 1 ? "" : "s");
-    sd_notify(0, "READY=1");
-    status = event_base_dispatch(base) < 0 ? 1 : 0;
-    sd_notify(0, "STOPPING=1");
+    service_runtime_ready(rt, NULL);
+    status = service_runtime_run(rt);
     server_stop(&server);
-out:
-    for (size_t i = 0; i < 3; i++)
-        if (signals[i])
-            event_free(signals[i]);
-    if (base)
-        event_base_free(base);
     return status;
 }
 
 int main(int argc, char **argv)
 {
+    struct service_runtime rt;
     struct sentinel_settings settings;
     struct options opt;
     char err[1024], where[NET_ADDRESS_MAX];
-    const char *ident = getenv("CERTVISOR_SERVICE");
     int listen_fd, status;
 
     parse(argc, argv, &opt);
-    log_setup(ident && *ident ? ident : "certvisor-sentinel", LOG_TARGET_AUTO, NULL, opt.log_level);
-    signal(SIGPIPE, SIG_IGN); /* a client gone away is an error from write, not a signal */
+    if (service_runtime_open(&rt, PROGRAM, opt.log_level) < 0)
+        return 1;
     if (settings_load(opt.config, opt.databases, &settings, err, sizeof(err)) < 0) {
         log_error("Cannot start: %s", err);
+        service_runtime_close(&rt);
         return 1;
     }
     listen_fd = open_port(&opt, where, sizeof(where));
-    if (listen_fd < 0) {
-        settings_clear(&settings);
-        return 1;
-    }
-    status = serve(listen_fd, &settings, where);
+    status = listen_fd < 0 ? 1 : serve(&rt, listen_fd, &settings, where);
     settings_clear(&settings);
+    service_runtime_close(&rt);
     return status;
 }

@@ -9,26 +9,23 @@
  *
  *   certvisor-syncer --config TLS_FILE --replicas REPLICAS_FILE [--verbose]
  *
- * Readiness and reloads speak the notify protocol: READY=1 once every link
- * listens; on SIGHUP RELOADING=1, both files read and built whole, the links
- * updated (established ones stay up; new connections use the new certificate
- * and trust), then READY=1. A reload that fails sends STATUS= and ERRNO= and
- * exits 1. Every second, when it changed, the state of each link goes out as
- * CERTVISOR_STATS=<json> ("certvisorctl replica status" shows it). SIGTERM or
- * SIGINT ends every link and exits 0; the shards stay replicas and follow the
+ * READY=1 once every link listens. SIGHUP reads both files and builds them
+ * whole, then updates the links (established ones stay up; new connections use
+ * the new certificate and trust), inside the notify protocol's reload
+ * handshake (lib/service/service_runtime.h): a reload that fails exits 1. Every second, when it
+ * changed, the state of each link goes out as CERTVISOR_STATS=<json> ("certvisorctl replica status"
+ * shows it). SIGTERM or SIGINT ends every link and exits 0; the shards stay replicas and follow the
  * next syncer's port.
  */
 #include "log.h"
+#include "service_runtime.h"
 #include "syncer.h"
 
-#include <errno.h>
 #include <event2/event.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <systemd/sd-daemon.h>
 
 #define REPORT_INTERVAL_SEC 1
 
@@ -36,12 +33,6 @@ struct options {
     const char *config;
     const char *replicas;
     int log_level;
-};
-
-struct main_loop {
-    struct syncer *syncer;
-    struct event_base *base;
-    int status;
 };
 
 static void usage(FILE *out)
@@ -94,88 +85,54 @@ static void parse(int argc, char **argv, struct options *opt)
     }
 }
 
-static void on_stop(evutil_socket_t signal_number, short what, void *arg)
+static int reload(void *data, char *err, size_t err_len)
 {
-    struct main_loop *loop = arg;
-
-    (void)what;
-    sd_notify(0, "STOPPING=1");
-    log_info("Stopping on signal %d: every link ends", (int)signal_number);
-    event_base_loopbreak(loop->base);
-}
-
-static void on_reload(evutil_socket_t signal_number, short what, void *arg)
-{
-    struct main_loop *loop = arg;
-
-    (void)signal_number;
-    (void)what;
-    if (syncer_reload(loop->syncer) < 0) {
-        loop->status = 1;
-        event_base_loopbreak(loop->base);
-    }
+    return syncer_reload(data, err, err_len);
 }
 
 static void on_report(evutil_socket_t fd, short what, void *arg)
 {
-    struct main_loop *loop = arg;
-
     (void)fd;
     (void)what;
-    syncer_report(loop->syncer);
+    syncer_report(arg);
 }
 
-static int run(struct syncer *syncer)
+static int run(struct service_runtime *rt, struct syncer *syncer)
 {
-    struct main_loop loop = {.syncer = syncer, .base = syncer->base};
     struct timeval interval = {REPORT_INTERVAL_SEC, 0};
-    struct event *events[4] = {
-        evsignal_new(loop.base, SIGTERM, on_stop, &loop),
-        evsignal_new(loop.base, SIGINT, on_stop, &loop),
-        evsignal_new(loop.base, SIGHUP, on_reload, &loop),
-        event_new(loop.base, -1, EV_PERSIST, on_report, &loop),
-    };
-    bool ok = true;
+    struct event *report = event_new(rt->base, -1, EV_PERSIST, on_report, syncer);
+    int status = 1;
 
-    for (size_t i = 0; i < 4; i++)
-        ok = ok && events[i] && event_add(events[i], i == 3 ? &interval : NULL) == 0;
-    if (!ok) {
+    if (!report || event_add(report, &interval) < 0)
         log_error("Cannot set up the event loop");
-        loop.status = 1;
-    } else if (syncer_start(syncer) < 0) {
-        loop.status = 1;
-    } else {
+    else if (service_runtime_watch_signals(rt, reload, syncer, NULL) == 0 &&
+             syncer_start(syncer) == 0) {
         log_notice("Ready: %zu replica link%s", syncer->n_links, syncer->n_links == 1 ? "" : "s");
-        sd_notifyf(0, "READY=1\nSTATUS=%zu replica link%s", syncer->n_links,
-                   syncer->n_links == 1 ? "" : "s");
+        service_runtime_ready(rt, "%zu replica link%s", syncer->n_links,
+                              syncer->n_links == 1 ? "" : "s");
         syncer_report(syncer);
-        event_base_dispatch(loop.base);
+        status = service_runtime_run(rt);
     }
-    for (size_t i = 0; i < 4; i++)
-        if (events[i])
-            event_free(events[i]);
-    return loop.status;
+    if (report)
+        event_free(report);
+    return status;
 }
 
 int main(int argc, char **argv)
 {
+    struct service_runtime rt;
     struct syncer syncer = {0};
-    const char *ident = getenv("CERTVISOR_SERVICE");
     struct options opt;
     int status;
 
     parse(argc, argv, &opt);
-    log_setup(ident && *ident ? ident : "certvisor-syncer", LOG_TARGET_AUTO, NULL, opt.log_level);
-    signal(SIGPIPE, SIG_IGN); /* a peer gone away is an error from send, not a signal */
+    if (service_runtime_open(&rt, "certvisor-syncer", opt.log_level) < 0)
+        return 1;
     syncer.tls_path = opt.config;
     syncer.replicas_path = opt.replicas;
-    syncer.base = event_base_new();
-    if (!syncer.base) {
-        log_error("Cannot create the event loop");
-        return 1;
-    }
-    status = run(&syncer);
+    syncer.base = rt.base;
+    status = run(&rt, &syncer);
     syncer_stop(&syncer);
-    event_base_free(syncer.base);
+    service_runtime_close(&rt);
     return status;
 }

@@ -90,26 +90,15 @@ int syncer_start(struct syncer *syncer)
     return r;
 }
 
-static int errno_of(int r)
-{
-    return r <= -CV_ERROR_FIRST || r >= 0 ? EINVAL : -r;
-}
-
-int syncer_reload(struct syncer *syncer)
+int syncer_reload(struct syncer *syncer, char *err, size_t err_len)
 {
     struct generation *gen;
-    char err[1024];
-    struct timespec now;
     int r;
 
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
-               (unsigned long long)now.tv_sec * 1000000ULL +
-                   (unsigned long long)now.tv_nsec / 1000);
     log_info("Reloading %s and %s", syncer->tls_path, syncer->replicas_path);
-    r = generation_build(syncer->tls_path, syncer->replicas_path, &gen, err, sizeof(err));
+    r = generation_build(syncer->tls_path, syncer->replicas_path, &gen, err, err_len);
     if (r == 0) {
-        r = apply_generation(syncer, gen, err, sizeof(err));
+        r = apply_generation(syncer, gen, err, err_len);
         if (r == 0) {
             generation_free(syncer->gen);
             syncer->gen = gen;
@@ -117,15 +106,11 @@ int syncer_reload(struct syncer *syncer)
             syncer->retired = gen; /* links updated before the failure point into it */
         }
     }
-    if (r < 0) {
-        log_error("Reload failed: %s; exiting, for the previous configuration to be restored", err);
-        sd_notifyf(0, "STATUS=Reload failed: %s\nERRNO=%d", err, errno_of(r));
+    if (r < 0)
         return r;
-    }
     log_info("Reloaded: %zu replica link%s; established links kept", syncer->n_links,
              syncer->n_links == 1 ? "" : "s");
-    sd_notifyf(0, "READY=1\nSTATUS=%zu replica link%s", syncer->n_links,
-               syncer->n_links == 1 ? "" : "s");
+    sd_notifyf(0, "STATUS=%zu replica link%s", syncer->n_links, syncer->n_links == 1 ? "" : "s");
     syncer_report(syncer);
     return 0;
 }

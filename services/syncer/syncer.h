@@ -192,12 +192,12 @@ struct syncer {
 int syncer_start(struct syncer *syncer);
 
 /*
- * SIGHUP: RELOADING=1, both files read and built whole, the links updated,
- * READY=1. Established links stay up. A reload that cannot be built sends
- * STATUS= and ERRNO= and returns an error: the process exits, for the agent to
+ * SIGHUP (inside lib/service/service_runtime.h's handshake): both files read
+ * and built whole, the links updated. Established links stay up. Returns 0, or
+ * a negative error with a message: the process exits, for the agent to
  * restore the previous files.
  */
-int syncer_reload(struct syncer *syncer);
+int syncer_reload(struct syncer *syncer, char *err, size_t err_len);
 
 /* Ends every link (the shards keep replicating from the port, and find the next syncer's). */
 void syncer_stop(struct syncer *syncer);
