@@ -4,23 +4,27 @@
  * browser talks to one origin and authenticates to the API itself (HTTP Basic,
  * sent by the page with every request; the console holds no credentials).
  *
- *   certvisor-cm --config FILE --www DIR --api-ca FILE [--port PORT] [--bind ADDRESS]
+ *   certvisor-cm --config FILE --www DIR [--api-ca FILE] [--port PORT] [--bind ADDRESS]
  *                [--api HOST:PORT] [--api-server-name NAME] [--api-timeout SECONDS]
  *
  * TLS comes from the file certvisord renders (the cm certificate, the control
- * plane's policy). The API is reached over TLS and verified against --api-ca.
+ * plane's policy). The API is reached over TLS and verified against --api-ca,
+ * or by default against the ca_file of that file: cm's tls section says
+ * 'trust = api', so the agent renders the api's current certificate there
+ * (pinned: see upstream.h) and reloads cm whenever it changes.
  * READY=1 once listening. SIGHUP builds a new TLS context and swaps it in,
  * with the notify protocol's handshake (lib/service/service_runtime.h): a TLS
  * reload that fails ends the service with status 1, so that the agent rolls
- * the change back. The same SIGHUP re-reads --api-ca and --www; if either
- * fails the old one stays (with a warning): they are not what the agent is
- * changing. SIGTERM or SIGINT: STOPPING=1, then exit 0.
+ * the change back, and so does a trust for the API that does not load. The
+ * same SIGHUP re-reads --www; if that fails the old files stay (with a
+ * warning): they are not what the agent is changing. SIGTERM or SIGINT: STOPPING=1, then exit 0.
  */
 #include "console.h"
 #include "http_server.h"
 #include "log.h"
 #include "service_runtime.h"
 #include "static_files.h"
+#include "tls_config.h"
 #include "tls_context.h"
 #include "upstream.h"
 
@@ -55,18 +59,19 @@ struct cm {
 static void usage(FILE *out)
 {
     fprintf(out,
-            "Usage: " PROGRAM " --config FILE --www DIR --api-ca FILE [options]\n"
+            "Usage: " PROGRAM " --config FILE --www DIR [options]\n"
             "  --config FILE            the TLS file certvisord renders for this service\n"
             "  --www DIR                the console's static files (index.html, app.js, ...)\n"
-            "  --api-ca FILE            CA certificates to verify the REST API with\n"
+            "  --api-ca FILE            certificates to verify the REST API with (default: the\n"
+            "                           ca_file of --config, where the agent renders the api's)\n"
             "  --port PORT              serve https://ADDRESS:PORT/ (default 8443; 0: any free "
             "port)\n"
             "  --bind ADDRESS           IPv4 or IPv6 address to listen on (default 0.0.0.0)\n"
             "  --api HOST:PORT          the REST API (default 127.0.0.1:9443)\n"
             "  --api-server-name NAME   the name the API's certificate must have (default: HOST)\n"
             "  --api-timeout SECONDS    how long a forwarded request may take (default 180)\n"
-            "SIGHUP reloads the TLS file (a failure ends the service, status 1), --api-ca and "
-            "--www.\n");
+            "SIGHUP reloads the TLS file and the API's trust (a failure ends the service,\n"
+            "status 1), and --www.\n");
 }
 
 static void parse(int argc, char **argv)
@@ -119,7 +124,7 @@ static void parse(int argc, char **argv)
             exit(2);
         }
     }
-    if (optind < argc || !opt.config || !opt.www || !opt.api_ca) {
+    if (optind < argc || !opt.config || !opt.www) {
         usage(stderr);
         exit(2);
     }
@@ -127,13 +132,41 @@ static void parse(int argc, char **argv)
 
 /* --- signals --- */
 
+/*
+ * What the REST API's certificate is checked against: --api-ca, or else the
+ * trust the agent renders into --config (cm's tls section says 'trust = api':
+ * the api's current certificate, so that an operator's replacement of it is
+ * followed). Returns a malloc'd path, or NULL with err.
+ */
+static char *api_trust_file(char *err, size_t err_len)
+{
+    struct tls_config *config;
+    char *path;
+
+    if (opt.api_ca) {
+        path = strdup(opt.api_ca);
+        if (!path)
+            snprintf(err, err_len, "out of memory");
+        return path;
+    }
+    if (tls_config_read(opt.config, &config, err, err_len) < 0)
+        return NULL;
+    path = config->ca_file ? strdup(config->ca_file) : NULL;
+    if (!path)
+        snprintf(err, err_len,
+                 config->ca_file ? "out of memory"
+                                 : "%s names no ca_file to check the REST API's certificate "
+                                   "with: give --api-ca, or 'trust = api' in cm's tls section",
+                 opt.config);
+    tls_config_free(config);
+    return path;
+}
+
 static void reload_extras(struct cm *cm)
 {
     struct static_files *files = NULL;
     char err[1024];
 
-    if (upstream_reload(cm->upstream, err, sizeof(err)) < 0)
-        log_warning("Keeping the previous CA for the REST API: %s", err);
     if (static_files_load(opt.www, &files, err, sizeof(err)) < 0)
         log_warning("Keeping the previous console files: %s", err);
     else
@@ -145,8 +178,17 @@ static int reload(void *data, char *err, size_t err_len)
 {
     struct cm *cm = data;
 
+    char *api_trust;
+    int r;
+
     if (tls_holder_reload(cm->holder, err, err_len) < 0)
         return -1;
+    /* The agent reloads cm when the api's certificate changes: the new trust must load. */
+    api_trust = api_trust_file(err, err_len);
+    r = api_trust ? upstream_reload(cm->upstream, api_trust, err, err_len) : -EINVAL;
+    free(api_trust);
+    if (r < 0)
+        return r;
     reload_extras(cm);
     log_info("Reloaded %s", opt.config);
     return 0;
@@ -176,16 +218,19 @@ static int start(struct cm *cm)
                                        .error_body = console_error_body};
     struct static_files *files = NULL;
     struct http_limits limits;
-    char err[1024];
+    char err[1024], *api_trust = NULL;
 
     if (tls_holder_new(opt.config, TLS_ROLE_SERVER, &cm->holder, err, sizeof(err)) < 0 ||
         static_files_load(opt.www, &files, err, sizeof(err)) < 0 ||
-        upstream_new(cm->rt.base, opt.api, opt.api_server_name, opt.api_ca, (int)opt.api_timeout,
+        !(api_trust = api_trust_file(err, sizeof(err))) ||
+        upstream_new(cm->rt.base, opt.api, opt.api_server_name, api_trust, (int)opt.api_timeout,
                      &cm->upstream, err, sizeof(err)) < 0) {
         log_error("%s", err);
         static_files_free(files);
+        free(api_trust);
         return -1;
     }
+    free(api_trust);
     if (console_new(files, cm->upstream, &cm->console) < 0) {
         static_files_free(files);
         log_error("Out of memory");

@@ -36,20 +36,25 @@ typedef void (*upstream_done_fn)(void *data, const struct upstream_response *res
 
 /*
  * address is "host:port" ("127.0.0.1:9443", "[::1]:9443", "api.example:9443"),
- * resolved once here. The API's certificate must chain to a CA in ca_file and
- * name server_name (DNS name or IP address; NULL: the host of address), which
- * is also sent as SNI when it is a DNS name. Every exchange is bounded by
- * timeout_sec from its start. Returns 0, or a negative errno with err.
+ * resolved once here. The API's certificate must chain to a certificate of
+ * ca_file, every one of which is a trust anchor, and name server_name (DNS
+ * name or IP address; NULL: the host of address), which is also sent as SNI
+ * when it is a DNS name. A certificate that is itself in ca_file (pinned: the
+ * agent renders the api's current certificate there) needs no name: an
+ * operator's certificate for the api names the node, not 127.0.0.1. Every
+ * exchange is bounded by timeout_sec from its start. Returns 0, or a negative
+ * errno with err.
  */
 int upstream_new(struct event_base *base, const char *address, const char *server_name,
                  const char *ca_file, int timeout_sec, struct upstream **ret_upstream, char *err,
                  size_t err_len);
 
 /*
- * Re-reads the CA file (after the cluster CA changed). Exchanges under way
- * keep the context they started with; on failure the old one stays.
+ * Reads ca_file anew (after the api's certificate or the cluster CA changed;
+ * the path may differ from the last one). Exchanges under way keep the
+ * context they started with; on failure the old one stays.
  */
-int upstream_reload(struct upstream *upstream, char *err, size_t err_len);
+int upstream_reload(struct upstream *upstream, const char *ca_file, char *err, size_t err_len);
 
 /* Ends every exchange under way without calling their callbacks, and frees. */
 void upstream_free(struct upstream *upstream);

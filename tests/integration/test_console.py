@@ -30,18 +30,21 @@ WWW = REPO / "services/cm/www"
 pytestmark = pytest.mark.skipif(not CM.exists(), reason=f"{CM} is not built")
 
 
-def cm_service(port, api_port, www=WWW, extra=""):
+def cm_service(port, api_port, www=WWW, extra="", after_api=True):
     """The section a node runs the console with, on a free port and the loopback address."""
+    after = 'after = {"api"}' if after_api else ""
     return f"""
         command   = "%{{libexec_dir}}/certvisor-cm"
         arguments = {{"--config", "%{{run_dir}}/tls/%{{name}}.conf", "--port", "{port}",
-                     "--bind", "127.0.0.1", "--www", "{www}", "--api", "127.0.0.1:{api_port}",
-                     "--api-ca", "%{{state_dir}}/ca.pem" {extra}}}
+                     "--bind", "127.0.0.1", "--www", "{www}", "--api", "127.0.0.1:{api_port}"
+                     {extra}}}
         reload_signal = HUP
         start_retries = 0
+        {after}
         tls {{
             certificate = cm
             plane = control
+            trust = api
         }}
     """
 
@@ -118,7 +121,7 @@ def console_alone(agent_factory):
     (www / "passwd.txt").symlink_to("/etc/passwd")
     (www / "sub").mkdir()
     (www / "sub" / "page.txt").write_text("in a subdirectory\n")
-    agent.write_service("cm", cm_service(port, api_port, www))
+    agent.write_service("cm", cm_service(port, api_port, www, after_api=False))
     agent.start()
     agent.wait_state("cm", "RUNNING")
     yield agent, port
@@ -406,6 +409,39 @@ def test_api_requests_are_forwarded_with_the_browsers_credentials(node):
     assert json.loads(request(agent, ports["api"], "GET", "/v1/cluster",
                               headers={"Authorization": basic(*ADMIN)})[2])[
         "min_control_TLS_version"] == "1.2"
+
+
+def test_an_operators_api_certificate_is_followed_by_the_console(node, tmp_path):
+    """The api certificate replaced by one of the operator's CA, naming the node rather than
+    127.0.0.1: the agent renders it as cm's trust for the API, reloads cm after the api, and the
+    console still reaches the API."""
+    agent, ports = node
+    d = tmp_path / "ops"
+    d.mkdir()
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", d / "ca.key", "-out",
+                    d / "ca.pem", "-days", "400", "-subj", "/CN=Ops CA"],
+                   check=True, capture_output=True)
+    subprocess.run(["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", d / "api.key", "-out", d / "api.csr", "-subj",
+                    "/CN=api.node.example"], check=True, capture_output=True)
+    (d / "ext.cnf").write_text("subjectAltName=DNS:api.node.example\n"
+                               "extendedKeyUsage=serverAuth\nkeyUsage=digitalSignature\n")
+    subprocess.run(["openssl", "x509", "-req", "-in", d / "api.csr", "-CA", d / "ca.pem",
+                    "-CAkey", d / "ca.key", "-CAcreateserial", "-out", d / "api.pem", "-days",
+                    "200", "-extfile", d / "ext.cnf"], check=True, capture_output=True)
+    auth = {"Authorization": basic(*ADMIN)}
+    assert request(agent, ports["cm"], "GET", "/v1/cluster", headers=auth)[0] == 200
+    out = agent.ctl("cluster", "certificate", "set", "api", "certificate_file", str(d / "api.pem"),
+                    "key_file", str(d / "api.key"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert served_certificate_sha256(ports["api"]) == file_fingerprint(d / "api.pem")
+    status, _, body = request(agent, ports["cm"], "GET", "/v1/cluster", headers=auth)
+    assert status == 200, body
+    # Back to a generated one: followed too.
+    assert agent.ctl("cluster", "certificate", "rotate", "api").returncode == 0
+    status, _, body = request(agent, ports["cm"], "GET", "/v1/cluster", headers=auth)
+    assert status == 200, body
 
 
 def sign_in(page, user, password):
