@@ -30,10 +30,12 @@ def test_ready_is_sent_even_when_a_service_fails_and_status_names_it(agent_facto
 def test_watchdog_pings_at_half_the_interval(agent_factory):
     agent = agent_factory({"web": svc()}, env_extra={"WATCHDOG_USEC": "400000"})
     agent.start()
-    wait_for(lambda: sum("WATCHDOG=1" in m for m in agent.notify.drain()) >= 3, 5, what="three pings")
+    wait_for(lambda: sum("WATCHDOG=1" in m for m in agent.notify.drain()) >= 8, 10, what="eight pings")
     times = [t for m, t in zip(agent.notify.drain(), agent.notify.times) if "WATCHDOG=1" in m]
-    gaps = [b - a for a, b in zip(times, times[1:])]
-    assert all(0.1 < g < 0.5 for g in gaps), gaps
+    # Times are when the test's thread read each ping, so on a loaded machine one gap may be short
+    # and the next long; their mean is what the interval sets (200 ms), far from 400 ms or 100 ms.
+    mean_gap = (times[-1] - times[0]) / (len(times) - 1)
+    assert 0.12 < mean_gap < 0.36, times
 
 
 def test_no_watchdog_for_another_pid(agent_factory):
