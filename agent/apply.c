@@ -1019,6 +1019,15 @@ static int prepare_delete(struct apply_run *run, struct apply_request *request, 
         request->reason = "required_certificate";
         return CV_EINVALID_CERT;
     }
+    if (strcmp(entry->name, CERT_MTLS_TRUSTED_CA) == 0 &&
+        policy_enabled(&run->agent->config->policy, POLICY_MTLS_CERTIFICATE_AUTHENTICATION)) {
+        snprintf(err, err_len,
+                 "certificate 'mtls_trusted_ca' is in use: REST API users sign in with "
+                 "certificates it issued (disable mtls_certificate_authentication first: "
+                 "'certvisorctl cluster config mtls_certificate_authentication disabled')");
+        request->reason = "in_use";
+        return CV_EINVALID_CERT;
+    }
     change = add_change(run, request, entry->name, err, err_len);
     if (!change)
         return -E2BIG;
@@ -1034,6 +1043,27 @@ static int prepare_delete(struct apply_run *run, struct apply_request *request, 
                           json_pack("{s:s, s:s, s:s}", "certificate", entry->name, "old",
                                     change->old_fingerprint, "new", "(deleted)"));
     return 0;
+}
+
+/*
+ * Certificate sign-in needs its CA: enabling it without mtls_trusted_ca is
+ * refused here, with the fix, rather than by the render of the api's file.
+ * Policy and certificate changes never share a batch, so the store's current
+ * state is the one this policy would meet.
+ */
+static bool certificate_auth_has_ca(const struct apply_run *run, const struct policy *policy,
+                                    char *err, size_t err_len)
+{
+    unsigned generation;
+
+    if (!policy_enabled(policy, POLICY_MTLS_CERTIFICATE_AUTHENTICATION) ||
+        certstore_current(run->agent->certs->store, CERT_MTLS_TRUSTED_CA, &generation) == 0)
+        return true;
+    snprintf(err, err_len,
+             "mtls_certificate_authentication cannot be enabled: mtls_trusted_ca is not set "
+             "(set it first with 'certvisorctl cluster certificate set mtls_trusted_ca "
+             "certificate_file <ca.pem>' or PUT /v1/cluster/certificates)");
+    return false;
 }
 
 static int prepare_policy(struct apply_run *run, struct apply_request *request, char *err,
@@ -1079,6 +1109,8 @@ static int prepare_policy(struct apply_run *run, struct apply_request *request, 
                                             "value", request->setting_values[i]));
     }
     if (r == 0 && policy_check_all(&run->new_policy, err, err_len) < 0)
+        r = CV_EINVALID_TLS;
+    if (r == 0 && !certificate_auth_has_ca(run, &run->new_policy, err, err_len))
         r = CV_EINVALID_TLS;
     if (r < 0) {
         policy_clear(&run->new_policy);

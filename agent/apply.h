@@ -19,6 +19,7 @@
  *   unknown_certificate   no certificate has that name
  *   required_certificate  delete of a certificate the node cannot do without
  *   not_set               delete of an optional certificate that is not set
+ *   in_use                delete of mtls_trusted_ca while certificate sign-in needs it
  *   not_generated         rotate of a certificate the operator provides
  *   external              the certificate is kept in external files (conf.d)
  *   invalid_setting       a policy value refused

@@ -17,6 +17,9 @@ struct cert_name {
 /* The internal cluster CA's name in the store (not an operator-visible certificate). */
 #define CERT_CLUSTER_CA "cluster_ca"
 
+/* The operator's CA for client certificates (REST API sign-in, databases' clients). */
+#define CERT_MTLS_TRUSTED_CA "mtls_trusted_ca"
+
 /* Every name, generated ones first. */
 extern const struct cert_name cert_names[];
 extern const size_t cert_names_count;

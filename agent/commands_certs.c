@@ -7,6 +7,7 @@
 #include "audit.h"
 #include "certs.h"
 #include "log.h"
+#include "render.h"
 #include "service.h"
 
 #include <stdio.h>
@@ -22,8 +23,11 @@ static json_t *users_of(const struct agent *agent, const char *name)
         const struct service_config *config = agent->services[i]->config;
 
         for (size_t t = 0; t < config->n_tls; t++) {
+            /* mtls_trusted_ca is in use where certificate sign-in renders it. */
             if (strcmp(config->tls[t].certificate, name) == 0 ||
-                (config->tls[t].trust && strcmp(config->tls[t].trust, name) == 0)) {
+                (config->tls[t].trust && strcmp(config->tls[t].trust, name) == 0) ||
+                (strcmp(name, CERT_MTLS_TRUSTED_CA) == 0 &&
+                 render_certificate_auth(&config->tls[t], &agent->config->policy))) {
                 json_array_append_new(users, json_string(config->name));
                 break;
             }

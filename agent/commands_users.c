@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void handle_user_list(struct agent *agent, struct control_conn *conn, json_t *args, json_t *options)
@@ -17,20 +18,48 @@ void handle_user_list(struct agent *agent, struct control_conn *conn, json_t *ar
     control_reply(conn, json_pack("{s:i, s:o}", "exit", 0, "items", users_list(agent->users)));
 }
 
-/* add and passwd: the password arrives in options (certvisorctl asked for it, or read a file). */
+/* The answer to add, passwd and subject: the user as `user list` shows it. */
+static json_t *user_reply(const struct agent *agent, const char *name, enum user_role role)
+{
+    json_t *list = users_list(agent->users), *item, *reply;
+    char *subject = NULL;
+    bool password = true;
+    size_t i;
+
+    users_subject(agent->users, name, &subject);
+    json_array_foreach(list, i, item)
+    {
+        if (strcmp(json_string_value(json_object_get(item, "name")), name) == 0)
+            password = json_is_true(json_object_get(item, "password"));
+    }
+    json_decref(list);
+    reply =
+        json_pack("{s:i, s:s, s:s, s:b, s:s?}", "exit", 0, "name", name, "role",
+                  user_role_name(role), "password", (int)password, "certificate_subject", subject);
+    free(subject);
+    return reply;
+}
+
+/*
+ * add and passwd: the password arrives in options (certvisorctl asked for it, or read a
+ * file); add may carry a certificate subject instead of, or beside, a password.
+ */
 static void set_user(struct agent *agent, struct control_conn *conn, json_t *args, json_t *options,
                      bool replace)
 {
     const char *name = json_string_value(json_array_get(args, 0));
     const char *password = json_string_value(json_object_get(options, "password"));
     const char *role_text = json_string_value(json_object_get(options, "role"));
+    const char *subject = json_string_value(json_object_get(options, "certificate_subject"));
     enum user_role role = USER_ROLE_ADMIN;
-    char err[512], who[128];
+    char err[1536], who[128];
     int r;
 
-    if (!name || json_array_size(args) != 1 || !password) {
-        control_reply_error(conn, 2, "usage: user %s <name> [--role admin|viewer]",
-                            replace ? "passwd" : "add");
+    if (!name || json_array_size(args) != 1 || (!password && !subject) || (replace && subject)) {
+        control_reply_error(conn, 2,
+                            replace ? "usage: user passwd <name> [--role admin|viewer]"
+                                    : "usage: user add <name> [--role admin|viewer] (a password, "
+                                      "a --certificate-subject, or both)");
         return;
     }
     if (replace && !role_text && users_role(agent->users, name, &role) < 0)
@@ -39,16 +68,51 @@ static void set_user(struct agent *agent, struct control_conn *conn, json_t *arg
         control_reply_error(conn, 2, "role '%s' is not admin or viewer", role_text);
         return;
     }
-    r = users_set(agent->users, name, password, role, replace, err, sizeof(err));
+    r = replace ? users_set(agent->users, name, password, role, true, err, sizeof(err))
+                : users_add(agent->users, name, password, subject, role, err, sizeof(err));
     if (r < 0) {
         control_reply_error(conn, r == CV_EUSAGE ? 2 : r == -ENOENT ? 4 : 1, "%s", err);
         return;
     }
     control_peer_describe(control_conn_peer(conn), who, sizeof(who));
-    audit_record(agent, who, "%s REST user '%s' (role %s)",
-                 replace ? "changed the password of" : "added", name, user_role_name(role));
-    control_reply(
-        conn, json_pack("{s:i, s:s, s:s}", "exit", 0, "name", name, "role", user_role_name(role)));
+    audit_record(agent, who, "%s REST user '%s' (role %s%s)",
+                 replace ? "changed the password of" : "added", name, user_role_name(role),
+                 subject ? (password ? ", password and certificate" : ", certificate only") : "");
+    control_reply(conn, user_reply(agent, name, role));
+}
+
+/* user subject <name> <subject line>|--clear */
+void handle_user_subject(struct agent *agent, struct control_conn *conn, json_t *args,
+                         json_t *options)
+{
+    const char *name = json_string_value(json_array_get(args, 0));
+    const char *subject = json_string_value(json_array_get(args, 1));
+    enum user_role role = USER_ROLE_VIEWER;
+    char err[1536], who[128], *canonical = NULL;
+    int r;
+
+    (void)options;
+    if (!name || !subject || json_array_size(args) != 2) {
+        control_reply_error(conn, 2, "usage: user subject <name> <subject line>|--clear");
+        return;
+    }
+    if (strcmp(subject, "--clear") == 0)
+        subject = NULL;
+    r = users_set_subject(agent->users, name, subject, err, sizeof(err));
+    if (r < 0) {
+        control_reply_error(conn, r == CV_EUSAGE ? 2 : r == -ENOENT ? 4 : 1, "%s", err);
+        return;
+    }
+    users_role(agent->users, name, &role);
+    users_subject(agent->users, name, &canonical);
+    control_peer_describe(control_conn_peer(conn), who, sizeof(who));
+    if (canonical)
+        audit_record(agent, who, "set the certificate subject of REST user '%s' to \"%s\"", name,
+                     canonical);
+    else
+        audit_record(agent, who, "cleared the certificate subject of REST user '%s'", name);
+    free(canonical);
+    control_reply(conn, user_reply(agent, name, role));
 }
 
 void handle_user_add(struct agent *agent, struct control_conn *conn, json_t *args, json_t *options)

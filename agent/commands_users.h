@@ -12,6 +12,8 @@ void handle_user_list(struct agent *agent, struct control_conn *conn, json_t *ar
 void handle_user_add(struct agent *agent, struct control_conn *conn, json_t *args, json_t *options);
 void handle_user_passwd(struct agent *agent, struct control_conn *conn, json_t *args,
                         json_t *options);
+void handle_user_subject(struct agent *agent, struct control_conn *conn, json_t *args,
+                         json_t *options);
 void handle_user_delete(struct agent *agent, struct control_conn *conn, json_t *args,
                         json_t *options);
 

@@ -28,19 +28,22 @@ cfg_opt_t conf_certificates_options[] = {CFG_STR("cluster_fqdn", "cluster.local"
                                          CFG_END()};
 
 /* Every policy setting under its canonical name, plus the two older names operators use. */
-cfg_opt_t conf_policy_options[] = {CFG_STR("min_control_TLS_version", NULL, CFGF_NODEFAULT),
-                                   CFG_STR("min_data_TLS_version", NULL, CFGF_NODEFAULT),
-                                   CFG_STR("min_sentinel_TLS_version", NULL, CFGF_NODEFAULT),
-                                   CFG_STR("control_cipher_suites", NULL, CFGF_NODEFAULT),
-                                   CFG_STR("cipher_suites", NULL, CFGF_NODEFAULT),
-                                   CFG_STR("data_cipher_list", NULL, CFGF_NODEFAULT),
-                                   CFG_STR("control_cipher_suites_tls_1_3", NULL, CFGF_NODEFAULT),
-                                   CFG_STR("data_cipher_suites_tls_1_3", NULL, CFGF_NODEFAULT),
-                                   CFG_STR("sentinel_cipher_suites", NULL, CFGF_NODEFAULT),
-                                   CFG_STR("sentinel_tls_mode", NULL, CFGF_NODEFAULT),
-                                   CFG_STR("sentinel_ssl_policy", NULL, CFGF_NODEFAULT),
-                                   CFG_STR("http_support", NULL, CFGF_NODEFAULT),
-                                   CFG_END()};
+cfg_opt_t conf_policy_options[] = {
+    CFG_STR("min_control_TLS_version", NULL, CFGF_NODEFAULT),
+    CFG_STR("min_data_TLS_version", NULL, CFGF_NODEFAULT),
+    CFG_STR("min_sentinel_TLS_version", NULL, CFGF_NODEFAULT),
+    CFG_STR("control_cipher_suites", NULL, CFGF_NODEFAULT),
+    CFG_STR("cipher_suites", NULL, CFGF_NODEFAULT),
+    CFG_STR("data_cipher_list", NULL, CFGF_NODEFAULT),
+    CFG_STR("control_cipher_suites_tls_1_3", NULL, CFGF_NODEFAULT),
+    CFG_STR("data_cipher_suites_tls_1_3", NULL, CFGF_NODEFAULT),
+    CFG_STR("sentinel_cipher_suites", NULL, CFGF_NODEFAULT),
+    CFG_STR("sentinel_tls_mode", NULL, CFGF_NODEFAULT),
+    CFG_STR("sentinel_ssl_policy", NULL, CFGF_NODEFAULT),
+    CFG_STR("http_support", NULL, CFGF_NODEFAULT),
+    CFG_STR("mtls_certificate_authentication", NULL, CFGF_NODEFAULT),
+    CFG_STR("mtls_client_cert_subject_validation_type", NULL, CFGF_NODEFAULT),
+    CFG_END()};
 
 cfg_opt_t conf_certificate_options[] = {CFG_STR("cert_file", NULL, CFGF_NODEFAULT),
                                         CFG_STR("key_file", NULL, CFGF_NODEFAULT), CFG_END()};

@@ -1,6 +1,7 @@
 /* The control socket: unix stream, JSON lines, callers identified with SO_PEERCRED. */
 #include "control.h"
 
+#include "cert_auth.h"
 #include "commands.h"
 #include "control_proto.h"
 #include "cv_error.h"
@@ -135,7 +136,8 @@ void control_on_abandon(struct control_conn *conn, void (*fn)(void *data), void 
 void control_peer_describe(const struct control_peer *peer, char *buf, size_t len)
 {
     if (*peer->rest_user)
-        snprintf(buf, len, "REST user '%s' (uid %u)", peer->rest_user, (unsigned)peer->uid);
+        snprintf(buf, len, "REST user '%s'%s (uid %u)", peer->rest_user,
+                 peer->by_certificate ? " by certificate" : "", (unsigned)peer->uid);
     else
         snprintf(buf, len, "uid %u", (unsigned)peer->uid);
 }
@@ -183,6 +185,48 @@ static bool act_as_rest_user(struct control_conn *conn, json_t *as_user)
     return true;
 }
 
+/*
+ * A request that carries "as_certificate": {"chain": PEM} acts for the REST
+ * user that client certificate names. Only the REST API may say which
+ * certificate its client presented (anyone else could paste any public
+ * certificate), so the connection's peer must be its process. Returns true
+ * to go on; false when the request was answered.
+ */
+static bool act_by_certificate(struct control_conn *conn, json_t *as_certificate)
+{
+    struct agent *agent = conn->server->agent;
+    const char *chain = json_string_value(json_object_get(as_certificate, "chain"));
+    enum user_role role = USER_ROLE_VIEWER;
+    char name[sizeof(conn->peer.rest_user)], err[512];
+
+    if (!chain) {
+        control_reply_error(conn, 2, "as_certificate needs a string 'chain' (PEM)");
+        return false;
+    }
+    if (!cert_auth_trusted_peer(agent, conn->socket_peer.pid)) {
+        log_warning("Refused a certificate sign-in from pid %d (uid %u): only the REST API "
+                    "service may assert a client certificate",
+                    (int)conn->socket_peer.pid, (unsigned)conn->socket_peer.uid);
+        control_reply(conn, json_pack("{s:i, s:s, s:s}", "exit", 4, "error",
+                                      "certificate sign-in is only taken from the REST API "
+                                      "service",
+                                      "auth", "failed"));
+        return false;
+    }
+    if (cert_auth_sign_in(agent, chain, name, sizeof(name), &role, err, sizeof(err)) < 0) {
+        log_notice("REST sign-in by certificate failed: %s", err);
+        control_reply(conn, json_pack("{s:i, s:s, s:s}", "exit", 4, "error",
+                                      "authentication failed: the client certificate names no "
+                                      "user",
+                                      "auth", "failed"));
+        return false;
+    }
+    conn->peer.admin = role == USER_ROLE_ADMIN;
+    conn->peer.by_certificate = true;
+    snprintf(conn->peer.rest_user, sizeof(conn->peer.rest_user), "%s", name);
+    return true;
+}
+
 static void dispatch(struct control_conn *conn, json_t *request)
 {
     json_t *command = json_object_get(request, "command");
@@ -198,8 +242,15 @@ static void dispatch(struct control_conn *conn, json_t *request)
         return;
     }
     conn->peer = conn->socket_peer;
+    if (json_object_get(request, "as_user") && json_object_get(request, "as_certificate")) {
+        control_reply_error(conn, 2, "a request acts as_user or as_certificate, not both");
+        return;
+    }
     if (json_object_get(request, "as_user") &&
         !act_as_rest_user(conn, json_object_get(request, "as_user")))
+        return;
+    if (json_object_get(request, "as_certificate") &&
+        !act_by_certificate(conn, json_object_get(request, "as_certificate")))
         return;
     index = control_command_lookup(json_string_value(command));
     if (index < 0) {

@@ -23,9 +23,13 @@ struct control_peer {
      * not the API's own uid, decides what the request may do.
      */
     char rest_user[65];
+    bool by_certificate; /* the REST user signed in with a client certificate */
 };
 
-/* "uid 0", or "REST user 'alice' (uid 999)", for audit lines. */
+/*
+ * "uid 0", "REST user 'alice' (uid 999)" or "REST user 'alice' by certificate
+ * (uid 999)", for audit lines.
+ */
 void control_peer_describe(const struct control_peer *peer, char *buf, size_t len);
 
 /*

@@ -18,7 +18,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum value_kind { KIND_VERSION, KIND_CIPHERS, KIND_TLS13_SUITES, KIND_MODE, KIND_SWITCH };
+enum value_kind {
+    KIND_VERSION,
+    KIND_CIPHERS,
+    KIND_TLS13_SUITES,
+    KIND_MODE,
+    KIND_SWITCH,
+    KIND_SUBJECT_VALIDATION
+};
 
 /* The three planes whose minimum version and cipher settings go together. */
 enum plane { PLANE_CONTROL, PLANE_DATA, PLANE_SENTINEL, PLANE_NONE };
@@ -47,6 +54,10 @@ static const struct {
     [POLICY_SENTINEL_TLS_MODE] = {"sentinel_tls_mode", "sentinel_ssl_policy", KIND_MODE, PLANE_NONE,
                                   "allowed"},
     [POLICY_HTTP_SUPPORT] = {"http_support", NULL, KIND_SWITCH, PLANE_NONE, "enabled"},
+    [POLICY_MTLS_CERTIFICATE_AUTHENTICATION] = {"mtls_certificate_authentication", NULL,
+                                                KIND_SWITCH, PLANE_NONE, "disabled"},
+    [POLICY_MTLS_SUBJECT_VALIDATION_TYPE] = {"mtls_client_cert_subject_validation_type", NULL,
+                                             KIND_SUBJECT_VALIDATION, PLANE_NONE, "san_cn"},
 };
 
 /* Per plane: its minimum version, its TLS <= 1.2 ciphers and its TLS 1.3 suites (or -1). */
@@ -113,6 +124,13 @@ const char *policy_get(const struct policy *policy, enum policy_setting setting)
     if (setting == POLICY_MIN_SENTINEL_TLS_VERSION)
         return policy_get(policy, POLICY_MIN_DATA_TLS_VERSION);
     return settings[setting].default_value;
+}
+
+bool policy_enabled(const struct policy *policy, enum policy_setting setting)
+{
+    const char *value = policy_get(policy, setting);
+
+    return value && strcmp(value, "enabled") == 0;
 }
 
 /* "1", "1.0", "TLSv1" ... "1.3" -> the canonical "1", "1.1", "1.2", "1.3" and OpenSSL's number. */
@@ -242,6 +260,26 @@ int policy_check(const struct policy *policy, enum policy_setting setting, const
     case KIND_SWITCH:
         if (strcmp(value, "enabled") && strcmp(value, "disabled")) {
             snprintf(err, err_len, "%s: '%s' is not enabled or disabled", settings[setting].name,
+                     value);
+            return CV_EINVALID_TLS;
+        }
+        return 0;
+    case KIND_SUBJECT_VALIDATION:
+        /*
+         * Redis Enterprise's "disabled" means "any certificate from the CA, no
+         * subject check". Here the subject is what names the user, so there is
+         * no sign-in without it: refused, with the way to turn sign-in off.
+         */
+        if (strcmp(value, "disabled") == 0) {
+            snprintf(err, err_len,
+                     "%s: 'disabled' is not supported: certvisor finds the user by the "
+                     "certificate's subject, so one of san_cn or full_subject applies (to stop "
+                     "certificate sign-in, set mtls_certificate_authentication disabled)",
+                     settings[setting].name);
+            return CV_EINVALID_TLS;
+        }
+        if (strcmp(value, "san_cn") && strcmp(value, "full_subject")) {
+            snprintf(err, err_len, "%s: '%s' is not san_cn or full_subject", settings[setting].name,
                      value);
             return CV_EINVALID_TLS;
         }

@@ -17,6 +17,10 @@ enum policy_setting {
     POLICY_SENTINEL_CIPHER_SUITES,
     POLICY_SENTINEL_TLS_MODE, /* allowed, required, disabled */
     POLICY_HTTP_SUPPORT,      /* enabled, disabled */
+    /* REST API sign-in by client certificate (mtls_trusted_ca): enabled, disabled */
+    POLICY_MTLS_CERTIFICATE_AUTHENTICATION,
+    /* How a client certificate names its user: san_cn, full_subject */
+    POLICY_MTLS_SUBJECT_VALIDATION_TYPE,
     POLICY_COUNT
 };
 
@@ -55,6 +59,9 @@ int policy_copy(struct policy *to, const struct policy *from);
  * settings left to OpenSSL's defaults.
  */
 const char *policy_get(const struct policy *policy, enum policy_setting setting);
+
+/* True when a switch setting (http_support, mtls_certificate_authentication) is "enabled". */
+bool policy_enabled(const struct policy *policy, enum policy_setting setting);
 
 /*
  * Checks value for setting in the context of the rest of policy: versions

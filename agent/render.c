@@ -59,6 +59,11 @@ static int copy_optional(char **to, const char *from)
     return *to ? 0 : -ENOMEM;
 }
 
+bool render_certificate_auth(const struct tls_spec *spec, const struct policy *policy)
+{
+    return spec->certificate_auth && policy_enabled(policy, POLICY_MTLS_CERTIFICATE_AUTHENTICATION);
+}
+
 int render_tls_config(const struct tls_spec *spec, const struct render_files *files,
                       const struct policy *policy, struct tls_config **ret_config)
 {
@@ -102,7 +107,9 @@ int render_tls_config(const struct tls_spec *spec, const struct render_files *fi
     }
     /* OpenSSL 3 refuses TLS 1.0 and 1.1 at its default security level 1. */
     config->security_level = version < TLS1_2_VERSION ? 0 : -1;
-    config->verify_peer = spec->verify_peer;
+    /* Asked for, never required: clients that sign in with a password keep working. */
+    config->verify_peer =
+        render_certificate_auth(spec, policy) ? TLS_VERIFY_OPTIONAL : spec->verify_peer;
     *ret_config = config;
     return 0;
 }

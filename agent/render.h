@@ -25,6 +25,12 @@ struct tls_spec {
     char *trust; /* NULL, "cluster_ca" or a certificate name (mtls_trusted_ca) */
     int port;    /* RENDER_REDIS: tls-port; 0 otherwise */
     bool http;   /* the service also serves plain HTTP while http_support is enabled */
+    /*
+     * The service signs users in by client certificate (the REST API): while
+     * mtls_certificate_authentication is enabled it asks clients for a
+     * certificate, without requiring one, verified against mtls_trusted_ca.
+     */
+    bool certificate_auth;
 };
 
 /* The files one certificate is served from (a generation in the store). */
@@ -46,6 +52,13 @@ struct render_files {
  */
 int render_tls_config(const struct tls_spec *spec, const struct render_files *files,
                       const struct policy *policy, struct tls_config **ret_config);
+
+/*
+ * True when spec asks for client certificates for sign-in now: it has
+ * certificate_auth and the policy enables mtls_certificate_authentication.
+ * Its ca_file is then mtls_trusted_ca and its verify_peer optional.
+ */
+bool render_certificate_auth(const struct tls_spec *spec, const struct policy *policy);
 
 /*
  * Renders the spec's file content (malloc'd): RENDER_CERTVISOR is

@@ -104,6 +104,20 @@ static int resolve(const struct render_inputs *in, const char *service, const st
         }
         f->files.ca_file = f->ca;
     }
+    /* service_config.c refuses trust beside certificate_auth: one ca_file or the other. */
+    if (render_certificate_auth(spec, in->policy)) {
+        r = render_cert_files(in, CERT_MTLS_TRUSTED_CA, f->ca, sizeof(f->ca), NULL, 0);
+        if (r < 0) {
+            snprintf(err, err_len,
+                     "service '%s': mtls_certificate_authentication is enabled but "
+                     "mtls_trusted_ca is not set (set it with 'certvisorctl cluster certificate "
+                     "set mtls_trusted_ca certificate_file <ca.pem>', or disable "
+                     "mtls_certificate_authentication)",
+                     service);
+            return r;
+        }
+        f->files.ca_file = f->ca;
+    }
     return 0;
 }
 

@@ -24,6 +24,7 @@ static cfg_opt_t tls_options[] = {CFG_STR("certificate", NULL, CFGF_NODEFAULT),
                                   CFG_STR("trust", "", CFGF_NONE),
                                   CFG_INT("port", 0, CFGF_NONE),
                                   CFG_BOOL("http", cfg_false, CFGF_NONE),
+                                  CFG_BOOL("certificate_auth", cfg_false, CFGF_NONE),
                                   CFG_END()};
 
 cfg_opt_t service_config_options[] = {CFG_STR("command", NULL, CFGF_NODEFAULT),
@@ -383,6 +384,7 @@ static int convert_tls(cfg_t *tls, const struct expand_vars *vars, struct tls_sp
             spec->verify_peer = verify[i];
     spec->port = (int)cfg_getint(tls, "port");
     spec->http = cfg_getbool(tls, "http");
+    spec->certificate_auth = cfg_getbool(tls, "certificate_auth");
     spec->certificate = strdup(certificate);
     spec->output = expand_string(cfg_getstr(tls, "output"), vars);
     spec->trust = *trust ? strdup(trust) : NULL;
@@ -398,6 +400,15 @@ static int convert_tls(cfg_t *tls, const struct expand_vars *vars, struct tls_sp
     }
     if (spec->http && spec->format != RENDER_CERTVISOR) {
         snprintf(err, err_len, "tls: 'http = true' needs the certvisor format");
+        return CV_ECONFIG;
+    }
+    /* While enabled, the policy decides both: a fixed trust beside it would be a second CA. */
+    if (spec->certificate_auth &&
+        (spec->trust || spec->verify_peer != TLS_VERIFY_NONE || spec->format != RENDER_CERTVISOR)) {
+        snprintf(err, err_len,
+                 "tls: 'certificate_auth = true' sets the client verification itself "
+                 "(mtls_trusted_ca, while mtls_certificate_authentication is enabled): remove "
+                 "'trust' and 'verify_peer' from this section, and keep the certvisor format");
         return CV_ECONFIG;
     }
     if (spec->verify_peer != TLS_VERIFY_NONE && !spec->trust) {

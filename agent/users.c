@@ -3,6 +3,7 @@
 
 #include "cv_error.h"
 #include "fsutil.h"
+#include "subject_line.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -29,6 +30,8 @@
 struct user {
     char *name;
     enum user_role role;
+    struct subject_line *subject; /* certificate sign-in; NULL: none */
+    bool has_password;            /* false: a certificate-only user (no Basic sign-in) */
     unsigned iterations;
     unsigned char salt[SALT_BYTES];
     unsigned char hash[HASH_BYTES];
@@ -118,13 +121,30 @@ static int save(const struct users *users, char *err, size_t err_len)
     for (size_t i = 0; i < users->n; i++) {
         const struct user *u = &users->list[i];
         char salt[2 * SALT_BYTES + 1], hash[2 * HASH_BYTES + 1];
+        json_t *entry = json_pack("{s:s}", "role", role_names[u->role]);
+        char *subject = u->subject ? subject_line_format(u->subject) : NULL;
 
+        if (!entry || (u->subject && !subject)) {
+            json_decref(entry);
+            json_decref(root);
+            json_decref(list);
+            free(subject);
+            return -ENOMEM;
+        }
         to_hex(u->salt, SALT_BYTES, salt);
         to_hex(u->hash, HASH_BYTES, hash);
-        json_object_set_new(list, u->name,
-                            json_pack("{s:s, s:s, s:i, s:s, s:s}", "role", role_names[u->role],
-                                      "kdf", "pbkdf2-sha256", "iterations", (int)u->iterations,
-                                      "salt", salt, "hash", hash));
+        /* A certificate-only user has no hash: the file of an older version reads the same. */
+        if (u->has_password) {
+            json_t *kdf = json_pack("{s:s, s:i, s:s, s:s}", "kdf", "pbkdf2-sha256", "iterations",
+                                    (int)u->iterations, "salt", salt, "hash", hash);
+
+            json_object_update(entry, kdf);
+            json_decref(kdf);
+        }
+        if (subject)
+            json_object_set_new(entry, "certificate_subject", json_string(subject));
+        free(subject);
+        json_object_set_new(list, u->name, entry);
     }
     json_object_set_new(root, "users", list);
     text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
@@ -162,14 +182,23 @@ static int load(struct users *users, char *err, size_t err_len)
     {
         struct user *u = &users->list[users->n];
         json_int_t iterations = json_integer_value(json_object_get(entry, "iterations"));
+        const char *subject = json_string_value(json_object_get(entry, "certificate_subject"));
+        char why[256] = "";
 
+        u->has_password = json_object_get(entry, "hash") != NULL;
         if (user_role_parse(json_string_value(json_object_get(entry, "role")) ?: "", &u->role) <
                 0 ||
-            iterations < 1 || iterations > INT_MAX ||
-            from_hex(json_string_value(json_object_get(entry, "salt")), u->salt, SALT_BYTES) < 0 ||
-            from_hex(json_string_value(json_object_get(entry, "hash")), u->hash, HASH_BYTES) < 0 ||
+            (u->has_password && (iterations < 1 || iterations > INT_MAX ||
+                                 from_hex(json_string_value(json_object_get(entry, "salt")),
+                                          u->salt, SALT_BYTES) < 0 ||
+                                 from_hex(json_string_value(json_object_get(entry, "hash")),
+                                          u->hash, HASH_BYTES) < 0)) ||
+            (!u->has_password && !subject) ||
+            (subject && subject_line_parse(subject, &u->subject, why, sizeof(why)) < 0) ||
             !(u->name = strdup(name))) {
-            snprintf(err, err_len, "%s: user '%s' is not a valid entry", users->path, name);
+            snprintf(err, err_len, "%s: user '%s' is not a valid entry%s%s", users->path, name,
+                     *why ? ": " : "", why);
+            subject_line_free(u->subject);
             json_decref(root);
             return CV_ECONFIG;
         }
@@ -205,8 +234,10 @@ void users_free(struct users *users)
 {
     if (!users)
         return;
-    for (size_t i = 0; i < users->n; i++)
+    for (size_t i = 0; i < users->n; i++) {
         free(users->list[i].name);
+        subject_line_free(users->list[i].subject);
+    }
     free(users->list);
     free(users->path);
     OPENSSL_cleanse(users, sizeof(*users));
@@ -231,12 +262,9 @@ static void forget_cache(struct users *users)
     OPENSSL_cleanse(users->cache, sizeof(users->cache));
 }
 
-int users_set(struct users *users, const char *name, const char *password, enum user_role role,
-              bool replace, char *err, size_t err_len)
+static int check_new_user(const char *name, const char *password, char *err, size_t err_len)
 {
-    struct user *existing = find(users, name), fresh = {0}, *grown;
-    size_t len = strlen(password);
-    int r;
+    size_t len = password ? strlen(password) : PASSWORD_MIN;
 
     if (!valid_name(name)) {
         snprintf(err, err_len,
@@ -249,6 +277,78 @@ int users_set(struct users *users, const char *name, const char *password, enum 
                  PASSWORD_MAX);
         return CV_EUSAGE;
     }
+    return 0;
+}
+
+/* Parses a subject line for a user; the message says whose and how to write one. */
+static int parse_subject(const char *subject, struct subject_line **ret_line, char *err,
+                         size_t err_len)
+{
+    char why[512];
+    int r = subject_line_parse(subject, ret_line, why, sizeof(why));
+
+    if (r == -EINVAL) {
+        snprintf(err, err_len,
+                 "certificate subject '%s': %s (write it as \"CN=ops, OU=Platform, O=Example, "
+                 "L=Austin, ST=TX, C=US\")",
+                 subject, why);
+        return CV_EUSAGE;
+    }
+    return r;
+}
+
+/*
+ * Puts fresh (its name, role, subject and hash filled in) in place of existing, or
+ * appends it, then saves. Takes fresh's subject.
+ */
+static int put_user(struct users *users, struct user *existing, struct user *fresh,
+                    const char *name, char *err, size_t err_len)
+{
+    struct user *grown;
+    int r;
+
+    if (existing) {
+        fresh->name = existing->name;
+        if (existing->subject != fresh->subject)
+            subject_line_free(existing->subject);
+        *existing = *fresh;
+    } else {
+        grown = realloc(users->list, (users->n + 1) * sizeof(*grown));
+        fresh->name = strdup(name);
+        if (!grown || !fresh->name) {
+            if (grown)
+                users->list = grown;
+            free(fresh->name);
+            subject_line_free(fresh->subject);
+            return -ENOMEM;
+        }
+        users->list = grown;
+        users->list[users->n++] = *fresh;
+    }
+    forget_cache(users);
+    r = save(users, err, err_len);
+    OPENSSL_cleanse(fresh, sizeof(*fresh));
+    return r;
+}
+
+static int hash_password(struct user *fresh, const char *password)
+{
+    fresh->has_password = true;
+    fresh->iterations = PBKDF2_ITERATIONS;
+    return RAND_bytes(fresh->salt, SALT_BYTES) == 1 &&
+                   derive(password, fresh->salt, fresh->iterations, fresh->hash) == 0
+               ? 0
+               : -EIO;
+}
+
+int users_set(struct users *users, const char *name, const char *password, enum user_role role,
+              bool replace, char *err, size_t err_len)
+{
+    struct user *existing = find(users, name), fresh = {0};
+    int r = check_new_user(name, password, err, err_len);
+
+    if (r < 0)
+        return r;
     if (existing && !replace) {
         snprintf(err, err_len, "user '%s' exists (change its password with 'user passwd')", name);
         return -EEXIST;
@@ -258,29 +358,111 @@ int users_set(struct users *users, const char *name, const char *password, enum 
         return -ENOENT;
     }
     fresh.role = role;
-    fresh.iterations = PBKDF2_ITERATIONS;
-    if (RAND_bytes(fresh.salt, SALT_BYTES) != 1 ||
-        derive(password, fresh.salt, fresh.iterations, fresh.hash) < 0)
+    fresh.subject = existing ? existing->subject : NULL; /* a new password keeps the subject */
+    if (hash_password(&fresh, password) < 0)
         return -EIO;
-    if (existing) {
-        fresh.name = existing->name;
-        *existing = fresh;
-    } else {
-        grown = realloc(users->list, (users->n + 1) * sizeof(*grown));
-        fresh.name = strdup(name);
-        if (!grown || !fresh.name) {
-            if (grown)
-                users->list = grown;
-            free(fresh.name);
-            return -ENOMEM;
-        }
-        users->list = grown;
-        users->list[users->n++] = fresh;
+    return put_user(users, existing, &fresh, name, err, err_len);
+}
+
+int users_add(struct users *users, const char *name, const char *password, const char *subject,
+              enum user_role role, char *err, size_t err_len)
+{
+    struct user fresh = {0};
+    int r;
+
+    if (!subject)
+        return users_set(users, name, password ? password : "", role, false, err, err_len);
+    r = check_new_user(name, password, err, err_len);
+    if (r < 0)
+        return r;
+    if (find(users, name)) {
+        snprintf(err, err_len, "user '%s' exists (change its subject with 'user subject')", name);
+        return -EEXIST;
     }
-    forget_cache(users);
+    r = parse_subject(subject, &fresh.subject, err, err_len);
+    if (r < 0)
+        return r;
+    fresh.role = role;
+    if (password && hash_password(&fresh, password) < 0) {
+        subject_line_free(fresh.subject);
+        return -EIO;
+    }
+    return put_user(users, NULL, &fresh, name, err, err_len);
+}
+
+int users_set_subject(struct users *users, const char *name, const char *subject, char *err,
+                      size_t err_len)
+{
+    struct user *u = find(users, name);
+    struct subject_line *line = NULL, *old;
+    int r;
+
+    if (!u) {
+        snprintf(err, err_len, "no user '%s' (see 'user list')", name);
+        return -ENOENT;
+    }
+    if (!subject && !u->has_password) {
+        snprintf(err, err_len,
+                 "user '%s' signs in by certificate only: without its subject it could not sign "
+                 "in at all (give it a password first with 'user passwd', or delete it)",
+                 name);
+        return CV_EUSAGE;
+    }
+    if (subject) {
+        r = parse_subject(subject, &line, err, err_len);
+        if (r < 0)
+            return r;
+    }
+    old = u->subject;
+    u->subject = line;
     r = save(users, err, err_len);
-    OPENSSL_cleanse(&fresh, sizeof(fresh));
-    return r;
+    if (r < 0) {
+        u->subject = old; /* the file still says the old one */
+        subject_line_free(line);
+        return r;
+    }
+    subject_line_free(old);
+    return 0;
+}
+
+int users_subject(const struct users *users, const char *name, char **ret_subject)
+{
+    const struct user *u = find(users, name);
+
+    if (!u)
+        return -ENOENT;
+    *ret_subject = u->subject ? subject_line_format(u->subject) : NULL;
+    return 0;
+}
+
+int users_find_by_certificate(const struct users *users, X509 *cert, enum subject_match how,
+                              char *ret_name, size_t name_len, enum user_role *ret_role, char *err,
+                              size_t err_len)
+{
+    const struct user *found = NULL;
+
+    for (size_t i = 0; i < users->n; i++) {
+        const struct user *u = &users->list[i];
+
+        if (!u->subject || !subject_line_matches(u->subject, cert, how))
+            continue;
+        if (found) {
+            /* Two users for one certificate: which role applies would be a guess. */
+            snprintf(err, err_len,
+                     "the certificate matches users '%s' and '%s': make their certificate "
+                     "subjects distinct",
+                     found->name, u->name);
+            return -EEXIST;
+        }
+        found = u;
+    }
+    if (!found) {
+        snprintf(err, err_len, "no user's certificate subject matches the certificate");
+        return -ENOENT;
+    }
+    snprintf(ret_name, name_len, "%s", found->name);
+    *ret_role = found->role;
+    return 0;
 }
 
 int users_delete(struct users *users, const char *name, char *err, size_t err_len)
@@ -292,6 +474,7 @@ int users_delete(struct users *users, const char *name, char *err, size_t err_le
         return -ENOENT;
     }
     free(u->name);
+    subject_line_free(u->subject);
     *u = users->list[--users->n];
     forget_cache(users);
     return save(users, err, err_len);
@@ -301,9 +484,15 @@ json_t *users_list(const struct users *users)
 {
     json_t *list = json_array();
 
-    for (size_t i = 0; i < users->n; i++)
-        json_array_append_new(list, json_pack("{s:s, s:s}", "name", users->list[i].name, "role",
-                                              role_names[users->list[i].role]));
+    for (size_t i = 0; i < users->n; i++) {
+        const struct user *u = &users->list[i];
+        char *subject = u->subject ? subject_line_format(u->subject) : NULL;
+
+        json_array_append_new(list, json_pack("{s:s, s:s, s:b, s:s?}", "name", u->name, "role",
+                                              role_names[u->role], "password", (int)u->has_password,
+                                              "certificate_subject", subject));
+        free(subject);
+    }
     return list;
 }
 
@@ -359,7 +548,8 @@ enum user_check users_check(struct users *users, const char *name, const char *p
     unsigned char digest[HASH_BYTES], derived[HASH_BYTES];
     bool ok;
 
-    if (!u || strlen(password) > PASSWORD_MAX) {
+    /* A certificate-only user has no password: Basic fails for it as for an unknown name. */
+    if (!u || !u->has_password || strlen(password) > PASSWORD_MAX) {
         /* As long as for a real user: the time taken must not tell who exists. */
         static const unsigned char dummy_salt[SALT_BYTES];
 

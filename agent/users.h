@@ -2,6 +2,8 @@
 #ifndef CERTVISOR_USERS_H
 #define CERTVISOR_USERS_H
 
+#include "subject_line.h"
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -26,10 +28,43 @@ void users_free(struct users *users);
 int users_set(struct users *users, const char *name, const char *password, enum user_role role,
               bool replace, char *err, size_t err_len);
 
+/*
+ * Adds a user that signs in with a password (HTTP Basic), with a client
+ * certificate matching subject (a subject line, see subject_line.h), or
+ * both; at least one of password and subject. Returns 0, or -EEXIST or
+ * CV_EUSAGE (a bad name, password or subject line) with a message.
+ */
+int users_add(struct users *users, const char *name, const char *password, const char *subject,
+              enum user_role role, char *err, size_t err_len);
+
+/*
+ * Sets (or with NULL, clears) an existing user's certificate subject.
+ * Clearing is refused for a user without a password (it could not sign in).
+ * Returns 0, or -ENOENT / CV_EUSAGE with a message.
+ */
+int users_set_subject(struct users *users, const char *name, const char *subject, char *err,
+                      size_t err_len);
+
+/* The canonical subject line of a user (malloc'd; NULL when it has none). 0 or -ENOENT. */
+int users_subject(const struct users *users, const char *name, char **ret_subject);
+
+/*
+ * Finds the one user whose certificate subject matches cert under how. The
+ * certificate must have been verified already. Returns 0 with its name and
+ * role, -ENOENT when none matches, -EEXIST when several do (the message names
+ * two of them).
+ */
+int users_find_by_certificate(const struct users *users, X509 *cert, enum subject_match how,
+                              char *ret_name, size_t name_len, enum user_role *ret_role, char *err,
+                              size_t err_len);
+
 /* Removes a user. Returns 0 or -ENOENT with a message. */
 int users_delete(struct users *users, const char *name, char *err, size_t err_len);
 
-/* [{"name": ..., "role": ...}, ...], never a hash. */
+/*
+ * [{"name", "role", "password": whether it has one, "certificate_subject"
+ * when it has one}, ...], never a hash.
+ */
 json_t *users_list(const struct users *users);
 
 /* The outcome of a check. */

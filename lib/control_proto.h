@@ -97,11 +97,17 @@ enum control_access {
     X(user_list, "user list", CONTROL_ACCESS_READ, "user list",                                    \
       "List the REST API's users and their roles.")                                                \
     X(user_add, "user add", CONTROL_ACCESS_ADMIN,                                                  \
-      "user add <name> [--role admin|viewer] [--password-file <file>]",                            \
-      "Add a REST API user; the password is read from the file, or asked for.")                    \
+      "user add <name> [--role admin|viewer] [--password-file <file>|-] "                          \
+      "[--certificate-subject <subject line>]",                                                    \
+      "Add a REST API user; the password is read from the file, or asked for (with a "             \
+      "certificate subject, only from --password-file: without one, certificate sign-in only).")   \
     X(user_passwd, "user passwd", CONTROL_ACCESS_ADMIN,                                            \
       "user passwd <name> [--role admin|viewer] [--password-file <file>]",                         \
       "Change a REST API user's password (and role).")                                             \
+    X(user_subject, "user subject", CONTROL_ACCESS_ADMIN,                                          \
+      "user subject <name> <subject line>|--clear",                                                \
+      "Set or clear the certificate subject a REST API user signs in with "                        \
+      "(\"CN=ops, OU=Platform, O=Example\").")                                                     \
     X(user_delete, "user delete", CONTROL_ACCESS_ADMIN, "user delete <name>",                      \
       "Remove a REST API user.")
 

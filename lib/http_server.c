@@ -7,6 +7,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1167,6 +1168,35 @@ bool http_request_is_tls(const struct http_request *request)
 X509 *http_request_peer_certificate(const struct http_request *request)
 {
     return request->conn->ssl ? SSL_get0_peer_certificate(request->conn->ssl) : NULL;
+}
+
+char *http_request_peer_chain_pem(const struct http_request *request)
+{
+    SSL *ssl = request->conn->ssl;
+    X509 *leaf = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
+    STACK_OF(X509) *chain = leaf ? SSL_get0_verified_chain(ssl) : NULL;
+    BIO *bio;
+    char *data, *pem = NULL;
+    long len;
+    bool ok;
+
+    if (!leaf || SSL_get_verify_result(ssl) != X509_V_OK)
+        return NULL;
+    bio = BIO_new(BIO_s_mem());
+    if (!bio)
+        return NULL;
+    /* The verified chain starts with the leaf; a resumed session may only keep the leaf. */
+    ok = PEM_write_bio_X509(bio, leaf) == 1;
+    for (int i = 1; ok && chain && i < sk_X509_num(chain); i++)
+        ok = PEM_write_bio_X509(bio, sk_X509_value(chain, i)) == 1;
+    len = BIO_get_mem_data(bio, &data);
+    if (ok && len > 0 && (pem = malloc((size_t)len + 1))) {
+        memcpy(pem, data, (size_t)len);
+        pem[len] = '\0';
+    }
+    BIO_free(bio);
+    ERR_clear_error();
+    return pem;
 }
 
 void http_request_peer(const struct http_request *request, char *buf, size_t len)

@@ -110,6 +110,13 @@ bool http_request_is_tls(const struct http_request *request);
 /* The client's certificate when it sent one over TLS (borrowed), or NULL. */
 X509 *http_request_peer_certificate(const struct http_request *request);
 
+/*
+ * The client's certificate chain as PEM, leaf first (malloc'd; certificates
+ * only, never a key), when it sent one over TLS and it verified against the
+ * server's CA file; NULL otherwise.
+ */
+char *http_request_peer_chain_pem(const struct http_request *request);
+
 /* The client's address, "1.2.3.4:5" or "[::1]:5". */
 void http_request_peer(const struct http_request *request, char *buf, size_t len);
 

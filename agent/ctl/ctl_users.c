@@ -2,6 +2,7 @@
 #include "ctl_users.h"
 
 #include <openssl/crypto.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <termios.h>
@@ -43,6 +44,12 @@ static int read_password(const char *name, const char *file, char *buf, size_t l
     FILE *f;
     int r;
 
+    if (file && strcmp(file, "-") == 0) {
+        if (read_line(stdin, buf, len) == 0)
+            return 0;
+        fprintf(stderr, "certvisorctl: no password on standard input\n");
+        return -1;
+    }
     if (file) {
         f = fopen(file, "re");
         if (!f) {
@@ -73,12 +80,15 @@ static int read_password(const char *name, const char *file, char *buf, size_t l
 
 int ctl_user_arguments(const char *command, int argc, char **argv, json_t *args, json_t *options)
 {
-    const char *file = NULL, *name = NULL;
+    const char *file = NULL, *name = NULL, *subject = NULL;
+    bool adding = strcmp(command, "user add") == 0;
     char password[PASSWORD_BUF];
 
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--role") == 0 && i + 1 < argc) {
             json_object_set_new(options, "role", json_string(argv[++i]));
+        } else if (adding && strcmp(argv[i], "--certificate-subject") == 0 && i + 1 < argc) {
+            subject = argv[++i];
         } else if (strcmp(argv[i], "--password-file") == 0 && i + 1 < argc) {
             file = argv[++i];
         } else if (argv[i][0] != '-' && !name) {
@@ -86,8 +96,8 @@ int ctl_user_arguments(const char *command, int argc, char **argv, json_t *args,
         } else {
             fprintf(stderr,
                     "certvisorctl: usage: %s <name> [--role admin|viewer] [--password-file "
-                    "<file>]\n",
-                    command);
+                    "<file>|-]%s\n",
+                    command, adding ? " [--certificate-subject <subject line>]" : "");
             return -1;
         }
     }
@@ -96,6 +106,13 @@ int ctl_user_arguments(const char *command, int argc, char **argv, json_t *args,
         return -1;
     }
     json_array_append_new(args, json_string(name));
+    /* A certificate user has a password only when one is given: it may sign in by certificate
+     * alone. */
+    if (subject) {
+        json_object_set_new(options, "certificate_subject", json_string(subject));
+        if (!file)
+            return 0;
+    }
     if (read_password(name, file, password, sizeof(password)) < 0) {
         OPENSSL_cleanse(password, sizeof(password));
         return -1;
@@ -115,11 +132,36 @@ void ctl_print_user_reply(const char *command, json_t *reply)
     if (strcmp(command, "user list") == 0) {
         json_array_foreach(json_object_get(reply, "items"), i, item)
         {
-            printf("%-32s %s\n", json_string_value(json_object_get(item, "name")),
-                   json_string_value(json_object_get(item, "role")));
+            const char *subject = json_string_value(json_object_get(item, "certificate_subject"));
+
+            /* A user's subject and whether Basic works for it only when there is a subject. */
+            if (subject)
+                printf("%-32s %-7s certificate \"%s\"%s\n",
+                       json_string_value(json_object_get(item, "name")),
+                       json_string_value(json_object_get(item, "role")), subject,
+                       json_is_true(json_object_get(item, "password")) ? ", password"
+                                                                       : " (no password)");
+            else
+                printf("%-32s %s\n", json_string_value(json_object_get(item, "name")),
+                       json_string_value(json_object_get(item, "role")));
         }
     } else if (strcmp(command, "user add") == 0) {
-        printf("Added user %s (%s)\n", name, role);
+        const char *subject = json_string_value(json_object_get(reply, "certificate_subject"));
+
+        if (subject)
+            printf("Added user %s (%s), signing in with a certificate \"%s\"%s\n", name, role,
+                   subject,
+                   json_is_true(json_object_get(reply, "password")) ? " or its password"
+                                                                    : " (no password)");
+        else
+            printf("Added user %s (%s)\n", name, role);
+    } else if (strcmp(command, "user subject") == 0) {
+        const char *subject = json_string_value(json_object_get(reply, "certificate_subject"));
+
+        if (subject)
+            printf("User %s signs in with a certificate \"%s\"\n", name, subject);
+        else
+            printf("User %s no longer signs in with a certificate\n", name);
     } else if (strcmp(command, "user passwd") == 0) {
         printf("Changed the password of %s (%s)\n", name, role);
     } else {

@@ -31,9 +31,10 @@ struct api_call {
     struct api *api;
     struct http_request *request;
     char user[65];
-    char *password; /* wiped when the call ends */
-    json_t *body;   /* the request's JSON object, or NULL */
-    bool dry_run;   /* ?dry_run=true */
+    char *password;          /* wiped when the call ends */
+    char *certificate_chain; /* the client's verified chain (PEM) when it signs in by one */
+    json_t *body;            /* the request's JSON object, or NULL */
+    bool dry_run;            /* ?dry_run=true */
     struct control_call *pending;
     api_reply_fn on_reply;
     int timeout_ms;

@@ -19,7 +19,8 @@ static const struct {
     const char *code;
     const char *description;
 } descriptions[] = {
-    {"unauthorized", "The request needs the user name and password of a REST user (HTTP Basic)."},
+    {"unauthorized", "The request needs the user name and password of a REST user (HTTP Basic), "
+                     "or, where certificate sign-in is enabled, a client certificate of one."},
     {"too_many_failed_sign_ins",
      "Too many failed sign-ins for this user: wait Retry-After seconds before trying again."},
     {"insufficient_permissions", "The user's role does not allow this request."},
@@ -42,6 +43,7 @@ static const struct {
     {"unknown_certificate", "No certificate has that name."},
     {"required_certificate", "A required certificate cannot be deleted."},
     {"certificate_not_set", "That optional certificate is not set."},
+    {"certificate_in_use", "The certificate is in use and cannot be deleted now."},
     {"certificate_not_generated",
      "The certificate is provided by the operator: only generated certificates are rotated."},
     {"externally_managed",
@@ -79,6 +81,7 @@ static void call_free(struct api_call *call)
         explicit_bzero(call->password, strlen(call->password));
         free(call->password);
     }
+    free(call->certificate_chain);
     json_decref(call->body);
     json_decref(call->scratch);
     free(call);
@@ -97,8 +100,9 @@ static void finish(struct api_call *call, int status, json_t *body)
     char peer[64];
 
     http_request_peer(call->request, peer, sizeof(peer));
-    log_info("%s %s %d user '%s' from %s (%ld ms)", http_request_method(call->request),
-             http_request_path(call->request), status, *call->user ? call->user : "-", peer,
+    log_info("%s %s %d user '%s'%s from %s (%ld ms)", http_request_method(call->request),
+             http_request_path(call->request), status, *call->user ? call->user : "-",
+             call->certificate_chain ? " (client certificate)" : "", peer,
              now_ms() - call->started_ms);
     if (!text) {
         static const char fallback[] = "{\"error_code\": \"internal_error\", \"description\": "
@@ -179,6 +183,7 @@ static const struct {
     {"unknown_certificate", 0, "unknown_certificate"}, /* the route's status */
     {"required_certificate", 403, "required_certificate"},
     {"not_set", 404, "certificate_not_set"},
+    {"in_use", 409, "certificate_in_use"},
     {"not_generated", 403, "certificate_not_generated"},
     {"external", 409, "externally_managed"},
     {"invalid_setting", 400, "invalid_setting"},
@@ -274,9 +279,14 @@ void api_ask(struct api_call *call, const char *command, json_t *args, json_t *o
         args = json_array();
     if (dry_run_option && call->dry_run)
         json_object_set_new(options, "dry_run", json_true());
-    request =
-        json_pack("{s:s, s:o, s:o, s:{s:s, s:s}}", "command", command, "args", args, "options",
-                  options, "as_user", "name", call->user, "password", call->password);
+    /* The agent maps the certificate to its user, and takes that only from this service. */
+    if (call->certificate_chain)
+        request = json_pack("{s:s, s:o, s:o, s:{s:s}}", "command", command, "args", args, "options",
+                            options, "as_certificate", "chain", call->certificate_chain);
+    else
+        request =
+            json_pack("{s:s, s:o, s:o, s:{s:s, s:s}}", "command", command, "args", args, "options",
+                      options, "as_user", "name", call->user, "password", call->password);
     call->on_reply = fn;
     call->timeout_ms = change ? API_CHANGE_TIMEOUT_MS : API_READ_TIMEOUT_MS;
     r = request ? control_async_call(call->api->agent, request, call->timeout_ms, on_agent_answer,
@@ -418,12 +428,20 @@ void api_handle(struct http_request *request, void *data)
     call->request = request;
     call->started_ms = now_ms();
     http_request_on_abandon(request, on_abandon, call);
-    /* The API holds no users: the agent checks the credentials with every request. */
-    if (take_credentials(call, http_request_header(request, "authorization")) < 0) {
+    /*
+     * The API holds no users: the agent checks the credentials with every request. Basic
+     * credentials come first; without them, a client certificate that verified in the
+     * handshake (asked for only while certificate sign-in is enabled) is the agent's to map.
+     */
+    if (!http_request_header(request, "authorization"))
+        call->certificate_chain = http_request_peer_chain_pem(request);
+    if (!call->certificate_chain &&
+        take_credentials(call, http_request_header(request, "authorization")) < 0) {
         http_response_header(request, "WWW-Authenticate",
                              "Basic realm=\"certvisor\", charset=\"UTF-8\"");
         api_reply_error(call, 401, "unauthorized", NULL,
-                        "sign in with HTTP Basic authentication (curl -u user:password)");
+                        "sign in with HTTP Basic authentication (curl -u user:password), or with "
+                        "a client certificate where certificate sign-in is enabled");
         return;
     }
     if (!take_dry_run(call)) {

@@ -209,7 +209,10 @@ static void rotate(struct api_call *call)
 
 /* --- the cluster's TLS policy --- */
 
-/* The policy as Redis Enterprise's cluster object has it: http_support is a boolean. */
+/*
+ * The policy as Redis Enterprise's cluster object has it: http_support and
+ * mtls_certificate_authentication are booleans.
+ */
 static json_t *cluster_object(json_t *items)
 {
     json_t *result = json_object(), *item;
@@ -222,7 +225,8 @@ static json_t *cluster_object(json_t *items)
 
         if (!name || !value)
             continue; /* a cipher setting left to OpenSSL's default */
-        if (strcmp(name, "http_support") == 0)
+        if (strcmp(name, "http_support") == 0 ||
+            strcmp(name, "mtls_certificate_authentication") == 0)
             json_object_set_new(result, name, json_boolean(strcmp(value, "enabled") == 0));
         else
             json_object_set_new(result, name, json_string(value));
@@ -261,9 +265,9 @@ static void configured(struct api_call *call, json_t *reply)
 
 /*
  * A value as the agent's policy takes it: strings as they are, booleans as
- * enabled/disabled (http_support), numbers as written (1.2), and lists of
- * cipher names joined with ':' (Redis Enterprise lists some as arrays).
- * Returns a new string, or NULL for another type.
+ * enabled/disabled (http_support, mtls_certificate_authentication), numbers as written (1.2), and
+ * lists of cipher names joined with ':' (Redis Enterprise lists some as arrays). Returns a new
+ * string, or NULL for another type.
  */
 static char *policy_value(json_t *value)
 {
@@ -322,8 +326,8 @@ static void put_cluster(struct api_call *call)
         if (!text) {
             json_decref(args);
             api_reply_error(call, 400, "invalid_setting", json_pack("{s:s}", "field", key),
-                            "'%s' takes a string (a boolean for http_support): nothing was "
-                            "changed",
+                            "'%s' takes a string (a boolean for http_support and "
+                            "mtls_certificate_authentication): nothing was changed",
                             key);
             return;
         }

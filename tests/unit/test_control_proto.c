@@ -66,6 +66,7 @@ static void the_table_has_the_documented_commands_and_access(void **state)
         {"user list", CONTROL_CMD_user_list, CONTROL_ACCESS_READ},
         {"user add", CONTROL_CMD_user_add, CONTROL_ACCESS_ADMIN},
         {"user passwd", CONTROL_CMD_user_passwd, CONTROL_ACCESS_ADMIN},
+        {"user subject", CONTROL_CMD_user_subject, CONTROL_ACCESS_ADMIN},
         {"user delete", CONTROL_CMD_user_delete, CONTROL_ACCESS_ADMIN},
     };
 

@@ -83,6 +83,18 @@ static void versions_and_words_are_validated(void **state)
     assert_non_null(strstr(err, "'sometimes' is not allowed, required or disabled"));
     assert_int_equal(check(&p, POLICY_HTTP_SUPPORT, "disabled", err, warn), 0);
     assert_int_equal(check(&p, POLICY_HTTP_SUPPORT, "off", err, warn), CV_EINVALID_TLS);
+    assert_int_equal(check(&p, POLICY_MTLS_CERTIFICATE_AUTHENTICATION, "enabled", err, warn), 0);
+    assert_int_equal(check(&p, POLICY_MTLS_CERTIFICATE_AUTHENTICATION, "true", err, warn),
+                     CV_EINVALID_TLS);
+    assert_int_equal(check(&p, POLICY_MTLS_SUBJECT_VALIDATION_TYPE, "full_subject", err, warn), 0);
+    assert_int_equal(check(&p, POLICY_MTLS_SUBJECT_VALIDATION_TYPE, "disabled", err, warn),
+                     CV_EINVALID_TLS);
+    assert_non_null(strstr(err, "set mtls_certificate_authentication disabled"));
+    assert_int_equal(check(&p, POLICY_MTLS_SUBJECT_VALIDATION_TYPE, "SAN_CN", err, warn),
+                     CV_EINVALID_TLS);
+    assert_non_null(strstr(err, "'SAN_CN' is not san_cn or full_subject"));
+    assert_string_equal(policy_get(&p, POLICY_MTLS_SUBJECT_VALIDATION_TYPE), "san_cn");
+    assert_false(policy_enabled(&p, POLICY_MTLS_CERTIFICATE_AUTHENTICATION));
     policy_clear(&p);
 }
 

@@ -673,6 +673,40 @@ static void http_support_only_for_sections_that_ask(void **state)
     policy_clear(&p);
 }
 
+/*
+ * certificate_auth asks for client certificates only while the policy enables
+ * certificate sign-in, and then optionally (password clients go on), with the
+ * CA the caller resolved (mtls_trusted_ca).
+ */
+static void certificate_auth_follows_the_policy(void **state)
+{
+    struct tls_spec spec = make_spec(TLS_PLANE_CONTROL, RENDER_CERTVISOR);
+    struct policy p;
+    char *text;
+
+    (void)state;
+    policy_init(&p);
+    spec.http = true;
+    spec.certificate_auth = true;
+    assert_string_equal(policy_get(&p, POLICY_MTLS_CERTIFICATE_AUTHENTICATION), "disabled");
+    assert_false(render_certificate_auth(&spec, &p));
+    text = render(&spec, &plain_files, &p);
+    assert_lacks(text, "verify_peer");
+    free(text);
+    set(&p, POLICY_MTLS_CERTIFICATE_AUTHENTICATION, "enabled");
+    assert_true(render_certificate_auth(&spec, &p));
+    text = render(&spec, &trusting_files, &p);
+    assert_has_line(text, "verify_peer = optional");
+    assert_has_line(text, "http = enabled");
+    free(text);
+    spec.certificate_auth = false; /* another section of the same node: untouched */
+    assert_false(render_certificate_auth(&spec, &p));
+    text = render(&spec, &plain_files, &p);
+    assert_lacks(text, "verify_peer");
+    free(text);
+    policy_clear(&p);
+}
+
 static void redis_values_are_quoted_and_escaped(void **state)
 {
     static const struct render_files odd_files = {
@@ -846,6 +880,7 @@ int main(void)
         cmocka_unit_test(the_same_input_gives_the_same_bytes),
         cmocka_unit_test(the_certvisor_file_reads_back_as_rendered),
         cmocka_unit_test(http_support_only_for_sections_that_ask),
+        cmocka_unit_test(certificate_auth_follows_the_policy),
         cmocka_unit_test(redis_values_are_quoted_and_escaped),
         cmocka_unit_test(an_unusable_policy_is_refused),
         cmocka_unit_test(golden_proxy_certvisor_with_data_ciphers),

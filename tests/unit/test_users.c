@@ -12,6 +12,8 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,6 +171,128 @@ static void a_changed_password_is_not_answered_from_the_cache(void **state)
 
 #define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
+/* A self-signed certificate with this CN and organization (enough for the subject matcher). */
+static X509 *client_cert(const char *cn, const char *org)
+{
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    X509 *cert = X509_new();
+    X509_NAME *name = X509_get_subject_name(cert);
+
+    assert_non_null(key);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0);
+    X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)org, -1, -1, 0);
+    X509_set_pubkey(cert, key);
+    assert_true(X509_sign(cert, key, EVP_sha256()) > 0);
+    EVP_PKEY_free(key);
+    return cert;
+}
+
+static void certificate_users_sign_in_by_subject_only(void **state)
+{
+    struct fixture *fx = *state;
+    struct users *again = NULL;
+    enum user_role role = USER_ROLE_ADMIN;
+    char err[1536], name[65], *text, *subject = NULL;
+    X509 *ops = client_cert("ops", "Example"), *other = client_cert("ops", "Elsewhere");
+    long retry = 0;
+
+    assert_int_equal(
+        users_add(fx->users, "ops", NULL, "cn=ops,  O=Example", USER_ROLE_VIEWER, err, sizeof(err)),
+        0);
+    assert_int_equal(
+        users_add(fx->users, "both", "password1", "CN=both", USER_ROLE_ADMIN, err, sizeof(err)), 0);
+    /* Stored in canonical form, without a hash for the certificate-only user. */
+    text = file_text(fx);
+    assert_non_null(strstr(text, "\"certificate_subject\": \"CN=ops, O=Example\""));
+    assert_int_equal(strstr(strstr(text, "\"ops\""), "hash") == NULL, 1);
+    free(text);
+    /* No Basic sign-in for a user without a password, whatever is tried. */
+    assert_int_equal(users_check(fx->users, "ops", "", 10, &role, &retry), USER_CHECK_FAILED);
+    assert_int_equal(users_check(fx->users, "both", "password1", 10, &role, &retry), USER_CHECK_OK);
+    assert_int_equal(users_find_by_certificate(fx->users, ops, SUBJECT_MATCH_FULL_SUBJECT, name,
+                                               sizeof(name), &role, err, sizeof(err)),
+                     0);
+    assert_string_equal(name, "ops");
+    assert_int_equal(role, USER_ROLE_VIEWER);
+    assert_int_equal(users_find_by_certificate(fx->users, other, SUBJECT_MATCH_FULL_SUBJECT, name,
+                                               sizeof(name), &role, err, sizeof(err)),
+                     -ENOENT);
+    /* san_cn: the CN alone; two users with that CN would be a guess, so it is refused. */
+    assert_int_equal(users_find_by_certificate(fx->users, other, SUBJECT_MATCH_SAN_CN, name,
+                                               sizeof(name), &role, err, sizeof(err)),
+                     0);
+    assert_int_equal(users_set_subject(fx->users, "both", "CN=ops, OU=Other", err, sizeof(err)), 0);
+    assert_int_equal(users_find_by_certificate(fx->users, other, SUBJECT_MATCH_SAN_CN, name,
+                                               sizeof(name), &role, err, sizeof(err)),
+                     -EEXIST);
+    assert_non_null(strstr(err, "'ops' and 'both'"));
+    /* A new password keeps the subject; the file reads back the same. */
+    assert_int_equal(
+        users_set(fx->users, "both", "password2", USER_ROLE_ADMIN, true, err, sizeof(err)), 0);
+    assert_int_equal(users_open(fx->dir, &again, err, sizeof(err)), 0);
+    assert_int_equal(users_subject(again, "both", &subject), 0);
+    assert_string_equal(subject, "CN=ops, OU=Other");
+    free(subject);
+    assert_int_equal(users_check(again, "both", "password2", 20, &role, &retry), USER_CHECK_OK);
+    users_free(again);
+    X509_free(ops);
+    X509_free(other);
+}
+
+static void subject_refusals_change_nothing(void **state)
+{
+    struct fixture *fx = *state;
+    char err[1536], *subject = NULL;
+
+    assert_int_equal(users_add(fx->users, "ops", NULL, "OU=ops", USER_ROLE_ADMIN, err, sizeof(err)),
+                     CV_EUSAGE);
+    assert_non_null(strstr(err, "no CN"));
+    assert_int_equal(
+        users_add(fx->users, "ops", NULL, "garbage", USER_ROLE_ADMIN, err, sizeof(err)), CV_EUSAGE);
+    assert_non_null(strstr(err, "expected TYPE=value"));
+    assert_int_equal(users_subject(fx->users, "ops", &subject), -ENOENT);
+    assert_int_equal(users_add(fx->users, "ops", NULL, "CN=ops", USER_ROLE_ADMIN, err, sizeof(err)),
+                     0);
+    /* Clearing the subject of a certificate-only user would leave it no way in. */
+    assert_int_equal(users_set_subject(fx->users, "ops", NULL, err, sizeof(err)), CV_EUSAGE);
+    assert_non_null(strstr(err, "user passwd"));
+    assert_int_equal(users_set_subject(fx->users, "ops", "CN=", err, sizeof(err)), CV_EUSAGE);
+    assert_int_equal(users_set_subject(fx->users, "nobody", "CN=x", err, sizeof(err)), -ENOENT);
+    assert_int_equal(users_subject(fx->users, "ops", &subject), 0);
+    assert_string_equal(subject, "CN=ops");
+    free(subject);
+    assert_int_equal(
+        users_set(fx->users, "ops", "password1", USER_ROLE_ADMIN, true, err, sizeof(err)), 0);
+    assert_int_equal(users_set_subject(fx->users, "ops", NULL, err, sizeof(err)), 0);
+    assert_int_equal(users_subject(fx->users, "ops", &subject), 0);
+    assert_null(subject);
+}
+
+static void an_older_file_reads_unchanged(void **state)
+{
+    struct fixture *fx = *state;
+    struct users *old = NULL;
+    enum user_role role = USER_ROLE_VIEWER;
+    char err[512];
+    long retry = 0;
+
+    /* What the previous version wrote: no certificate_subject member. */
+    assert_int_equal(
+        users_set(fx->users, "alice", "password1", USER_ROLE_ADMIN, false, err, sizeof(err)), 0);
+    assert_int_equal(users_open(fx->dir, &old, err, sizeof(err)), 0);
+    assert_int_equal(users_check(old, "alice", "password1", 5, &role, &retry), USER_CHECK_OK);
+    users_free(old);
+    /* An entry with neither a hash nor a subject is refused by name. */
+    unit_write_file(fx->dir, "users.json", "{\"users\": {\"eve\": {\"role\": \"admin\"}}}");
+    assert_int_equal(users_open(fx->dir, &old, err, sizeof(err)), CV_ECONFIG);
+    assert_non_null(strstr(err, "user 'eve' is not a valid entry"));
+    unit_write_file(
+        fx->dir, "users.json",
+        "{\"users\": {\"eve\": {\"role\": \"admin\", \"certificate_subject\": \"x\"}}}");
+    assert_int_equal(users_open(fx->dir, &old, err, sizeof(err)), CV_ECONFIG);
+    assert_non_null(strstr(err, "expected TYPE=value"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -176,6 +300,9 @@ int main(void)
         TEST(refusals),
         TEST(failures_lock_a_user_out_for_longer_each_time),
         TEST(a_changed_password_is_not_answered_from_the_cache),
+        TEST(certificate_users_sign_in_by_subject_only),
+        TEST(subject_refusals_change_nothing),
+        TEST(an_older_file_reads_unchanged),
     };
     return cmocka_run_group_tests_name("users", tests, NULL, NULL);
 }

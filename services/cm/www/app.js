@@ -60,6 +60,12 @@
       label: "Discovery TLS mode", help: "allowed: TLS and plain; required: TLS only; disabled: plain only" },
     { name: "http_support", kind: "choice", choices: ["enabled", "disabled"],
       label: "Plain HTTP for the REST API", help: "Port 8080; disabled closes it" },
+    { name: "mtls_certificate_authentication", kind: "choice", choices: ["enabled", "disabled"],
+      label: "REST API sign-in by client certificate",
+      help: "Certificates from mtls_trusted_ca, matched to users by their certificate subject" },
+    { name: "mtls_client_cert_subject_validation_type", kind: "choice",
+      choices: ["san_cn", "full_subject"], label: "Client certificate subject match",
+      help: "san_cn: the CN or a SAN is the user's CN; full_subject: every attribute" },
   ];
 
   const $ = (selector) => document.querySelector(selector);
@@ -910,7 +916,7 @@
       let value;
       if (setting.name in values) value = values[setting.name];
       else if (setting.alias && setting.alias in values) value = values[setting.alias];
-      if (typeof value === "boolean") value = value ? "enabled" : "disabled"; // http_support
+      if (typeof value === "boolean") value = value ? "enabled" : "disabled"; // the switches
       result[setting.name] = { value: value === undefined ? null : value,
         known: value !== undefined || answered, source: sources[setting.name] || sources[setting.alias] };
     }
