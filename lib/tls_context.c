@@ -129,16 +129,46 @@ static int use_cert_and_key(SSL_CTX *ctx, const struct tls_config *config, char 
 }
 
 /*
+ * Up to TLS 1.2 a cipher names the kind of key the server signs with (aRSA,
+ * aECDSA): the kind of this context's key, or NID_undef when that does not
+ * narrow the ciphers (a client, or a key of a kind not listed here).
+ */
+static int key_auth_nid(SSL_CTX *ctx, enum tls_role role, const char **ret_kind,
+                        const char **ret_example)
+{
+    EVP_PKEY *key = SSL_CTX_get0_privatekey(ctx);
+
+    if (role != TLS_ROLE_SERVER || !key)
+        return NID_undef;
+    if (EVP_PKEY_is_a(key, "RSA") || EVP_PKEY_is_a(key, "RSA-PSS")) {
+        *ret_kind = "RSA";
+        *ret_example = "ECDHE-RSA-AES128-GCM-SHA256";
+        return NID_auth_rsa;
+    }
+    if (EVP_PKEY_is_a(key, "EC") || EVP_PKEY_is_a(key, "ED25519") || EVP_PKEY_is_a(key, "ED448")) {
+        *ret_kind = "ECDSA";
+        *ret_example = "ECDHE-ECDSA-AES128-GCM-SHA256";
+        return NID_auth_ecdsa;
+    }
+    return NID_undef;
+}
+
+/*
  * Checks that connections at the minimum version have a cipher: one of the
  * TLS 1.2-and-below list when the minimum is below 1.3, a TLS 1.3 suite
  * otherwise, after the version range and the security level have had their say.
+ * Below 1.3, a server's list must also hold a cipher for its certificate's
+ * kind of key: an ECDSA certificate with only ECDHE-RSA ciphers would leave
+ * every TLS 1.2 client without a handshake.
  */
-static int check_usable_ciphers(SSL_CTX *ctx, const struct tls_config *config, int min_version,
-                                char *err, size_t err_len)
+static int check_usable_ciphers(SSL_CTX *ctx, const struct tls_config *config, enum tls_role role,
+                                int min_version, char *err, size_t err_len)
 {
     bool want_tls13 = min_version >= TLS1_3_VERSION;
+    const char *key_kind = NULL, *example = NULL;
+    int auth = want_tls13 ? NID_undef : key_auth_nid(ctx, role, &key_kind, &example);
     STACK_OF(SSL_CIPHER) * supported;
-    int usable = 0;
+    int usable = 0, for_version = 0;
     SSL *ssl = SSL_new(ctx);
 
     if (!ssl) {
@@ -148,9 +178,13 @@ static int check_usable_ciphers(SSL_CTX *ctx, const struct tls_config *config, i
     supported = SSL_get1_supported_ciphers(ssl);
     for (int i = 0; supported && i < sk_SSL_CIPHER_num(supported); i++) {
         /* TLS 1.3 suites leave the key exchange to the protocol: "any". */
-        bool tls13 = SSL_CIPHER_get_kx_nid(sk_SSL_CIPHER_value(supported, i)) == NID_kx_any;
+        const SSL_CIPHER *cipher = sk_SSL_CIPHER_value(supported, i);
+        bool tls13 = SSL_CIPHER_get_kx_nid(cipher) == NID_kx_any;
 
-        if (tls13 == want_tls13)
+        if (tls13 != want_tls13)
+            continue;
+        for_version++;
+        if (auth == NID_undef || SSL_CIPHER_get_auth_nid(cipher) == auth)
             usable++;
     }
     sk_SSL_CIPHER_free(supported);
@@ -161,6 +195,13 @@ static int check_usable_ciphers(SSL_CTX *ctx, const struct tls_config *config, i
     if (want_tls13)
         return fail(err, err_len, "no cipher in '%s' is usable with TLS 1.3",
                     config->ciphersuites ? config->ciphersuites : OSSL_default_ciphersuites());
+    if (for_version)
+        return fail(err, err_len,
+                    "no cipher in '%s' can be used with the %s key of %s: clients without TLS 1.3 "
+                    "could not connect; add ciphers for %s keys (such as %s), or make the minimum "
+                    "TLS 1.3",
+                    config->ciphers ? config->ciphers : OSSL_default_cipher_list(), key_kind,
+                    config->cert_file, key_kind, example);
     return fail(err, err_len, "no cipher in '%s' is usable with TLS %s and above",
                 config->ciphers ? config->ciphers : OSSL_default_cipher_list(),
                 version_name(min_version));
@@ -244,7 +285,7 @@ static int configure(SSL_CTX *ctx, const struct tls_config *config, enum tls_rol
     r = use_cert_and_key(ctx, config, err, err_len);
     if (r < 0)
         return r;
-    r = check_usable_ciphers(ctx, config, min_version, err, err_len);
+    r = check_usable_ciphers(ctx, config, role, min_version, err, err_len);
     if (r < 0)
         return r;
     r = set_verification(ctx, config, role, err, err_len);

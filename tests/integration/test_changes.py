@@ -194,6 +194,25 @@ def test_conf_d_policy_edit_reaches_services_on_reload(agent_factory):
     assert out.returncode == 0 and out.stdout.strip() == "No changes"
 
 
+def test_a_cipher_list_for_another_kind_of_key_is_refused(agent_factory):
+    """The generated certificates have ECDSA keys: a control-plane list of ECDHE-RSA ciphers alone
+    would leave every TLS 1.2 client of the api and cm without a handshake."""
+    agent, ports = two_services(agent_factory)
+    agent.start()
+    rendered = agent.prefix / "run/certvisor/tls/front.conf"
+    text = rendered.read_text()
+    out = agent.ctl("cluster", "config", "cipher_suites", "ECDHE-RSA-AES128-GCM-SHA256")
+    assert out.returncode != 0
+    assert "can be used with the ECDSA key of" in out.stderr, out.stderr
+    assert "such as ECDHE-ECDSA-AES128-GCM-SHA256" in out.stderr, out.stderr
+    assert rendered.read_text() == text
+    assert "ECDHE-RSA" not in agent.ctl("cluster", "config", "show").stdout
+    # With TLS 1.3 as the floor the list is never used for a handshake: accepted.
+    out = agent.ctl("cluster", "config", "min_control_TLS_version", "1.3",
+                    "cipher_suites", "ECDHE-RSA-AES128-GCM-SHA256")
+    assert out.returncode == 0, out.stderr
+
+
 def test_dry_run_prints_the_rendered_diff(agent_factory):
     agent, ports = two_services(agent_factory)
     agent.start()

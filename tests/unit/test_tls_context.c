@@ -560,6 +560,7 @@ static void cipher_list_must_be_usable_at_the_minimum_version(void **state)
     struct fixture *fx = *state;
     struct tls_config config = server_config(fx, "1.3");
     SSL_CTX *ctx, *client;
+    const char *err;
     struct conn c;
 
     /* Only anonymous ciphers, which the security level disables: fine when TLS 1.3 is the floor. */
@@ -585,6 +586,23 @@ static void cipher_list_must_be_usable_at_the_minimum_version(void **state)
     config.ciphersuites = "";
     assert_string_equal(build_fails(&config, TLS_ROLE_SERVER),
                         "no cipher in '' is usable with TLS 1.3");
+
+    /*
+     * Ciphers for RSA keys only, with the ECDSA certificate: a TLS 1.2 client would find no
+     * cipher the server can sign with. A client has no key to match, so it builds.
+     */
+    config = server_config(fx, "1.2");
+    config.ciphers = "ECDHE-RSA-AES128-GCM-SHA256";
+    err = build_fails(&config, TLS_ROLE_SERVER);
+    assert_non_null(strstr(err, "can be used with the ECDSA key of"));
+    assert_non_null(strstr(err, fx->server_crt));
+    assert_non_null(strstr(err, "such as ECDHE-ECDSA-AES128-GCM-SHA256"));
+    ctx = build(&config, TLS_ROLE_CLIENT);
+    SSL_CTX_free(ctx);
+    /* The same list with TLS 1.3 as the floor: the suites alone count. */
+    config.min_version = "1.3";
+    ctx = build(&config, TLS_ROLE_SERVER);
+    SSL_CTX_free(ctx);
 
     /* A list that suits TLS 1.2 works, and the TLS 1.2 handshake uses it. */
     config = server_config(fx, "1.2");
