@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+static json_t *users_of_list(const struct agent_config *config, const char *list);
+
 /* --- changes of trust lists: through the apply pipeline --- */
 
 void handle_replica_trust_add(struct agent *agent, struct control_conn *conn, json_t *args,
@@ -20,15 +22,21 @@ void handle_replica_trust_add(struct agent *agent, struct control_conn *conn, js
 {
     const char *list = json_string_value(json_array_get(args, 0));
     json_t *pem = json_object_get(options, "certificate");
+    struct trust_request *request;
+    json_t *users;
 
     if (!list || json_array_size(args) != 1 || !json_is_string(pem)) {
         control_reply_error(conn, 2, "usage: replica trust add <list> <certificate file>");
         return;
     }
-    commands_submit_change(agent, conn,
-                           apply_trust(trust_request_new(TRUST_ADD, list, json_string_value(pem),
-                                                         json_string_length(pem), NULL)),
-                           options);
+    request =
+        trust_request_new(TRUST_ADD, list, json_string_value(pem), json_string_length(pem), NULL);
+    if (request) {
+        users = users_of_list(agent->config, list);
+        request->unused_list = json_array_size(users) == 0;
+        json_decref(users);
+    }
+    commands_submit_change(agent, conn, apply_trust(request), options);
 }
 
 void handle_replica_trust_remove(struct agent *agent, struct control_conn *conn, json_t *args,

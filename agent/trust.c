@@ -431,6 +431,13 @@ static int apply_request(const struct trust_set *before, const struct trust_requ
         if (r == 0 &&
             (r = check_dates(&added, request->list, warning, warning_len, err, err_len)) < 0)
             *ret_reason = "expired";
+        /* Trusting ahead of the database is allowed; a typo in the list's name is likelier. */
+        if (r == 0 && request->unused_list && !*warning)
+            snprintf(warning, warning_len,
+                     "no database names trust list '%s' yet (as client_trust, "
+                     "authentication_ssl_client_certs or replica_of's server_cert): check the "
+                     "name ('certvisorctl replica trust list' shows the lists in use)",
+                     request->list);
     }
     for (size_t i = 0; r == 0 && i < before->n; i++) {
         if (remove[i]) {

@@ -93,6 +93,7 @@ struct trust_request {
     char *pem;
     size_t pem_len;
     char *fingerprint;
+    bool unused_list; /* ADD: no database names the list yet (a warning, not a refusal) */
 };
 
 /* Copies its arguments; pem or fingerprint may be NULL. NULL when out of memory. */

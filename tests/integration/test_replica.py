@@ -466,6 +466,11 @@ def test_an_untrusted_source_certificate_is_refused_and_reported_on_both_sides(c
                             "the report on the source")
     assert "unknown ca" in side["last_error"].lower()
     assert "last refusal:" in source.ctl("replica", "status").stdout
+    # Trusting the source's CA brings the link up; the refusal stays as history, said to be so.
+    destination.ctl("replica", "trust", "add", "db2", str(source.ca_file(pki)))
+    destination.wait_link("db2", lambda s: s.get("state") == "up", "the link to come up")
+    text = destination.ctl("replica", "status").stdout
+    assert "(before the link came up)" in text, text
 
 
 def test_host_name_mismatch_unreachable_source_and_old_tls_are_told_apart(clusters, scratch):
@@ -582,6 +587,13 @@ def test_trust_list_commands(clusters, scratch):
     assert out.returncode == 1 and "holds no such certificate" in out.stderr
     out = destination.ctl("replica", "trust", "add", "Bad-Name", str(ca), ok=False)
     assert out.returncode == 2 and "not a trust list name" in out.stderr
+    # A list no database names yet is allowed (trust ahead of the database), with a warning:
+    # a typo is likelier.
+    out = destination.ctl("replica", "trust", "add", "db3", str(ca))
+    assert "warning: no database names trust list 'db3' yet" in out.stderr, out.stderr
+    out = destination.ctl("replica", "trust", "add", "db2", str(extra[0]))
+    assert "warning" not in out.stderr, out.stderr
+    destination.ctl("replica", "trust", "remove", "db2", str(extra[0]))
     out = destination.agent.ctl("--json", "replica", "trust", "remove", "db2", "AB:CD:EF:01:23")
     assert json.loads(out.stdout)["reason"] == "not_trusted"
     # Removing the source's CA: the established link no longer verifies and ends at once.
