@@ -86,7 +86,12 @@ static void print_replica(json_t *item, time_t now)
 
         if (num(item, "last_error_at"))
             format_since((time_t)num(item, "last_error_at"), now, at, sizeof(at));
-        printf("  last error:     %s%s%s\n", str(item, "last_error"), *at ? " at " : "", at);
+        /* Kept once the link is up again, as history: say so, lest it read as the state. */
+        printf("  last error:     %s%s%s%s\n", str(item, "last_error"), *at ? " at " : "", at,
+               strcmp(str(item, "state"), "up") == 0 &&
+                       num(item, "last_error_at") <= num(item, "since")
+                   ? " (before the link came up)"
+                   : "");
     }
 }
 
