@@ -189,6 +189,8 @@ static int san_build(const struct cert_settings *settings, struct san_list *sans
     if (settings->node_hostname || sans->owned[2])
         san_add(sans->dns, &sans->n_dns, 64,
                 settings->node_hostname ? settings->node_hostname : sans->owned[2]);
+    /* The loopback by name too, as clients on the node write it (curl https://localhost:...). */
+    san_add(sans->dns, &sans->n_dns, 64, "localhost");
     for (char **p = settings->extra_dns_names; p && *p; p++)
         san_add(sans->dns, &sans->n_dns, 64, *p);
     san_add(sans->ips, &sans->n_ips, 32, "127.0.0.1");

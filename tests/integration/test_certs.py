@@ -69,6 +69,7 @@ def test_first_start_generates_a_ca_and_every_certificate(agent_factory):
                               capture_output=True, text=True, check=True).stdout
         assert "DNS:cluster.local, DNS:*.cluster.local, DNS:internal.cluster.local" in text
         assert "IP Address:127.0.0.1" in text and "IP Address:0:0:0:0:0:0:0:1" in text
+        assert "DNS:localhost" in text
         assert "TLS Web Server Authentication, TLS Web Client Authentication" in text
         assert "ASN1 OID: prime256v1" in text
     assert not state(agent, "certs", "ldap_client").exists()
