@@ -886,8 +886,8 @@ static int prepare_pair(struct apply_run *run, struct apply_request *request,
                                   entry->has_key ? key_len : 0)) {
         run->n_changes--; /* nothing to do: not staged, nothing rendered differently */
         json_array_append_new(request->changes,
-                              json_pack("{s:s, s:s, s:s}", "certificate", entry->name, "new",
-                                        checked->fingerprint, "unchanged", "true"));
+                              json_pack("{s:s, s:s, s:b}", "certificate", entry->name, "new",
+                                        checked->fingerprint, "unchanged", 1));
     } else if (r == 0) {
         change->used_pending_key = used_pending;
         r = stage_pair(run, change, pair->cert_pem, pair->cert_len, entry->has_key ? key : NULL,

@@ -256,6 +256,14 @@ def test_the_documented_curl_commands_replace_certificates(node, tmp_path):
                KEY_FILE=proxy_key, CERT_FILE=proxy_cert)
     assert status_and_body(out)[0] == 200, out
     assert node.fingerprints()["proxy"] == pem_fingerprint(proxy_cert)
+    # The same pair again: in force already, said with a JSON boolean.
+    out = bash(f'jq -n --arg name proxy --rawfile key "$KEY_FILE" --rawfile cert "$CERT_FILE" '
+               f"'{{name: $name, key: $key, certificate: $cert}}' | "
+               f'curl -k -X PUT -u "admin:admin password" -H "Content-Type: application/json" '
+               f"-d @- https://127.0.0.1:{node.port}/v1/cluster/update_cert -sS -w '\\n%{{http_code}}'",
+               KEY_FILE=proxy_key, CERT_FILE=proxy_cert)
+    status, body = status_and_body(out)
+    assert status == 200 and body["changes"][0]["unchanged"] is True, out
     # The oldest document's form, the values given as JSON strings (jq -Rs makes them).
     me_cert, me_key = make_pair(tmp_path / "me", "metrics_exporter")
     out = bash(f'KEY=$(jq -Rs . "$KEY_FILE"); CERT=$(jq -Rs . "$CERT_FILE"); '

@@ -264,7 +264,7 @@
   function describeChange(change) {
     if (!change || typeof change !== "object") return String(change);
     if (change.setting && "value" in change) return `${change.setting} = ${change.value}`;
-    if (change.certificate && change.unchanged && change.unchanged !== "false")
+    if (change.certificate && change.unchanged === true)
       return `certificate ${change.certificate}: unchanged (this pair is already in force)`;
     if (change.setting) {
       const old = change.old === undefined || change.old === null || change.old === "" ? "default" : change.old;
