@@ -51,6 +51,8 @@ static const struct {
     {"invalid_setting", "A TLS policy value was refused."},
     {"unknown_service", "No service has that name."},
     {"operation_failed", "A service did not reach the state the operation asked for."},
+    {"invalid_service_state",
+     "A service is already in a state the operation cannot start from (stop of a stopped one)."},
     {"change_rolled_back",
      "A service did not come back with the change: the previous state is in force again."},
     {"agent_unavailable", "certvisord cannot be reached, or is stopping."},

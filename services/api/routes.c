@@ -391,13 +391,17 @@ static void operated(struct api_call *call, json_t *reply)
 {
     json_t *result = json_object(), *item;
     bool failed = json_integer_value(json_object_get(reply, "exit")) != 0;
+    bool only_conflicts = true; /* every failure is "already started" or "not running" */
     size_t i;
 
     json_array_foreach(json_object_get(reply, "items"), i, item)
     {
         const char *name = json_string_value(json_object_get(item, "name"));
         json_t *error = json_object_get(item, "error");
+        const char *why = json_string_value(error);
 
+        if (why && strcmp(why, "already started") != 0 && strcmp(why, "not running") != 0)
+            only_conflicts = false;
         if (name)
             json_object_set_new(result, name,
                                 error ? json_pack("{s:b, s:O}", "ok", 0, "error", error)
@@ -407,6 +411,12 @@ static void operated(struct api_call *call, json_t *reply)
     if (failed && !json_object_get(reply, "items")) {
         json_decref(result);
         api_reply_refusal(call, reply, 404);
+        return;
+    }
+    /* A service already in the state asked for is the request's conflict, not a server error. */
+    if (failed && only_conflicts) {
+        api_reply_error(call, 409, "invalid_service_state", json_pack("{s:o}", "services", result),
+                        "a service is already in a state the operation cannot start from");
         return;
     }
     if (failed) {

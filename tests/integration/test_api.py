@@ -596,6 +596,14 @@ def test_services_are_listed_and_restarted(node):
     assert r.status == 200 and r.json == {"web": {"ok": True, "result": "started"}}, r
     assert node.agent.pid_of("web") != pid
     assert "Control: REST user 'admin'" in node.agent.log_text()
+    # Stopping a stopped service is the request's conflict, not a server error.
+    r = post({"operation_type": "stop", "services": ["web"]})
+    assert r.status == 200 and r.json == {"web": {"ok": True, "result": "stopped"}}, r
+    r = post({"operation_type": "stop", "services": ["web"]})
+    assert r.status == 409 and r.json["error_code"] == "invalid_service_state", r
+    assert r.json["services"] == {"web": {"ok": False, "error": "not running"}}, r
+    r = post({"operation_type": "start", "services": ["web"]})
+    assert r.status == 200 and r.json == {"web": {"ok": True, "result": "started"}}, r
 
 
 # --- sign-in and limits -----------------------------------------------------------------------
