@@ -962,6 +962,9 @@ static int prepare_rotate(struct apply_run *run, struct apply_request *request, 
 
     if (strcmp(request->name, "all") == 0) {
         /* Every generated certificate the agent still owns; an operator's replacement stays. */
+        char kept[256] = "";
+        size_t kept_len = 0;
+
         for (size_t i = 0; r == 0 && i < cert_names_count; i++) {
             char origin[32];
             unsigned generation;
@@ -970,11 +973,23 @@ static int prepare_rotate(struct apply_run *run, struct apply_request *request, 
                 continue;
             if (certstore_current(store, cert_names[i].name, &generation) == 0) {
                 certstore_get_origin(store, cert_names[i].name, generation, origin, sizeof(origin));
-                if (strcmp(origin, "generated") != 0)
+                if (strcmp(origin, "generated") != 0) {
+                    int n = snprintf(kept + kept_len, sizeof(kept) - kept_len, "%s%s (%s)",
+                                     kept_len ? ", " : "", cert_names[i].name, origin);
+
+                    if (n > 0 && (size_t)n < sizeof(kept) - kept_len)
+                        kept_len += (size_t)n;
                     continue;
+                }
             }
             r = rotate_one(run, request, cert_names[i].name, err, err_len);
         }
+        /* Said, so that "all" is not taken for every certificate. */
+        if (r == 0 && kept_len && !*request->warning)
+            snprintf(request->warning, sizeof(request->warning),
+                     "left as they are, not generated here: %s; 'rotate <name>' replaces one "
+                     "with a generated certificate",
+                     kept);
         return r;
     }
     entry = cert_name_lookup(request->name);

@@ -59,6 +59,7 @@ def test_rotate_all_is_one_plan_and_keeps_operator_certificates(agent_factory, t
     assert out.returncode == 0, out.stderr
     rotated = re.findall(r"^Rotated (\S+) certificate", out.stdout, re.M)
     assert "api" in rotated and "proxy" in rotated and "cm" not in rotated  # the operator's stays
+    assert "warning: left as they are, not generated here: cm (" in out.stderr, out.stderr
     assert served_fingerprint(ports["front"]) != before
     assert served_fingerprint(ports["console"]) == file_fingerprint(cert)
     last = audit_lines(agent)[-1]
