@@ -366,6 +366,7 @@ int policy_state_load(struct policy *policy, const char *path, char *err, size_t
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &error);
     const char *key;
     json_t *value;
+    int r = 0;
 
     if (!root) {
         if (access(path, F_OK) != 0 && errno == ENOENT)
@@ -378,22 +379,18 @@ int policy_state_load(struct policy *policy, const char *path, char *err, size_t
         snprintf(err, err_len, "%s: not a JSON object", path);
         return CV_EINVALID_TLS;
     }
+    /*
+     * Every value over conf.d's first, then each checked against the result:
+     * checked one by one as they came, a runtime cipher list met conf.d's
+     * minimum version when the runtime one that goes with it came later.
+     */
     json_object_foreach(root, key, value)
     {
         int setting = policy_setting_lookup(key);
-        char check[600], warn[600];
-        int r;
 
         if (setting < 0 || !json_is_string(value)) {
             snprintf(err, err_len, "%s: '%s' is not a policy setting with a string value", path,
                      key);
-            json_decref(root);
-            return CV_EINVALID_TLS;
-        }
-        /* Checked like a value from conf.d: the file may have been edited by hand. */
-        if (policy_check(policy, (enum policy_setting)setting, json_string_value(value), check,
-                         sizeof(check), warn, sizeof(warn)) < 0) {
-            snprintf(err, err_len, "%s: %s", path, check);
             json_decref(root);
             return CV_EINVALID_TLS;
         }
@@ -404,8 +401,20 @@ int policy_state_load(struct policy *policy, const char *path, char *err, size_t
             return r;
         }
     }
+    /* Checked like a value from conf.d: the file may have been edited by hand. */
+    json_object_foreach(root, key, value)
+    {
+        char check[600], warn[600];
+
+        if (policy_check(policy, (enum policy_setting)policy_setting_lookup(key),
+                         json_string_value(value), check, sizeof(check), warn, sizeof(warn)) < 0) {
+            snprintf(err, err_len, "%s: %s", path, check);
+            r = CV_EINVALID_TLS;
+            break;
+        }
+    }
     json_decref(root);
-    return 0;
+    return r;
 }
 
 int policy_state_save(const struct policy *policy, const char *path, char *err, size_t err_len)

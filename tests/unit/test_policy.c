@@ -193,6 +193,25 @@ static void the_state_file_round_trips_runtime_values_only(void **state)
     assert_non_null(strstr(err, "'bogus' is not a policy setting"));
     unit_write_file(dir, "policy.json", "{\"http_support\": ");
     assert_int_equal(policy_state_load(&loaded, path, err, sizeof(err)), CV_EINVALID_TLS);
+    /*
+     * A runtime cipher list and the runtime minimum that goes with it, over a conf.d minimum of
+     * 1.1 that the list could not serve: checked together, whatever their order in the file.
+     */
+    policy_clear(&loaded);
+    policy_init(&loaded);
+    policy_set(&loaded, POLICY_MIN_CONTROL_TLS_VERSION, "1.1", POLICY_FROM_FILE, "x.conf", 1);
+    unit_write_file(dir, "policy.json",
+                    "{\"control_cipher_suites\": \"ECDHE-ECDSA-AES128-GCM-SHA256\", "
+                    "\"min_control_TLS_version\": \"1.3\"}");
+    assert_int_equal(policy_state_load(&loaded, path, err, sizeof(err)), 0);
+    assert_string_equal(policy_get(&loaded, POLICY_MIN_CONTROL_TLS_VERSION), "1.3");
+    /* A list the final minimum cannot serve is still refused, naming the file. */
+    unit_write_file(dir, "policy.json", "{\"control_cipher_suites\": \"aNULL\"}");
+    assert_int_equal(policy_state_load(&loaded, path, err, sizeof(err)), 0); /* 1.3: unused */
+    unit_write_file(dir, "policy.json",
+                    "{\"control_cipher_suites\": \"aNULL\", \"min_control_TLS_version\": \"1.2\"}");
+    assert_int_equal(policy_state_load(&loaded, path, err, sizeof(err)), CV_EINVALID_TLS);
+    assert_non_null(strstr(err, path));
     policy_clear(&p);
     policy_clear(&loaded);
     unit_remove_tree(dir);
