@@ -10,9 +10,11 @@
 #include "render.h"
 #include "service.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* The services whose tls sections name the certificate. */
 static json_t *users_of(const struct agent *agent, const char *name)
@@ -296,6 +298,32 @@ void handle_cluster_certificate_csr(struct agent *agent, struct control_conn *co
     free(csr);
 }
 
+/*
+ * Whether names[i] names a setting an earlier name did (twice, or in both spellings:
+ * cipher_suites and control_cipher_suites), which would leave the last one silently winning;
+ * refused with the reason when so.
+ */
+static bool repeated_setting(struct control_conn *conn, const char *const *names, size_t i)
+{
+    int setting = policy_setting_lookup(names[i]);
+
+    for (size_t j = 0; j < i; j++) {
+        if (policy_setting_lookup(names[j]) != setting)
+            continue;
+        if (strcasecmp(names[j], names[i]) == 0)
+            control_reply_refused(conn, 2, "invalid_setting",
+                                  "%s is given twice; give each setting once: nothing was changed",
+                                  names[i]);
+        else
+            control_reply_refused(conn, 2, "invalid_setting",
+                                  "%s and %s are two names of one setting (%s); give it once: "
+                                  "nothing was changed",
+                                  names[j], names[i], policy_setting_name(setting));
+        return true;
+    }
+    return false;
+}
+
 void handle_cluster_config(struct agent *agent, struct control_conn *conn, json_t *args,
                            json_t *options)
 {
@@ -315,6 +343,8 @@ void handle_cluster_config(struct agent *agent, struct control_conn *conn, json_
                                   "unknown setting '%s' (see 'cluster config show')", names[i]);
             return;
         }
+        if (repeated_setting(conn, names, i))
+            return;
     }
     commands_submit_change(agent, conn, apply_policy(names, values, n), options);
 }

@@ -139,19 +139,39 @@ static const char *normalise_version(const char *text, int *ret_version)
     static const struct {
         const char *canonical;
         int version;
-        const char *spellings[3];
-    } versions[] = {{"1", TLS1_VERSION, {"1", "1.0", "tlsv1"}},
+        const char *spellings[4];
+    } versions[] = {{"1", TLS1_VERSION, {"1", "1.0", "tlsv1", "tlsv1.0"}},
                     {"1.1", TLS1_1_VERSION, {"1.1", "tlsv1.1", NULL}},
                     {"1.2", TLS1_2_VERSION, {"1.2", "tlsv1.2", NULL}},
                     {"1.3", TLS1_3_VERSION, {"1.3", "tlsv1.3", NULL}}};
 
     for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++)
-        for (size_t j = 0; j < 3 && versions[i].spellings[j]; j++)
+        for (size_t j = 0; j < 4 && versions[i].spellings[j]; j++)
             if (strcasecmp(text, versions[i].spellings[j]) == 0) {
                 if (ret_version)
                     *ret_version = versions[i].version;
                 return versions[i].canonical;
             }
+    return NULL;
+}
+
+/*
+ * The stored spelling of a mode or a switch, or NULL: values are as case-blind as setting
+ * names ("Disabled"), and a switch takes true and false as the REST API's booleans do.
+ */
+static const char *normalise_word(enum value_kind kind, const char *text)
+{
+    static const struct {
+        enum value_kind kind;
+        const char *spelling, *canonical;
+    } words[] = {{KIND_MODE, "allowed", "allowed"},   {KIND_MODE, "required", "required"},
+                 {KIND_MODE, "disabled", "disabled"}, {KIND_SWITCH, "enabled", "enabled"},
+                 {KIND_SWITCH, "true", "enabled"},    {KIND_SWITCH, "disabled", "disabled"},
+                 {KIND_SWITCH, "false", "disabled"}};
+
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+        if (words[i].kind == kind && strcasecmp(text, words[i].spelling) == 0)
+            return words[i].canonical;
     return NULL;
 }
 
@@ -251,16 +271,16 @@ int policy_check(const struct policy *policy, enum policy_setting setting, const
                      normalise_version(value, NULL), plane_names[settings[setting].plane]);
         break;
     case KIND_MODE:
-        if (strcmp(value, "allowed") && strcmp(value, "required") && strcmp(value, "disabled")) {
+        if (!normalise_word(KIND_MODE, value)) {
             snprintf(err, err_len, "%s: '%s' is not allowed, required or disabled",
                      settings[setting].name, value);
             return CV_EINVALID_TLS;
         }
         return 0;
     case KIND_SWITCH:
-        if (strcmp(value, "enabled") && strcmp(value, "disabled")) {
-            snprintf(err, err_len, "%s: '%s' is not enabled or disabled", settings[setting].name,
-                     value);
+        if (!normalise_word(KIND_SWITCH, value)) {
+            snprintf(err, err_len, "%s: '%s' is not enabled or disabled (or true or false)",
+                     settings[setting].name, value);
             return CV_EINVALID_TLS;
         }
         return 0;
@@ -324,8 +344,9 @@ int policy_set(struct policy *policy, enum policy_setting setting, const char *v
                enum policy_source source, const char *file, int line)
 {
     struct policy_value *v = &policy->values[setting];
-    const char *normal =
-        settings[setting].kind == KIND_VERSION ? normalise_version(value, NULL) : NULL;
+    const char *normal = settings[setting].kind == KIND_VERSION
+                             ? normalise_version(value, NULL)
+                             : normalise_word(settings[setting].kind, value);
     char *copy = strdup(normal ? normal : value);
     char *file_copy = file ? strdup(file) : NULL;
 

@@ -128,10 +128,96 @@ static bool looks_like_der(const char *in, size_t len)
     return u[1] < 0x80 ? (size_t)u[1] + 2 == len : u[1] >= 0x81 && u[1] <= 0x84;
 }
 
+/* UTF-16 text, with or without a byte order mark: 2 little-endian, 1 big-endian, 0 not. */
+static int utf16_order(const unsigned char *u, size_t len)
+{
+    if (len >= 2 && u[0] == 0xFF && u[1] == 0xFE)
+        return 2;
+    if (len >= 2 && u[0] == 0xFE && u[1] == 0xFF)
+        return 1;
+    /* Without a mark: ASCII characters, each with a zero byte on one side ("-\0-\0"). */
+    if (len >= 4 && u[0] && !u[1] && u[2] && !u[3])
+        return 2;
+    if (len >= 4 && !u[0] && u[1] && !u[2] && u[3])
+        return 1;
+    return 0;
+}
+
+/*
+ * The offset of the first byte that is not UTF-8 as RFC 3629 defines it (no overlong forms, no
+ * surrogates, nothing past U+10FFFF, which is what JSON strings may carry), or len.
+ */
+static size_t utf8_valid_length(const unsigned char *u, size_t len)
+{
+    size_t i = 0;
+
+    while (i < len) {
+        uint32_t cp, min;
+        size_t more;
+
+        if (u[i] < 0x80) {
+            i++;
+            continue;
+        }
+        if (u[i] >= 0xC2 && u[i] <= 0xDF)
+            more = 1, cp = u[i] & 0x1F, min = 0x80;
+        else if (u[i] >= 0xE0 && u[i] <= 0xEF)
+            more = 2, cp = u[i] & 0x0F, min = 0x800;
+        else if (u[i] >= 0xF0 && u[i] <= 0xF4)
+            more = 3, cp = u[i] & 0x07, min = 0x10000;
+        else
+            return i;
+        if (len - i <= more)
+            return i;
+        for (size_t k = 1; k <= more; k++) {
+            if ((u[i + k] & 0xC0) != 0x80)
+                return i;
+            cp = cp << 6 | (u[i + k] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return i;
+        i += more + 1;
+    }
+    return len;
+}
+
+int x509_check_text(const char *what, bool is_key, const char *file, const char *in, size_t len,
+                    char *err, size_t err_len)
+{
+    const unsigned char *u = (const unsigned char *)in;
+    const char *it = file ? file : "it", *f = file ? file : "FILE";
+    const char *pem_fix = is_key ? "give the private key in PEM form" : PEM_CERT_FIX;
+    int order = utf16_order(u, len);
+    size_t valid;
+
+    if (order)
+        return fail(err, err_len, CV_EINVALID_CERT,
+                    "%s is not PEM: %s is UTF-16 text (as Windows tools save it); save it as "
+                    "UTF-8 or ASCII, e.g. with: iconv -f UTF-16%s -t UTF-8 %s > %s.pem",
+                    what, it, order == 2 ? "LE" : "BE", f, f);
+    if (looks_like_der(in, len))
+        return fail(err, err_len, CV_EINVALID_CERT,
+                    "%s is not PEM: %s is DER (binary); convert it with: openssl %s -inform der "
+                    "-in %s -out %s.pem",
+                    what, it, is_key ? "pkey" : "x509", f, f);
+    if (memchr(in, '\0', len))
+        return fail(err, err_len, CV_EINVALID_CERT,
+                    "%s is not PEM: %s holds binary data (NUL bytes); %s", what, it, pem_fix);
+    valid = utf8_valid_length(u, len);
+    if (valid < len)
+        return fail(err, err_len, CV_EINVALID_CERT,
+                    "%s is not PEM: %s holds binary data (byte %zu is not text: not UTF-8); save "
+                    "it as UTF-8 or ASCII, or %s",
+                    what, it, valid + 1, pem_fix);
+    return 0;
+}
+
 /* The checks on the raw bytes, before any PEM parsing; what is "certificate 'x'" or a key. */
 static int check_raw(const char *what, bool is_key, const char *in, size_t len, char *err,
                      size_t err_len)
 {
+    int r;
+
     if (len > X509_CHECK_MAX_INPUT)
         return fail(err, err_len, CV_EINVALID_CERT, "%s is larger than %d bytes; give only the %s",
                     what, X509_CHECK_MAX_INPUT,
@@ -139,15 +225,8 @@ static int check_raw(const char *what, bool is_key, const char *in, size_t len, 
     if (!in || only_whitespace(in, len))
         return fail(err, err_len, CV_EINVALID_CERT, "%s is empty; give the %s in PEM form", what,
                     is_key ? "private key" : "certificate");
-    if (looks_like_der(in, len))
-        return fail(err, err_len, CV_EINVALID_CERT,
-                    "%s is DER (binary), not PEM; convert it with: openssl %s -inform der -in FILE "
-                    "-out FILE.pem",
-                    what, is_key ? "pkey" : "x509");
-    if (memchr(in, '\0', len))
-        return fail(err, err_len, CV_EINVALID_CERT,
-                    "%s is not PEM: it holds binary data (NUL bytes); %s", what,
-                    is_key ? "give the private key in PEM form" : PEM_CERT_FIX);
+    if ((r = x509_check_text(what, is_key, NULL, in, len, err, err_len)) < 0)
+        return r;
     /* Base64 has no backslash: a "\n" is a line break escaped by JSON or a shell. */
     if (memmem(in, len, "\\n", 2))
         return fail(err, err_len, CV_EINVALID_CERT,
@@ -752,17 +831,18 @@ static int check_chain(const struct request *req, STACK_OF(X509) * certs, char *
     return 0;
 }
 
-/* The extension must be there and name the purpose: no EKU is not taken to mean "any". */
+/*
+ * No extension means no restriction (RFC 5280 section 4.2.1.12), as OpenSSL and browsers read
+ * it, and as "openssl x509 -req" issues by default; an extension that is present must name the
+ * purpose.
+ */
 static int check_eku(const struct request *req, X509 *leaf, char *err, size_t err_len)
 {
     bool client = req->purpose == CERT_PURPOSE_CLIENT;
     const char *usage = client ? "clientAuth" : "serverAuth";
 
     if (!(X509_get_extension_flags(leaf) & EXFLAG_XKUSAGE))
-        return fail(err, err_len, CV_EINVALID_CERT,
-                    "certificate '%s' has no extended key usage extension; have it reissued with "
-                    "extendedKeyUsage = %s",
-                    req->name, usage);
+        return 0;
     if (X509_get_extended_key_usage(leaf) & (client ? XKU_SSL_CLIENT : XKU_SSL_SERVER))
         return 0;
     return fail(err, err_len, CV_EINVALID_CERT,

@@ -4,6 +4,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
 
@@ -35,13 +36,15 @@ struct x509_checked {
  * Returns 0 and a new struct in *ret_checked, or a negative code with a message
  * in err that names the problem and the fix, and changes nothing:
  *   CV_ECERT_EXPIRED  for an expired certificate;
- *   CV_EINVALID_CERT  for everything else: not PEM (saying so when it looks like
- *     DER, or holds literal "\n" escapes), several keys, an encrypted key, a key
- *     that does not match ("key does not match certificate 'proxy'"), not yet
- *     valid, RSA under 2048 bits, a curve other than P-256/P-384/P-521, an
- *     SHA-1 or MD5 signature, a chain out of order or not linking, a missing
- *     serverAuth (clientAuth for CERT_PURPOSE_CLIENT) extended key usage, input
- *     over X509_CHECK_MAX_INPUT, trailing garbage after the last PEM block, a
+ *   CV_EINVALID_CERT  for everything else: not PEM (saying so when it looks
+ *     like DER or UTF-16, is not UTF-8 text, or holds literal "\n" escapes),
+ *     several keys, an encrypted key, a key that does not match ("key does not
+ *     match certificate 'proxy'"), not yet valid, RSA under 2048 bits, a curve
+ *     other than P-256/P-384/P-521, an SHA-1 or MD5 signature, a chain out of
+ *     order or not linking, an extended key usage extension without serverAuth
+ *     (clientAuth for CERT_PURPOSE_CLIENT; no extension at all is no
+ *     restriction), input over X509_CHECK_MAX_INPUT, trailing garbage after the
+ *     last PEM block, a
  *     key given for a CA bundle or a bundle member that is not a CA.
  * Fewer than X509_CHECK_WARN_DAYS days left is a warning, not a failure.
  */
@@ -50,6 +53,16 @@ int x509_check(const char *name, enum cert_purpose purpose, const char *cert_pem
                char *err, size_t err_len);
 
 void x509_checked_free(struct x509_checked *checked);
+
+/*
+ * Whether the bytes of a certificate or key can be PEM text at all, before anything parses or
+ * sends them (JSON carries only UTF-8 text): refuses UTF-16 text, DER, NUL bytes and bytes
+ * that are not UTF-8, each with its fix. what names the input ("certificate 'cm'"); file is
+ * the file it came from, which the message names and uses in the fix (NULL: "FILE"). Returns
+ * 0, or CV_EINVALID_CERT with the message in err. x509_check() applies it first.
+ */
+int x509_check_text(const char *what, bool is_key, const char *file, const char *in, size_t len,
+                    char *err, size_t err_len);
 
 /* Writes the SHA-256 fingerprint of cert ("AB:CD:...") into buf (at least 96 bytes). */
 void x509_fingerprint(X509 *cert, char *buf, size_t len);

@@ -79,7 +79,7 @@ enum control_access {
       "cluster config <setting> <value> [<setting> <value>...] [--dry-run]",                       \
       "Change TLS policy settings (kept in the state file) and apply them to the services.")       \
     X(audit, "audit", CONTROL_ACCESS_READ, "audit [-n <entries>]",                                 \
-      "Print the recent changes (who, what, the result), newest first.")                           \
+      "Print the recent changes (who, what, the result), oldest first, as a log reads.")           \
     X(replica_status, "replica status", CONTROL_ACCESS_READ, "replica status [<database>...]",     \
       "Show each Replica Of link: source, TLS version and cipher, peer certificate, up or down "   \
       "and since when, bytes, offset and lag, the last error; and what sources refused.")          \

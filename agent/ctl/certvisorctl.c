@@ -1,18 +1,22 @@
 /* certvisorctl: the operator's client for certvisord's control socket. */
+#include "command_words.h"
 #include "config.h"
 #include "control_client.h"
 #include "control_proto.h"
 #include "ctl_replica.h"
 #include "ctl_users.h"
 #include "cv_error.h"
+#include "x509_check.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <openssl/crypto.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,7 +26,7 @@
 
 #define DEFAULT_SOCKET "/run/certvisor/control.sock"
 
-enum { EXIT_USAGE = 2, EXIT_NO_AGENT = 4 };
+enum { EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_NO_AGENT = 4 };
 
 struct ctl_options {
     const char *socket_path;
@@ -67,29 +71,83 @@ static void print_help(FILE *out, const char *only)
                 CERTVISOR_DEFAULT_CONFIG);
 }
 
-/* "help [<words>...]": the commands that start with the words, or an error for none. */
-static int help_command(int argc, char **argv)
+/* The first n words, space-separated, into buf. */
+static void join_words(int n, char **argv, char *buf, size_t len)
 {
-    char words[256] = "";
     size_t used = 0;
 
-    for (int i = 0; i < argc && used < sizeof(words); i++)
-        used += (size_t)snprintf(words + used, sizeof(words) - used, "%s%s", i ? " " : "", argv[i]);
+    buf[0] = '\0';
+    for (int i = 0; i < n && used < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? " " : "", argv[i]);
+}
+
+/* " (did you mean 'certificate'?)" when a word that may follow argv[0..n) is close to typo. */
+static void print_suggestion(int n, char **argv, const char *typo)
+{
+    size_t len;
+    const char *close = command_words_suggest(n, argv, typo, &len);
+
+    if (close)
+        fprintf(stderr, " (did you mean '%.*s'?)", (int)len, close);
+}
+
+/*
+ * Why the words name no command: an unknown first word, a group without its subcommand
+ * ("cluster"), or an unknown subcommand, each with what may stand there. Returns EXIT_USAGE.
+ */
+static int explain_unknown_words(int argc, char **argv)
+{
+    int known = command_words_known(argc, argv);
+    char group[256], next[512];
+
+    join_words(known, argv, group, sizeof(group));
+    command_words_next(known, argv, next, sizeof(next));
+    if (known == 0) {
+        fprintf(stderr, "certvisorctl: unknown command '%s'", argv[0]);
+        print_suggestion(0, argv, argv[0]);
+        fprintf(stderr, "; see 'certvisorctl help'\n");
+    } else if (known == argc || argv[known][0] == '-') {
+        fprintf(stderr, "certvisorctl: '%s' needs a subcommand: %s\n", group, next);
+        print_help(stderr, group);
+    } else {
+        fprintf(stderr, "certvisorctl: unknown subcommand '%s' of '%s'", argv[known], group);
+        print_suggestion(known, argv, argv[known]);
+        fprintf(stderr, "; its subcommands: %s (see 'certvisorctl help %s')\n", next, group);
+    }
+    return EXIT_USAGE;
+}
+
+/* The usage of the command, or of the group of commands, that the first n words name. */
+static int help_for_words(int n, char **argv)
+{
+    int consumed = 0, command = control_command_match(n, argv, &consumed);
+    char words[256];
+
+    if (command < 0)
+        consumed = command_words_known(n, argv);
+    if (consumed == 0) {
+        print_help(stdout, NULL);
+        return 0;
+    }
+    join_words(consumed, argv, words, sizeof(words));
+    print_help(stdout, words);
+    return 0;
+}
+
+/* "help [<words>...]": the commands that start with the words, or why there are none. */
+static int help_command(int argc, char **argv)
+{
+    int known = command_words_known(argc, argv);
+    char next[8];
+
     if (argc == 0) {
         print_help(stdout, NULL);
         return 0;
     }
-    for (int i = 0; i < CONTROL_CMD_COUNT; i++) {
-        const char *w = control_command_table[i].word;
-
-        if (strncmp(w, words, strlen(words)) == 0 &&
-            (w[strlen(words)] == '\0' || w[strlen(words)] == ' ')) {
-            print_help(stdout, words);
-            return 0;
-        }
-    }
-    fprintf(stderr, "certvisorctl: unknown command '%s'\n", words);
-    return EXIT_USAGE;
+    /* Words after a whole command ("help status web") ask about that command. */
+    if (known == 0 || (known < argc && command_words_next(known, argv, next, sizeof(next)) > 0))
+        return explain_unknown_words(argc, argv);
+    return help_for_words(known, argv);
 }
 
 /*
@@ -456,114 +514,219 @@ static void print_reply(const char *command, json_t *reply)
 
 #define CTL_MAX_PEM_FILE (512 * 1024) /* the agent refuses more than 256 KiB with its reason */
 
-/* Reads a file given on the command line into a JSON string (the agent validates it). */
-json_t *read_pem_file(const char *path)
+/* "certvisorctl: usage: <usage>" after the problem, for a usage error. Returns EXIT_USAGE. */
+__attribute__((format(printf, 2, 3))) static int usage_error(const char *usage, const char *fmt,
+                                                             ...)
+{
+    va_list ap;
+
+    fputs("certvisorctl: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\ncertvisorctl: usage: %s\n", usage);
+    return EXIT_USAGE;
+}
+
+/* The whole file, or NULL after printing why (a directory, unreadable, too large). */
+static char *read_whole_file(const char *path, size_t *ret_len)
 {
     FILE *f = fopen(path, "re");
-    char *buf;
-    size_t n;
-    json_t *s;
+    struct stat st;
+    char *buf = NULL;
+    size_t n = 0;
+    bool ok = false;
 
     if (!f) {
         fprintf(stderr, "certvisorctl: cannot read %s: %s\n", path, strerror(errno));
         return NULL;
     }
-    buf = malloc(CTL_MAX_PEM_FILE + 1);
-    n = buf ? fread(buf, 1, CTL_MAX_PEM_FILE + 1, f) : 0;
-    fclose(f);
-    if (!buf || n > CTL_MAX_PEM_FILE) {
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode))
+        fprintf(stderr, "certvisorctl: %s is a directory; name the PEM file in it\n", path);
+    else if (!(buf = malloc(CTL_MAX_PEM_FILE + 1)))
+        fprintf(stderr, "certvisorctl: cannot read %s: %s\n", path, strerror(ENOMEM));
+    else if ((n = fread(buf, 1, CTL_MAX_PEM_FILE + 1, f)), ferror(f))
+        fprintf(stderr, "certvisorctl: cannot read %s: %s\n", path, strerror(errno));
+    else if (n > CTL_MAX_PEM_FILE)
         fprintf(stderr,
                 "certvisorctl: %s is larger than %d bytes; it is not a certificate or key\n", path,
                 CTL_MAX_PEM_FILE);
+    else
+        ok = true;
+    fclose(f);
+    if (!ok && buf) {
+        OPENSSL_cleanse(buf, CTL_MAX_PEM_FILE + 1);
         free(buf);
         return NULL;
     }
-    s = json_stringn_nocheck(buf, n);
-    OPENSSL_cleanse(buf, n); /* it may be a private key */
-    free(buf);
-    return s;
+    *ret_len = n;
+    return buf;
 }
 
-/* "<name> certificate_file <f> [key_file <f>]" (rladmin's grammar) into args and options. */
+int read_pem_file(const char *path, const char *what, bool is_key, json_t **ret_pem)
+{
+    size_t n = 0;
+    char *buf = read_whole_file(path, &n), err[1024];
+    json_t *pem = NULL;
+    int r = 0;
+
+    if (!buf)
+        return EXIT_USAGE;
+    /* The agent's messages cannot name the file, and JSON carries UTF-8 text without NUL bytes
+     * only: the bytes that cannot be PEM (DER, UTF-16, binary) are refused here, saying why. */
+    if (x509_check_text(what, is_key, path, buf, n, err, sizeof(err)) < 0) {
+        fprintf(stderr, "certvisorctl: %s\n", err);
+        r = EXIT_FAILED;
+    } else if (!(pem = json_stringn(buf, n))) {
+        fprintf(stderr, "certvisorctl: cannot read %s: %s\n", path, strerror(ENOMEM));
+        r = EXIT_FAILED;
+    }
+    OPENSSL_cleanse(buf, n); /* it may be a private key */
+    free(buf);
+    if (pem)
+        *ret_pem = pem;
+    return r;
+}
+
+static const char *const certificate_keywords[] = {"certificate_file", "key_file", NULL};
+
+static bool is_certificate_keyword(const char *word)
+{
+    return strcmp(word, "certificate_file") == 0 || strcmp(word, "key_file") == 0;
+}
+
+/* "unknown keyword 'certfile' (did you mean 'certificate_file'?); expected ..." */
+static int unknown_keyword(const char *usage, const char *word, const char *expected)
+{
+    const char *close = command_words_closest(word, certificate_keywords);
+
+    return usage_error(usage, "unknown keyword '%s'%s%s%s; expected %s", word,
+                       close ? " (did you mean '" : "", close ? close : "", close ? "'?)" : "",
+                       expected);
+}
+
+/*
+ * One "<name> certificate_file <f> [key_file <f>]" from argv[*pos] (rladmin's grammar): the
+ * name into item "name", the files' text into "certificate" and "key"; *pos moves past it.
+ * Returns 0 or an exit status after printing the problem.
+ */
+static int certificate_files(const char *usage, int argc, char **argv, int *pos, json_t *item)
+{
+    int i = *pos, r;
+    char what[192];
+    json_t *pem;
+
+    if (is_certificate_keyword(argv[i]))
+        return usage_error(usage,
+                           "'%s' is a keyword, not a certificate name: the name comes "
+                           "first, then certificate_file <file>",
+                           argv[i]);
+    if (argv[i][0] == '-')
+        return usage_error(usage, "unknown option '%s'", argv[i]);
+    if (i + 1 >= argc)
+        return usage_error(usage, "certificate_file <file> is missing after '%s'", argv[i]);
+    if (strcmp(argv[i + 1], "certificate_file") != 0)
+        return unknown_keyword(usage, argv[i + 1], "certificate_file <file>");
+    if (i + 2 >= argc)
+        return usage_error(usage, "certificate_file needs a file");
+    json_object_set_new(item, "name", json_string(argv[i]));
+    snprintf(what, sizeof(what), "certificate '%s'", argv[i]);
+    if ((r = read_pem_file(argv[i + 2], what, false, &pem)) != 0)
+        return r;
+    json_object_set_new(item, "certificate", pem);
+    i += 3;
+    if (i < argc && strcmp(argv[i], "key_file") == 0) {
+        if (i + 1 >= argc)
+            return usage_error(usage, "key_file needs a file");
+        snprintf(what, sizeof(what), "the key of certificate '%s'",
+                 json_string_value(json_object_get(item, "name")));
+        if ((r = read_pem_file(argv[i + 1], what, true, &pem)) != 0)
+            return r;
+        json_object_set_new(item, "key", pem);
+        i += 2;
+    }
+    *pos = i;
+    return 0;
+}
+
+/* "<name> certificate_file <f> [key_file <f>]" into args and options. */
 static int certificate_set_arguments(int argc, char **argv, json_t *args, json_t *options)
 {
-    if (argc < 3 || strcmp(argv[1], "certificate_file") != 0 ||
-        (argc != 3 && (argc != 5 || strcmp(argv[3], "key_file") != 0))) {
-        fprintf(stderr, "certvisorctl: usage: cluster certificate set <name> certificate_file "
-                        "<file> [key_file <file>] [--dry-run]\n");
-        return -1;
+    const char *usage = control_command_table[CONTROL_CMD_cluster_certificate_set].usage;
+    json_t *item;
+    int i = 0, r;
+
+    if (argc == 0)
+        return usage_error(usage, "the certificate's name is missing");
+    item = json_object();
+    r = certificate_files(usage, argc, argv, &i, item);
+    if (r == 0 && i < argc)
+        r = json_object_get(item, "key") || strchr(argv[i], '.') || strchr(argv[i], '/')
+                ? usage_error(usage, "unexpected argument '%s'", argv[i])
+                : unknown_keyword(usage, argv[i], "key_file <file>, or nothing");
+    if (r == 0) {
+        certificate_file_name = argv[2];
+        json_array_append(args, json_object_get(item, "name"));
+        json_object_set(options, "certificate", json_object_get(item, "certificate"));
+        if (json_object_get(item, "key"))
+            json_object_set(options, "key", json_object_get(item, "key"));
     }
-    json_array_append_new(args, json_string(argv[0]));
-    certificate_file_name = argv[2];
-    json_object_set_new(options, "certificate", read_pem_file(argv[2]));
-    if (!json_object_get(options, "certificate"))
-        return -1;
-    if (argc == 5) {
-        json_object_set_new(options, "key", read_pem_file(argv[4]));
-        if (!json_object_get(options, "key"))
-            return -1;
-    }
-    return 0;
+    json_decref(item);
+    return r;
 }
 
 /* "<name> certificate_file <f> [key_file <f>]..." into options.certificates. */
 static int certificate_set_many_arguments(int argc, char **argv, json_t *options)
 {
+    const char *usage = control_command_table[CONTROL_CMD_cluster_certificate_set_many].usage;
     json_t *list = json_array();
-    int i = 0;
+    int i = 0, r = 0;
 
     json_object_set_new(options, "certificates", list);
-    while (i < argc) {
-        json_t *item, *pem;
+    if (argc == 0)
+        return usage_error(usage, "no certificate is named");
+    while (i < argc && r == 0) {
+        json_t *item = json_object();
 
-        if (i + 3 > argc || strcmp(argv[i + 1], "certificate_file") != 0)
-            goto usage;
-        item = json_pack("{s:s}", "name", argv[i]);
         json_array_append_new(list, item);
-        if (!(pem = read_pem_file(argv[i + 2])))
-            return -1;
-        json_object_set_new(item, "certificate", pem);
-        i += 3;
-        if (i < argc && strcmp(argv[i], "key_file") == 0) {
-            if (i + 1 >= argc || !(pem = read_pem_file(argv[i + 1])))
-                goto usage;
-            json_object_set_new(item, "key", pem);
-            i += 2;
-        }
+        /* A misspelt key_file ("keyfile k.pem") would otherwise read as the next name. */
+        if (i > 0 && !is_certificate_keyword(argv[i]) &&
+            command_words_closest(argv[i], certificate_keywords))
+            return unknown_keyword(usage, argv[i], "key_file <file>, or the next name");
+        r = certificate_files(usage, argc, argv, &i, item);
     }
-    if (json_array_size(list) > 0)
-        return 0;
-usage:
-    fprintf(stderr, "certvisorctl: usage: cluster certificate set-many <name> certificate_file "
-                    "<file> [key_file <file>] [<name> certificate_file <file>...] [--dry-run]\n");
-    return -1;
+    return r;
 }
 
 /* "<name> [--subject <dn>] [--san <name>[,<name>...]]..." into args and options. */
 static int csr_arguments(int argc, char **argv, json_t *args, json_t *options)
 {
+    const char *usage = control_command_table[CONTROL_CMD_cluster_certificate_csr].usage;
     json_t *sans = json_array();
 
+    json_object_set_new(options, "sans", sans);
     for (int i = 0; i < argc; i++) {
-        if ((strcmp(argv[i], "--subject") == 0 || strcmp(argv[i], "--san") == 0) && i + 1 < argc) {
-            if (strcmp(argv[i], "--subject") == 0) {
-                json_object_set_new(options, "subject", json_string(argv[++i]));
-                continue;
-            }
+        bool subject = strcmp(argv[i], "--subject") == 0, san = strcmp(argv[i], "--san") == 0;
+
+        if ((subject || san) && i + 1 >= argc)
+            return usage_error(usage, "%s needs a value", argv[i]);
+        if (subject) {
+            json_object_set_new(options, "subject", json_string(argv[++i]));
+        } else if (san) {
             /* Repeated, or comma-separated as openssl's -addext writes them. */
             for (char *save = NULL, *item = strtok_r(argv[++i], ",", &save); item;
                  item = strtok_r(NULL, ",", &save))
                 json_array_append_new(sans, json_string(item));
-        } else if (argv[i][0] != '-' && json_array_size(args) == 0) {
-            json_array_append_new(args, json_string(argv[i]));
+        } else if (argv[i][0] == '-') {
+            return usage_error(usage, "unknown option '%s' (expected --subject or --san)", argv[i]);
+        } else if (json_array_size(args) > 0) {
+            return usage_error(usage, "unexpected argument '%s'", argv[i]);
         } else {
-            fprintf(stderr, "certvisorctl: usage: cluster certificate csr <name> "
-                            "[--subject <dn>] [--san <name>...]\n");
-            json_decref(sans);
-            return -1;
+            json_array_append_new(args, json_string(argv[i]));
         }
     }
-    json_object_set_new(options, "sans", sans);
+    if (json_array_size(args) == 0)
+        return usage_error(usage, "the certificate's name is missing");
     return 0;
 }
 
@@ -580,12 +743,127 @@ static bool supports_dry_run(const char *command, int argc)
            strcmp(command, "cluster certificate ca") != 0;
 }
 
-/* Builds the request; tail's -f and -n become options. Returns NULL on a usage error. */
-static json_t *build_request(const char *command, int argc, char **argv)
+/* certvisorctl's own options, which go before the command; "=" for one that takes a value. */
+static const char *const global_options[] = {
+    "-s=", "--socket=", "-c=", "--config=", "-p=", "--prefix=", "--json", "-V", "--version", NULL};
+
+/* Command options whose value is the next word, which is never taken for an option itself. */
+static bool takes_value(const char *word)
+{
+    static const char *const options[] = {
+        "-n", "--subject", "--san", "--role", "--password-file", "--certificate-subject", NULL};
+
+    for (const char *const *o = options; *o; o++)
+        if (strcmp(word, *o) == 0)
+            return true;
+    return false;
+}
+
+/* The global option that word is ("--json", "--config=x"), or NULL. */
+static const char *global_option(const char *word)
+{
+    for (const char *const *o = global_options; *o; o++) {
+        size_t len = strcspn(*o, "=");
+
+        if (strncmp(word, *o, len) == 0 &&
+            (word[len] == '\0' || ((*o)[len] == '=' && word[len] == '=')))
+            return *o;
+    }
+    return NULL;
+}
+
+/* A global option among the command's arguments: where it goes instead. Returns 0 or EXIT_USAGE. */
+static int check_global_options_after(const char *command, int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++) {
+        const char *option = global_option(argv[i]);
+
+        if (takes_value(argv[i])) {
+            i++;
+            continue;
+        }
+        if (!option)
+            continue;
+        fprintf(stderr,
+                "certvisorctl: %s is certvisorctl's own option and goes before the command: "
+                "certvisorctl %.*s%s %s ...\n",
+                argv[i], (int)strcspn(argv[i], "="), argv[i], strchr(option, '=') ? " <value>" : "",
+                command);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* Whether the usage line names the option as a word of its own ("[-n <lines>]", "|--clear"). */
+static bool usage_has_option(const char *usage, const char *option)
+{
+    size_t len = strlen(option);
+
+    for (const char *p = strstr(usage, option); p; p = strstr(p + 1, option))
+        if ((p == usage || strchr(" [|", p[-1])) && (p[len] == '\0' || strchr(" ]|", p[len])))
+            return true;
+    return false;
+}
+
+/* The arguments of a command without a parser of its own; tail's -f and -n become options. */
+static int generic_arguments(const char *command, int argc, char **argv, json_t *args,
+                             json_t *options)
+{
+    int index = control_command_lookup(command), max = command_words_max_args(index);
+    const char *usage = control_command_table[index].usage;
+    bool tail = strcmp(command, "tail") == 0;
+    /* Policy values may begin with '-' (the cipher list "-kRSA:HIGH"): they are no options. */
+    bool options_known = strcmp(command, "cluster config") != 0;
+
+    for (int i = 0; i < argc; i++) {
+        if (tail && strcmp(argv[i], "-f") == 0) {
+            json_object_set_new(options, "follow", json_true());
+        } else if ((tail || strcmp(command, "audit") == 0) && strcmp(argv[i], "-n") == 0 &&
+                   i + 1 < argc) {
+            json_object_set_new(options, "lines", json_integer(atoi(argv[++i])));
+        } else if (tail && argv[i][0] == '-' && argv[i][1] &&
+                   strspn(argv[i] + 1, "0123456789") == strlen(argv[i] + 1)) {
+            json_object_set_new(options, "lines", json_integer(atoi(argv[i] + 1)));
+        } else if (options_known && argv[i][0] == '-' && argv[i][1] &&
+                   !usage_has_option(usage, argv[i])) {
+            return usage_error(usage, "unknown option '%s' of '%s'", argv[i], command);
+        } else if (max >= 0 && (int)json_array_size(args) >= max) {
+            return usage_error(usage, "unexpected argument '%s'%s", argv[i],
+                               max == 0 ? ": the command takes none" : "");
+        } else {
+            json_array_append_new(args, json_string(argv[i]));
+        }
+    }
+    return 0;
+}
+
+/* Fills args and options from the words after the command. Returns 0 or an exit status. */
+static int command_arguments(const char *command, int argc, char **argv, json_t *args,
+                             json_t *options)
+{
+    int r;
+
+    if (strcmp(command, "cluster certificate set") == 0)
+        return certificate_set_arguments(argc, argv, args, options);
+    if (strcmp(command, "cluster certificate set-many") == 0)
+        return certificate_set_many_arguments(argc, argv, options);
+    if (strcmp(command, "cluster certificate csr") == 0)
+        return csr_arguments(argc, argv, args, options);
+    if (strcmp(command, "user add") == 0 || strcmp(command, "user passwd") == 0)
+        return ctl_user_arguments(command, argc, argv, args, options) < 0 ? EXIT_USAGE : 0;
+    if (strcmp(command, "replica trust add") == 0 || strcmp(command, "replica trust remove") == 0) {
+        r = ctl_replica_arguments(command, argc, argv, args, options);
+        return r < 0 ? EXIT_USAGE : r;
+    }
+    return generic_arguments(command, argc, argv, args, options);
+}
+
+/* Builds the request into *ret_request. Returns 0, or an exit status after printing why not. */
+static int build_request(const char *command, int argc, char **argv, json_t **ret_request)
 {
     json_t *args = json_array(), *options = json_object();
     char *words[64];
-    int n_words = 0;
+    int n_words = 0, r;
 
     /* --dry-run may stand anywhere among the arguments of a changing command. */
     for (int i = 0; i < argc && n_words < 64; i++) {
@@ -601,75 +879,30 @@ static json_t *build_request(const char *command, int argc, char **argv)
                 "certvisorctl: --dry-run is not supported by '%s'%s (it applies to the cluster "
                 "commands that change something, and to reload without names)\n",
                 command, strcmp(command, "reload") == 0 ? " with service names" : "");
+        r = EXIT_USAGE;
+    } else if ((r = check_global_options_after(command, argc, argv)) == 0) {
+        r = command_arguments(command, argc, argv, args, options);
+    }
+    if (r != 0) {
         json_decref(args);
         json_decref(options);
-        return NULL;
+        return r;
     }
-    if (strcmp(command, "cluster certificate set") == 0) {
-        if (certificate_set_arguments(argc, argv, args, options) < 0) {
-            json_decref(args);
-            json_decref(options);
-            return NULL;
-        }
-        return json_pack("{s:s, s:o, s:o}", "command", command, "args", args, "options", options);
-    }
-    if (strcmp(command, "cluster certificate set-many") == 0) {
-        if (certificate_set_many_arguments(argc, argv, options) < 0) {
-            json_decref(args);
-            json_decref(options);
-            return NULL;
-        }
-        return json_pack("{s:s, s:o, s:o}", "command", command, "args", args, "options", options);
-    }
-    if (strcmp(command, "user add") == 0 || strcmp(command, "user passwd") == 0) {
-        if (ctl_user_arguments(command, argc, argv, args, options) < 0) {
-            json_decref(args);
-            json_decref(options);
-            return NULL;
-        }
-        return json_pack("{s:s, s:o, s:o}", "command", command, "args", args, "options", options);
-    }
-    if (strcmp(command, "replica trust add") == 0 || strcmp(command, "replica trust remove") == 0) {
-        if (ctl_replica_arguments(command, argc, argv, args, options) < 0) {
-            json_decref(args);
-            json_decref(options);
-            return NULL;
-        }
-        return json_pack("{s:s, s:o, s:o}", "command", command, "args", args, "options", options);
-    }
-    if (strcmp(command, "cluster certificate csr") == 0) {
-        if (csr_arguments(argc, argv, args, options) < 0) {
-            json_decref(args);
-            json_decref(options);
-            return NULL;
-        }
-        return json_pack("{s:s, s:o, s:o}", "command", command, "args", args, "options", options);
-    }
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(command, "tail") == 0 && strcmp(argv[i], "-f") == 0) {
-            json_object_set_new(options, "follow", json_true());
-        } else if ((strcmp(command, "tail") == 0 || strcmp(command, "audit") == 0) &&
-                   strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
-            json_object_set_new(options, "lines", json_integer(atoi(argv[++i])));
-        } else if (strcmp(command, "tail") == 0 && argv[i][0] == '-' && argv[i][1] &&
-                   strspn(argv[i] + 1, "0123456789") == strlen(argv[i] + 1)) {
-            json_object_set_new(options, "lines", json_integer(atoi(argv[i] + 1)));
-        } else {
-            json_array_append_new(args, json_string(argv[i]));
-        }
-    }
-    return json_pack("{s:s, s:o, s:o}", "command", command, "args", args, "options", options);
+    *ret_request =
+        json_pack("{s:s, s:o, s:o}", "command", command, "args", args, "options", options);
+    return 0;
 }
 
 static int run(const struct ctl_options *opts, const char *command, int argc, char **argv)
 {
     struct control_client *client;
-    json_t *request = build_request(command, argc, argv);
-    char *socket_path = request ? resolve_socket(opts) : NULL;
-    int r, exit_status = 1;
+    json_t *request = NULL;
+    char *socket_path;
+    int r = build_request(command, argc, argv, &request), exit_status = 1;
 
-    if (!request)
-        return EXIT_USAGE;
+    if (r != 0)
+        return r;
+    socket_path = resolve_socket(opts);
     if (!socket_path) {
         json_decref(request);
         return EXIT_NO_AGENT;
@@ -716,6 +949,69 @@ static int run(const struct ctl_options *opts, const char *command, int argc, ch
     return exit_status;
 }
 
+/*
+ * An option getopt did not know, before the command: a command's own option (--dry-run, -n)
+ * goes after the command; anything else is unknown. word is the option as typed, or NULL for
+ * a short one (letter); argv holds the words after it. Returns EXIT_USAGE.
+ */
+static int misplaced_option(const char *word, int letter, int argc, char **argv)
+{
+    char short_option[3] = {'-', (char)letter, '\0'};
+    const char *option = word ? word : short_option;
+    size_t len = strcspn(option, "="), best = 0;
+    char name[64];
+    int example, consumed;
+
+    snprintf(name, sizeof(name), "%.*s", (int)(len < sizeof(name) ? len : sizeof(name) - 1),
+             option);
+    /* "--dry-run cluster config ...": the same line with the option where it goes. */
+    example = control_command_match(argc, argv, &consumed);
+    if (example >= 0 && usage_has_option(control_command_table[example].usage, name) &&
+        !takes_value(name)) {
+        char line[1024];
+
+        join_words(argc, argv, line, sizeof(line));
+        fprintf(stderr, "certvisorctl: %s goes after the command: certvisorctl %s %s\n", name, line,
+                name);
+        return EXIT_USAGE;
+    }
+    example = -1;
+    /* The shortest usage that takes the option, as an example of where it goes. */
+    for (int i = 0; i < CONTROL_CMD_COUNT; i++) {
+        const char *usage = control_command_table[i].usage;
+
+        if (usage_has_option(usage, name) && !strstr(usage, " | ") &&
+            (example < 0 || strlen(usage) < best)) {
+            example = i;
+            best = strlen(usage);
+        }
+    }
+    if (example >= 0)
+        fprintf(stderr, "certvisorctl: %s goes after the command, e.g. certvisorctl %s\n", name,
+                control_command_table[example].usage);
+    else
+        fprintf(stderr,
+                "certvisorctl: unknown option '%s'; certvisorctl's own options (-s, -c, -p, "
+                "--json, -h, -V) go before the command (see 'certvisorctl --help')\n",
+                name);
+    return EXIT_USAGE;
+}
+
+/*
+ * Where "--help" or "-h" stands among the words after certvisorctl's options, the value of a
+ * command option excepted; -1 when it is not there. The words before it name what to explain.
+ */
+static int help_option_index(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++) {
+        if (takes_value(argv[i]))
+            i++;
+        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return i;
+    }
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option long_options[] = {{"socket", required_argument, NULL, 's'},
@@ -727,10 +1023,12 @@ int main(int argc, char **argv)
                                                  {NULL, 0, NULL, 0}};
     struct ctl_options opts = {0};
     const char *command;
-    int c, index, consumed = 0;
+    int c, index, help, consumed = 0;
 
-    /* '+' stops at the first non-option, so "tail -f name" keeps its -f. */
-    while ((c = getopt_long(argc, argv, "+s:c:p:hV", long_options, NULL)) != -1) {
+    /* '+' stops at the first non-option, so "tail -f name" keeps its -f; ':' and opterr = 0
+     * leave the messages about options to misplaced_option(). */
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+:s:c:p:hV", long_options, NULL)) != -1) {
         switch (c) {
         case 's':
             opts.socket_path = optarg;
@@ -750,9 +1048,13 @@ int main(int argc, char **argv)
         case 'V':
             printf("certvisorctl %s\n", CERTVISOR_VERSION);
             return 0;
-        default:
-            print_help(stderr, NULL);
+        case ':':
+            fprintf(stderr, "certvisorctl: %s needs a value (see 'certvisorctl --help')\n",
+                    argv[optind - 1]);
             return EXIT_USAGE;
+        default:
+            return misplaced_option(optopt ? NULL : argv[optind - 1], optopt, argc - optind,
+                                    argv + optind);
         }
     }
     if (optind >= argc) {
@@ -761,13 +1063,12 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[optind], "help") == 0)
         return help_command(argc - optind - 1, argv + optind + 1);
+    help = help_option_index(argc - optind, argv + optind);
+    if (help >= 0)
+        return help_for_words(help, argv + optind);
     index = control_command_match(argc - optind, argv + optind, &consumed);
-    if (index < 0) {
-        fprintf(stderr, "certvisorctl: unknown command '%s' (see 'certvisorctl help%s%s')\n",
-                argv[optind], strcmp(argv[optind], "cluster") == 0 ? " " : "",
-                strcmp(argv[optind], "cluster") == 0 ? argv[optind] : "");
-        return EXIT_USAGE;
-    }
+    if (index < 0)
+        return explain_unknown_words(argc - optind, argv + optind);
     command = control_command_table[index].word;
     return run(&opts, command, argc - optind - consumed, argv + optind + consumed);
 }

@@ -11,23 +11,25 @@ int ctl_replica_arguments(const char *command, int argc, char **argv, json_t *ar
 {
     bool add = strcmp(command, "replica trust add") == 0;
     struct stat st;
+    char what[192];
     json_t *pem;
+    int r;
 
     if (argc != 2) {
         fprintf(stderr, "certvisorctl: usage: %s <list> %s [--dry-run]\n", command,
                 add ? "<certificate file>" : "<certificate file|fingerprint>");
-        return -1;
+        return 2;
     }
     json_array_append_new(args, json_string(argv[0]));
     if (!add && stat(argv[1], &st) < 0) {
         json_object_set_new(options, "fingerprint", json_string(argv[1]));
         return 0;
     }
-    pem = read_pem_file(argv[1]);
-    if (!pem)
-        return -1;
-    json_object_set_new(options, "certificate", pem);
-    return 0;
+    snprintf(what, sizeof(what), "the certificate file for trust list '%s'", argv[0]);
+    r = read_pem_file(argv[1], what, false, &pem);
+    if (r == 0)
+        json_object_set_new(options, "certificate", pem);
+    return r;
 }
 
 static const char *str(json_t *object, const char *key)

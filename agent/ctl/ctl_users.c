@@ -1,6 +1,8 @@
 /* certvisorctl's side of the "user ..." commands: reading a password without echoing it. */
 #include "ctl_users.h"
 
+#include "control_proto.h"
+
 #include <openssl/crypto.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -102,7 +104,8 @@ int ctl_user_arguments(const char *command, int argc, char **argv, json_t *args,
         }
     }
     if (!name) {
-        fprintf(stderr, "certvisorctl: usage: %s <name> [--role admin|viewer]\n", command);
+        fprintf(stderr, "certvisorctl: usage: %s\n",
+                control_command_table[control_command_lookup(command)].usage);
         return -1;
     }
     json_array_append_new(args, json_string(name));

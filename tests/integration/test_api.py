@@ -751,3 +751,10 @@ def test_the_api_goes_on_when_the_agent_is_away(agent_factory):
     assert proc.returncode == 0, out
     assert not any(marker in out for marker in SANITIZER_MARKERS), out
     assert_clean_exit(node.agent)
+
+
+def test_one_setting_under_both_names_is_refused(node):
+    r = node.request("PUT", "/v1/cluster", {"cipher_suites": "HIGH", "control_cipher_suites": "ECDHE+AESGCM"})
+    assert r.status == 400 and r.json["error_code"] == "invalid_setting", r
+    assert "two names of one setting (control_cipher_suites)" in r.json["message"]
+    assert node.request("GET", "/v1/cluster").json.get("control_cipher_suites") is None

@@ -227,3 +227,112 @@ def test_a_bad_runtime_policy_file_is_refused_with_its_reason(agent_factory):
     state(agent, "policy.json").write_text('{"sentinel_tls_mode": "bogus"}\n')
     assert agent.start(expect_fail=True) == 1
     assert "policy.json: sentinel_tls_mode: 'bogus' is not allowed, required or disabled" in agent.log_text()
+
+
+def seed_003_pair(directory, cn="cm.example.com", extfile=None):
+    """A key and certificate made as the operators' guide says (genrsa, req -new, x509 -req -CA),
+    which gives a certificate without extensions, so without an extended key usage."""
+    d = directory
+    d.mkdir(exist_ok=True)
+    run = lambda *args: subprocess.run([openssl, *map(str, args)], check=True, capture_output=True)
+    if not (d / "ca.pem").exists():
+        run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", d / "ca.key", "-out", d / "ca.pem",
+            "-days", "400", "-subj", "/CN=Ops CA")
+    run("genrsa", "-out", d / f"{cn}.key", "2048")
+    run("req", "-new", "-key", d / f"{cn}.key", "-out", d / f"{cn}.csr", "-subj", f"/CN={cn}")
+    extra = ["-extfile", extfile] if extfile else []
+    run("x509", "-req", "-in", d / f"{cn}.csr", "-CA", d / "ca.pem", "-CAkey", d / "ca.key",
+        "-CAcreateserial", "-out", d / f"{cn}.pem", "-days", "200", *extra)
+    return d / f"{cn}.pem", d / f"{cn}.key"
+
+
+def current_fingerprint(agent, name):
+    return fingerprint(state(agent, "certs", name, "current", "cert.pem"))
+
+
+def test_a_certificate_without_extended_key_usage_is_accepted(agent_factory):
+    agent = agent_factory({"web": svc()})
+    agent.start()
+    cert, key = seed_003_pair(agent.root / "ops")
+    assert "Extended Key Usage" not in subprocess.run(
+        [openssl, "x509", "-in", str(cert), "-noout", "-text"], capture_output=True, text=True).stdout
+    out = agent.ctl("cluster", "certificate", "set", "cm", "certificate_file", str(cert), "key_file", str(key))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"Set cm certificate to contents of file {cert}"
+    assert current_fingerprint(agent, "cm") == fingerprint(cert)
+    # The syncer is a client: no extension allows that too.
+    cert, key = seed_003_pair(agent.root / "ops", cn="syncer.example.com")
+    out = agent.ctl("cluster", "certificate", "set", "syncer", "certificate_file", str(cert), "key_file", str(key))
+    assert out.returncode == 0, out.stderr
+
+
+def test_an_extended_key_usage_without_the_purpose_is_still_refused(agent_factory):
+    agent = agent_factory({"web": svc()})
+    agent.start()
+    ext = agent.root / "client-only.cnf"
+    ext.parent.mkdir(exist_ok=True)
+    ext.write_text("extendedKeyUsage=clientAuth\n")
+    cert, key = seed_003_pair(agent.root / "ops", extfile=ext)
+    before = current_fingerprint(agent, "cm")
+    out = agent.ctl("cluster", "certificate", "set", "cm", "certificate_file", str(cert), "key_file", str(key))
+    assert out.returncode == 1
+    assert ("certificate 'cm' is not for serverAuth: its extended key usage lacks it; have it reissued "
+            "with extendedKeyUsage = serverAuth") in out.stderr
+    assert current_fingerprint(agent, "cm") == before
+    ext.write_text("extendedKeyUsage=serverAuth\n")
+    cert, key = seed_003_pair(agent.root / "ops", cn="syncer.example.com", extfile=ext)
+    before = current_fingerprint(agent, "syncer")
+    out = agent.ctl("cluster", "certificate", "set", "syncer", "certificate_file", str(cert), "key_file", str(key))
+    assert out.returncode == 1
+    assert "certificate 'syncer' is not for clientAuth" in out.stderr
+    assert current_fingerprint(agent, "syncer") == before
+
+
+def not_pem_files(agent):
+    """The files operators hand over by mistake, each with what the refusal must say."""
+    d = agent.root / "files"
+    d.mkdir()
+    pem = state(agent, "certs", "cm", "current", "cert.pem")
+    der = d / "cm_cert.der"
+    subprocess.run([openssl, "x509", "-in", str(pem), "-outform", "der", "-out", str(der)], check=True)
+    utf16 = d / "cm_windows.pem"
+    utf16.write_bytes(pem.read_text().encode("utf-16"))  # with a byte order mark, as Windows saves it
+    noise = d / "random.bin"
+    noise.write_bytes(bytes(range(256)) * 4)
+    nul = d / "nul.pem"
+    nul.write_bytes(b"-----BEGIN CERTIFICATE-----\nabc\0def\n")
+    latin1 = d / "latin1.pem"
+    latin1.write_bytes(pem.read_bytes() + "# Zertifikat für cm\n".encode("latin-1"))
+    return [
+        (der, f"certificate 'cm' is not PEM: {der} is DER (binary); convert it with: openssl x509 "
+              f"-inform der -in {der} -out {der}.pem"),
+        (utf16, f"certificate 'cm' is not PEM: {utf16} is UTF-16 text (as Windows tools save it); save it "
+                f"as UTF-8 or ASCII, e.g. with: iconv -f UTF-16LE -t UTF-8 {utf16} > {utf16}.pem"),
+        (noise, f"certificate 'cm' is not PEM: {noise} holds binary data (NUL bytes)"),
+        (nul, f"certificate 'cm' is not PEM: {nul} holds binary data (NUL bytes)"),
+        (latin1, f"certificate 'cm' is not PEM: {latin1} holds binary data (byte "),
+    ]
+
+
+def test_files_that_cannot_be_pem_are_refused_naming_the_file_and_the_fix(agent_factory):
+    agent = agent_factory({"web": svc()})
+    agent.start()
+    key = state(agent, "certs", "cm", "current", "key.pem")
+    before = current_fingerprint(agent, "cm")
+    for path, message in not_pem_files(agent):
+        out = agent.ctl("cluster", "certificate", "set", "cm", "certificate_file", str(path), "key_file", str(key))
+        assert out.returncode == 1, (path, out.stderr)  # as for any invalid certificate
+        assert out.stderr.startswith(f"certvisorctl: {message}"), (path, out.stderr)
+        assert "JSON" not in out.stderr and "memory" not in out.stderr
+    der_key = agent.root / "files" / "cm_key.der"
+    subprocess.run([openssl, "pkey", "-in", str(key), "-outform", "der", "-out", str(der_key)], check=True)
+    pem = state(agent, "certs", "cm", "current", "cert.pem")
+    out = agent.ctl("cluster", "certificate", "set", "cm", "certificate_file", str(pem), "key_file", str(der_key))
+    assert out.returncode == 1
+    assert (f"the key of certificate 'cm' is not PEM: {der_key} is DER (binary); convert it with: "
+            f"openssl pkey -inform der -in {der_key}") in out.stderr
+    out = agent.ctl("cluster", "certificate", "set", "cm", "certificate_file", str(agent.root / "files"))
+    assert out.returncode == 2
+    assert f"{agent.root / 'files'} is a directory; name the PEM file in it" in out.stderr
+    assert current_fingerprint(agent, "cm") == before
+    assert agent.ctl("status", "web").returncode == 0  # the agent is unharmed

@@ -84,7 +84,9 @@ static void versions_and_words_are_validated(void **state)
     assert_int_equal(check(&p, POLICY_HTTP_SUPPORT, "disabled", err, warn), 0);
     assert_int_equal(check(&p, POLICY_HTTP_SUPPORT, "off", err, warn), CV_EINVALID_TLS);
     assert_int_equal(check(&p, POLICY_MTLS_CERTIFICATE_AUTHENTICATION, "enabled", err, warn), 0);
-    assert_int_equal(check(&p, POLICY_MTLS_CERTIFICATE_AUTHENTICATION, "true", err, warn),
+    /* A switch takes true and false, as the REST API's booleans (value_spellings_...). */
+    assert_int_equal(check(&p, POLICY_MTLS_CERTIFICATE_AUTHENTICATION, "true", err, warn), 0);
+    assert_int_equal(check(&p, POLICY_MTLS_CERTIFICATE_AUTHENTICATION, "yes", err, warn),
                      CV_EINVALID_TLS);
     assert_int_equal(check(&p, POLICY_MTLS_SUBJECT_VALIDATION_TYPE, "full_subject", err, warn), 0);
     assert_int_equal(check(&p, POLICY_MTLS_SUBJECT_VALIDATION_TYPE, "disabled", err, warn),
@@ -95,6 +97,43 @@ static void versions_and_words_are_validated(void **state)
     assert_non_null(strstr(err, "'SAN_CN' is not san_cn or full_subject"));
     assert_string_equal(policy_get(&p, POLICY_MTLS_SUBJECT_VALIDATION_TYPE), "san_cn");
     assert_false(policy_enabled(&p, POLICY_MTLS_CERTIFICATE_AUTHENTICATION));
+    policy_clear(&p);
+}
+
+/* Values are as case-blind as setting names, and every spelling is stored in one form. */
+static void value_spellings_are_case_blind_and_stored_canonically(void **state)
+{
+    static const struct {
+        enum policy_setting setting;
+        const char *typed, *stored;
+    } cases[] = {
+        {POLICY_MIN_CONTROL_TLS_VERSION, "TLSv1.0", "1"},
+        {POLICY_MIN_CONTROL_TLS_VERSION, "tlsv1", "1"},
+        {POLICY_MIN_CONTROL_TLS_VERSION, "1.0", "1"},
+        {POLICY_MIN_DATA_TLS_VERSION, "TLSV1.2", "1.2"},
+        {POLICY_SENTINEL_TLS_MODE, "Disabled", "disabled"},
+        {POLICY_SENTINEL_TLS_MODE, "REQUIRED", "required"},
+        {POLICY_HTTP_SUPPORT, "false", "disabled"},
+        {POLICY_HTTP_SUPPORT, "True", "enabled"},
+        {POLICY_HTTP_SUPPORT, "Enabled", "enabled"},
+    };
+    struct policy p;
+    char err[512], warn[512];
+
+    (void)state;
+    policy_init(&p);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        if (check(&p, cases[i].setting, cases[i].typed, err, warn) != 0)
+            fail_msg("%s refused: %s", cases[i].typed, err);
+        assert_int_equal(
+            policy_set(&p, cases[i].setting, cases[i].typed, POLICY_FROM_RUNTIME, NULL, 0), 0);
+        assert_string_equal(policy_get(&p, cases[i].setting), cases[i].stored);
+    }
+    assert_int_equal(check(&p, POLICY_MIN_CONTROL_TLS_VERSION, "TLSv1.4", err, warn),
+                     CV_EINVALID_TLS);
+    assert_int_equal(check(&p, POLICY_SENTINEL_TLS_MODE, "Sometimes", err, warn), CV_EINVALID_TLS);
+    assert_int_equal(check(&p, POLICY_HTTP_SUPPORT, "0", err, warn), CV_EINVALID_TLS);
+    assert_non_null(strstr(err, "http_support: '0' is not enabled or disabled (or true or false)"));
     policy_clear(&p);
 }
 
@@ -223,6 +262,7 @@ int main(void)
         cmocka_unit_test(names_and_older_spellings),
         cmocka_unit_test(defaults_and_the_sentinel_following_data),
         cmocka_unit_test(versions_and_words_are_validated),
+        cmocka_unit_test(value_spellings_are_case_blind_and_stored_canonically),
         cmocka_unit_test(old_versions_work_at_security_level_zero_with_a_loud_warning),
         cmocka_unit_test(cipher_strings_must_parse_and_leave_a_usable_cipher),
         cmocka_unit_test(a_version_change_is_checked_against_the_planes_ciphers),
