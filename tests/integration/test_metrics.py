@@ -402,7 +402,7 @@ def test_a_stuck_agent_is_a_503_within_the_timeout(standalone):
         status, _, _, body = curl(agent, exporter.port)
         elapsed = time.monotonic() - started
         assert status == 503 and "did not answer within 5000 ms" in body, body
-        assert 4 < elapsed < 9
+        assert 4 < elapsed < 20  # the timeout, not a hang (the upper bound leaves room for a loaded machine)
         promtool_check(body)
         # Scrapes at once share the agent query and its answer; the exporter stays responsive.
         procs = [subprocess.Popen([CURL, "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time",
