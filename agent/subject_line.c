@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <openssl/objects.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
@@ -71,17 +72,6 @@ void subject_line_free(struct subject_line *line)
     free(line);
 }
 
-static int hex_digit(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /*
  * Reads one "TYPE=value" starting at *pos up to an unescaped ',' or the end,
  * into type and value (each at least SUBJECT_LINE_MAX + 1). Leaves *pos after
@@ -126,7 +116,8 @@ static int read_rdn(const char *text, size_t *pos, char *type, char *value, char
             return -EINVAL;
         }
         if (ch == '\\') {
-            int hi = hex_digit(text[i + 1]), lo = hi >= 0 ? hex_digit(text[i + 2]) : -1;
+            int hi = OPENSSL_hexchar2int((unsigned char)text[i + 1]),
+                lo = hi >= 0 ? OPENSSL_hexchar2int((unsigned char)text[i + 2]) : -1;
 
             if (hi >= 0 && lo >= 0 && hi + lo == 0) {
                 snprintf(err, err_len, "\\00 at position %zu: a value cannot hold a NUL", i + 1);

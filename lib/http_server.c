@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -1246,17 +1247,6 @@ void http_respond(struct http_request *request, int status, const char *content_
 
 /* --- helpers --- */
 
-static int hex_value(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes text[0..len) into buf. Returns 0, -ENOSPC or -EINVAL. */
 static int percent_decode(const char *text, size_t len, char *buf, size_t buf_len)
 {
@@ -1266,8 +1256,8 @@ static int percent_decode(const char *text, size_t len, char *buf, size_t buf_le
         char ch = text[i];
 
         if (ch == '%') {
-            int hi = i + 2 < len ? hex_value(text[i + 1]) : -1;
-            int lo = i + 2 < len ? hex_value(text[i + 2]) : -1;
+            int hi = i + 2 < len ? OPENSSL_hexchar2int((unsigned char)text[i + 1]) : -1;
+            int lo = i + 2 < len ? OPENSSL_hexchar2int((unsigned char)text[i + 2]) : -1;
 
             if (hi < 0 || lo < 0)
                 return -EINVAL;
