@@ -688,6 +688,36 @@ static void on_step_done(struct service *service, void *data, int result, const 
     step(run);
 }
 
+/*
+ * A reload command reports whether the service took the files, and a service
+ * that refused them runs on with what it had (redis-server keeps its TLS
+ * context when CONFIG SET fails): rolling back, a running one reloads the
+ * restored files in place, which keeps its clients and its data, instead of
+ * restarting. A signal reload proves less, so those services restart.
+ */
+static bool rolls_back_in_place(const struct apply_run *run, const struct service *service)
+{
+    return run->rolling_back && service->config->reload_argv &&
+           service->fsm.state == SERVICE_RUNNING;
+}
+
+/* The in-place rollback failed too: a restart is what is left to bring the old files in. */
+static void on_rolled_back_in_place(struct service *service, void *data, int result,
+                                    const char *why)
+{
+    struct apply_run *run = data;
+
+    if (result == 0) {
+        on_step_done(service, data, 0, NULL);
+        return;
+    }
+    log_warning("Apply: service '%s' did not reload the restored files (%s); restarting it",
+                service->config->name, why ? why : cv_strerror(result));
+    service_wait(service, WAIT_READY, on_step_done, run);
+    supervisor_mark_restart(run->agent, service);
+    supervisor_schedule(run->agent);
+}
+
 /* A service that was starting when the files changed is ready now: it reloads like the rest. */
 static void on_started(struct service *service, void *data, int result, const char *why)
 {
@@ -722,11 +752,12 @@ static void step(struct apply_run *run)
             run->current_step++;
             continue;
         }
-        if (!run->rolling_back && service->config->reload_signal) {
+        if (!run->rolling_back && service_config_can_reload(service->config)) {
             service_wait(service, WAIT_RELOADED, on_step_done, run);
-            if (service_reload(service) < 0)
-                service_complete_waiters(service, WAIT_RELOADED, -ESRCH,
-                                         "cannot send the reload signal");
+            service_reload(service); /* on failure, on_step_done hears why */
+        } else if (rolls_back_in_place(run, service)) {
+            service_wait(service, WAIT_RELOADED, on_rolled_back_in_place, run);
+            service_reload(service);
         } else {
             service_wait(service, WAIT_READY, on_step_done, run);
             supervisor_mark_restart(run->agent, service);
@@ -1273,11 +1304,11 @@ static int plan(struct apply_run *run, json_t **ret_plan, char *err, size_t err_
         /* A configuration reload decides its steps once the new settings are in force. */
         if (!configs)
             run->steps[run->n_steps++] = service;
-        json_array_append_new(steps,
-                              json_pack("{s:s, s:s, s:s, s:o}", "service", config->name, "action",
-                                        config->reload_signal ? "reload" : "restart", "state",
-                                        service ? service_state_name(service->fsm.state) : "new",
-                                        "files", files_of_service(run, config, run->dry_run)));
+        json_array_append_new(
+            steps, json_pack("{s:s, s:s, s:s, s:o}", "service", config->name, "action",
+                             service_config_can_reload(config) ? "reload" : "restart", "state",
+                             service ? service_state_name(service->fsm.state) : "new", "files",
+                             files_of_service(run, config, run->dry_run)));
     }
     if (r < 0) {
         json_decref(steps);

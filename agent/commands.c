@@ -187,7 +187,7 @@ static bool begin_part(struct agent *agent, struct op *op, struct service *servi
             free(part);
             return false;
         }
-        if (service->config->reload_signal == 0) {
+        if (!service_config_can_reload(service->config)) {
             /* No reload support: a restart stands in, as the configuration says. */
             json_object_set_new(item, "restarted", json_true());
             part->verb = OP_RESTART;
@@ -246,11 +246,10 @@ static void run_operation(struct agent *agent, struct control_conn *conn, json_t
             supervisor_mark_restart(agent, service);
             break;
         case OP_RELOAD:
-            if (service->config->reload_signal == 0)
+            if (!service_config_can_reload(service->config))
                 supervisor_mark_restart(agent, service);
-            else if (service_reload(service) < 0)
-                service_complete_waiters(service, WAIT_RELOADED, -errno,
-                                         "cannot send the reload signal");
+            else
+                service_reload(service); /* on failure, the waiter has heard why */
             break;
         }
     }

@@ -354,6 +354,12 @@ int output_child_fd(const struct output *output, enum output_stream_id stream)
     return output->streams[stream].write_fd;
 }
 
+void output_write(struct output *output, enum output_stream_id stream, const char *data, size_t len)
+{
+    if (output->streams[stream].write_fd >= 0)
+        consume(&output->streams[stream], data, len);
+}
+
 void output_tail(const struct output *output, int n, int stream_filter, output_line_fn fn,
                  void *data)
 {

@@ -42,6 +42,15 @@ void output_free(struct output *output);
 /* The write end a child gets for a stream, or -1 when the stream goes to /dev/null. */
 int output_child_fd(const struct output *output, enum output_stream_id stream);
 
+/*
+ * Takes bytes for a stream from elsewhere than the service's own process (its
+ * reload command's stderr), as if the service had written them: the log
+ * sinks, the tail buffer and the followers get them. Dropped for a stream
+ * that goes to /dev/null.
+ */
+void output_write(struct output *output, enum output_stream_id stream, const char *data,
+                  size_t len);
+
 /* Calls fn with each of the last n kept lines (all when n < 0), oldest first. */
 void output_tail(const struct output *output, int n, int stream_filter, output_line_fn fn,
                  void *data);

@@ -6,6 +6,7 @@
 #include "notify.h"
 #include "output.h"
 #include "procscan.h"
+#include "reload_command.h"
 #include "spawn.h"
 #include "supervisor.h"
 
@@ -44,6 +45,9 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 /* A reload is bounded by start_timeout, or by this when the service may take forever to start. */
 #define RELOAD_TIMEOUT_DEFAULT 90.0
 
+/* How long a reload command killed at the timeout may take to be reaped. */
+#define RELOAD_KILL_GRACE 5.0
+
 static double reload_timeout(const struct service *service)
 {
     return service->config->policy.start_timeout > 0 ? service->config->policy.start_timeout
@@ -53,13 +57,38 @@ static double reload_timeout(const struct service *service)
 static void on_reload_timeout(evutil_socket_t fd, short what, void *arg)
 {
     struct service *service = arg;
-    char why[160];
+    char why[600];
 
     (void)fd;
     (void)what;
-    service->reload = RELOAD_IDLE;
+    if (service->reload == RELOAD_COMMAND && !service->reload_timed_out) {
+        struct timeval grace = timeval_from(RELOAD_KILL_GRACE);
+
+        /* The waiters hear of it once it is reaped (service_handle_reload_exit): a rollback's
+         * reload must not find the killed command still there. */
+        log_warning("Service '%s': reload command %s did not finish within %gs; killing it",
+                    service->config->name, service->config->reload_argv[0],
+                    reload_timeout(service));
+        reload_command_kill(service);
+        service->reload_timed_out = true;
+        evtimer_add(service->reload_timer, &grace);
+        return;
+    }
+    if (service->reload == RELOAD_COMMAND) {
+        /* Not even SIGKILL ended it (stuck in the kernel): stop waiting. Its pid stays known,
+         * so a new reload is refused until it is reaped. */
+        service->reload_timed_out = false;
+        service->reload = RELOAD_IDLE;
+        snprintf(why, sizeof(why),
+                 "reload command %s did not finish within %gs, nor end when killed",
+                 service->config->reload_argv[0], reload_timeout(service));
+        log_error("Service '%s': %s", service->config->name, why);
+        service_complete_waiters(service, WAIT_RELOADED, -ETIMEDOUT, why);
+        return;
+    }
     snprintf(why, sizeof(why), "did not confirm the reload (RELOADING=1, then READY=1) within %gs",
              reload_timeout(service));
+    service->reload = RELOAD_IDLE;
     log_error("Service '%s' %s", service->config->name, why);
     service_complete_waiters(service, WAIT_RELOADED, -ETIMEDOUT, why);
 }
@@ -126,6 +155,7 @@ void service_free(struct service *service)
     service_complete_waiters(service, WAIT_READY, CV_ENO_SUCH_SERVICE, "removed");
     service_complete_waiters(service, WAIT_STOPPED, 0, NULL);
     service_complete_waiters(service, WAIT_RELOADED, CV_ENO_SUCH_SERVICE, "removed");
+    reload_command_abandon(service);
     close_exec_status(service);
     if (service->timer)
         event_free(service->timer);
@@ -356,6 +386,9 @@ static void after_transition(struct service *service, enum service_state before)
     if (now == SERVICE_RUNNING || now == SERVICE_FATAL || now == SERVICE_EXITED)
         service->settled_once = true;
     if (before == SERVICE_RUNNING && service->reload != RELOAD_IDLE) {
+        if (service->reload == RELOAD_COMMAND)
+            reload_command_kill(service); /* nothing left for it to reload */
+        service->reload_timed_out = false;
         service->reload = RELOAD_IDLE;
         event_del(service->reload_timer);
         service_complete_waiters(service, WAIT_RELOADED, -ECHILD, "exited during the reload");
@@ -443,16 +476,83 @@ void service_handle_exit(struct service *service, int wait_status)
     after_transition(service, before);
 }
 
+/* Fails the reload before it began: the waiters hear why. Returns r. */
+static int reload_refused(struct service *service, int r, const char *why)
+{
+    log_error("Cannot reload service '%s': %s", service->config->name, why);
+    service_complete_waiters(service, WAIT_RELOADED, r, why);
+    return r;
+}
+
+static int start_reload_command(struct service *service)
+{
+    char err[512], why[600];
+    int r;
+
+    /* Killed at a timeout but not reaped yet: one command at a time, or the pids get mixed up. */
+    if (service->reload_pid > 0) {
+        snprintf(why, sizeof(why), "the previous reload command (pid %d) has not ended yet",
+                 (int)service->reload_pid);
+        return reload_refused(service, -EBUSY, why);
+    }
+    r = reload_command_start(service, err, sizeof(err));
+    if (r < 0) {
+        snprintf(why, sizeof(why), "cannot run the reload command %s: %s",
+                 service->config->reload_argv[0], err);
+        return reload_refused(service, r, why);
+    }
+    service->reload = RELOAD_COMMAND;
+    log_info("Reloading service '%s' (command %s, pid %d)", service->config->name,
+             service->config->reload_argv[0], (int)service->reload_pid);
+    return 0;
+}
+
+void service_handle_reload_exit(struct service *service, int wait_status)
+{
+    bool waited_on = service->reload == RELOAD_COMMAND;
+    char why[1024];
+    int r = reload_command_finish(service, wait_status, why, sizeof(why));
+
+    if (!waited_on) {
+        service->reload_timed_out = false;
+        log_debug("Service '%s': a reload command nobody waits for any more ended",
+                  service->config->name);
+        return;
+    }
+    service->reload = RELOAD_IDLE;
+    event_del(service->reload_timer);
+    if (service->reload_timed_out) {
+        service->reload_timed_out = false;
+        snprintf(why, sizeof(why), "reload command %s did not finish within %gs: killed",
+                 service->config->reload_argv[0], reload_timeout(service));
+        r = -ETIMEDOUT;
+    }
+    if (r < 0) {
+        log_error("Service '%s' did not reload: %s", service->config->name, why);
+        service_complete_waiters(service, WAIT_RELOADED, r, why);
+        return;
+    }
+    log_info("Service '%s' reloaded", service->config->name);
+    service_complete_waiters(service, WAIT_RELOADED, 0, NULL);
+}
+
 int service_reload(struct service *service)
 {
     struct timeval tv = timeval_from(reload_timeout(service));
+    int r;
 
     if (service->fsm.state != SERVICE_RUNNING)
-        return -ESRCH;
+        return reload_refused(service, -ESRCH, "not running");
     if (service->reload != RELOAD_IDLE)
         return 0; /* the reload under way answers this request too */
+    if (service->config->reload_argv) {
+        r = start_reload_command(service);
+        if (r == 0)
+            evtimer_add(service->reload_timer, &tv);
+        return r;
+    }
     if (kill(service->pid, service->config->reload_signal) < 0)
-        return -errno;
+        return reload_refused(service, -errno, "cannot send the reload signal");
     service->reload = RELOAD_SIGNALED;
     evtimer_add(service->reload_timer, &tv);
     log_info("Reloading service '%s' (signal %s)", service->config->name,

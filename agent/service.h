@@ -14,7 +14,8 @@
 
 struct output;
 
-enum reload_phase { RELOAD_IDLE, RELOAD_SIGNALED, RELOAD_RELOADING };
+/* A signal reload goes SIGNALED -> RELOADING -> IDLE; a reload command, COMMAND -> IDLE. */
+enum reload_phase { RELOAD_IDLE, RELOAD_SIGNALED, RELOAD_RELOADING, RELOAD_COMMAND };
 
 /* What a waiter waits for. */
 enum wait_goal { WAIT_READY, WAIT_STOPPED, WAIT_RELOADED };
@@ -43,6 +44,12 @@ struct service {
     struct event *timer;        /* the state machine's timer */
     struct event *reload_timer; /* bounds a reload */
     enum reload_phase reload;
+    /* The reload command's process (its own process group) until it is reaped, else 0. It may
+     * outlive the reload it served (killed at the timeout): reload says whether one is waited on.
+     */
+    pid_t reload_pid;
+    struct reload_run *reload_run; /* its output pipes (reload_command.c), NULL when none */
+    bool reload_timed_out; /* it was killed at the timeout: the waiters hear so at its end */
     bool pending_start;    /* start once every dependency is ready */
     bool pending_stop;     /* stop once every dependent being stopped has stopped */
     bool operator_stopped; /* stopped by hand: a configuration reload leaves it stopped */
@@ -84,8 +91,17 @@ void service_handle_exit(struct service *service, int wait_status);
 /* Handles one notify message (already attributed to this service). */
 void service_handle_notify(struct service *service, const char *message, pid_t sender);
 
-/* Sends the reload signal and waits for RELOADING=1 then READY=1 (or restarts). */
+/*
+ * Reloads a running service: sends its reload signal and waits for
+ * RELOADING=1 then READY=1, or runs its reload command and waits for it to
+ * end. The WAIT_RELOADED waiters hear the outcome. Returns 0 when the reload
+ * is under way (or already was), or a negative error when it could not begin
+ * (-ESRCH: the service is not running); the waiters have then heard why.
+ */
 int service_reload(struct service *service);
+
+/* The reload command's process ended (see supervisor_reap). */
+void service_handle_reload_exit(struct service *service, int wait_status);
 
 /* Registers a waiter. Returns 0 or -ENOMEM. */
 int service_wait(struct service *service, enum wait_goal goal, service_wait_fn fn, void *data);

@@ -42,6 +42,7 @@ cfg_opt_t service_config_options[] = {CFG_STR("command", NULL, CFGF_NODEFAULT),
                                       CFG_STR("stop_signal", "TERM", CFGF_NONE),
                                       CFG_FLOAT("stop_timeout", 10.0, CFGF_NONE),
                                       CFG_STR("reload_signal", "none", CFGF_NONE),
+                                      CFG_STR_LIST("reload_command", "{}", CFGF_NONE),
                                       CFG_FLOAT("backoff_initial", 0.5, CFGF_NONE),
                                       CFG_FLOAT("backoff_factor", 2.0, CFGF_NONE),
                                       CFG_FLOAT("backoff_max", 30.0, CFGF_NONE),
@@ -76,6 +77,11 @@ int signal_parse(const char *word)
     if (*word && !*end && number > 0 && number < NSIG)
         return (int)number;
     return -EINVAL;
+}
+
+bool service_config_can_reload(const struct service_config *config)
+{
+    return config->reload_signal != 0 || config->reload_argv != NULL;
 }
 
 const char *signal_word(int signo)
@@ -247,8 +253,8 @@ static int validate_tls_port(cfg_t *cfg, cfg_opt_t *opt)
 
 void service_config_set_validators(cfg_t *cfg)
 {
-    static const char *const with_variables[] = {"command", "arguments", "directory",
-                                                 "stdout",  "stderr",    "after"};
+    static const char *const with_variables[] = {"command", "arguments",      "directory", "stdout",
+                                                 "stderr",  "reload_command", "after"};
     static const char *const non_negative[] = {"start_timeout",       "stop_timeout",
                                                "backoff_initial",     "backoff_max",
                                                "backoff_reset_after", "start_retries"};
@@ -298,6 +304,7 @@ void service_config_free(struct service_config *config)
     free(config->name);
     free(config->source_file);
     free_strv(config->argv);
+    free_strv(config->reload_argv);
     free(config->user);
     free(config->group);
     free_strv(config->environment);
@@ -480,6 +487,8 @@ static char *build_fingerprint(cfg_t *section, const struct service_config *conf
         fprintf(f, "argv %s\n", *p);
     for (char **p = config->environment; *p; p++)
         fprintf(f, "env %s\n", *p);
+    for (char **p = config->reload_argv; p && *p; p++)
+        fprintf(f, "reload argv %s\n", *p);
     for (size_t i = 0; i < config->n_tls; i++)
         fprintf(f, "tls output %s\n", config->tls[i].output);
     if (config->databases_output)
@@ -495,11 +504,40 @@ static char *build_fingerprint(cfg_t *section, const struct service_config *conf
     return text;
 }
 
+/*
+ * reload_command: expanded like the arguments. A service reloads one way, so a
+ * reload signal beside it is refused rather than one of them silently ignored.
+ */
+static int convert_reload_command(cfg_t *section, const struct expand_vars *vars,
+                                  struct service_config *config, char *err, size_t err_len)
+{
+    if (cfg_size(section, "reload_command") == 0)
+        return 0;
+    if (config->reload_signal) {
+        snprintf(err, err_len,
+                 "reload_command and reload_signal = %s are both set: a service reloads one way "
+                 "(keep reload_command for a program that cannot reload on a signal, such as "
+                 "redis-server, and remove reload_signal)",
+                 cfg_getstr(section, "reload_signal"));
+        return CV_ECONFIG;
+    }
+    config->reload_argv = expand_list(section, "reload_command", 0, vars, NULL);
+    if (!config->reload_argv)
+        return -ENOMEM;
+    if (config->reload_argv[0][0] != '/') {
+        snprintf(err, err_len, "reload_command: '%s' is not an absolute path",
+                 config->reload_argv[0]);
+        return CV_ECONFIG;
+    }
+    return 0;
+}
+
 static int convert(cfg_t *section, const struct expand_vars *vars, struct service_config *config,
                    char *err, size_t err_len)
 {
     const char *command = cfg_getstr(section, "command");
     char stream_path[4096];
+    int r;
 
     if (!command) {
         snprintf(err, err_len, "'command' is required");
@@ -561,6 +599,10 @@ static int convert(cfg_t *section, const struct expand_vars *vars, struct servic
                                 ? 0
                                 : signal_parse(cfg_getstr(section, "reload_signal"));
 
+    r = convert_reload_command(section, vars, config, err, err_len);
+    if (r < 0)
+        return r;
+
     const char *autorestart = cfg_getstr(section, "autorestart");
     config->policy.autorestart = strcmp(autorestart, "true") == 0    ? AUTORESTART_TRUE
                                  : strcmp(autorestart, "false") == 0 ? AUTORESTART_FALSE
@@ -581,7 +623,6 @@ static int convert(cfg_t *section, const struct expand_vars *vars, struct servic
         const char *option = i ? "stderr" : "stdout";
         struct output_target *target = i ? &config->stderr_target : &config->stdout_target;
         char *value = expand_string(cfg_getstr(section, option), vars);
-        int r;
 
         if (!value)
             return -ENOMEM;

@@ -34,6 +34,12 @@ struct service_config {
     size_t n_exit_codes;
     int stop_signal;
     int reload_signal; /* 0: the service cannot reload and is restarted instead */
+    /*
+     * The command that reloads it (argv, NULL-terminated, argv[0] absolute),
+     * run to completion like systemd's ExecReload; NULL when none. Never set
+     * together with reload_signal.
+     */
+    char **reload_argv;
     struct fsm_policy policy;
     struct output_target stdout_target;
     struct output_target stderr_target;
@@ -61,6 +67,9 @@ int service_config_from_cfg(cfg_t *section, const char *source_file, struct expa
                             struct service_config **ret_config, char *err, size_t err_len);
 
 void service_config_free(struct service_config *config);
+
+/* True when the service can take a change in place: it has a reload signal or a reload command. */
+bool service_config_can_reload(const struct service_config *config);
 
 /* Parses "TERM", "SIGTERM" or a number. Returns the signal or -EINVAL. */
 int signal_parse(const char *word);

@@ -124,8 +124,10 @@ static char **build_environment(const struct spawn_request *request, const struc
     r |= env_push(&env, &n, entry);
     snprintf(entry, sizeof(entry), "LOGNAME=%s", id->user);
     r |= env_push(&env, &n, entry);
-    snprintf(entry, sizeof(entry), "NOTIFY_SOCKET=%s", request->notify_socket);
-    r |= env_push(&env, &n, entry);
+    if (request->notify_socket) {
+        snprintf(entry, sizeof(entry), "NOTIFY_SOCKET=%s", request->notify_socket);
+        r |= env_push(&env, &n, entry);
+    }
     snprintf(entry, sizeof(entry), "CERTVISOR_SERVICE=%s", request->config->name);
     r |= env_push(&env, &n, entry);
     for (char **p = request->config->environment; *p; p++)
@@ -163,6 +165,7 @@ static void report_and_exit(int status_fd, enum spawn_stage stage)
 static void child_exec(const struct spawn_request *request, const struct identity *id, char **env,
                        int status_fd, int null_fd, pid_t parent)
 {
+    char *const *argv = request->argv ? request->argv : request->config->argv;
     sigset_t none;
 
     /* Every signal is blocked since before fork(): a stop signal sent this early must find
@@ -193,7 +196,7 @@ static void child_exec(const struct spawn_request *request, const struct identit
     if (chdir(request->config->directory) < 0)
         report_and_exit(status_fd, STAGE_CHDIR);
     close_other_descriptors(status_fd);
-    execve(request->config->argv[0], request->config->argv, env);
+    execve(argv[0], argv, env);
     report_and_exit(status_fd, STAGE_EXEC);
 }
 
@@ -274,13 +277,19 @@ int spawn_service(const struct spawn_request *request, pid_t *ret_pid, int *ret_
 
 int spawn_read_failure(int status_fd, const struct service_config *config, char *buf, size_t len)
 {
+    return spawn_read_failure_of(status_fd, config, config->argv[0], buf, len);
+}
+
+int spawn_read_failure_of(int status_fd, const struct service_config *config, const char *program,
+                          char *buf, size_t len)
+{
     struct spawn_failure failure;
     ssize_t n = read(status_fd, &failure, sizeof(failure));
 
     if (n != (ssize_t)sizeof(failure) || failure.stage < 0 || failure.stage > STAGE_EXEC)
         return 0;
     if (failure.stage == STAGE_EXEC)
-        snprintf(buf, len, "cannot execute %s: %s", config->argv[0], strerror(failure.error));
+        snprintf(buf, len, "cannot execute %s: %s", program, strerror(failure.error));
     else if (failure.stage == STAGE_CHDIR)
         snprintf(buf, len, "cannot change directory to %s: %s", config->directory,
                  strerror(failure.error));

@@ -9,8 +9,10 @@
 
 struct spawn_request {
     const struct service_config *config;
-    const char *notify_socket;
-    int stdout_fd; /* becomes the child's stdout; -1 for /dev/null */
+    /* What to execute: NULL for the service's own command (config->argv), or its reload command. */
+    char *const *argv;
+    const char *notify_socket; /* NULL: no NOTIFY_SOCKET in the environment */
+    int stdout_fd;             /* becomes the child's stdout; -1 for /dev/null */
     int stderr_fd;
 };
 
@@ -33,5 +35,9 @@ struct spawn_failure {
 
 /* Reads a failure from the status pipe into a message. Returns 1 if one was read, else 0. */
 int spawn_read_failure(int status_fd, const struct service_config *config, char *buf, size_t len);
+
+/* The same, for a process that executed program (a reload command, say) rather than argv[0]. */
+int spawn_read_failure_of(int status_fd, const struct service_config *config, const char *program,
+                          char *buf, size_t len);
 
 #endif

@@ -215,6 +215,14 @@ static struct service *service_by_pid(const struct agent *agent, pid_t pid)
     return NULL;
 }
 
+static struct service *service_by_reload_pid(const struct agent *agent, pid_t pid)
+{
+    for (size_t i = 0; i < agent->n_services; i++)
+        if (agent->services[i]->reload_pid == pid)
+            return agent->services[i];
+    return NULL;
+}
+
 void supervisor_reap(struct agent *agent)
 {
     int status;
@@ -225,6 +233,8 @@ void supervisor_reap(struct agent *agent)
 
         if (service)
             service_handle_exit(service, status);
+        else if ((service = service_by_reload_pid(agent, pid)))
+            service_handle_reload_exit(service, status);
         else
             log_debug("Reaped process %d (not a service's main process)", (int)pid);
     }

@@ -503,6 +503,51 @@ static void unknown_reload_signal(void **state)
     expect_error(*state, "conf.d/bad.conf", 7, "reload_signal: unknown signal '99999'", NULL);
 }
 
+/* A service reloads one way: both a reload signal and a reload command is refused. */
+static void reload_command_beside_reload_signal(void **state)
+{
+    write_bad_service(*state, "reload_signal = HUP\n    reload_command = {\"/bin/true\"}");
+    expect_error(*state, "conf.d/bad.conf", 5,
+                 "service 'b': reload_command and reload_signal = HUP are both set",
+                 "remove reload_signal");
+}
+
+static void reload_command_must_be_absolute(void **state)
+{
+    /* Checked after expansion: a variable that gives a relative path is refused too. */
+    write_bad_service(*state, "reload_command = {\"%{name}/reload\", \"--a\"}");
+    expect_error(*state, "conf.d/bad.conf", 5, "reload_command: 'b/reload' is not an absolute path",
+                 NULL);
+}
+
+static void reload_command_is_expanded_like_arguments(void **state)
+{
+    struct fixture *fx = *state;
+    struct agent_config *config;
+    const struct service_config *s;
+
+    write_file(fx, "certvisor.conf", "prefix = \"/\"\n");
+    write_file(
+        fx, "conf.d/r.conf",
+        "service r {\n"
+        "    command = \"/bin/r\"\n"
+        "    reload_command = {\"/usr/bin/rr\", \"--include\", \"%{run_dir}/tls/%{name}.conf\"}\n"
+        "}\n"
+        "service plain {\n"
+        "    command = \"/bin/p\"\n"
+        "}\n");
+    config = load_ok(fx, NULL);
+    s = config_find_service(config, "r");
+    assert_strv_equal(s->reload_argv, (const char *const[]){"/usr/bin/rr", "--include",
+                                                            "/run/certvisor/tls/r.conf", NULL});
+    assert_int_equal(s->reload_signal, 0);
+    assert_true(service_config_can_reload(s));
+    s = config_find_service(config, "plain");
+    assert_null(s->reload_argv);
+    assert_false(service_config_can_reload(s));
+    config_free(config);
+}
+
 static void negative_stop_timeout(void **state)
 {
     write_bad_service(*state, "stop_timeout = -1.5");
@@ -1258,6 +1303,9 @@ int main(void)
         TEST(bad_readiness_value),
         TEST(unknown_stop_signal),
         TEST(unknown_reload_signal),
+        TEST(reload_command_beside_reload_signal),
+        TEST(reload_command_must_be_absolute),
+        TEST(reload_command_is_expanded_like_arguments),
         TEST(negative_stop_timeout),
         TEST(negative_start_retries),
         TEST(backoff_factor_below_one),
