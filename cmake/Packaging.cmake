@@ -67,9 +67,10 @@ set(CPACK_DEBIAN_PACKAGE_RELEASE "${CERTVISOR_PACKAGE_RELEASE}")
 set(CPACK_DEBIAN_PACKAGE_SECTION admin)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-# adduser for postinst; redis-server for the shard the shipped conf.d runs (10-redis-db1.conf),
-# with TLS (Redis 6 or later).
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser, redis-server (>= 5:6.0)")
+# adduser for postinst; redis-server for the shard the shipped conf.d runs (10-redis-db1.conf):
+# Redis 7.0 or later, whose CONFIG SET takes several tls-* settings at once, all or none, which
+# is how certvisor-redis-reload changes the shard's TLS in place.
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser, redis-server (>= 5:7.0)")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 # conffiles is written by packaging/cpack/deb.cmake: every file the package puts under /etc.
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
@@ -84,7 +85,7 @@ set(CPACK_RPM_PACKAGE_LICENSE "LicenseRef-certvisor-unreleased")
 set(CPACK_RPM_PACKAGE_GROUP "System Environment/Daemons")
 set(CPACK_RPM_PACKAGE_RELOCATABLE OFF)
 set(CPACK_RPM_PACKAGE_AUTOREQ ON)
-set(CPACK_RPM_PACKAGE_REQUIRES "redis >= 6.0")
+set(CPACK_RPM_PACKAGE_REQUIRES "redis >= 7.0")
 set(CPACK_RPM_PACKAGE_REQUIRES_PRE "shadow-utils")
 set(CPACK_RPM_PACKAGE_REQUIRES_POST "systemd")
 set(CPACK_RPM_PACKAGE_REQUIRES_PREUN "systemd")

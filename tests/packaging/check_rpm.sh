@@ -24,7 +24,7 @@ check_eq "name, version, release" "certvisor $(sed -n 's/^project(certvisor VERS
     "$(q --qf '%{NAME} %{VERSION} %{RELEASE}')"
 requires=$(q --requires)
 printf '%s\n' "$requires" | sed 's/^/    requires: /'
-check "requires redis >= 6.0 (the shipped redis-db1)" grep -qx 'redis >= 6.0' <<<"$requires"
+check "requires redis >= 7.0 (the shipped redis-db1)" grep -qx 'redis >= 7.0' <<<"$requires"
 check "requires(pre) shadow-utils (useradd)" grep -qx 'shadow-utils' <<<"$requires"
 check "requires the libraries rpmbuild found (libssl, libconfuse, libevent)" \
     bash -c "grep -q '^libssl.so.3' <<<'$requires' && grep -q '^libconfuse.so' <<<'$requires' &&
