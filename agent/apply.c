@@ -106,7 +106,8 @@ struct apply_run {
     size_t current_step;
     bool rolling_back;
     char failure[1024];
-    json_t *done_services; /* names reloaded or restarted */
+    json_t *done_services;      /* names reloaded or restarted */
+    json_t *restarted_services; /* those of them restarted: they have no reload */
 };
 
 struct apply_queue {
@@ -475,6 +476,7 @@ static void run_free(struct apply_run *run)
     policy_clear(&run->old_policy);
     config_free(run->new_config);
     json_decref(run->done_services);
+    json_decref(run->restarted_services);
     free(run->steps);
     for (size_t i = 0; i < run->n_requests; i++)
         request_free(run->requests[i]);
@@ -613,9 +615,10 @@ static void succeed(struct apply_run *run)
         describe_changes(request, what, sizeof(what));
         audit_record(agent, request->who, "changed %s: applied; services %s",
                      *what ? what : "nothing", services ? services : "[]");
-        reply = json_pack("{s:i, s:O, s:s, s:O, s:i}", "exit", 0, "services", run->done_services,
-                          "warning", request->warning, "changes", request->changes, "coalesced",
-                          (int)run->n_requests);
+        reply =
+            json_pack("{s:i, s:O, s:O, s:s, s:O, s:i}", "exit", 0, "services", run->done_services,
+                      "restarted", run->restarted_services, "warning", request->warning, "changes",
+                      request->changes, "coalesced", (int)run->n_requests);
         if (request->summary)
             json_object_update(reply, request->summary);
         answer(request, 0, reply);
@@ -682,6 +685,8 @@ static void on_step_done(struct service *service, void *data, int result, const 
     }
     if (!run->rolling_back) {
         json_array_append_new(run->done_services, json_string(service->config->name));
+        if (!service_config_can_reload(service->config))
+            json_array_append_new(run->restarted_services, json_string(service->config->name));
         apply_hook("service");
     }
     run->current_step++;
@@ -1429,7 +1434,15 @@ static void start_run(struct agent *agent, struct apply_request **batch, size_t 
     size_t accepted = 0;
     int r;
 
-    if (!run || !(run->done_services = json_array())) {
+    if (run) {
+        run->done_services = json_array();
+        run->restarted_services = json_array();
+    }
+    if (!run || !run->done_services || !run->restarted_services) {
+        if (run) {
+            json_decref(run->done_services);
+            json_decref(run->restarted_services);
+        }
         free(run);
         for (size_t i = 0; i < n; i++) {
             refuse(batch[i], -ENOMEM, "out of memory");

@@ -266,7 +266,10 @@ static void print_reload_summary(json_t *reply)
     /* Services whose settings did not change but whose rendered TLS files did. */
     json_array_foreach(json_object_get(reply, "services"), w, warning)
     {
-        printf("%s: TLS configuration changed (reloaded)\n", json_string_value(warning));
+        printf("%s: TLS configuration changed (%s)\n", json_string_value(warning),
+               ctl_name_in(json_object_get(reply, "restarted"), json_string_value(warning))
+                   ? "restarted: it has no reload"
+                   : "reloaded");
         any = true;
     }
     if (!any)
@@ -561,6 +564,19 @@ static char *read_whole_file(const char *path, size_t *ret_len)
     }
     *ret_len = n;
     return buf;
+}
+
+bool ctl_name_in(json_t *array, const char *name)
+{
+    size_t i;
+    json_t *item;
+
+    json_array_foreach(array, i, item)
+    {
+        if (name && json_is_string(item) && strcmp(json_string_value(item), name) == 0)
+            return true;
+    }
+    return false;
 }
 
 int read_pem_file(const char *path, const char *what, bool is_key, json_t **ret_pem)

@@ -162,7 +162,11 @@ static void print_change(json_t *reply)
     }
     json_array_foreach(json_object_get(reply, "services"), i, service)
     {
-        printf("Reloaded %s\n", json_string_value(service));
+        printf("%s %s\n",
+               ctl_name_in(json_object_get(reply, "restarted"), json_string_value(service))
+                   ? "Restarted"
+                   : "Reloaded",
+               json_string_value(service));
     }
 }
 

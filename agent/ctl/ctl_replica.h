@@ -28,4 +28,7 @@ void ctl_print_replica_reply(const char *command, json_t *reply);
  */
 int read_pem_file(const char *path, const char *what, bool is_key, json_t **ret_pem);
 
+/* Whether a JSON array of strings (a reply's "restarted") holds name (certvisorctl.c). */
+bool ctl_name_in(json_t *array, const char *name);
+
 #endif

@@ -1,6 +1,7 @@
 """Every other way a change arrives, through the same pipeline: rotation, deletion, a CSR whose
 key never leaves the store, a burst coalesced into one plan, conf.d edits with reload, dry runs
 with the rendered diff, and renewal before expiry."""
+import json
 import os
 import re
 import shutil
@@ -193,6 +194,22 @@ def test_conf_d_policy_edit_reaches_services_on_reload(agent_factory):
     policy.write_text("policy {\n    min_control_TLS_version = \"1.3\"\n}\n")
     out = agent.ctl("reload")
     assert out.returncode == 0 and out.stdout.strip() == "No changes"
+
+
+def test_a_service_without_a_reload_is_said_to_be_restarted(agent_factory):
+    port = free_port()
+    agent = agent_factory({"norl": tls_service("api", port).replace("reload_signal = HUP",
+                                                                      "reload_signal = none")})
+    agent.start()
+    pid = agent.pid_of("norl")
+    policy = agent.conf_d / "00-policy.conf"
+    policy.write_text("policy {\n    min_control_TLS_version = \"1.3\"\n}\n")
+    out = agent.ctl("reload")
+    assert out.returncode == 0, out.stderr
+    assert "norl: TLS configuration changed (restarted: it has no reload)" in out.stdout, out.stdout
+    assert agent.pid_of("norl") != pid
+    out = agent.ctl("--json", "cluster", "config", "min_control_TLS_version", "1.2")
+    assert json.loads(out.stdout)["restarted"] == ["norl"], out.stdout
 
 
 def test_a_cipher_list_for_another_kind_of_key_is_refused(agent_factory):
