@@ -17,6 +17,7 @@ cfg_opt_t conf_database_options[] = {
     CFG_STR("advertise", NULL, CFGF_NODEFAULT),
     CFG_STR("shard", NULL, CFGF_NODEFAULT),
     CFG_BOOL("shard_tls", cfg_false, CFGF_NONE),
+    CFG_BOOL("multiplex", cfg_true, CFGF_NONE),
     CFG_STR("tls_mode", "enabled", CFGF_NONE),
     CFG_STR("client_auth", "none", CFGF_NONE),
     CFG_STR("client_trust", "mtls_trusted_ca", CFGF_NONE),
@@ -84,6 +85,7 @@ static void check(cfg_t *section, struct database_decl *decl, char *reason, size
     *reason = '\0';
     decl->port = (int)port;
     decl->shard_tls = cfg_getbool(section, "shard_tls");
+    decl->multiplex_off = !cfg_getbool(section, "multiplex");
     if (port < 1 || port > 65535)
         snprintf(reason, len, "port is required: the endpoint's port, from 1 to 65535");
     else if (!shard || db_split_address(shard, host, sizeof(host), &shard_port) < 0)

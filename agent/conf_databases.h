@@ -12,11 +12,12 @@
 /* One database as the operator declared it; rendered into lib's db_config for the services. */
 struct database_decl {
     char *name;
-    char *listen;    /* the address the proxy binds */
-    int port;        /* the endpoint's port */
-    char *advertise; /* the host clients are told (sentinel); NULL: worked out when rendering */
-    char *shard;     /* "host:port" of the Redis shard */
-    bool shard_tls;  /* the proxy reaches the shard over TLS, with data_internode_encryption */
+    char *listen;       /* the address the proxy binds */
+    int port;           /* the endpoint's port */
+    char *advertise;    /* the host clients are told (sentinel); NULL: worked out when rendering */
+    char *shard;        /* "host:port" of the Redis shard */
+    bool shard_tls;     /* the proxy reaches the shard over TLS, with data_internode_encryption */
+    bool multiplex_off; /* multiplex = no: each client gets a shard connection of its own */
     enum db_tls_mode tls_mode;
     enum tls_verify client_auth; /* client certificates */
     /*

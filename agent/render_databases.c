@@ -47,6 +47,7 @@ static int resolve_db(const struct render_inputs *in, const struct database_decl
         .shard_tls = decl->shard_tls,
         .tls_mode = decl->tls_mode,
         .client_verify = decl->client_auth,
+        .multiplex_off = decl->multiplex_off,
     };
     /* Clients are told the endpoint's own address, or, behind a wildcard, the node's name. */
     if (!db->advertise) {

@@ -119,6 +119,8 @@ char *db_list_render(const struct db_list *list)
         fprintf(f, "tls_mode = %s\n", db_tls_mode_name(db->tls_mode));
         fprintf(f, "client_verify = %s\n", verify_names[db->client_verify]);
         put(f, "client_ca_file", db->client_ca_file);
+        if (db->multiplex_off)
+            fputs("multiplex = no\n", f);
         if (!db->replica_source)
             continue;
         put(f, "replica_source", db->replica_source);
@@ -256,15 +258,22 @@ static int parse_setting(struct db_config *db, const struct kv_line *line, char 
         db->replica_local_port = (int)port;
         return 0;
     }
-    if (kv_key_is(line, "shard_tls") || kv_key_is(line, "replica_verify_hostname")) {
-        bool *flag = kv_key_is(line, "shard_tls") ? &db->shard_tls : &db->replica_verify_hostname;
+    if (kv_key_is(line, "shard_tls") || kv_key_is(line, "replica_verify_hostname") ||
+        kv_key_is(line, "multiplex")) {
+        bool on;
 
         if (strcmp(value, "yes") != 0 && strcmp(value, "no") != 0) {
             snprintf(err, err_len, "line %d: %.*s '%s' is not yes or no", line->number,
                      (int)line->key_len, line->key, value);
             return CV_EINVALID_TLS;
         }
-        *flag = strcmp(value, "yes") == 0;
+        on = strcmp(value, "yes") == 0;
+        if (kv_key_is(line, "shard_tls"))
+            db->shard_tls = on;
+        else if (kv_key_is(line, "multiplex"))
+            db->multiplex_off = !on;
+        else
+            db->replica_verify_hostname = on;
         return 0;
     }
     if (kv_key_is(line, "tls_mode")) {

@@ -18,7 +18,7 @@ enum db_tls_mode {
  * One database, as the proxy serves it. The file is text: a "[name]" line
  * opens each database, then "key = value" lines in this order:
  *   listen, port, advertise, shard, shard_tls, shard_cert_file, shard_key_file,
- *   shard_ca_file, tls_mode, client_verify, client_ca_file, replica_source,
+ *   shard_ca_file, tls_mode, client_verify, client_ca_file, multiplex, replica_source,
  *   replica_ca_file, replica_server_name, replica_verify_hostname,
  *   replica_local_port
  * Optional values are omitted when unset; the replica_ lines only come with
@@ -38,6 +38,12 @@ struct db_config {
     enum db_tls_mode tls_mode;
     enum tls_verify client_verify; /* client certificates (TLS_VERIFY_NONE: not asked for) */
     char *client_ca_file;          /* the CAs or certificates client certificates must chain to */
+    /*
+     * The proxy carries clients' requests on connections shared among them
+     * ("multiplex = yes", the default, not rendered); "multiplex = no" gives
+     * every client a shard connection of its own.
+     */
+    bool multiplex_off;
     /*
      * A replica of a database on another cluster (Replica Of), as the syncer
      * carries it; replica_source NULL for any other database.

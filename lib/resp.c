@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* A "*<count>\r\n" or "$<len>\r\n" header longer than this is not one (Redis's own limit). */
 #define RESP_HEADER_MAX 32
@@ -437,4 +438,262 @@ void resp_add_null_bulk(struct resp_buf *out)
 void resp_add_null_array(struct resp_buf *out)
 {
     resp_buf_append(out, "*-1\r\n", 5);
+}
+
+/* --- framing -------------------------------------------------------------------------------- */
+
+enum {
+    FRAME_TYPE,    /* the type byte of the next value */
+    FRAME_LINE,    /* a line's text, up to its CR */
+    FRAME_LINE_LF, /* the LF after a line's CR */
+    FRAME_SIGN,    /* the first character of a length: '-' or a digit */
+    FRAME_DIGITS,  /* a length's digits, up to its CR */
+    FRAME_NUM_LF,  /* the LF after a length's CR */
+    FRAME_BULK,    /* a bulk string's payload */
+    FRAME_BULK_CR, /* the CR after it */
+    FRAME_BULK_LF, /* and its LF */
+};
+
+void resp_framer_init(struct resp_framer *framer)
+{
+    memset(framer, 0, sizeof(*framer));
+}
+
+static bool is_line_type(char c)
+{
+    /* simple string, error, integer; RESP3's double, null, boolean, big number */
+    return c == '+' || c == '-' || c == ':' || c == ',' || c == '_' || c == '#' || c == '(';
+}
+
+static bool is_bulk_type(char c)
+{
+    /* bulk string; RESP3's verbatim string and blob error */
+    return c == '$' || c == '=' || c == '!';
+}
+
+static bool is_aggregate_type(char c)
+{
+    /* array; RESP3's set, push, map and attribute */
+    return c == '*' || c == '~' || c == '>' || c == '%' || c == '|';
+}
+
+/* A value (or a null, or an empty aggregate) ended. Returns true when the top-level one did. */
+static bool frame_value_done(struct resp_framer *f)
+{
+    f->state = FRAME_TYPE;
+    while (f->depth > 0) {
+        if (--f->left[f->depth - 1] > 0)
+            return false;
+        f->depth--;
+    }
+    return true;
+}
+
+/*
+ * A length header ended. Returns 1 when it completed the top-level value
+ * (a null or an empty aggregate), 0 to go on, -EPROTO for a bad length.
+ */
+static int frame_header_done(struct resp_framer *f)
+{
+    long long n = f->negative ? -f->number : f->number;
+
+    if (n == -1 && (f->type == '$' || f->type == '*'))
+        return frame_value_done(f) ? 1 : 0; /* RESP2's null bulk string and null array */
+    if (n < 0)
+        return -EPROTO;
+    if (is_bulk_type((char)f->type)) {
+        f->bulk_left = n;
+        f->state = n > 0 ? FRAME_BULK : FRAME_BULK_CR;
+        return 0;
+    }
+    if (f->type == '%')
+        n *= 2;
+    else if (f->type == '|')
+        n = n * 2 + 1; /* an attribute's map, then the value it describes */
+    if (n == 0)
+        return frame_value_done(f) ? 1 : 0;
+    if (f->depth == RESP_FRAME_MAX_DEPTH)
+        return -EPROTO;
+    f->left[f->depth++] = n;
+    f->state = FRAME_TYPE;
+    return 0;
+}
+
+/* One byte of a header or line. Returns 1 when the top-level value ended, 0, or -EPROTO. */
+static int frame_byte(struct resp_framer *f, char c)
+{
+    switch (f->state) {
+    case FRAME_TYPE:
+        if (f->depth == 0)
+            f->first = (unsigned char)c;
+        f->type = (unsigned char)c;
+        f->negative = f->digits = false;
+        f->number = 0;
+        if (is_line_type(c))
+            f->state = FRAME_LINE;
+        else if (is_bulk_type(c) || is_aggregate_type(c))
+            f->state = FRAME_SIGN;
+        else
+            return -EPROTO;
+        return 0;
+    case FRAME_LINE_LF:
+    case FRAME_BULK_LF:
+        if (c != '\n')
+            return -EPROTO;
+        return frame_value_done(f) ? 1 : 0;
+    case FRAME_SIGN:
+        f->state = FRAME_DIGITS;
+        if (c == '-') {
+            f->negative = true;
+            return 0;
+        }
+        __attribute__((fallthrough)); /* the first digit */
+    case FRAME_DIGITS:
+        if (c == '\r' && f->digits) {
+            f->state = FRAME_NUM_LF;
+            return 0;
+        }
+        if (c < '0' || c > '9' || f->number > (INT64_MAX - 9) / 10)
+            return -EPROTO;
+        f->number = f->number * 10 + (c - '0');
+        f->digits = true;
+        return 0;
+    case FRAME_NUM_LF:
+        return c == '\n' ? frame_header_done(f) : -EPROTO;
+    case FRAME_BULK_CR:
+        if (c != '\r')
+            return -EPROTO;
+        f->state = FRAME_BULK_LF;
+        return 0;
+    default:
+        return -EPROTO;
+    }
+}
+
+int resp_framer_feed(struct resp_framer *f, const char *buf, size_t len, size_t *ret_used)
+{
+    size_t i = 0;
+
+    while (i < len) {
+        int r;
+
+        if (f->state == FRAME_BULK) {
+            size_t take = (size_t)f->bulk_left < len - i ? (size_t)f->bulk_left : len - i;
+
+            i += take;
+            f->bulk_left -= (long long)take;
+            if (f->bulk_left == 0)
+                f->state = FRAME_BULK_CR;
+            continue;
+        }
+        if (f->state == FRAME_LINE) {
+            const char *cr = memchr(buf + i, '\r', len - i);
+
+            if (!cr) {
+                i = len;
+                continue;
+            }
+            i = (size_t)(cr - buf) + 1;
+            f->state = FRAME_LINE_LF;
+            continue;
+        }
+        r = frame_byte(f, buf[i++]);
+        if (r < 0)
+            return r;
+        if (r == 1) {
+            *ret_used = i;
+            return 1;
+        }
+    }
+    *ret_used = len;
+    return 0;
+}
+
+void resp_request_framer_init(struct resp_request_framer *framer)
+{
+    memset(framer, 0, sizeof(*framer));
+    framer->argc = -1;
+}
+
+/* Lower-cases text[0, len) into out (of size) when it fits; "" when it does not. */
+static void lower_copy(char *out, size_t size, const char *text, size_t len)
+{
+    if (len >= size) {
+        out[0] = '\0';
+        return;
+    }
+    for (size_t i = 0; i < len; i++)
+        out[i] = (char)(text[i] >= 'A' && text[i] <= 'Z' ? text[i] + ('a' - 'A') : text[i]);
+    out[len] = '\0';
+}
+
+/*
+ * A "<type><digits>\r\n" header at buf + at. Returns its length with
+ * *ret_value, 0 when incomplete, -EPROTO when it is not one.
+ */
+static int frame_header(const char *buf, size_t len, size_t at, char type, long long *ret_value)
+{
+    size_t avail = len - at, end;
+    const char *cr;
+
+    if (avail == 0)
+        return 0;
+    if (buf[at] != type)
+        return -EPROTO;
+    cr = memchr(buf + at, '\r', avail < RESP_HEADER_MAX ? avail : RESP_HEADER_MAX);
+    if (!cr)
+        return avail < RESP_HEADER_MAX ? 0 : -EPROTO;
+    end = (size_t)(cr - buf);
+    if (end + 1 >= len)
+        return 0;
+    if (buf[end + 1] != '\n' || !parse_number(buf + at + 1, end - at - 1, ret_value))
+        return -EPROTO;
+    return (int)(end + 2 - at);
+}
+
+int resp_frame_request(struct resp_request_framer *f, const char *buf, size_t len, size_t max_len,
+                       struct resp_request_info *ret_info, size_t *ret_used)
+{
+    long long value;
+    int n;
+
+    if (f->argc < 0) {
+        n = frame_header(buf, len, 0, '*', &value);
+        if (n <= 0)
+            return n;
+        /* At least "$0\r\n\r\n" an argument: a count beyond what max_len holds is too big. */
+        if (value > (long long)(max_len / 6))
+            return -E2BIG;
+        memset(&f->info, 0, sizeof(f->info));
+        f->argc = value > 0 ? value : 0; /* Redis ignores "*0" and "*-1" */
+        f->index = 0;
+        f->pos = (size_t)n;
+    }
+    while (f->index < f->argc) {
+        size_t start;
+
+        n = frame_header(buf, len, f->pos, '$', &value);
+        if (n <= 0)
+            return n;
+        if (value < 0)
+            return -EPROTO;
+        if ((unsigned long long)value > max_len || f->pos + (size_t)n + (size_t)value + 2 > max_len)
+            return -E2BIG;
+        start = f->pos + (size_t)n;
+        if (len < start + (size_t)value + 2)
+            return 0;
+        if (buf[start + value] != '\r' || buf[start + value + 1] != '\n')
+            return -EPROTO;
+        if (f->index == 0)
+            lower_copy(f->info.name, sizeof(f->info.name), buf + start, (size_t)value);
+        if (f->index > 0 && value == 5 && strncasecmp(buf + start, "block", 5) == 0)
+            f->info.has_block = true;
+        f->pos = start + (size_t)value + 2;
+        f->index++;
+    }
+    f->info.argc = (size_t)f->argc;
+    *ret_info = f->info;
+    *ret_used = f->pos;
+    resp_request_framer_init(f);
+    return 1;
 }

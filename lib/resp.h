@@ -101,4 +101,75 @@ void resp_add_array(struct resp_buf *out, size_t n);              /* then its n 
 void resp_add_null_bulk(struct resp_buf *out);                    /* "$-1\r\n" */
 void resp_add_null_array(struct resp_buf *out);                   /* "*-1\r\n" */
 
+/*
+ * Framing, as a proxy needs it: where one value ends in a stream of bytes,
+ * without copying it or interpreting more than its headers.
+ */
+
+/* How deeply a reply's aggregates may nest (Redis's own replies go a few levels deep). */
+#define RESP_FRAME_MAX_DEPTH 64
+
+/*
+ * A streaming framer of replies: RESP2 and RESP3 values of every type
+ * (simple strings, errors, integers, bulk strings and arrays; RESP3's nulls,
+ * booleans, doubles, big numbers, verbatim strings, blob errors, maps, sets,
+ * attributes and pushes), nested. It keeps no bytes: each byte is fed once,
+ * so a caller can pass a reply on while it is still arriving. A zeroed
+ * framer (or resp_framer_init) is at the start of a value.
+ */
+struct resp_framer {
+    unsigned char state;
+    unsigned char type;  /* of the header being read */
+    unsigned char first; /* the type byte of the value being framed (its top level) */
+    bool negative, digits;
+    long long number;
+    long long bulk_left; /* payload bytes still to come */
+    unsigned depth;
+    long long left[RESP_FRAME_MAX_DEPTH]; /* elements still to come in each open aggregate */
+};
+
+void resp_framer_init(struct resp_framer *framer);
+
+/*
+ * Feeds buf[0, len). Returns 1 when a value ended: its last byte is
+ * buf[*ret_used - 1], and the framer is ready for the next value. Returns 0
+ * when all len bytes were taken (*ret_used = len) and the value goes on.
+ * Returns -EPROTO when the bytes are not RESP (the stream cannot be framed).
+ */
+int resp_framer_feed(struct resp_framer *framer, const char *buf, size_t len, size_t *ret_used);
+
+/* What a proxy needs to know of a request to route it. */
+struct resp_request_info {
+    size_t argc;    /* 0: an empty array, which Redis ignores (no reply) */
+    char name[24];  /* the command's name in lower case; "" when longer than fits */
+    bool has_block; /* an argument after the name is "BLOCK" (any case) */
+};
+
+/*
+ * A resumable framer of requests in a buffer the caller keeps: each argument
+ * is looked at once, however many times the caller comes back with more bytes.
+ * A zeroed framer (or resp_request_framer_init) is at the start of a request.
+ */
+struct resp_request_framer {
+    size_t pos;      /* bytes of the request checked so far */
+    long long argc;  /* announced; -1 before the header */
+    long long index; /* arguments checked */
+    struct resp_request_info info;
+};
+
+void resp_request_framer_init(struct resp_request_framer *framer);
+
+/*
+ * Frames the request at the start of buf[0, len): an array of bulk strings in
+ * the canonical form client libraries send. Returns 1 with *ret_info and
+ * *ret_used (the request's bytes; the framer is ready for the next request,
+ * which starts at buf + *ret_used). Returns 0 when more bytes are needed
+ * (call again with the same bytes and more). Returns -EPROTO when the request
+ * is not such an array (an inline command, or bytes a server would refuse),
+ * and -E2BIG when it announces more than max_len bytes: either way, a proxy
+ * cannot frame it and must hand the bytes to the server as they are.
+ */
+int resp_frame_request(struct resp_request_framer *framer, const char *buf, size_t len,
+                       size_t max_len, struct resp_request_info *ret_info, size_t *ret_used);
+
 #endif

@@ -3,11 +3,13 @@
 
 #include "generation.h"
 #include "log.h"
+#include "mux.h"
 #include "stats.h"
 #include "worker.h"
 
 #include <errno.h>
 #include <openssl/err.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -73,8 +75,7 @@ void conn_pool_clear(struct worker *w)
 
 /* --- deferred writes ----------------------------------------------------------------------- */
 
-/* Queues c for conn_flush_pending at the end of the worker's loop iteration. */
-static void defer(struct conn *c)
+void conn_defer(struct conn *c)
 {
     struct worker *w = c->worker;
 
@@ -103,21 +104,25 @@ static void undefer(struct conn *c)
 
 /* --- teardown ------------------------------------------------------------------------------- */
 
-static void conn_free(struct conn *c)
+void conn_free(struct conn *c)
 {
     struct worker *w = c->worker;
 
     undefer(c);
-    if (c->watched) {
+    mux_detach(c);
+    if (c->client_watched)
         event_del(&c->client.ev);
+    if (c->shard_watched)
         event_del(&c->shard.ev);
-    }
     evtimer_del(&c->timer);
     side_close(&c->client);
     side_close(&c->shard);
     SSL_CTX_free(c->sniff_ctx);
+    SSL_CTX_free(c->shard_ctx);
     buf_put(w, c->up);
     buf_put(w, c->down);
+    mbuf_free(&c->in);
+    mbuf_free(&c->out);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -147,11 +152,12 @@ void conn_close_all(struct worker *w)
 /* --- forwarding ----------------------------------------------------------------------------- */
 
 /* Ends dst's stream once src's has ended and every byte of it is through. -1 on error. */
-static int pass_eof(struct side *src, struct side *dst, const struct buf *b)
+static int pass_eof(struct side *src, struct side *dst, const struct mbuf *carry,
+                    const struct buf *b)
 {
     int r;
 
-    if (!src->eof || b || dst->shut || !dst->ready)
+    if (!src->eof || b || mbuf_pending(carry) || dst->shut || !dst->ready)
         return 0;
     r = dst->ops->shutdown(dst);
     if (r == SIDE_ERROR)
@@ -161,20 +167,33 @@ static int pass_eof(struct side *src, struct side *dst, const struct buf *b)
 }
 
 /*
- * Writes what *bufp holds to dst. Returns 1 on progress, 0 when waiting, -1 on error.
+ * Writes what carry holds (bytes from before the client was pinned), then
+ * what *bufp holds, to dst. Returns 1 on progress, 0 when waiting, -1 on error.
  * While the worker handles a batch of events, writes wait for the end of the batch.
  */
-static int flush(struct conn *c, struct side *dst, struct buf **bufp, _Atomic uint64_t *counter)
+static int flush(struct conn *c, struct side *dst, struct mbuf *carry, struct buf **bufp,
+                 _Atomic uint64_t *counter)
 {
     struct worker *w = c->worker;
     struct buf *b = *bufp;
     ssize_t n;
 
-    if (!b || !dst->ready)
+    if ((!b && !mbuf_pending(carry)) || !dst->ready)
         return 0;
     if (w->batching) {
-        defer(c);
+        conn_defer(c);
         return 0;
+    }
+    if (mbuf_pending(carry)) {
+        n = dst->ops->write(dst, mbuf_head(carry), mbuf_pending(carry));
+        if (n == SIDE_AGAIN)
+            return 0;
+        if (n < 0)
+            return -1;
+        mbuf_consume(carry, (size_t)n);
+        if (counter)
+            stats_add(counter, (uint64_t)n);
+        return 1;
     }
     n = dst->ops->write(dst, b->data + b->start, b->end - b->start);
     if (n == SIDE_AGAIN)
@@ -232,13 +251,14 @@ static int fill(struct worker *w, struct side *src, struct buf **bufp, _Atomic u
  * socket has (and the buffer takes), write as much as the peer takes.
  * Returns 1 if anything moved, 0 if not, -1 on error.
  */
-static int forward(struct conn *c, struct side *src, struct side *dst, struct buf **bufp,
-                   _Atomic uint64_t *read_counter, _Atomic uint64_t *write_counter)
+static int forward(struct conn *c, struct side *src, struct side *dst, struct mbuf *carry,
+                   struct buf **bufp, _Atomic uint64_t *read_counter,
+                   _Atomic uint64_t *write_counter)
 {
     int moved = 0, r;
 
     do {
-        r = flush(c, dst, bufp, write_counter);
+        r = flush(c, dst, carry, bufp, write_counter);
         if (r < 0)
             return -1;
         moved |= r;
@@ -248,8 +268,8 @@ static int forward(struct conn *c, struct side *src, struct side *dst, struct bu
         moved |= r;
     } while (r > 0);
     /* A last flush for what the last fill brought. */
-    r = flush(c, dst, bufp, write_counter);
-    if (r < 0 || pass_eof(src, dst, *bufp) < 0)
+    r = flush(c, dst, carry, bufp, write_counter);
+    if (r < 0 || pass_eof(src, dst, carry, *bufp) < 0)
         return -1;
     return moved | r;
 }
@@ -263,8 +283,8 @@ static uint64_t deadline(const struct conn *c)
 
     if (!c->client.ready)
         d = c->accepted_ms + HANDSHAKE_TIMEOUT_MS;
-    if (!c->shard.ready)
-        d = c->accepted_ms + CONNECT_TIMEOUT_MS; /* always the earlier */
+    if (c->mode == CONN_PINNED && !c->shard.ready)
+        d = c->shard_opened_ms + CONNECT_TIMEOUT_MS; /* the client is ready, or this is earlier */
     if (d)
         return d;
     if (c->linger_ms)
@@ -303,7 +323,7 @@ static void timed_out(struct conn *c)
     unsigned long suppressed;
     const char *what;
 
-    if (!c->shard.ready)
+    if (c->mode == CONN_PINNED && !c->shard.ready)
         what = "the shard did not answer within 5 s";
     else if (!c->client.ready)
         what = "the client's TLS handshake did not complete within 10 s";
@@ -311,9 +331,9 @@ static void timed_out(struct conn *c)
         return; /* the shard closed; the client did not: nothing went wrong */
     else
         what = "idle timeout";
-    if (!c->shard.ready || !c->client.ready)
+    if ((c->mode == CONN_PINNED && !c->shard.ready) || !c->client.ready)
         stats_add(&c->stats->errors, 1);
-    if (c->shard.ready && !c->client.ready)
+    if ((c->mode != CONN_PINNED || c->shard.ready) && !c->client.ready)
         stats_add(&c->stats->handshake_failures, 1);
     if (!worker_log_allowed(c->worker, &suppressed))
         return;
@@ -341,28 +361,45 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
 static bool finished(const struct conn *c)
 {
-    bool up_done = c->client.eof && !c->up && c->shard.shut;
-    bool down_done = c->shard.eof && !c->down && c->client.shut;
+    bool up_done = c->client.eof && !c->up && !mbuf_pending(&c->in) && c->shard.shut;
+    bool down_done = c->shard.eof && !c->down && !mbuf_pending(&c->out) && c->client.shut;
 
     return up_done && down_done;
 }
 
-/* Runs the connection until it waits for a socket. Frees it when it is over. */
-static void conn_run(struct conn *c)
+void conn_touch(struct conn *c)
+{
+    uint64_t now = conn_now_ms();
+
+    c->active_ms = now;
+    arm_timer(c, now);
+}
+
+void conn_run(struct conn *c)
 {
     struct db_counters *s = c->stats;
     uint64_t now;
     int moved;
 
-    if ((!c->client.ready && client_progress(c) < 0) ||
-        (!c->shard.ready && shard_progress(c) < 0)) {
+    if (!c->client.ready && client_progress(c) < 0) {
+        conn_free(c);
+        return;
+    }
+    if (c->mode == CONN_MUX) {
+        if (c->client.ready)
+            mux_client_run(c); /* may free c */
+        else
+            conn_touch(c);
+        return;
+    }
+    if (!c->shard.ready && shard_progress(c) < 0) {
         conn_free(c);
         return;
     }
     do {
-        moved = forward(c, &c->client, &c->shard, &c->up, &s->bytes_in, NULL);
+        moved = forward(c, &c->client, &c->shard, &c->in, &c->up, &s->bytes_in, NULL);
         if (moved >= 0)
-            moved |= forward(c, &c->shard, &c->client, &c->down, NULL, &s->bytes_out);
+            moved |= forward(c, &c->shard, &c->client, &c->out, &c->down, NULL, &s->bytes_out);
     } while (moved > 0);
     if (moved < 0 || finished(c)) {
         conn_free(c);
@@ -442,21 +479,38 @@ static int client_open(struct conn *c, const struct proxy_db *db, int fd)
 }
 
 /*
- * Both sockets in the event loop: edge-triggered, read, write and the peer's
+ * A socket in the event loop: edge-triggered, read, write and the peer's
  * close (EPOLLRDHUP), added once for good.
  */
-static int watch(struct conn *c)
-{
-    struct event_base *base = c->worker->base;
-    short events = EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET;
+#define WATCHED_EVENTS (EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET)
 
-    if (event_assign(&c->client.ev, base, c->client.fd, events, on_client, c) < 0 ||
-        event_assign(&c->shard.ev, base, c->shard.fd, events, on_shard, c) < 0)
+static int watch_shard(struct conn *c)
+{
+    if (event_assign(&c->shard.ev, c->worker->base, c->shard.fd, WATCHED_EVENTS, on_shard, c) < 0)
         return -1;
-    c->watched = true;
-    if (event_add(&c->client.ev, NULL) < 0 || event_add(&c->shard.ev, NULL) < 0)
+    c->shard_watched = true;
+    return event_add(&c->shard.ev, NULL);
+}
+
+static int watch_client(struct conn *c)
+{
+    if (event_assign(&c->client.ev, c->worker->base, c->client.fd, WATCHED_EVENTS, on_client, c) <
+        0)
         return -1;
-    return 0;
+    c->client_watched = true;
+    return event_add(&c->client.ev, NULL);
+}
+
+void conn_pin(struct conn *c)
+{
+    mux_detach(c);
+    c->mode = CONN_PINNED;
+    c->pin_wanted = false;
+    if (shard_open(c) < 0 || watch_shard(c) < 0) {
+        conn_free(c);
+        return;
+    }
+    conn_run(c);
 }
 
 void conn_accept(struct worker *w, const struct proxy_db *db, int fd)
@@ -472,6 +526,14 @@ void conn_accept(struct worker *w, const struct proxy_db *db, int fd)
     c->worker = w;
     c->stats = &db->stats->workers[w->index];
     c->db_name = db->stats->name;
+    c->mode = db->config->multiplex_off ? CONN_PINNED : CONN_MUX;
+    c->shard_address = db->shard;
+    snprintf(c->shard_host, sizeof(c->shard_host), "%s", db->shard_host);
+    if (db->shard_ctx) {
+        SSL_CTX_up_ref(db->shard_ctx);
+        c->shard_ctx = db->shard_ctx;
+    }
+    resp_request_framer_init(&c->framer);
     c->accepted_ms = c->active_ms = conn_now_ms();
     c->client.fd = c->shard.fd = -1;
     evtimer_assign(&c->timer, w->base, on_timer, c);
@@ -487,7 +549,8 @@ void conn_accept(struct worker *w, const struct proxy_db *db, int fd)
         conn_free(c);
         return;
     }
-    if (shard_open(c, db) < 0 || watch(c) < 0) {
+    if (watch_client(c) < 0 ||
+        (c->mode == CONN_PINNED && (shard_open(c) < 0 || watch_shard(c) < 0))) {
         conn_free(c);
         return;
     }

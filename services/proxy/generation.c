@@ -12,12 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/*
- * The shard is another node's process on the cluster's own network: TLS 1.2
- * at least, whatever the clients' minimum, with OpenSSL's default ciphers.
- */
-#define SHARD_MIN_VERSION "1.2"
-
 const char *generation_listen_host(const struct db_config *db)
 {
     return db->listen ? db->listen : "0.0.0.0";
@@ -128,7 +122,13 @@ static int build_server_ctx(struct generation *gen, size_t i, char *err, size_t 
     return r;
 }
 
-/* The proxy as a TLS client of the shard: its certificate, and the CAs the shard must chain to. */
+/*
+ * The proxy as a TLS client of the shard: its certificate, the CAs the shard
+ * must chain to (the cluster CA the agent renders), and the data plane's
+ * minimum version and ciphers from the proxy's own TLS file, which the
+ * agent renders from the same policy. The shard's host name or address is
+ * checked per connection (shard.c).
+ */
 static int build_shard_ctx(struct generation *gen, size_t i, char *err, size_t err_len)
 {
     const struct db_config *db = gen->dbs[i].config;
@@ -136,8 +136,10 @@ static int build_shard_ctx(struct generation *gen, size_t i, char *err, size_t e
         .cert_file = db->shard_cert_file,
         .key_file = db->shard_key_file,
         .ca_file = db->shard_ca_file,
-        .min_version = SHARD_MIN_VERSION,
-        .security_level = -1,
+        .min_version = gen->tls->min_version,
+        .ciphers = gen->tls->ciphers,
+        .ciphersuites = gen->tls->ciphersuites,
+        .security_level = gen->tls->security_level,
         .verify_peer = TLS_VERIFY_REQUIRE,
     };
     char message[768];
@@ -167,6 +169,7 @@ static int resolve_shard(struct proxy_db *pdb, char *err, size_t err_len)
                  pdb->config->shard, message);
         return CV_ECONFIG;
     }
+    snprintf(pdb->shard_host, sizeof(pdb->shard_host), "%s", host);
     return 0;
 }
 

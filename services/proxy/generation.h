@@ -48,6 +48,7 @@ struct proxy_db {
     SSL_CTX *server_ctx;            /* clients' TLS (NULL when tls_mode is disabled); a reference */
     SSL_CTX *shard_ctx;             /* TLS to the shard (NULL unless shard_tls); a reference */
     struct net_address shard;       /* resolved when the generation was built */
+    char shard_host[256];           /* the shard setting's host: what its certificate must name */
     struct listener_set *listener;
     struct stats_slot *stats;
 };

@@ -7,16 +7,15 @@
 #include "tls_context.h"
 #include "worker.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
 #include <openssl/err.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <string.h>
 
-/*
- * A shard that cannot be reached fails every client's connection: one line
- * per connection within the worker's rate limit, counted as an error.
- */
-static int shard_failed(struct conn *c, const char *what, const char *reason)
+int shard_log_failure(struct conn *c, const char *what, const char *reason)
 {
     char shard[NET_ADDRESS_MAX], peer[NET_ADDRESS_MAX], held[64];
     unsigned long suppressed;
@@ -32,59 +31,113 @@ static int shard_failed(struct conn *c, const char *what, const char *reason)
     return -1;
 }
 
-int shard_open(struct conn *c, const struct proxy_db *db)
+static bool is_ip_address(const char *host)
 {
-    int in_progress = 0;
-    int fd = net_connect(&db->shard, &in_progress);
+    unsigned char buf[16];
 
-    c->shard_address = db->shard;
-    c->shard.fd = -1;
-    if (fd < 0)
-        return shard_failed(c, "cannot connect to", strerror(-fd));
-    side_init_plain(&c->shard, fd);
-    if (db->shard_ctx && side_init_tls(&c->shard, fd, db->shard_ctx, false) < 0)
-        return shard_failed(c, "cannot set up TLS to", "out of memory");
-    c->shard_connecting = in_progress;
-    /* A connection made at once has room to write; one in progress waits for its event. */
-    c->shard.writable = !in_progress;
+    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+/*
+ * The shard's certificate must name the host the database's shard setting
+ * gives (an IP address SAN for an address): a certificate of the cluster's CA
+ * that belongs to another node or service is not the shard's.
+ */
+static int expect_host(SSL *ssl, const char *host)
+{
+    if (!host || !*host)
+        return 0;
+    if (is_ip_address(host))
+        return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) == 1 ? 0 : -1;
+    if (SSL_set_tlsext_host_name(ssl, host) != 1 || SSL_set1_host(ssl, host) != 1)
+        return -1;
     return 0;
 }
 
-static int handshake_failed(struct conn *c)
+int shard_side_open(struct side *side, const struct net_address *address, SSL_CTX *ctx,
+                    const char *host, bool *ret_connecting, const char **ret_reason)
 {
-    char reason[512];
-    long verify = SSL_get_verify_result(c->shard.ssl);
+    int in_progress = 0;
+    int fd = net_connect(address, &in_progress);
+
+    side->fd = -1;
+    if (fd < 0) {
+        *ret_reason = strerror(-fd);
+        return -1;
+    }
+    side_init_plain(side, fd);
+    if (ctx && (side_init_tls(side, fd, ctx, false) < 0 || expect_host(side->ssl, host) < 0)) {
+        ERR_clear_error();
+        *ret_reason = "cannot set up TLS: out of memory";
+        return -1;
+    }
+    *ret_connecting = in_progress;
+    /* A connection made at once has room to write; one in progress waits for its event. */
+    side->writable = !in_progress;
+    return 0;
+}
+
+static void tls_failure(const struct side *side, char *reason, size_t len)
+{
+    long verify = SSL_get_verify_result(side->ssl);
 
     if (verify != X509_V_OK) {
-        snprintf(reason, sizeof(reason), "certificate verify failed: %s",
+        snprintf(reason, len, "certificate verify failed: %s",
                  X509_verify_cert_error_string(verify));
         ERR_clear_error();
-    } else {
-        tls_error_string(reason, sizeof(reason));
-        if (!*reason)
-            snprintf(reason, sizeof(reason), "%s",
-                     c->shard.error ? strerror(c->shard.error) : "connection closed");
+        return;
     }
-    return shard_failed(c, "TLS handshake failed with", reason);
+    tls_error_string(reason, len);
+    if (!*reason)
+        snprintf(reason, len, "%s", side->error ? strerror(side->error) : "connection closed");
+}
+
+int shard_side_progress(struct side *side, bool *connecting, const char **ret_what, char *reason,
+                        size_t len)
+{
+    int r;
+
+    if (*connecting) {
+        if (!side->writable)
+            return 0;
+        r = net_connect_result(side->fd);
+        if (r < 0) {
+            *ret_what = "cannot connect to";
+            snprintf(reason, len, "%s", strerror(-r));
+            return -1;
+        }
+        *connecting = false;
+    }
+    r = side->ops->handshake(side);
+    if (r == SIDE_AGAIN)
+        return 0;
+    if (r == SIDE_ERROR) {
+        *ret_what = "TLS handshake failed with";
+        tls_failure(side, reason, len);
+        return -1;
+    }
+    side->ready = true;
+    return 1;
+}
+
+int shard_open(struct conn *c)
+{
+    const char *reason = NULL;
+    bool connecting = false;
+
+    c->shard_opened_ms = conn_now_ms();
+    if (shard_side_open(&c->shard, &c->shard_address, c->shard_ctx, c->shard_host, &connecting,
+                        &reason) < 0)
+        return shard_log_failure(c, "cannot connect to", reason);
+    c->shard_connecting = connecting;
+    return 0;
 }
 
 int shard_progress(struct conn *c)
 {
-    int r;
+    const char *what = "";
+    char reason[512];
+    int r = shard_side_progress(&c->shard, &c->shard_connecting, &what, reason, sizeof(reason));
 
-    if (c->shard_connecting) {
-        if (!c->shard.writable)
-            return 0;
-        r = net_connect_result(c->shard.fd);
-        if (r < 0)
-            return shard_failed(c, "cannot connect to", strerror(-r));
-        c->shard_connecting = false;
-    }
-    r = c->shard.ops->handshake(&c->shard);
-    if (r == SIDE_AGAIN)
-        return 0;
-    if (r == SIDE_ERROR)
-        return handshake_failed(c);
-    c->shard.ready = true;
-    return 0;
+    return r < 0 ? shard_log_failure(c, what, reason) : 0;
 }

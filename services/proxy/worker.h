@@ -15,6 +15,7 @@ struct generation;
 struct proxy_db;
 struct conn;
 struct buf;
+struct mux;
 
 /* A database's listening socket in one worker. */
 struct worker_listener {
@@ -53,6 +54,9 @@ struct worker {
      */
     bool batching;
     struct conn *pending;
+    struct mux *muxes;       /* shared shard connections (mux.c) */
+    struct mux *mux_pending; /* those with requests to write at the end of the batch */
+    char *mux_read_buf;      /* where muxes read replies before handing them out */
     bool stopped;
     struct buf *free_bufs;
     size_t n_free_bufs;

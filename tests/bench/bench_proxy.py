@@ -134,18 +134,22 @@ def start_redis(d, plain_port, tls_port):
     return Target("redis TLS", argv, tls_port, d)
 
 
-def start_certvisor(d, build_dir, port, shard_port, threads):
+def start_certvisor(d, build_dir, port, shard_port, threads, multiplex=True):
+    """certvisor-proxy: clients multiplexed onto shared shard connections (the default), or
+    with multiplex = no a shard connection per client ("certvisor no-mux")."""
+    name = "certvisor-proxy" if multiplex else "certvisor no-mux"
+    tag = "" if multiplex else "-nomux"
     with open(f"{d}/proxy.conf", "w") as f:
         f.write(f"cert_file = {d}/server.pem\nkey_file = {d}/server.key\nmin_version = 1.2\n")
-    with open(f"{d}/databases.conf", "w") as f:
+    with open(f"{d}/databases{tag}.conf", "w") as f:
         f.write(f"[bench]\nlisten = 127.0.0.1\nport = {port}\nshard = 127.0.0.1:{shard_port}\n"
-                "tls_mode = enabled\n")
+                "tls_mode = enabled\n" + ("" if multiplex else "multiplex = no\n"))
     argv = [f"{build_dir}/certvisor-proxy", "--config", f"{d}/proxy.conf",
-            "--databases", f"{d}/databases.conf"]
+            "--databases", f"{d}/databases{tag}.conf"]
     if threads:
         argv += ["--threads", str(threads)]
     env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
-    return Target("certvisor-proxy", argv, port, d, env=env)
+    return Target(name, argv, port, d, env=env)
 
 
 def start_haproxy(d, port, shard_port, threads):
@@ -260,18 +264,21 @@ def print_table(targets):
             print(f"{name:<10} {t.name:<16} {rps:>10,.0f} {p50:>7.3f} {p99:>7.3f} {cpu:>10.1f} "
                   f"{ratios[0]:>10} {ratios[1]:>12}")
         print()
-    cv = by_name["certvisor-proxy"]
     print("goals (median of the per-round ratios):")
-    for name, anchor, goal in (("SET", haproxy, GOAL_VS_HAPROXY), ("GET", haproxy, GOAL_VS_HAPROXY),
-                               ("SET -P16", haproxy, GOAL_VS_HAPROXY),
-                               ("GET -P16", haproxy, GOAL_VS_HAPROXY),
-                               ("SET", redis_tls, GOAL_VS_REDIS_TLS),
-                               ("GET", redis_tls, GOAL_VS_REDIS_TLS)):
-        if not anchor or name not in cv.results:
+    for cv in (by_name.get("certvisor-proxy"), by_name.get("certvisor no-mux")):
+        if not cv:
             continue
-        ratio = median_ratio(cv, anchor, name)
-        print(f"  {name:<9} vs {anchor.name:<10} {ratio:.2f}x  goal >= {goal}x  "
-              f"{'met' if ratio >= goal else 'NOT met'}")
+        for name, anchor, goal in (("SET", haproxy, GOAL_VS_HAPROXY),
+                                   ("GET", haproxy, GOAL_VS_HAPROXY),
+                                   ("SET -P16", haproxy, GOAL_VS_HAPROXY),
+                                   ("GET -P16", haproxy, GOAL_VS_HAPROXY),
+                                   ("SET", redis_tls, GOAL_VS_REDIS_TLS),
+                                   ("GET", redis_tls, GOAL_VS_REDIS_TLS)):
+            if not anchor or name not in cv.results:
+                continue
+            ratio = median_ratio(cv, anchor, name)
+            print(f"  {cv.name:<16} {name:<9} vs {anchor.name:<10} {ratio:.2f}x  goal >= {goal}x  "
+                  f"{'met' if ratio >= goal else 'NOT met'}")
     print("req/s, p50, p99, cpu: medians over the rounds; ratios: median over the rounds of the "
           "ratio within the round")
     print("cpu us/req: CPU time of the target's process(es) and of redis-server, per request "
@@ -293,7 +300,8 @@ def main():
                         help="comma-separated workloads to run (default: all): "
                         + ", ".join(w[0] for w in WORKLOADS))
     parser.add_argument("--only", help="comma-separated targets to run (certvisor-proxy, "
-                        "haproxy, stunnel, redis TLS); anchors missing from it show '-'")
+                        "certvisor no-mux, haproxy, stunnel, redis TLS); anchors missing from it "
+                        "show '-'")
     args = parser.parse_args()
     rounds = 1 if args.quick else args.rounds
     threads = args.threads or len(os.sched_getaffinity(0))
@@ -329,6 +337,9 @@ def main():
         wanted = {
             "certvisor-proxy": lambda: start_certvisor(d, os.path.dirname(proxy), free_port(),
                                                        shard_port, proxy_threads),
+            "certvisor no-mux": lambda: start_certvisor(d, os.path.dirname(proxy), free_port(),
+                                                        shard_port, proxy_threads,
+                                                        multiplex=False),
             "haproxy": lambda: start_haproxy(d, free_port(), shard_port, threads),
             "stunnel": lambda: start_stunnel(d, free_port(), shard_port),
         }

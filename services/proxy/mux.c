@@ -1,0 +1,467 @@
+/*
+ * Shared shard connections. Each worker keeps one per database (per shard,
+ * TLS context and expected host) for its multiplexed clients: their requests
+ * are appended whole to its output and written with one system call per batch
+ * of events; its replies are framed (lib/resp.c) and handed back in the order
+ * the requests went out, which Redis keeps on a connection. A FIFO of clients
+ * pairs them. Should the connection fail, every client with a request in
+ * flight is closed: a reply is never given to anyone else.
+ */
+#include "mux.h"
+
+#include "conn.h"
+#include "log.h"
+#include "mbuf.h"
+#include "resp.h"
+#include "stats.h"
+#include "worker.h"
+
+#include <errno.h>
+#include <openssl/err.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Requests queued and not yet written: beyond this, clients wait (their own buffers hold). */
+#define MUX_OUT_MAX (1024 * 1024)
+/* Requests written whose replies have not come. */
+#define MUX_INFLIGHT_MAX 65536
+/* What one read takes from the shard. */
+#define MUX_READ_SIZE (64 * 1024)
+#define MUX_CONNECT_TIMEOUT_MS 5000
+/* A shared connection left without clients closes after this (a reload leaves old ones). */
+#define MUX_IDLE_MS 30000
+
+struct mux {
+    struct worker *worker;
+    struct db_counters *stats; /* the database's, for the key */
+    const char *db_name;
+    struct net_address address;
+    SSL_CTX *ctx; /* a reference; NULL: plain */
+    char host[256];
+    struct side side;
+    bool connecting, watched;
+    struct mbuf out;
+    struct resp_framer framer;
+    /* The clients whose replies are to come, in order; NULL for one that left. */
+    struct conn **fifo;
+    size_t head, count, cap;
+    struct conn *clients; /* attached */
+    size_t n_clients, n_waiting;
+    struct event timer;
+    bool pending;
+    struct mux *pending_next;
+    struct mux *prev, *next;
+};
+
+static void mux_run(struct mux *m);
+
+/* --- the worker's lists --------------------------------------------------------------------- */
+
+static void defer(struct mux *m)
+{
+    if (m->pending)
+        return;
+    m->pending = true;
+    m->pending_next = m->worker->mux_pending;
+    m->worker->mux_pending = m;
+}
+
+static void undefer(struct mux *m)
+{
+    struct mux **p = &m->worker->mux_pending;
+
+    if (!m->pending)
+        return;
+    while (*p && *p != m)
+        p = &(*p)->pending_next;
+    if (*p)
+        *p = m->pending_next;
+    m->pending = false;
+}
+
+static void mux_free(struct mux *m)
+{
+    struct worker *w = m->worker;
+
+    undefer(m);
+    if (m->watched)
+        event_del(&m->side.ev);
+    evtimer_del(&m->timer);
+    side_close(&m->side);
+    SSL_CTX_free(m->ctx);
+    mbuf_free(&m->out);
+    free(m->fifo);
+    if (m->prev)
+        m->prev->next = m->next;
+    else
+        w->muxes = m->next;
+    if (m->next)
+        m->next->prev = m->prev;
+    ERR_clear_error();
+    free(m);
+}
+
+/* --- clients -------------------------------------------------------------------------------- */
+
+static void attach(struct mux *m, struct conn *c)
+{
+    c->mux = m;
+    c->mux_prev = NULL;
+    c->mux_next = m->clients;
+    if (m->clients)
+        m->clients->mux_prev = c;
+    m->clients = c;
+    if (m->n_clients++ == 0)
+        evtimer_del(&m->timer);
+}
+
+static void arm(struct mux *m, uint64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+
+    evtimer_add(&m->timer, &tv);
+}
+
+void mux_detach(struct conn *c)
+{
+    struct mux *m = c->mux;
+
+    if (!m)
+        return;
+    if (c->inflight) {
+        for (size_t i = 0; i < m->count; i++)
+            if (m->fifo[(m->head + i) % m->cap] == c)
+                m->fifo[(m->head + i) % m->cap] = NULL;
+        c->inflight = 0;
+    }
+    if (c->mux_prev)
+        c->mux_prev->mux_next = c->mux_next;
+    else
+        m->clients = c->mux_next;
+    if (c->mux_next)
+        c->mux_next->mux_prev = c->mux_prev;
+    if (c->mux_waiting)
+        m->n_waiting--;
+    c->mux_waiting = false;
+    c->mux = NULL;
+    if (--m->n_clients == 0 && m->side.ready)
+        arm(m, MUX_IDLE_MS);
+}
+
+/* Clients that waited for room run again. */
+static void wake_waiting(struct mux *m)
+{
+    if (!m->n_waiting)
+        return;
+    for (struct conn *c = m->clients; c; c = c->mux_next) {
+        if (c->mux_waiting) {
+            c->mux_waiting = false;
+            conn_defer(c);
+        }
+    }
+    m->n_waiting = 0;
+}
+
+static bool full(const struct mux *m)
+{
+    return mbuf_pending(&m->out) >= MUX_OUT_MAX || m->count >= MUX_INFLIGHT_MAX;
+}
+
+bool mux_full_wait(struct mux *m, struct conn *c)
+{
+    if (!full(m))
+        return false;
+    if (!c->mux_waiting) {
+        c->mux_waiting = true;
+        m->n_waiting++;
+    }
+    return true;
+}
+
+/*
+ * The connection failed: its clients with requests in flight are closed,
+ * each with a line saying why; the others go on and get a new one with their
+ * next request.
+ */
+static void mux_fail(struct mux *m, const char *what, const char *reason)
+{
+    struct conn *c = m->clients, *next;
+    bool any = false;
+
+    for (; c; c = next) {
+        next = c->mux_next;
+        if (c->inflight) {
+            any = true;
+            shard_log_failure(c, what, reason);
+            conn_free(c); /* detaches it */
+        } else {
+            mux_detach(c);
+            conn_defer(c); /* its next request (maybe waiting for room) opens a new one */
+        }
+    }
+    if (!any)
+        log_debug("Database '%s': closing a shared connection to the shard: %s %s", m->db_name,
+                  what, reason);
+    mux_free(m);
+}
+
+/* --- the connection ------------------------------------------------------------------------- */
+
+static void on_event(evutil_socket_t fd, short what, void *arg)
+{
+    struct mux *m = arg;
+
+    (void)fd;
+    if (what & EV_READ)
+        m->side.readable = true;
+    if (what & EV_WRITE)
+        m->side.writable = true;
+    if (what & EV_CLOSED) {
+        m->side.readable = true;
+        m->side.hung_up = true;
+    }
+    mux_run(m);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct mux *m = arg;
+
+    (void)fd;
+    (void)what;
+    if (!m->side.ready)
+        mux_fail(m, "cannot connect to", "the shard did not answer within 5 s");
+    else if (m->n_clients == 0 && m->count == 0)
+        mux_free(m);
+    else if (m->n_clients == 0)
+        arm(m, MUX_IDLE_MS); /* replies for clients that left are still to come */
+}
+
+static bool same_key(const struct mux *m, const struct conn *c)
+{
+    return m->stats == c->stats && m->ctx == c->shard_ctx &&
+           m->address.len == c->shard_address.len &&
+           memcmp(&m->address.addr, &c->shard_address.addr, c->shard_address.len) == 0 &&
+           strcmp(m->host, c->shard_host) == 0;
+}
+
+static struct mux *mux_open(struct conn *c)
+{
+    struct worker *w = c->worker;
+    struct mux *m = calloc(1, sizeof(*m));
+    const char *reason = "out of memory";
+    short events = EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET;
+
+    if (!w->mux_read_buf && !(w->mux_read_buf = malloc(MUX_READ_SIZE))) {
+        free(m);
+        m = NULL;
+    }
+    if (!m) {
+        shard_log_failure(c, "cannot connect to", reason);
+        return NULL;
+    }
+    m->worker = w;
+    m->stats = c->stats;
+    m->db_name = c->db_name;
+    m->address = c->shard_address;
+    snprintf(m->host, sizeof(m->host), "%s", c->shard_host);
+    m->side.fd = -1;
+    if (c->shard_ctx) {
+        SSL_CTX_up_ref(c->shard_ctx);
+        m->ctx = c->shard_ctx;
+    }
+    evtimer_assign(&m->timer, w->base, on_timer, m);
+    m->next = w->muxes;
+    if (w->muxes)
+        w->muxes->prev = m;
+    w->muxes = m;
+    if (shard_side_open(&m->side, &m->address, m->ctx, m->host, &m->connecting, &reason) < 0 ||
+        event_assign(&m->side.ev, w->base, m->side.fd, events, on_event, m) < 0 ||
+        event_add(&m->side.ev, NULL) < 0) {
+        shard_log_failure(c, "cannot connect to", reason);
+        mux_free(m);
+        return NULL;
+    }
+    m->watched = true;
+    net_set_nodelay(m->side.fd);
+    arm(m, MUX_CONNECT_TIMEOUT_MS);
+    return m;
+}
+
+struct mux *mux_get(struct conn *c)
+{
+    struct mux *m;
+
+    for (m = c->worker->muxes; m; m = m->next)
+        if (same_key(m, c))
+            break;
+    if (!m && !(m = mux_open(c)))
+        return NULL;
+    attach(m, c);
+    return m;
+}
+
+static int fifo_push(struct mux *m, struct conn *c)
+{
+    if (m->count == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 64;
+        struct conn **fifo = malloc(cap * sizeof(*fifo));
+
+        if (!fifo)
+            return -ENOMEM;
+        for (size_t i = 0; i < m->count; i++)
+            fifo[i] = m->fifo[(m->head + i) % m->cap];
+        free(m->fifo);
+        m->fifo = fifo;
+        m->cap = cap;
+        m->head = 0;
+    }
+    m->fifo[(m->head + m->count) % m->cap] = c;
+    m->count++;
+    return 0;
+}
+
+int mux_send(struct mux *m, struct conn *c, const char *request, size_t len)
+{
+    if (fifo_push(m, c) < 0)
+        return -ENOMEM;
+    if (mbuf_append(&m->out, request, len) < 0) {
+        m->count--;
+        return -ENOMEM;
+    }
+    c->inflight++;
+    defer(m);
+    return 0;
+}
+
+/*
+ * Hands replies out: the bytes of the reply at the front go to its client as
+ * they arrive. Returns 0, or -1 when the shard sent what no request asked for
+ * (bytes without a request, an out-of-band push) or what is not RESP.
+ */
+static int route(struct mux *m, const char *p, size_t n)
+{
+    while (n > 0) {
+        struct conn *c;
+        size_t used;
+        int r;
+
+        if (m->count == 0)
+            return -1;
+        c = m->fifo[m->head];
+        r = resp_framer_feed(&m->framer, p, n, &used);
+        if (r < 0 || m->framer.first == '>')
+            return -1;
+        if (c && mbuf_append(&c->out, p, used) < 0) {
+            stats_add(&c->stats->errors, 1);
+            conn_free(c); /* clears its places in the FIFO */
+            c = NULL;
+        }
+        if (c)
+            conn_defer(c);
+        if (r == 1) {
+            m->head = (m->head + 1) % m->cap;
+            m->count--;
+            if (c)
+                c->inflight--;
+        }
+        p += used;
+        n -= used;
+    }
+    return 0;
+}
+
+/* Writes the queued requests. Returns 0, or -1 when the connection failed. */
+static int write_out(struct mux *m)
+{
+    while (mbuf_pending(&m->out) > 0) {
+        ssize_t n = m->side.ops->write(&m->side, mbuf_head(&m->out), mbuf_pending(&m->out));
+
+        if (n == SIDE_AGAIN)
+            return 0;
+        if (n < 0)
+            return -1;
+        mbuf_consume(&m->out, (size_t)n);
+    }
+    return 0;
+}
+
+/* Reads replies until the socket is drained. Returns 0, or -1 with what and reason. */
+static int read_in(struct mux *m, const char **what, const char **reason)
+{
+    for (;;) {
+        ssize_t n = m->side.ops->read(&m->side, m->worker->mux_read_buf, MUX_READ_SIZE);
+
+        if (n == SIDE_AGAIN)
+            return 0;
+        *what = "lost the connection to";
+        if (n == 0) {
+            *reason = "the shard closed it";
+            return -1;
+        }
+        if (n < 0) {
+            *reason = m->side.error ? strerror(m->side.error) : "broken connection";
+            return -1;
+        }
+        if (route(m, m->worker->mux_read_buf, (size_t)n) < 0) {
+            *reason = "a reply that answers no request";
+            return -1;
+        }
+    }
+}
+
+static void mux_run(struct mux *m)
+{
+    const char *what = "lost the connection to", *reason = "broken connection";
+    char why[512];
+
+    if (!m->side.ready) {
+        int r = shard_side_progress(&m->side, &m->connecting, &what, why, sizeof(why));
+
+        if (r < 0) {
+            mux_fail(m, what, why);
+            return;
+        }
+        if (r == 0)
+            return;
+        evtimer_del(&m->timer);
+        if (m->n_clients == 0)
+            arm(m, MUX_IDLE_MS);
+    }
+    if (mbuf_pending(&m->out) > 0) {
+        if (m->worker->batching)
+            defer(m);
+        else if (write_out(m) < 0) {
+            mux_fail(m, what, m->side.error ? strerror(m->side.error) : reason);
+            return;
+        }
+    }
+    if (read_in(m, &what, &reason) < 0) {
+        mux_fail(m, what, reason);
+        return;
+    }
+    if (!full(m))
+        wake_waiting(m);
+}
+
+size_t mux_flush_pending(struct worker *w)
+{
+    size_t n = 0;
+
+    for (; w->mux_pending; n++) {
+        struct mux *m = w->mux_pending;
+
+        w->mux_pending = m->pending_next;
+        m->pending = false;
+        mux_run(m); /* may free m */
+    }
+    return n;
+}
+
+void mux_close_all(struct worker *w)
+{
+    while (w->muxes)
+        mux_free(w->muxes);
+    free(w->mux_read_buf);
+    w->mux_read_buf = NULL;
+}

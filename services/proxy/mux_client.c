@@ -1,0 +1,211 @@
+/*
+ * A multiplexed client: its requests are framed, and whole ones go on the
+ * worker's shared connection to the shard; its replies come back into its own
+ * buffer. A request that cannot share a connection pins the client: once the
+ * replies of its requests in flight have come, it gets a shard connection of
+ * its own and its bytes are copied as they are from then on (conn.c).
+ */
+#include "conn.h"
+#include "log.h"
+#include "mux.h"
+#include "stats.h"
+#include "worker.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The largest request that goes on a shared connection; a larger one pins its client. */
+#define MUX_REQUEST_MAX (512 * 1024)
+/* Replies waiting for a slow client: beyond this, its requests wait in its socket. */
+#define CLIENT_OUT_MAX (1024 * 1024)
+/* Requests of one client in flight on the shared connection. */
+#define CLIENT_INFLIGHT_MAX 256
+#define READ_SIZE (16 * 1024)
+
+/*
+ * Commands that must not go on a shared connection, in alphabetical order:
+ * - state of the connection: AUTH, HELLO (and RESP3), SELECT, READONLY,
+ *   READWRITE, ASKING, CLIENT (names, tracking, reply modes, no-evict...),
+ *   MULTI/EXEC/DISCARD/WATCH/UNWATCH (a transaction), RESET;
+ * - replies that do not pair one to one with requests: SUBSCRIBE,
+ *   PSUBSCRIBE, SSUBSCRIBE and their UNSUBSCRIBEs, MONITOR, SYNC, PSYNC and
+ *   REPLCONF (replication);
+ * - blocking: BLPOP, BRPOP, BRPOPLPUSH, BLMOVE, BLMPOP, BZPOPMIN, BZPOPMAX,
+ *   BZMPOP, WAIT, WAITAOF (XREAD and XREADGROUP only with BLOCK): they would
+ *   hold up every reply behind them;
+ * - the end of the connection: QUIT, SHUTDOWN.
+ * Inline commands and requests that cannot be framed pin too.
+ */
+static const char *const pinning[] = {
+    "asking",       "auth",     "blmove",     "blmpop",    "blpop",        "brpop",
+    "brpoplpush",   "bzmpop",   "bzpopmax",   "bzpopmin",  "client",       "discard",
+    "exec",         "hello",    "monitor",    "multi",     "psubscribe",   "psync",
+    "punsubscribe", "quit",     "readonly",   "readwrite", "replconf",     "reset",
+    "select",       "shutdown", "ssubscribe", "subscribe", "sunsubscribe", "sync",
+    "unsubscribe",  "unwatch",  "wait",       "waitaof",   "watch",
+};
+
+static int by_name(const void *key, const void *entry)
+{
+    return strcmp(key, *(const char *const *)entry);
+}
+
+static bool pins(const struct resp_request_info *info)
+{
+    if (bsearch(info->name, pinning, sizeof(pinning) / sizeof(pinning[0]), sizeof(pinning[0]),
+                by_name))
+        return true;
+    return info->has_block &&
+           (strcmp(info->name, "xread") == 0 || strcmp(info->name, "xreadgroup") == 0);
+}
+
+static bool can_send(const struct conn *c)
+{
+    return c->inflight < CLIENT_INFLIGHT_MAX && mbuf_pending(&c->out) < CLIENT_OUT_MAX;
+}
+
+/*
+ * Passes the complete requests at the front of c->in to the shared connection,
+ * until one pins c or a limit stops it. Returns 0, or -1 when c must close.
+ */
+static int dispatch(struct conn *c)
+{
+    while (!c->pin_wanted && mbuf_pending(&c->in) > 0 && can_send(c)) {
+        struct resp_request_info info;
+        size_t used;
+        int r = resp_frame_request(&c->framer, mbuf_head(&c->in), mbuf_pending(&c->in),
+                                   MUX_REQUEST_MAX, &info, &used);
+
+        if (r == 0) {
+            /* Bytes that may not frame within the limit: the shard will say what they are. */
+            if (mbuf_pending(&c->in) >= MUX_REQUEST_MAX)
+                c->pin_wanted = true;
+            return 0;
+        }
+        if (r < 0 || (info.argc > 0 && pins(&info))) {
+            c->pin_wanted = true;
+            return 0;
+        }
+        if (info.argc > 0) {
+            if (!c->mux && !(c->mux = mux_get(c)))
+                return -1;
+            if (mux_full_wait(c->mux, c)) {
+                resp_request_framer_init(&c->framer); /* framed again when there is room */
+                return 0;
+            }
+            if (mux_send(c->mux, c, mbuf_head(&c->in), used) < 0) {
+                stats_add(&c->stats->errors, 1);
+                return -1;
+            }
+        }
+        mbuf_consume(&c->in, used);
+    }
+    return 0;
+}
+
+/* Reads from the client while it may send. 1 on progress, 0 when waiting, -1 on error. */
+static int read_requests(struct conn *c)
+{
+    int moved = 0;
+
+    while (!c->client.eof && !c->pin_wanted && can_send(c) &&
+           mbuf_pending(&c->in) < MUX_REQUEST_MAX) {
+        char *at = mbuf_reserve(&c->in, READ_SIZE);
+        ssize_t n;
+
+        if (!at)
+            return -1;
+        n = c->client.ops->read(&c->client, at, c->in.cap - c->in.len);
+        if (n > 0) {
+            c->in.len += (size_t)n;
+            stats_add(&c->stats->bytes_in, (uint64_t)n);
+            moved = 1;
+            if (dispatch(c) < 0)
+                return -1;
+            continue;
+        }
+        if (n == 0) {
+            c->client.eof = true;
+            moved = 1;
+        } else if (n == SIDE_ERROR) {
+            return -1;
+        }
+        break;
+    }
+    if (mbuf_pending(&c->in) == 0)
+        mbuf_free(&c->in); /* a reserve that got nothing */
+    return moved;
+}
+
+/* Writes the replies that came. 1 on progress, 0 when waiting, -1 on error. */
+static int write_replies(struct conn *c)
+{
+    int moved = 0;
+
+    if (!mbuf_pending(&c->out))
+        return 0;
+    if (c->worker->batching) {
+        conn_defer(c);
+        return 0;
+    }
+    while (mbuf_pending(&c->out) > 0) {
+        ssize_t n = c->client.ops->write(&c->client, mbuf_head(&c->out), mbuf_pending(&c->out));
+
+        if (n == SIDE_AGAIN)
+            break;
+        if (n < 0)
+            return -1;
+        stats_add(&c->stats->bytes_out, (uint64_t)n);
+        mbuf_consume(&c->out, (size_t)n);
+        moved = 1;
+    }
+    return moved;
+}
+
+/* The client ended its stream and every reply is out: end ours. */
+static int finish(struct conn *c)
+{
+    int r;
+
+    if (c->client.shut)
+        return 1;
+    r = c->client.ops->shutdown(&c->client);
+    if (r == SIDE_ERROR)
+        return -1;
+    c->client.shut = r == 0;
+    return c->client.shut;
+}
+
+void mux_client_run(struct conn *c)
+{
+    int moved;
+
+    do {
+        moved = 0;
+        if (dispatch(c) < 0)
+            goto close;
+        if (c->pin_wanted && c->inflight == 0) {
+            conn_pin(c);
+            return;
+        }
+        moved = write_replies(c);
+        if (moved >= 0) {
+            int r = read_requests(c);
+
+            moved = r < 0 ? r : moved | r;
+        }
+        if (moved < 0)
+            goto close;
+    } while (moved > 0);
+    if (c->client.eof && c->inflight == 0 && !mbuf_pending(&c->out) && !c->pin_wanted) {
+        /* An incomplete request at the end is dropped, as Redis drops it. */
+        int r = finish(c);
+
+        if (r != 0)
+            goto close;
+    }
+    conn_touch(c);
+    return;
+close:
+    conn_free(c);
+}
