@@ -8,28 +8,24 @@
  *                 --control-socket PATH [--request-timeout SECONDS]
  *
  * The TLS file is the one certvisord renders for the service's tls section (with
- * "http = true", its "http" line says whether plain HTTP is served). Readiness and reloads
- * speak the notify protocol, as tests/programs/tlssvc.c does: READY=1 once listening; on
- * SIGHUP RELOADING=1 with MONOTONIC_USEC, the new context swapped in and the plain port
- * opened or closed as the file now says, then READY=1. Connections keep the context they
- * were accepted with, so a request that is waiting for the agent while the agent reloads
- * the API (a change of its own certificate or policy) still gets its answer. A reload that
- * fails keeps nothing half-done, logs why and ends the service with status 1, so that the
- * agent rolls the change back. SIGTERM or SIGINT: STOPPING=1, then exit 0.
+ * "http = true", its "http" line says whether plain HTTP is served). READY=1 once
+ * listening; SIGHUP swaps the new context in and opens or closes the plain port as the file
+ * now says, inside the notify protocol's reload handshake (lib/service/service_runtime.h).
+ * Connections keep the context they were accepted with, so a request that is waiting for the agent
+ * while the agent reloads the API (a change of its own certificate or policy) still gets its
+ * answer. A reload that fails keeps nothing half-done, logs why and ends the service with status 1,
+ * so that the agent rolls the change back. SIGTERM or SIGINT: STOPPING=1, then exit 0.
  */
 #include "api.h"
 #include "log.h"
+#include "service_runtime.h"
 #include "tls_config.h"
 #include "tls_context.h"
 
-#include <errno.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <systemd/sd-daemon.h>
-#include <time.h>
 
 #define PROGRAM "certvisor-api"
 #define API_MAX_BODY (1024 * 1024)
@@ -46,12 +42,12 @@ static struct {
 } opt = {.bind = "0.0.0.0", .port = -1, .http_port = 8080, .request_timeout = 30};
 
 struct service {
+    struct service_runtime rt;
     struct api api;
     struct tls_context_holder *holder;
     struct http_server *http;
     struct http_listener *tls_listener;
     struct http_listener *plain_listener; /* while http_support is enabled */
-    int exit_status;
 };
 
 static void usage(FILE *out)
@@ -66,20 +62,6 @@ static void usage(FILE *out)
             "  --control-socket PATH    certvisord's control socket\n"
             "  --request-timeout SECS   time a client has to send a request (default 30)\n"
             "SIGHUP reloads the TLS file; a reload that fails ends the service (status 1).\n");
-}
-
-static long number(const char *option, const char *text, long min, long max)
-{
-    char *end;
-    long value;
-
-    errno = 0;
-    value = strtol(text, &end, 10);
-    if (errno || end == text || *end || value < min || value > max) {
-        fprintf(stderr, PROGRAM ": %s %s: not a number from %ld to %ld\n", option, text, min, max);
-        exit(2);
-    }
-    return value;
 }
 
 static void parse(int argc, char **argv)
@@ -100,19 +82,20 @@ static void parse(int argc, char **argv)
             opt.config = optarg;
             break;
         case 'p':
-            opt.port = number("--port", optarg, 0, 65535);
+            opt.port = service_option_port(PROGRAM, "--port", optarg);
             break;
         case 'b':
             opt.bind = optarg;
             break;
         case 'H':
-            opt.http_port = number("--http-port", optarg, 0, 65535);
+            opt.http_port = service_option_port(PROGRAM, "--http-port", optarg);
             break;
         case 's':
             opt.control_socket = optarg;
             break;
         case 't':
-            opt.request_timeout = number("--request-timeout", optarg, 1, 3600);
+            opt.request_timeout =
+                service_option_number(PROGRAM, "--request-timeout", optarg, 1, 3600);
             break;
         case 'h':
             usage(stdout);
@@ -166,65 +149,31 @@ static int follow_http_support(struct service *s, bool enabled, char *err, size_
 
 /* --- signals --- */
 
-static unsigned long long monotonic_usec(void)
+/* SIGHUP: the new context swapped in, and the plain port opened or closed as the file says. */
+static int reload(void *data, char *err, size_t err_len)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000;
-}
-
-static void on_reload(evutil_socket_t signo, short what, void *arg)
-{
-    struct service *s = arg;
+    struct service *s = data;
     bool http_enabled = false;
-    char err[1024];
+    int r;
 
-    (void)signo;
-    (void)what;
-    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu", monotonic_usec());
-    if (read_http_setting(&http_enabled, err, sizeof(err)) < 0 ||
-        tls_holder_reload(s->holder, err, sizeof(err)) < 0 ||
-        follow_http_support(s, http_enabled, err, sizeof(err)) < 0) {
-        log_error("Reload failed, exiting so that the agent rolls back: %s", err);
-        s->exit_status = 1;
-        event_base_loopexit(s->api.base, NULL);
-        return;
-    }
+    if ((r = read_http_setting(&http_enabled, err, err_len)) < 0 ||
+        (r = tls_holder_reload(s->holder, err, err_len)) < 0 ||
+        (r = follow_http_support(s, http_enabled, err, err_len)) < 0)
+        return r;
     log_info("Reloaded %s", opt.config);
-    sd_notify(0, "READY=1");
-}
-
-static void on_stop(evutil_socket_t signo, short what, void *arg)
-{
-    struct service *s = arg;
-
-    (void)what;
-    log_info("Stopping (signal %d)", (int)signo);
-    sd_notify(0, "STOPPING=1");
-    s->exit_status = 0;
-    event_base_loopexit(s->api.base, NULL);
+    return 0;
 }
 
 static int run(struct service *s)
 {
-    struct event *signals[3] = {
-        evsignal_new(s->api.base, SIGHUP, on_reload, s),
-        evsignal_new(s->api.base, SIGTERM, on_stop, s),
-        evsignal_new(s->api.base, SIGINT, on_stop, s),
-    };
     const struct http_callbacks callbacks = {api_handle, api_error_body, &s->api};
     struct http_limits limits;
     bool http_enabled = false;
     char err[1024];
     int status = 1;
 
-    for (size_t i = 0; i < 3; i++) {
-        if (!signals[i] || evsignal_add(signals[i], NULL) < 0) {
-            log_error("Cannot watch signals");
-            goto out;
-        }
-    }
+    if (service_runtime_watch_signals(&s->rt, reload, s, NULL) < 0)
+        goto out;
     if (read_http_setting(&http_enabled, err, sizeof(err)) < 0 ||
         tls_holder_new(opt.config, TLS_ROLE_SERVER, &s->holder, err, sizeof(err)) < 0) {
         log_error("%s", err);
@@ -252,18 +201,14 @@ static int run(struct service *s)
     }
     log_info("Serving https://%s%s%s:%u/v1/", strchr(opt.bind, ':') ? "[" : "", opt.bind,
              strchr(opt.bind, ':') ? "]" : "", http_listener_port(s->tls_listener));
-    sd_notifyf(0, "READY=1\nSTATUS=serving HTTPS on port %u%s", http_listener_port(s->tls_listener),
-               s->plain_listener ? " and plain HTTP" : "");
-    event_base_dispatch(s->api.base);
-    status = s->exit_status;
+    service_runtime_ready(&s->rt, "serving HTTPS on port %u%s", http_listener_port(s->tls_listener),
+                          s->plain_listener ? " and plain HTTP" : "");
+    status = service_runtime_run(&s->rt);
 out:
     /* The server first: it drops the calls still waiting for the agent, which cancel theirs. */
     http_server_free(s->http);
     control_async_free(s->api.agent);
     tls_holder_free(s->holder);
-    for (size_t i = 0; i < 3; i++)
-        if (signals[i])
-            event_free(signals[i]);
     return status;
 }
 
@@ -273,14 +218,10 @@ int main(int argc, char **argv)
     int status;
 
     parse(argc, argv);
-    log_setup(PROGRAM, LOG_TARGET_AUTO, NULL, LOG_INFO);
-    signal(SIGPIPE, SIG_IGN); /* a client gone away is an error from write, not a signal */
-    service.api.base = event_base_new();
-    if (!service.api.base) {
-        log_error("Cannot set up the event loop");
+    if (service_runtime_open(&service.rt, PROGRAM, LOG_INFO) < 0)
         return 1;
-    }
+    service.api.base = service.rt.base;
     status = run(&service);
-    event_base_free(service.api.base);
+    service_runtime_close(&service.rt);
     return status;
 }
