@@ -18,6 +18,7 @@
 #include "log.h"
 #include "netutil.h"
 #include "proxy.h"
+#include "service_runtime.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -30,6 +31,8 @@
 #include <sys/signalfd.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
+
+#define PROGRAM "certvisor-proxy"
 
 #define MAX_THREADS 256
 #define MAX_IDLE_TIMEOUT (7 * 24 * 3600)
@@ -53,21 +56,6 @@ static void usage(FILE *out)
             "  --verbose              log at debug level (failed handshakes, timeouts)\n"
             "  --help                 this text\n"
             "SIGHUP reloads both files; SIGTERM stops.\n");
-}
-
-static long number(const char *option, const char *text, long min, long max)
-{
-    char *end;
-    long value;
-
-    errno = 0;
-    value = strtol(text, &end, 10);
-    if (errno || end == text || *end || value < min || value > max) {
-        fprintf(stderr, "certvisor-proxy: %s %s: not a number from %ld to %ld\n", option, text, min,
-                max);
-        exit(2);
-    }
-    return value;
 }
 
 static size_t cpu_count(void)
@@ -100,10 +88,12 @@ static void parse(int argc, char **argv, struct proxy_options *opt)
             opt->databases = optarg;
             break;
         case 't':
-            opt->threads = (size_t)number("--threads", optarg, 1, MAX_THREADS);
+            opt->threads =
+                (size_t)service_option_number(PROGRAM, "--threads", optarg, 1, MAX_THREADS);
             break;
         case 'i':
-            opt->idle_timeout = (unsigned)number("--idle-timeout", optarg, 0, MAX_IDLE_TIMEOUT);
+            opt->idle_timeout = (unsigned)service_option_number(PROGRAM, "--idle-timeout", optarg,
+                                                                0, MAX_IDLE_TIMEOUT);
             break;
         case 'v':
             opt->log_level = LOG_DEBUG;
