@@ -4,7 +4,6 @@ against a real certvisord, and the agent taking a certificate only from the api 
 import json
 import os
 import shutil
-import socket
 import subprocess
 
 import pytest
@@ -13,6 +12,7 @@ from conftest import CERTVISORCTL, SANITIZER_MARKERS
 from test_api import API, ADMIN, VIEWER, Node, add_user, api_service
 from test_certs import free_port, state
 from test_supervision import svc
+from test_users import control
 
 CURL = shutil.which("curl")
 OPENSSL = shutil.which("openssl")
@@ -326,17 +326,7 @@ def test_only_the_api_may_assert_a_certificate(node):
     # so the agent refuses it because the caller is not the api service.
     request = {"command": "cluster config", "args": ["min_control_TLS_version", "1.3"],
                "options": {}, "as_certificate": {"chain": ops[0].read_text()}}
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(30)
-        s.connect(str(agent.socket))
-        s.sendall(json.dumps(request).encode() + b"\n")
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    reply = json.loads(data)
+    reply = control(agent, request)
     assert reply["exit"] == 4 and reply["auth"] == "failed", reply
     assert "only taken from the REST API service" in reply["error"]
     assert "Refused a certificate sign-in from pid" in agent.log_text()
