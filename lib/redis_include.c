@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,14 +41,6 @@ static void words_clear(struct words *words)
     for (size_t i = 0; i < words->n; i++)
         free(words->word[i]);
     words->n = 0;
-}
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = (char)tolower((unsigned char)c);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
 /* The character a backslash escape inside double quotes stands for (sdssplitargs). */
@@ -103,8 +96,10 @@ static int split_line(const char *p, struct words *words, const char **why)
         words->len[words->n++] = 0;
         while (!done) {
             if (in_double) {
-                if (p[0] == '\\' && p[1] == 'x' && hex_value(p[2]) >= 0 && hex_value(p[3]) >= 0) {
-                    word[len++] = (char)(hex_value(p[2]) * 16 + hex_value(p[3]));
+                if (p[0] == '\\' && p[1] == 'x' && OPENSSL_hexchar2int((unsigned char)p[2]) >= 0 &&
+                    OPENSSL_hexchar2int((unsigned char)p[3]) >= 0) {
+                    word[len++] = (char)(OPENSSL_hexchar2int((unsigned char)p[2]) * 16 +
+                                         OPENSSL_hexchar2int((unsigned char)p[3]));
                     p += 3;
                 } else if (p[0] == '\\' && p[1]) {
                     p++;

@@ -2,6 +2,7 @@
 #include "resp.h"
 
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -162,17 +163,6 @@ static bool is_space(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* The byte an escape "\c" in double quotes stands for. */
 static char unescape(char c)
 {
@@ -208,8 +198,10 @@ static bool unquote(char *line, size_t end, size_t *r, size_t *w)
             return false;
         c = line[*r];
         if (quote == '"' && c == '\\' && *r + 3 < end && line[*r + 1] == 'x' &&
-            hex_value(line[*r + 2]) >= 0 && hex_value(line[*r + 3]) >= 0) {
-            line[(*w)++] = (char)(hex_value(line[*r + 2]) * 16 + hex_value(line[*r + 3]));
+            OPENSSL_hexchar2int((unsigned char)line[*r + 2]) >= 0 &&
+            OPENSSL_hexchar2int((unsigned char)line[*r + 3]) >= 0) {
+            line[(*w)++] = (char)(OPENSSL_hexchar2int((unsigned char)line[*r + 2]) * 16 +
+                                  OPENSSL_hexchar2int((unsigned char)line[*r + 3]));
             *r += 4;
         } else if (c == '\\' && *r + 1 < end && (quote == '"' || line[*r + 1] == '\'')) {
             line[(*w)++] = quote == '"' ? unescape(line[*r + 1]) : '\'';
