@@ -19,6 +19,7 @@ struct users;
 struct audit_ring;
 struct notify_server;
 struct control_server;
+struct offload;
 
 struct agent {
     struct event_base *base;
@@ -33,6 +34,7 @@ struct agent {
     struct cert_watch *external; /* the files of external certificates */
     struct users *users;         /* the REST API's users (state_dir/users.json) */
     struct audit_ring *audit;    /* the recent audit entries (agent/audit.c) */
+    struct offload *offload;     /* worker threads for slow work (agent/offload.c) */
     struct event *signal_events[4];
     struct event *watchdog_timer;
     struct event *removal_event; /* frees removed services outside their own transitions */

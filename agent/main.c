@@ -11,6 +11,7 @@
 #include "cv_error.h"
 #include "log.h"
 #include "notify.h"
+#include "offload.h"
 #include "procscan.h"
 #include "sdnotify.h"
 #include "service.h"
@@ -29,6 +30,9 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+/* Two workers: a sign-in is not held up behind one key generation (agent/offload.c). */
+#define OFFLOAD_THREADS 2
 
 #ifndef CERTVISOR_VERSION
 #define CERTVISOR_VERSION "0.0.0"
@@ -209,6 +213,8 @@ static void agent_free(struct agent *agent)
         service_free(agent->services[i]);
     free(agent->services);
     control_server_free(agent->control);
+    /* Before what its jobs' callbacks free into: they run (cancelled) here. */
+    offload_free(agent->offload);
     external_watch_free(agent);
     renewal_free(agent);
     apply_free_all(agent);
@@ -284,7 +290,8 @@ static int start_agent(struct agent *agent)
     if (agent->base)
         agent->removal_event = event_new(agent->base, -1, 0, on_removal, agent);
     if (!agent->base || !agent->removal_event || setup_signals(agent) < 0 ||
-        sdnotify_init(agent) < 0) {
+        sdnotify_init(agent) < 0 ||
+        offload_new(agent->base, OFFLOAD_THREADS, &agent->offload) < 0) {
         log_error("Cannot set up the event loop");
         return -1;
     }

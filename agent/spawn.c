@@ -158,9 +158,11 @@ static void report_and_exit(int status_fd, enum spawn_stage stage)
 }
 
 /*
- * Runs in the child between fork() and exec(). The agent is single-threaded,
- * so initgroups() is safe here; doing it in the child keeps the NSS modules
- * it loads (every group source is asked) out of the agent's memory.
+ * Runs in the child between fork() and exec(). The agent's only other threads
+ * are the offload workers (agent/offload.c), which take no NSS or stdio locks
+ * and whose malloc locks glibc's fork() resets, so initgroups() is safe here;
+ * doing it in the child keeps the NSS modules it loads (every group source is
+ * asked) out of the agent's memory.
  */
 static void child_exec(const struct spawn_request *request, const struct identity *id, char **env,
                        int status_fd, int null_fd, pid_t parent)
