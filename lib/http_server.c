@@ -15,11 +15,14 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define HTTP_LINGER_TIMEOUT 2 /* seconds to wait for the client to close after a last answer */
 #define HTTP_ACCEPT_PAUSE 1   /* seconds without accepting when out of descriptors */
 #define HTTP_READ_CHUNK 16384
+/* Connections accepted per event, so that a flood of them cannot hog the loop. */
+#define HTTP_ACCEPT_BATCH 64
 #define HTTP_MAX_RESPONSE_HEADERS 16
 
 enum conn_phase {
@@ -56,7 +59,10 @@ struct header {
     const char *value;
 };
 
-/* The parsed head: pointers into the connection's input buffer. */
+/*
+ * The parsed head: pointers into the connection's copy of the head (head_text),
+ * which never moves, unlike the input buffer, which grows while the body is read.
+ */
 struct parsed_head {
     const char *method;
     const char *path;
@@ -89,6 +95,15 @@ struct http_listener {
     struct event *accept_event;
 };
 
+/*
+ * Whom a connection counts against for max_conns_per_address: an IPv4 address
+ * (also when mapped into IPv6), or the /64 prefix of an IPv6 address.
+ */
+struct addr_key {
+    int family;
+    unsigned char bytes[8];
+};
+
 struct http_conn {
     struct http_server *server;
     struct http_conn *next, **pprev;
@@ -99,9 +114,19 @@ struct http_conn {
     enum conn_phase phase;
     bool close_after; /* no further request on this connection */
     struct event *read_event, *write_event, *timer;
-    char *in; /* the request head, its body, then whatever the client pipelined */
+    /*
+     * The request head, its body, then whatever the client pipelined. It is
+     * reallocated as it fills, so nothing may point into it across a read; the
+     * body pointer handed to the handler is taken once nothing more is read.
+     */
+    char *in;
     size_t in_len, in_cap;
     size_t head_len; /* of the request being read, once its head is complete */
+    char *head_text; /* that head, copied out and parsed in place; NULL before */
+    size_t head_text_len;
+    struct addr_key peer;
+    long long waiting_since_ms; /* since the connection waits for its next request */
+    long long request_start_ms; /* the current request's first byte */
     char saved_byte; /* the input byte after the body, while the body is NUL-terminated */
     char *out;
     size_t out_len, out_sent;
@@ -118,6 +143,7 @@ struct http_server {
     unsigned n_conns;
     struct event *pause_timer; /* accepting again after running out of descriptors */
     bool paused;
+    bool accepting; /* the listeners' accept events are armed */
 };
 
 void http_limits_default(struct http_limits *ret_limits)
@@ -127,6 +153,10 @@ void http_limits_default(struct http_limits *ret_limits)
         .max_headers = 64,
         .max_body = 0,
         .max_conns = 64,
+        .max_conns_per_address = HTTP_DEFAULT_MAX_CONNS_PER_ADDRESS,
+        .handshake_timeout = HTTP_DEFAULT_HANDSHAKE_TIMEOUT,
+        .first_byte_timeout = HTTP_DEFAULT_FIRST_BYTE_TIMEOUT,
+        .head_timeout = HTTP_DEFAULT_HEAD_TIMEOUT,
         .request_timeout = 10,
         .idle_timeout = 15,
         .write_timeout = 30,
@@ -444,6 +474,7 @@ static int parse_head(char *text, const struct http_limits *limits, struct parse
 
 static void set_accepting(struct http_server *server, bool on)
 {
+    server->accepting = on;
     for (struct http_listener *l = server->listeners; l; l = l->next) {
         if (on)
             event_add(l->accept_event, NULL);
@@ -452,11 +483,70 @@ static void set_accepting(struct http_server *server, bool on)
     }
 }
 
-static void arm_timer(struct http_conn *c, int seconds)
+/* Accepting again after a connection closed or became idle (on_accept decides what to take). */
+static void resume_accepting(struct http_server *server)
 {
-    struct timeval tv = {seconds, 0};
+    if (!server->accepting && !server->paused)
+        set_accepting(server, true);
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void arm_timer_ms(struct http_conn *c, long long ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
 
     evtimer_add(c->timer, &tv);
+}
+
+static void arm_timer(struct http_conn *c, int seconds)
+{
+    arm_timer_ms(c, (long long)seconds * 1000);
+}
+
+/* A limit in seconds, capped by request_timeout (which bounds every wait for a request). */
+static int capped(const struct http_limits *limits, int seconds)
+{
+    return seconds < limits->request_timeout ? seconds : limits->request_timeout;
+}
+
+/* A request's first byte arrived: its head has head_timeout, the whole request request_timeout. */
+static void request_begins(struct http_conn *c)
+{
+    const struct http_limits *limits = &c->server->limits;
+
+    c->request_start_ms = now_ms();
+    arm_timer(c, capped(limits, limits->head_timeout));
+}
+
+/* The head is complete: the body gets what is left of request_timeout, not a fresh one. */
+static void arm_request_rest(struct http_conn *c)
+{
+    long long left =
+        (long long)c->server->limits.request_timeout * 1000 - (now_ms() - c->request_start_ms);
+
+    arm_timer_ms(c, left > 0 ? left : 0);
+}
+
+/* Frees input that may have carried a password or a key, wiping it first. */
+static void wipe_free(char *p, size_t len)
+{
+    if (p)
+        OPENSSL_cleanse(p, len);
+    free(p);
+}
+
+static void drop_head_text(struct http_conn *c)
+{
+    wipe_free(c->head_text, c->head_text_len);
+    c->head_text = NULL;
+    c->head_text_len = 0;
 }
 
 static void clear_response_headers(struct http_request *request)
@@ -478,15 +568,16 @@ static void conn_free(struct http_conn *c)
     event_free(c->timer);
     SSL_free(c->ssl);
     close(c->fd);
-    free(c->in);
+    wipe_free(c->in, c->in_cap); /* earlier requests' bodies lie past in_len */
+    drop_head_text(c);
     free(c->out);
     free(c->headers);
     *c->pprev = c->next;
     if (c->next)
         c->next->pprev = c->pprev;
     free(c);
-    if (server->n_conns-- == server->limits.max_conns && !server->paused)
-        set_accepting(server, true);
+    server->n_conns--;
+    resume_accepting(server);
 }
 
 /* Arms the event a transport call waits for. */
@@ -587,26 +678,61 @@ static void respond_error(struct http_conn *c, int status, const char *message)
     free(body);
 }
 
-static const char *error_message(int status)
+/* Answers a request the server refuses by itself, stating the limit it broke. */
+static void refuse(struct http_conn *c, int status)
 {
+    const struct http_limits *limits = &c->server->limits;
+    size_t length = c->request.head.content_length;
+    char message[160];
+
     switch (status) {
     case 400:
-        return "malformed request";
+        snprintf(message, sizeof(message), "malformed request");
+        break;
     case 408:
-        return "the request was not complete in time";
+        if (c->phase == PHASE_HEAD)
+            snprintf(message, sizeof(message),
+                     "request head not complete within %d second%s of its first byte",
+                     capped(limits, limits->head_timeout),
+                     capped(limits, limits->head_timeout) == 1 ? "" : "s");
+        else
+            snprintf(message, sizeof(message),
+                     "request not complete within %d second%s of its first byte",
+                     limits->request_timeout, limits->request_timeout == 1 ? "" : "s");
+        break;
     case 411:
-        return "send the body with Content-Length (chunked transfer coding is not taken)";
+        snprintf(message, sizeof(message),
+                 "send the body with Content-Length (chunked transfer coding is not taken)");
+        break;
     case 413:
-        return "the request body is larger than this service takes";
+        if (limits->max_body == 0)
+            snprintf(message, sizeof(message),
+                     "this service takes no request body (Content-Length: %zu)", length);
+        else
+            snprintf(message, sizeof(message),
+                     "request body exceeds %zu bytes (Content-Length: %zu)", limits->max_body,
+                     length);
+        break;
     case 417:
-        return "the only expectation understood is 100-continue";
+        snprintf(message, sizeof(message), "the only expectation understood is 100-continue");
+        break;
     case 431:
-        return "the request head is larger than this service takes";
+        /* parse_head's 431 is the count of header lines; read_head's the size. */
+        if (c->head_text)
+            snprintf(message, sizeof(message), "request head has more than %u header lines",
+                     limits->max_headers);
+        else
+            snprintf(message, sizeof(message),
+                     "request head exceeds %zu bytes (request line and headers)", limits->max_head);
+        break;
     case 505:
-        return "only HTTP/1.0 and HTTP/1.1 are spoken here";
+        snprintf(message, sizeof(message), "only HTTP/1.0 and HTTP/1.1 are spoken here");
+        break;
     default:
-        return "cannot answer this request";
+        snprintf(message, sizeof(message), "cannot answer this request");
+        break;
     }
+    respond_error(c, status, message);
 }
 
 /* Makes room in the input buffer for want bytes in all. Returns false without memory. */
@@ -619,9 +745,14 @@ static bool reserve_input(struct http_conn *c, size_t want)
         return true;
     while (cap < want + 1)
         cap *= 2;
-    in = realloc(c->in, cap);
+    /* Not realloc(): the old copy may hold a password or a key, and is wiped. */
+    in = malloc(cap);
     if (!in)
         return false;
+    if (c->in_len)
+        memcpy(in, c->in, c->in_len);
+    /* in_cap, not in_len: a kept-alive connection's earlier bodies lie past in_len. */
+    wipe_free(c->in, c->in_cap);
     c->in = in;
     c->in_cap = cap;
     return true;
@@ -643,7 +774,7 @@ static ssize_t read_input(struct http_conn *c, size_t limit)
     n = c->transport->recv(c, c->in + c->in_len, room);
     if (n > 0) {
         if (c->in_len == 0 && c->phase == PHASE_HEAD)
-            arm_timer(c, c->server->limits.request_timeout); /* a request begins */
+            request_begins(c);
         c->in_len += (size_t)n;
     }
     return n;
@@ -672,6 +803,7 @@ static enum step handshake(struct http_conn *c)
     if (r != 1)
         return after_io(c, r);
     c->phase = PHASE_HEAD;
+    arm_timer(c, capped(&c->server->limits, c->server->limits.first_byte_timeout));
     return STEP_GO_ON;
 }
 
@@ -708,17 +840,28 @@ static enum step read_head(struct http_conn *c)
     len = head_length(c->in, c->in_len < limits->max_head ? c->in_len : limits->max_head);
     if (!len) {
         if (c->in_len >= limits->max_head) {
-            respond_error(c, 431, error_message(431));
+            refuse(c, 431);
             return STEP_GO_ON;
         }
         n = read_input(c, limits->max_head);
         return n > 0 ? STEP_GO_ON : after_io(c, n);
     }
+    /*
+     * The head is parsed in a copy of its own: the input buffer moves as the
+     * body is read into it, and the method, path and headers must not.
+     */
     c->head_len = len;
-    c->in[len - 1] = '\0'; /* the blank line's LF: the head is a string */
-    status = memchr(c->in, '\0', len - 1) ? 400 : parse_head(c->in, limits, &c->request.head);
+    c->head_text = malloc(len);
+    if (!c->head_text)
+        return STEP_CLOSE;
+    c->head_text_len = len;
+    memcpy(c->head_text, c->in, len - 1);
+    c->head_text[len - 1] = '\0'; /* in place of the blank line's LF: the head is a string */
+    status = memchr(c->head_text, '\0', len - 1)
+                 ? 400
+                 : parse_head(c->head_text, limits, &c->request.head);
     if (status) {
-        respond_error(c, status, error_message(status));
+        refuse(c, status);
         return STEP_GO_ON;
     }
     if (!c->request.head.keep_alive || !c->listener)
@@ -730,10 +873,11 @@ static enum step read_head(struct http_conn *c)
         if (out)
             memcpy(out, interim, sizeof(interim) - 1);
         conn_send(c, out, sizeof(interim) - 1, PHASE_CONTINUE);
-        arm_timer(c, limits->request_timeout);
+        arm_request_rest(c);
         return STEP_WAIT;
     }
     c->phase = PHASE_BODY;
+    arm_request_rest(c);
     return STEP_GO_ON;
 }
 
@@ -763,14 +907,22 @@ static void next_request(struct http_conn *c)
         c->in[used] = c->saved_byte;
     memmove(c->in, c->in + used, c->in_len - used);
     c->in_len -= used;
+    OPENSSL_cleanse(c->in + c->in_len, used); /* the request just answered */
+    drop_head_text(c);
     c->head_len = 0;
     memset(&c->request.head, 0, sizeof(c->request.head));
     c->request.head.headers = c->headers;
     c->request.body = NULL;
     c->request.body_len = 0;
     c->phase = PHASE_HEAD;
+    c->waiting_since_ms = now_ms();
     event_del(c->write_event);
-    arm_timer(c, c->in_len ? c->server->limits.request_timeout : c->server->limits.idle_timeout);
+    if (c->in_len)
+        request_begins(c); /* pipelined */
+    else
+        arm_timer(c, c->server->limits.idle_timeout);
+    /* Idle again, it may give way to a new connection when the server is full. */
+    resume_accepting(c->server);
 }
 
 static enum step write_out(struct http_conn *c)
@@ -885,14 +1037,14 @@ static void on_conn_timeout(evutil_socket_t fd, short what, void *arg)
     /* A request begun and not finished in time is told so; anything else just closes. */
     if ((c->phase == PHASE_HEAD && c->in_len > 0) || c->phase == PHASE_BODY ||
         c->phase == PHASE_CONTINUE) {
-        respond_error(c, 408, error_message(408));
+        refuse(c, 408);
         c->close_after = true;
         return;
     }
     conn_free(c);
 }
 
-static void conn_open(struct http_listener *listener, int fd)
+static void conn_open(struct http_listener *listener, int fd, const struct addr_key *peer)
 {
     struct http_server *server = listener->server;
     struct http_conn *c = calloc(1, sizeof(*c));
@@ -919,6 +1071,8 @@ static void conn_open(struct http_listener *listener, int fd)
         goto fail;
     c->server = server;
     c->listener = listener;
+    c->peer = *peer;
+    c->waiting_since_ms = now_ms();
     c->request.conn = c;
     c->request.head.headers = c->headers;
     c->phase = PHASE_HANDSHAKE;
@@ -928,7 +1082,7 @@ static void conn_open(struct http_listener *listener, int fd)
     c->pprev = &server->conns;
     server->conns = c;
     server->n_conns++;
-    arm_timer(c, server->limits.request_timeout);
+    arm_timer(c, capped(&server->limits, server->limits.handshake_timeout));
     if (!conn_run(c))
         conn_free(c);
     return;
@@ -947,15 +1101,109 @@ fail:
     close(fd);
 }
 
+static void addr_key_of(const struct sockaddr_storage *addr, struct addr_key *ret_key)
+{
+    static const unsigned char v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+    memset(ret_key, 0, sizeof(*ret_key));
+    ret_key->family = addr->ss_family;
+    if (addr->ss_family == AF_INET) {
+        memcpy(ret_key->bytes, &((const struct sockaddr_in *)addr)->sin_addr, 4);
+    } else if (addr->ss_family == AF_INET6) {
+        const unsigned char *a = ((const struct sockaddr_in6 *)addr)->sin6_addr.s6_addr;
+
+        if (memcmp(a, v4_mapped, sizeof(v4_mapped)) == 0) {
+            ret_key->family = AF_INET;
+            memcpy(ret_key->bytes, a + 12, 4);
+        } else {
+            memcpy(ret_key->bytes, a, 8); /* the /64 */
+        }
+    }
+}
+
+static bool same_peer(const struct addr_key *a, const struct addr_key *b)
+{
+    return a->family == b->family && memcmp(a->bytes, b->bytes, sizeof(a->bytes)) == 0;
+}
+
+/* True while a connection has no request under way: in its handshake, or reading a head. */
+static bool conn_waiting(const struct http_conn *c)
+{
+    return c->phase == PHASE_HANDSHAKE || c->phase == PHASE_HEAD;
+}
+
+/* The connection (of peer, or of anyone) that has waited longest without a request, or NULL. */
+static struct http_conn *longest_waiting(struct http_server *server, const struct addr_key *peer)
+{
+    struct http_conn *oldest = NULL;
+
+    for (struct http_conn *c = server->conns; c; c = c->next)
+        if (conn_waiting(c) && (!peer || same_peer(&c->peer, peer)) &&
+            (!oldest || c->waiting_since_ms <= oldest->waiting_since_ms))
+            oldest = c;
+    return oldest;
+}
+
+static unsigned conns_from(const struct http_server *server, const struct addr_key *peer)
+{
+    unsigned n = 0;
+
+    for (const struct http_conn *c = server->conns; c; c = c->next)
+        n += same_peer(&c->peer, peer);
+    return n;
+}
+
+/*
+ * Takes a new connection within the caps: over one, it replaces the connection
+ * that has waited longest without a request (closed without a word, as a
+ * timeout would), so that clients that never send a request cannot keep
+ * others out; with no such connection, it is closed.
+ */
+static void admit(struct http_listener *listener, int fd, const struct sockaddr_storage *addr)
+{
+    struct http_server *server = listener->server;
+    const struct http_limits *limits = &server->limits;
+    struct http_conn *victim;
+    struct addr_key peer;
+
+    addr_key_of(addr, &peer);
+    if (limits->max_conns_per_address &&
+        conns_from(server, &peer) >= limits->max_conns_per_address) {
+        victim = longest_waiting(server, &peer);
+        if (!victim) {
+            close(fd); /* all of that address's connections have requests under way */
+            return;
+        }
+        conn_free(victim);
+    }
+    if (server->n_conns >= limits->max_conns) {
+        victim = longest_waiting(server, NULL);
+        if (!victim) {
+            close(fd);
+            return;
+        }
+        conn_free(victim);
+    }
+    conn_open(listener, fd, &peer);
+}
+
 static void on_accept(evutil_socket_t fd, short what, void *arg)
 {
     struct http_listener *listener = arg;
     struct http_server *server = listener->server;
 
     (void)what;
-    while (server->n_conns < server->limits.max_conns) {
-        int conn_fd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    for (int i = 0; i < HTTP_ACCEPT_BATCH; i++) {
+        struct sockaddr_storage addr = {0};
+        socklen_t addr_len = sizeof(addr);
+        int conn_fd;
 
+        /* Full of requests under way: new clients wait in the backlog until one is done. */
+        if (server->n_conns >= server->limits.max_conns && !longest_waiting(server, NULL)) {
+            set_accepting(server, false);
+            return;
+        }
+        conn_fd = accept4(fd, (struct sockaddr *)&addr, &addr_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (conn_fd < 0) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 struct timeval tv = {HTTP_ACCEPT_PAUSE, 0};
@@ -966,10 +1214,8 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
             }
             return;
         }
-        conn_open(listener, conn_fd);
+        admit(listener, conn_fd, &addr);
     }
-    /* Full: new clients wait in the backlog until a connection closes. */
-    set_accepting(server, false);
 }
 
 static void on_pause_end(evutil_socket_t fd, short what, void *arg)
@@ -979,8 +1225,7 @@ static void on_pause_end(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     server->paused = false;
-    if (server->n_conns < server->limits.max_conns)
-        set_accepting(server, true);
+    resume_accepting(server);
 }
 
 /* --- servers and listeners --- */
@@ -996,7 +1241,15 @@ int http_server_new(struct event_base *base, const struct http_limits *limits,
     server->limits = *limits;
     if (server->limits.max_conns == 0)
         server->limits.max_conns = 1;
+    /* A timeout left at 0 would close every connection at once: 0 takes the default. */
+    if (server->limits.handshake_timeout <= 0)
+        server->limits.handshake_timeout = HTTP_DEFAULT_HANDSHAKE_TIMEOUT;
+    if (server->limits.first_byte_timeout <= 0)
+        server->limits.first_byte_timeout = HTTP_DEFAULT_FIRST_BYTE_TIMEOUT;
+    if (server->limits.head_timeout <= 0)
+        server->limits.head_timeout = HTTP_DEFAULT_HEAD_TIMEOUT;
     server->callbacks = *callbacks;
+    server->accepting = true;
     server->pause_timer = evtimer_new(base, on_pause_end, server);
     if (!server->pause_timer) {
         free(server);
@@ -1072,7 +1325,7 @@ int http_server_listen(struct http_server *server, const char *address, unsigned
         listener->next->pprev = &listener->next;
     listener->pprev = &server->listeners;
     server->listeners = listener;
-    if (!server->paused && server->n_conns < server->limits.max_conns)
+    if (server->accepting)
         event_add(listener->accept_event, NULL);
     *ret_listener = listener;
     return 0;

@@ -17,21 +17,51 @@ struct http_request;
 /*
  * What one client may cost. A request whose head is larger than max_head is
  * answered 431, a body over max_body 413 (before it is read, and at once to an
- * "Expect: 100-continue"), a request not complete within request_timeout
- * seconds of its first byte (or of the connection, for the first) 408. A
- * connection kept alive waits idle_timeout seconds for its next request.
+ * "Expect: 100-continue"); both answers state the limit.
+ *
+ * Time: a TLS client has handshake_timeout seconds from its connection to
+ * finish the handshake, then first_byte_timeout seconds to send the first byte
+ * of its first request (a kept-alive connection waits idle_timeout seconds for
+ * the next one); silent connections are closed without a word. From a
+ * request's first byte, its head must be complete within head_timeout seconds
+ * and the whole request within request_timeout seconds, however slowly the
+ * bytes trickle in, or it is answered 408. request_timeout also caps the
+ * other three.
+ *
+ * Connections: at most max_conns at once, and at most max_conns_per_address
+ * from one client address (IPv4 address, or IPv6 /64 prefix, since one IPv6
+ * host usually holds a whole /64). A new connection over either cap takes the
+ * place of the connection (of that address, or of any) that has waited
+ * longest without a request under way: one still in its handshake, or
+ * waiting for (the rest of) a request head, which is closed without a word.
+ * When every connection has a request under way, a new one over the
+ * per-address cap is closed, and over max_conns waits in the listen backlog.
  */
 struct http_limits {
-    size_t max_head;      /* request line and headers, with the blank line */
-    unsigned max_headers; /* header lines */
-    size_t max_body;      /* 0: requests with a body are refused with 413 */
-    unsigned max_conns;   /* more clients wait in the listen backlog */
-    int request_timeout;  /* seconds */
-    int idle_timeout;     /* seconds */
-    int write_timeout;    /* seconds for the client to take an answer */
+    size_t max_head;                /* request line and headers, with the blank line */
+    unsigned max_headers;           /* header lines */
+    size_t max_body;                /* 0: requests with a body are refused with 413 */
+    unsigned max_conns;             /* in all */
+    unsigned max_conns_per_address; /* 0: no per-address cap */
+    int handshake_timeout;          /* seconds */
+    int first_byte_timeout;         /* seconds */
+    int head_timeout;               /* seconds */
+    int request_timeout;            /* seconds */
+    int idle_timeout;               /* seconds */
+    int write_timeout;              /* seconds for the client to take an answer */
 };
 
-/* The limits of a read-only endpoint: 8 KiB heads, no bodies, 64 connections, 10 s requests. */
+/* The defaults http_limits_default() gives (seconds, connections). */
+#define HTTP_DEFAULT_HANDSHAKE_TIMEOUT 5
+#define HTTP_DEFAULT_FIRST_BYTE_TIMEOUT 5
+#define HTTP_DEFAULT_HEAD_TIMEOUT 10
+#define HTTP_DEFAULT_MAX_CONNS_PER_ADDRESS 16
+
+/*
+ * The limits of a read-only endpoint: 8 KiB heads, no bodies, 64 connections
+ * (16 per address), 5 s handshakes, 5 s to the first byte, 10 s heads, 10 s
+ * requests.
+ */
 void http_limits_default(struct http_limits *ret_limits);
 
 /*

@@ -22,7 +22,10 @@ static const struct {
     {"unauthorized", "The request needs the user name and password of a REST user (HTTP Basic), "
                      "or, where certificate sign-in is enabled, a client certificate of one."},
     {"too_many_failed_sign_ins",
-     "Too many failed sign-ins for this user: wait Retry-After seconds before trying again."},
+     "Too many failed sign-ins from this address (in all, or for this user name): wait "
+     "Retry-After seconds before trying again."},
+    {"sign_in_busy", "The agent checks no more sign-ins per second than its budget allows, and "
+                     "it is spent for now: wait Retry-After seconds before trying again."},
     {"insufficient_permissions", "The user's role does not allow this request."},
     {"not_found", "No such endpoint."},
     {"method_not_allowed", "The endpoint does not take this method (see Allow)."},
@@ -246,10 +249,14 @@ static void on_agent_answer(void *data, json_t *reply, const char *error)
     if (auth && strcmp(auth, "throttled") == 0) {
         char seconds[32];
         json_int_t retry = json_integer_value(json_object_get(reply, "retry_after"));
+        const char *reason = json_string_value(json_object_get(reply, "reason"));
+        bool busy = reason && strcmp(reason, "sign_in_busy") == 0;
 
         snprintf(seconds, sizeof(seconds), "%lld", (long long)(retry > 0 ? retry : 1));
+
         http_response_header(call->request, "Retry-After", seconds);
-        api_reply_error(call, 429, "too_many_failed_sign_ins",
+        /* A spent budget is the server's state (503), a lock-out the client's doing (429). */
+        api_reply_error(call, busy ? 503 : 429, busy ? "sign_in_busy" : "too_many_failed_sign_ins",
                         json_pack("{s:I}", "retry_after", retry > 0 ? retry : 1), "%s",
                         json_string_value(json_object_get(reply, "error")) ?: "try again later");
         return;
@@ -285,10 +292,19 @@ void api_ask(struct api_call *call, const char *command, json_t *args, json_t *o
     if (call->certificate_chain)
         request = json_pack("{s:s, s:o, s:o, s:{s:s}}", "command", command, "args", args, "options",
                             options, "as_certificate", "chain", call->certificate_chain);
-    else
-        request =
-            json_pack("{s:s, s:o, s:o, s:{s:s, s:s}}", "command", command, "args", args, "options",
-                      options, "as_user", "name", call->user, "password", call->password);
+    else {
+        /* The client's address without its port ("[::1]:5" -> "::1"): the agent limits and
+         * locks out sign-ins per source address. Omitted when the peer is unknown. */
+        char peer[80], *source = peer;
+
+        http_request_peer(call->request, peer, sizeof(peer));
+        if (*source == '[')
+            source++;
+        source[strcspn(source, *peer == '[' ? "]" : ":")] = '\0';
+        request = json_pack("{s:s, s:o, s:o, s:{s:s, s:s, s:s*}}", "command", command, "args", args,
+                            "options", options, "as_user", "name", call->user, "password",
+                            call->password, "source", strcmp(source, "?") ? source : NULL);
+    }
     call->on_reply = fn;
     call->timeout_ms = change ? API_CHANGE_TIMEOUT_MS : API_READ_TIMEOUT_MS;
     r = request ? control_async_call(call->api->agent, request, call->timeout_ms, on_agent_answer,
@@ -411,6 +427,54 @@ static bool take_dry_run(struct api_call *call)
     return r > 0 && (strcasecmp(value, "false") == 0 || strcmp(value, "0") == 0);
 }
 
+/* True when the member path names that field ("key", "certificates[0].key"). */
+static bool names_field(const char *path, const char *field)
+{
+    size_t len = strlen(path), field_len = strlen(field);
+
+    return len >= field_len && strcmp(path + len - field_len, field) == 0 &&
+           (len == field_len || path[len - field_len - 1] == '.');
+}
+
+/*
+ * A body with binary data where text belongs: most likely a DER certificate or
+ * key, which the API takes as PEM text only. Says how to convert it.
+ */
+static void refuse_binary(struct api_call *call, const struct json_body_error *error)
+{
+    static const char der_hint[] =
+        "certificates and keys are sent as PEM text (-----BEGIN CERTIFICATE----- ...); to convert "
+        "DER files: openssl x509 -inform der -in cert.der -out cert.pem, and for a key "
+        "openssl pkey -inform der -in key.der -out key.pem";
+
+    if (!*error->field) {
+        /* Bytes that are not UTF-8, where jansson stopped: "unable to decode byte 0x82 ...". */
+        const char *byte = strstr(error->text, "byte 0x");
+
+        api_reply_error(call, 400, "invalid_json",
+                        json_pack("{s:i, s:i, s:i}", "line", error->line, "column", error->column,
+                                  "position", error->position),
+                        "the body is not UTF-8 text (%.9s at line %d, column %d): %s",
+                        byte ? byte : "a byte", error->line, error->column, der_hint);
+    } else if (names_field(error->field, "key")) {
+        api_reply_error(call, 400, "invalid_certificate", json_pack("{s:s}", "field", error->field),
+                        "'%s' holds binary data (a NUL byte): the key must be PEM text "
+                        "(-----BEGIN PRIVATE KEY----- ...); to convert a DER key: openssl pkey "
+                        "-inform der -in key.der -out key.pem",
+                        error->field);
+    } else if (names_field(error->field, "certificate")) {
+        api_reply_error(call, 400, "invalid_certificate", json_pack("{s:s}", "field", error->field),
+                        "'%s' holds binary data (a NUL byte): the certificate must be PEM text "
+                        "(-----BEGIN CERTIFICATE----- ...); to convert a DER certificate: openssl "
+                        "x509 -inform der -in cert.der -out cert.pem",
+                        error->field);
+    } else {
+        api_reply_error(call, 400, "invalid_schema", json_pack("{s:s}", "field", error->field),
+                        "'%s' holds binary data (a NUL byte) where text belongs; %s", error->field,
+                        der_hint);
+    }
+}
+
 void api_handle(struct http_request *request, void *data)
 {
     struct api_call *call = calloc(1, sizeof(*call));
@@ -459,6 +523,10 @@ void api_handle(struct http_request *request, void *data)
             return;
         }
         call->body = json_body_parse(body, body_len, &error);
+        if (!call->body && error.binary) {
+            refuse_binary(call, &error);
+            return;
+        }
         if (!call->body) {
             api_reply_error(call, 400, "invalid_json",
                             json_pack("{s:i, s:i, s:i}", "line", error.line, "column", error.column,

@@ -75,23 +75,60 @@ char *json_body_repair(const char *body, size_t len, size_t *ret_len)
 
 static void set_error(struct json_body_error *error, const json_error_t *from)
 {
-    error->line = from->line;
-    error->column = from->column;
-    error->position = from->position;
+    *error = (struct json_body_error){
+        .line = from->line,
+        .column = from->column,
+        .position = from->position,
+        /* jansson's words for bytes that are not UTF-8. */
+        .binary = strncmp(from->text, "unable to decode byte", 21) == 0,
+    };
     snprintf(error->text, sizeof(error->text), "%s", from->text);
+}
+
+/*
+ * Finds a string holding a NUL byte in value (at path) and writes where it is
+ * into ret_path. Returns true when there is one.
+ */
+static bool find_nul(json_t *value, const char *path, char *ret_path, size_t len)
+{
+    char inner[64];
+    const char *key;
+    json_t *member;
+    size_t i;
+
+    if (json_is_string(value) && strlen(json_string_value(value)) != json_string_length(value)) {
+        snprintf(ret_path, len, "%s", path);
+        return true;
+    }
+    json_object_foreach(value, key, member)
+    {
+        snprintf(inner, sizeof(inner), "%s%s%s", path, *path ? "." : "", key);
+        if (find_nul(member, inner, ret_path, len))
+            return true;
+    }
+    json_array_foreach(value, i, member)
+    {
+        snprintf(inner, sizeof(inner), "%s[%zu]", path, i);
+        if (find_nul(member, inner, ret_path, len))
+            return true;
+    }
+    return false;
 }
 
 json_t *json_body_parse(const char *body, size_t len, struct json_body_error *error)
 {
+    /* NULs are let through the parser to be found and named below, with a message of ours. */
+    const size_t flags = JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL;
     json_error_t strict, repaired_error;
-    json_t *value = json_loadb(body, len, JSON_REJECT_DUPLICATES, &strict);
+    json_t *value = json_loadb(body, len, flags, &strict);
+    char field[sizeof(error->field)];
     size_t repaired_len;
     char *repaired;
 
     if (!value) {
         repaired = json_body_repair(body, len, &repaired_len);
         if (repaired) {
-            value = json_loadb(repaired, repaired_len, JSON_REJECT_DUPLICATES, &repaired_error);
+            value = json_loadb(repaired, repaired_len, flags, &repaired_error);
             /* Keys may have been in the repaired text: wipe it as a key would be. */
             explicit_bzero(repaired, repaired_len);
             free(repaired);
@@ -105,6 +142,13 @@ json_t *json_body_parse(const char *body, size_t len, struct json_body_error *er
         json_decref(value);
         *error = (struct json_body_error){.line = 1, .column = 1, .position = 0};
         snprintf(error->text, sizeof(error->text), "not a JSON object");
+        return NULL;
+    }
+    if (find_nul(value, "", field, sizeof(field))) {
+        json_decref(value);
+        *error = (struct json_body_error){.line = 1, .column = 1, .position = 0, .binary = true};
+        snprintf(error->field, sizeof(error->field), "%s", field);
+        snprintf(error->text, sizeof(error->text), "'%s' holds a NUL byte", field);
         return NULL;
     }
     return value;

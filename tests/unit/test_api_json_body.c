@@ -113,6 +113,32 @@ static void errors_are_those_of_the_body_as_sent(void **state)
     assert_non_null(strstr(error.text, "duplicate"));
 }
 
+/* DER pasted or encoded into a body: the NUL byte's field is named, non-UTF-8 is said so. */
+static void binary_data_in_strings_is_found_and_named(void **state)
+{
+    static const char raw[] = "{\"name\": \"api\", \"key\": \"0\x01\x00\x02\"}";
+    static const char not_utf8[] = "{\"certificate\": \"0\x82\x01\"}";
+    struct json_body_error error;
+
+    (void)state;
+    assert_null(parse("{\"name\": \"api\", \"certificate\": \"0\\u0000\\u0082\"}", &error));
+    assert_true(error.binary);
+    assert_string_equal(error.field, "certificate");
+    assert_null(parse("{\"certificates\": [{\"name\": \"a\"}, {\"key\": \"\\u0000\"}]}", &error));
+    assert_string_equal(error.field, "certificates[1].key");
+    /* A raw NUL byte, as a shell or a client may send one, is found too. */
+    assert_null(json_body_parse(raw, sizeof(raw) - 1, &error));
+    assert_true(error.binary);
+    assert_string_equal(error.field, "key");
+    assert_null(json_body_parse(not_utf8, sizeof(not_utf8) - 1, &error));
+    assert_true(error.binary);
+    assert_string_equal(error.field, "");
+    assert_non_null(strstr(error.text, "byte 0x82"));
+    /* Text is not binary. */
+    assert_null(parse("{\"name\": ", &error));
+    assert_false(error.binary);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -121,6 +147,7 @@ int main(void)
         cmocka_unit_test(pem_pasted_between_the_quotes_is_read_as_it_is),
         cmocka_unit_test(repairs_stay_inside_strings),
         cmocka_unit_test(errors_are_those_of_the_body_as_sent),
+        cmocka_unit_test(binary_data_in_strings_is_found_and_named),
     };
     return cmocka_run_group_tests_name("api_json_body", tests, NULL, NULL);
 }
