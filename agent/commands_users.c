@@ -4,6 +4,7 @@
 #include "audit.h"
 #include "cv_error.h"
 #include "log.h"
+#include "offload.h"
 #include "users.h"
 
 #include <errno.h>
@@ -41,6 +42,80 @@ static json_t *user_reply(const struct agent *agent, const char *name, enum user
 }
 
 /*
+ * A user add or passwd whose password is being hashed on an offload worker (0.1 s or more
+ * of PBKDF2, never on the loop). The request's connection waits; when it goes away first,
+ * the change is still made (the operator asked for it, and the audit says so) and only the
+ * answer is dropped.
+ */
+struct user_change {
+    struct agent *agent;
+    struct control_conn *conn; /* NULL once it went away */
+    char *name;
+    char *subject;
+    enum user_role role;
+    bool replace;
+    struct users_password *password;
+    char who[128];
+};
+
+static void user_change_free(struct user_change *change)
+{
+    free(change->name);
+    free(change->subject);
+    users_password_free(change->password);
+    free(change);
+}
+
+/* Stores the change and answers it: the part of add and passwd that runs on the loop. */
+static void conclude_user_change(struct user_change *change)
+{
+    struct agent *agent = change->agent;
+    char err[1536];
+    int r;
+
+    r = change->replace ? users_set_hashed(agent->users, change->name, change->password,
+                                           change->role, true, err, sizeof(err))
+                        : users_add_hashed(agent->users, change->name, change->password,
+                                           change->subject, change->role, err, sizeof(err));
+    if (r < 0) {
+        if (change->conn)
+            control_reply_error(change->conn, r == CV_EUSAGE ? 2 : r == -ENOENT ? 4 : 1, "%s", err);
+        return;
+    }
+    audit_record(agent, change->who, "%s REST user '%s' (role %s%s)",
+                 change->replace ? "changed the password of" : "added", change->name,
+                 user_role_name(change->role),
+                 change->subject
+                     ? (change->password ? ", password and certificate" : ", certificate only")
+                     : "");
+    if (change->conn)
+        control_reply(change->conn, user_reply(agent, change->name, change->role));
+}
+
+static void derive_user_password(void *data)
+{
+    struct user_change *change = data;
+
+    users_password_derive(change->password);
+}
+
+static void on_user_password_derived(void *data, bool cancelled)
+{
+    struct user_change *change = data;
+
+    if (!cancelled)
+        conclude_user_change(change);
+    user_change_free(change);
+}
+
+static void on_user_change_abandoned(void *data)
+{
+    struct user_change *change = data;
+
+    change->conn = NULL;
+}
+
+/*
  * add and passwd: the password arrives in options (certvisorctl asked for it, or read a
  * file); add may carry a certificate subject instead of, or beside, a password.
  */
@@ -52,7 +127,8 @@ static void set_user(struct agent *agent, struct control_conn *conn, json_t *arg
     const char *role_text = json_string_value(json_object_get(options, "role"));
     const char *subject = json_string_value(json_object_get(options, "certificate_subject"));
     enum user_role role = USER_ROLE_ADMIN;
-    char err[1536], who[128];
+    struct user_change *change;
+    char err[1536];
     int r;
 
     if (!name || json_array_size(args) != 1 || (!password && !subject) || (replace && subject)) {
@@ -68,17 +144,39 @@ static void set_user(struct agent *agent, struct control_conn *conn, json_t *arg
         control_reply_error(conn, 2, "role '%s' is not admin or viewer", role_text);
         return;
     }
-    r = replace ? users_set(agent->users, name, password, role, true, err, sizeof(err))
-                : users_add(agent->users, name, password, subject, role, err, sizeof(err));
-    if (r < 0) {
-        control_reply_error(conn, r == CV_EUSAGE ? 2 : r == -ENOENT ? 4 : 1, "%s", err);
+    change = calloc(1, sizeof(*change));
+    if (!change || !(change->name = strdup(name)) ||
+        (subject && !(change->subject = strdup(subject)))) {
+        if (change)
+            user_change_free(change);
+        control_reply_error(conn, 1, "out of memory");
         return;
     }
-    control_peer_describe(control_conn_peer(conn), who, sizeof(who));
-    audit_record(agent, who, "%s REST user '%s' (role %s%s)",
-                 replace ? "changed the password of" : "added", name, user_role_name(role),
-                 subject ? (password ? ", password and certificate" : ", certificate only") : "");
-    control_reply(conn, user_reply(agent, name, role));
+    change->agent = agent;
+    change->conn = conn;
+    change->role = role;
+    change->replace = replace;
+    control_peer_describe(control_conn_peer(conn), change->who, sizeof(change->who));
+    if (password) {
+        r = users_password_new(password, &change->password, err, sizeof(err));
+        if (r < 0) {
+            user_change_free(change);
+            control_reply_error(conn, r == CV_EUSAGE ? 2 : 1, "%s", err);
+            return;
+        }
+    }
+    if (!password) { /* a certificate-only user: nothing slow to do */
+        conclude_user_change(change);
+        user_change_free(change);
+        return;
+    }
+    if (offload_submit(agent->offload, derive_user_password, on_user_password_derived, change) <
+        0) {
+        user_change_free(change);
+        control_reply_error(conn, 1, "out of memory");
+        return;
+    }
+    control_on_abandon(conn, on_user_change_abandoned, change);
 }
 
 /* user subject <name> <subject line>|--clear */

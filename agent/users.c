@@ -21,10 +21,7 @@
 #define USER_NAME_MAX 64
 #define PASSWORD_MIN 8
 #define PASSWORD_MAX 1024
-#define FAILURES_FREE 4    /* failures allowed before the lock-outs begin */
-#define LOCKOUT_FIRST_S 5L /* the first lock-out */
-#define LOCKOUT_MAX_S 300  /* the longest lock-out */
-#define CACHE_TTL_S 60     /* how long a checked pair is remembered */
+#define CACHE_TTL_S 60 /* how long a checked pair is remembered */
 #define CACHE_SLOTS 32
 
 struct user {
@@ -35,9 +32,6 @@ struct user {
     unsigned iterations;
     unsigned char salt[SALT_BYTES];
     unsigned char hash[HASH_BYTES];
-    /* throttling, in memory only */
-    unsigned failures;
-    time_t locked_until;
 };
 
 /* A pair checked lately: HMAC(cache_key, name NUL password), never the password itself. */
@@ -331,21 +325,101 @@ static int put_user(struct users *users, struct user *existing, struct user *fre
     return r;
 }
 
-static int hash_password(struct user *fresh, const char *password)
+struct users_password {
+    char *password; /* a copy, wiped once derived */
+    size_t password_len;
+    unsigned iterations;
+    unsigned char salt[SALT_BYTES];
+    unsigned char hash[HASH_BYTES];
+    bool derived_ok;
+};
+
+int users_password_new(const char *password, struct users_password **ret_password, char *err,
+                       size_t err_len)
 {
-    fresh->has_password = true;
+    size_t len = strlen(password);
+    struct users_password *fresh;
+
+    if (len < PASSWORD_MIN || len > PASSWORD_MAX) {
+        snprintf(err, err_len, "the password must have from %d to %d characters", PASSWORD_MIN,
+                 PASSWORD_MAX);
+        return CV_EUSAGE;
+    }
+    fresh = calloc(1, sizeof(*fresh));
+    if (!fresh || !(fresh->password = malloc(len + 1))) {
+        free(fresh);
+        snprintf(err, err_len, "out of memory");
+        return -ENOMEM;
+    }
+    memcpy(fresh->password, password, len + 1);
+    fresh->password_len = len;
     fresh->iterations = PBKDF2_ITERATIONS;
-    return RAND_bytes(fresh->salt, SALT_BYTES) == 1 &&
-                   derive(password, fresh->salt, fresh->iterations, fresh->hash) == 0
-               ? 0
-               : -EIO;
+    if (RAND_bytes(fresh->salt, SALT_BYTES) != 1) {
+        users_password_free(fresh);
+        snprintf(err, err_len, "cannot draw a salt from OpenSSL's random generator");
+        return -EIO;
+    }
+    *ret_password = fresh;
+    return 0;
+}
+
+void users_password_derive(struct users_password *password)
+{
+    password->derived_ok =
+        derive(password->password, password->salt, password->iterations, password->hash) == 0;
+    OPENSSL_cleanse(password->password, password->password_len);
+}
+
+void users_password_free(struct users_password *password)
+{
+    if (!password)
+        return;
+    OPENSSL_clear_free(password->password, password->password_len + 1);
+    OPENSSL_clear_free(password, sizeof(*password));
+}
+
+/* Puts a derived password into fresh. -EIO when the derivation failed (or never ran). */
+static int take_password(struct user *fresh, const struct users_password *password)
+{
+    if (!password->derived_ok)
+        return -EIO;
+    fresh->has_password = true;
+    fresh->iterations = password->iterations;
+    memcpy(fresh->salt, password->salt, SALT_BYTES);
+    memcpy(fresh->hash, password->hash, HASH_BYTES);
+    return 0;
+}
+
+/* The whole of a password's making, on the calling thread: for callers that may wait. */
+static int hash_now(const char *password, struct users_password **ret_password, char *err,
+                    size_t err_len)
+{
+    int r = users_password_new(password, ret_password, err, err_len);
+
+    if (r == 0)
+        users_password_derive(*ret_password);
+    return r;
 }
 
 int users_set(struct users *users, const char *name, const char *password, enum user_role role,
               bool replace, char *err, size_t err_len)
 {
-    struct user *existing = find(users, name), fresh = {0};
+    struct users_password *hashed = NULL;
     int r = check_new_user(name, password, err, err_len);
+
+    if (r == 0)
+        r = hash_now(password, &hashed, err, err_len);
+    if (r == 0)
+        r = users_set_hashed(users, name, hashed, role, replace, err, err_len);
+    users_password_free(hashed);
+    return r;
+}
+
+int users_set_hashed(struct users *users, const char *name, const struct users_password *password,
+                     enum user_role role, bool replace, char *err, size_t err_len)
+{
+    struct user *existing = find(users, name), fresh = {0};
+    int r = check_new_user(name, NULL, err, err_len);
 
     if (r < 0)
         return r;
@@ -359,20 +433,43 @@ int users_set(struct users *users, const char *name, const char *password, enum 
     }
     fresh.role = role;
     fresh.subject = existing ? existing->subject : NULL; /* a new password keeps the subject */
-    if (hash_password(&fresh, password) < 0)
+    if (take_password(&fresh, password) < 0) {
+        snprintf(err, err_len, "the password could not be hashed (PBKDF2 failed)");
         return -EIO;
+    }
     return put_user(users, existing, &fresh, name, err, err_len);
 }
 
 int users_add(struct users *users, const char *name, const char *password, const char *subject,
               enum user_role role, char *err, size_t err_len)
 {
-    struct user fresh = {0};
+    struct users_password *hashed = NULL;
     int r;
 
     if (!subject)
         return users_set(users, name, password ? password : "", role, false, err, err_len);
     r = check_new_user(name, password, err, err_len);
+    if (r == 0 && password)
+        r = hash_now(password, &hashed, err, err_len);
+    if (r == 0)
+        r = users_add_hashed(users, name, hashed, subject, role, err, err_len);
+    users_password_free(hashed);
+    return r;
+}
+
+int users_add_hashed(struct users *users, const char *name, const struct users_password *password,
+                     const char *subject, enum user_role role, char *err, size_t err_len)
+{
+    struct user fresh = {0};
+    int r;
+
+    if (!password && !subject) {
+        snprintf(err, err_len, "a user needs a password, a certificate subject, or both");
+        return CV_EUSAGE;
+    }
+    if (!subject)
+        return users_set_hashed(users, name, password, role, false, err, err_len);
+    r = check_new_user(name, NULL, err, err_len);
     if (r < 0)
         return r;
     if (find(users, name)) {
@@ -383,8 +480,9 @@ int users_add(struct users *users, const char *name, const char *password, const
     if (r < 0)
         return r;
     fresh.role = role;
-    if (password && hash_password(&fresh, password) < 0) {
+    if (password && take_password(&fresh, password) < 0) {
         subject_line_free(fresh.subject);
+        snprintf(err, err_len, "the password could not be hashed (PBKDF2 failed)");
         return -EIO;
     }
     return put_user(users, NULL, &fresh, name, err, err_len);
@@ -541,46 +639,91 @@ static void remember(struct users *users, const unsigned char *digest, time_t no
     slot->expires = now + CACHE_TTL_S;
 }
 
-enum user_check users_check(struct users *users, const char *name, const char *password, time_t now,
-                            enum user_role *ret_role, long *ret_retry_after)
+struct users_check {
+    char name[USER_NAME_MAX + 1];
+    char *password; /* a copy, wiped once derived */
+    size_t password_len;
+    unsigned char salt[SALT_BYTES];
+    unsigned iterations;
+    bool known;                       /* a user with a password, and a password within limits */
+    unsigned char digest[HASH_BYTES]; /* the pair's cache key */
+    unsigned char derived[HASH_BYTES];
+    bool derived_ok;
+};
+
+enum user_check users_check_begin(struct users *users, const char *name, const char *password,
+                                  time_t now, enum user_role *ret_role,
+                                  struct users_check **ret_check)
 {
+    static const unsigned char dummy_salt[SALT_BYTES];
     struct user *u = find(users, name);
-    unsigned char digest[HASH_BYTES], derived[HASH_BYTES];
-    bool ok;
+    size_t password_len = strlen(password);
+    struct users_check *check;
 
     /* A certificate-only user has no password: Basic fails for it as for an unknown name. */
-    if (!u || !u->has_password || strlen(password) > PASSWORD_MAX) {
-        /* As long as for a real user: the time taken must not tell who exists. */
-        static const unsigned char dummy_salt[SALT_BYTES];
+    bool known = u && u->has_password && password_len <= PASSWORD_MAX;
 
-        derive(strlen(password) > PASSWORD_MAX ? "" : password, dummy_salt, PBKDF2_ITERATIONS,
-               derived);
-        OPENSSL_cleanse(derived, sizeof(derived));
-        return USER_CHECK_FAILED;
-    }
-    if (u->locked_until > now) {
-        *ret_retry_after = (long)(u->locked_until - now);
-        return USER_CHECK_THROTTLED;
-    }
-    cache_digest(users, name, password, digest);
-    ok = cached(users, digest, now);
-    if (!ok)
-        ok = derive(password, u->salt, u->iterations, derived) == 0 &&
-             CRYPTO_memcmp(derived, u->hash, HASH_BYTES) == 0;
-    OPENSSL_cleanse(derived, sizeof(derived));
-    if (!ok) {
-        /* LOCKOUT_FIRST_S after the fifth failure, doubling, at most five minutes. */
-        if (++u->failures > FAILURES_FREE) {
-            unsigned shift = u->failures - FAILURES_FREE - 1;
-            long wait = shift >= 8 ? LOCKOUT_MAX_S : LOCKOUT_FIRST_S << shift;
+    if (known) {
+        unsigned char digest[HASH_BYTES];
 
-            u->locked_until = now + (wait > LOCKOUT_MAX_S ? LOCKOUT_MAX_S : wait);
+        cache_digest(users, name, password, digest);
+        if (cached(users, digest, now)) {
+            OPENSSL_cleanse(digest, sizeof(digest));
+            *ret_role = u->role;
+            return USER_CHECK_OK;
         }
+        OPENSSL_cleanse(digest, sizeof(digest));
+    }
+    if (password_len > PASSWORD_MAX)
+        password_len = 0; /* derived as "": the cost of a real check, without a long one */
+    check = calloc(1, sizeof(*check));
+    if (!check || !(check->password = malloc(password_len + 1))) {
+        free(check);
         return USER_CHECK_FAILED;
     }
-    u->failures = 0;
-    u->locked_until = 0;
-    remember(users, digest, now);
+    memcpy(check->password, password, password_len);
+    check->password[password_len] = '\0';
+    check->password_len = password_len;
+    check->known = known;
+    check->iterations = known ? u->iterations : PBKDF2_ITERATIONS;
+    memcpy(check->salt, known ? u->salt : dummy_salt, SALT_BYTES);
+    if (known) {
+        snprintf(check->name, sizeof(check->name), "%s", name);
+        cache_digest(users, name, password, check->digest);
+    }
+    *ret_check = check;
+    return USER_CHECK_PENDING;
+}
+
+void users_check_derive(struct users_check *check)
+{
+    check->derived_ok =
+        derive(check->password, check->salt, check->iterations, check->derived) == 0;
+    OPENSSL_cleanse(check->password, check->password_len);
+}
+
+enum user_check users_check_finish(struct users *users, const struct users_check *check, time_t now,
+                                   enum user_role *ret_role)
+{
+    const struct user *u = check->known ? find(users, check->name) : NULL;
+
+    /* The user as it is now: a password changed meanwhile has a new salt. */
+    if (!u || !u->has_password || !check->derived_ok || u->iterations != check->iterations ||
+        CRYPTO_memcmp(u->salt, check->salt, SALT_BYTES) != 0 ||
+        CRYPTO_memcmp(u->hash, check->derived, HASH_BYTES) != 0)
+        return USER_CHECK_FAILED;
+    remember(users, check->digest, now);
     *ret_role = u->role;
     return USER_CHECK_OK;
+}
+
+void users_check_free(struct users_check *check)
+{
+    if (!check)
+        return;
+    if (check->password)
+        OPENSSL_cleanse(check->password, check->password_len);
+    free(check->password);
+    OPENSSL_cleanse(check, sizeof(*check));
+    free(check);
 }

@@ -23,10 +23,36 @@ void users_free(struct users *users);
  * The password is hashed with PBKDF2-HMAC-SHA256 (600,000 iterations, a
  * random 16-byte salt per user) and the file rewritten atomically (0600).
  * Returns 0, or -EEXIST / -ENOENT / CV_EUSAGE (a bad name or a password
- * shorter than 8 characters) with a message.
+ * shorter than 8 characters) with a message. It derives the hash on the
+ * calling thread: the agent's loop uses users_set_hashed() instead.
  */
 int users_set(struct users *users, const char *name, const char *password, enum user_role role,
               bool replace, char *err, size_t err_len);
+
+/*
+ * A password hashed for storing, made in two steps so that the derivation
+ * runs off the agent's loop (agent/offload.h): users_password_new() on the
+ * loop checks its length (CV_EUSAGE with a message), copies it and draws a
+ * salt; users_password_derive(), on any thread, runs PBKDF2 on those copies
+ * alone and wipes the password's copy. users_password_free() wipes and frees
+ * (NULL is a no-op).
+ */
+struct users_password;
+int users_password_new(const char *password, struct users_password **ret_password, char *err,
+                       size_t err_len);
+void users_password_derive(struct users_password *password);
+void users_password_free(struct users_password *password);
+
+/*
+ * users_set() and users_add() with a password derived already (NULL for
+ * none, users_add_hashed only). The name and existence checks run here, on
+ * the state of the store at the time of the call. -EIO when the derivation
+ * failed.
+ */
+int users_set_hashed(struct users *users, const char *name, const struct users_password *password,
+                     enum user_role role, bool replace, char *err, size_t err_len);
+int users_add_hashed(struct users *users, const char *name, const struct users_password *password,
+                     const char *subject, enum user_role role, char *err, size_t err_len);
 
 /*
  * Adds a user that signs in with a password (HTTP Basic), with a client
@@ -70,20 +96,48 @@ json_t *users_list(const struct users *users);
 /* The outcome of a check. */
 enum user_check {
     USER_CHECK_OK,
-    USER_CHECK_FAILED,    /* unknown user or wrong password: the same answer for both */
-    USER_CHECK_THROTTLED, /* too many failures lately: *ret_retry_after seconds to wait */
+    USER_CHECK_FAILED,  /* unknown user or wrong password: the same answer for both */
+    USER_CHECK_PENDING, /* a key derivation must run: users_check_derive(), then _finish() */
 };
 
 /*
- * Checks name and password. Repeated failures for a name lock it out for a
- * while that doubles with each further failure (from 5 s after the fifth, up
- * to 5 minutes); a success clears the count. An unknown name costs the same
- * key derivation as a known one. A correct pair is remembered for
- * a minute (as a keyed hash, never the password) so that a client sending
- * the same credentials with every request costs one key derivation.
+ * A password check under way: copies of what the key derivation needs, and
+ * nothing that points into the store, so a worker thread may run it while
+ * the store changes (agent/offload.h).
  */
-enum user_check users_check(struct users *users, const char *name, const char *password, time_t now,
-                            enum user_role *ret_role, long *ret_retry_after);
+struct users_check;
+
+/*
+ * Step 1, on the loop: checks name and password. A correct pair checked in
+ * the last minute is remembered (as a keyed hash, never the password) and
+ * answered at once: USER_CHECK_OK with the role, so a client sending the same
+ * credentials with every request costs one key derivation. Otherwise returns
+ * USER_CHECK_PENDING with a check in *ret_check: an unknown name, a user
+ * without a password (certificate only) or an overlong password cost the same
+ * derivation as a real one (with a dummy salt), so the time taken does not
+ * tell who exists. USER_CHECK_FAILED only when out of memory. Throttling is
+ * the caller's (agent/signin_limits.h).
+ */
+enum user_check users_check_begin(struct users *users, const char *name, const char *password,
+                                  time_t now, enum user_role *ret_role,
+                                  struct users_check **ret_check);
+
+/*
+ * Step 2, on any thread: the PBKDF2 derivation, on the check's own copies
+ * only; the password copy is wiped as soon as it has been used.
+ */
+void users_check_derive(struct users_check *check);
+
+/*
+ * Step 3, on the loop: USER_CHECK_OK with the role when the derived key
+ * matches the user's hash as it is now (a password changed or a user deleted
+ * meanwhile fails the check), else USER_CHECK_FAILED. Remembers a success.
+ */
+enum user_check users_check_finish(struct users *users, const struct users_check *check, time_t now,
+                                   enum user_role *ret_role);
+
+/* Wipes and frees a check. NULL is a no-op. */
+void users_check_free(struct users_check *check);
 
 /* The role of an existing user (for certificate-based sign-in). Returns 0 or -ENOENT. */
 int users_role(const struct users *users, const char *name, enum user_role *ret_role);

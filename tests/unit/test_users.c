@@ -1,4 +1,4 @@
-/* Unit tests for the REST API's user store: hashing, checking, throttling, the file. */
+/* Unit tests for the REST API's user store: hashing, the three-step check, the file. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -46,6 +46,21 @@ static int teardown(void **state)
     return 0;
 }
 
+/* The three steps of a check in a row, as the agent runs them on the loop and a worker. */
+static enum user_check check(struct users *users, const char *name, const char *password,
+                             time_t now, enum user_role *ret_role)
+{
+    struct users_check *pending = NULL;
+    enum user_check r = users_check_begin(users, name, password, now, ret_role, &pending);
+
+    if (r != USER_CHECK_PENDING)
+        return r;
+    users_check_derive(pending);
+    r = users_check_finish(users, pending, now, ret_role);
+    users_check_free(pending);
+    return r;
+}
+
 static char *file_text(const struct fixture *fx)
 {
     char path[128], *text = calloc(1, 65536);
@@ -66,7 +81,6 @@ static void the_file_holds_salted_hashes_only(void **state)
     enum user_role role = USER_ROLE_VIEWER;
     char err[256], path[128], *text;
     struct stat st;
-    long retry = 0;
 
     assert_int_equal(
         users_set(fx->users, "alice", "correct horse", USER_ROLE_ADMIN, false, err, sizeof(err)),
@@ -82,8 +96,7 @@ static void the_file_holds_salted_hashes_only(void **state)
     free(text);
     /* Read back by a new store (the agent restarted): the same password still checks out. */
     assert_int_equal(users_open(fx->dir, &again, err, sizeof(err)), 0);
-    assert_int_equal(users_check(again, "bob", "correct horse", 1000, &role, &retry),
-                     USER_CHECK_OK);
+    assert_int_equal(check(again, "bob", "correct horse", 1000, &role), USER_CHECK_OK);
     assert_int_equal(role, USER_ROLE_VIEWER);
     users_free(again);
 }
@@ -112,38 +125,73 @@ static void refusals(void **state)
     assert_int_equal(users_delete(fx->users, "nobody", err, sizeof(err)), -ENOENT);
 }
 
-static void failures_lock_a_user_out_for_longer_each_time(void **state)
+static void every_check_costs_a_derivation_unless_the_pair_was_checked_lately(void **state)
 {
     struct fixture *fx = *state;
-    enum user_role role;
-    char err[256];
-    long retry = 0;
-    time_t now = 5000;
+    struct users_check *pending = NULL;
+    enum user_role role = USER_ROLE_VIEWER;
+    char err[256], long_password[1100];
+    /* Unknown, certificate-only, overlong, wrong: each needs a derivation, and fails. */
+    const char *const failing[][2] = {
+        {"nobody", "password1"}, {"ops", "password1"}, {"alice", long_password}, {"alice", "no"}};
 
     assert_int_equal(
         users_set(fx->users, "alice", "password1", USER_ROLE_ADMIN, false, err, sizeof(err)), 0);
-    assert_int_equal(users_check(fx->users, "nobody", "password1", now, &role, &retry),
-                     USER_CHECK_FAILED);
-    for (int i = 0; i < 5; i++)
-        assert_int_equal(users_check(fx->users, "alice", "wrong", now, &role, &retry),
-                         USER_CHECK_FAILED);
-    /* The fifth failure locks for five seconds: even the right password waits. */
-    assert_int_equal(users_check(fx->users, "alice", "password1", now, &role, &retry),
-                     USER_CHECK_THROTTLED);
-    assert_int_equal(retry, 5);
-    assert_int_equal(users_check(fx->users, "alice", "wrong", now + 5, &role, &retry),
-                     USER_CHECK_FAILED);
-    assert_int_equal(users_check(fx->users, "alice", "password1", now + 6, &role, &retry),
-                     USER_CHECK_THROTTLED);
-    assert_int_equal(retry, 9); /* ten seconds from now + 5 */
-    assert_int_equal(users_check(fx->users, "alice", "password1", now + 15, &role, &retry),
-                     USER_CHECK_OK);
+    assert_int_equal(users_add(fx->users, "ops", NULL, "CN=ops", USER_ROLE_ADMIN, err, sizeof(err)),
+                     0);
+    memset(long_password, 'x', sizeof(long_password) - 1);
+    long_password[sizeof(long_password) - 1] = '\0';
+    for (size_t i = 0; i < sizeof(failing) / sizeof(failing[0]); i++) {
+        assert_int_equal(
+            users_check_begin(fx->users, failing[i][0], failing[i][1], 100, &role, &pending),
+            USER_CHECK_PENDING);
+        users_check_derive(pending);
+        assert_int_equal(users_check_finish(fx->users, pending, 100, &role), USER_CHECK_FAILED);
+        users_check_free(pending);
+        pending = NULL;
+    }
+    /* The right pair: a derivation the first time, then answered at once for a minute. */
+    assert_int_equal(users_check_begin(fx->users, "alice", "password1", 100, &role, &pending),
+                     USER_CHECK_PENDING);
+    users_check_derive(pending);
+    assert_int_equal(users_check_finish(fx->users, pending, 100, &role), USER_CHECK_OK);
     assert_int_equal(role, USER_ROLE_ADMIN);
-    /* A success clears the count. */
-    assert_int_equal(users_check(fx->users, "alice", "wrong", now + 15, &role, &retry),
-                     USER_CHECK_FAILED);
-    assert_int_equal(users_check(fx->users, "alice", "password1", now + 15, &role, &retry),
+    users_check_free(pending);
+    pending = NULL;
+    role = USER_ROLE_VIEWER;
+    assert_int_equal(users_check_begin(fx->users, "alice", "password1", 159, &role, &pending),
                      USER_CHECK_OK);
+    assert_null(pending);
+    assert_int_equal(role, USER_ROLE_ADMIN);
+    assert_int_equal(users_check_begin(fx->users, "alice", "password1", 160, &role, &pending),
+                     USER_CHECK_PENDING);
+    users_check_free(pending);
+}
+
+static void a_password_changed_during_the_derivation_fails_the_check(void **state)
+{
+    struct fixture *fx = *state;
+    struct users_check *pending = NULL;
+    enum user_role role = USER_ROLE_VIEWER;
+    char err[256];
+
+    assert_int_equal(
+        users_set(fx->users, "alice", "password1", USER_ROLE_ADMIN, false, err, sizeof(err)), 0);
+    assert_int_equal(users_check_begin(fx->users, "alice", "password1", 10, &role, &pending),
+                     USER_CHECK_PENDING);
+    /* The worker derives from its own copies while the store changes on the loop. */
+    assert_int_equal(
+        users_set(fx->users, "alice", "password2", USER_ROLE_ADMIN, true, err, sizeof(err)), 0);
+    users_check_derive(pending);
+    assert_int_equal(users_check_finish(fx->users, pending, 10, &role), USER_CHECK_FAILED);
+    users_check_free(pending);
+    /* Nor does a user deleted meanwhile sign in. */
+    assert_int_equal(users_check_begin(fx->users, "alice", "password2", 10, &role, &pending),
+                     USER_CHECK_PENDING);
+    assert_int_equal(users_delete(fx->users, "alice", err, sizeof(err)), 0);
+    users_check_derive(pending);
+    assert_int_equal(users_check_finish(fx->users, pending, 10, &role), USER_CHECK_FAILED);
+    users_check_free(pending);
 }
 
 static void a_changed_password_is_not_answered_from_the_cache(void **state)
@@ -151,22 +199,17 @@ static void a_changed_password_is_not_answered_from_the_cache(void **state)
     struct fixture *fx = *state;
     enum user_role role;
     char err[256];
-    long retry;
 
     assert_int_equal(
         users_set(fx->users, "alice", "password1", USER_ROLE_ADMIN, false, err, sizeof(err)), 0);
-    assert_int_equal(users_check(fx->users, "alice", "password1", 10, &role, &retry),
-                     USER_CHECK_OK);
+    assert_int_equal(check(fx->users, "alice", "password1", 10, &role), USER_CHECK_OK);
     assert_int_equal(
         users_set(fx->users, "alice", "password2", USER_ROLE_VIEWER, true, err, sizeof(err)), 0);
-    assert_int_equal(users_check(fx->users, "alice", "password1", 11, &role, &retry),
-                     USER_CHECK_FAILED);
-    assert_int_equal(users_check(fx->users, "alice", "password2", 11, &role, &retry),
-                     USER_CHECK_OK);
+    assert_int_equal(check(fx->users, "alice", "password1", 11, &role), USER_CHECK_FAILED);
+    assert_int_equal(check(fx->users, "alice", "password2", 11, &role), USER_CHECK_OK);
     assert_int_equal(role, USER_ROLE_VIEWER);
     assert_int_equal(users_delete(fx->users, "alice", err, sizeof(err)), 0);
-    assert_int_equal(users_check(fx->users, "alice", "password2", 12, &role, &retry),
-                     USER_CHECK_FAILED);
+    assert_int_equal(check(fx->users, "alice", "password2", 12, &role), USER_CHECK_FAILED);
 }
 
 #define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -194,7 +237,6 @@ static void certificate_users_sign_in_by_subject_only(void **state)
     enum user_role role = USER_ROLE_ADMIN;
     char err[1536], name[65], *text, *subject = NULL;
     X509 *ops = client_cert("ops", "Example"), *other = client_cert("ops", "Elsewhere");
-    long retry = 0;
 
     assert_int_equal(
         users_add(fx->users, "ops", NULL, "cn=ops,  O=Example", USER_ROLE_VIEWER, err, sizeof(err)),
@@ -207,8 +249,8 @@ static void certificate_users_sign_in_by_subject_only(void **state)
     assert_int_equal(strstr(strstr(text, "\"ops\""), "hash") == NULL, 1);
     free(text);
     /* No Basic sign-in for a user without a password, whatever is tried. */
-    assert_int_equal(users_check(fx->users, "ops", "", 10, &role, &retry), USER_CHECK_FAILED);
-    assert_int_equal(users_check(fx->users, "both", "password1", 10, &role, &retry), USER_CHECK_OK);
+    assert_int_equal(check(fx->users, "ops", "", 10, &role), USER_CHECK_FAILED);
+    assert_int_equal(check(fx->users, "both", "password1", 10, &role), USER_CHECK_OK);
     assert_int_equal(users_find_by_certificate(fx->users, ops, SUBJECT_MATCH_FULL_SUBJECT, name,
                                                sizeof(name), &role, err, sizeof(err)),
                      0);
@@ -233,7 +275,7 @@ static void certificate_users_sign_in_by_subject_only(void **state)
     assert_int_equal(users_subject(again, "both", &subject), 0);
     assert_string_equal(subject, "CN=ops, OU=Other");
     free(subject);
-    assert_int_equal(users_check(again, "both", "password2", 20, &role, &retry), USER_CHECK_OK);
+    assert_int_equal(check(again, "both", "password2", 20, &role), USER_CHECK_OK);
     users_free(again);
     X509_free(ops);
     X509_free(other);
@@ -274,13 +316,12 @@ static void an_older_file_reads_unchanged(void **state)
     struct users *old = NULL;
     enum user_role role = USER_ROLE_VIEWER;
     char err[512];
-    long retry = 0;
 
     /* What the previous version wrote: no certificate_subject member. */
     assert_int_equal(
         users_set(fx->users, "alice", "password1", USER_ROLE_ADMIN, false, err, sizeof(err)), 0);
     assert_int_equal(users_open(fx->dir, &old, err, sizeof(err)), 0);
-    assert_int_equal(users_check(old, "alice", "password1", 5, &role, &retry), USER_CHECK_OK);
+    assert_int_equal(check(old, "alice", "password1", 5, &role), USER_CHECK_OK);
     users_free(old);
     /* An entry with neither a hash nor a subject is refused by name. */
     unit_write_file(fx->dir, "users.json", "{\"users\": {\"eve\": {\"role\": \"admin\"}}}");
@@ -298,7 +339,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         TEST(the_file_holds_salted_hashes_only),
         TEST(refusals),
-        TEST(failures_lock_a_user_out_for_longer_each_time),
+        TEST(every_check_costs_a_derivation_unless_the_pair_was_checked_lately),
+        TEST(a_password_changed_during_the_derivation_fails_the_check),
         TEST(a_changed_password_is_not_answered_from_the_cache),
         TEST(certificate_users_sign_in_by_subject_only),
         TEST(subject_refusals_change_nothing),
