@@ -1,6 +1,7 @@
 /* The agent: one event loop, the configuration in force, and the services it supervises. */
 #include "agent.h"
 
+#include "apply.h"
 #include "cv_error.h"
 #include "log.h"
 #include "sdnotify.h"
@@ -75,6 +76,7 @@ void agent_shutdown(struct agent *agent)
     if (agent->shutting_down)
         return;
     agent->shutting_down = true;
+    apply_shutdown(agent); /* a change still making its keys stops there (agent/apply.c) */
     log_info("Stopping every service in reverse dependency order");
     sdnotify_stopping(agent);
     for (size_t i = 0; i < agent->n_services; i++) {

@@ -9,6 +9,7 @@
 #include "cv_error.h"
 #include "external.h"
 #include "log.h"
+#include "offload.h"
 #include "render_files.h"
 #include "service.h"
 #include "supervisor.h"
@@ -21,10 +22,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define GENERATIONS_KEPT 2    /* older generations kept for rollback by hand */
 #define COALESCE_WINDOW_MS 50 /* requests this close together become one plan */
 #define BATCH_MAX 16          /* requests in one plan */
+/*
+ * Generations staged at once on the offload workers. One: the other worker
+ * stays free for sign-ins, which would otherwise queue behind every key of a
+ * rotation (seconds each for RSA-4096) and time out; see docs/design.md.
+ */
+#define STAGE_IN_FLIGHT 1
 
 enum apply_kind {
     APPLY_CERTIFICATE,
@@ -67,6 +75,44 @@ struct apply_request {
     char warning[640];
     json_t *changes; /* what it changes, for the answer and the audit line */
     json_t *summary; /* CONFIG: added, changed, updated, removed, warnings */
+    int stage_error; /* the first of its generations that could not be made or written */
+    char stage_message[512];
+};
+
+struct apply_run;
+
+/*
+ * What a run's stage jobs share with it: each job and the run hold a
+ * reference, so whichever goes last frees it, and a job that comes back after
+ * its run is gone (run NULL) only frees itself. Touched on the loop only.
+ */
+struct stage_wait {
+    struct apply_run *run;
+    size_t refs;
+};
+
+/*
+ * One new generation, staged on an offload worker (agent/offload.h): the key
+ * and certificate made there first for a rotation (issuer), or the given pair
+ * copied in. The worker touches only the job: copies of the PEM data, of the
+ * issuer's CA and names, and of where the store is.
+ */
+struct stage_job {
+    struct stage_wait *wait;
+    size_t change;    /* its index in the run's changes, stable while jobs are out */
+    const char *name; /* static storage (cert_names[]) */
+    struct certstore_target target;
+    struct certs_issuer *issuer; /* ROTATE: issue first; NULL: the pair below is given */
+    char *cert_pem;
+    size_t cert_len;
+    char *key_pem; /* NULL: a CA bundle; wiped on free */
+    size_t key_len;
+    char origin[32];
+    /* what the worker hands back */
+    int result;
+    unsigned generation;
+    char fingerprint[96];
+    char message[512];
 };
 
 /* One certificate a batch replaces or removes. */
@@ -81,7 +127,8 @@ struct cert_change {
     bool staged_was_committed; /* committed by this run: a rollback puts the old one back */
     bool used_pending_key;
     char old_fingerprint[96];
-    char new_fingerprint[96];
+    struct stage_job *job; /* prepared, not yet handed to a worker */
+    json_t *entry;         /* its line in the request's changes (borrowed): "new" comes back */
 };
 
 /* The state of the batch being carried out. */
@@ -89,7 +136,11 @@ struct apply_run {
     struct agent *agent;
     struct apply_request *requests[BATCH_MAX];
     size_t n_requests;
+    size_t accepted; /* requests not refused */
     bool dry_run;
+    struct stage_wait *wait; /* while generations are staged on the offload workers */
+    size_t n_staging;        /* of those, the jobs not back yet */
+    size_t next_stage;       /* the change whose job is handed out next */
     struct cert_change changes[RENDER_OVERRIDES_MAX];
     size_t n_changes;
     bool committed; /* the new generations are current */
@@ -338,6 +389,11 @@ void apply_submit(struct agent *agent, struct apply_request *request, const char
     request->dry_run = dry_run;
     request->done = done;
     request->data = data;
+    if (agent->shutting_down) {
+        refuse_with(request, 1, "shutting_down", "the agent is shutting down; nothing was changed");
+        request_free(request);
+        return;
+    }
     if (queue && !queue->window)
         queue->window = evtimer_new(agent->base, on_window, agent);
     if (!queue || !queue->window) {
@@ -449,12 +505,31 @@ static size_t take_batch(struct apply_queue *queue, struct apply_request **batch
 
 /* --- finishing --- */
 
+static void stage_job_free(struct stage_job *job)
+{
+    if (!job)
+        return;
+    certs_issuer_free(job->issuer);
+    free(job->cert_pem);
+    if (job->key_pem)
+        OPENSSL_clear_free(job->key_pem, job->key_len);
+    free(job);
+}
+
+/* Removes what one change staged, or was about to. */
+static void unstage(struct apply_run *run, struct cert_change *change)
+{
+    if (change->staged)
+        certstore_discard(run->agent->certs->store, change->name, change->generation);
+    change->staged = false;
+    stage_job_free(change->job);
+    change->job = NULL;
+}
+
 static void discard_staged(struct apply_run *run)
 {
     for (size_t i = 0; i < run->n_changes; i++)
-        if (run->changes[i].staged)
-            certstore_discard(run->agent->certs->store, run->changes[i].name,
-                              run->changes[i].generation);
+        unstage(run, &run->changes[i]);
     trust_batch_discard(&run->trust);
 }
 
@@ -462,15 +537,35 @@ static void discard_staged(struct apply_run *run)
 static void unstage_from(struct apply_run *run, size_t first)
 {
     for (size_t i = first; i < run->n_changes; i++)
-        if (run->changes[i].staged)
-            certstore_discard(run->agent->certs->store, run->changes[i].name,
-                              run->changes[i].generation);
+        unstage(run, &run->changes[i]);
     if (first < run->n_changes)
         run->n_changes = first;
 }
 
+/* Discards the changes of one request, wherever they are in the batch (all or none). */
+static void unstage_request(struct apply_run *run, const struct apply_request *request)
+{
+    size_t kept = 0;
+
+    for (size_t i = 0; i < run->n_changes; i++) {
+        if (run->changes[i].request == request)
+            unstage(run, &run->changes[i]);
+        else
+            run->changes[kept++] = run->changes[i];
+    }
+    run->n_changes = kept;
+}
+
 static void run_free(struct apply_run *run)
 {
+    /* Jobs still out (only at exit) come back to nobody and free themselves. */
+    if (run->wait) {
+        run->wait->run = NULL;
+        if (--run->wait->refs == 0)
+            free(run->wait);
+    }
+    for (size_t i = 0; i < run->n_changes; i++)
+        stage_job_free(run->changes[i].job);
     rendered_set_clear(&run->rendered);
     policy_clear(&run->new_policy);
     policy_clear(&run->old_policy);
@@ -605,6 +700,10 @@ static void succeed(struct apply_run *run)
             certstore_drop_pending_key(store, change->name);
     }
     trust_batch_succeed(&run->trust);
+    /* A reload may have changed which files external certificates come from; what cannot be
+     * taken from them goes into the reload's answer, so they are read before it. */
+    if (run->requests[0]->kind == APPLY_CONFIG)
+        external_watch_reload(agent, run->requests[0]->summary);
     for (size_t i = 0; i < run->n_requests; i++) {
         struct apply_request *request = run->requests[i];
         char what[2048];
@@ -623,10 +722,8 @@ static void succeed(struct apply_run *run)
             json_object_update(reply, request->summary);
         answer(request, 0, reply);
     }
+    audit_pending_clear(agent); /* audited above */
     free(services);
-    /* A reload may have changed which files external certificates come from. */
-    if (run->requests[0]->kind == APPLY_CONFIG)
-        external_watch_start(agent);
     finish(run);
 }
 
@@ -665,6 +762,7 @@ static void restore_previous(struct apply_run *run)
         }
     }
     rendered_set_write(&run->rendered, true, config_service_gid(agent->config), NULL, 0);
+    audit_pending_clear(agent); /* the previous state is back: nothing to audit at a restart */
 }
 
 static void on_step_done(struct service *service, void *data, int result, const char *why)
@@ -847,26 +945,51 @@ static bool same_as_current(struct apply_run *run, const struct cert_change *cha
     return same;
 }
 
-/* Stages a pair into a new generation and records the change. */
-static int stage_pair(struct apply_run *run, struct cert_change *change, const char *cert_pem,
-                      size_t cert_len, const char *key_pem, size_t key_len, const char *origin,
-                      const char *fingerprint, char *err, size_t err_len)
+/*
+ * Prepares the new generation of a change, to be staged by a worker:
+ * issuer set, the worker issues the pair first (a rotation); else the given
+ * pair is copied in. Records the change's line, whose "new" fingerprint a
+ * rotation learns from the worker. Returns 0 or -ENOMEM.
+ */
+static int prepare_stage(struct apply_run *run, struct cert_change *change,
+                         struct certs_issuer *issuer, const char *cert_pem, size_t cert_len,
+                         const char *key_pem, size_t key_len, const char *origin,
+                         const char *fingerprint, char *err, size_t err_len)
 {
-    struct certstore *store = run->agent->certs->store;
-    int r;
+    struct stage_job *job = calloc(1, sizeof(*job));
 
+    if (!job) {
+        certs_issuer_free(issuer);
+        snprintf(err, err_len, "out of memory");
+        return -ENOMEM;
+    }
+    job->name = change->name;
+    job->issuer = issuer;
+    certstore_target_of(run->agent->certs->store, &job->target);
+    snprintf(job->origin, sizeof(job->origin), "%s", origin);
+    if (!issuer) {
+        job->cert_pem = malloc(cert_len + 1);
+        job->key_pem = key_pem ? OPENSSL_malloc(key_len + 1) : NULL;
+        if (!job->cert_pem || (key_pem && !job->key_pem)) {
+            stage_job_free(job);
+            snprintf(err, err_len, "out of memory");
+            return -ENOMEM;
+        }
+        memcpy(job->cert_pem, cert_pem, cert_len);
+        job->cert_pem[cert_len] = '\0';
+        job->cert_len = cert_len;
+        if (key_pem) {
+            memcpy(job->key_pem, key_pem, key_len);
+            job->key_pem[key_len] = '\0';
+            job->key_len = key_len;
+        }
+    }
+    change->job = job;
     read_old_fingerprint(run, change);
-    snprintf(change->new_fingerprint, sizeof(change->new_fingerprint), "%s", fingerprint);
-    r = certstore_stage(store, change->name, cert_pem, cert_len, key_pem, key_pem ? key_len : 0,
-                        true, &change->generation, err, err_len);
-    if (r < 0)
-        return r;
-    change->staged = true;
-    certstore_set_origin(store, change->name, change->generation, origin);
-    json_array_append_new(change->request->changes,
-                          json_pack("{s:s, s:s, s:s, s:s}", "certificate", change->name, "old",
-                                    *change->old_fingerprint ? change->old_fingerprint : "(none)",
-                                    "new", change->new_fingerprint, "origin", origin));
+    change->entry = json_pack("{s:s, s:s, s:s, s:s}", "certificate", change->name, "old",
+                              *change->old_fingerprint ? change->old_fingerprint : "(none)", "new",
+                              fingerprint ? fingerprint : "(being made)", "origin", origin);
+    json_array_append_new(change->request->changes, change->entry);
     return 0;
 }
 
@@ -926,9 +1049,9 @@ static int prepare_pair(struct apply_run *run, struct apply_request *request,
                                         checked->fingerprint, "unchanged", 1));
     } else if (r == 0) {
         change->used_pending_key = used_pending;
-        r = stage_pair(run, change, pair->cert_pem, pair->cert_len, entry->has_key ? key : NULL,
-                       key_len, used_pending ? "csr" : request->origin, checked->fingerprint, err,
-                       err_len);
+        r = prepare_stage(
+            run, change, NULL, pair->cert_pem, pair->cert_len, entry->has_key ? key : NULL, key_len,
+            used_pending ? "csr" : request->origin, checked->fingerprint, err, err_len);
         if (r < 0)
             run->n_changes--;
     }
@@ -966,26 +1089,22 @@ static int prepare_certificates(struct apply_run *run, struct apply_request *req
     return r;
 }
 
+/* A rotation: the new key and certificate are made by the worker that stages them. */
 static int rotate_one(struct apply_run *run, struct apply_request *request, const char *name,
                       char *err, size_t err_len)
 {
     struct cert_change *change = add_change(run, request, name, err, err_len);
-    char *cert = NULL, *key = NULL, fingerprint[96] = "";
+    struct certs_issuer *issuer = NULL;
     int r;
 
     if (!change)
         return -E2BIG;
-    r = certs_issue(run->agent->certs, &run->agent->config->certs, name, &cert, &key, err, err_len);
+    r = certs_issuer_new(run->agent->certs, &run->agent->config->certs, change->name, &issuer, err,
+                         err_len);
     if (r == 0)
-        cert_info_fingerprint(cert, strlen(cert), fingerprint, sizeof(fingerprint));
-    if (r == 0)
-        r = stage_pair(run, change, cert, strlen(cert), key, strlen(key), "generated", fingerprint,
-                       err, err_len);
+        r = prepare_stage(run, change, issuer, NULL, 0, NULL, 0, "generated", NULL, err, err_len);
     if (r < 0)
         run->n_changes--;
-    free(cert);
-    if (key)
-        OPENSSL_clear_free(key, strlen(key));
     return r;
 }
 
@@ -1363,12 +1482,40 @@ static int commit_certificates(struct apply_run *run, char *err, size_t err_len)
     return 0;
 }
 
+/* Before the first switch: what is about to change, so that a change the agent does not live to
+ * finish is still audited at the next start (agent/audit.h). */
+static void note_pending(struct apply_run *run)
+{
+    struct agent *agent = run->agent;
+    char what[2048];
+
+    for (size_t i = 0; i < run->n_requests; i++) {
+        if (run->requests[i]->answered)
+            continue;
+        describe_changes(run->requests[i], what, sizeof(what));
+        audit_pending_change(agent, run->requests[i]->who, *what ? what : "nothing");
+    }
+    for (size_t i = 0; i < run->n_changes; i++) {
+        if (run->changes[i].removed)
+            audit_pending_removal(agent, run->changes[i].name);
+        else if (run->changes[i].staged)
+            audit_pending_generation(agent, AUDIT_STORE_CERTS, run->changes[i].name,
+                                     run->changes[i].generation);
+    }
+    for (size_t i = 0; i < run->trust.n; i++)
+        if (run->trust.changes[i].staged)
+            audit_pending_generation(agent, AUDIT_STORE_TRUST, run->trust.changes[i].list,
+                                     run->trust.changes[i].generation);
+    audit_pending_write(agent);
+}
+
 static int commit_change(struct apply_run *run, char *err, size_t err_len)
 {
     struct agent *agent = run->agent;
     char path[4200];
     int r = 0;
 
+    note_pending(run);
     if (run->n_changes)
         r = commit_certificates(run, err, err_len);
     if (r == 0)
@@ -1388,6 +1535,7 @@ static int commit_change(struct apply_run *run, char *err, size_t err_len)
     }
     if (r < 0)
         return r;
+    audit_pending_committed(agent);
     apply_hook("committed");
     r = rendered_set_write(&run->rendered, false, config_service_gid(agent->config), err, err_len);
     if (r < 0)
@@ -1415,6 +1563,11 @@ static void split_batch(struct apply_run *run)
     for (size_t i = run->n_requests; i-- > 0;) {
         struct apply_request *request = run->requests[i];
 
+        /* Refused already: it is not tried again behind its caller's back. */
+        if (request->answered) {
+            request_free(request);
+            continue;
+        }
         json_array_clear(request->changes);
         request->alone = true;
         request->next = queue->head;
@@ -1426,12 +1579,212 @@ static void split_batch(struct apply_run *run)
     finish(run);
 }
 
+/* Commits the plan, and says how long that took on the loop (docs/design.md has the numbers). */
+static int commit_timed(struct apply_run *run, char *err, size_t err_len)
+{
+    struct timespec before, after;
+    int r;
+
+    clock_gettime(CLOCK_MONOTONIC, &before);
+    r = commit_change(run, err, err_len);
+    clock_gettime(CLOCK_MONOTONIC, &after);
+    log_debug("Apply: committed %zu certificates and the rendered files in %.1f ms", run->n_changes,
+              (double)(after.tv_sec - before.tv_sec) * 1e3 +
+                  (double)(after.tv_nsec - before.tv_nsec) / 1e6);
+    return r;
+}
+
+/* Once every generation is staged: render, plan, and (unless a dry run) commit and execute. */
+static void plan_and_apply(struct apply_run *run)
+{
+    struct agent *agent = run->agent;
+    char err[1024] = "";
+    json_t *steps = NULL;
+    int r;
+
+    if (run->n_requests > 1)
+        log_info("Apply: %zu changes coalesced into one plan", run->accepted);
+    apply_hook("staged");
+    r = plan(run, &steps, err, sizeof(err));
+    if (r < 0 && run->accepted > 1) {
+        log_info("Apply: the plan of %zu changes failed (%s); planning each by itself",
+                 run->accepted, err);
+        split_batch(run);
+        return;
+    }
+    if (r < 0) {
+        /* A certificate the services' contexts refuse is an invalid certificate for them. */
+        fail_all(run, r == CV_EUSAGE ? 2 : 1,
+                 r == CV_EINVALID_TLS && !run->policy_change && !run->new_config
+                     ? "invalid_certificate"
+                     : reason_of(r),
+                 *err ? err : cv_strerror(r));
+        return;
+    }
+    if (run->dry_run) {
+        struct apply_request *request = run->requests[0];
+        json_t *reply = json_pack("{s:i, s:b, s:o, s:s, s:O}", "exit", 0, "dry_run", 1, "plan",
+                                  steps, "warning", request->warning, "changes", request->changes);
+
+        if (run->new_config) {
+            agent_config_changes(agent, run->new_config, request->summary);
+            json_object_update(reply, request->summary);
+        }
+        answer(request, 0, reply);
+        finish(run);
+        return;
+    }
+    json_decref(steps);
+    r = commit_timed(run, err, sizeof(err));
+    if (r < 0) {
+        restore_previous(run);
+        fail_all(run, 1, "failed", err);
+        return;
+    }
+    step(run);
+}
+
+/* --- staging on the offload workers --- */
+
+/* Runs on a worker: makes the pair when it is a rotation, then writes the generation. */
+static void stage_work(void *data)
+{
+    struct stage_job *job = data;
+
+    if (job->issuer) {
+        job->result = certs_issuer_issue(job->issuer, &job->cert_pem, &job->key_pem, job->message,
+                                         sizeof(job->message));
+        if (job->result < 0)
+            return;
+        job->cert_len = strlen(job->cert_pem);
+        job->key_len = strlen(job->key_pem);
+        cert_info_fingerprint(job->cert_pem, job->cert_len, job->fingerprint,
+                              sizeof(job->fingerprint));
+    }
+    job->result =
+        certstore_stage_at(&job->target, job->name, job->cert_pem, job->cert_len, job->key_pem,
+                           job->key_pem ? job->key_len : 0, true, job->origin, &job->generation,
+                           job->message, sizeof(job->message));
+}
+
+/* On the loop: what the worker made becomes the change's, or its request's failure. */
+static void take_result(struct apply_run *run, struct stage_job *job)
+{
+    struct cert_change *change = &run->changes[job->change];
+    struct apply_request *request = change->request;
+
+    if (job->result == 0) {
+        change->staged = true;
+        change->generation = job->generation;
+        if (*job->fingerprint)
+            json_object_set_new(change->entry, "new", json_string(job->fingerprint));
+    } else if (!request->stage_error) {
+        request->stage_error = job->result;
+        snprintf(request->stage_message, sizeof(request->stage_message), "%s",
+                 *job->message ? job->message : cv_strerror(job->result));
+    }
+}
+
+static void continue_run(struct apply_run *run);
+static void stage_more(struct apply_run *run);
+
+static void on_staged(void *data, bool cancelled)
+{
+    struct stage_job *job = data;
+    struct stage_wait *wait = job->wait;
+    struct apply_run *run = cancelled ? NULL : wait->run;
+
+    if (run)
+        take_result(run, job);
+    stage_job_free(job);
+    if (--wait->refs == 0)
+        free(wait);
+    if (!run)
+        return;
+    run->n_staging--;
+    /* Stopping: nothing more is handed out; continue_run() discards what was staged. */
+    if (!run->agent->shutting_down)
+        stage_more(run);
+    if (run->n_staging == 0)
+        continue_run(run);
+}
+
+/*
+ * Hands prepared generations to the offload workers, STAGE_IN_FLIGHT at a
+ * time, in the batch's order; each one back hands out the next. The run stays
+ * the running one meanwhile, so no other batch starts.
+ */
+static void stage_more(struct apply_run *run)
+{
+    struct offload *offload = run->agent->offload;
+
+    while (run->n_staging < STAGE_IN_FLIGHT && run->next_stage < run->n_changes) {
+        size_t i = run->next_stage++;
+        struct stage_job *job = run->changes[i].job;
+
+        if (!job)
+            continue;
+        run->changes[i].job = NULL;
+        job->change = i;
+        if (!run->wait && (run->wait = calloc(1, sizeof(*run->wait)))) {
+            run->wait->run = run;
+            run->wait->refs = 1;
+        }
+        job->wait = run->wait;
+        if (!offload || !run->wait) {
+            /* No workers (a unit test) or no memory for the wait: the loop does it itself. */
+            stage_work(job);
+            take_result(run, job);
+            stage_job_free(job);
+            continue;
+        }
+        run->wait->refs++;
+        if (offload_submit(offload, stage_work, on_staged, job) < 0) {
+            run->wait->refs--;
+            job->result = -ENOMEM;
+            take_result(run, job);
+            stage_job_free(job);
+            continue;
+        }
+        run->n_staging++;
+    }
+}
+
+/* Stages the batch's generations; continue_run() goes on once the last is back. */
+static void stage_all(struct apply_run *run)
+{
+    stage_more(run);
+    if (run->n_staging == 0)
+        continue_run(run);
+}
+
+static void continue_run(struct apply_run *run)
+{
+    if (run->agent->shutting_down) {
+        /* apply_shutdown() answered already; what was staged goes, nothing was committed. */
+        fail_all(run, 1, "shutting_down", "the agent is shutting down; nothing was changed");
+        return;
+    }
+    for (size_t i = 0; i < run->n_requests; i++) {
+        struct apply_request *request = run->requests[i];
+
+        if (request->answered || !request->stage_error)
+            continue;
+        unstage_request(run, request);
+        refuse(request, request->stage_error, request->stage_message);
+        run->accepted--;
+    }
+    if (run->accepted == 0) {
+        finish(run);
+        return;
+    }
+    plan_and_apply(run);
+}
+
 static void start_run(struct agent *agent, struct apply_request **batch, size_t n)
 {
     struct apply_run *run = calloc(1, sizeof(*run));
     char err[1024] = "";
-    json_t *steps = NULL;
-    size_t accepted = 0;
     int r;
 
     if (run) {
@@ -1459,60 +1812,21 @@ static void start_run(struct agent *agent, struct apply_request **batch, size_t 
         size_t first_change = run->n_changes;
 
         *err = '\0';
+        batch[i]->stage_error = 0;
         r = prepare(run, batch[i], err, sizeof(err));
         if (r < 0) {
-            /* What the refused request staged before it failed goes too: all or none. */
+            /* What the refused request prepared before it failed goes too: all or none. */
             unstage_from(run, first_change);
             refuse(batch[i], r, *err ? err : cv_strerror(r));
         } else {
-            accepted++;
+            run->accepted++;
         }
     }
-    if (accepted == 0) {
+    if (run->accepted == 0) {
         finish(run);
         return;
     }
-    if (n > 1)
-        log_info("Apply: %zu changes coalesced into one plan", accepted);
-    apply_hook("staged");
-    *err = '\0';
-    r = plan(run, &steps, err, sizeof(err));
-    if (r < 0 && accepted > 1) {
-        log_info("Apply: the plan of %zu changes failed (%s); planning each by itself", accepted,
-                 err);
-        split_batch(run);
-        return;
-    }
-    if (r < 0) {
-        /* A certificate the services' contexts refuse is an invalid certificate for them. */
-        fail_all(run, r == CV_EUSAGE ? 2 : 1,
-                 r == CV_EINVALID_TLS && !run->policy_change && !run->new_config
-                     ? "invalid_certificate"
-                     : reason_of(r),
-                 *err ? err : cv_strerror(r));
-        return;
-    }
-    if (run->dry_run) {
-        struct apply_request *request = run->requests[0];
-        json_t *reply = json_pack("{s:i, s:b, s:o, s:s, s:O}", "exit", 0, "dry_run", 1, "plan",
-                                  steps, "warning", request->warning, "changes", request->changes);
-
-        if (run->new_config) {
-            agent_config_changes(agent, run->new_config, request->summary);
-            json_object_update(reply, request->summary);
-        }
-        answer(request, 0, reply);
-        finish(run);
-        return;
-    }
-    json_decref(steps);
-    r = commit_change(run, err, sizeof(err));
-    if (r < 0) {
-        restore_previous(run);
-        fail_all(run, 1, "failed", err);
-        return;
-    }
-    step(run);
+    stage_all(run);
 }
 
 static void run_next(struct agent *agent)
@@ -1521,19 +1835,16 @@ static void run_next(struct agent *agent)
     struct apply_request *batch[BATCH_MAX];
     size_t n;
 
-    if (!queue || queue->running || !queue->head)
+    if (!queue || queue->running || !queue->head || agent->shutting_down)
         return;
     evtimer_del(queue->window);
     n = take_batch(queue, batch);
     start_run(agent, batch, n);
 }
 
-void apply_free_all(struct agent *agent)
+/* Answers every queued request that the agent is shutting down, and empties the queue. */
+static void refuse_queued(struct apply_queue *queue)
 {
-    struct apply_queue *queue = agent->apply;
-
-    if (!queue)
-        return;
     while (queue->head) {
         struct apply_request *next = queue->head->next;
 
@@ -1542,6 +1853,34 @@ void apply_free_all(struct agent *agent)
         request_free(queue->head);
         queue->head = next;
     }
+    queue->tail = NULL;
+}
+
+void apply_shutdown(struct agent *agent)
+{
+    struct apply_queue *queue = agent->apply;
+    struct apply_run *run = queue ? queue->running : NULL;
+
+    if (!queue)
+        return;
+    if (queue->window)
+        evtimer_del(queue->window);
+    refuse_queued(queue);
+    /* Keys still being made: the workers finish (or are cancelled at exit), and what they
+     * staged is discarded; nothing is committed, and the callers hear so now. */
+    for (size_t i = 0; run && run->n_staging && i < run->n_requests; i++)
+        if (!run->requests[i]->answered)
+            refuse_with(run->requests[i], 1, "shutting_down",
+                        "the agent is shutting down; nothing was changed");
+}
+
+void apply_free_all(struct agent *agent)
+{
+    struct apply_queue *queue = agent->apply;
+
+    if (!queue)
+        return;
+    refuse_queued(queue);
     if (queue->running) {
         for (size_t i = 0; i < queue->running->n_requests; i++)
             if (!queue->running->requests[i]->answered)

@@ -101,6 +101,13 @@ void apply_forget(struct agent *agent, void *data);
 /* True while nothing is queued or being applied. */
 bool apply_idle(const struct agent *agent);
 
+/*
+ * The agent begins to stop: nothing queued starts any more, and a batch whose
+ * keys and generations are still being made on the offload workers stops
+ * there; their callers are answered now that nothing was changed.
+ */
+void apply_shutdown(struct agent *agent);
+
 /* Frees whatever is queued (at exit). */
 void apply_free_all(struct agent *agent);
 

@@ -241,45 +241,211 @@ static int make_leaf(struct certs *certs, const char *name, const struct cert_se
     return r;
 }
 
-int certs_issue(struct certs *certs, const struct cert_settings *settings, const char *name,
-                char **ret_cert_pem, char **ret_key_pem, char *err, size_t err_len)
+/* A subject spec whose strings it owns: what a worker thread may read (agent/offload.h). */
+struct owned_spec {
+    char *common_name; /* NULL: the certificate's name */
+    char **dns;
+    size_t n_dns;
+    char **ips;
+    size_t n_ips;
+};
+
+static void owned_spec_clear(struct owned_spec *owned)
 {
+    free(owned->common_name);
+    for (size_t i = 0; i < owned->n_dns; i++)
+        free(owned->dns[i]);
+    for (size_t i = 0; i < owned->n_ips; i++)
+        free(owned->ips[i]);
+    free(owned->dns);
+    free(owned->ips);
+    memset(owned, 0, sizeof(*owned));
+}
+
+static char **copy_strings(const char *const *from, size_t n)
+{
+    char **to = calloc(n + 1, sizeof(*to));
+
+    for (size_t i = 0; to && i < n; i++) {
+        to[i] = strdup(from[i]);
+        if (!to[i]) {
+            while (i-- > 0)
+                free(to[i]);
+            free(to);
+            return NULL;
+        }
+    }
+    return to;
+}
+
+/* Copies spec; a common name equal to name is left to the view (the name goes with the job). */
+static int owned_spec_copy(struct owned_spec *owned, const struct x509_subject_spec *spec,
+                           const char *name)
+{
+    memset(owned, 0, sizeof(*owned));
+    if (strcmp(spec->common_name, name) != 0 && !(owned->common_name = strdup(spec->common_name)))
+        return -ENOMEM;
+    owned->dns = copy_strings(spec->dns_names, spec->n_dns_names);
+    owned->n_dns = owned->dns ? spec->n_dns_names : 0;
+    owned->ips = copy_strings(spec->ip_addresses, spec->n_ip_addresses);
+    owned->n_ips = owned->ips ? spec->n_ip_addresses : 0;
+    if (!owned->dns || !owned->ips) {
+        owned_spec_clear(owned);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+static struct x509_subject_spec owned_spec_view(const struct owned_spec *owned, const char *name)
+{
+    return (struct x509_subject_spec){
+        .common_name = owned->common_name ? owned->common_name : name,
+        .dns_names = (const char *const *)owned->dns,
+        .n_dns_names = owned->n_dns,
+        .ip_addresses = (const char *const *)owned->ips,
+        .n_ip_addresses = owned->n_ips,
+    };
+}
+
+struct certs_issuer {
+    char *name;
+    enum key_type key_type;
+    int validity_days;
+    struct owned_spec spec;
+    char *ca_cert_pem;
+    size_t ca_cert_len;
+    char *ca_key_pem; /* wiped on free */
+    size_t ca_key_len;
+};
+
+void certs_issuer_free(struct certs_issuer *issuer)
+{
+    if (!issuer)
+        return;
+    free(issuer->name);
+    owned_spec_clear(&issuer->spec);
+    free(issuer->ca_cert_pem);
+    if (issuer->ca_key_pem)
+        OPENSSL_clear_free(issuer->ca_key_pem, issuer->ca_key_len);
+    free(issuer);
+}
+
+int certs_issuer_new(struct certs *certs, const struct cert_settings *settings, const char *name,
+                     struct certs_issuer **ret_issuer, char *err, size_t err_len)
+{
+    struct certs_issuer *issuer = calloc(1, sizeof(*issuer));
     struct x509_subject_spec spec;
     struct san_list sans;
-    EVP_PKEY *ca_key = NULL, *key = NULL;
-    X509 *ca_cert = NULL, *cert = NULL;
-    int r = load_ca(certs, &ca_cert, &ca_key, err, err_len);
+    unsigned generation;
+    int r;
 
-    *ret_cert_pem = NULL;
-    *ret_key_pem = NULL;
+    if (err_len)
+        *err = '\0';
+    if (!issuer || !(issuer->name = strdup(name))) {
+        free(issuer);
+        snprintf(err, err_len, "out of memory");
+        return -ENOMEM;
+    }
+    issuer->key_type = settings->key_type;
+    issuer->validity_days = settings->validity_days;
+    r = certstore_current(certs->store, CERT_CLUSTER_CA, &generation);
     if (r == -ENOENT)
         snprintf(err, err_len, "the cluster CA is not set");
-    if (r < 0)
-        return r;
-    r = san_build(settings, &sans);
-    if (r == 0) {
-        subject_of(settings, name, &sans, &spec);
-        r = x509_make_key(settings->key_type, &key, err, err_len);
-    }
+    else if (r < 0)
+        snprintf(err, err_len, "cannot read the cluster CA: %s", strerror(-r));
     if (r == 0)
-        r = x509_make_leaf(ca_cert, ca_key, key, &spec, settings->validity_days, &cert, err,
-                           err_len);
+        r = certstore_read_cert(certs->store, CERT_CLUSTER_CA, generation, &issuer->ca_cert_pem,
+                                &issuer->ca_cert_len);
+    if (r == 0)
+        r = certstore_read_key(certs->store, CERT_CLUSTER_CA, generation, &issuer->ca_key_pem,
+                               &issuer->ca_key_len);
+    if (r < 0 && !*err)
+        snprintf(err, err_len, "cannot read the cluster CA: %s", strerror(-r));
     if (r == 0) {
-        *ret_cert_pem = x509_pem_of_cert(cert);
-        *ret_key_pem = x509_pem_of_key(key);
-        if (!*ret_cert_pem || !*ret_key_pem) {
-            free(*ret_cert_pem);
-            if (*ret_key_pem)
-                OPENSSL_clear_free(*ret_key_pem, strlen(*ret_key_pem));
-            *ret_cert_pem = *ret_key_pem = NULL;
+        r = san_build(settings, &sans);
+        if (r == 0) {
+            subject_of(settings, name, &sans, &spec);
+            r = owned_spec_copy(&issuer->spec, &spec, name);
+        }
+        san_free(&sans);
+        if (r < 0)
+            snprintf(err, err_len, "out of memory");
+    }
+    if (r < 0) {
+        certs_issuer_free(issuer);
+        return r;
+    }
+    *ret_issuer = issuer;
+    return 0;
+}
+
+/* Parses the CA's PEM copies: each issue has objects of its own, shared with no other thread. */
+static int parse_ca(const struct certs_issuer *issuer, X509 **ret_cert, EVP_PKEY **ret_key,
+                    char *err, size_t err_len)
+{
+    BIO *bio = BIO_new_mem_buf(issuer->ca_cert_pem, (int)issuer->ca_cert_len);
+
+    *ret_cert = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    bio = BIO_new_mem_buf(issuer->ca_key_pem, (int)issuer->ca_key_len);
+    *ret_key = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    if (*ret_cert && *ret_key)
+        return 0;
+    X509_free(*ret_cert);
+    EVP_PKEY_free(*ret_key);
+    *ret_cert = NULL;
+    *ret_key = NULL;
+    snprintf(err, err_len, "the cluster CA in the store cannot be read back");
+    return CV_EINVALID_CERT;
+}
+
+int certs_issuer_issue(const struct certs_issuer *issuer, char **ret_cert_pem, char **ret_key_pem,
+                       char *err, size_t err_len)
+{
+    struct x509_subject_spec spec = owned_spec_view(&issuer->spec, issuer->name);
+    EVP_PKEY *ca_key = NULL, *key = NULL;
+    X509 *ca_cert = NULL, *cert = NULL;
+    char *cert_pem = NULL, *key_pem = NULL;
+    int r = parse_ca(issuer, &ca_cert, &ca_key, err, err_len);
+
+    if (r == 0)
+        r = x509_make_key(issuer->key_type, &key, err, err_len);
+    if (r == 0)
+        r = x509_make_leaf(ca_cert, ca_key, key, &spec, issuer->validity_days, &cert, err, err_len);
+    if (r == 0) {
+        cert_pem = x509_pem_of_cert(cert);
+        key_pem = x509_pem_of_key(key);
+        if (!cert_pem || !key_pem) {
+            free(cert_pem);
+            if (key_pem)
+                OPENSSL_clear_free(key_pem, strlen(key_pem));
+            snprintf(err, err_len, "out of memory");
             r = -ENOMEM;
         }
     }
-    san_free(&sans);
+    if (r == 0) {
+        *ret_cert_pem = cert_pem;
+        *ret_key_pem = key_pem;
+    }
     X509_free(cert);
     EVP_PKEY_free(key);
     X509_free(ca_cert);
     EVP_PKEY_free(ca_key);
+    return r;
+}
+
+int certs_issue(struct certs *certs, const struct cert_settings *settings, const char *name,
+                char **ret_cert_pem, char **ret_key_pem, char *err, size_t err_len)
+{
+    struct certs_issuer *issuer = NULL;
+    int r = certs_issuer_new(certs, settings, name, &issuer, err, err_len);
+
+    *ret_cert_pem = NULL;
+    *ret_key_pem = NULL;
+    if (r == 0)
+        r = certs_issuer_issue(issuer, ret_cert_pem, ret_key_pem, err, err_len);
+    certs_issuer_free(issuer);
     return r;
 }
 
@@ -291,19 +457,34 @@ static bool is_ip_address(const char *text)
     return inet_pton(AF_INET, text, buf) == 1 || inet_pton(AF_INET6, text, buf) == 1;
 }
 
-int certs_make_csr(struct certs *certs, const struct cert_settings *settings, const char *name,
-                   const char *subject_dn, const char *const *sans_given, size_t n_sans_given,
-                   char **ret_csr_pem, char *err, size_t err_len)
+struct certs_csr {
+    char *name;
+    enum key_type key_type;
+    struct owned_spec spec;
+    char *subject_dn; /* NULL: the spec's common name */
+    struct certstore_target target;
+};
+
+void certs_csr_free(struct certs_csr *csr)
 {
+    if (!csr)
+        return;
+    free(csr->name);
+    owned_spec_clear(&csr->spec);
+    free(csr->subject_dn);
+    free(csr);
+}
+
+int certs_csr_new(struct certs *certs, const struct cert_settings *settings, const char *name,
+                  const char *subject_dn, const char *const *sans_given, size_t n_sans_given,
+                  struct certs_csr **ret_csr, char *err, size_t err_len)
+{
+    struct certs_csr *csr = calloc(1, sizeof(*csr));
     const char *dns[64], *ips[32];
     struct x509_subject_spec spec;
     struct san_list sans;
-    EVP_PKEY *key = NULL;
-    X509_REQ *csr = NULL;
-    char *key_pem = NULL;
-    int r = san_build(settings, &sans);
+    int r = csr ? san_build(settings, &sans) : -ENOMEM;
 
-    *ret_csr_pem = NULL;
     if (r == 0) {
         subject_of(settings, name, &sans, &spec);
         if (n_sans_given > 0) {
@@ -318,27 +499,67 @@ int certs_make_csr(struct certs *certs, const struct cert_settings *settings, co
             spec.dns_names = dns;
             spec.ip_addresses = ips;
         }
-        r = x509_make_key(settings->key_type, &key, err, err_len);
+        r = owned_spec_copy(&csr->spec, &spec, name);
     }
+    if (csr)
+        san_free(&sans);
+    if (r == 0 &&
+        (!(csr->name = strdup(name)) || (subject_dn && !(csr->subject_dn = strdup(subject_dn)))))
+        r = -ENOMEM;
+    if (r < 0) {
+        snprintf(err, err_len, "out of memory");
+        certs_csr_free(csr);
+        return r;
+    }
+    csr->key_type = settings->key_type;
+    certstore_target_of(certs->store, &csr->target);
+    *ret_csr = csr;
+    return 0;
+}
+
+int certs_csr_make(const struct certs_csr *csr, char **ret_csr_pem, char *err, size_t err_len)
+{
+    struct x509_subject_spec spec = owned_spec_view(&csr->spec, csr->name);
+    EVP_PKEY *key = NULL;
+    X509_REQ *req = NULL;
+    char *key_pem = NULL, *csr_pem = NULL;
+    int r = x509_make_key(csr->key_type, &key, err, err_len);
+
     if (r == 0)
-        r = x509_make_csr(key, &spec, subject_dn, &csr, err, err_len);
+        r = x509_make_csr(key, &spec, csr->subject_dn, &req, err, err_len);
     if (r == 0) {
         key_pem = x509_pem_of_key(key);
-        *ret_csr_pem = x509_pem_of_csr(csr);
-        r = key_pem && *ret_csr_pem ? 0 : -ENOMEM;
+        csr_pem = x509_pem_of_csr(req);
+        r = key_pem && csr_pem ? 0 : -ENOMEM;
+        if (r < 0)
+            snprintf(err, err_len, "out of memory");
     }
     /* The key stays in the store, waiting for the certificate the CSR comes back as. */
     if (r == 0)
-        r = certstore_write_pending_key(certs->store, name, key_pem, strlen(key_pem), err, err_len);
-    if (r < 0) {
-        free(*ret_csr_pem);
-        *ret_csr_pem = NULL;
-    }
+        r = certstore_write_pending_key_at(&csr->target, csr->name, key_pem, strlen(key_pem), err,
+                                           err_len);
+    if (r == 0)
+        *ret_csr_pem = csr_pem;
+    else
+        free(csr_pem);
     if (key_pem)
         OPENSSL_clear_free(key_pem, strlen(key_pem));
-    san_free(&sans);
-    X509_REQ_free(csr);
+    X509_REQ_free(req);
     EVP_PKEY_free(key);
+    return r;
+}
+
+int certs_make_csr(struct certs *certs, const struct cert_settings *settings, const char *name,
+                   const char *subject_dn, const char *const *sans, size_t n_sans,
+                   char **ret_csr_pem, char *err, size_t err_len)
+{
+    struct certs_csr *csr = NULL;
+    int r = certs_csr_new(certs, settings, name, subject_dn, sans, n_sans, &csr, err, err_len);
+
+    *ret_csr_pem = NULL;
+    if (r == 0)
+        r = certs_csr_make(csr, ret_csr_pem, err, err_len);
+    certs_csr_free(csr);
     return r;
 }
 

@@ -45,6 +45,22 @@ int certs_issue(struct certs *certs, const struct cert_settings *settings, const
                 char **ret_cert_pem, char **ret_key_pem, char *err, size_t err_len);
 
 /*
+ * The same in two halves, for the offload workers (agent/offload.h):
+ * certs_issuer_new() runs on the loop and copies what issuing needs (the
+ * CA's certificate and key, the key type, the names) out of the store and
+ * the settings; certs_issuer_issue() makes the key and the certificate from
+ * those copies alone, so it may run on a worker thread, and is the slow half
+ * (an RSA-4096 key takes seconds). certs_issuer_free() wipes the CA key.
+ */
+struct certs_issuer;
+
+int certs_issuer_new(struct certs *certs, const struct cert_settings *settings, const char *name,
+                     struct certs_issuer **ret_issuer, char *err, size_t err_len);
+int certs_issuer_issue(const struct certs_issuer *issuer, char **ret_cert_pem, char **ret_key_pem,
+                       char *err, size_t err_len);
+void certs_issuer_free(struct certs_issuer *issuer);
+
+/*
  * Makes a new key for name, keeps it in the store as its pending key (it
  * never leaves the store), and returns a CSR for it (malloc'd): subject_dn
  * ("/O=.../CN=...") or the cluster's name, and the given SANs (IP addresses
@@ -53,6 +69,20 @@ int certs_issue(struct certs *certs, const struct cert_settings *settings, const
 int certs_make_csr(struct certs *certs, const struct cert_settings *settings, const char *name,
                    const char *subject_dn, const char *const *sans, size_t n_sans,
                    char **ret_csr_pem, char *err, size_t err_len);
+
+/*
+ * certs_make_csr() in two halves, like the issuer above: certs_csr_new() on
+ * the loop copies the names, the key type and where the store is;
+ * certs_csr_make() makes the key and the CSR, and writes the pending key, from
+ * those copies alone (a worker thread may run it).
+ */
+struct certs_csr;
+
+int certs_csr_new(struct certs *certs, const struct cert_settings *settings, const char *name,
+                  const char *subject_dn, const char *const *sans, size_t n_sans,
+                  struct certs_csr **ret_csr, char *err, size_t err_len);
+int certs_csr_make(const struct certs_csr *csr, char **ret_csr_pem, char *err, size_t err_len);
+void certs_csr_free(struct certs_csr *csr);
 
 /* The current files of name (key_path may be NULL). Returns 0, or -ENOENT when it has none. */
 int certs_current_files(struct certs *certs, const char *name, char *cert_path, size_t cert_len,

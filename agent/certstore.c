@@ -13,6 +13,7 @@
 #include <ftw.h>
 #include <limits.h>
 #include <openssl/crypto.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,20 @@ struct certstore {
     char *root;
     gid_t key_group; /* (gid_t)-1: none */
 };
+
+/*
+ * Temporary names carry a number of their own besides the pid: two workers
+ * (agent/offload.h) writing pending keys for one name at once must not share
+ * a file, and two stagings of one generation must not share a directory (the
+ * second rename then fails instead of mixing them).
+ */
+static atomic_uint tmp_counter;
+
+/* A store that borrows a target's fields, for the functions that run on a worker thread. */
+static struct certstore view_of(const struct certstore_target *target)
+{
+    return (struct certstore){(char *)target->root, target->key_group};
+}
 
 static bool valid_name(const char *name)
 {
@@ -228,9 +243,9 @@ int certstore_paths(struct certstore *store, const char *name, unsigned generati
     return 0;
 }
 
-static int write_generation(struct certstore *store, const char *tmp, const char *cert_pem,
+static int write_generation(const struct certstore *store, const char *tmp, const char *cert_pem,
                             size_t cert_len, const char *key_pem, size_t key_len,
-                            bool key_for_services)
+                            bool key_for_services, const char *origin)
 {
     char path[PATH_BUF];
     bool grouped = key_for_services && store->key_group != (gid_t)-1;
@@ -247,14 +262,20 @@ static int write_generation(struct certstore *store, const char *tmp, const char
         r = write_new_file(path, key_pem, key_len, grouped ? 0640 : 0600,
                            grouped ? store->key_group : (gid_t)-1);
     }
+    /* In the generation before it appears: one rename publishes the pair and where it came from. */
+    if (r == 0 && origin) {
+        if (snprintf(path, sizeof(path), "%s/origin", tmp) >= (int)sizeof(path))
+            return -ENAMETOOLONG;
+        r = write_new_file(path, origin, strlen(origin), 0644, (gid_t)-1);
+    }
     if (r == 0)
         r = fs_fsync_dir(tmp);
     return r;
 }
 
-int certstore_stage(struct certstore *store, const char *name, const char *cert_pem,
-                    size_t cert_len, const char *key_pem, size_t key_len, bool key_for_services,
-                    unsigned *ret_generation, char *err, size_t err_len)
+static int stage(const struct certstore *store, const char *name, const char *cert_pem,
+                 size_t cert_len, const char *key_pem, size_t key_len, bool key_for_services,
+                 const char *origin, unsigned *ret_generation, char *err, size_t err_len)
 {
     char dir[PATH_MAX], tmp[PATH_BUF], final[PATH_BUF];
     unsigned *list, generation;
@@ -270,10 +291,12 @@ int certstore_stage(struct certstore *store, const char *name, const char *cert_
         return fail(err, err_len, r, "cannot prepare", dir);
     generation = count ? list[count - 1] + 1 : 1;
     free(list);
-    snprintf(tmp, sizeof(tmp), "%s/.tmp-%u-%d", dir, generation, (int)getpid());
+    snprintf(tmp, sizeof(tmp), "%s/.tmp-%u-%d-%u", dir, generation, (int)getpid(),
+             atomic_fetch_add(&tmp_counter, 1));
     snprintf(final, sizeof(final), "%s/%u", dir, generation);
     remove_tree(tmp);
-    r = write_generation(store, tmp, cert_pem, cert_len, key_pem, key_len, key_for_services);
+    r = write_generation(store, tmp, cert_pem, cert_len, key_pem, key_len, key_for_services,
+                         origin);
     if (r == 0 && rename(tmp, final) < 0)
         r = -errno;
     if (r == 0)
@@ -284,6 +307,31 @@ int certstore_stage(struct certstore *store, const char *name, const char *cert_
     }
     *ret_generation = generation;
     return 0;
+}
+
+int certstore_stage(struct certstore *store, const char *name, const char *cert_pem,
+                    size_t cert_len, const char *key_pem, size_t key_len, bool key_for_services,
+                    unsigned *ret_generation, char *err, size_t err_len)
+{
+    return stage(store, name, cert_pem, cert_len, key_pem, key_len, key_for_services, NULL,
+                 ret_generation, err, err_len);
+}
+
+void certstore_target_of(const struct certstore *store, struct certstore_target *ret_target)
+{
+    snprintf(ret_target->root, sizeof(ret_target->root), "%s", store->root);
+    ret_target->key_group = store->key_group;
+}
+
+int certstore_stage_at(const struct certstore_target *target, const char *name,
+                       const char *cert_pem, size_t cert_len, const char *key_pem, size_t key_len,
+                       bool key_for_services, const char *origin, unsigned *ret_generation,
+                       char *err, size_t err_len)
+{
+    struct certstore view = view_of(target);
+
+    return stage(&view, name, cert_pem, cert_len, key_pem, key_len, key_for_services, origin,
+                 ret_generation, err, err_len);
 }
 
 int certstore_commit(struct certstore *store, const char *name, unsigned generation, char *err,
@@ -556,8 +604,8 @@ int certstore_delete(struct certstore *store, const char *name, char *err, size_
     return r < 0 ? fail(err, err_len, r, "cannot delete", dir) : 0;
 }
 
-int certstore_write_pending_key(struct certstore *store, const char *name, const char *key_pem,
-                                size_t key_len, char *err, size_t err_len)
+static int write_pending_key(const struct certstore *store, const char *name, const char *key_pem,
+                             size_t key_len, char *err, size_t err_len)
 {
     char dir[PATH_MAX], tmp[PATH_BUF], final[PATH_BUF];
     int r = name_dir(store, name, dir, sizeof(dir));
@@ -565,7 +613,8 @@ int certstore_write_pending_key(struct certstore *store, const char *name, const
     if (r < 0)
         return fail(err, err_len, r, "invalid certificate name", name);
     r = ensure_dir(dir, 0750, store->key_group);
-    snprintf(tmp, sizeof(tmp), "%s/.pending-tmp-%d", dir, (int)getpid());
+    snprintf(tmp, sizeof(tmp), "%s/.pending-tmp-%d-%u", dir, (int)getpid(),
+             atomic_fetch_add(&tmp_counter, 1));
     snprintf(final, sizeof(final), "%s/pending-key.pem", dir);
     unlink(tmp);
     if (r == 0)
@@ -579,6 +628,20 @@ int certstore_write_pending_key(struct certstore *store, const char *name, const
         return fail(err, err_len, r, "cannot store the pending key in", dir);
     }
     return 0;
+}
+
+int certstore_write_pending_key(struct certstore *store, const char *name, const char *key_pem,
+                                size_t key_len, char *err, size_t err_len)
+{
+    return write_pending_key(store, name, key_pem, key_len, err, err_len);
+}
+
+int certstore_write_pending_key_at(const struct certstore_target *target, const char *name,
+                                   const char *key_pem, size_t key_len, char *err, size_t err_len)
+{
+    struct certstore view = view_of(target);
+
+    return write_pending_key(&view, name, key_pem, key_len, err, err_len);
 }
 
 int certstore_read_pending_key(struct certstore *store, const char *name, char **ret_pem,

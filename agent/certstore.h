@@ -3,6 +3,7 @@
 #ifndef CERTVISOR_CERTSTORE_H
 #define CERTVISOR_CERTSTORE_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -44,6 +45,30 @@ int certstore_recover(struct certstore *store, char *err, size_t err_len);
 int certstore_stage(struct certstore *store, const char *name, const char *cert_pem,
                     size_t cert_len, const char *key_pem, size_t key_len, bool key_for_services,
                     unsigned *ret_generation, char *err, size_t err_len);
+
+/*
+ * Where a store lives, copied out of it: a worker thread (agent/offload.h)
+ * may touch only what its job owns, so it stages from a copy of this and the
+ * files alone, never the store the loop uses.
+ */
+struct certstore_target {
+    char root[PATH_MAX];
+    gid_t key_group;
+};
+
+void certstore_target_of(const struct certstore *store, struct certstore_target *ret_target);
+
+/*
+ * certstore_stage() for a worker thread: from a target, with origin (or NULL)
+ * written into the generation before it appears, so no write of the store is
+ * left for the loop but the commit. Safe while the loop reads the store: a
+ * generation becomes visible by one rename, and never current before a commit.
+ * Two stagings of one name must not run at once (the second one's rename fails).
+ */
+int certstore_stage_at(const struct certstore_target *target, const char *name,
+                       const char *cert_pem, size_t cert_len, const char *key_pem, size_t key_len,
+                       bool key_for_services, const char *origin, unsigned *ret_generation,
+                       char *err, size_t err_len);
 
 /*
  * Records where a staged generation came from ("generated", "user-provided",
@@ -98,6 +123,9 @@ int certstore_delete(struct certstore *store, const char *name, char *err, size_
 /* The pending key of a CSR: write (0600, atomically), read, and drop. */
 int certstore_write_pending_key(struct certstore *store, const char *name, const char *key_pem,
                                 size_t key_len, char *err, size_t err_len);
+/* certstore_write_pending_key() for a worker thread, from a target. */
+int certstore_write_pending_key_at(const struct certstore_target *target, const char *name,
+                                   const char *key_pem, size_t key_len, char *err, size_t err_len);
 int certstore_read_pending_key(struct certstore *store, const char *name, char **ret_pem,
                                size_t *ret_len);
 int certstore_drop_pending_key(struct certstore *store, const char *name);

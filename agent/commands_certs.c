@@ -7,6 +7,7 @@
 #include "audit.h"
 #include "certs.h"
 #include "log.h"
+#include "offload.h"
 #include "render.h"
 #include "service.h"
 
@@ -238,6 +239,62 @@ void handle_cluster_certificate_delete(struct agent *agent, struct control_conn 
 #define CSR_SANS_MAX 64
 
 /*
+ * A CSR being made on an offload worker (the key takes seconds for RSA-4096):
+ * the worker touches only csr, result, csr_pem and message; the rest is the
+ * loop's, read in on_csr_made().
+ */
+struct csr_job {
+    struct agent *agent;
+    struct control_conn *conn; /* NULL once the client went away */
+    const char *name;          /* static storage (cert_names[]) */
+    char who[128];
+    struct certs_csr *csr;
+    int result;
+    char *csr_pem;
+    char message[1024];
+};
+
+static void csr_job_free(struct csr_job *job)
+{
+    certs_csr_free(job->csr);
+    free(job->csr_pem);
+    free(job);
+}
+
+static void make_csr(void *data)
+{
+    struct csr_job *job = data;
+
+    job->result = certs_csr_make(job->csr, &job->csr_pem, job->message, sizeof(job->message));
+}
+
+static void on_csr_abandoned(void *data)
+{
+    struct csr_job *job = data;
+
+    job->conn = NULL; /* the key is still made and kept: only the answer has nobody to go to */
+}
+
+static void on_csr_made(void *data, bool cancelled)
+{
+    struct csr_job *job = data;
+
+    if (cancelled) {
+        csr_job_free(job);
+        return;
+    }
+    if (job->result == 0)
+        audit_record(job->agent, job->who, "made a new pending key and CSR for '%s'", job->name);
+    if (job->conn && job->result < 0)
+        control_reply_error(job->conn, 1, "cannot make a CSR for '%s': %s", job->name,
+                            job->message);
+    else if (job->conn)
+        control_reply(job->conn, json_pack("{s:i, s:s, s:s}", "exit", 0, "name", job->name, "csr",
+                                           job->csr_pem));
+    csr_job_free(job);
+}
+
+/*
  * Not a change of what is served: the new key waits in the store, unused,
  * until 'set' brings its certificate; a second csr replaces the waiting key.
  */
@@ -249,9 +306,9 @@ void handle_cluster_certificate_csr(struct agent *agent, struct control_conn *co
     json_t *san_list = json_object_get(options, "sans");
     const struct cert_name *entry;
     const char *sans[CSR_SANS_MAX];
-    char who[128];
+    struct csr_job *job;
     size_t n_sans = 0;
-    char err[1024], *csr = NULL;
+    char err[1024];
     json_t *value;
     size_t i;
     int r;
@@ -286,16 +343,29 @@ void handle_cluster_certificate_csr(struct agent *agent, struct control_conn *co
         control_reply(conn, json_pack("{s:i, s:b, s:s}", "exit", 0, "dry_run", 1, "name", name));
         return;
     }
-    r = certs_make_csr(agent->certs, &agent->config->certs, entry->name, subject, sans, n_sans,
-                       &csr, err, sizeof(err));
+    job = calloc(1, sizeof(*job));
+    if (!job) {
+        control_reply_error(conn, 1, "out of memory");
+        return;
+    }
+    r = certs_csr_new(agent->certs, &agent->config->certs, entry->name, subject, sans, n_sans,
+                      &job->csr, err, sizeof(err));
     if (r < 0) {
+        free(job);
         control_reply_error(conn, 1, "cannot make a CSR for '%s': %s", name, err);
         return;
     }
-    control_peer_describe(control_conn_peer(conn), who, sizeof(who));
-    audit_record(agent, who, "made a new pending key and CSR for '%s'", entry->name);
-    control_reply(conn, json_pack("{s:i, s:s, s:s}", "exit", 0, "name", entry->name, "csr", csr));
-    free(csr);
+    job->agent = agent;
+    job->conn = conn;
+    job->name = entry->name;
+    control_peer_describe(control_conn_peer(conn), job->who, sizeof(job->who));
+    /* The key is made on a worker; the answer comes from on_csr_made(). */
+    if (offload_submit(agent->offload, make_csr, on_csr_made, job) < 0) {
+        csr_job_free(job);
+        control_reply_error(conn, 1, "out of memory");
+        return;
+    }
+    control_on_abandon(conn, on_csr_abandoned, job);
 }
 
 /*

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <openssl/crypto.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -302,6 +303,92 @@ static void recovery_rolls_an_interrupted_commit_forward(void **state)
     assert_false(exists(path));
 }
 
+/*
+ * A worker thread stages from a copy of where the store is (agent/offload.h): the store itself
+ * may be gone. The origin is in the generation when it appears, and it is not current.
+ */
+static void a_target_stages_without_the_store(void **state)
+{
+    struct fixture *fx = *state;
+    struct certstore_target target;
+    char err[256], path[PATH_MAX], origin[32];
+    unsigned generation = 0, current;
+
+    certstore_target_of(fx->store, &target);
+    certstore_free(fx->store);
+    fx->store = NULL;
+    assert_int_equal(certstore_stage_at(&target, "api", "CERT", 4, "KEY", 3, true, "generated",
+                                        &generation, err, sizeof(err)),
+                     0);
+    assert_int_equal(generation, 1);
+    snprintf(path, sizeof(path), "%s/api/1/origin", fx->root);
+    assert_int_equal(mode_of(path), 0644);
+    snprintf(path, sizeof(path), "%s/api/1/key.pem", fx->root);
+    assert_int_equal(mode_of(path), 0600); /* no key group */
+    assert_int_equal(certstore_open(fx->root, (gid_t)-1, &fx->store, err, sizeof(err)), 0);
+    assert_int_equal(certstore_current(fx->store, "api", &current), -ENOENT);
+    certstore_get_origin(fx->store, "api", 1, origin, sizeof(origin));
+    assert_string_equal(origin, "generated");
+    assert_int_equal(certstore_stage_at(&target, "api", "C2", 2, NULL, 0, true, NULL, &generation,
+                                        err, sizeof(err)),
+                     0);
+    assert_int_equal(generation, 2);
+    certstore_get_origin(fx->store, "api", 2, origin, sizeof(origin));
+    assert_string_equal(origin, "user-provided"); /* none recorded */
+    assert_int_equal(certstore_stage_at(&target, "../x", "C", 1, NULL, 0, true, NULL, &generation,
+                                        err, sizeof(err)),
+                     -EINVAL);
+}
+
+struct pending_writer {
+    struct certstore *store;        /* one thread writes through the store */
+    struct certstore_target target; /* the other from a copy, as a worker does */
+    bool from_target;
+    int failures;
+    char err[256];
+};
+
+#define PENDING_WRITES 40
+
+static void *write_pending_keys(void *arg)
+{
+    struct pending_writer *writer = arg;
+
+    for (int i = 0; i < PENDING_WRITES; i++) {
+        int r = writer->from_target
+                    ? certstore_write_pending_key_at(&writer->target, "proxy", "PENDING", 7,
+                                                     writer->err, sizeof(writer->err))
+                    : certstore_write_pending_key(writer->store, "proxy", "PENDING", 7, writer->err,
+                                                  sizeof(writer->err));
+
+        writer->failures += r < 0;
+    }
+    return NULL;
+}
+
+/* Two CSRs for one name on the two offload workers at once: neither write fails for sharing a
+ * temporary file with the other, and one key is left whole. */
+static void pending_keys_written_at_once_do_not_collide(void **state)
+{
+    struct fixture *fx = *state;
+    struct pending_writer writers[2] = {{.store = fx->store}, {.from_target = true}};
+    pthread_t threads[2];
+    char *pem = NULL;
+    size_t len = 0;
+
+    certstore_target_of(fx->store, &writers[1].target);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&threads[i], NULL, write_pending_keys, &writers[i]), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_join(threads[i], NULL), 0);
+    if (writers[0].failures || writers[1].failures)
+        fail_msg("%d and %d of %d writes failed: %s; %s", writers[0].failures, writers[1].failures,
+                 PENDING_WRITES, writers[0].err, writers[1].err);
+    assert_int_equal(certstore_read_pending_key(fx->store, "proxy", &pem, &len), 0);
+    assert_string_equal(pem, "PENDING");
+    free(pem);
+}
+
 #define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -319,6 +406,8 @@ int main(void)
         TEST(names_that_could_escape_the_store_are_refused),
         TEST(commit_many_switches_every_certificate),
         TEST(recovery_rolls_an_interrupted_commit_forward),
+        TEST(a_target_stages_without_the_store),
+        TEST(pending_keys_written_at_once_do_not_collide),
     };
     return cmocka_run_group_tests_name("certstore", tests, NULL, NULL);
 }

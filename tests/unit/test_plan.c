@@ -11,12 +11,18 @@
 
 #include "unit_util.h"
 
+#include "cert_names.h"
 #include "certs.h"
 #include "cv_error.h"
 #include "conf_certs.h"
 #include "policy.h"
 #include "render_files.h"
 
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,6 +248,162 @@ static void databases_reach_the_services_that_serve_them(void **state)
     rendered_set_clear(&set);
 }
 
+/* --- the halves a rotation and a CSR run on the offload workers --- */
+
+struct issue_thread {
+    const struct certs_issuer *issuer;
+    char *cert, *key;
+    int r;
+    char err[512];
+};
+
+static void *issue_on_thread(void *arg)
+{
+    struct issue_thread *t = arg;
+
+    t->r = certs_issuer_issue(t->issuer, &t->cert, &t->key, t->err, sizeof(t->err));
+    return NULL;
+}
+
+static X509 *parse_cert(const char *pem)
+{
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    X509 *cert = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+
+    BIO_free(bio);
+    assert_non_null(cert);
+    return cert;
+}
+
+static EVP_PKEY *parse_key(const char *pem)
+{
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    EVP_PKEY *key = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+
+    BIO_free(bio);
+    assert_non_null(key);
+    return key;
+}
+
+/*
+ * A rotation's certificates are issued on the offload workers from what the loop copied out
+ * of the store: two at once, with the store's CA moved away meanwhile, and each is the
+ * cluster CA's and goes with its key.
+ */
+static void issuers_work_from_their_copies(void **state)
+{
+    struct fixture *fx = *state;
+    struct issue_thread threads[2] = {0};
+    const char *names[2] = {"proxy", "cm"};
+    struct certs_issuer *issuers[2];
+    struct cert_settings settings;
+    char err[512], *ca_pem = NULL, ca_dir[128], moved[128];
+    pthread_t ids[2];
+    unsigned generation;
+    size_t ca_len = 0;
+    X509 *ca;
+
+    assert_int_equal(cert_settings_default(&settings), 0);
+    assert_int_equal(certstore_current(fx->certs->store, CERT_CLUSTER_CA, &generation), 0);
+    assert_int_equal(
+        certstore_read_cert(fx->certs->store, CERT_CLUSTER_CA, generation, &ca_pem, &ca_len), 0);
+    ca = parse_cert(ca_pem);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(
+            certs_issuer_new(fx->certs, &settings, names[i], &issuers[i], err, sizeof(err)), 0);
+        threads[i].issuer = issuers[i];
+    }
+    snprintf(ca_dir, sizeof(ca_dir), "%s/certs/%s", fx->dir, CERT_CLUSTER_CA);
+    snprintf(moved, sizeof(moved), "%s/moved-ca", fx->dir);
+    assert_int_equal(rename(ca_dir, moved), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&ids[i], NULL, issue_on_thread, &threads[i]), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_join(ids[i], NULL), 0);
+    assert_int_equal(rename(moved, ca_dir), 0);
+    for (int i = 0; i < 2; i++) {
+        X509 *cert;
+        EVP_PKEY *key;
+
+        if (threads[i].r < 0)
+            fail_msg("issuing '%s' failed: %s", names[i], threads[i].err);
+        cert = parse_cert(threads[i].cert);
+        key = parse_key(threads[i].key);
+        assert_int_equal(X509_verify(cert, X509_get0_pubkey(ca)), 1);
+        assert_int_equal(X509_check_private_key(cert, key), 1);
+        X509_free(cert);
+        EVP_PKEY_free(key);
+        free(threads[i].cert);
+        OPENSSL_clear_free(threads[i].key, strlen(threads[i].key));
+        certs_issuer_free(issuers[i]);
+    }
+    /* Without a CA there is nothing to copy: said on the loop, before any worker runs. */
+    assert_int_equal(rename(ca_dir, moved), 0);
+    assert_int_equal(certs_issuer_new(fx->certs, &settings, "proxy", &issuers[0], err, sizeof(err)),
+                     -ENOENT);
+    assert_string_equal(err, "the cluster CA is not set");
+    assert_int_equal(rename(moved, ca_dir), 0);
+    X509_free(ca);
+    free(ca_pem);
+    cert_settings_clear(&settings);
+}
+
+struct csr_thread {
+    const struct certs_csr *csr;
+    char *pem;
+    int r;
+    char err[512];
+};
+
+static void *csr_on_thread(void *arg)
+{
+    struct csr_thread *t = arg;
+
+    t->r = certs_csr_make(t->csr, &t->pem, t->err, sizeof(t->err));
+    return NULL;
+}
+
+/* A CSR is made on a worker from copies too, and its key is left pending in the store. */
+static void a_csr_made_from_copies_keeps_its_key_pending(void **state)
+{
+    struct fixture *fx = *state;
+    const char *sans[] = {"db.example.com", "10.0.0.7"};
+    struct csr_thread t = {0};
+    struct cert_settings settings;
+    struct certs_csr *csr = NULL;
+    char err[512], *key_pem = NULL, subject[256];
+    size_t key_len = 0;
+    X509_REQ *req;
+    EVP_PKEY *key;
+    pthread_t id;
+    BIO *bio;
+
+    assert_int_equal(cert_settings_default(&settings), 0);
+    assert_int_equal(certs_csr_new(fx->certs, &settings, "proxy", "/O=Example/CN=proxy.example.com",
+                                   sans, 2, &csr, err, sizeof(err)),
+                     0);
+    cert_settings_clear(&settings); /* the job holds copies */
+    t.csr = csr;
+    assert_int_equal(pthread_create(&id, NULL, csr_on_thread, &t), 0);
+    assert_int_equal(pthread_join(id, NULL), 0);
+    if (t.r < 0)
+        fail_msg("making the CSR failed: %s", t.err);
+    bio = BIO_new_mem_buf(t.pem, -1);
+    req = bio ? PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    assert_non_null(req);
+    X509_NAME_oneline(X509_REQ_get_subject_name(req), subject, sizeof(subject));
+    assert_string_equal(subject, "/O=Example/CN=proxy.example.com");
+    assert_int_equal(certstore_read_pending_key(fx->certs->store, "proxy", &key_pem, &key_len), 0);
+    key = parse_key(key_pem);
+    assert_int_equal(EVP_PKEY_eq(X509_REQ_get0_pubkey(req), key), 1);
+    EVP_PKEY_free(key);
+    X509_REQ_free(req);
+    OPENSSL_clear_free(key_pem, key_len);
+    free(t.pem);
+    certs_csr_free(csr);
+}
+
 #define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -250,6 +412,8 @@ int main(void)
         TEST(each_setting_reaches_exactly_its_plane),
         TEST(a_certificate_reaches_every_service_that_serves_it),
         TEST(databases_reach_the_services_that_serve_them),
+        TEST(issuers_work_from_their_copies),
+        TEST(a_csr_made_from_copies_keeps_its_key_pending),
     };
     return cmocka_run_group_tests_name("plan", tests, NULL, NULL);
 }
