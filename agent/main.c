@@ -14,6 +14,7 @@
 #include "offload.h"
 #include "procscan.h"
 #include "sdnotify.h"
+#include "secure_alloc.h"
 #include "service.h"
 #include "supervisor.h"
 
@@ -250,6 +251,12 @@ static int prepare_tls(struct agent *agent)
         log_error("Cannot prepare the node's certificates: %s", err);
         return -1;
     }
+    /* After the stores' recovery: it audits a change the last run committed but did not finish. */
+    r = audit_start(agent, err, sizeof(err));
+    if (r < 0) {
+        log_error("Cannot open the audit log: %s", err);
+        return -1;
+    }
     if (made)
         log_notice("Generated %d certificates; the cluster CA is %s", made,
                    agent->certs->ca_export_path);
@@ -331,6 +338,9 @@ int main(int argc, char **argv)
     int r;
 
     ensure_standard_fds();
+    /* Before any JSON value or event buffer exists: what carried a key or a password is
+     * wiped when jansson or libevent frees it (lib/secure_alloc.h). */
+    secure_alloc_install();
     /* The agent will hold private keys: a non-dumpable process leaves no core (and
      * cannot be ptraced by its own user). It is reset at exec, so services keep theirs. */
     prctl(PR_SET_DUMPABLE, 0);

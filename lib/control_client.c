@@ -5,6 +5,8 @@
 #include "cv_error.h"
 
 #include <errno.h>
+#include <openssl/crypto.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,7 @@ struct control_client {
     char *buf; /* bytes received but not yet returned as messages */
     size_t len;
     size_t cap;
+    bool sent; /* a request went out: a closed connection now may have cut its answer */
 };
 
 int control_client_open(const char *path, struct control_client **ret_client)
@@ -52,7 +55,8 @@ void control_client_close(struct control_client *client)
     if (!client)
         return;
     close(client->fd);
-    free(client->buf);
+    if (client->buf)
+        OPENSSL_clear_free(client->buf, client->cap);
     free(client);
 }
 
@@ -71,12 +75,14 @@ int control_client_send(struct control_client *client, const json_t *request)
         if (n < 0) {
             int err = errno;
 
-            free(line);
+            OPENSSL_clear_free(line, len);
+            /* The line did not get through whole: the agent acts on whole lines only. */
             return err == EPIPE ? CV_ENO_AGENT : -err;
         }
         done += (size_t)n;
     }
-    free(line);
+    OPENSSL_clear_free(line, len);
+    client->sent = true;
     return 0;
 }
 
@@ -111,10 +117,12 @@ int control_client_receive(struct control_client *client, json_t **ret_message)
         n = recv(client->fd, client->buf + client->len, client->cap - client->len, 0);
         if (n < 0 && errno == EINTR)
             continue;
+        if (n < 0 && errno == ECONNRESET)
+            n = 0; /* the agent died with unread input: the same as a close */
         if (n < 0)
             return -errno;
         if (n == 0)
-            return CV_ENO_AGENT;
+            return client->sent ? -ECONNRESET : CV_ENO_AGENT;
         client->len += (size_t)n;
     }
     r = control_decode(client->buf, (size_t)line_len, ret_message, err, sizeof(err));

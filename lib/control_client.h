@@ -11,12 +11,16 @@ int control_client_open(const char *path, struct control_client **ret_client);
 
 void control_client_close(struct control_client *client);
 
-/* Sends one request. Returns 0 or a negative error. */
+/* Sends one request (the encoded line is wiped: it may hold a key or a password). Returns 0 or a
+ * negative error. */
 int control_client_send(struct control_client *client, const json_t *request);
 
 /*
  * Reads the next message. Returns 0 with a new reference in *ret_message,
- * CV_ENO_AGENT when the agent closed the connection, or another negative error.
+ * CV_ENO_AGENT when the agent closed the connection before any request was
+ * sent on it, -ECONNRESET when it closed the connection (stopped or crashed)
+ * after a request was sent and before the answer ended, so the request may
+ * have been carried out, or another negative error.
  */
 int control_client_receive(struct control_client *client, json_t **ret_message);
 

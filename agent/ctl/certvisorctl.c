@@ -6,6 +6,7 @@
 #include "ctl_replica.h"
 #include "ctl_users.h"
 #include "cv_error.h"
+#include "secure_alloc.h"
 #include "x509_check.h"
 
 #include <errno.h>
@@ -26,7 +27,7 @@
 
 #define DEFAULT_SOCKET "/run/certvisor/control.sock"
 
-enum { EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_NO_AGENT = 4 };
+enum { EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_NO_AGENT = 4, EXIT_CONNECTION_LOST = 5 };
 
 struct ctl_options {
     const char *socket_path;
@@ -909,11 +910,48 @@ static int build_request(const char *command, int argc, char **argv, json_t **re
     return 0;
 }
 
+/* A request that changes something when carried out: an admin command, not a dry run. */
+static bool changes_something(const char *command, const json_t *request)
+{
+    int index = control_command_lookup(command);
+
+    return index >= 0 && control_command_table[index].access == CONTROL_ACCESS_ADMIN &&
+           !json_is_true(json_object_get(json_object_get(request, "options"), "dry_run"));
+}
+
+/*
+ * The agent went away after the request was sent and before its answer: it
+ * stopped or crashed while handling it. A change may have been applied (it
+ * is in force once committed, and the agent audits it at its next start), so
+ * the operator is told how to find out instead of "not running".
+ */
+static int connection_lost(const char *socket_path, bool changing)
+{
+    if (!changing) {
+        fprintf(stderr,
+                "certvisorctl: %s: the connection to certvisord was lost before it answered (it "
+                "stopped or crashed); nothing was changed; try again once it runs (systemctl "
+                "status certvisord)\n",
+                socket_path);
+        return EXIT_NO_AGENT;
+    }
+    fprintf(stderr,
+            "certvisorctl: %s: the connection to certvisord was lost mid-request (it stopped or "
+            "crashed before answering): the change may have been applied.\n"
+            "Once certvisord runs again, check what is in force with 'certvisorctl audit' (every "
+            "change that took effect is there, also one finished at start-up), 'certvisorctl "
+            "cluster certificate list', 'certvisorctl cluster config show' and 'certvisorctl "
+            "status', then repeat the command if it is still needed.\n",
+            socket_path);
+    return EXIT_CONNECTION_LOST;
+}
+
 static int run(const struct ctl_options *opts, const char *command, int argc, char **argv)
 {
     struct control_client *client;
     json_t *request = NULL;
     char *socket_path;
+    bool changing;
     int r = build_request(command, argc, argv, &request), exit_status = 1;
 
     if (r != 0)
@@ -931,6 +969,7 @@ static int run(const struct ctl_options *opts, const char *command, int argc, ch
         return EXIT_NO_AGENT;
     }
     r = control_client_send(client, request);
+    changing = changes_something(command, request);
     json_decref(request);
     while (r == 0) {
         json_t *message;
@@ -956,7 +995,9 @@ static int run(const struct ctl_options *opts, const char *command, int argc, ch
         }
         json_decref(message);
     }
-    if (r < 0) {
+    if (r == -ECONNRESET) {
+        exit_status = connection_lost(socket_path, changing);
+    } else if (r < 0) {
         fprintf(stderr, "certvisorctl: %s: %s\n", socket_path, cv_strerror(r));
         exit_status = EXIT_NO_AGENT;
     }
@@ -1041,6 +1082,8 @@ int main(int argc, char **argv)
     const char *command;
     int c, index, help, consumed = 0;
 
+    /* Requests carry key files and passwords: jansson wipes what it frees (lib/secure_alloc.h). */
+    secure_alloc_install();
     /* '+' stops at the first non-option, so "tail -f name" keeps its -f; ':' and opterr = 0
      * leave the messages about options to misplaced_option(). */
     opterr = 0;

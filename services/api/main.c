@@ -18,6 +18,7 @@
  */
 #include "api.h"
 #include "log.h"
+#include "secure_alloc.h"
 #include "service_runtime.h"
 #include "tls_config.h"
 #include "tls_context.h"
@@ -31,6 +32,8 @@
 #define API_MAX_BODY (1024 * 1024)
 #define API_MAX_HEAD (16 * 1024)
 #define API_MAX_CONNS 128
+/* A quarter of them from one address (an IPv6 /64): cm's calls to the API come from one. */
+#define API_MAX_CONNS_PER_ADDRESS 32
 
 static struct {
     const char *config;
@@ -187,6 +190,7 @@ static int run(struct service *s)
     limits.max_head = API_MAX_HEAD;
     limits.max_body = API_MAX_BODY;
     limits.max_conns = API_MAX_CONNS;
+    limits.max_conns_per_address = API_MAX_CONNS_PER_ADDRESS;
     limits.request_timeout = (int)opt.request_timeout;
     limits.idle_timeout = (int)opt.request_timeout;
     if (http_server_new(s->api.base, &limits, &callbacks, &s->http) < 0) {
@@ -217,6 +221,9 @@ int main(int argc, char **argv)
     static struct service service;
     int status;
 
+    /* Request bodies carry keys and Basic headers passwords: jansson and libevent wipe what
+     * they free (lib/secure_alloc.h). Before anything is allocated. */
+    secure_alloc_install();
     parse(argc, argv);
     if (service_runtime_open(&service.rt, PROGRAM, LOG_INFO) < 0)
         return 1;

@@ -22,6 +22,7 @@
 #include "console.h"
 #include "http_server.h"
 #include "log.h"
+#include "secure_alloc.h"
 #include "service_runtime.h"
 #include "static_files.h"
 #include "tls_config.h"
@@ -207,6 +208,7 @@ static void console_limits(struct http_limits *limits)
     limits->max_head = 32 * 1024;
     limits->max_body = 2 * 1024 * 1024;
     limits->max_conns = 128;
+    limits->max_conns_per_address = 32; /* browsers open up to 6 per host */
     limits->request_timeout = 60;
     limits->idle_timeout = 30;
     limits->write_timeout = 60;
@@ -278,6 +280,9 @@ int main(int argc, char **argv)
     struct cm cm = {0};
     int status;
 
+    /* The console passes sign-in passwords and uploaded keys on to the API: libevent and
+     * jansson wipe what they free (lib/secure_alloc.h). Before anything is allocated. */
+    secure_alloc_install();
     parse(argc, argv);
     if (service_runtime_open(&cm.rt, PROGRAM, LOG_INFO) < 0)
         return 1;
