@@ -66,6 +66,8 @@ struct cert_watch {
     size_t n_dirs;
     cert_watch_fn fn;
     void *data;
+    cert_watch_problem_fn problem_fn; /* NULL: warnings go to the log only */
+    void *problem_data;
 };
 
 /* Why a pair is read: after a burst of events, on request, or when the grace time is over. */
@@ -444,6 +446,7 @@ static void complain(struct pair *pair, const struct content *content, const cha
 {
     const struct timeval grace = {CERT_WATCH_GRACE_MS / 1000, (CERT_WATCH_GRACE_MS % 1000) * 1000};
     unsigned char digest[DIGEST_LEN];
+    char warning[3 * PATH_MAX + 512];
 
     if (wait) {
         log_debug("certificate '%s': pair not consistent yet (%s)", pair->conf.name, problem);
@@ -458,11 +461,21 @@ static void complain(struct pair *pair, const struct content *content, const cha
     }
     memcpy(pair->warned, digest, DIGEST_LEN);
     pair->warned_valid = true;
-    log_warning("certificate '%s' (%s): %s (cert_file %s%s%s); nothing is applied until this is "
-                "fixed",
-                pair->conf.name, pair->conf.source, problem, pair->conf.cert_file,
-                pair->conf.key_file ? ", key_file " : "",
-                pair->conf.key_file ? pair->conf.key_file : "");
+    snprintf(warning, sizeof(warning),
+             "certificate '%s' (%s): %s (cert_file %s%s%s); nothing is applied until this is "
+             "fixed",
+             pair->conf.name, pair->conf.source, problem, pair->conf.cert_file,
+             pair->conf.key_file ? ", key_file " : "",
+             pair->conf.key_file ? pair->conf.key_file : "");
+    log_warning("%s", warning);
+    if (pair->watch->problem_fn)
+        pair->watch->problem_fn(pair->watch->problem_data, pair->conf.name, warning);
+}
+
+void cert_watch_on_problem(struct cert_watch *watch, cert_watch_problem_fn fn, void *data)
+{
+    watch->problem_fn = fn;
+    watch->problem_data = data;
 }
 
 static void check_pair(struct pair *pair, enum read_cause cause)

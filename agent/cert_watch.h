@@ -37,6 +37,15 @@ int cert_watch_new(struct event_base *base, const struct external_cert *certs, s
                    unsigned settle_ms, cert_watch_fn fn, void *data, struct cert_watch **ret,
                    char *err, size_t err_len);
 
+/*
+ * Called with the warning (the whole sentence the log gets) each time a pair is warned about
+ * as inconsistent; the text is valid only during the call.
+ */
+typedef void (*cert_watch_problem_fn)(void *data, const char *name, const char *warning);
+
+/* Sets (or with fn NULL clears) who hears the warnings too, besides the log. */
+void cert_watch_on_problem(struct cert_watch *watch, cert_watch_problem_fn fn, void *data);
+
 /* Stops watching and frees everything. NULL is a no-op. */
 void cert_watch_free(struct cert_watch *watch);
 

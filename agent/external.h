@@ -4,6 +4,8 @@
 
 #include "agent.h"
 
+#include <jansson.h>
+
 /*
  * (Re)starts watching the files of the configuration's "certificate <name>"
  * sections and reads them now: a pair that is consistent and differs from
@@ -12,6 +14,17 @@
  * error (logged).
  */
 int external_watch_start(struct agent *agent);
+
+/*
+ * external_watch_start() after a configuration reload, whose answer (the reload's summary) must
+ * tell the operator what cannot be taken from the files: each pair that is not consistent now
+ * (a file missing or unreadable, a key that does not match) and each consistent pair that
+ * validation refuses (x509_check: a CA certificate, expired, ...) adds its reason to summary's
+ * "warnings" and sets its "exit" to 1, which the reply takes. The certificate in force stays,
+ * and the files stay watched: once they are fixed they are applied. summary NULL: as
+ * external_watch_start(). Returns what external_watch_start() returns.
+ */
+int external_watch_reload(struct agent *agent, json_t *summary);
 
 void external_watch_free(struct agent *agent);
 

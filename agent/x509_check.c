@@ -128,6 +128,60 @@ static bool looks_like_der(const char *in, size_t len)
     return u[1] < 0x80 ? (size_t)u[1] + 2 == len : u[1] >= 0x81 && u[1] <= 0x84;
 }
 
+/*
+ * One DER header at *p (before end): its tag, and the length of its contents in *ret_len. Moves
+ * *p to the contents. Only the forms PKCS#12 files use: one-byte tags, definite lengths of up to
+ * four bytes.
+ */
+static bool der_header(const unsigned char **p, const unsigned char *end, unsigned char *ret_tag,
+                       size_t *ret_len)
+{
+    const unsigned char *q = *p;
+    size_t len = 0;
+
+    if (end - q < 2)
+        return false;
+    *ret_tag = q[0];
+    if (q[1] < 0x80) {
+        len = q[1];
+        q += 2;
+    } else {
+        size_t n = q[1] & 0x7F;
+
+        if (n == 0 || n > 4 || (size_t)(end - q) < 2 + n)
+            return false;
+        for (size_t i = 0; i < n; i++)
+            len = len << 8 | q[2 + i];
+        q += 2 + n;
+    }
+    *p = q;
+    *ret_len = len;
+    return true;
+}
+
+/*
+ * A PKCS#12 file (RFC 7292: what Windows and Java tools export as .p12 or .pfx): a SEQUENCE whose
+ * first element is the version, INTEGER 3, followed by a PKCS#7 ContentInfo, a SEQUENCE that
+ * opens with the OID of pkcs7-data or pkcs7-signedData (1.2.840.113549.1.7.1 or .2). Only the
+ * headers are read, so a file cut short is still recognized.
+ */
+static bool looks_like_pkcs12(const char *in, size_t len)
+{
+    static const unsigned char pkcs7[] = {0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07};
+    const unsigned char *p = (const unsigned char *)in, *end = p + len;
+    unsigned char tag;
+    size_t n;
+
+    if (!der_header(&p, end, &tag, &n) || tag != 0x30 || !der_header(&p, end, &tag, &n) ||
+        tag != 0x02 || n != 1 || p >= end || *p != 3)
+        return false;
+    p++;
+    if (!der_header(&p, end, &tag, &n) || tag != 0x30 || !der_header(&p, end, &tag, &n) ||
+        tag != 0x06 || n != sizeof(pkcs7) + 1 || (size_t)(end - p) < n)
+        return false;
+    return memcmp(p, pkcs7, sizeof(pkcs7)) == 0 && (p[8] == 1 || p[8] == 2);
+}
+
 /* UTF-16 text, with or without a byte order mark: 2 little-endian, 1 big-endian, 0 not. */
 static int utf16_order(const unsigned char *u, size_t len)
 {
@@ -195,6 +249,14 @@ int x509_check_text(const char *what, bool is_key, const char *file, const char 
                     "%s is not PEM: %s is UTF-16 text (as Windows tools save it); save it as "
                     "UTF-8 or ASCII, e.g. with: iconv -f UTF-16%s -t UTF-8 %s > %s.pem",
                     what, it, order == 2 ? "LE" : "BE", f, f);
+    /* Before DER: a PKCS#12 file is DER too, but no openssl x509 command reads it. */
+    if (looks_like_pkcs12(in, len))
+        return fail(err, err_len, CV_EINVALID_CERT,
+                    "%s is not PEM: %s is PKCS#12 (a .p12/.pfx bundle of certificates and a key); "
+                    "extract the certificates with: openssl pkcs12 -in %s -nokeys -out cert.pem, "
+                    "and the key with: openssl pkcs12 -in %s -nocerts -nodes -out key.pem (add "
+                    "-legacy if openssl says the algorithm is unsupported)",
+                    what, it, f, f);
     if (looks_like_der(in, len))
         return fail(err, err_len, CV_EINVALID_CERT,
                     "%s is not PEM: %s is DER (binary); convert it with: openssl %s -inform der "
@@ -851,6 +913,89 @@ static int check_eku(const struct request *req, X509 *leaf, char *err, size_t er
                 req->name, usage, usage);
 }
 
+static bool has_rsa_key(X509 *x)
+{
+    EVP_PKEY *pkey = X509_get0_pubkey(x);
+
+    return pkey && (EVP_PKEY_is_a(pkey, "RSA") || EVP_PKEY_is_a(pkey, "RSA-PSS"));
+}
+
+/* "keyCertSign, cRLSign": the key usages a certificate has, for a message; "none" when empty. */
+static void key_usage_names(uint32_t usage, char *buf, size_t len)
+{
+    static const struct {
+        uint32_t bit;
+        const char *name;
+    } names[] = {
+        {KU_DIGITAL_SIGNATURE, "digitalSignature"},
+        {KU_NON_REPUDIATION, "nonRepudiation"},
+        {KU_KEY_ENCIPHERMENT, "keyEncipherment"},
+        {KU_DATA_ENCIPHERMENT, "dataEncipherment"},
+        {KU_KEY_AGREEMENT, "keyAgreement"},
+        {KU_KEY_CERT_SIGN, "keyCertSign"},
+        {KU_CRL_SIGN, "cRLSign"},
+        {KU_ENCIPHER_ONLY, "encipherOnly"},
+        {KU_DECIPHER_ONLY, "decipherOnly"},
+    };
+    size_t used = 0;
+
+    snprintf(buf, len, "none");
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        int n;
+
+        if (!(usage & names[i].bit))
+            continue;
+        n = snprintf(buf + used, len - used, "%s%s", used ? ", " : "", names[i].name);
+        if (n < 0 || (size_t)n >= len - used)
+            return;
+        used += (size_t)n;
+    }
+}
+
+/*
+ * A server or client certificate must be an end entity that can sign the handshake: TLS clients
+ * refuse a CA certificate as a peer's (Firefox: "CA certificate used as end-entity") and a key
+ * usage without digitalSignature ("unsuitable certificate purpose"), which is what a CA
+ * certificate given by mistake usually has. No keyUsage extension is no restriction (RFC 5280
+ * section 4.2.1.3), as for the extended key usage; keyEncipherment (RSA key exchange) may come
+ * with digitalSignature but does not replace it, since ECDHE and TLS 1.3 sign.
+ */
+static int check_leaf_usage(const struct request *req, X509 *leaf, char *err, size_t err_len)
+{
+    bool ca = is_ca(leaf), self_signed = (X509_get_extension_flags(leaf) & EXFLAG_SS) != 0;
+    bool no_signature = (X509_get_extension_flags(leaf) & EXFLAG_KUSAGE) &&
+                        !(X509_get_key_usage(leaf) & KU_DIGITAL_SIGNATURE);
+    const char *fix_usage =
+        has_rsa_key(leaf) ? "digitalSignature, keyEncipherment" : "digitalSignature";
+    char usages[160];
+
+    key_usage_names(X509_get_key_usage(leaf), usages, sizeof(usages));
+    if (ca && no_signature)
+        return fail(err, err_len, CV_EINVALID_CERT,
+                    "certificate '%s' is a CA certificate (basicConstraints CA:TRUE) and its key "
+                    "usage lacks digitalSignature (it has %s), so TLS clients refuse it as a "
+                    "%s's certificate: issue a leaf certificate from that CA "
+                    "(basicConstraints = CA:FALSE, keyUsage = %s) and give that",
+                    req->name, usages, req->purpose == CERT_PURPOSE_CLIENT ? "client" : "server",
+                    fix_usage);
+    if (ca)
+        return fail(err, err_len, CV_EINVALID_CERT,
+                    "certificate '%s' is a CA certificate (basicConstraints CA:TRUE), which TLS "
+                    "clients refuse as a %s's certificate: %s",
+                    req->name, req->purpose == CERT_PURPOSE_CLIENT ? "client" : "server",
+                    self_signed ? "make a self-signed leaf with openssl req -x509 -addext "
+                                  "basicConstraints=critical,CA:FALSE, or issue a leaf from a CA"
+                                : "issue a leaf certificate (basicConstraints = CA:FALSE) from "
+                                  "that CA and give that");
+    if (no_signature)
+        return fail(err, err_len, CV_EINVALID_CERT,
+                    "certificate '%s' has a key usage without digitalSignature (it has %s), so "
+                    "TLS clients refuse it (unsuitable certificate purpose): have it reissued "
+                    "with keyUsage = %s",
+                    req->name, usages, fix_usage);
+    return 0;
+}
+
 static int check_structure(const struct request *req, struct x509_checked *c, char *err,
                            size_t err_len)
 {
@@ -860,7 +1005,8 @@ static int check_structure(const struct request *req, struct x509_checked *c, ch
     if (req->purpose == CERT_PURPOSE_CA_BUNDLE)
         return check_bundle(req, c->chain, err, err_len);
     if ((r = check_chain(req, c->chain, err, err_len)) < 0 ||
-        (r = check_eku(req, leaf, err, err_len)) < 0)
+        (r = check_eku(req, leaf, err, err_len)) < 0 ||
+        (r = check_leaf_usage(req, leaf, err, err_len)) < 0)
         return r;
     if (c->key && EVP_PKEY_eq(X509_get0_pubkey(leaf), c->key) != 1)
         return fail(err, err_len, CV_EINVALID_CERT, "key does not match certificate '%s'",

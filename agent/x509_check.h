@@ -43,8 +43,10 @@ struct x509_checked {
  *     other than P-256/P-384/P-521, an SHA-1 or MD5 signature, a chain out of
  *     order or not linking, an extended key usage extension without serverAuth
  *     (clientAuth for CERT_PURPOSE_CLIENT; no extension at all is no
- *     restriction), input over X509_CHECK_MAX_INPUT, trailing garbage after the
- *     last PEM block, a
+ *     restriction), a leaf that is a CA certificate (basicConstraints CA:TRUE)
+ *     or whose key usage extension lacks digitalSignature (no extension is no
+ *     restriction; both problems are named when both are there), input over
+ *     X509_CHECK_MAX_INPUT, trailing garbage after the last PEM block, a
  *     key given for a CA bundle or a bundle member that is not a CA.
  * Fewer than X509_CHECK_WARN_DAYS days left is a warning, not a failure.
  */
@@ -56,10 +58,10 @@ void x509_checked_free(struct x509_checked *checked);
 
 /*
  * Whether the bytes of a certificate or key can be PEM text at all, before anything parses or
- * sends them (JSON carries only UTF-8 text): refuses UTF-16 text, DER, NUL bytes and bytes
- * that are not UTF-8, each with its fix. what names the input ("certificate 'cm'"); file is
- * the file it came from, which the message names and uses in the fix (NULL: "FILE"). Returns
- * 0, or CV_EINVALID_CERT with the message in err. x509_check() applies it first.
+ * sends them (JSON carries only UTF-8 text): refuses UTF-16 text, PKCS#12 (.p12/.pfx), DER, NUL
+ * bytes and bytes that are not UTF-8, each with its fix. what names the input ("certificate 'cm'");
+ * file is the file it came from, which the message names and uses in the fix (NULL: "FILE").
+ * Returns 0, or CV_EINVALID_CERT with the message in err. x509_check() applies it first.
  */
 int x509_check_text(const char *what, bool is_key, const char *file, const char *in, size_t len,
                     char *err, size_t err_len);

@@ -282,6 +282,14 @@ static int configure(SSL_CTX *ctx, const struct tls_config *config, enum tls_rol
         SSL_CTX_set_security_level(ctx, config->security_level);
     else if (min_version < TLS1_2_VERSION)
         SSL_CTX_set_security_level(ctx, 0);
+    /*
+     * DHE suites (the Mozilla intermediate list has two) are offered only with DH parameters:
+     * without them OpenSSL drops them silently, and a DHE-only list locks TLS 1.2 clients out.
+     * auto picks the RFC 7919 group that matches the certificate key's strength (ffdhe2048 for
+     * RSA-2048), so the usable-cipher check below counts only what is really offered.
+     */
+    if (role == TLS_ROLE_SERVER && SSL_CTX_set_dh_auto(ctx, 1) != 1)
+        return fail(err, err_len, "cannot enable DH parameters for DHE ciphers");
     r = use_cert_and_key(ctx, config, err, err_len);
     if (r < 0)
         return r;

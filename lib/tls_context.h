@@ -15,7 +15,8 @@ enum tls_role { TLS_ROLE_SERVER, TLS_ROLE_CLIENT };
  * minimum version, cipher list, TLS 1.3 suites, security level (forced to 0
  * when min_version is below 1.2, as OpenSSL 3 needs for TLS 1.0 and 1.1), and
  * peer verification against ca_file, whose every certificate is a trust anchor
- * (an empty ca_file trusts nobody: every peer certificate is refused). Returns 0, or
+ * (an empty ca_file trusts nobody: every peer certificate is refused). A server context
+ * has automatic DH parameters, so the DHE suites of its list are offered. Returns 0, or
  * CV_EINVALID_TLS with a message naming the file or setting at fault and OpenSSL's reason. The
  * agent calls this on every change before applying it; services call it on start and on reload.
  */

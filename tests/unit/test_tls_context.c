@@ -41,6 +41,7 @@ struct fixture {
     char stranger_crt[PATH_MAX]; /* CN=stranger, issued by other_ca */
     char stranger_key[PATH_MAX];
     char rsa_key[PATH_MAX];       /* an RSA key: another type than the certificates' */
+    char rsa_crt[PATH_MAX];       /* CN=rsa-server, issued by ca for rsa_key */
     char encrypted_key[PATH_MAX]; /* server's key, encrypted */
     char conf[PATH_MAX];          /* dir/tls.conf, for the holder */
 };
@@ -148,7 +149,7 @@ static int setup(void **state)
 {
     struct fixture *fx = calloc(1, sizeof(*fx));
     EVP_PKEY *ca_key, *other_key, *rsa;
-    X509 *ca, *other;
+    X509 *ca, *other, *rsa_leaf;
 
     assert_non_null(fx);
     unit_make_tempdir(fx->dir, sizeof(fx->dir), "tlsctx");
@@ -163,6 +164,7 @@ static int setup(void **state)
     path_in(fx, fx->stranger_crt, "stranger.crt");
     path_in(fx, fx->stranger_key, "stranger.key");
     path_in(fx, fx->rsa_key, "rsa.key");
+    path_in(fx, fx->rsa_crt, "rsa.crt");
     path_in(fx, fx->encrypted_key, "encrypted.key");
     path_in(fx, fx->conf, "tls.conf");
 
@@ -179,6 +181,9 @@ static int setup(void **state)
     rsa = EVP_RSA_gen(2048);
     assert_non_null(rsa);
     write_key(fx->rsa_key, rsa, NULL);
+    rsa_leaf = make_cert("rsa-server", rsa, ca, ca_key);
+    write_certs(fx->rsa_crt, rsa_leaf, ca);
+    X509_free(rsa_leaf);
     EVP_PKEY_free(rsa);
     X509_free(ca);
     X509_free(other);
@@ -618,6 +623,50 @@ static void cipher_list_must_be_usable_at_the_minimum_version(void **state)
     SSL_CTX_free(ctx);
 }
 
+/* The Mozilla intermediate list, as the operators' guide gives it for cipher_suites. */
+#define MOZILLA_INTERMEDIATE                                                                       \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"     \
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"       \
+    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384"
+
+/* A TLS 1.2 handshake with a client that offers only cipher; the server's choice must be it. */
+static void assert_tls12_cipher_works(SSL_CTX *server, const char *cipher)
+{
+    SSL_CTX *client = plain_client(TLS1_2_VERSION);
+    struct conn c;
+
+    assert_int_equal(SSL_CTX_set_cipher_list(client, cipher), 1);
+    conn_open(&c, server, client);
+    assert_handshake_ok(&c);
+    assert_string_equal(SSL_get_cipher_name(c.server), cipher);
+    conn_close(&c);
+    SSL_CTX_free(client);
+}
+
+/*
+ * A DHE suite the list names is offered, not dropped for want of DH parameters: with the Mozilla
+ * list a DHE-only TLS 1.2 client connects, and a DHE-only list is not a lock-out.
+ */
+static void dhe_ciphers_of_the_list_are_offered(void **state)
+{
+    struct fixture *fx = *state;
+    struct tls_config config = server_config(fx, "1.2");
+    SSL_CTX *ctx;
+
+    config.cert_file = fx->rsa_crt;
+    config.key_file = fx->rsa_key;
+    config.ciphers = MOZILLA_INTERMEDIATE;
+    ctx = build(&config, TLS_ROLE_SERVER);
+    assert_tls12_cipher_works(ctx, "DHE-RSA-AES128-GCM-SHA256");
+    assert_tls12_cipher_works(ctx, "DHE-RSA-AES256-GCM-SHA384");
+    assert_tls12_cipher_works(ctx, "ECDHE-RSA-AES128-GCM-SHA256");
+    SSL_CTX_free(ctx);
+    config.ciphers = "DHE-RSA-AES256-GCM-SHA384";
+    ctx = build(&config, TLS_ROLE_SERVER);
+    assert_tls12_cipher_works(ctx, "DHE-RSA-AES256-GCM-SHA384");
+    SSL_CTX_free(ctx);
+}
+
 static void minimum_version_is_enforced(void **state)
 {
     struct fixture *fx = *state;
@@ -995,6 +1044,7 @@ int main(void)
         TEST(unreadable_files_are_named),
         TEST(bad_settings_are_rejected),
         TEST(cipher_list_must_be_usable_at_the_minimum_version),
+        TEST(dhe_ciphers_of_the_list_are_offered),
         TEST(minimum_version_is_enforced),
         TEST(tls10_minimum_lowers_the_security_level),
         TEST(verify_peer_require_needs_a_client_certificate),

@@ -11,6 +11,7 @@
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/pkcs12.h>
 #include <openssl/rsa.h>
 #include <openssl/x509v3.h>
 
@@ -28,6 +29,7 @@ struct spec {
     const char *cn;
     bool ca;
     const char *eku; /* NULL: no extendedKeyUsage extension at all */
+    const char *ku;  /* NULL: no keyUsage extension at all */
     long from, to;   /* validity, in seconds relative to now */
     const EVP_MD *md;
     bool bad_extension; /* a keyUsage extension whose value does not decode */
@@ -131,6 +133,8 @@ static void add_extensions(X509 *x, X509 *issuer, const struct spec *s)
         add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always");
     if (s->eku)
         add_ext(x, &ctx, NID_ext_key_usage, s->eku);
+    if (s->ku)
+        add_ext(x, &ctx, NID_key_usage, s->ku);
     if (s->bad_extension)
         add_bad_extension(x);
 }
@@ -619,6 +623,39 @@ static void der_key_is_refused_with_a_conversion(void **state)
                                 "convert it with: openssl pkey -inform der"));
 }
 
+/* A .p12/.pfx export, as Windows and Java tools make it: DER, but not a certificate. */
+static void pkcs12_is_refused_with_the_pkcs12_commands(void **state)
+{
+    char pass[] = "secret";
+    PKCS12 *p12 = PKCS12_create(pass, "proxy", leaf_key, leaf, NULL, 0, 0, 0, 0, 0);
+    unsigned char *der = NULL;
+    int len;
+
+    (void)state;
+    assert_non_null(p12);
+    len = i2d_PKCS12(p12, &der);
+    PKCS12_free(p12);
+    assert_true(len > 0);
+    assert_int_equal(x509_check_text("certificate 'cm'", false, "cm.p12", (const char *)der,
+                                     (size_t)len, err, sizeof(err)),
+                     CV_EINVALID_CERT);
+    assert_string_equal(err,
+                        "certificate 'cm' is not PEM: cm.p12 is PKCS#12 (a .p12/.pfx bundle of "
+                        "certificates and a key); extract the certificates with: openssl "
+                        "pkcs12 -in cm.p12 -nokeys -out cert.pem, and the key with: openssl "
+                        "pkcs12 -in cm.p12 -nocerts -nodes -out key.pem (add -legacy if "
+                        "openssl says the algorithm is unsupported)");
+    /* Given as the key, and cut short: still named, since only its first bytes are read. */
+    assert_int_equal(x509_check("proxy", CERT_PURPOSE_SERVER, leaf_pem, strlen(leaf_pem),
+                                (const char *)der, 64, now, &(struct x509_checked *){NULL}, err,
+                                sizeof(err)),
+                     CV_EINVALID_CERT);
+    OPENSSL_free(der);
+    assert_non_null(strstr(err, "the key of certificate 'proxy' is not PEM: it is PKCS#12"));
+    assert_null(strstr(err, "openssl x509"));
+    assert_int_equal(ERR_peek_error(), 0);
+}
+
 static void json_escaped_newlines_are_refused(void **state)
 {
     char *cert = replace_all(leaf_pem, "\n", "\\n");
@@ -1039,14 +1076,13 @@ static void md5_signature_is_refused(void **state)
                 "certificate 'proxy' is signed with MD5, which TLS clients reject");
 }
 
-/* What openssl req -x509 makes: self-signed and CA:TRUE, yet it is the leaf, so SHA-1 counts. */
+/* A self-signed certificate is the leaf, not a trust anchor, so its SHA-1 counts. */
 static void sha1_self_signed_leaf_is_refused(void **state)
 {
     struct spec s = leaf_spec();
     X509 *x;
 
     (void)state;
-    s.ca = true;
     expect_ok(pem(issue(leaf_key, NULL, NULL, s)), key_pem);
     s.md = EVP_sha1();
     x = issue(leaf_key, NULL, NULL, s);
@@ -1155,6 +1191,83 @@ static void missing_eku_extension_is_no_restriction(void **state)
     expect_ok_as(CERT_PURPOSE_CLIENT, cert, key_pem);
 }
 
+/* What the issue saw: the CA's own certificate (and key) given as metrics_exporter's. */
+static void ca_certificate_as_the_leaf_is_refused_naming_both_problems(void **state)
+{
+    struct spec s = ca_spec("Ops CA");
+
+    (void)state;
+    s.ku = "critical,keyCertSign,cRLSign";
+    expect_fail(pem(issue(leaf_key, NULL, NULL, s)), key_pem, CV_EINVALID_CERT,
+                "certificate 'proxy' is a CA certificate (basicConstraints CA:TRUE) and its key "
+                "usage lacks digitalSignature (it has keyCertSign, cRLSign), so TLS clients "
+                "refuse it as a server's certificate: issue a leaf certificate from that CA "
+                "(basicConstraints = CA:FALSE, keyUsage = digitalSignature) and give that");
+    expect_fail_as(CERT_PURPOSE_CLIENT, pem(issue(leaf_key, NULL, NULL, s)), key_pem,
+                   CV_EINVALID_CERT, "as a client's certificate");
+    /* An RSA CA: the fix names the key usages an RSA server certificate has. */
+    expect_fail(pem(issue(rsa_key, NULL, NULL, s)), NULL, CV_EINVALID_CERT,
+                "keyUsage = digitalSignature, keyEncipherment)");
+}
+
+/* An intermediate with its chain, as if the operator picked the wrong file from the CA's zip. */
+static void ca_certificate_with_its_chain_is_refused(void **state)
+{
+    (void)state;
+    expect_fail(join(inter_pem, root_pem, NULL), NULL, CV_EINVALID_CERT,
+                "certificate 'proxy' is a CA certificate (basicConstraints CA:TRUE), which TLS "
+                "clients refuse as a server's certificate: issue a leaf certificate "
+                "(basicConstraints = CA:FALSE) from that CA and give that");
+}
+
+/* What openssl req -x509 makes by default: CA:TRUE, and no key usage. */
+static void self_signed_ca_certificate_is_refused_with_the_openssl_fix(void **state)
+{
+    struct spec s = leaf_spec();
+
+    (void)state;
+    s.ca = true;
+    expect_fail(pem(issue(leaf_key, NULL, NULL, s)), key_pem, CV_EINVALID_CERT,
+                "certificate 'proxy' is a CA certificate (basicConstraints CA:TRUE), which TLS "
+                "clients refuse as a server's certificate: make a self-signed leaf with openssl "
+                "req -x509 -addext basicConstraints=critical,CA:FALSE, or issue a leaf from a CA");
+}
+
+static void key_usage_without_digital_signature_is_refused(void **state)
+{
+    struct spec s = leaf_spec();
+
+    (void)state;
+    s.ku = "critical,keyEncipherment";
+    expect_fail(direct_leaf(rsa_key, s), NULL, CV_EINVALID_CERT,
+                "certificate 'proxy' has a key usage without digitalSignature (it has "
+                "keyEncipherment), so TLS clients refuse it (unsuitable certificate purpose): "
+                "have it reissued with keyUsage = digitalSignature, keyEncipherment");
+    s.ku = "keyAgreement";
+    expect_fail(direct_leaf(leaf_key, s), key_pem, CV_EINVALID_CERT,
+                "(it has keyAgreement), so TLS clients refuse it (unsuitable certificate purpose): "
+                "have it reissued with keyUsage = digitalSignature");
+}
+
+/* What CAs issue for TLS servers, and no extension at all (RFC 5280 4.2.1.3), are accepted. */
+static void key_usages_with_digital_signature_are_accepted(void **state)
+{
+    struct spec s = leaf_spec();
+
+    (void)state;
+    s.ku = "critical,digitalSignature";
+    expect_ok(direct_leaf(leaf_key, s), key_pem);
+    expect_ok_as(CERT_PURPOSE_CLIENT, direct_leaf(leaf_key, s), key_pem);
+    s.ku = "critical,digitalSignature,keyEncipherment";
+    expect_ok(direct_leaf(rsa_key, s), NULL);
+    s.ku = "digitalSignature,keyAgreement";
+    expect_ok(direct_leaf(leaf_key, s), key_pem);
+    s.ku = NULL;
+    s.eku = NULL;
+    assert_false(X509_get_extension_flags(expect_ok(direct_leaf(leaf_key, s), key_pem)->leaf) &
+                 EXFLAG_KUSAGE);
+}
+
 static void leaf_in_a_bundle_is_refused(void **state)
 {
     (void)state;
@@ -1212,6 +1325,7 @@ int main(void)
         T(bundle_of_two_cas_is_accepted),
         T(der_is_refused_with_a_conversion),
         T(der_key_is_refused_with_a_conversion),
+        T(pkcs12_is_refused_with_the_pkcs12_commands),
         T(json_escaped_newlines_are_refused),
         T(text_that_is_not_pem_is_refused),
         T(binary_that_is_not_der_is_refused),
@@ -1252,6 +1366,11 @@ int main(void)
         T(missing_server_auth_is_refused),
         T(missing_client_auth_is_refused_for_a_client),
         T(missing_eku_extension_is_no_restriction),
+        T(ca_certificate_as_the_leaf_is_refused_naming_both_problems),
+        T(ca_certificate_with_its_chain_is_refused),
+        T(self_signed_ca_certificate_is_refused_with_the_openssl_fix),
+        T(key_usage_without_digital_signature_is_refused),
+        T(key_usages_with_digital_signature_are_accepted),
         T(leaf_in_a_bundle_is_refused),
         T(short_error_buffer_is_cut_not_overrun),
         T(failures_leave_no_openssl_errors),
