@@ -75,10 +75,11 @@ void subject_line_free(struct subject_line *line)
 /*
  * Reads one "TYPE=value" starting at *pos up to an unescaped ',' or the end,
  * into type and value (each at least SUBJECT_LINE_MAX + 1). Leaves *pos after
- * the separator. Returns 0 or -EINVAL with a message.
+ * the separator, and *ret_separator true when there was one (an escaped comma
+ * at the end of a value is not one). Returns 0 or -EINVAL with a message.
  */
-static int read_rdn(const char *text, size_t *pos, char *type, char *value, char *err,
-                    size_t err_len)
+static int read_rdn(const char *text, size_t *pos, char *type, char *value, bool *ret_separator,
+                    char *err, size_t err_len)
 {
     size_t i = *pos, t = 0, v = 0, kept = 0; /* kept: value length up to its last escaped byte */
 
@@ -142,6 +143,7 @@ static int read_rdn(const char *text, size_t *pos, char *type, char *value, char
             kept = v;
     }
     value[kept] = '\0'; /* blanks before the separator are not part of the value */
+    *ret_separator = text[i] == ',';
     *pos = text[i] == ',' ? i + 1 : i;
     return 0;
 }
@@ -208,6 +210,7 @@ int subject_line_parse(const char *text, struct subject_line **ret_line, char *e
     struct subject_line *line;
     char type[SUBJECT_LINE_MAX + 1], value[SUBJECT_LINE_MAX + 1];
     size_t pos = 0, cns = 0, len = strlen(text);
+    bool separator = false;
     int r = 0;
 
     if (len == 0 || len > SUBJECT_LINE_MAX || has_control_character(text)) {
@@ -223,7 +226,7 @@ int subject_line_parse(const char *text, struct subject_line **ret_line, char *e
     while (r == 0 && pos < len) {
         int nid;
 
-        r = read_rdn(text, &pos, type, value, err, err_len);
+        r = read_rdn(text, &pos, type, value, &separator, err, err_len);
         if (r < 0)
             break;
         nid = type_nid(type);
@@ -248,7 +251,7 @@ int subject_line_parse(const char *text, struct subject_line **ret_line, char *e
         if (!line->attrs[line->n++].value)
             r = -ENOMEM;
         cns += nid == NID_commonName;
-        if (r == 0 && pos == len && text[len - 1] == ',') {
+        if (r == 0 && pos == len && separator) {
             snprintf(err, err_len, "the subject line ends with a comma");
             r = -EINVAL;
         }

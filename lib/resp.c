@@ -72,6 +72,9 @@ static int read_header(const char *buf, size_t len, size_t at, long long *ret_va
 
     if (!cr)
         return len - at > RESP_HEADER_MAX ? -1 : 0;
+    /* Too long whether its '\n' came or not: how the bytes arrive must not change the verdict. */
+    if ((size_t)(cr - buf) - at > RESP_HEADER_MAX)
+        return -1;
     if ((size_t)(cr - buf) + 1 >= len)
         return 0; /* the '\n' is still on its way */
     if (cr[1] != '\n' || !parse_number(buf + at + 1, (size_t)(cr - buf) - at - 1, ret_value))

@@ -3,7 +3,7 @@
 # Safe to run again: it only calls apt-get when something is missing.
 set -eu
 
-packages="build-essential cmake pkg-config clang-format
+packages="build-essential cmake pkg-config clang-format clang libclang-rt-14-dev
 libssl-dev libconfuse-dev libsystemd-dev libevent-dev libjansson-dev libcmocka-dev
 redis-server redis-tools python3 python3-pytest python3-redis supervisor strace procps util-linux openssl
 haproxy stunnel4 sslscan prometheus curl chromium

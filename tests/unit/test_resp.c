@@ -169,6 +169,10 @@ static void refuses_malformed_requests_with_redis_words(void **state)
         {"\"a\"b\r\n", "Protocol error: unbalanced quotes in request"},
         {"*1111111111111111111111111111111111", "Protocol error: too big mbulk count string"},
         {"*1\r\n$1111111111111111111111111111111111", "Protocol error: too big bulk count string"},
+        /* As long, with its CR come and its LF not yet (found by tests/fuzz/fuzz_resp.c). */
+        {"*1111111111111111111111111111111111\r", "Protocol error: too big mbulk count string"},
+        {"*1\r\n$1111111111111111111111111111111111\r",
+         "Protocol error: too big bulk count string"},
     };
     const struct resp_request *req;
     char buf[64], err[256];

@@ -77,6 +77,24 @@ static void types_any_case_blanks_and_escapes(void **state)
     subject_line_free(line);
 }
 
+/* Found by tests/fuzz/fuzz_subject_line.c: the users file keeps the canonical text. */
+static void a_value_may_end_with_an_escaped_comma(void **state)
+{
+    struct subject_line *line = parse_ok("O=Example, CN=ops\\, ");
+    char *text;
+
+    (void)state;
+    assert_string_equal(subject_line_cn(line), "ops,");
+    text = subject_line_format(line);
+    assert_string_equal(text, "O=Example, CN=ops\\,");
+    subject_line_free(line);
+    line = parse_ok(text); /* was refused: "the subject line ends with a comma" */
+    assert_string_equal(subject_line_cn(line), "ops,");
+    free(text);
+    subject_line_free(line);
+    parse_refused("O=Example, CN=ops\\,,", "ends with a comma");
+}
+
 static void garbage_is_refused_with_the_reason(void **state)
 {
     (void)state;
@@ -228,6 +246,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(parses_the_redis_enterprise_form),
         cmocka_unit_test(types_any_case_blanks_and_escapes),
+        cmocka_unit_test(a_value_may_end_with_an_escaped_comma),
         cmocka_unit_test(garbage_is_refused_with_the_reason),
         cmocka_unit_test(limits),
         cmocka_unit_test(full_subject_is_every_attribute_in_any_order),
