@@ -89,7 +89,7 @@ def test_rotate_all_with_rsa_4096_keys_leaves_the_loop_free(agent_factory):
         return None if out.returncode == 0 and "RUNNING" in out.stdout else out.stdout + out.stderr
 
     def rest():
-        # From another address than the flood's, which is locked out; a 429 for the global
+        # From another address than the flood's, which is locked out; a 503 for the global
         # sign-in budget is waited out (sign_in_as_admin), as a client does.
         seen = sign_in_as_admin(node, OTHER_SOURCE, within=20.0)
         return None if seen[-1] == 200 else f"GET /v1/cluster as admin: {seen}"
