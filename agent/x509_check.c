@@ -457,9 +457,9 @@ static int parse_cert(const char *what, const struct pem_block *b, int index, X5
     return 0;
 }
 
-/* Every CERTIFICATE block of text, in order, into certs. */
-static int read_certs(const char *what, const char *text, STACK_OF(X509) * certs, char *err,
-                      size_t err_len)
+/* Every CERTIFICATE block of text, in order, into certs; more than max (0: any) is refused. */
+static int read_certs(const char *what, const char *text, int max, STACK_OF(X509) * certs,
+                      char *err, size_t err_len)
 {
     const char *pos = text;
     struct pem_block b;
@@ -471,6 +471,11 @@ static int read_certs(const char *what, const char *text, STACK_OF(X509) * certs
 
         if (strcmp(b.label, "CERTIFICATE") != 0)
             return cert_label_error(what, b.label, err, err_len);
+        if (max > 0 && sk_X509_num(certs) == max)
+            return fail(err, err_len, CV_EINVALID_CERT,
+                        "%s has more than %d certificates; give the certificate itself, then "
+                        "its intermediate CAs in order (the root may follow), and nothing else",
+                        what, max);
         if ((ret = parse_cert(what, &b, sk_X509_num(certs) + 1, &x, err, err_len)) < 0)
             return ret;
         if (!sk_X509_push(certs, x)) {
@@ -618,7 +623,8 @@ static int load_certs(const struct request *req, STACK_OF(X509) * certs, char *e
     text = normalize(req->cert, req->cert_len);
     if (!text)
         return out_of_memory(err, err_len);
-    r = read_certs(what, text, certs, err, err_len);
+    r = read_certs(what, text, req->purpose == CERT_PURPOSE_CA_BUNDLE ? 0 : X509_CHECK_MAX_CHAIN,
+                   certs, err, err_len);
     free_text(text, req->cert_len + 1, false);
     return r;
 }

@@ -16,6 +16,10 @@ enum cert_purpose {
 };
 
 #define X509_CHECK_MAX_INPUT (256 * 1024) /* bytes, certificate or key */
+/* A certificate with its chain: the leaf, intermediates and perhaps the root. Real chains have
+ * 2 to 4; the bound keeps validation, which runs on the agent's loop, short. CA bundles have none.
+ */
+#define X509_CHECK_MAX_CHAIN 10
 #define X509_CHECK_WARN_DAYS 30
 
 struct x509_checked {
@@ -46,7 +50,8 @@ struct x509_checked {
  *     restriction), a leaf that is a CA certificate (basicConstraints CA:TRUE)
  *     or whose key usage extension lacks digitalSignature (no extension is no
  *     restriction; both problems are named when both are there), input over
- *     X509_CHECK_MAX_INPUT, trailing garbage after the last PEM block, a
+ *     X509_CHECK_MAX_INPUT, more than X509_CHECK_MAX_CHAIN certificates with
+ *     a key or service certificate, trailing garbage after the last PEM block, a
  *     key given for a CA bundle or a bundle member that is not a CA.
  * Fewer than X509_CHECK_WARN_DAYS days left is a warning, not a failure.
  */

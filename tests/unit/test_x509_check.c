@@ -1117,6 +1117,29 @@ static void chain_out_of_order_is_refused(void **state)
                 "is out of order");
 }
 
+/* Validation runs on the agent's loop: a chain of hundreds is refused before it is verified. */
+static void chain_longer_than_the_limit_is_refused(void **state)
+{
+    size_t len = strlen(leaf_pem) + 1;
+    char *text;
+
+    (void)state;
+    for (int i = 0; i <= X509_CHECK_MAX_CHAIN; i++)
+        len += strlen(root_pem);
+    text = keep_text(calloc(1, len));
+    strcpy(text, leaf_pem);
+    strcat(text, inter_pem);
+    for (int i = 2; i < X509_CHECK_MAX_CHAIN; i++)
+        strcat(text, root_pem);
+    /* At the limit, the repeated root is the only fault: it still links. */
+    expect_ok(text, key_pem);
+    strcat(text, root_pem);
+    expect_fail(text, key_pem, CV_EINVALID_CERT,
+                "certificate 'proxy' has more than 10 certificates; give the certificate itself");
+    /* A CA bundle is not a chain: a system bundle holds over a hundred. */
+    expect_ok_as(CERT_PURPOSE_CA_BUNDLE, strstr(text, root_pem), NULL);
+}
+
 static void chain_that_does_not_link_is_refused(void **state)
 {
     X509 *rsa_root = issue(rsa_ca_key, NULL, NULL, ca_spec("RSA Root"));
@@ -1360,6 +1383,7 @@ int main(void)
         T(sha1_self_signed_leaf_is_refused),
         T(sha1_intermediate_is_refused),
         T(chain_out_of_order_is_refused),
+        T(chain_longer_than_the_limit_is_refused),
         T(chain_that_does_not_link_is_refused),
         T(same_name_other_key_is_refused),
         T(chain_member_that_is_not_a_ca_is_refused),
