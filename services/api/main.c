@@ -32,7 +32,8 @@
 #define API_MAX_BODY (1024 * 1024)
 #define API_MAX_HEAD (16 * 1024)
 #define API_MAX_CONNS 128
-/* A quarter of them from one address (an IPv6 /64): cm's calls to the API come from one. */
+/* A quarter of them from one address (an IPv6 /64) by default: cm's calls to the API come from
+ * one. Behind a load balancer every client has its address: --max-conns-per-address. */
 #define API_MAX_CONNS_PER_ADDRESS 32
 
 static struct {
@@ -42,7 +43,12 @@ static struct {
     long port;
     long http_port;
     long request_timeout;
-} opt = {.bind = "0.0.0.0", .port = -1, .http_port = 8080, .request_timeout = 30};
+    long max_conns_per_address;
+} opt = {.bind = "0.0.0.0",
+         .port = -1,
+         .http_port = 8080,
+         .request_timeout = 30,
+         .max_conns_per_address = API_MAX_CONNS_PER_ADDRESS};
 
 struct service {
     struct service_runtime rt;
@@ -58,12 +64,15 @@ static void usage(FILE *out)
     fprintf(out,
             "Usage: " PROGRAM " --config FILE --port PORT [--bind ADDRESS] [--http-port PORT]\n"
             "                     --control-socket PATH [--request-timeout SECONDS]\n"
+            "                     [--max-conns-per-address N]\n"
             "  --config FILE            the TLS file certvisord renders for this service\n"
             "  --port PORT              HTTPS port (9443; 0: any free port)\n"
             "  --bind ADDRESS           IPv4 or IPv6 address to listen on (default 0.0.0.0)\n"
             "  --http-port PORT         plain HTTP port while http_support is enabled (8080)\n"
             "  --control-socket PATH    certvisord's control socket\n"
             "  --request-timeout SECS   time a client has to send a request (default 30)\n"
+            "  --max-conns-per-address N  connections at once from one address, of 128\n"
+            "                           (default 32; 0: no cap, as behind a load balancer)\n"
             "SIGHUP reloads the TLS file; a reload that fails ends the service (status 1).\n");
 }
 
@@ -75,6 +84,7 @@ static void parse(int argc, char **argv)
                                             {"http-port", required_argument, NULL, 'H'},
                                             {"control-socket", required_argument, NULL, 's'},
                                             {"request-timeout", required_argument, NULL, 't'},
+                                            {"max-conns-per-address", required_argument, NULL, 'm'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     int c;
@@ -99,6 +109,10 @@ static void parse(int argc, char **argv)
         case 't':
             opt.request_timeout =
                 service_option_number(PROGRAM, "--request-timeout", optarg, 1, 3600);
+            break;
+        case 'm':
+            opt.max_conns_per_address =
+                service_option_number(PROGRAM, "--max-conns-per-address", optarg, 0, API_MAX_CONNS);
             break;
         case 'h':
             usage(stdout);
@@ -190,7 +204,7 @@ static int run(struct service *s)
     limits.max_head = API_MAX_HEAD;
     limits.max_body = API_MAX_BODY;
     limits.max_conns = API_MAX_CONNS;
-    limits.max_conns_per_address = API_MAX_CONNS_PER_ADDRESS;
+    limits.max_conns_per_address = (unsigned)opt.max_conns_per_address;
     limits.request_timeout = (int)opt.request_timeout;
     limits.idle_timeout = (int)opt.request_timeout;
     if (http_server_new(s->api.base, &limits, &callbacks, &s->http) < 0) {

@@ -14,8 +14,10 @@ import time
 import pytest
 
 from conftest import wait_for
-from test_api import (ADMIN, CURL, assert_clean_exit, make_pair, needs_cryptography,
-                      pem_fingerprint, start_node)
+from test_api import (ADMIN, CURL, Node, add_user, api_service, assert_clean_exit, make_pair,
+                      needs_cryptography, pem_fingerprint, start_node)
+from test_certs import free_port
+from test_supervision import svc
 
 try:
     from cryptography.hazmat.primitives import serialization
@@ -176,6 +178,29 @@ def test_slowloris_cannot_starve_the_api(agent_factory):
         for s in socks:
             s.close()
     assert_clean_exit(node.agent)
+
+
+def test_behind_a_load_balancer_the_per_address_cap_can_be_lifted(agent_factory):
+    # Every client of an api behind a proxy arrives from the proxy's address.
+    port, http_port = free_port(), free_port()
+    section = api_service(port, http_port).replace(
+        '"--request-timeout", "30"', '"--request-timeout", "30", "--max-conns-per-address", "0"')
+    assert "--max-conns-per-address" in section
+    agent = agent_factory({"api": section, "web": svc()})
+    agent.start()
+    add_user(agent, *ADMIN, "admin")
+    node = Node(agent, port, http_port)
+    socks = open_idle(node.port, ["127.0.0.1"], 3 * PER_ADDRESS)
+    try:
+        # With the default cap all but 32 would be closed at once (the slowloris test above).
+        time.sleep(1.5)
+        assert sum(not closed_by_server(s) for s in socks) == 3 * PER_ADDRESS
+        status, _ = timed_request(node, "127.0.0.1")
+        assert status == 200
+    finally:
+        for s in socks:
+            s.close()
+    assert_clean_exit(agent)
 
 
 @needs_cryptography
