@@ -688,7 +688,7 @@ static void process_input(struct control_conn *conn)
         return;
     }
     if (len > CONTROL_MAX_MESSAGE) {
-        free(line);
+        OPENSSL_clear_free(line, len);
         refuse_oversized(conn);
         return;
     }
@@ -701,7 +701,9 @@ static void process_input(struct control_conn *conn)
         dispatch(conn, request);
         json_decref(request);
     }
-    free(line);
+    /* The line may carry a key or a password (libevent's own buffers are wiped by
+     * lib/secure_alloc.c; this copy is freed here, with free(), so it is wiped here). */
+    OPENSSL_clear_free(line, len);
 }
 
 static void on_resume(evutil_socket_t fd, short what, void *arg)
