@@ -549,20 +549,6 @@ int certs_csr_make(const struct certs_csr *csr, char **ret_csr_pem, char *err, s
     return r;
 }
 
-int certs_make_csr(struct certs *certs, const struct cert_settings *settings, const char *name,
-                   const char *subject_dn, const char *const *sans, size_t n_sans,
-                   char **ret_csr_pem, char *err, size_t err_len)
-{
-    struct certs_csr *csr = NULL;
-    int r = certs_csr_new(certs, settings, name, subject_dn, sans, n_sans, &csr, err, err_len);
-
-    *ret_csr_pem = NULL;
-    if (r == 0)
-        r = certs_csr_make(csr, ret_csr_pem, err, err_len);
-    certs_csr_free(csr);
-    return r;
-}
-
 static int export_ca(struct certs *certs, X509 *ca_cert, char *err, size_t err_len)
 {
     char *pem = x509_pem_of_cert(ca_cert);

@@ -61,20 +61,13 @@ int certs_issuer_issue(const struct certs_issuer *issuer, char **ret_cert_pem, c
 void certs_issuer_free(struct certs_issuer *issuer);
 
 /*
- * Makes a new key for name, keeps it in the store as its pending key (it
- * never leaves the store), and returns a CSR for it (malloc'd): subject_dn
+ * A CSR for name, in two halves like the issuer above. certs_csr_new() on the
+ * loop copies the names, the key type and where the store is. certs_csr_make()
+ * makes a new key, keeps it in the store as name's pending key (it never
+ * leaves the store), and returns a CSR for it (malloc'd): subject_dn
  * ("/O=.../CN=...") or the cluster's name, and the given SANs (IP addresses
- * and DNS names) or the node's defaults when n_sans is 0.
- */
-int certs_make_csr(struct certs *certs, const struct cert_settings *settings, const char *name,
-                   const char *subject_dn, const char *const *sans, size_t n_sans,
-                   char **ret_csr_pem, char *err, size_t err_len);
-
-/*
- * certs_make_csr() in two halves, like the issuer above: certs_csr_new() on
- * the loop copies the names, the key type and where the store is;
- * certs_csr_make() makes the key and the CSR, and writes the pending key, from
- * those copies alone (a worker thread may run it).
+ * and DNS names) or the node's defaults when n_sans is 0. It works from the
+ * copies alone, so a worker thread may run it.
  */
 struct certs_csr;
 
