@@ -74,7 +74,9 @@ static void on_exit_while_running(struct fsm *fsm, const struct fsm_policy *poli
     }
     if (event->run_seconds >= policy->backoff_reset_after)
         fsm->failures = 0;
-    out->note = FSM_NOTE_CRASHED;
+    /* autorestart = true revives a clean exit too (a database's shard after a SHUTDOWN):
+     * it is not called a crash, but it counts and backs off like one, so a loop cannot spin. */
+    out->note = event->expected_exit ? FSM_NOTE_EXITED : FSM_NOTE_CRASHED;
     count_failure(fsm, policy, out);
 }
 

@@ -69,7 +69,7 @@ enum fsm_note {
     FSM_NOTE_EXITED_EARLY,  /* exited before it was ready */
     FSM_NOTE_START_TIMEOUT, /* was not ready within start_timeout */
     FSM_NOTE_CRASHED,       /* exited unexpectedly while running */
-    FSM_NOTE_EXITED,        /* exited and is not to be restarted */
+    FSM_NOTE_EXITED,        /* exited with an expected status (restarted if autorestart = true) */
     FSM_NOTE_GAVE_UP,       /* too many failures: FATAL */
     FSM_NOTE_STOP_TIMEOUT,  /* ignored the stop signal: killed */
     FSM_NOTE_STOPPED,       /* stopped as asked */

@@ -32,9 +32,17 @@ bool supervisor_all_quiet(const struct agent *agent)
     return true;
 }
 
-/* A pending stop waits for the dependents that are being stopped too. */
+/*
+ * A pending stop waits for the dependents that are being stopped too, so that
+ * none of them loses a dependency it still runs with. A service in BACKOFF has
+ * no process to take from them, only a retry: that is cancelled at once, or the
+ * retry would start it again while the agent stops it (its shutdown, "restart
+ * all"), and a shard that had just exited would be revived behind the stop.
+ */
 static bool stop_must_wait(const struct agent *agent, const struct service *service)
 {
+    if (service->fsm.state == SERVICE_BACKOFF)
+        return false;
     for (size_t i = 0; i < agent->n_services; i++) {
         const struct service *other = agent->services[i];
 
