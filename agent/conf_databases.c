@@ -1,6 +1,7 @@
 /* The conf.d "database <name> { ... }" sections: the databases the proxy serves. */
 #include "conf_databases.h"
 
+#include "admin_commands.h"
 #include "conf_text.h"
 #include "cv_error.h"
 #include "trust.h"
@@ -18,6 +19,7 @@ cfg_opt_t conf_database_options[] = {
     CFG_STR("shard", NULL, CFGF_NODEFAULT),
     CFG_BOOL("shard_tls", cfg_false, CFGF_NONE),
     CFG_BOOL("multiplex", cfg_true, CFGF_NONE),
+    CFG_STR("allow_commands", "", CFGF_NONE),
     CFG_STR("tls_mode", "enabled", CFGF_NONE),
     CFG_STR("client_auth", "none", CFGF_NONE),
     CFG_STR("client_trust", "mtls_trusted_ca", CFGF_NONE),
@@ -79,7 +81,7 @@ static void check(cfg_t *section, struct database_decl *decl, char *reason, size
     const char *shard = optional_str(section, "shard");
     const char *trust = NULL;
     long port = cfg_getint(section, "port");
-    char host[256], why[300];
+    char host[256], why[768];
     int shard_port;
 
     *reason = '\0';
@@ -107,6 +109,9 @@ static void check(cfg_t *section, struct database_decl *decl, char *reason, size
         snprintf(reason, len, "client_trust %s", why);
     else if (decl->tls_mode == DB_TLS_DISABLED && decl->client_auth != TLS_VERIFY_NONE)
         snprintf(reason, len, "client_auth needs TLS: it cannot be set with tls_mode disabled");
+    else if (admin_commands_parse(cfg_getstr(section, "allow_commands"), &decl->commands_allowed,
+                                  why, sizeof(why)) < 0)
+        snprintf(reason, len, "allow_commands: %s", why);
     if (!*reason)
         decl->client_trust = strdup(trust);
 }
@@ -129,7 +134,7 @@ int conf_database_add(cfg_t *section, const char *path, struct database_decl **d
     const char *advertise = optional_str(section, "advertise");
     int line = conf_text_section_line(path, "database", name);
     struct database_decl decl = {0}, *grown;
-    char reason[512];
+    char reason[1024];
 
     if (!line)
         line = section->line;

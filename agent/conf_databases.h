@@ -8,6 +8,7 @@
 #include <confuse.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* One database as the operator declared it; rendered into lib's db_config for the services. */
 struct database_decl {
@@ -18,6 +19,7 @@ struct database_decl {
     char *shard;        /* "host:port" of the Redis shard */
     bool shard_tls;     /* the proxy reaches the shard over TLS, with data_internode_encryption */
     bool multiplex_off; /* multiplex = no: each client gets a shard connection of its own */
+    uint64_t commands_allowed; /* allow_commands: administrative commands let through (a mask) */
     enum db_tls_mode tls_mode;
     enum tls_verify client_auth; /* client certificates */
     /*

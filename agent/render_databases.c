@@ -48,6 +48,7 @@ static int resolve_db(const struct render_inputs *in, const struct database_decl
         .tls_mode = decl->tls_mode,
         .client_verify = decl->client_auth,
         .multiplex_off = decl->multiplex_off,
+        .commands_allowed = decl->commands_allowed,
     };
     /* Clients are told the endpoint's own address, or, behind a wildcard, the node's name. */
     if (!db->advertise) {
@@ -97,6 +98,7 @@ static int resolve_replica(const struct render_inputs *in, const struct database
         return r;
     db->client_verify = TLS_VERIFY_NONE;
     db->client_ca_file = NULL;
+    db->commands_allowed = 0;
     if (trust_ref_file(in, "server_cert", replica->server_cert, paths->replica_ca,
                        sizeof(paths->replica_ca), why, sizeof(why)) < 0) {
         snprintf(err, err_len, "database '%s' (%s): replica_of: %s", decl->name, decl->source, why);

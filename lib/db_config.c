@@ -1,6 +1,7 @@
 /* The rendered database list: rendering, parsing and reading the file the proxy serves from. */
 #include "db_config.h"
 
+#include "admin_commands.h"
 #include "cv_error.h"
 #include "kv_text.h"
 
@@ -121,6 +122,12 @@ char *db_list_render(const struct db_list *list)
         put(f, "client_ca_file", db->client_ca_file);
         if (db->multiplex_off)
             fputs("multiplex = no\n", f);
+        if (db->commands_allowed) {
+            char words[1024];
+
+            admin_commands_format(db->commands_allowed, words, sizeof(words));
+            fprintf(f, "allow_commands = %s\n", words);
+        }
         if (!db->replica_source)
             continue;
         put(f, "replica_source", db->replica_source);
@@ -276,6 +283,15 @@ static int parse_setting(struct db_config *db, const struct kv_line *line, char 
             db->replica_verify_hostname = on;
         return 0;
     }
+    if (kv_key_is(line, "allow_commands")) {
+        char why[768];
+
+        if (admin_commands_parse(value, &db->commands_allowed, why, sizeof(why)) < 0) {
+            snprintf(err, err_len, "line %d: allow_commands: %s", line->number, why);
+            return CV_EINVALID_TLS;
+        }
+        return 0;
+    }
     if (kv_key_is(line, "tls_mode")) {
         if (db_tls_mode_parse(value, &db->tls_mode) < 0) {
             snprintf(err, err_len, "line %d: tls_mode '%s' is not enabled, disabled or replica_ssl",
@@ -422,7 +438,7 @@ int db_list_parse(const char *text, struct db_list *list, char *err, size_t err_
 
 int db_list_read(const char *path, struct db_list *list, char *err, size_t err_len)
 {
-    char message[512], *text = NULL;
+    char message[1024], *text = NULL;
     int r = kv_read_file(path, DB_CONFIG_MAX_BYTES, &text, err, err_len);
 
     if (r < 0)

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* How a database's endpoint speaks to its clients. */
 enum db_tls_mode {
@@ -18,7 +19,8 @@ enum db_tls_mode {
  * One database, as the proxy serves it. The file is text: a "[name]" line
  * opens each database, then "key = value" lines in this order:
  *   listen, port, advertise, shard, shard_tls, shard_cert_file, shard_key_file,
- *   shard_ca_file, tls_mode, client_verify, client_ca_file, multiplex, replica_source,
+ *   shard_ca_file, tls_mode, client_verify, client_ca_file, multiplex, allow_commands,
+ *   replica_source,
  *   replica_ca_file, replica_server_name, replica_verify_hostname,
  *   replica_local_port
  * Optional values are omitted when unset; the replica_ lines only come with
@@ -45,6 +47,12 @@ struct db_config {
      */
     bool multiplex_off;
     /*
+     * The administrative commands (lib/admin_commands.h) the endpoint lets through anyway, as
+     * a mask of the table's entries: "allow_commands = config set, debug", rendered only when
+     * not 0.
+     */
+    uint64_t commands_allowed;
+    /*
      * A replica of a database on another cluster (Replica Of), as the syncer
      * carries it; replica_source NULL for any other database.
      */
@@ -68,7 +76,8 @@ char *db_list_render(const struct db_list *list);
  * db_list_clear). Returns 0, or CV_EINVALID_TLS with "line N: problem" in
  * err: a key outside a database, an unknown key, a bad value, a database
  * without port or shard, a name or port used twice, shard_tls without its
- * files, client_verify without client_ca_file, replica_source without
+ * files, client_verify without client_ca_file, a word of allow_commands that is not an
+ * administrative command (the message lists them), replica_source without
  * replica_ca_file (or another replica_ setting without replica_source).
  */
 int db_list_parse(const char *text, struct db_list *list, char *err, size_t err_len);

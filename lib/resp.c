@@ -2,6 +2,7 @@
 #include "resp.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -610,9 +611,18 @@ void resp_request_framer_init(struct resp_request_framer *framer)
     framer->argc = -1;
 }
 
-/* Lower-cases text[0, len) into out (of size) when it fits; "" when it does not. */
+/*
+ * Lower-cases text[0, len) into out (of size) when it fits; "" when it does not. Only the text
+ * before a NUL byte counts: Redis finds a command by a hash of the whole name but compares the
+ * names in its bucket with strcasecmp(), so "config\0<anything>" runs as CONFIG whenever its hash
+ * falls in CONFIG's bucket (one try in a few hundred), and must not pass as a name too long.
+ */
 static void lower_copy(char *out, size_t size, const char *text, size_t len)
 {
+    const char *nul = memchr(text, '\0', len);
+
+    if (nul)
+        len = (size_t)(nul - text);
     if (len >= size) {
         out[0] = '\0';
         return;
@@ -681,6 +691,8 @@ int resp_frame_request(struct resp_request_framer *f, const char *buf, size_t le
             return -EPROTO;
         if (f->index == 0)
             lower_copy(f->info.name, sizeof(f->info.name), buf + start, (size_t)value);
+        if (f->index == 1)
+            lower_copy(f->info.sub, sizeof(f->info.sub), buf + start, (size_t)value);
         if (f->index > 0 && value == 5 && strncasecmp(buf + start, "block", 5) == 0)
             f->info.has_block = true;
         f->pos = start + (size_t)value + 2;
@@ -691,4 +703,496 @@ int resp_frame_request(struct resp_request_framer *f, const char *buf, size_t le
     *ret_used = f->pos;
     resp_request_framer_init(f);
     return 1;
+}
+
+/* --- scanning a request stream -------------------------------------------------------------- */
+
+enum {
+    SCAN_START,     /* the first byte of a request */
+    SCAN_COUNT,     /* an array's "*<count>", up to its CR */
+    SCAN_COUNT_LF,  /* the byte after that CR, whatever it is (as Redis skips it) */
+    SCAN_DOLLAR,    /* the '$' of an argument */
+    SCAN_LEN,       /* its length, up to the CR */
+    SCAN_LEN_LF,    /* the byte after that CR */
+    SCAN_DATA,      /* the argument and its two trailing bytes */
+    SCAN_IL_LEAD,   /* inline: blanks before the first word */
+    SCAN_IL_WORD,   /* a word outside quotes */
+    SCAN_IL_DQ,     /* inside double quotes */
+    SCAN_IL_DQ_ESC, /* after a backslash there */
+    SCAN_IL_DQ_X,   /* after "\x": maybe a hex escape */
+    SCAN_IL_DQ_X1,  /* after "\x" and one hex digit */
+    SCAN_IL_SQ,     /* inside single quotes */
+    SCAN_IL_SQ_ESC, /* after a backslash there */
+    SCAN_IL_CLOSED, /* after a closing quote: a blank or the end must follow */
+    SCAN_IL_BLANK,  /* blanks after the name, before the subcommand */
+    SCAN_IL_REST,   /* the rest of the line, once the head is known */
+    SCAN_PASS_ALL,  /* after garbage: everything passes */
+    SCAN_DROP_ALL,  /* after garbage inside a refused request: everything is dropped */
+};
+
+/* What one byte did. */
+enum {
+    STEP_OK,
+    STEP_HEAD,    /* the head is known (the request may have ended too: state SCAN_START) */
+    STEP_END,     /* the request ended without a head (an empty one) */
+    STEP_GARBAGE, /* the byte was not taken */
+};
+
+void resp_scanner_init(struct resp_scanner *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->state = SCAN_START;
+}
+
+/* A blank of sdssplitargs() between words (isspace() in the C locale); LF ends the line instead. */
+static bool scan_blank(unsigned char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+}
+
+static void word_begin(struct resp_scanner *s)
+{
+    s->word_active = true;
+    s->word_len = 0;
+    s->word_nul = s->word_long = false;
+}
+
+/*
+ * Adds one byte of the argument. Returns true when its text as the server compares it is
+ * complete: a NUL byte ended it, or it is longer than any name.
+ */
+static bool word_add(struct resp_scanner *s, unsigned char c)
+{
+    if (c == '\0') {
+        s->word_nul = true;
+        return true;
+    }
+    if (s->word_len == sizeof(s->word) - 1) {
+        s->word_long = true;
+        return true;
+    }
+    s->word[s->word_len++] = (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
+    return false;
+}
+
+static int head(struct resp_scanner *s, size_t argc)
+{
+    s->decided = true;
+    s->word_active = false;
+    if (s->info.argc == 0)
+        s->info.argc = argc;
+    return STEP_HEAD;
+}
+
+/*
+ * The name or subcommand is complete; last: no argument follows. Returns STEP_HEAD, or STEP_OK
+ * when the name is known and the subcommand is awaited.
+ */
+static int word_done(struct resp_scanner *s, bool last)
+{
+    char *out = s->index == 0 ? s->info.name : s->info.sub;
+
+    s->word[s->word_len] = '\0';
+    memcpy(out, s->word_long ? "" : s->word, s->word_long ? 1 : s->word_len + 1);
+    s->word_active = false;
+    if (s->index > 0 || s->word_long || last)
+        return head(s, s->index + 1);
+    if (s->word_nul) {
+        /* What follows a NUL inside the name is part of it: the subcommand may be far away. */
+        s->sub_unknown = true;
+        return head(s, 1);
+    }
+    s->index = 1;
+    return STEP_OK;
+}
+
+/* Starts reading a number of a header (after its '*' or '$'). */
+static void number_begin(struct resp_scanner *s, unsigned char state)
+{
+    s->state = state;
+    s->negative = false;
+    s->digits = 0;
+    s->number = 0;
+}
+
+/*
+ * One byte of a header's number: 1 at its CR, 0 to go on, -1 for a byte Redis's string2ll()
+ * refuses (it takes at most 19 digits and a sign; a bulk length takes no sign).
+ */
+static int number_byte(struct resp_scanner *s, unsigned char c, bool sign_allowed)
+{
+    if (c == '\r')
+        return s->digits > 0 ? 1 : -1;
+    if (c == '-' && sign_allowed && !s->negative && s->digits == 0) {
+        s->negative = true;
+        return 0;
+    }
+    if (c < '0' || c > '9' || s->number > (LLONG_MAX - (c - '0')) / 10)
+        return -1;
+    s->number = s->number * 10 + (c - '0');
+    s->digits++;
+    return 0;
+}
+
+static int step_array(struct resp_scanner *s, unsigned char c)
+{
+    int r;
+
+    switch (s->state) {
+    case SCAN_COUNT:
+        r = number_byte(s, c, true);
+        if (r < 0)
+            return STEP_GARBAGE;
+        if (r > 0)
+            s->state = SCAN_COUNT_LF;
+        return STEP_OK;
+    case SCAN_COUNT_LF:
+        if (!s->negative && s->number > INT32_MAX)
+            return STEP_GARBAGE; /* Redis: invalid multibulk length */
+        if (s->negative || s->number == 0) {
+            s->state = SCAN_START; /* "*0", "*-1": an empty request, which Redis skips */
+            return STEP_END;
+        }
+        s->args_left = s->number;
+        s->info.argc = (size_t)s->number;
+        s->state = SCAN_DOLLAR;
+        return STEP_OK;
+    case SCAN_DOLLAR:
+        if (c != '$')
+            return STEP_GARBAGE;
+        number_begin(s, SCAN_LEN);
+        return STEP_OK;
+    case SCAN_LEN:
+        r = number_byte(s, c, false);
+        if (r < 0 || (r > 0 && s->number > LLONG_MAX - 2))
+            return STEP_GARBAGE;
+        if (r > 0)
+            s->state = SCAN_LEN_LF;
+        return STEP_OK;
+    case SCAN_LEN_LF:
+        s->args_left--;
+        s->bulk_left = s->number + 2;
+        s->state = SCAN_DATA;
+        if (s->decided)
+            return STEP_OK;
+        word_begin(s);
+        return s->number == 0 ? word_done(s, s->args_left == 0) : STEP_OK;
+    case SCAN_DATA:
+        s->bulk_left--;
+        if (s->word_active && s->bulk_left >= 2) {
+            if (word_add(s, c) || s->bulk_left == 2)
+                r = word_done(s, s->args_left == 0);
+            else
+                r = STEP_OK;
+            if (r == STEP_HEAD)
+                return r;
+        } else if (s->bulk_left == 0) {
+            if (s->args_left == 0) {
+                s->state = SCAN_START;
+                return s->decided ? STEP_OK : STEP_END;
+            }
+            s->state = SCAN_DOLLAR;
+        }
+        return STEP_OK;
+    default:
+        return STEP_GARBAGE;
+    }
+}
+
+/* Once the head is known mid-line: c was its last byte; the line may have ended with it. */
+static int head_in_line(struct resp_scanner *s, unsigned char c, int r)
+{
+    if (r == STEP_HEAD)
+        s->state = c == '\n' ? SCAN_START : SCAN_IL_REST;
+    return r;
+}
+
+/* One decoded byte of a quoted word. */
+static int quoted_add(struct resp_scanner *s, unsigned char c)
+{
+    if (s->word_active && word_add(s, c))
+        return word_done(s, false);
+    return STEP_OK;
+}
+
+/*
+ * A word ended at c (a blank, LF, or a NUL byte, after which sdssplitargs() reads no more
+ * arguments; Redis itself never finds the line's end past a NUL, so nothing of it runs).
+ */
+static int word_end(struct resp_scanner *s, unsigned char c)
+{
+    bool last = c == '\n' || c == '\0';
+    int r = s->word_active ? word_done(s, last) : STEP_OK;
+
+    if (r == STEP_HEAD)
+        return head_in_line(s, c, r);
+    s->state = SCAN_IL_BLANK; /* c is the first blank of the run, kept */
+    return r;
+}
+
+static int step_inline(struct resp_scanner *s, unsigned char c);
+
+static int step_dq(struct resp_scanner *s, unsigned char c)
+{
+    int r;
+
+    switch (c) {
+    case '\\':
+        s->state = SCAN_IL_DQ_ESC;
+        return STEP_OK;
+    case '"':
+        s->state = SCAN_IL_CLOSED;
+        return STEP_OK;
+    case '\n':
+    case '\0':
+        return STEP_GARBAGE; /* unbalanced quotes */
+    default:
+        r = quoted_add(s, c);
+        return head_in_line(s, c, r);
+    }
+}
+
+static int step_sq(struct resp_scanner *s, unsigned char c)
+{
+    switch (c) {
+    case '\\':
+        s->state = SCAN_IL_SQ_ESC;
+        return STEP_OK;
+    case '\'':
+        s->state = SCAN_IL_CLOSED;
+        return STEP_OK;
+    case '\n':
+    case '\0':
+        return STEP_GARBAGE;
+    default:
+        return head_in_line(s, c, quoted_add(s, c));
+    }
+}
+
+/* Adds the bytes a failed escape stands for, then reads c again in its quotes. */
+static int escape_fallback(struct resp_scanner *s, const char *bytes, size_t n, unsigned char c,
+                           bool double_quotes)
+{
+    for (size_t i = 0; i < n; i++) {
+        int r = quoted_add(s, (unsigned char)bytes[i]);
+
+        if (r == STEP_HEAD)
+            return head_in_line(s, c, r);
+    }
+    s->state = double_quotes ? SCAN_IL_DQ : SCAN_IL_SQ;
+    return double_quotes ? step_dq(s, c) : step_sq(s, c);
+}
+
+static int step_inline(struct resp_scanner *s, unsigned char c)
+{
+    char pending[2];
+
+    switch (s->state) {
+    case SCAN_IL_LEAD:
+    case SCAN_IL_BLANK:
+        if (c == '\n' || c == '\0') {
+            if (s->state == SCAN_IL_LEAD && c == '\n') {
+                s->state = SCAN_START;
+                return STEP_END; /* an empty line */
+            }
+            if (s->state == SCAN_IL_LEAD) {
+                /* No argument before the NUL: nothing of the line can run, so nothing waits. */
+                s->decided = true;
+                s->state = SCAN_IL_REST;
+                return STEP_OK;
+            }
+            return head_in_line(s, c, head(s, 1));
+        }
+        if (scan_blank(c))
+            return STEP_OK;
+        if (s->state == SCAN_IL_LEAD)
+            s->index = 0;
+        word_begin(s);
+        s->state = SCAN_IL_WORD;
+        __attribute__((fallthrough));
+    case SCAN_IL_WORD:
+        switch (c) {
+        case ' ':
+        case '\t':
+        case '\r':
+        case '\n':
+        case '\0':
+            return word_end(s, c);
+        case '"':
+            s->state = SCAN_IL_DQ;
+            return STEP_OK;
+        case '\'':
+            s->state = SCAN_IL_SQ;
+            return STEP_OK;
+        default:
+            return head_in_line(s, c, quoted_add(s, c));
+        }
+    case SCAN_IL_DQ:
+        return step_dq(s, c);
+    case SCAN_IL_DQ_ESC:
+        if (c == '\n' || c == '\0')
+            return STEP_GARBAGE;
+        if (c == 'x') {
+            s->state = SCAN_IL_DQ_X;
+            return STEP_OK;
+        }
+        s->state = SCAN_IL_DQ;
+        return head_in_line(s, c, quoted_add(s, (unsigned char)unescape((char)c)));
+    case SCAN_IL_DQ_X:
+        if (OPENSSL_hexchar2int(c) >= 0) {
+            s->hex = c;
+            s->state = SCAN_IL_DQ_X1;
+            return STEP_OK;
+        }
+        return escape_fallback(s, "x", 1, c, true); /* "\x" then not hex: an 'x' */
+    case SCAN_IL_DQ_X1:
+        if (OPENSSL_hexchar2int(c) >= 0) {
+            s->state = SCAN_IL_DQ;
+            return head_in_line(s, c,
+                                quoted_add(s, (unsigned char)(OPENSSL_hexchar2int(s->hex) * 16 +
+                                                              OPENSSL_hexchar2int(c))));
+        }
+        pending[0] = 'x';
+        pending[1] = (char)s->hex;
+        return escape_fallback(s, pending, 2, c, true);
+    case SCAN_IL_SQ:
+        return step_sq(s, c);
+    case SCAN_IL_SQ_ESC:
+        if (c == '\'') {
+            s->state = SCAN_IL_SQ;
+            return head_in_line(s, c, quoted_add(s, '\''));
+        }
+        return escape_fallback(s, "\\", 1, c, false);
+    case SCAN_IL_CLOSED:
+        /* A closing quote must be followed by a blank or the end of the line (or a NUL). */
+        if (c == '\n' || c == '\0' || scan_blank(c))
+            return word_end(s, c);
+        return STEP_GARBAGE;
+    case SCAN_IL_REST:
+        if (c == '\n') {
+            s->state = SCAN_START;
+            return s->decided ? STEP_OK : STEP_END;
+        }
+        return STEP_OK;
+    default:
+        return STEP_GARBAGE;
+    }
+}
+
+/* One byte; the caller has handled the states that take runs of bytes at once. */
+static int scan_step(struct resp_scanner *s, unsigned char c)
+{
+    if (s->state == SCAN_START) {
+        memset(&s->info, 0, sizeof(s->info));
+        s->index = 0;
+        s->decided = s->sub_unknown = s->word_active = false;
+        /* As Redis: a request that starts with '*' is an array, anything else an inline line. */
+        if (c == '*') {
+            number_begin(s, SCAN_COUNT);
+            return STEP_OK;
+        }
+        s->state = SCAN_IL_LEAD;
+        if (scan_blank(c))
+            return STEP_OK;
+    }
+    if (s->state >= SCAN_IL_LEAD)
+        return step_inline(s, c);
+    return step_array(s, c);
+}
+
+/* A blank that the held head of an inline command does not need: a run is kept as its first. */
+static bool squeezable(const struct resp_scanner *s, unsigned char c)
+{
+    return (s->state == SCAN_IL_LEAD || s->state == SCAN_IL_BLANK) && scan_blank(c);
+}
+
+/*
+ * Bytes of the current state that need no look one at a time: an argument's payload once its
+ * head is known (the last byte excepted, which may end the request), and an inline line's rest
+ * up to its LF. Returns how many of buf[0, len) it took.
+ */
+static size_t scan_run(struct resp_scanner *s, const char *buf, size_t len)
+{
+    if (s->state == SCAN_DATA && !s->word_active && s->bulk_left > 1) {
+        size_t take =
+            (unsigned long long)(s->bulk_left - 1) < len ? (size_t)(s->bulk_left - 1) : len;
+
+        s->bulk_left -= (long long)take;
+        return take;
+    }
+    if (s->state == SCAN_IL_REST) {
+        const char *nl = memchr(buf, '\n', len);
+
+        return nl ? (size_t)(nl - buf) : len;
+    }
+    return 0;
+}
+
+int resp_scan(struct resp_scanner *s, const char *buf, size_t len, size_t *ret_used)
+{
+    bool drop = s->skipping;
+    size_t i = 0;
+
+    if (s->state == SCAN_PASS_ALL || s->state == SCAN_DROP_ALL) {
+        *ret_used = len;
+        return s->state == SCAN_PASS_ALL ? RESP_SCAN_PASS : RESP_SCAN_DROP;
+    }
+    if (!drop && squeezable(s, (unsigned char)buf[0])) {
+        while (i < len && squeezable(s, (unsigned char)buf[i]))
+            i++;
+        *ret_used = i;
+        return RESP_SCAN_DROP;
+    }
+    while (i < len) {
+        size_t run = scan_run(s, buf + i, len - i);
+        int r;
+
+        if (run > 0) {
+            if (!drop && !s->decided)
+                s->held += run;
+            i += run;
+            continue;
+        }
+        if (!drop && squeezable(s, (unsigned char)buf[i]))
+            break; /* the next call drops them */
+        r = scan_step(s, (unsigned char)buf[i]);
+        if (r == STEP_GARBAGE) {
+            if (i > 0)
+                break; /* the bytes before it first; the next call reports it */
+            s->state = drop ? SCAN_DROP_ALL : SCAN_PASS_ALL;
+            s->held = 0;
+            s->skipping = false;
+            *ret_used = 0;
+            return -EPROTO;
+        }
+        i++;
+        if (r == STEP_HEAD) {
+            s->refusable = s->held + 1;
+            s->held = 0;
+            *ret_used = i;
+            return RESP_SCAN_HEAD;
+        }
+        if (!drop)
+            s->held = s->decided ? 0 : s->held + 1;
+        if (s->state == SCAN_START) {
+            /* The request ended: what was held of it (an empty one) goes on. */
+            s->held = 0;
+            if (drop) {
+                s->skipping = false;
+                break;
+            }
+        }
+    }
+    *ret_used = i;
+    return drop ? RESP_SCAN_DROP : RESP_SCAN_PASS;
+}
+
+size_t resp_scan_refuse(struct resp_scanner *s)
+{
+    size_t n = s->refusable;
+
+    s->refusable = 0;
+    s->held = 0;
+    s->skipping = s->state != SCAN_START;
+    return n;
 }

@@ -142,6 +142,7 @@ int resp_framer_feed(struct resp_framer *framer, const char *buf, size_t len, si
 struct resp_request_info {
     size_t argc;    /* 0: an empty array, which Redis ignores (no reply) */
     char name[24];  /* the command's name in lower case; "" when longer than fits */
+    char sub[24];   /* the second argument (a subcommand) in lower case; "" when none or longer */
     bool has_block; /* an argument after the name is "BLOCK" (any case) */
 };
 
@@ -171,5 +172,79 @@ void resp_request_framer_init(struct resp_request_framer *framer);
  */
 int resp_frame_request(struct resp_request_framer *framer, const char *buf, size_t len,
                        size_t max_len, struct resp_request_info *ret_info, size_t *ret_used);
+
+/*
+ * A streaming scanner of requests, for a proxy that copies a client's bytes to the server as they
+ * come (any request size, in constant memory) and must know each request's name and subcommand
+ * before the request's bytes go on: arrays of bulk strings and inline commands (with Redis's
+ * double and single quotes and escapes, which may start inside a word: sh"utdown" is SHUTDOWN).
+ *
+ * It frames as redis-server does (networking.c, sdssplitargs()): the byte after a header's CR
+ * and the two after a bulk string are skipped whatever they are, a name is compared up to its
+ * first NUL byte (the server's command lookup compares with strcasecmp()), and an inline line
+ * ends at its first LF. Where it is more lenient (leading zeros, lengths over the server's
+ * limits) the server refuses the bytes and closes the connection, so nothing it would run goes
+ * unseen; bytes it calls garbage are bytes the server refuses too.
+ *
+ * Each call reports one run of bytes:
+ * - RESP_SCAN_PASS: they may go on, except that the last s->held bytes the caller was given
+ *   (the start of a request whose name is not known yet) must wait. At most a few hundred bytes
+ *   are ever held: a name or subcommand longer than 23 bytes matches nothing and decides.
+ * - RESP_SCAN_HEAD: they complete the head of a request: s->info has its name and subcommand
+ *   (lower case; "" for a longer one; info.argc: announced for an array, the words read so far
+ *   for an inline command), and s->sub_unknown says the name ended at a NUL byte, so that its
+ *   subcommand could not be read (treat it as any). The held bytes are released: the request is
+ *   allowed, unless the caller calls resp_scan_refuse() before the next call.
+ * - RESP_SCAN_DROP: they must be removed from the stream: the rest of a refused request (however
+ *   large), or blanks of an inline command that its held head does not need (a run of blanks
+ *   between words is kept as its first byte, which means the same to the server).
+ * - -EPROTO: the next byte is not one a server accepts there (nothing was taken). From then on
+ *   every byte passes (the server answers the protocol error and closes) -- or, when it came
+ *   inside a refused request, whose start the server never sees, every byte is dropped: the
+ *   caller should end the stream to the server once what went before is through.
+ */
+enum {
+    RESP_SCAN_PASS = 0,
+    RESP_SCAN_HEAD = 1,
+    RESP_SCAN_DROP = 2,
+};
+
+struct resp_scanner {
+    unsigned char state;
+    bool negative; /* a header's number */
+    unsigned char digits;
+    long long number;
+    long long args_left; /* an array's arguments after the current one */
+    long long bulk_left; /* bytes of the current argument still to come, its 2 trailing ones too */
+    unsigned index;      /* the argument being read: 0 the name, 1 the subcommand */
+    unsigned char hex;   /* an inline \xHH escape's first digit */
+    bool word_active;    /* the name or subcommand is being read */
+    bool word_nul, word_long;
+    size_t word_len;
+    char word[24];
+    bool decided;     /* the current request's head was reported */
+    bool skipping;    /* dropping the rest of a refused request */
+    size_t held;      /* see RESP_SCAN_PASS */
+    size_t refusable; /* what resp_scan_refuse returns */
+    bool sub_unknown; /* see RESP_SCAN_HEAD */
+    struct resp_request_info info;
+};
+
+void resp_scanner_init(struct resp_scanner *scanner);
+
+/*
+ * Scans buf[0, len) (len > 0), the bytes that follow what the scanner was given before. Returns
+ * RESP_SCAN_PASS, RESP_SCAN_HEAD or RESP_SCAN_DROP with *ret_used (at least 1) the bytes of the
+ * run, or -EPROTO with *ret_used = 0. Call again with what follows the run.
+ */
+int resp_scan(struct resp_scanner *scanner, const char *buf, size_t len, size_t *ret_used);
+
+/*
+ * Refuses the request whose head was just reported. Returns how many of the last bytes the
+ * caller was given belong to it (the head and what was held before it), to be removed; the
+ * rest of the request comes as RESP_SCAN_DROP. The request's bytes are always all held until
+ * its head is known, so nothing of it has gone on.
+ */
+size_t resp_scan_refuse(struct resp_scanner *scanner);
 
 #endif

@@ -120,6 +120,17 @@ static void handshake_failed(struct conn *c)
                 worker_held_back(suppressed, held, sizeof(held)));
 }
 
+/*
+ * A client whose certificate verified against the database's trust (client_ca_file: asked for
+ * only when client_auth is optional or require) is a replication client: the syncer of a
+ * replica on another cluster, with the certificate the source's trust list holds. Only such a
+ * client may run SYNC, PSYNC and REPLCONF (command_policy.c).
+ */
+static bool trusted_certificate(SSL *ssl)
+{
+    return SSL_get0_peer_certificate(ssl) && SSL_get_verify_result(ssl) == X509_V_OK;
+}
+
 int client_progress(struct conn *c)
 {
     int r;
@@ -134,7 +145,9 @@ int client_progress(struct conn *c)
         return -1;
     }
     c->client.ready = true;
-    if (c->client.ssl)
+    if (c->client.ssl) {
         stats_add(&c->stats->handshakes, 1);
+        c->replication_client = trusted_certificate(c->client.ssl);
+    }
     return 0;
 }

@@ -1,6 +1,7 @@
 /* The forwarding state machine: both directions, backpressure, half-close, timeouts, teardown. */
 #include "conn.h"
 
+#include "command_policy.h"
 #include "generation.h"
 #include "log.h"
 #include "mux.h"
@@ -81,12 +82,19 @@ void conn_defer(struct conn *c)
 
     if (c->pending)
         return;
+    /*
+     * At the tail: connections write in the order they read, so that requests
+     * of different clients reach the shard in the order they came (Redis
+     * serves blocked clients in the order they blocked).
+     */
     c->pending = true;
-    c->pending_next = w->pending;
-    c->pending_prev = NULL;
-    if (w->pending)
-        w->pending->pending_prev = c;
-    w->pending = c;
+    c->pending_next = NULL;
+    c->pending_prev = w->pending_tail;
+    if (w->pending_tail)
+        w->pending_tail->pending_next = c;
+    else
+        w->pending = c;
+    w->pending_tail = c;
 }
 
 static void undefer(struct conn *c)
@@ -99,6 +107,8 @@ static void undefer(struct conn *c)
         c->worker->pending = c->pending_next;
     if (c->pending_next)
         c->pending_next->pending_prev = c->pending_prev;
+    else
+        c->worker->pending_tail = c->pending_prev;
     c->pending = false;
 }
 
@@ -123,6 +133,7 @@ void conn_free(struct conn *c)
     buf_put(w, c->down);
     mbuf_free(&c->in);
     mbuf_free(&c->out);
+    mbuf_free(&c->refusal);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -274,6 +285,126 @@ static int forward(struct conn *c, struct side *src, struct side *dst, struct mb
     return moved | r;
 }
 
+/* --- the client's bytes in the pinned path -------------------------------------------------- */
+
+/*
+ * A pinned client's requests go to the shard as they are, but only once scanned: an
+ * administrative command is refused there too (command_policy_scan_pinned), however its bytes
+ * are split across reads. up_ok says how many bytes at the front of up may go.
+ */
+
+static void up_release_if_empty(struct conn *c)
+{
+    if (c->up && c->up->start == c->up->end) {
+        buf_put(c->worker, c->up);
+        c->up = NULL;
+        c->up_seen = c->up_ok = 0;
+    }
+}
+
+/*
+ * Writes the bytes of up that may go, then the error request that takes a refused request's
+ * place. 1 on progress, 0 when waiting, -1 on error. While the worker handles a batch of events,
+ * writes wait for the end of the batch.
+ */
+static int flush_up(struct conn *c)
+{
+    struct buf *b = c->up;
+    ssize_t n;
+
+    if ((!(b && c->up_ok) && !mbuf_pending(&c->refusal)) || !c->shard.ready)
+        return 0;
+    if (c->worker->batching) {
+        conn_defer(c);
+        return 0;
+    }
+    if (b && c->up_ok) {
+        n = c->shard.ops->write(&c->shard, b->data + b->start, c->up_ok);
+        if (n == SIDE_AGAIN)
+            return 0;
+        if (n < 0)
+            return -1;
+        b->start += (uint32_t)n;
+        c->up_ok -= (uint32_t)n;
+        c->up_seen -= (uint32_t)n;
+        up_release_if_empty(c);
+        return 1;
+    }
+    n = c->shard.ops->write(&c->shard, mbuf_head(&c->refusal), mbuf_pending(&c->refusal));
+    if (n == SIDE_AGAIN)
+        return 0;
+    if (n < 0)
+        return -1;
+    mbuf_consume(&c->refusal, (size_t)n);
+    return 1;
+}
+
+/*
+ * Moves what a client pinned after multiplexing had read and not passed on (c->in) into up,
+ * where it is scanned like what comes from the socket, and before it. 1 on progress, 0, -1.
+ */
+static int take_carry(struct conn *c)
+{
+    struct buf *b = c->up;
+    size_t n;
+
+    if (!b && !(b = c->up = buf_get(c->worker)))
+        return -1;
+    if (b->end == CONN_BUF_SIZE && b->start > 0) {
+        memmove(b->data, b->data + b->start, b->end - b->start);
+        b->end -= b->start;
+        b->start = 0;
+    }
+    n = CONN_BUF_SIZE - b->end;
+    if (n > mbuf_pending(&c->in))
+        n = mbuf_pending(&c->in);
+    if (n == 0)
+        return 0;
+    memcpy(b->data + b->end, mbuf_head(&c->in), n);
+    b->end += (uint32_t)n;
+    mbuf_consume(&c->in, n);
+    return 1;
+}
+
+/* Ends the shard's stream once the client's has ended (or was cut) and all that may go is out. */
+static int pass_eof_up(struct conn *c)
+{
+    bool ended = c->up_cut || (c->client.eof && !mbuf_pending(&c->in));
+    int r;
+
+    if (!ended || c->up || mbuf_pending(&c->refusal) || c->shard.shut || !c->shard.ready)
+        return 0;
+    r = c->shard.ops->shutdown(&c->shard);
+    if (r == SIDE_ERROR)
+        return -1;
+    c->shard.shut = r == 0;
+    return 0;
+}
+
+/* forward() for the client's side of a pinned connection: 1 if anything moved, 0, or -1. */
+static int forward_up(struct conn *c)
+{
+    int moved = 0, round, r;
+
+    do {
+        if (command_policy_scan_pinned(c) < 0)
+            return -1;
+        up_release_if_empty(c);
+        round = flush_up(c);
+        if (round < 0)
+            return -1;
+        r = mbuf_pending(&c->in) ? take_carry(c)
+                                 : fill(c->worker, &c->client, &c->up, &c->stats->bytes_in);
+        if (r < 0)
+            return -1;
+        round |= r;
+        moved |= round;
+    } while (round > 0);
+    if (pass_eof_up(c) < 0)
+        return -1;
+    return moved;
+}
+
 /* --- timers --------------------------------------------------------------------------------- */
 
 /* The next time something must have happened, or 0 for none. */
@@ -397,7 +528,7 @@ void conn_run(struct conn *c)
         return;
     }
     do {
-        moved = forward(c, &c->client, &c->shard, &c->in, &c->up, &s->bytes_in, NULL);
+        moved = forward_up(c);
         if (moved >= 0)
             moved |= forward(c, &c->shard, &c->client, &c->out, &c->down, NULL, &s->bytes_out);
     } while (moved > 0);
@@ -503,10 +634,12 @@ static int watch_client(struct conn *c)
 
 void conn_pin(struct conn *c)
 {
+    bool handed = c->pin_hand_over && mux_hand_over(c);
+
     mux_detach(c);
     c->mode = CONN_PINNED;
-    c->pin_wanted = false;
-    if (shard_open(c) < 0 || watch_shard(c) < 0) {
+    c->pin_wanted = c->pin_hand_over = false;
+    if ((!handed && shard_open(c) < 0) || watch_shard(c) < 0) {
         conn_free(c);
         return;
     }
@@ -527,6 +660,8 @@ void conn_accept(struct worker *w, const struct proxy_db *db, int fd)
     c->stats = &db->stats->workers[w->index];
     c->db_name = db->stats->name;
     c->mode = db->config->multiplex_off ? CONN_PINNED : CONN_MUX;
+    c->commands_allowed = db->config->commands_allowed;
+    resp_scanner_init(&c->scanner);
     c->shard_address = db->shard;
     snprintf(c->shard_host, sizeof(c->shard_host), "%s", db->shard_host);
     if (db->shard_ctx) {

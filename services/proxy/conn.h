@@ -68,7 +68,28 @@ struct conn {
     struct conn *mux_prev, *mux_next;  /* the mux's clients */
     size_t inflight;                   /* its requests on the mux whose replies have not come */
     bool pin_wanted;                   /* the next request needs a connection of its own */
+    bool pin_hand_over;                /* it blocks: take the shared one if idle (mux_hand_over) */
     bool mux_waiting;                  /* stopped by the mux's backpressure */
+    /*
+     * The admin-command policy (command_policy.c). Set when the client is accepted (and
+     * replication_client once its TLS handshake is done): a connection outlives the generation
+     * that accepted it, so these are copies of the database's settings, not pointers.
+     */
+    uint64_t commands_allowed; /* the database's allow_commands: a mask of lib/admin_commands.h */
+    bool replication_client;   /* its TLS certificate verified against the database's trust
+                                  (client_ca_file): it may SYNC, PSYNC and REPLCONF */
+    /*
+     * Pinned: the client's bytes are scanned as they pass (resp_scan). Of the bytes at the front
+     * of up, up_seen were scanned and up_ok of those may go to the shard (the others are the
+     * start of a request whose name is not known yet). A refused request's bytes are removed
+     * and refusal holds the request that makes the shard answer its error in its place; while
+     * it waits to go, scanning waits. up_cut: garbage inside a refused request, which the shard
+     * would have refused with the request, so nothing more of the client goes to the shard.
+     */
+    struct resp_scanner scanner;
+    uint32_t up_seen, up_ok;
+    struct mbuf refusal;
+    bool up_cut;
     struct event timer;
     uint64_t accepted_ms, active_ms, linger_ms; /* CLOCK_MONOTONIC_COARSE */
     uint64_t shard_opened_ms; /* when its own shard connection began (a pin comes late) */

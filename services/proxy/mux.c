@@ -6,6 +6,18 @@
  * the requests went out, which Redis keeps on a connection. A FIFO of clients
  * pairs them. Should the connection fail, every client with a request in
  * flight is closed: a reply is never given to anyone else.
+ *
+ * Whatever Redis holds on a connection holds every request behind it: a busy
+ * script, a write during CLIENT PAUSE WRITE, a module's blocking command. So
+ * a shared connection carries one batch at a time: the next batch goes out
+ * once every reply of the last one is in, and requests that arrive meanwhile
+ * wait in their clients' buffers, where nothing has committed them to this
+ * connection. When a batch goes unanswered for MUX_STALL_MS, the connection
+ * is taken out of sharing (stalled): the clients waiting on it move to
+ * another one, and see what Redis shows them there (BUSY, their reads served
+ * during a write pause). Only the requests of the same batch share its fate:
+ * requests that reached the proxy together. A stalled connection that
+ * answers again is shared again.
  */
 #include "mux.h"
 
@@ -28,6 +40,13 @@
 /* What one read takes from the shard. */
 #define MUX_READ_SIZE (64 * 1024)
 #define MUX_CONNECT_TIMEOUT_MS 5000
+/* A batch unanswered for this long stalls its connection (Redis answers in microseconds). */
+#define MUX_STALL_MS 50
+/*
+ * Shared connections per database and worker. A stall opens another; beyond
+ * this many (Redis itself is blocked, not one connection) clients wait.
+ */
+#define MUX_PER_KEY_MAX 4
 /* A shared connection left without clients closes after this (a reload leaves old ones). */
 #define MUX_IDLE_MS 30000
 
@@ -45,7 +64,10 @@ struct mux {
     /* The clients whose replies are to come, in order; NULL for one that left. */
     struct conn **fifo;
     size_t head, count, cap;
-    struct conn *clients; /* attached */
+    size_t batch;              /* requests at the FIFO's head written as one batch, unanswered */
+    uint64_t batch_started_ms; /* when it went out */
+    bool stalled;              /* the batch is overdue: no new requests go here */
+    struct conn *clients;      /* attached */
     size_t n_clients, n_waiting;
     struct event timer;
     bool pending;
@@ -59,23 +81,35 @@ static void mux_run(struct mux *m);
 
 static void defer(struct mux *m)
 {
+    struct worker *w = m->worker;
+
     if (m->pending)
         return;
+    /* At the tail: the batches go out in the order their first requests came. */
     m->pending = true;
-    m->pending_next = m->worker->mux_pending;
-    m->worker->mux_pending = m;
+    m->pending_next = NULL;
+    if (w->mux_pending_tail)
+        w->mux_pending_tail->pending_next = m;
+    else
+        w->mux_pending = m;
+    w->mux_pending_tail = m;
 }
 
 static void undefer(struct mux *m)
 {
-    struct mux **p = &m->worker->mux_pending;
+    struct worker *w = m->worker;
+    struct mux **p = &w->mux_pending, *prev = NULL;
 
     if (!m->pending)
         return;
-    while (*p && *p != m)
+    while (*p && *p != m) {
+        prev = *p;
         p = &(*p)->pending_next;
+    }
     if (*p)
         *p = m->pending_next;
+    if (w->mux_pending_tail == m)
+        w->mux_pending_tail = prev;
     m->pending = false;
 }
 
@@ -162,9 +196,10 @@ static void wake_waiting(struct mux *m)
     m->n_waiting = 0;
 }
 
+/* No request may be queued now: a batch is out, or the queue is at its limit. */
 static bool full(const struct mux *m)
 {
-    return mbuf_pending(&m->out) >= MUX_OUT_MAX || m->count >= MUX_INFLIGHT_MAX;
+    return m->batch > 0 || mbuf_pending(&m->out) >= MUX_OUT_MAX || m->count >= MUX_INFLIGHT_MAX;
 }
 
 bool mux_full_wait(struct mux *m, struct conn *c)
@@ -223,15 +258,51 @@ static void on_event(evutil_socket_t fd, short what, void *arg)
     mux_run(m);
 }
 
+/*
+ * The batch out is overdue: no new requests go on this connection. Its
+ * clients without a request in it move on with their next request (they run
+ * again now: they may be waiting); those with one stay until it is answered,
+ * so that each client's replies keep their order.
+ */
+static void stall(struct mux *m)
+{
+    struct conn *c = m->clients, *next;
+
+    m->stalled = true;
+    log_debug("Database '%s': a shared connection to the shard left a batch unanswered for "
+              "%d ms; its waiting clients move to another",
+              m->db_name, MUX_STALL_MS);
+    for (; c; c = next) {
+        next = c->mux_next;
+        if (!c->inflight) {
+            mux_detach(c);
+            conn_defer(c);
+        }
+    }
+}
+
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct mux *m = arg;
 
     (void)fd;
     (void)what;
-    if (!m->side.ready)
+    if (!m->side.ready) {
         mux_fail(m, "cannot connect to", "the shard did not answer within 5 s");
-    else if (m->n_clients == 0 && m->count == 0)
+        return;
+    }
+    if (m->batch > 0 && !m->stalled) {
+        uint64_t due = m->batch_started_ms + MUX_STALL_MS, now = conn_now_ms();
+
+        if (now < due) { /* the coarse clock lags the timer by a few ms */
+            arm(m, due - now);
+            return;
+        }
+        stall(m);
+        if (m->n_clients > 0)
+            return;
+    }
+    if (m->n_clients == 0 && m->count == 0)
         mux_free(m);
     else if (m->n_clients == 0)
         arm(m, MUX_IDLE_MS); /* replies for clients that left are still to come */
@@ -290,15 +361,52 @@ static struct mux *mux_open(struct conn *c)
 
 struct mux *mux_get(struct conn *c)
 {
-    struct mux *m;
+    struct mux *m, *any = NULL;
+    size_t n = 0;
 
-    for (m = c->worker->muxes; m; m = m->next)
-        if (same_key(m, c))
+    if (c->mux && (!c->mux->stalled || c->inflight))
+        return c->mux;
+    mux_detach(c); /* from a stalled one, with nothing in it */
+    for (m = c->worker->muxes; m; m = m->next) {
+        if (!same_key(m, c))
+            continue;
+        if (!m->stalled)
             break;
+        any = m;
+        n++;
+    }
+    if (!m && n >= MUX_PER_KEY_MAX)
+        m = any; /* Redis itself holds them all: wait on one */
     if (!m && !(m = mux_open(c)))
         return NULL;
     attach(m, c);
     return m;
+}
+
+bool mux_hand_over(struct conn *c)
+{
+    struct mux *m = c->mux;
+    struct conn *o, *next;
+
+    if (!m || !m->side.ready || m->stalled || m->count > 0 || mbuf_pending(&m->out) > 0)
+        return false;
+    if (m->watched)
+        event_del(&m->side.ev);
+    m->watched = false;
+    c->shard = m->side; /* its event is assigned again by the caller */
+    memset(&c->shard.ev, 0, sizeof(c->shard.ev));
+    c->shard_connecting = false;
+    c->shard_opened_ms = conn_now_ms();
+    m->side.fd = -1;
+    m->side.ssl = NULL;
+    for (o = m->clients; o; o = next) {
+        next = o->mux_next;
+        mux_detach(o); /* none has a request in it */
+        if (o != c)
+            conn_defer(o); /* a waiting one goes on, on a new shared connection */
+    }
+    mux_free(m);
+    return true;
 }
 
 static int fifo_push(struct mux *m, struct conn *c)
@@ -334,6 +442,16 @@ int mux_send(struct mux *m, struct conn *c, const char *request, size_t len)
     return 0;
 }
 
+/* Every reply of the batch is in: the next may go, on a connection shared again. */
+static void batch_answered(struct mux *m)
+{
+    m->stalled = false;
+    if (m->n_clients > 0)
+        evtimer_del(&m->timer);
+    else
+        arm(m, MUX_IDLE_MS);
+}
+
 /*
  * Hands replies out: the bytes of the reply at the front go to its client as
  * they arrive. Returns 0, or -1 when the shard sent what no request asked for
@@ -364,6 +482,8 @@ static int route(struct mux *m, const char *p, size_t n)
             m->count--;
             if (c)
                 c->inflight--;
+            if (m->batch > 0 && --m->batch == 0)
+                batch_answered(m);
         }
         p += used;
         n -= used;
@@ -371,9 +491,19 @@ static int route(struct mux *m, const char *p, size_t n)
     return 0;
 }
 
-/* Writes the queued requests. Returns 0, or -1 when the connection failed. */
+/*
+ * Writes the queued requests: they become the batch out, if none is. Returns
+ * 0, or -1 when the connection failed.
+ */
 static int write_out(struct mux *m)
 {
+    if (m->batch == 0) {
+        if (m->count == 0)
+            return 0;
+        m->batch = m->count;
+        m->batch_started_ms = conn_now_ms();
+        arm(m, MUX_STALL_MS);
+    }
     while (mbuf_pending(&m->out) > 0) {
         ssize_t n = m->side.ops->write(&m->side, mbuf_head(&m->out), mbuf_pending(&m->out));
 
@@ -452,6 +582,8 @@ size_t mux_flush_pending(struct worker *w)
         struct mux *m = w->mux_pending;
 
         w->mux_pending = m->pending_next;
+        if (!w->mux_pending)
+            w->mux_pending_tail = NULL;
         m->pending = false;
         mux_run(m); /* may free m */
     }

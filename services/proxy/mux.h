@@ -10,15 +10,18 @@ struct worker;
 struct mux;
 
 /*
- * The shared connection c's requests go on: the worker's open one for c's
- * database (the same shard, TLS context and host), or a new one. Attaches c.
- * Returns it, or NULL after logging why for c (counted as an error).
+ * The shared connection c's next request goes on: the one c is attached to,
+ * unless that one stalled and c has nothing in it; else the worker's open one
+ * for c's database (the same shard, TLS context and host) that has not
+ * stalled, or a new one. Attaches c. Returns it, or NULL after logging why
+ * for c (counted as an error).
  */
 struct mux *mux_get(struct conn *c);
 
 /*
- * True when the mux holds as many requests as it takes: c is noted as waiting
- * and runs again (deferred) once there is room.
+ * True when the mux takes no request now (a batch is out, or it holds as many
+ * as it takes): c is noted as waiting and runs again (deferred) once it does,
+ * or once the mux stalls and c may move.
  */
 bool mux_full_wait(struct mux *m, struct conn *c);
 
@@ -33,6 +36,17 @@ int mux_send(struct mux *m, struct conn *c, const char *request, size_t len);
  * for it are read and dropped. A mux left without clients closes after a while.
  */
 void mux_detach(struct conn *c);
+
+/*
+ * Pinning c for a blocking command: when the shared connection c is attached
+ * to is idle (connected, nothing queued or unanswered), it becomes c's own
+ * (c->shard, its event not assigned) and the mux's other clients take a new
+ * one with their next request. So the blocking command reaches the shard in
+ * this batch, in the order it came, with no connect or handshake in between
+ * that another client's command could overtake (Redis serves blocked clients
+ * in the order they blocked). Returns false (nothing changed) when it is not idle.
+ */
+bool mux_hand_over(struct conn *c);
 
 /* Writes what the worker's muxes queued during the batch. Returns how many ran. */
 size_t mux_flush_pending(struct worker *w);

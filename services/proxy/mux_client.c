@@ -5,6 +5,7 @@
  * replies of its requests in flight have come, it gets a shard connection of
  * its own and its bytes are copied as they are from then on (conn.c).
  */
+#include "command_policy.h"
 #include "conn.h"
 #include "log.h"
 #include "mux.h"
@@ -34,7 +35,11 @@
  *   BZMPOP, WAIT, WAITAOF (XREAD and XREADGROUP only with BLOCK): they would
  *   hold up every reply behind them;
  * - the end of the connection: QUIT, SHUTDOWN.
- * Inline commands and requests that cannot be framed pin too.
+ * Inline commands and requests that cannot be framed pin too. So do the
+ * subcommands in pinning_sub: SCRIPT DEBUG turns the connection into a
+ * debugger session, whose output no other client may see; SCRIPT KILL and
+ * FUNCTION KILL must reach the shard at once, never queued behind the busy
+ * script they are meant to stop.
  */
 static const char *const pinning[] = {
     "asking",       "auth",     "blmove",     "blmpop",    "blpop",        "brpop",
@@ -43,6 +48,14 @@ static const char *const pinning[] = {
     "punsubscribe", "quit",     "readonly",   "readwrite", "replconf",     "reset",
     "select",       "shutdown", "ssubscribe", "subscribe", "sunsubscribe", "sync",
     "unsubscribe",  "unwatch",  "wait",       "waitaof",   "watch",
+};
+
+static const struct {
+    const char *name, *sub;
+} pinning_sub[] = {
+    {"function", "kill"},
+    {"script", "debug"},
+    {"script", "kill"},
 };
 
 static int by_name(const void *key, const void *entry)
@@ -55,6 +68,25 @@ static bool pins(const struct resp_request_info *info)
     if (bsearch(info->name, pinning, sizeof(pinning) / sizeof(pinning[0]), sizeof(pinning[0]),
                 by_name))
         return true;
+    for (size_t i = 0; i < sizeof(pinning_sub) / sizeof(pinning_sub[0]); i++)
+        if (strcmp(info->name, pinning_sub[i].name) == 0 &&
+            strcmp(info->sub, pinning_sub[i].sub) == 0)
+            return true;
+    return info->has_block &&
+           (strcmp(info->name, "xread") == 0 || strcmp(info->name, "xreadgroup") == 0);
+}
+
+/* The blocking commands: their clients wait in Redis, served in the order they blocked. */
+static bool blocks(const struct resp_request_info *info)
+{
+    static const char *const blocking[] = {
+        "blmove", "blmpop",   "blpop",    "brpop", "brpoplpush",
+        "bzmpop", "bzpopmax", "bzpopmin", "wait",  "waitaof",
+    };
+
+    if (bsearch(info->name, blocking, sizeof(blocking) / sizeof(blocking[0]), sizeof(blocking[0]),
+                by_name))
+        return true;
     return info->has_block &&
            (strcmp(info->name, "xread") == 0 || strcmp(info->name, "xreadgroup") == 0);
 }
@@ -62,6 +94,27 @@ static bool pins(const struct resp_request_info *info)
 static bool can_send(const struct conn *c)
 {
     return c->inflight < CLIENT_INFLIGHT_MAX && mbuf_pending(&c->out) < CLIENT_OUT_MAX;
+}
+
+/*
+ * A request the admin-command policy refuses: its error goes in its place
+ * among c's replies, so once the replies to c's earlier requests have come.
+ * Returns 1 when answered (the request is consumed), 0 when it waits, -1.
+ */
+static int refuse(struct conn *c, const struct admin_command *e, size_t used)
+{
+    char err[512];
+
+    if (c->inflight > 0) {
+        resp_request_framer_init(&c->framer); /* framed again when they have come */
+        return 0;
+    }
+    command_policy_refuse(c, e, err, sizeof(err));
+    if (mbuf_append(&c->out, "-", 1) < 0 || mbuf_append(&c->out, err, strlen(err)) < 0 ||
+        mbuf_append(&c->out, "\r\n", 2) < 0)
+        return -1;
+    mbuf_consume(&c->in, used);
+    return 1;
 }
 
 /*
@@ -82,18 +135,31 @@ static int dispatch(struct conn *c)
                 c->pin_wanted = true;
             return 0;
         }
+        if (r > 0 && info.argc > 0) {
+            const struct admin_command *refused = command_policy_refused(c, &info, false);
+
+            if (refused) {
+                r = refuse(c, refused, used);
+                if (r <= 0)
+                    return r;
+                continue;
+            }
+        }
         if (r < 0 || (info.argc > 0 && pins(&info))) {
             c->pin_wanted = true;
+            c->pin_hand_over = r > 0 && blocks(&info);
             return 0;
         }
         if (info.argc > 0) {
-            if (!c->mux && !(c->mux = mux_get(c)))
+            struct mux *m = mux_get(c);
+
+            if (!m)
                 return -1;
-            if (mux_full_wait(c->mux, c)) {
+            if (mux_full_wait(m, c)) {
                 resp_request_framer_init(&c->framer); /* framed again when there is room */
                 return 0;
             }
-            if (mux_send(c->mux, c, mbuf_head(&c->in), used) < 0) {
+            if (mux_send(m, c, mbuf_head(&c->in), used) < 0) {
                 stats_add(&c->stats->errors, 1);
                 return -1;
             }

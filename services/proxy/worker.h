@@ -53,10 +53,10 @@ struct worker {
      * clients, and fewer wakeups, which cost more than anything else here.
      */
     bool batching;
-    struct conn *pending;
-    struct mux *muxes;       /* shared shard connections (mux.c) */
-    struct mux *mux_pending; /* those with requests to write at the end of the batch */
-    char *mux_read_buf;      /* where muxes read replies before handing them out */
+    struct conn *pending, *pending_tail;        /* in the order they were deferred */
+    struct mux *muxes;                          /* shared shard connections (mux.c) */
+    struct mux *mux_pending, *mux_pending_tail; /* those with requests to write, in order */
+    char *mux_read_buf; /* where muxes read replies before handing them out */
     bool stopped;
     struct buf *free_bufs;
     size_t n_free_bufs;
