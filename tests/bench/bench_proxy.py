@@ -134,11 +134,15 @@ def start_redis(d, plain_port, tls_port):
     return Target("redis TLS", argv, tls_port, d)
 
 
-def start_certvisor(d, build_dir, port, shard_port, threads, multiplex=True):
+def start_certvisor(d, build_dir, port, shard_port, threads, multiplex=True, baseline=False):
     """certvisor-proxy: clients multiplexed onto shared shard connections (the default), or
-    with multiplex = no a shard connection per client ("certvisor no-mux")."""
-    name = "certvisor-proxy" if multiplex else "certvisor no-mux"
-    tag = "" if multiplex else "-nomux"
+    with multiplex = no a shard connection per client ("certvisor no-mux"); with baseline, the
+    binary of --baseline-dir under the names "baseline" and "baseline no-mux"."""
+    if baseline:
+        name = "baseline" if multiplex else "baseline no-mux"
+    else:
+        name = "certvisor-proxy" if multiplex else "certvisor no-mux"
+    tag = ("-baseline" if baseline else "") + ("" if multiplex else "-nomux")
     with open(f"{d}/proxy.conf", "w") as f:
         f.write(f"cert_file = {d}/server.pem\nkey_file = {d}/server.key\nmin_version = 1.2\n")
     with open(f"{d}/databases{tag}.conf", "w") as f:
@@ -279,6 +283,14 @@ def print_table(targets):
             ratio = median_ratio(cv, anchor, name)
             print(f"  {cv.name:<16} {name:<9} vs {anchor.name:<10} {ratio:.2f}x  goal >= {goal}x  "
                   f"{'met' if ratio >= goal else 'NOT met'}")
+    pairs = [(by_name.get(a), by_name.get(b)) for a, b in (("certvisor-proxy", "baseline"),
+                                                           ("certvisor no-mux", "baseline no-mux"))]
+    pairs = [(cv, base) for cv, base in pairs if cv and base]
+    if pairs:
+        print("against the baseline build (--baseline-dir; median of the per-round ratios):")
+        for cv, base in pairs:
+            ratios = [f"{w[0]} {median_ratio(cv, base, w[0]):.2f}x" for w in WORKLOADS]
+            print(f"  {cv.name:<16} / {base.name:<16} " + ", ".join(ratios))
     print("req/s, p50, p99, cpu: medians over the rounds; ratios: median over the rounds of the "
           "ratio within the round")
     print("cpu us/req: CPU time of the target's process(es) and of redis-server, per request "
@@ -289,6 +301,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--build-dir", default="/work/main/build-bench",
                         help="where certvisor-proxy is built (default: %(default)s)")
+    parser.add_argument("--baseline-dir",
+                        help="another build of certvisor-proxy (the one before a change) to run "
+                        "in the same rounds, as targets 'baseline' and 'baseline no-mux'")
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds over every target; the table shows medians (default 3)")
     parser.add_argument("--quick", action="store_true", help="one round, fewer requests")
@@ -300,7 +315,7 @@ def main():
                         help="comma-separated workloads to run (default: all): "
                         + ", ".join(w[0] for w in WORKLOADS))
     parser.add_argument("--only", help="comma-separated targets to run (certvisor-proxy, "
-                        "certvisor no-mux, haproxy, stunnel, redis TLS); anchors missing from it "
+                        "certvisor no-mux, baseline, baseline no-mux, haproxy, stunnel, redis TLS); anchors missing from it "
                         "show '-'")
     args = parser.parse_args()
     rounds = 1 if args.quick else args.rounds
@@ -311,10 +326,13 @@ def main():
         WORKLOADS[:] = [w for w in WORKLOADS if w[0] in chosen]
 
     proxy = os.path.join(os.path.abspath(args.build_dir), "certvisor-proxy")
-    if not os.access(proxy, os.X_OK):
-        print(f"bench_proxy: {proxy} not found; build it first (see tests/bench/README.md)",
-              file=sys.stderr)
-        return 2
+    baseline = (os.path.join(os.path.abspath(args.baseline_dir), "certvisor-proxy")
+                if args.baseline_dir else None)
+    for binary in filter(None, (proxy, baseline)):
+        if not os.access(binary, os.X_OK):
+            print(f"bench_proxy: {binary} not found; build it first (see tests/bench/README.md)",
+                  file=sys.stderr)
+            return 2
     for tool, package in (("redis-server", "redis-server"), ("redis-benchmark", "redis-tools"),
                           ("haproxy", "haproxy"), ("stunnel", "stunnel4"),
                           ("openssl", "openssl")):
@@ -343,6 +361,15 @@ def main():
             "haproxy": lambda: start_haproxy(d, free_port(), shard_port, threads),
             "stunnel": lambda: start_stunnel(d, free_port(), shard_port),
         }
+        if baseline:
+            for multiplex in (True, False):
+                name = "baseline" if multiplex else "baseline no-mux"
+                wanted[name] = (lambda m: lambda: start_certvisor(
+                    d, os.path.dirname(baseline), free_port(), shard_port, proxy_threads,
+                    multiplex=m, baseline=True))(multiplex)
+        order = ["certvisor-proxy", "baseline", "certvisor no-mux", "baseline no-mux", "haproxy",
+                 "stunnel"]
+        wanted = {name: wanted[name] for name in order if name in wanted}
         only = set(args.only.split(",")) if args.only else None
         targets = []
         for name, start in wanted.items():
