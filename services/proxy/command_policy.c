@@ -66,9 +66,8 @@ static void log_refusal(const struct conn *c, const struct admin_command *e)
                worker_held_back(suppressed, held, sizeof(held)));
 }
 
-const struct admin_command *command_policy_refused(const struct conn *c,
-                                                   const struct resp_request_info *info,
-                                                   bool sub_unknown)
+const struct admin_command *
+command_policy_refused(const struct conn *c, const struct resp_request_info *info, bool sub_unknown)
 {
     if (info->argc == 0)
         return NULL; /* an empty request: the shard skips it */

@@ -170,7 +170,8 @@ def test_blocked_clients_are_served_in_the_order_they_blocked(direct, plain_shar
     """Two clients block on a list, one right after the other, then an element comes: the
     first gets it, 50 times of 50. One worker thread: the proxy keeps the order in which it
     reads requests. (Across worker threads, two requests that arrive within the threads'
-    scheduling jitter, microseconds apart, may reach Redis in either order; docs/proxy.md.)"""
+    scheduling jitter, microseconds apart, may reach Redis in either order: docs/design.md,
+    "Blocked clients in the order they blocked".)"""
     endpoint, rounds = free_port(), 50
     started(direct, db_section("db1", endpoint, plain_shard,
                                f"tls_mode = enabled\nmultiplex = {multiplex}\n"), "--threads", "1")
