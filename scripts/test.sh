@@ -12,4 +12,7 @@ if [ "${1:-}" = "--sanitize" ]; then
     export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 fi
 cd "$dir"
-ctest --output-on-failure --timeout 1500
+# One ctest entry per unit test and per integration test file, run side by side: each binds
+# free ports on loopback and works in a temporary directory of its own. Much of an integration
+# test is waiting, so one more job than CPUs; CERTVISOR_TEST_JOBS overrides.
+ctest --output-on-failure --timeout 1500 -j "${CERTVISOR_TEST_JOBS:-$(($(nproc) + 1))}"

@@ -49,6 +49,45 @@ def wait_for(predicate, timeout=10.0, interval=0.02, what="condition"):
         time.sleep(interval)
 
 
+def line_within(stream, timeout):
+    """The next line of a child's pipe (as text, without its newline), or None when none comes
+    within timeout seconds: a bare readline() would hang the test on a child that never writes.
+    Reads the pipe's descriptor directly, keeping what follows the line for the next call."""
+    import select
+
+    fd = stream.fileno()
+    pending = line_within.pending.setdefault(fd, b"")
+    deadline = time.monotonic() + timeout
+    while b"\n" not in pending:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            line_within.pending[fd] = pending
+            return None
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            line_within.pending[fd] = b""
+            return pending.decode() or None
+        pending += chunk
+    line, _, rest = pending.partition(b"\n")
+    line_within.pending[fd] = rest
+    return line.decode()
+
+
+line_within.pending = {}
+
+
+def follow_until_attached(follower, make_line, expected, tries=20):
+    """A "tail -f" follower is attached once it shows a line made after it started: make_line()
+    makes one (a restart of a service that prints), until the follower shows expected."""
+    for _ in range(tries):
+        make_line()
+        line = line_within(follower.stdout, 1.0)
+        if line is not None:
+            assert line == expected
+            return
+    raise AssertionError(f"the follower showed nothing in {tries} tries")
+
+
 def pid_alive(pid):
     try:
         os.kill(pid, 0)

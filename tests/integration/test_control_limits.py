@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 
+from conftest import line_within
 from test_security import READER_GROUP, root_only
 from test_supervision import svc
 
@@ -111,7 +112,9 @@ def test_connections_beyond_the_per_uid_cap_are_refused_while_others_are_answere
          HOLDER, str(agent.socket), str(PER_UID_CAP + 6)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        report = json.loads(holder.stdout.readline())
+        line = line_within(holder.stdout, 30)
+        assert line is not None, "the holder reported nothing within 30 s"
+        report = json.loads(line)
         assert report["opened"] == PER_UID_CAP + 6
         assert len(report["refusals"]) == 6, report
         for refusal in report["refusals"]:

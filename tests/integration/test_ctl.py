@@ -1,8 +1,7 @@
 """certvisorctl: help, output formats, exit statuses, tail, reload of one service."""
 import subprocess
-import time
 
-from conftest import CERTVISORCTL, wait_for
+from conftest import CERTVISORCTL, follow_until_attached, wait_for
 from test_supervision import quoted, svc
 
 
@@ -79,9 +78,7 @@ def test_tail_shows_last_lines_and_follows(agent_factory):
     follower = subprocess.Popen([str(CERTVISORCTL), "-s", str(agent.socket), "tail", "-f", "-n", "0", "talker", "stdout"],
                                 stdout=subprocess.PIPE, text=True)
     try:
-        time.sleep(0.3)
-        assert agent.ctl("restart", "talker").returncode == 0
-        assert follower.stdout.readline().strip() == "hello from talker"
+        follow_until_attached(follower, lambda: agent.ctl("restart", "talker"), "hello from talker")
     finally:
         follower.kill()
         follower.wait()

@@ -3,7 +3,8 @@ import signal
 import subprocess
 import time
 
-from conftest import CERTVISORCTL, CERTVISORD, pid_alive, wait_for
+from conftest import (CERTVISORCTL, CERTVISORD, follow_until_attached, line_within, pid_alive,
+                      wait_for)
 from test_supervision import quoted, svc
 
 
@@ -60,11 +61,11 @@ def test_a_follower_keeps_following_across_a_configuration_change(agent_factory)
     follower = subprocess.Popen([str(CERTVISORCTL), "-s", str(agent.socket), "tail", "-f", "-n", "0",
                                  "talker", "stdout"], stdout=subprocess.PIPE, text=True)
     try:
-        time.sleep(0.3)
+        follow_until_attached(follower, lambda: agent.ctl("restart", "talker"), "first")
         agent.write_service("talker", svc(quoted("--print", "second")))
         assert agent.ctl("reload").returncode == 0
         wait_for(lambda: agent.state("talker") == "RUNNING", what="talker back")
-        assert follower.stdout.readline().strip() == "second"
+        assert line_within(follower.stdout, 10) == "second"
     finally:
         follower.kill()
         follower.wait()
@@ -74,7 +75,7 @@ def test_changes_are_refused_while_shutting_down(agent_factory):
     agent = agent_factory({"slow_stop": svc(quoted("--ignore-term"), extra="stop_timeout = 1")})
     agent.start()
     agent.proc.send_signal(signal.SIGTERM)
-    time.sleep(0.2)
+    wait_for(lambda: "Received SIGTERM: shutting down" in agent.log_text(), what="the shutdown")
     out = agent.ctl("restart", "slow_stop")
     assert out.returncode == 1 and "certvisord is shutting down" in out.stderr
     agent.proc.wait(timeout=10)
@@ -134,11 +135,13 @@ def test_a_reload_restart_pulls_in_stopped_dependencies(agent_factory):
 
 
 def test_following_a_removed_service_ends_cleanly(agent_factory):
-    agent = agent_factory({"web": svc(), "gone": svc()})
+    agent = agent_factory({"web": svc(), "gone": svc(quoted("--print", "hello from gone"))})
     agent.start()
-    follower = subprocess.Popen([str(CERTVISORCTL), "-s", str(agent.socket), "tail", "-f", "gone"],
+    follower = subprocess.Popen([str(CERTVISORCTL), "-s", str(agent.socket), "tail", "-f", "-n", "0",
+                                 "gone", "stdout"],
                                 stdout=subprocess.PIPE, text=True)
-    time.sleep(0.3)
+    # Attached once it shows the line the service prints when it starts.
+    follow_until_attached(follower, lambda: agent.ctl("restart", "gone"), "hello from gone")
     agent.remove_service("gone")
     assert agent.ctl("reload").returncode == 0
     follower.wait(timeout=10)
