@@ -1181,7 +1181,7 @@ static int prepare_delete(struct apply_run *run, struct apply_request *request, 
                  cert_names_list());
         return CV_EUNKNOWN_CERT;
     }
-    if (entry->generated) {
+    if (entry->required) {
         snprintf(err, err_len,
                  "certificate '%s' is required and cannot be deleted: re-issue it with 'cluster "
                  "certificate rotate %s', or replace it with 'cluster certificate set'",

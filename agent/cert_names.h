@@ -1,4 +1,8 @@
-/* The certificates a node has: their names, what they are for, and which the agent generates. */
+/*
+ * The certificates a node has: the one table of their names, what they are for, and which the
+ * agent generates. The agent's checks and messages, certvisorctl (through the agent's answers)
+ * and the console (through the REST API's certificate details) all read it from here.
+ */
 #ifndef CERTVISOR_CERT_NAMES_H
 #define CERTVISOR_CERT_NAMES_H
 
@@ -9,8 +13,10 @@
 
 struct cert_name {
     const char *name;
-    enum cert_purpose purpose;
-    bool generated; /* made and renewed by the agent from the cluster CA */
+    const char *description;   /* what it is for, as the console and listings show it */
+    enum cert_purpose purpose; /* the key usage it must have: server, client or CA bundle */
+    bool generated;            /* made and renewed by the agent from the cluster CA */
+    bool required;             /* always set: it cannot be deleted, only replaced or re-issued */
     bool has_key;
 };
 
@@ -27,7 +33,7 @@ extern const size_t cert_names_count;
 /* Returns the entry for name, or NULL: any other name is rejected. */
 const struct cert_name *cert_name_lookup(const char *name);
 
-/* "api, cm, proxy, ..." for messages. */
+/* "api, cm, proxy, ..." for messages: the table's names, in its order. */
 const char *cert_names_list(void);
 
 #endif

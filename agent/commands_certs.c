@@ -44,10 +44,11 @@ static json_t *users_of(const struct agent *agent, const char *name)
 static json_t *with_flags(json_t *info, const char *name)
 {
     const struct cert_name *entry = cert_name_lookup(name);
-    bool generated = entry && entry->generated;
 
-    json_object_set_new(info, "generated", json_boolean(generated));
-    json_object_set_new(info, "required", json_boolean(generated));
+    json_object_set_new(info, "generated", json_boolean(entry && entry->generated));
+    json_object_set_new(info, "required", json_boolean(entry && entry->required));
+    if (entry)
+        json_object_set_new(info, "purpose", json_string(entry->description));
     return info;
 }
 

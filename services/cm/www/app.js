@@ -20,19 +20,6 @@
   const LIVE_REFRESH_MS = 10000;
   const MAX_PEM_BYTES = 1024 * 1024;
 
-  /* The certificates a node has (agent/cert_names.c), for when the API does not say. */
-  const KNOWN_CERTS = {
-    api: { purpose: "REST API", generated: true, required: true },
-    cm: { purpose: "Admin console", generated: true, required: true },
-    proxy: { purpose: "Database endpoints", generated: true, required: true },
-    syncer: { purpose: "Replica Of and Active-Active sync", generated: true, required: true },
-    metrics_exporter: { purpose: "Prometheus metrics", generated: true, required: true },
-    ccs_internode_encryption: { purpose: "Control-plane internode", generated: true, required: true },
-    data_internode_encryption: { purpose: "Data-plane internode", generated: true, required: true },
-    ldap_client: { purpose: "LDAP client (optional)", generated: false, required: false },
-    mtls_trusted_ca: { purpose: "CA for client certificates (optional)", generated: false, required: false },
-  };
-
   const VERSIONS = [
     ["1", "TLS 1.0"], ["1.1", "TLS 1.1"], ["1.2", "TLS 1.2"], ["1.3", "TLS 1.3"],
   ];
@@ -580,20 +567,17 @@
         .map((k) => ({ name: k.slice(0, -5), pem: data[k], noDetails: true }));
     }
     if (!items) return [];
-    /* PEMs only: the names the API left out are the ones not set. */
-    if (items.length && items.every((c) => c.noDetails)) {
-      for (const name of Object.keys(KNOWN_CERTS))
-        if (!items.some((c) => c.name === name)) items.push({ name, error: "not set" });
-    }
-    return items.filter((c) => c && typeof c.name === "string").map((c) => {
-      const known = KNOWN_CERTS[c.name] || {};
-      return Object.assign({}, c, {
-        purpose: c.purpose || known.purpose || "",
-        generated: typeof c.generated === "boolean" ? c.generated : !!known.generated,
-        required: typeof c.required === "boolean" ? c.required : known.required !== false,
-        isSet: !c.error,
-      });
-    });
+    /*
+     * What each certificate is for, whether the agent generates it and whether it may be
+     * deleted come from the agent's one table (agent/cert_names.c) through the API's details.
+     * An API that gives PEMs only says none of it: nothing is offered for deletion then.
+     */
+    return items.filter((c) => c && typeof c.name === "string").map((c) => Object.assign({}, c, {
+      purpose: typeof c.purpose === "string" ? c.purpose : "",
+      generated: c.generated === true,
+      required: typeof c.required === "boolean" ? c.required : true,
+      isSet: !c.error,
+    }));
   }
 
   /*
@@ -749,7 +733,7 @@
     const current = select.value;
     clear(select);
     select.append(h("option", { value: "" }, "Choose a certificate…"));
-    const names = items.length ? items.map((c) => c.name) : Object.keys(KNOWN_CERTS);
+    const names = items.map((c) => c.name);
     for (const name of names) select.append(h("option", { value: name }, name));
     if (names.includes(current)) select.value = current;
   }
