@@ -4,9 +4,9 @@
 #include "admin_commands.h"
 #include "conf_text.h"
 #include "cv_error.h"
+#include "netutil.h"
 #include "trust.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,13 +30,6 @@ cfg_opt_t conf_database_options[] = {
 static const char *optional_str(cfg_t *section, const char *option)
 {
     return cfg_size(section, option) ? cfg_getstr(section, option) : NULL;
-}
-
-static bool is_ip(const char *text)
-{
-    unsigned char buf[16];
-
-    return inet_pton(AF_INET, text, buf) == 1 || inet_pton(AF_INET6, text, buf) == 1;
 }
 
 static int parse_client_auth(const char *text, enum tls_verify *ret)
@@ -94,7 +87,7 @@ static void check(cfg_t *section, struct database_decl *decl, char *reason, size
         snprintf(reason, len,
                  "shard is required as \"host:port\" (\"[::1]:port\" for IPv6): where the Redis "
                  "shard listens");
-    else if (!is_ip(cfg_getstr(section, "listen")))
+    else if (!net_is_ip_literal(cfg_getstr(section, "listen")))
         snprintf(reason, len, "listen '%s' is not an IPv4 or IPv6 address",
                  cfg_getstr(section, "listen"));
     else if (db_tls_mode_parse(cfg_getstr(section, "tls_mode"), &decl->tls_mode) < 0)

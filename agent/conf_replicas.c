@@ -2,9 +2,9 @@
 #include "conf_replicas.h"
 
 #include "db_config.h"
+#include "netutil.h"
 #include "trust.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,13 +20,6 @@ cfg_opt_t conf_replica_options[] = {CFG_STR("source", NULL, CFGF_NODEFAULT),
 static const char *optional_str(cfg_t *section, const char *option)
 {
     return cfg_size(section, option) ? cfg_getstr(section, option) : NULL;
-}
-
-static bool is_ip(const char *text)
-{
-    unsigned char buf[16];
-
-    return inet_pton(AF_INET, text, buf) == 1 || inet_pton(AF_INET6, text, buf) == 1;
 }
 
 /* A host name as SNI and certificates carry it: letters, digits, '-', '.', a leading "*." no. */
@@ -85,11 +78,11 @@ static void check(cfg_t *section, const char *db_name, struct replica_decl *decl
         snprintf(reason, len, "replica_of: server_cert %s", why);
         return;
     }
-    if (server_name && (!host_name_valid(server_name) || is_ip(server_name))) {
+    if (server_name && (!host_name_valid(server_name) || net_is_ip_literal(server_name))) {
         snprintf(reason, len, "replica_of: server_name '%s' is not a host name", server_name);
         return;
     }
-    if (decl->verify_hostname && !server_name && is_ip(host) && strchr(host, ':')) {
+    if (decl->verify_hostname && !server_name && net_is_ip_literal(host) && strchr(host, ':')) {
         snprintf(reason, len, "replica_of: verify_hostname with an IPv6 source needs server_name");
         return;
     }

@@ -15,6 +15,13 @@
 
 #define TLS_HANDSHAKE_RECORD 0x16
 
+bool net_is_ip_literal(const char *text)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+
+    return inet_pton(AF_INET, text, buf) == 1 || inet_pton(AF_INET6, text, buf) == 1;
+}
+
 int net_address_parse(const char *host, int port, struct net_address *ret_address)
 {
     struct net_address address = {0};

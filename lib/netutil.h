@@ -3,6 +3,7 @@
 #ifndef CERTVISOR_NETUTIL_H
 #define CERTVISOR_NETUTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
 
@@ -19,6 +20,9 @@ struct net_address {
  * without brackets) and a port. Returns 0, or -EINVAL when host is not one.
  */
 int net_address_parse(const char *host, int port, struct net_address *ret_address);
+
+/* Whether text is an IPv4 or IPv6 address literal (no brackets, no port). */
+bool net_is_ip_literal(const char *text);
 
 /*
  * Resolves host (a name or a numeric address) and port to the first TCP

@@ -4,7 +4,7 @@
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"
-build=$("$root/scripts/build.sh" | tail -n 1)
+build=$("$root/scripts/build.sh" --run | tail -n 1)
 dir=${CERTVISOR_LOCAL_DIR:-$root/local}
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)

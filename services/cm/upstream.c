@@ -4,7 +4,6 @@
 #include "netutil.h"
 #include "tls_context.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -96,13 +95,6 @@ static int split_address(const char *address, char *host, size_t host_len, int *
     return 0;
 }
 
-static bool is_ip_literal(const char *name)
-{
-    unsigned char buf[sizeof(struct in6_addr)];
-
-    return inet_pton(AF_INET, name, buf) == 1 || inet_pton(AF_INET6, name, buf) == 1;
-}
-
 /* True when the certificate is itself one of the store's anchors, byte for byte. */
 static bool is_pinned(X509_STORE_CTX *store_ctx, X509 *cert)
 {
@@ -192,7 +184,7 @@ int upstream_new(struct event_base *base, const char *address, const char *serve
         r = -ENOMEM;
         goto fail;
     }
-    u->server_name_is_ip = is_ip_literal(u->server_name);
+    u->server_name_is_ip = net_is_ip_literal(u->server_name);
     u->ctx = client_context(ca_file, err, err_len);
     if (!u->ctx) {
         r = -EINVAL;

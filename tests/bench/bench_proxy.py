@@ -25,6 +25,9 @@ import tempfile
 import textwrap
 import time
 
+# The repository this script is in: builds are looked for there by default.
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 GOAL_VS_HAPROXY = 1.1  # unpipelined and -P 16
 GOAL_VS_REDIS_TLS = 0.9  # unpipelined
 
@@ -299,7 +302,7 @@ def print_table(targets):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--build-dir", default="/work/main/build-bench",
+    parser.add_argument("--build-dir", default=os.path.join(REPOSITORY, "build-bench"),
                         help="where certvisor-proxy is built (default: %(default)s)")
     parser.add_argument("--baseline-dir",
                         help="another build of certvisor-proxy (the one before a change) to run "

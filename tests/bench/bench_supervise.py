@@ -22,6 +22,9 @@ import tempfile
 import threading
 import time
 
+# The repository this script is in: builds are looked for there by default.
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 # Name and dependencies ("after") of the six services; both supervisors run
 # certvisor-testsvc for each.
 SERVICES = [
@@ -560,7 +563,7 @@ def version(argv):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--build-dir", default="/work/main/build-bench",
+    parser.add_argument("--build-dir", default=os.path.join(REPOSITORY, "build-bench"),
                         help="where certvisord, certvisorctl and certvisor-testsvc are built "
                              "(default: %(default)s)")
     parser.add_argument("--quick", action="store_true",
