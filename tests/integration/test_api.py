@@ -419,7 +419,9 @@ def test_certificate_details_and_the_audit_log(node):
     assert by_name["api"]["used_by"] == ["api"] and by_name["api"]["origin"] == "generated"
     assert by_name["api"]["generated"] is True and by_name["api"]["required"] is True
     assert by_name["ldap_client"] == {"name": "ldap_client", "error": "not set",
-                                      "generated": False, "required": False}
+                                      "generated": False, "required": False,
+                                      "purpose": "LDAP client (optional)"}
+    assert by_name["proxy"]["purpose"] == "Database endpoints"
     assert b"-----BEGIN" not in r.body
     # A change, then the log shows it first, naming the REST user.
     assert node.request("POST", "/v1/cluster/certificates/rotate", {"name": "proxy"}).status == 200
