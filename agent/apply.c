@@ -14,6 +14,7 @@
 #include "service.h"
 #include "supervisor.h"
 #include "text_diff.h"
+#include "render_trust.h"
 #include "trust.h"
 #include "x509_check.h"
 

@@ -5,6 +5,7 @@
 #include "cv_error.h"
 #include "db_config.h"
 #include "tls_context.h"
+#include "render_trust.h"
 #include "trust.h"
 
 #include <errno.h>

@@ -3,7 +3,6 @@
 #define CERTVISOR_TRUST_H
 
 #include "certstore.h"
-#include "render_files.h"
 #include "tls_context.h"
 
 #include <jansson.h>
@@ -40,17 +39,6 @@ int trust_ref_check(const char *ref, char *reason, size_t reason_len);
 
 /* True when ref names a trust list (not a certificate of the store, not a path). */
 bool trust_ref_is_list(const char *ref);
-
-/*
- * The file ref is served from: the path itself; the store certificate's
- * current generation (or the one the change in in->override stages); the trust
- * list's bundle, likewise, or, for a list that is empty (or emptied by the
- * change), an empty file: it trusts nobody (lib/tls_context.h), so a database
- * can be declared before its peers are trusted. Returns 0, or -ENOENT when a
- * store certificate is not set, with the fix in err (setting names the option).
- */
-int trust_ref_file(const struct render_inputs *in, const char *setting, const char *ref, char *path,
-                   size_t path_len, char *err, size_t err_len);
 
 /* One certificate of a list. */
 struct trust_entry {
@@ -135,9 +123,6 @@ struct trust_batch {
 int trust_prepare(struct trust_batch *batch, struct certstore *store,
                   const struct trust_request *request, json_t *changes, char *warning,
                   size_t warning_len, const char **ret_reason, char *err, size_t err_len);
-
-/* Adds the batch's lists to override, for rendering with the change in place. */
-void trust_batch_override(const struct trust_batch *batch, struct render_override *override);
 
 /* Makes the staged generations current (one journal for several lists). */
 int trust_batch_commit(struct trust_batch *batch, char *err, size_t err_len);

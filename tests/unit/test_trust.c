@@ -14,6 +14,7 @@
 #include "certs.h"
 #include "cv_error.h"
 #include "tls_context.h"
+#include "render_trust.h"
 #include "trust.h"
 
 #include <ctype.h>
