@@ -10,6 +10,7 @@ import pathlib
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import textwrap
@@ -106,11 +107,19 @@ def pid_alive(pid):
 class NotifyListener:
     """A datagram socket standing in for systemd's NOTIFY_SOCKET; like systemd, it keeps reading."""
 
+    # Linux's SO_TIMESTAMPNS (asm-generic/socket.h; Python does not name it): each datagram
+    # carries the CLOCK_REALTIME at which the kernel received it, as struct timespec.
+    SO_TIMESTAMPNS = 35
+
     def __init__(self, path):
         self.path = str(path)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(self.path)
         self.sock.settimeout(0.1)
+        self.sock.setsockopt(socket.SOL_SOCKET, self.SO_TIMESTAMPNS, 1)
+        # times are the kernel's, on the monotonic clock: a reader thread held up by the test's
+        # own threads (the GIL) does not make the agent look late.
+        self.realtime_ahead = time.time() - time.monotonic()
         self.messages = []
         self.times = []
         self.lock = threading.Lock()
@@ -121,14 +130,19 @@ class NotifyListener:
     def _read(self):
         while self.running:
             try:
-                data = self.sock.recv(4096).decode()
+                data, ancillary, _, _ = self.sock.recvmsg(4096, 64)
             except socket.timeout:
                 continue
             except OSError:
                 return
+            received = time.monotonic()
+            for level, kind, value in ancillary:
+                if level == socket.SOL_SOCKET and kind == self.SO_TIMESTAMPNS:
+                    seconds, nanoseconds = struct.unpack("qq", value[:16])
+                    received = seconds + nanoseconds / 1e9 - self.realtime_ahead
             with self.lock:
-                self.messages.append(data)
-                self.times.append(time.monotonic())
+                self.messages.append(data.decode())
+                self.times.append(received)
 
     def drain(self, timeout=0.0):
         """The messages so far (after waiting timeout seconds)."""

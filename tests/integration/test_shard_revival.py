@@ -176,36 +176,47 @@ def test_certvisorctl_stop_during_the_backoff_cancels_the_revival(shipped):
     assert not shard.answers()
 
 
+# The retry delay of a shard in BACKOFF in the two tests below, and how long its dependent takes
+# to stop: long enough that the shutdown or restart reaches the agent before the retry even on a
+# loaded sanitizer run, and that the dependent's stop holds the agent well past the retry.
+RETRY_S = 3
+DEPENDENT_STOP_S = 6
+
+
 def slow_to_stop_dependent():
-    """A service after the shard that takes 3 s to stop (it ignores SIGTERM)."""
+    """A service after the shard that takes DEPENDENT_STOP_S to stop (it ignores SIGTERM)."""
     return {"client": f"""
         command = "TESTSVC"
         arguments = {{"--record", "RECORD", "--ignore-term"}}
         after = {{"{SHARD}"}}
-        stop_timeout = 3
+        stop_timeout = {DEPENDENT_STOP_S}
     """}
 
 
 def test_the_agents_shutdown_does_not_revive_a_shard_waiting_to_retry(shipped):
-    shard = shipped(extra="    backoff_initial = 1", services=slow_to_stop_dependent())
+    shard = shipped(extra=f"    backoff_initial = {RETRY_S}", services=slow_to_stop_dependent())
     shard.shutdown_nosave()
     shard.agent.wait_state(SHARD, "BACKOFF", timeout=5)
     began = time.monotonic()
     assert shard.agent.stop() == 0
-    assert time.monotonic() - began >= 2.5, "the dependent was to hold the shutdown past the retry"
+    assert time.monotonic() - began >= DEPENDENT_STOP_S - 0.5, \
+        "the dependent was to hold the shutdown past the retry"
     after = shard.log_after("Stopping every service")
     assert f"Started service '{SHARD}'" not in after, after
     assert not shard.answers()
 
 
 def test_restarting_everything_starts_a_shard_waiting_to_retry_once(shipped):
-    shard = shipped(extra="    backoff_initial = 1", services=slow_to_stop_dependent())
+    shard = shipped(extra=f"    backoff_initial = {RETRY_S}", services=slow_to_stop_dependent())
     old = shard.shutdown_nosave()
     shard.agent.wait_state(SHARD, "BACKOFF", timeout=5)
     starts_before = shard.agent.log_text().count(f"Started service '{SHARD}'")
     out = shard.agent.ctl("restart", "all")
     assert out.returncode == 0, out.stdout + out.stderr
-    new = shard.revived(old)
+    # The premise: the restart came while the retry was pending.
+    waiting = shard.log_after(f"Service '{SHARD}' exited with status 0; retrying")
+    assert f"Started service '{SHARD}'" not in waiting.split("requested restart")[0], waiting
+    new = shard.revived(old, timeout=30)
     assert shard.agent.state("client") == "RUNNING"
     assert shard.agent.log_text().count(f"Started service '{SHARD}'") == starts_before + 1
     assert shard.pid() == new and shard.answers()
