@@ -33,16 +33,13 @@ bool supervisor_all_quiet(const struct agent *agent)
 }
 
 /*
- * A pending stop waits for the dependents that are being stopped too, so that
- * none of them loses a dependency it still runs with. A service in BACKOFF has
- * no process to take from them, only a retry: that is cancelled at once, or the
- * retry would start it again while the agent stops it (its shutdown, "restart
- * all"), and a shard that had just exited would be revived behind the stop.
+ * As in systemd, a stop is ordered before a start between two dependent services
+ * whichever way the dependency points: a service waits to start while a service
+ * that depends on it is being stopped, so "restart all" starts nothing before the
+ * stops it began are done, even a service whose own stop was immediate (BACKOFF).
  */
-static bool stop_must_wait(const struct agent *agent, const struct service *service)
+static bool dependent_stopping(const struct agent *agent, const struct service *service)
 {
-    if (service->fsm.state == SERVICE_BACKOFF)
-        return false;
     for (size_t i = 0; i < agent->n_services; i++) {
         const struct service *other = agent->services[i];
 
@@ -51,6 +48,18 @@ static bool stop_must_wait(const struct agent *agent, const struct service *serv
             return true;
     }
     return false;
+}
+
+/*
+ * A pending stop waits for the dependents that are being stopped too, so that
+ * none of them loses a dependency it still runs with. A service in BACKOFF has
+ * no process to take from them, only a retry: that is cancelled at once, or the
+ * retry would start it again while the agent stops it (its shutdown, "restart
+ * all"), and a shard that had just exited would be revived behind the stop.
+ */
+static bool stop_must_wait(const struct agent *agent, const struct service *service)
+{
+    return service->fsm.state != SERVICE_BACKOFF && dependent_stopping(agent, service);
 }
 
 static void run_pending_stops(struct agent *agent)
@@ -104,7 +113,7 @@ static void run_pending_starts(struct agent *agent)
         char why[400];
 
         if (!service->pending_start || service->pending_stop ||
-            service_state_active(service->fsm.state))
+            service_state_active(service->fsm.state) || dependent_stopping(agent, service))
             continue;
         switch (check_dependencies(agent, service, &failed)) {
         case DEPS_WAIT:

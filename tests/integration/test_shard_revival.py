@@ -219,4 +219,8 @@ def test_restarting_everything_starts_a_shard_waiting_to_retry_once(shipped):
     new = shard.revived(old, timeout=30)
     assert shard.agent.state("client") == "RUNNING"
     assert shard.agent.log_text().count(f"Started service '{SHARD}'") == starts_before + 1
+    # Stops before starts, as in systemd: the shard, whose own stop was immediate (it had no
+    # process), starts once its dependent has stopped.
+    restart = shard.log_after("requested restart")
+    assert restart.index("Service 'client' stopped") < restart.index(f"Started service '{SHARD}'")
     assert shard.pid() == new and shard.answers()
