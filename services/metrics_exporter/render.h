@@ -8,7 +8,7 @@
 #define RENDER_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
 /*
- * Renders a reply of the agent's "metrics" command (agent/commands_metrics.h),
+ * Renders a reply of the agent's "metrics" command (agent/control/commands_metrics.h),
  * with certvisor_up 1. Fields that are missing or of the wrong type are left
  * out, never guessed. Returns the text (malloc'd) and its length, or NULL
  * when out of memory.

@@ -1,5 +1,5 @@
 /*
- * Fuzzes certificate and key validation (agent/x509_check.c): PEM parsing, the DER, PKCS#12
+ * Fuzzes certificate and key validation (agent/pki/x509_check.c): PEM parsing, the DER, PKCS#12
  * and UTF-16 detection, chains, keys and their match.
  *
  * The input is one byte of choices (purpose, whether a key is given), then the certificate

@@ -1,4 +1,4 @@
-/* Unit tests for the certificate table (agent/cert_names.c): its list and its invariants. */
+/* Unit tests for the certificate table (agent/pki/cert_names.c): its list and its invariants. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -304,7 +304,7 @@ static void recovery_rolls_an_interrupted_commit_forward(void **state)
 }
 
 /*
- * A worker thread stages from a copy of where the store is (agent/offload.h): the store itself
+ * A worker thread stages from a copy of where the store is (agent/core/offload.h): the store itself
  * may be gone. The origin is in the generation when it appears, and it is not current.
  */
 static void a_target_stages_without_the_store(void **state)

@@ -851,9 +851,9 @@ static void control_socket_errors(void **state)
 /* --- regressions: bugs found and fixed --- */
 
 /*
- * Was a bug in agent/config.c fill_main()/expand_path(): main-file values are never passed through
- * expand_check(), and expand_string() returns NULL for an unknown name, which fill_main() takes
- * for an allocation failure. It used to give: config_load() returns -ENOMEM, message "Cannot
+ * Was a bug in agent/config/config.c fill_main()/expand_path(): main-file values are never passed
+ * through expand_check(), and expand_string() returns NULL for an unknown name, which fill_main()
+ * takes for an allocation failure. It used to give: config_load() returns -ENOMEM, message "Cannot
  * allocate memory", no file or line.
  */
 static void unknown_variable_in_the_main_file(void **state)
@@ -886,7 +886,8 @@ static void variable_used_before_it_is_set_in_the_main_file(void **state)
 }
 
 /*
- * Was a bug in (libconfuse 3.3, surfaced by agent/config.c collect_error()): the lexer counts every
+ * Was a bug in (libconfuse 3.3, surfaced by agent/config/config.c collect_error()): the lexer
+ * counts every
  * '#' or '//' comment line more than once, so every libconfuse message and every validator
  * message (cfg->line) after a comment points at the wrong line. Messages built from
  * section_start_line() are right because that function scans the file itself.
@@ -933,7 +934,7 @@ static void a_section_left_open_at_end_of_file_is_an_error(void **state)
 }
 
 /*
- * Was a bug in agent/service_config.c expand_list() -- memory corruption, crashes the agent.
+ * Was a bug in agent/config/service_config.c expand_list() -- memory corruption, crashes the agent.
  * On an expansion failure it runs free_strv(strv + offset) and then free(strv): free_strv()
  * already frees the array it is given, so with offset 0 ("after", "environment") the array is
  * freed twice, and with offset 1 ("arguments") free() gets strv + 1, which malloc never

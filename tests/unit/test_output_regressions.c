@@ -98,9 +98,9 @@ static void emit(struct fixture *fx, const char *data, size_t len)
 }
 
 /*
- * Was a bug in agent/output.c consume(): OUTPUT_LINE_MAX ("longer lines are split") is only applied
- * when the rest of the chunk has no newline. When the newline arrives in the same read, the
- * whole line is delivered: up to one 64 KiB read per line into the tail buffer and to
+ * Was a bug in agent/supervise/output.c consume(): OUTPUT_LINE_MAX ("longer lines are split") is
+ * only applied when the rest of the chunk has no newline. When the newline arrives in the same
+ * read, the whole line is delivered: up to one 64 KiB read per line into the tail buffer and to
  * followers. Input: 10000 'z' then '\n' in one write. Expected: lines of 8192 and 1808 bytes.
  * It used to give: one line of 10000 bytes.
  */
@@ -123,9 +123,9 @@ static void a_long_line_ending_in_the_same_write_is_split(void **state)
 }
 
 /*
- * Was a bug in agent/output.c output_new()/output_free(): the streams come from calloc(), so their
- * read_fd, write_fd and journal_fd are 0 until stream_setup() sets them to -1. When the stdout
- * stream fails (pipe2() fails with EMFILE, or an allocation fails before the streams are set
+ * Was a bug in agent/supervise/output.c output_new()/output_free(): the streams come from calloc(),
+ * so their read_fd, write_fd and journal_fd are 0 until stream_setup() sets them to -1. When the
+ * stdout stream fails (pipe2() fails with EMFILE, or an allocation fails before the streams are set
  * up), output_free() runs "if (fd >= 0) close(fd)" on the untouched stderr stream and closes
  * descriptor 0 three times: the agent loses its stdin, and the next open() or accept() is
  * handed descriptor 0. Expected: descriptor 0 still open and unchanged. It used to give: closed.

@@ -135,7 +135,7 @@ static void jansson_and_libevent_wipe_what_they_free(void **state)
     line = evbuffer_readln(buffer, &len, EVBUFFER_EOL_LF);
     assert_non_null(line);
     assert_string_equal(line, SECRET);
-    free(line); /* as agent/control.c does */
+    free(line); /* as agent/control/control.c does */
     evbuffer_free(buffer);
     assert_true(seen.released >= 2); /* the chain and the buffer */
     assert_int_equal(seen.dirty, 0);

@@ -1,5 +1,5 @@
 /*
- * Unit tests for trust lists (agent/trust.c): names and references, reading certificates,
+ * Unit tests for trust lists (agent/pki/trust.c): names and references, reading certificates,
  * changes staged, committed, rolled back and discarded in their own store, and the file a
  * reference renders to (an empty list: an empty file, which trusts nobody).
  */

@@ -24,7 +24,7 @@
     ["1", "TLS 1.0"], ["1.1", "TLS 1.1"], ["1.2", "TLS 1.2"], ["1.3", "TLS 1.3"],
   ];
 
-  /* The TLS policy settings (agent/policy.c), newer names first, with the older spelling. */
+  /* The TLS policy settings (agent/policy/policy.c), newer names first, with the older spelling. */
   const SETTINGS = [
     { name: "min_control_TLS_version", kind: "version",
       label: "Minimum TLS version, control plane", help: "Console, REST API, metrics" },
@@ -569,7 +569,7 @@
     if (!items) return [];
     /*
      * What each certificate is for, whether the agent generates it and whether it may be
-     * deleted come from the agent's one table (agent/cert_names.c) through the API's details.
+     * deleted come from the agent's one table (agent/pki/cert_names.c) through the API's details.
      * An API that gives PEMs only says none of it: nothing is offered for deletion then.
      */
     return items.filter((c) => c && typeof c.name === "string").map((c) => Object.assign({}, c, {
