@@ -6,10 +6,12 @@
 #include "cert_info.h"
 #include "cert_names.h"
 #include "certs.h"
+#include "config.h"
 #include "cv_error.h"
 #include "external.h"
 #include "log.h"
 #include "offload.h"
+#include "reconfigure.h"
 #include "render_files.h"
 #include "service.h"
 #include "supervisor.h"
@@ -18,6 +20,7 @@
 #include "trust.h"
 #include "x509_check.h"
 
+#include <event2/event.h>
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
@@ -818,8 +821,8 @@ static void on_rolled_back_in_place(struct service *service, void *data, int res
     log_warning("Apply: service '%s' did not reload the restored files (%s); restarting it",
                 service->config->name, why ? why : cv_strerror(result));
     service_wait(service, WAIT_READY, on_step_done, run);
-    supervisor_mark_restart(run->agent, service);
-    supervisor_schedule(run->agent);
+    supervisor_mark_restart(run->agent->supervisor, service);
+    supervisor_schedule(run->agent->supervisor);
 }
 
 /* A service that was starting when the files changed is ready now: it reloads like the rest. */
@@ -864,8 +867,8 @@ static void step(struct apply_run *run)
             service_reload(service);
         } else {
             service_wait(service, WAIT_READY, on_step_done, run);
-            supervisor_mark_restart(run->agent, service);
-            supervisor_schedule(run->agent);
+            supervisor_mark_restart(run->agent->supervisor, service);
+            supervisor_schedule(run->agent->supervisor);
         }
         return; /* on_step_done continues */
     }
@@ -1301,8 +1304,8 @@ static int prepare_config(struct apply_run *run, struct apply_request *request, 
                                  "removed", "warnings");
     if (!request->summary)
         return -ENOMEM;
-    r = agent_load_config(run->agent, &run->new_config,
-                          json_object_get(request->summary, "warnings"), &error);
+    r = reconfigure_load(run->agent, &run->new_config,
+                         json_object_get(request->summary, "warnings"), &error);
     if (r < 0) {
         snprintf(err, err_len, "%s", error ? error : cv_strerror(r));
         log_error("Configuration reload failed, keeping the running configuration: %s", err);
@@ -1406,23 +1409,23 @@ static int plan(struct apply_run *run, json_t **ret_plan, char *err, size_t err_
         n_configs = run->new_config->n_services;
     } else {
         configs = NULL;
-        n_configs = agent->n_services;
+        n_configs = agent->supervisor->n_services;
     }
-    run->steps = calloc(agent->n_services + 1, sizeof(*run->steps));
+    run->steps = calloc(agent->supervisor->n_services + 1, sizeof(*run->steps));
     if (!run->steps || !steps) {
         json_decref(steps);
         return -ENOMEM;
     }
     for (size_t i = 0; r == 0 && i < n_configs; i++)
-        r = render_files_compute(&inputs,
-                                 configs ? configs[i] : config_in_force(agent->services[i]),
-                                 &run->rendered, err, err_len);
+        r = render_files_compute(
+            &inputs, configs ? configs[i] : config_in_force(agent->supervisor->services[i]),
+            &run->rendered, err, err_len);
     if (r == 0)
         r = rendered_set_validate(&run->rendered, &inputs, err, err_len);
     for (size_t i = 0; r == 0 && i < n_configs; i++) {
         const struct service_config *config =
-            configs ? configs[i] : config_in_force(agent->services[i]);
-        struct service *service = agent_find_service(agent, config->name);
+            configs ? configs[i] : config_in_force(agent->supervisor->services[i]);
+        struct service *service = supervisor_find(agent->supervisor, config->name);
 
         if (!rendered_set_changes(&run->rendered, config))
             continue;
@@ -1448,8 +1451,8 @@ static void plan_config_steps(struct apply_run *run)
 {
     struct agent *agent = run->agent;
 
-    for (size_t i = 0; i < agent->n_services; i++) {
-        struct service *service = agent->services[i];
+    for (size_t i = 0; i < agent->supervisor->n_services; i++) {
+        struct service *service = agent->supervisor->services[i];
 
         if (service->remove_when_stopped || service->pending_start || service->pending_stop ||
             !rendered_set_changes(&run->rendered, service->config))
@@ -1545,7 +1548,7 @@ static int commit_change(struct apply_run *run, char *err, size_t err_len)
     if (run->new_config) {
         struct apply_request *request = run->requests[0];
 
-        agent_swap_config(agent, run->new_config, request->summary);
+        reconfigure_swap(agent, run->new_config, request->summary);
         run->new_config = NULL;
         run->policy_swapped = true; /* the old policy comes back if a service fails */
         plan_config_steps(run);
@@ -1628,7 +1631,7 @@ static void plan_and_apply(struct apply_run *run)
                                   steps, "warning", request->warning, "changes", request->changes);
 
         if (run->new_config) {
-            agent_config_changes(agent, run->new_config, request->summary);
+            reconfigure_changes(agent, run->new_config, request->summary);
             json_object_update(reply, request->summary);
         }
         answer(request, 0, reply);

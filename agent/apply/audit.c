@@ -4,6 +4,7 @@
 
 #include "audit_file.h"
 #include "certs.h"
+#include "config.h"
 #include "log.h"
 #include "offload.h"
 

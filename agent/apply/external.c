@@ -4,6 +4,7 @@
 #include "apply.h"
 #include "cert_names.h"
 #include "cert_watch.h"
+#include "config.h"
 #include "log.h"
 #include "x509_check.h"
 

@@ -6,8 +6,10 @@
 #include "cert_info.h"
 #include "cert_names.h"
 #include "certs.h"
+#include "config.h"
 #include "log.h"
 
+#include <event2/event.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>

@@ -112,12 +112,12 @@ static int collect_services(struct agent *agent, json_t *args, enum op_verb verb
     struct service **services;
 
     if (n == 1 && strcmp(json_string_value(json_array_get(args, 0)) ?: "", "all") == 0) {
-        services = calloc(agent->n_services + 1, sizeof(*services));
+        services = calloc(agent->supervisor->n_services + 1, sizeof(*services));
         if (!services)
             return -ENOMEM;
         /* 'all' names what the verb applies to: stop what is up, start what is not. */
-        for (size_t i = 0; i < agent->n_services; i++) {
-            struct service *service = agent->services[i];
+        for (size_t i = 0; i < agent->supervisor->n_services; i++) {
+            struct service *service = agent->supervisor->services[i];
 
             if (service->remove_when_stopped || (verb == OP_STOP && !is_up(service)) ||
                 (verb == OP_START && service->fsm.state == SERVICE_RUNNING))
@@ -133,7 +133,7 @@ static int collect_services(struct agent *agent, json_t *args, enum op_verb verb
         return -ENOMEM;
     for (size_t i = 0; i < n; i++) {
         const char *name = json_string_value(json_array_get(args, i));
-        struct service *service = name ? agent_find_service(agent, name) : NULL;
+        struct service *service = name ? supervisor_find(agent->supervisor, name) : NULL;
 
         if (!service) {
             json_array_append_new(op->items, json_pack("{s:s, s:s}", "name", name ? name : "?",
@@ -237,24 +237,24 @@ static void run_operation(struct agent *agent, struct control_conn *conn, json_t
             continue;
         switch (verb) {
         case OP_START:
-            supervisor_mark_start(agent, service);
+            supervisor_mark_start(agent->supervisor, service);
             break;
         case OP_STOP:
             supervisor_mark_stop(service, true);
             break;
         case OP_RESTART:
-            supervisor_mark_restart(agent, service);
+            supervisor_mark_restart(agent->supervisor, service);
             break;
         case OP_RELOAD:
             if (!service_config_can_reload(service->config))
-                supervisor_mark_restart(agent, service);
+                supervisor_mark_restart(agent->supervisor, service);
             else
                 service_reload(service); /* on failure, the waiter has heard why */
             break;
         }
     }
     free(services);
-    supervisor_schedule(agent);
+    supervisor_schedule(agent->supervisor);
     op->outstanding--;
     op_finish_if_done(op);
 }
@@ -342,12 +342,13 @@ static void handle_status(struct agent *agent, struct control_conn *conn, json_t
     if (json_array_size(args) == 0 ||
         (json_array_size(args) == 1 &&
          strcmp(json_string_value(json_array_get(args, 0)) ?: "", "all") == 0)) {
-        struct service **sorted = calloc(agent->n_services + 1, sizeof(*sorted));
+        struct service **sorted = calloc(agent->supervisor->n_services + 1, sizeof(*sorted));
 
         if (sorted) {
-            memcpy(sorted, agent->services, agent->n_services * sizeof(*sorted));
-            qsort(sorted, agent->n_services, sizeof(*sorted), compare_names);
-            for (size_t i = 0; i < agent->n_services; i++) {
+            memcpy(sorted, agent->supervisor->services,
+                   agent->supervisor->n_services * sizeof(*sorted));
+            qsort(sorted, agent->supervisor->n_services, sizeof(*sorted), compare_names);
+            for (size_t i = 0; i < agent->supervisor->n_services; i++) {
                 json_array_append_new(items, status_item(sorted[i]));
                 if (sorted[i]->fsm.state != SERVICE_RUNNING)
                     worsen(&exit_status, EXIT_NOT_RUNNING);
@@ -357,7 +358,7 @@ static void handle_status(struct agent *agent, struct control_conn *conn, json_t
     } else {
         for (size_t i = 0; i < json_array_size(args); i++) {
             const char *name = json_string_value(json_array_get(args, i));
-            struct service *service = name ? agent_find_service(agent, name) : NULL;
+            struct service *service = name ? supervisor_find(agent->supervisor, name) : NULL;
 
             if (!service) {
                 json_array_append_new(items, json_pack("{s:s, s:s}", "name", name ? name : "?",
@@ -387,14 +388,14 @@ static void handle_pid(struct agent *agent, struct control_conn *conn, json_t *a
     items = json_array();
     if (json_array_size(args) == 1 &&
         strcmp(json_string_value(json_array_get(args, 0)) ?: "", "all") == 0) {
-        for (size_t i = 0; i < agent->n_services; i++)
-            json_array_append_new(items,
-                                  json_pack("{s:s, s:i}", "name", agent->services[i]->config->name,
-                                            "pid", (int)agent->services[i]->pid));
+        for (size_t i = 0; i < agent->supervisor->n_services; i++)
+            json_array_append_new(
+                items, json_pack("{s:s, s:i}", "name", agent->supervisor->services[i]->config->name,
+                                 "pid", (int)agent->supervisor->services[i]->pid));
     } else {
         for (size_t i = 0; i < json_array_size(args); i++) {
             const char *name = json_string_value(json_array_get(args, i));
-            struct service *service = name ? agent_find_service(agent, name) : NULL;
+            struct service *service = name ? supervisor_find(agent->supervisor, name) : NULL;
 
             if (!service) {
                 json_array_append_new(items, json_pack("{s:s, s:s}", "name", name ? name : "?",
@@ -416,17 +417,17 @@ static void handle_avail(struct agent *agent, struct control_conn *conn, json_t 
 
     (void)args;
     (void)options;
-    for (size_t i = 0; i < agent->n_services; i++) {
-        const struct service_config *config = agent->services[i]->config;
+    for (size_t i = 0; i < agent->supervisor->n_services; i++) {
+        const struct service_config *config = agent->supervisor->services[i]->config;
         json_t *after = json_array();
 
         for (size_t d = 0; d < config->n_after; d++)
             json_array_append_new(after, json_string(config->after[d]));
-        json_array_append_new(items,
-                              json_pack("{s:s, s:b, s:b, s:o, s:s, s:i}", "name", config->name,
-                                        "autostart", config->autostart, "removing",
-                                        agent->services[i]->remove_when_stopped, "after", after,
-                                        "file", config->source_file, "line", config->source_line));
+        json_array_append_new(
+            items, json_pack("{s:s, s:b, s:b, s:o, s:s, s:i}", "name", config->name, "autostart",
+                             config->autostart, "removing",
+                             agent->supervisor->services[i]->remove_when_stopped, "after", after,
+                             "file", config->source_file, "line", config->source_line));
     }
     control_reply(conn, json_pack("{s:i, s:o}", "exit", EXIT_OK, "items", items));
 }
@@ -472,7 +473,7 @@ static void follow_line(void *data, enum output_stream_id stream, const char *li
 static void follow_abandon(void *data)
 {
     struct tail_follow *follow = data;
-    struct service *service = agent_find_service(follow->agent, follow->name);
+    struct service *service = supervisor_find(follow->agent->supervisor, follow->name);
 
     if (service)
         output_unfollow(service->output, follow_line, follow);
@@ -487,7 +488,7 @@ static void handle_tail(struct agent *agent, struct control_conn *conn, json_t *
     const char *stream_word = json_string_value(json_array_get(args, 1));
     json_t *lines_option = json_object_get(options, "lines");
     int lines = lines_option ? (int)json_integer_value(lines_option) : -1; /* absent: all kept */
-    struct service *service = name ? agent_find_service(agent, name) : NULL;
+    struct service *service = name ? supervisor_find(agent->supervisor, name) : NULL;
     int stream = -1;
     struct tail_follow *follow;
 

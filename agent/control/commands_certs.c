@@ -6,10 +6,12 @@
 #include "apply.h"
 #include "audit.h"
 #include "certs.h"
+#include "config.h"
 #include "log.h"
 #include "offload.h"
 #include "render.h"
 #include "service.h"
+#include "supervisor.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -22,8 +24,8 @@ static json_t *users_of(const struct agent *agent, const char *name)
 {
     json_t *users = json_array();
 
-    for (size_t i = 0; i < agent->n_services; i++) {
-        const struct service_config *config = agent->services[i]->config;
+    for (size_t i = 0; i < agent->supervisor->n_services; i++) {
+        const struct service_config *config = agent->supervisor->services[i]->config;
 
         for (size_t t = 0; t < config->n_tls; t++) {
             /* mtls_trusted_ca is in use where certificate sign-in renders it. */

@@ -5,6 +5,7 @@
 #include "cert_names.h"
 #include "certs.h"
 #include "service.h"
+#include "supervisor.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,14 +129,14 @@ static int compare_names(const void *a, const void *b)
 /* By name, so that the exporter's output is stable whatever the dependency order. */
 static json_t *services(struct agent *agent)
 {
-    struct service **sorted = calloc(agent->n_services + 1, sizeof(*sorted));
+    struct service **sorted = calloc(agent->supervisor->n_services + 1, sizeof(*sorted));
     json_t *items = json_array();
 
     if (!sorted)
         return items;
-    memcpy(sorted, agent->services, agent->n_services * sizeof(*sorted));
-    qsort(sorted, agent->n_services, sizeof(*sorted), compare_names);
-    for (size_t i = 0; i < agent->n_services; i++)
+    memcpy(sorted, agent->supervisor->services, agent->supervisor->n_services * sizeof(*sorted));
+    qsort(sorted, agent->supervisor->n_services, sizeof(*sorted), compare_names);
+    for (size_t i = 0; i < agent->supervisor->n_services; i++)
         json_array_append_new(items, service_item(sorted[i]));
     free(sorted);
     return items;

@@ -4,7 +4,9 @@
 #include "apply.h"
 #include "certs.h"
 #include "commands_certs.h"
+#include "config.h"
 #include "service.h"
+#include "supervisor.h"
 #include "trust.h"
 
 #include <dirent.h>
@@ -191,8 +193,8 @@ void handle_replica_trust_list(struct agent *agent, struct control_conn *conn, j
 static json_t *reported(const struct agent *agent, const char *key, const char *name,
                         const char **ret_service)
 {
-    for (size_t i = 0; i < agent->n_services; i++) {
-        const struct service *service = agent->services[i];
+    for (size_t i = 0; i < agent->supervisor->n_services; i++) {
+        const struct service *service = agent->supervisor->services[i];
         json_t *found = json_object_get(json_object_get(service->stats, key), name);
 
         if (json_is_object(found)) {

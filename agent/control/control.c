@@ -3,6 +3,7 @@
 
 #include "cert_auth.h"
 #include "commands.h"
+#include "config.h"
 #include "control_proto.h"
 #include "cv_error.h"
 #include "fsutil.h"
@@ -10,8 +11,10 @@
 #include "offload.h"
 #include "service.h"
 #include "signin_limits.h"
+#include "supervisor.h"
 #include "users.h"
 
+#include <event2/event.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -296,8 +299,8 @@ static void run_command(struct control_conn *conn, json_t *request);
 /* True when pid is the main process of a supervised service (the REST API, the console...). */
 static bool peer_is_service(const struct agent *agent, pid_t pid)
 {
-    for (size_t i = 0; pid > 0 && i < agent->n_services; i++)
-        if (agent->services[i]->pid == pid)
+    for (size_t i = 0; pid > 0 && i < agent->supervisor->n_services; i++)
+        if (agent->supervisor->services[i]->pid == pid)
             return true;
     return false;
 }
@@ -521,8 +524,8 @@ static void start_sign_in(struct control_conn *conn, json_t *request, json_t *as
  */
 static bool peer_is_certificate_auth_service(const struct agent *agent, pid_t pid)
 {
-    for (size_t i = 0; pid > 0 && i < agent->n_services; i++) {
-        const struct service *service = agent->services[i];
+    for (size_t i = 0; pid > 0 && i < agent->supervisor->n_services; i++) {
+        const struct service *service = agent->supervisor->services[i];
 
         if (service->pid != pid)
             continue;

@@ -1,13 +1,14 @@
 /* certvisord: the node agent's entry point: options, start-up, the event loop, orderly exit. */
-#include "agent.h"
 #include "apply.h"
 #include "audit.h"
 #include "certs.h"
+#include "config.h"
+#include "control.h"
+#include "daemon.h"
+#include "external.h"
 #include "render_files.h"
 #include "renewal.h"
 #include "users.h"
-#include "external.h"
-#include "control.h"
 #include "cv_error.h"
 #include "log.h"
 #include "notify.h"
@@ -18,6 +19,7 @@
 #include "service.h"
 #include "supervisor.h"
 
+#include <event2/event.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -130,7 +132,7 @@ static void on_signal(evutil_socket_t signo, short what, void *arg)
     (void)what;
     switch (signo) {
     case SIGCHLD:
-        supervisor_reap(agent);
+        supervisor_reap(agent->supervisor);
         break;
     case SIGTERM:
     case SIGINT:
@@ -154,13 +156,6 @@ static void on_signal(evutil_socket_t signo, short what, void *arg)
     }
 }
 
-static void on_removal(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    supervisor_drop_removed(arg);
-}
-
 static int setup_signals(struct agent *agent)
 {
     static const int signals[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP};
@@ -179,22 +174,24 @@ static int adopt_services(struct agent *agent)
 {
     struct agent_config *config = agent->config;
 
-    agent->services = calloc(config->n_services + 1, sizeof(*agent->services));
-    if (!agent->services)
+    agent->supervisor->services =
+        calloc(config->n_services + 1, sizeof(*agent->supervisor->services));
+    if (!agent->supervisor->services)
         return -ENOMEM;
     for (size_t i = 0; i < config->n_services; i++) {
         size_t index = config->start_order[i];
-        int r = service_new(agent, config->services[index], &agent->services[i]);
+        int r = service_new(agent->supervisor, config->services[index],
+                            &agent->supervisor->services[i]);
 
         if (r < 0)
             return r;
         config->services[index] = NULL;
-        agent->n_services++;
+        agent->supervisor->n_services++;
     }
     config->n_services = 0;
-    for (size_t i = 0; i < agent->n_services; i++)
-        if (agent->services[i]->config->autostart)
-            supervisor_mark_start(agent, agent->services[i]);
+    for (size_t i = 0; i < agent->supervisor->n_services; i++)
+        if (agent->supervisor->services[i]->config->autostart)
+            supervisor_mark_start(agent->supervisor, agent->supervisor->services[i]);
     return 0;
 }
 
@@ -210,9 +207,9 @@ static void reap_everything(void)
 
 static void agent_free(struct agent *agent)
 {
-    for (size_t i = 0; i < agent->n_services; i++)
-        service_free(agent->services[i]);
-    free(agent->services);
+    if (agent->supervisor)
+        supervisor_clear(agent->supervisor);
+    free(agent->supervisor);
     control_server_free(agent->control);
     /* Before what its jobs' callbacks free into: they run (cancelled) here. */
     offload_free(agent->offload);
@@ -224,8 +221,6 @@ static void agent_free(struct agent *agent)
     audit_free(agent);
     notify_server_free(agent->notify);
     sdnotify_free(agent);
-    if (agent->removal_event)
-        event_free(agent->removal_event);
     for (size_t i = 0; i < 4; i++)
         if (agent->signal_events[i])
             event_free(agent->signal_events[i]);
@@ -294,14 +289,17 @@ static int start_agent(struct agent *agent)
     if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
         log_warning("Cannot become a child subreaper: %s", strerror(errno));
     agent->base = event_base_new();
-    if (agent->base)
-        agent->removal_event = event_new(agent->base, -1, 0, on_removal, agent);
-    if (!agent->base || !agent->removal_event || setup_signals(agent) < 0 ||
+    agent->supervisor = calloc(1, sizeof(*agent->supervisor));
+    agent_set_hooks(agent);
+    if (!agent->base || !agent->supervisor || setup_signals(agent) < 0 ||
         sdnotify_init(agent) < 0 ||
+        supervisor_init(agent->supervisor, agent->base, agent->config,
+                        (struct supervisor_observer){agent_on_services_changed, agent}) < 0 ||
         offload_new(agent->base, OFFLOAD_THREADS, &agent->offload) < 0) {
         log_error("Cannot set up the event loop");
         return -1;
     }
+    agent->supervisor->under_systemd = agent->under_systemd;
     /* The control socket first: it refuses to start when another agent answers, before
      * anything of that agent's (its notify socket) is touched. */
     r = control_server_new(agent, &agent->control, err, sizeof(err));
@@ -309,8 +307,8 @@ static int start_agent(struct agent *agent)
         log_error("Cannot open the control socket: %s", err);
         return -1;
     }
-    r = notify_server_new(agent->base, agent->config->notify_socket, supervisor_on_notify, agent,
-                          &agent->notify);
+    r = notify_server_new(agent->base, agent->config->notify_socket, supervisor_on_notify,
+                          agent->supervisor, &agent->notify);
     if (r < 0) {
         log_error("Cannot listen on the notify socket %s: %s", agent->config->notify_socket,
                   strerror(-r));
@@ -324,8 +322,8 @@ static int start_agent(struct agent *agent)
         return -1;
     }
     log_info("certvisord %s started: %zu services, control socket %s", CERTVISOR_VERSION,
-             agent->n_services, agent->config->control_socket);
-    supervisor_schedule(agent);
+             agent->supervisor->n_services, agent->config->control_socket);
+    supervisor_schedule(agent->supervisor);
     agent_check_ready(agent);
     return 0;
 }

@@ -4,6 +4,7 @@
 #include "log.h"
 #include "service.h"
 
+#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -4,6 +4,7 @@
 #include "output.h"
 #include "service.h"
 #include "spawn.h"
+#include "supervisor.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -118,8 +119,8 @@ int reload_command_start(struct service *service, char *err, size_t err_len)
         return r;
     }
     fcntl(run->stderr_fd, F_SETFL, O_NONBLOCK);
-    run->stderr_event =
-        event_new(service->agent->base, run->stderr_fd, EV_READ | EV_PERSIST, on_stderr, service);
+    run->stderr_event = event_new(service->supervisor->base, run->stderr_fd, EV_READ | EV_PERSIST,
+                                  on_stderr, service);
     if (run->stderr_event)
         event_add(run->stderr_event, NULL);
     service->reload_run = run;

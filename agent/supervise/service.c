@@ -93,39 +93,39 @@ static void on_reload_timeout(evutil_socket_t fd, short what, void *arg)
     service_complete_waiters(service, WAIT_RELOADED, -ETIMEDOUT, why);
 }
 
-static struct output_settings output_settings_of(const struct agent *agent)
+static struct output_settings output_settings_of(const struct supervisor *sup)
 {
     struct output_settings settings = {
-        .journal_available = agent->under_systemd && log_stderr_is_journal(),
-        .max_bytes = agent->config->service_log_max_bytes,
-        .backups = agent->config->service_log_backups,
-        .tail_lines = agent->config->tail_lines,
+        .journal_available = sup->under_systemd && log_stderr_is_journal(),
+        .max_bytes = sup->config->service_log_max_bytes,
+        .backups = sup->config->service_log_backups,
+        .tail_lines = sup->config->tail_lines,
     };
     return settings;
 }
 
-int service_new(struct agent *agent, struct service_config *config, struct service **ret_service)
+int service_new(struct supervisor *sup, struct service_config *config, struct service **ret_service)
 {
     struct service *service = calloc(1, sizeof(*service));
-    struct output_settings settings = output_settings_of(agent);
+    struct output_settings settings = output_settings_of(sup);
     char err[256];
     int r;
 
     if (!service)
         return -ENOMEM;
-    service->agent = agent;
+    service->supervisor = sup;
     service->config = config;
     service->exec_status_fd = -1;
     service->state_since_usec = monotonic_usec();
     service->state_since_wall = time(NULL);
-    service->timer = evtimer_new(agent->base, on_timer, service);
-    service->reload_timer = evtimer_new(agent->base, on_reload_timeout, service);
+    service->timer = evtimer_new(sup->base, on_timer, service);
+    service->reload_timer = evtimer_new(sup->base, on_reload_timeout, service);
     if (!service->timer || !service->reload_timer) {
         service->config = NULL;
         service_free(service);
         return -ENOMEM;
     }
-    r = output_new(agent->base, config, &settings, &service->output, err, sizeof(err));
+    r = output_new(sup->base, config, &settings, &service->output, err, sizeof(err));
     if (r < 0) {
         log_error("Cannot capture the output of service '%s': %s", config->name, err);
         service->config = NULL;
@@ -213,13 +213,13 @@ void service_complete_waiters(struct service *service, enum wait_goal goal, int 
 /* Swaps in a configuration that a reload left waiting for the service to stop. */
 static void adopt_next_config(struct service *service)
 {
-    struct output_settings settings = output_settings_of(service->agent);
+    struct output_settings settings = output_settings_of(service->supervisor);
     struct output *output;
     char err[256];
 
     if (!service->next_config)
         return;
-    if (output_new(service->agent->base, service->next_config, &settings, &output, err,
+    if (output_new(service->supervisor->base, service->next_config, &settings, &output, err,
                    sizeof(err)) < 0) {
         log_error("Cannot capture the output of service '%s': %s; keeping the old streams",
                   service->config->name, err);
@@ -252,7 +252,7 @@ static bool spawn(struct service *service)
 {
     struct spawn_request request = {
         .config = service->config,
-        .notify_socket = service->agent->config->notify_socket,
+        .notify_socket = service->supervisor->config->notify_socket,
         .stdout_fd = output_child_fd(service->output, OUTPUT_STDOUT),
         .stderr_fd = output_child_fd(service->output, OUTPUT_STDERR),
     };
@@ -272,7 +272,7 @@ static bool spawn(struct service *service)
     service->pid = pid;
     service->exec_status_fd = status_fd;
     service->exec_status_event =
-        event_new(service->agent->base, status_fd, EV_READ, on_exec_status, service);
+        event_new(service->supervisor->base, status_fd, EV_READ, on_exec_status, service);
     if (service->exec_status_event)
         event_add(service->exec_status_event, NULL);
     log_info("Started service '%s' (pid %d)", service->config->name, (int)pid);
@@ -360,7 +360,8 @@ static void note_reason(struct service *service, const struct fsm_effects *effec
         snprintf(service->reason, sizeof(service->reason), "%s", cause);
 }
 
-/* After every step: timestamps, logs, waiters, agent readiness and the scheduler. */
+/* After every step: timestamps, logs, waiters and the scheduler (whose observer tells the agent).
+ */
 static void after_transition(struct service *service, enum service_state before)
 {
     enum service_state now = service->fsm.state;
@@ -403,9 +404,7 @@ static void after_transition(struct service *service, enum service_state before)
         adopt_next_config(service);
         service_complete_waiters(service, WAIT_STOPPED, 0, NULL);
     }
-    supervisor_schedule(service->agent);
-    agent_check_ready(service->agent);
-    agent_update_status(service->agent);
+    supervisor_schedule(service->supervisor);
 }
 
 void service_dispatch(struct service *service, enum fsm_event_kind kind)

@@ -2,7 +2,6 @@
 #ifndef CERTVISOR_SERVICE_H
 #define CERTVISOR_SERVICE_H
 
-#include "agent.h"
 #include "service_config.h"
 #include "service_fsm.h"
 
@@ -13,6 +12,8 @@
 #include <time.h>
 
 struct output;
+struct service;
+struct supervisor;
 
 /* A signal reload goes SIGNALED -> RELOADING -> IDLE; a reload command, COMMAND -> IDLE. */
 enum reload_phase { RELOAD_IDLE, RELOAD_SIGNALED, RELOAD_RELOADING, RELOAD_COMMAND };
@@ -34,7 +35,7 @@ struct service_waiter {
 };
 
 struct service {
-    struct agent *agent;
+    struct supervisor *supervisor; /* the one that owns it */
     struct service_config *config;
     struct service_config *next_config; /* takes effect once the service is stopped */
     struct fsm fsm;
@@ -77,7 +78,8 @@ struct service {
 #define SERVICE_STATS_MAX (64 * 1024)
 
 /* Creates the run-time object for a configuration (which it takes over). */
-int service_new(struct agent *agent, struct service_config *config, struct service **ret_service);
+int service_new(struct supervisor *supervisor, struct service_config *config,
+                struct service **ret_service);
 
 /* Stops watching everything and frees. The service must not be active. */
 void service_free(struct service *service);

@@ -7,9 +7,46 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+static void on_removal(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    supervisor_drop_removed(arg);
+}
+
+int supervisor_init(struct supervisor *sup, struct event_base *base,
+                    const struct agent_config *config, struct supervisor_observer observer)
+{
+    *sup = (struct supervisor){.base = base, .config = config, .observer = observer};
+    sup->removal_event = event_new(base, -1, 0, on_removal, sup);
+    return sup->removal_event ? 0 : -ENOMEM;
+}
+
+void supervisor_clear(struct supervisor *sup)
+{
+    for (size_t i = 0; i < sup->n_services; i++)
+        service_free(sup->services[i]);
+    free(sup->services);
+    sup->services = NULL;
+    sup->n_services = 0;
+    if (sup->removal_event)
+        event_free(sup->removal_event);
+    sup->removal_event = NULL;
+}
+
+struct service *supervisor_find(const struct supervisor *sup, const char *name)
+{
+    for (size_t i = 0; i < sup->n_services; i++)
+        if (strcmp(sup->services[i]->config->name, name) == 0 &&
+            !sup->services[i]->remove_when_stopped)
+            return sup->services[i];
+    return NULL;
+}
 
 static bool depends_on(const struct service *service, const struct service *dependency)
 {
@@ -24,10 +61,10 @@ static bool has_process_or_retry(const struct service *service)
     return service_state_active(service->fsm.state) || service->fsm.state == SERVICE_BACKOFF;
 }
 
-bool supervisor_all_quiet(const struct agent *agent)
+bool supervisor_all_quiet(const struct supervisor *sup)
 {
-    for (size_t i = 0; i < agent->n_services; i++)
-        if (has_process_or_retry(agent->services[i]))
+    for (size_t i = 0; i < sup->n_services; i++)
+        if (has_process_or_retry(sup->services[i]))
             return false;
     return true;
 }
@@ -38,10 +75,10 @@ bool supervisor_all_quiet(const struct agent *agent)
  * that depends on it is being stopped, so "restart all" starts nothing before the
  * stops it began are done, even a service whose own stop was immediate (BACKOFF).
  */
-static bool dependent_stopping(const struct agent *agent, const struct service *service)
+static bool dependent_stopping(const struct supervisor *sup, const struct service *service)
 {
-    for (size_t i = 0; i < agent->n_services; i++) {
-        const struct service *other = agent->services[i];
+    for (size_t i = 0; i < sup->n_services; i++) {
+        const struct service *other = sup->services[i];
 
         if (other != service && depends_on(other, service) &&
             (other->pending_stop || other->fsm.state == SERVICE_STOPPING))
@@ -57,17 +94,17 @@ static bool dependent_stopping(const struct agent *agent, const struct service *
  * retry would start it again while the agent stops it (its shutdown, "restart
  * all"), and a shard that had just exited would be revived behind the stop.
  */
-static bool stop_must_wait(const struct agent *agent, const struct service *service)
+static bool stop_must_wait(const struct supervisor *sup, const struct service *service)
 {
-    return service->fsm.state != SERVICE_BACKOFF && dependent_stopping(agent, service);
+    return service->fsm.state != SERVICE_BACKOFF && dependent_stopping(sup, service);
 }
 
-static void run_pending_stops(struct agent *agent)
+static void run_pending_stops(struct supervisor *sup)
 {
-    for (size_t i = agent->n_services; i-- > 0;) {
-        struct service *service = agent->services[i];
+    for (size_t i = sup->n_services; i-- > 0;) {
+        struct service *service = sup->services[i];
 
-        if (!service->pending_stop || stop_must_wait(agent, service))
+        if (!service->pending_stop || stop_must_wait(sup, service))
             continue;
         service->pending_stop = false;
         if (has_process_or_retry(service))
@@ -79,14 +116,14 @@ static void run_pending_stops(struct agent *agent)
 
 enum dependency_status { DEPS_READY, DEPS_WAIT, DEPS_FAILED };
 
-static enum dependency_status check_dependencies(const struct agent *agent,
+static enum dependency_status check_dependencies(const struct supervisor *sup,
                                                  const struct service *service,
                                                  const struct service **ret_failed)
 {
     enum dependency_status status = DEPS_READY;
 
     for (size_t d = 0; d < service->config->n_after; d++) {
-        const struct service *dep = agent_find_service(agent, service->config->after[d]);
+        const struct service *dep = supervisor_find(sup, service->config->after[d]);
 
         if (!dep || dep->remove_when_stopped) {
             *ret_failed = dep;
@@ -105,17 +142,17 @@ static enum dependency_status check_dependencies(const struct agent *agent,
     return status;
 }
 
-static void run_pending_starts(struct agent *agent)
+static void run_pending_starts(struct supervisor *sup)
 {
-    for (size_t i = 0; i < agent->n_services; i++) {
-        struct service *service = agent->services[i];
+    for (size_t i = 0; i < sup->n_services; i++) {
+        struct service *service = sup->services[i];
         const struct service *failed = NULL;
         char why[400];
 
         if (!service->pending_start || service->pending_stop ||
-            service_state_active(service->fsm.state) || dependent_stopping(agent, service))
+            service_state_active(service->fsm.state) || dependent_stopping(sup, service))
             continue;
-        switch (check_dependencies(agent, service, &failed)) {
+        switch (check_dependencies(sup, service, &failed)) {
         case DEPS_WAIT:
             break;
         case DEPS_FAILED:
@@ -143,66 +180,64 @@ static bool removable(const struct service *service)
     return service->remove_when_stopped && !has_process_or_retry(service) && !service->pending_stop;
 }
 
-void supervisor_drop_removed(struct agent *agent)
+void supervisor_drop_removed(struct supervisor *sup)
 {
     size_t kept = 0;
 
-    for (size_t i = 0; i < agent->n_services; i++) {
-        struct service *service = agent->services[i];
+    for (size_t i = 0; i < sup->n_services; i++) {
+        struct service *service = sup->services[i];
 
         if (removable(service)) {
             log_info("Service '%s' removed", service->config->name);
             service_free(service);
         } else {
-            agent->services[kept++] = service;
+            sup->services[kept++] = service;
         }
     }
-    agent->n_services = kept;
+    sup->n_services = kept;
 }
 
-void supervisor_schedule(struct agent *agent)
+void supervisor_schedule(struct supervisor *sup)
 {
-    static bool running, again;
-
-    if (running) {
-        again = true;
+    if (sup->scheduling) {
+        sup->schedule_again = true;
         return;
     }
-    running = true;
+    sup->scheduling = true;
     do {
-        again = false;
-        run_pending_stops(agent);
-        run_pending_starts(agent);
-    } while (again);
-    running = false;
+        sup->schedule_again = false;
+        run_pending_stops(sup);
+        run_pending_starts(sup);
+    } while (sup->schedule_again);
+    sup->scheduling = false;
     /* Never free a service here: the caller may be that service's own transition.
      * The removal runs from the event loop, on its own. */
-    for (size_t i = 0; i < agent->n_services; i++) {
-        if (removable(agent->services[i]) && agent->removal_event) {
-            event_active(agent->removal_event, 0, 0);
+    for (size_t i = 0; i < sup->n_services; i++) {
+        if (removable(sup->services[i]) && sup->removal_event) {
+            event_active(sup->removal_event, 0, 0);
             break;
         }
     }
-    if (agent->shutting_down && supervisor_all_quiet(agent))
-        event_base_loopexit(agent->base, NULL);
+    if (sup->observer.changed)
+        sup->observer.changed(sup->observer.data);
 }
 
-static void mark_start(struct agent *agent, struct service *service)
+static void mark_start(struct supervisor *sup, struct service *service)
 {
     service->pending_start = true;
     service->operator_stopped = false;
     for (size_t d = 0; d < service->config->n_after; d++) {
-        struct service *dep = agent_find_service(agent, service->config->after[d]);
+        struct service *dep = supervisor_find(sup, service->config->after[d]);
 
         if (dep && !dep->pending_start && dep->fsm.state != SERVICE_RUNNING &&
             dep->fsm.state != SERVICE_STARTING && dep->fsm.state != SERVICE_BACKOFF)
-            mark_start(agent, dep);
+            mark_start(sup, dep);
     }
 }
 
-void supervisor_mark_start(struct agent *agent, struct service *service)
+void supervisor_mark_start(struct supervisor *sup, struct service *service)
 {
-    mark_start(agent, service);
+    mark_start(sup, service);
 }
 
 void supervisor_mark_stop(struct service *service, bool by_operator)
@@ -218,39 +253,39 @@ void supervisor_mark_stop(struct service *service, bool by_operator)
         service->operator_stopped = true;
 }
 
-void supervisor_mark_restart(struct agent *agent, struct service *service)
+void supervisor_mark_restart(struct supervisor *sup, struct service *service)
 {
     service->pending_stop = true;
-    mark_start(agent, service);
+    mark_start(sup, service);
 }
 
-static struct service *service_by_pid(const struct agent *agent, pid_t pid)
+static struct service *service_by_pid(const struct supervisor *sup, pid_t pid)
 {
-    for (size_t i = 0; i < agent->n_services; i++)
-        if (agent->services[i]->pid == pid)
-            return agent->services[i];
+    for (size_t i = 0; i < sup->n_services; i++)
+        if (sup->services[i]->pid == pid)
+            return sup->services[i];
     return NULL;
 }
 
-static struct service *service_by_reload_pid(const struct agent *agent, pid_t pid)
+static struct service *service_by_reload_pid(const struct supervisor *sup, pid_t pid)
 {
-    for (size_t i = 0; i < agent->n_services; i++)
-        if (agent->services[i]->reload_pid == pid)
-            return agent->services[i];
+    for (size_t i = 0; i < sup->n_services; i++)
+        if (sup->services[i]->reload_pid == pid)
+            return sup->services[i];
     return NULL;
 }
 
-void supervisor_reap(struct agent *agent)
+void supervisor_reap(struct supervisor *sup)
 {
     int status;
     pid_t pid;
 
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        struct service *service = service_by_pid(agent, pid);
+        struct service *service = service_by_pid(sup, pid);
 
         if (service)
             service_handle_exit(service, status);
-        else if ((service = service_by_reload_pid(agent, pid)))
+        else if ((service = service_by_reload_pid(sup, pid)))
             service_handle_reload_exit(service, status);
         else
             log_debug("Reaped process %d (not a service's main process)", (int)pid);
@@ -259,15 +294,15 @@ void supervisor_reap(struct agent *agent)
 
 void supervisor_on_notify(void *data, pid_t sender, const char *message)
 {
-    struct agent *agent = data;
-    struct service *service = service_by_pid(agent, sender);
+    struct supervisor *sup = data;
+    struct service *service = service_by_pid(sup, sender);
 
     /* Services lead their own session: any of their processes may speak for them. */
     if (!service) {
         pid_t session = getsid(sender);
 
         if (session > 0)
-            service = service_by_pid(agent, session);
+            service = service_by_pid(sup, session);
     }
     if (!service) {
         log_debug("Dropped a notify message from pid %d, which is no service's", (int)sender);

@@ -2,18 +2,54 @@
 #ifndef CERTVISOR_SUPERVISOR_H
 #define CERTVISOR_SUPERVISOR_H
 
-#include "agent.h"
+#include "config.h"
 
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 struct service;
+
+/*
+ * What the supervisor tells its owner (the agent, agent/daemon): changed() runs
+ * after every scheduling pass, so after every service's transition too. The
+ * agent tells systemd about readiness and status from it, and ends the loop
+ * once a shutdown has stopped everything. Nothing in supervise/ calls up.
+ */
+struct supervisor_observer {
+    void (*changed)(void *data);
+    void *data;
+};
+
+/* The services and what the supervisor needs of the agent, passed in rather than reached. */
+struct supervisor {
+    struct event_base *base;
+    const struct agent_config *config; /* in force: notify socket, output limits */
+    bool under_systemd;                /* the agent's own NOTIFY_SOCKET was set */
+    struct service **services;         /* dependencies first */
+    size_t n_services;
+    struct event *removal_event; /* frees removed services outside their own transitions */
+    struct supervisor_observer observer;
+    bool scheduling, schedule_again; /* a pass is running: a nested call folds into it */
+};
+
+/* Sets up an empty supervisor on base. Returns 0, or -ENOMEM. */
+int supervisor_init(struct supervisor *sup, struct event_base *base,
+                    const struct agent_config *config, struct supervisor_observer observer);
+
+/* Frees every service and the supervisor's own events (not the structure itself). */
+void supervisor_clear(struct supervisor *sup);
+
+/* Finds a service by name, or NULL. */
+struct service *supervisor_find(const struct supervisor *sup, const char *name);
 
 /*
  * Starts what is pending and whose dependencies are ready, and stops what is
  * pending and whose dependents have stopped. Safe to call from anywhere,
  * including from inside itself (the call is then folded into the running one).
  */
-void supervisor_schedule(struct agent *agent);
+void supervisor_schedule(struct supervisor *sup);
 
 /*
  * The requests only mark services; supervisor_schedule() then acts on every
@@ -21,24 +57,24 @@ void supervisor_schedule(struct agent *agent);
  */
 
 /* Asks for a service to run, pulling in the services it is 'after'. */
-void supervisor_mark_start(struct agent *agent, struct service *service);
+void supervisor_mark_start(struct supervisor *sup, struct service *service);
 
 /* Asks for a service to stop. by_operator keeps it stopped across configuration reloads. */
 void supervisor_mark_stop(struct service *service, bool by_operator);
 
 /* Asks for a service to stop (if running) and start again. */
-void supervisor_mark_restart(struct agent *agent, struct service *service);
+void supervisor_mark_restart(struct supervisor *sup, struct service *service);
 
 /* Frees the services a configuration reload removed, once they have stopped (from the loop). */
-void supervisor_drop_removed(struct agent *agent);
+void supervisor_drop_removed(struct supervisor *sup);
 
 /* Reaps every exited child (SIGCHLD): services' main processes and adopted orphans. */
-void supervisor_reap(struct agent *agent);
+void supervisor_reap(struct supervisor *sup);
 
 /* Routes a notify message to the service the sender belongs to; others are dropped. */
-void supervisor_on_notify(void *agent, pid_t sender, const char *message);
+void supervisor_on_notify(void *sup, pid_t sender, const char *message);
 
 /* True when no service has a process or a pending retry. */
-bool supervisor_all_quiet(const struct agent *agent);
+bool supervisor_all_quiet(const struct supervisor *sup);
 
 #endif

@@ -237,7 +237,9 @@ def test_a_restart_or_a_crash_keeps_the_data(shipped):
     time.sleep(1.5)
     pid = shard.pid()
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: shard.agent.state("redis-db1") == "RUNNING" and shard.pid() != pid, 20,
+    # The pid first: a state read before the agent saw the crash would still say RUNNING, and a
+    # new pid read after it then belongs to a process that may not be ready yet.
+    wait_for(lambda: shard.pid() != pid and shard.agent.state("redis-db1") == "RUNNING", 20,
              what="redis-db1 restarted after the crash")
     assert shard.shard().get("qa:k3") == b"v3" and shard.shard().get("qa:k2") == b"v2"
 

@@ -13,6 +13,7 @@
 #include "audit_file.h"
 #include "certs.h"
 #include "certstore.h"
+#include "config.h"
 #include "log.h"
 
 #include <errno.h>

@@ -1,92 +1,16 @@
-/* The agent: one event loop, the configuration in force, and the services it supervises. */
-#include "agent.h"
+/* Putting a new configuration into force: the apply pipeline's step for conf.d changes. */
+#include "reconfigure.h"
 
-#include "apply.h"
+#include "config.h"
 #include "cv_error.h"
 #include "log.h"
-#include "sdnotify.h"
 #include "service.h"
 #include "supervisor.h"
 
-#include <sys/stat.h>
-
 #include <errno.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct service *agent_find_service(const struct agent *agent, const char *name)
-{
-    for (size_t i = 0; i < agent->n_services; i++)
-        if (strcmp(agent->services[i]->config->name, name) == 0 &&
-            !agent->services[i]->remove_when_stopped)
-            return agent->services[i];
-    return NULL;
-}
-
-static bool service_settling(const struct service *service)
-{
-    return service->pending_start || service->fsm.state == SERVICE_STARTING ||
-           service->fsm.state == SERVICE_BACKOFF;
-}
-
-void agent_check_ready(struct agent *agent)
-{
-    if (agent->ready_sent || agent->shutting_down)
-        return;
-    for (size_t i = 0; i < agent->n_services; i++)
-        if (service_settling(agent->services[i]))
-            return;
-    agent->ready_sent = true;
-    agent_update_status(agent);
-    log_info("certvisord is ready");
-    sdnotify_ready(agent);
-}
-
-void agent_update_status(struct agent *agent)
-{
-    size_t running = 0, failed = 0, other = 0;
-    char status[256], failed_names[160] = "";
-
-    if (!agent->under_systemd)
-        return;
-    for (size_t i = 0; i < agent->n_services; i++) {
-        const struct service *service = agent->services[i];
-
-        if (service->fsm.state == SERVICE_RUNNING) {
-            running++;
-        } else if (service->fsm.state == SERVICE_FATAL) {
-            size_t used = strlen(failed_names);
-
-            failed++;
-            snprintf(failed_names + used, sizeof(failed_names) - used, "%s%s", used ? ", " : "",
-                     service->config->name);
-        } else {
-            other++;
-        }
-    }
-    snprintf(status, sizeof(status), "%zu running, %zu failed%s%s%s, %zu other", running, failed,
-             failed ? " (" : "", failed_names, failed ? ")" : "", other);
-    sdnotify_status(agent, status);
-}
-
-void agent_shutdown(struct agent *agent)
-{
-    if (agent->shutting_down)
-        return;
-    agent->shutting_down = true;
-    apply_shutdown(agent); /* a change still making its keys stops there (agent/apply/apply.c) */
-    log_info("Stopping every service in reverse dependency order");
-    sdnotify_stopping(agent);
-    for (size_t i = 0; i < agent->n_services; i++) {
-        agent->services[i]->pending_start = false;
-        agent->services[i]->pending_stop = true;
-    }
-    supervisor_schedule(agent);
-}
-
-/* --- configuration reload --- */
 
 /*
  * Settings the running agent cannot change in place (its sockets and their
@@ -120,11 +44,11 @@ static void keep_agent_settings(const struct agent_config *old, struct agent_con
 static int merge_service(struct agent *agent, struct service_config *config, json_t *summary,
                          struct service **ret_service)
 {
-    struct service *service = agent_find_service(agent, config->name);
+    struct service *service = supervisor_find(agent->supervisor, config->name);
     bool up;
 
     if (!service) {
-        int r = service_new(agent, config, &service);
+        int r = service_new(agent->supervisor, config, &service);
 
         if (r < 0) {
             service_config_free(config);
@@ -160,27 +84,8 @@ static int merge_service(struct agent *agent, struct service_config *config, jso
     return 0;
 }
 
-/* Ends the notify-reload handshake; before start-up readiness, READY=1 is not ours to send yet. */
-static void finish_reload(struct agent *agent)
-{
-    if (agent->ready_sent)
-        sdnotify_ready(agent);
-    else
-        agent_check_ready(agent);
-}
-
-void agent_reload_started(struct agent *agent)
-{
-    sdnotify_reloading(agent);
-}
-
-void agent_reload_finished(struct agent *agent)
-{
-    finish_reload(agent);
-}
-
-int agent_load_config(struct agent *agent, struct agent_config **ret_config, json_t *warnings,
-                      char **ret_error)
+int reconfigure_load(struct agent *agent, struct agent_config **ret_config, json_t *warnings,
+                     char **ret_error)
 {
     char runtime_err[1024];
     struct agent_config *config;
@@ -203,12 +108,12 @@ int agent_load_config(struct agent *agent, struct agent_config **ret_config, jso
     return 0;
 }
 
-void agent_config_changes(const struct agent *agent, const struct agent_config *config,
-                          json_t *summary)
+void reconfigure_changes(const struct agent *agent, const struct agent_config *config,
+                         json_t *summary)
 {
     for (size_t i = 0; i < config->n_services; i++) {
         const struct service_config *new = config->services[config->start_order[i]];
-        const struct service *service = agent_find_service(agent, new->name);
+        const struct service *service = supervisor_find(agent->supervisor, new->name);
         const char *key = "added";
 
         if (service && strcmp(service->config->fingerprint, new->fingerprint) == 0)
@@ -221,19 +126,19 @@ void agent_config_changes(const struct agent *agent, const struct agent_config *
                       : "updated";
         json_array_append_new(json_object_get(summary, key), json_string(new->name));
     }
-    for (size_t i = 0; i < agent->n_services; i++)
-        if (!agent->services[i]->remove_when_stopped &&
-            !config_find_service(config, agent->services[i]->config->name))
+    for (size_t i = 0; i < agent->supervisor->n_services; i++)
+        if (!agent->supervisor->services[i]->remove_when_stopped &&
+            !config_find_service(config, agent->supervisor->services[i]->config->name))
             json_array_append_new(json_object_get(summary, "removed"),
-                                  json_string(agent->services[i]->config->name));
+                                  json_string(agent->supervisor->services[i]->config->name));
 }
 
-void agent_swap_config(struct agent *agent, struct agent_config *config, json_t *summary)
+void reconfigure_swap(struct agent *agent, struct agent_config *config, json_t *summary)
 {
     struct service **services;
     size_t count = 0;
 
-    services = calloc(config->n_services + agent->n_services + 1, sizeof(*services));
+    services = calloc(config->n_services + agent->supervisor->n_services + 1, sizeof(*services));
     if (!services) {
         /* Nothing is half-done: the running services keep their settings. */
         log_error("Configuration reload: out of memory; keeping the running services");
@@ -248,8 +153,8 @@ void agent_swap_config(struct agent *agent, struct agent_config *config, json_t 
             count++;
         config->services[index] = NULL;
     }
-    for (size_t i = 0; i < agent->n_services; i++) {
-        struct service *old = agent->services[i];
+    for (size_t i = 0; i < agent->supervisor->n_services; i++) {
+        struct service *old = agent->supervisor->services[i];
         bool kept = false;
 
         for (size_t j = 0; j < count && !kept; j++)
@@ -264,20 +169,21 @@ void agent_swap_config(struct agent *agent, struct agent_config *config, json_t 
         old->pending_stop = true;
         services[count++] = old;
     }
-    free(agent->services);
-    agent->services = services;
-    agent->n_services = count;
+    free(agent->supervisor->services);
+    agent->supervisor->services = services;
+    agent->supervisor->n_services = count;
     for (size_t i = 0; i < count; i++) {
         if (services[i]->reload_action == RELOAD_ACTION_START)
-            supervisor_mark_start(agent, services[i]);
+            supervisor_mark_start(agent->supervisor, services[i]);
         else if (services[i]->reload_action == RELOAD_ACTION_RESTART)
-            supervisor_mark_restart(agent, services[i]);
+            supervisor_mark_restart(agent->supervisor, services[i]);
         services[i]->reload_action = RELOAD_ACTION_NONE;
     }
     config->n_services = 0;
     log_setup("certvisord", config->log_target, config->log_file, config->log_level);
     config_free(agent->config);
     agent->config = config;
-    supervisor_schedule(agent);
+    agent->supervisor->config = config;
+    supervisor_schedule(agent->supervisor);
     log_info("Configuration reloaded");
 }

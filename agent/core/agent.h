@@ -1,0 +1,77 @@
+/*
+ * The agent object: the event loop, the configuration in force and one pointer to each part,
+ * which the parts above core reach each other through. It is a plain aggregate of forward-
+ * declared parts, so that including it pulls in none of them; what the daemon itself does
+ * when a part asks (systemd's reload handshake) comes through hooks it registers.
+ */
+#ifndef CERTVISOR_AGENT_H
+#define CERTVISOR_AGENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+struct agent;
+struct agent_config;
+struct apply_queue;
+struct audit_ring;
+struct cert_watch;
+struct certs;
+struct control_server;
+struct event;
+struct event_base;
+struct notify_server;
+struct offload;
+struct renewal;
+struct supervisor;
+struct users;
+
+/* What the daemon (agent/daemon) does when a lower part asks; set before the loop runs. */
+struct agent_hooks {
+    void (*reload_started)(struct agent *agent);  /* RELOADING=1 to systemd */
+    void (*reload_finished)(struct agent *agent); /* READY=1 again, once it is ours to send */
+};
+
+struct agent {
+    struct event_base *base;
+    struct agent_config *config;   /* in force */
+    struct supervisor *supervisor; /* the services, dependencies first (agent/supervise) */
+    struct notify_server *notify;
+    struct control_server *control;
+    struct certs *certs;         /* the node's certificates (state_dir/certs) */
+    struct apply_queue *apply;   /* changes waiting and the one being applied */
+    struct renewal *renewal;     /* expiry checks */
+    struct cert_watch *external; /* the files of external certificates */
+    struct users *users;         /* the REST API's users (state_dir/users.json) */
+    struct audit_ring *audit;    /* the recent audit entries (agent/apply/audit.c) */
+    struct offload *offload;     /* worker threads for slow work (agent/core/offload.c) */
+    struct agent_hooks hooks;
+    struct event *signal_events[4];
+    struct event *watchdog_timer;
+    struct {
+        time_t at;                     /* when the last change finished (0: none yet) */
+        bool ok;                       /* applied, or refused / rolled back */
+        unsigned long applied, failed; /* changes since start-up, by outcome */
+    } last_apply;
+    time_t started_at;           /* wall clock at start-up, for the metrics */
+    const char *prefix_override; /* --prefix, kept for configuration reloads */
+    bool under_systemd;          /* NOTIFY_SOCKET was set for the agent itself */
+    bool ready_sent;
+    bool shutting_down;
+    int exit_status;
+};
+
+/* The notify-reload handshake around a configuration reload: RELOADING=1, then READY=1. */
+static inline void agent_reload_started(struct agent *agent)
+{
+    if (agent->hooks.reload_started)
+        agent->hooks.reload_started(agent);
+}
+
+static inline void agent_reload_finished(struct agent *agent)
+{
+    if (agent->hooks.reload_finished)
+        agent->hooks.reload_finished(agent);
+}
+
+#endif
