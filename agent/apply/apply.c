@@ -12,6 +12,7 @@
 #include "log.h"
 #include "offload.h"
 #include "reconfigure.h"
+#include "request.h"
 #include "render_files.h"
 #include "service.h"
 #include "supervisor.h"
@@ -30,58 +31,12 @@
 
 #define GENERATIONS_KEPT 2    /* older generations kept for rollback by hand */
 #define COALESCE_WINDOW_MS 50 /* requests this close together become one plan */
-#define BATCH_MAX 16          /* requests in one plan */
 /*
  * Generations staged at once on the offload workers. One: the other worker
  * stays free for sign-ins, which would otherwise queue behind every key of a
  * rotation (seconds each for RSA-4096) and time out; see docs/design.md.
  */
 #define STAGE_IN_FLIGHT 1
-
-enum apply_kind {
-    APPLY_CERTIFICATE,
-    APPLY_ROTATE,
-    APPLY_DELETE,
-    APPLY_POLICY,
-    APPLY_CONFIG,
-    APPLY_TRUST
-};
-
-/* One certificate of a replacement. */
-struct apply_pair {
-    char *name;
-    char *cert_pem;
-    size_t cert_len;
-    char *key_pem; /* NULL: the key a CSR left pending; wiped on free */
-    size_t key_len;
-};
-
-struct apply_request {
-    struct apply_request *next;
-    enum apply_kind kind;
-    char *name;               /* DELETE's certificate, or ROTATE's name or "all" */
-    struct apply_pair *pairs; /* CERTIFICATE: one or more, applied all or none */
-    size_t n_pairs;
-    char origin[32];
-    char **setting_names; /* POLICY */
-    char **setting_values;
-    size_t n_settings;
-    struct trust_request *trust; /* TRUST (name is its list) */
-    /* the caller */
-    char who[320];
-    bool dry_run;
-    bool alone; /* plan it by itself (it was in a batch whose plan failed) */
-    apply_done_fn done;
-    void *data;
-    /* while it is being applied */
-    bool answered;      /* refused at validation: already told */
-    const char *reason; /* why it was refused, when the error code alone does not say */
-    char warning[640];
-    json_t *changes; /* what it changes, for the answer and the audit line */
-    json_t *summary; /* CONFIG: added, changed, updated, removed, warnings */
-    int stage_error; /* the first of its generations that could not be made or written */
-    char stage_message[512];
-};
 
 struct apply_run;
 
@@ -174,151 +129,6 @@ struct apply_queue {
 
 static void run_next(struct agent *agent);
 
-/* --- requests --- */
-
-static void request_free(struct apply_request *request)
-{
-    if (!request)
-        return;
-    free(request->name);
-    for (size_t i = 0; i < request->n_pairs; i++) {
-        free(request->pairs[i].name);
-        free(request->pairs[i].cert_pem);
-        if (request->pairs[i].key_pem)
-            OPENSSL_clear_free(request->pairs[i].key_pem, request->pairs[i].key_len);
-    }
-    free(request->pairs);
-    for (size_t i = 0; i < request->n_settings; i++) {
-        free(request->setting_names[i]);
-        free(request->setting_values[i]);
-    }
-    free(request->setting_names);
-    free(request->setting_values);
-    trust_request_free(request->trust);
-    json_decref(request->changes);
-    json_decref(request->summary);
-    free(request);
-}
-
-static struct apply_request *request_new(enum apply_kind kind, const char *name)
-{
-    struct apply_request *request = calloc(1, sizeof(*request));
-
-    if (!request)
-        return NULL;
-    request->kind = kind;
-    request->changes = json_array();
-    if (name)
-        request->name = strdup(name);
-    if (!request->changes || (name && !request->name)) {
-        request_free(request);
-        return NULL;
-    }
-    return request;
-}
-
-/* Copies one pair in. Returns 0 or -ENOMEM (what was copied is freed with the request). */
-static int copy_pair(struct apply_pair *to, const struct apply_pair_input *from)
-{
-    to->name = strdup(from->name);
-    to->cert_pem = malloc(from->cert_len + 1);
-    if (from->key_pem) {
-        to->key_pem = OPENSSL_malloc(from->key_len + 1);
-        if (to->key_pem) {
-            memcpy(to->key_pem, from->key_pem, from->key_len);
-            to->key_pem[from->key_len] = '\0';
-            to->key_len = from->key_len;
-        }
-    }
-    if (!to->name || !to->cert_pem || (from->key_pem && !to->key_pem))
-        return -ENOMEM;
-    memcpy(to->cert_pem, from->cert_pem, from->cert_len);
-    to->cert_pem[from->cert_len] = '\0';
-    to->cert_len = from->cert_len;
-    return 0;
-}
-
-struct apply_request *apply_certificates(const struct apply_pair_input *pairs, size_t n,
-                                         const char *origin)
-{
-    struct apply_request *request = request_new(APPLY_CERTIFICATE, NULL);
-
-    if (!request)
-        return NULL;
-    snprintf(request->origin, sizeof(request->origin), "%s", origin);
-    request->pairs = calloc(n ? n : 1, sizeof(*request->pairs));
-    if (!request->pairs) {
-        request_free(request);
-        return NULL;
-    }
-    for (size_t i = 0; i < n; i++) {
-        request->n_pairs = i + 1;
-        if (copy_pair(&request->pairs[i], &pairs[i]) < 0) {
-            request_free(request);
-            return NULL;
-        }
-    }
-    return request;
-}
-
-struct apply_request *apply_certificate(const char *name, const char *cert_pem, size_t cert_len,
-                                        const char *key_pem, size_t key_len, const char *origin)
-{
-    const struct apply_pair_input pair = {name, cert_pem, cert_len, key_pem, key_len};
-
-    return apply_certificates(&pair, 1, origin);
-}
-
-struct apply_request *apply_rotate(const char *name)
-{
-    return request_new(APPLY_ROTATE, name);
-}
-
-struct apply_request *apply_delete(const char *name)
-{
-    return request_new(APPLY_DELETE, name);
-}
-
-struct apply_request *apply_config(void)
-{
-    return request_new(APPLY_CONFIG, NULL);
-}
-
-struct apply_request *apply_trust(struct trust_request *trust)
-{
-    struct apply_request *request = trust ? request_new(APPLY_TRUST, trust->list) : NULL;
-
-    if (request)
-        request->trust = trust;
-    else
-        trust_request_free(trust);
-    return request;
-}
-
-struct apply_request *apply_policy(const char *const *names, const char *const *values, size_t n)
-{
-    struct apply_request *request = request_new(APPLY_POLICY, NULL);
-
-    if (!request)
-        return NULL;
-    request->setting_names = calloc(n + 1, sizeof(char *));
-    request->setting_values = calloc(n + 1, sizeof(char *));
-    if (!request->setting_names || !request->setting_values) {
-        request_free(request);
-        return NULL;
-    }
-    for (size_t i = 0; i < n; i++) {
-        request->setting_names[i] = strdup(names[i]);
-        request->setting_values[i] = strdup(values[i]);
-        request->n_settings = i + 1;
-        if (!request->setting_names[i] || !request->setting_values[i]) {
-            request_free(request);
-            return NULL;
-        }
-    }
-    return request;
-}
-
 static void answer(struct apply_request *request, int exit_status, json_t *reply)
 {
     if (request->done)
@@ -395,7 +205,7 @@ void apply_submit(struct agent *agent, struct apply_request *request, const char
     request->data = data;
     if (agent->shutting_down) {
         refuse_with(request, 1, "shutting_down", "the agent is shutting down; nothing was changed");
-        request_free(request);
+        apply_request_free(request);
         return;
     }
     if (queue && !queue->window)
@@ -404,7 +214,7 @@ void apply_submit(struct agent *agent, struct apply_request *request, const char
         answer(
             request, 1,
             json_pack("{s:i, s:s, s:s}", "exit", 1, "error", "out of memory", "reason", "failed"));
-        request_free(request);
+        apply_request_free(request);
         return;
     }
     if (queue->tail)
@@ -440,71 +250,6 @@ bool apply_idle(const struct agent *agent)
     const struct apply_queue *queue = agent->apply;
 
     return !queue || (!queue->running && !queue->head);
-}
-
-/* Certificate changes batch with certificate changes, policy with policy, trust lists with
- * trust lists; a configuration reload, a dry run, and a request whose batch failed to plan go
- * alone. */
-static int batch_class(const struct apply_request *request)
-{
-    if (request->dry_run || request->alone || request->kind == APPLY_CONFIG)
-        return -1;
-    return request->kind == APPLY_POLICY ? 1 : request->kind == APPLY_TRUST ? 2 : 0;
-}
-
-/* The certificate names a request touches ("all" for every one): how many, and the i-th. */
-static size_t n_names(const struct apply_request *request)
-{
-    return request->kind == APPLY_CERTIFICATE ? request->n_pairs : 1;
-}
-
-static const char *name_at(const struct apply_request *request, size_t i)
-{
-    return request->kind == APPLY_CERTIFICATE ? request->pairs[i].name : request->name;
-}
-
-/* True when b touches something a already does: it must wait for the next batch. */
-static bool overlaps(const struct apply_request *a, const struct apply_request *b)
-{
-    if (a->kind == APPLY_POLICY) {
-        for (size_t i = 0; i < a->n_settings; i++)
-            for (size_t j = 0; j < b->n_settings; j++)
-                if (policy_setting_lookup(a->setting_names[i]) ==
-                    policy_setting_lookup(b->setting_names[j]))
-                    return true;
-        return false;
-    }
-    for (size_t i = 0; i < n_names(a); i++) {
-        for (size_t j = 0; j < n_names(b); j++) {
-            const char *x = name_at(a, i), *y = name_at(b, j);
-
-            if (strcmp(x, y) == 0 || strcmp(x, "all") == 0 || strcmp(y, "all") == 0)
-                return true;
-        }
-    }
-    return false;
-}
-
-static size_t take_batch(struct apply_queue *queue, struct apply_request **batch)
-{
-    size_t n = 0;
-    int class = batch_class(queue->head);
-
-    do {
-        struct apply_request *request = queue->head;
-        bool fits = n == 0 || batch_class(request) == class;
-
-        for (size_t i = 0; fits && i < n; i++)
-            fits = !overlaps(batch[i], request);
-        if (!fits)
-            break;
-        queue->head = request->next;
-        request->next = NULL;
-        batch[n++] = request;
-    } while (queue->head && class >= 0 && n < BATCH_MAX);
-    if (!queue->head)
-        queue->tail = NULL;
-    return n;
 }
 
 /* --- finishing --- */
@@ -578,7 +323,7 @@ static void run_free(struct apply_run *run)
     json_decref(run->restarted_services);
     free(run->steps);
     for (size_t i = 0; i < run->n_requests; i++)
-        request_free(run->requests[i]);
+        apply_request_free(run->requests[i]);
     free(run);
 }
 
@@ -1569,7 +1314,7 @@ static void split_batch(struct apply_run *run)
 
         /* Refused already: it is not tried again behind its caller's back. */
         if (request->answered) {
-            request_free(request);
+            apply_request_free(request);
             continue;
         }
         json_array_clear(request->changes);
@@ -1803,7 +1548,7 @@ static void start_run(struct agent *agent, struct apply_request **batch, size_t 
         free(run);
         for (size_t i = 0; i < n; i++) {
             refuse(batch[i], -ENOMEM, "out of memory");
-            request_free(batch[i]);
+            apply_request_free(batch[i]);
         }
         return;
     }
@@ -1842,7 +1587,7 @@ static void run_next(struct agent *agent)
     if (!queue || queue->running || !queue->head || agent->shutting_down)
         return;
     evtimer_del(queue->window);
-    n = take_batch(queue, batch);
+    n = apply_batch_take(&queue->head, &queue->tail, batch);
     start_run(agent, batch, n);
 }
 
@@ -1854,7 +1599,7 @@ static void refuse_queued(struct apply_queue *queue)
 
         refuse_with(queue->head, 1, "shutting_down",
                     "the agent is shutting down; nothing was changed");
-        request_free(queue->head);
+        apply_request_free(queue->head);
         queue->head = next;
     }
     queue->tail = NULL;
