@@ -40,50 +40,6 @@ static void keep_agent_settings(const struct agent_config *old, struct agent_con
     keep_setting(&new->admin_group, old->admin_group, "admin_group", warnings);
 }
 
-/* Puts one new service configuration into force. Takes the configuration. */
-static int merge_service(struct agent *agent, struct service_config *config, json_t *summary,
-                         struct service **ret_service)
-{
-    struct service *service = supervisor_find(agent->supervisor, config->name);
-    bool up;
-
-    if (!service) {
-        int r = service_new(agent->supervisor, config, &service);
-
-        if (r < 0) {
-            service_config_free(config);
-            return r;
-        }
-        json_array_append_new(json_object_get(summary, "added"), json_string(config->name));
-        service->reload_action = config->autostart ? RELOAD_ACTION_START : RELOAD_ACTION_NONE;
-        *ret_service = service;
-        return 0;
-    }
-    *ret_service = service;
-    if (strcmp(service->config->fingerprint, config->fingerprint) == 0) {
-        /* Same settings: take the new object anyway, so file and line stay current; a change
-         * that an earlier reload left waiting has been reverted. */
-        service_config_free(service->config);
-        service_config_free(service->next_config);
-        service->next_config = NULL;
-        service->config = config;
-        return 0;
-    }
-    service_config_free(service->next_config);
-    service->next_config = config;
-    up = service_state_active(service->fsm.state) || service->fsm.state == SERVICE_BACKOFF;
-    if (up)
-        service->reload_action = RELOAD_ACTION_RESTART;
-    else if (config->autostart && !service->operator_stopped)
-        service->reload_action = RELOAD_ACTION_START;
-    /* "changed": restarting with the new settings; "updated": they wait for its next start. */
-    json_array_append_new(json_object_get(summary, service->reload_action != RELOAD_ACTION_NONE
-                                                       ? "changed"
-                                                       : "updated"),
-                          json_string(config->name));
-    return 0;
-}
-
 int reconfigure_load(struct agent *agent, struct agent_config **ret_config, json_t *warnings,
                      char **ret_error)
 {
@@ -111,79 +67,19 @@ int reconfigure_load(struct agent *agent, struct agent_config **ret_config, json
 void reconfigure_changes(const struct agent *agent, const struct agent_config *config,
                          json_t *summary)
 {
-    for (size_t i = 0; i < config->n_services; i++) {
-        const struct service_config *new = config->services[config->start_order[i]];
-        const struct service *service = supervisor_find(agent->supervisor, new->name);
-        const char *key = "added";
-
-        if (service && strcmp(service->config->fingerprint, new->fingerprint) == 0)
-            continue;
-        if (service)
-            key = service_state_active(service->fsm.state) ||
-                          service->fsm.state == SERVICE_BACKOFF ||
-                          (new->autostart && !service->operator_stopped)
-                      ? "changed"
-                      : "updated";
-        json_array_append_new(json_object_get(summary, key), json_string(new->name));
-    }
-    for (size_t i = 0; i < agent->supervisor->n_services; i++)
-        if (!agent->supervisor->services[i]->remove_when_stopped &&
-            !config_find_service(config, agent->supervisor->services[i]->config->name))
-            json_array_append_new(json_object_get(summary, "removed"),
-                                  json_string(agent->supervisor->services[i]->config->name));
+    supervisor_preview_config(agent->supervisor, config, summary);
 }
 
 void reconfigure_swap(struct agent *agent, struct agent_config *config, json_t *summary)
 {
-    struct service **services;
-    size_t count = 0;
-
-    services = calloc(config->n_services + agent->supervisor->n_services + 1, sizeof(*services));
-    if (!services) {
-        /* Nothing is half-done: the running services keep their settings. */
+    if (supervisor_take_config(agent->supervisor, config, summary) < 0) {
         log_error("Configuration reload: out of memory; keeping the running services");
         config_free(config);
         return;
     }
-    /* The new order first; services no longer configured stop and go. */
-    for (size_t i = 0; i < config->n_services; i++) {
-        size_t index = config->start_order[i];
-
-        if (merge_service(agent, config->services[index], summary, &services[count]) == 0)
-            count++;
-        config->services[index] = NULL;
-    }
-    for (size_t i = 0; i < agent->supervisor->n_services; i++) {
-        struct service *old = agent->supervisor->services[i];
-        bool kept = false;
-
-        for (size_t j = 0; j < count && !kept; j++)
-            kept = services[j] == old;
-        if (kept)
-            continue;
-        if (!old->remove_when_stopped)
-            json_array_append_new(json_object_get(summary, "removed"),
-                                  json_string(old->config->name));
-        old->remove_when_stopped = true;
-        old->pending_start = false;
-        old->pending_stop = true;
-        services[count++] = old;
-    }
-    free(agent->supervisor->services);
-    agent->supervisor->services = services;
-    agent->supervisor->n_services = count;
-    for (size_t i = 0; i < count; i++) {
-        if (services[i]->reload_action == RELOAD_ACTION_START)
-            supervisor_mark_start(agent->supervisor, services[i]);
-        else if (services[i]->reload_action == RELOAD_ACTION_RESTART)
-            supervisor_mark_restart(agent->supervisor, services[i]);
-        services[i]->reload_action = RELOAD_ACTION_NONE;
-    }
-    config->n_services = 0;
     log_setup("certvisord", config->log_target, config->log_file, config->log_level);
     config_free(agent->config);
     agent->config = config;
-    agent->supervisor->config = config;
     supervisor_schedule(agent->supervisor);
     log_info("Configuration reloaded");
 }

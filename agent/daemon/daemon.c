@@ -81,11 +81,7 @@ void agent_shutdown(struct agent *agent)
     apply_shutdown(agent); /* a change still making its keys stops there (agent/apply/apply.c) */
     log_info("Stopping every service in reverse dependency order");
     sdnotify_stopping(agent);
-    for (size_t i = 0; i < agent->supervisor->n_services; i++) {
-        agent->supervisor->services[i]->pending_start = false;
-        agent->supervisor->services[i]->pending_stop = true;
-    }
-    supervisor_schedule(agent->supervisor);
+    supervisor_stop_all(agent->supervisor);
 }
 
 /* --- the reload handshake, for the parts that reload (struct agent_hooks) --- */

@@ -172,27 +172,7 @@ static int setup_signals(struct agent *agent)
 /* Creates the run-time services in dependency order and asks for the autostart ones. */
 static int adopt_services(struct agent *agent)
 {
-    struct agent_config *config = agent->config;
-
-    agent->supervisor->services =
-        calloc(config->n_services + 1, sizeof(*agent->supervisor->services));
-    if (!agent->supervisor->services)
-        return -ENOMEM;
-    for (size_t i = 0; i < config->n_services; i++) {
-        size_t index = config->start_order[i];
-        int r = service_new(agent->supervisor, config->services[index],
-                            &agent->supervisor->services[i]);
-
-        if (r < 0)
-            return r;
-        config->services[index] = NULL;
-        agent->supervisor->n_services++;
-    }
-    config->n_services = 0;
-    for (size_t i = 0; i < agent->supervisor->n_services; i++)
-        if (agent->supervisor->services[i]->config->autostart)
-            supervisor_mark_start(agent->supervisor, agent->supervisor->services[i]);
-    return 0;
+    return supervisor_take_config(agent->supervisor, agent->config, NULL);
 }
 
 /* After the loop: nothing the agent started may outlive it. */

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <event2/event.h>
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -73,6 +74,23 @@ void supervisor_reap(struct supervisor *sup);
 
 /* Routes a notify message to the service the sender belongs to; others are dropped. */
 void supervisor_on_notify(void *sup, pid_t sender, const char *message);
+
+/*
+ * Puts config's services into force (takes them; config keeps the rest and becomes the
+ * configuration the supervisor reads): services added, restarted with changed settings,
+ * or stopped and removed, and autostart ones started; summary's arrays "added",
+ * "changed", "updated" and "removed" (summary may be NULL) say which. The caller runs
+ * supervisor_schedule() once the configuration is its own. Returns 0, or -ENOMEM with
+ * nothing changed.
+ */
+int supervisor_take_config(struct supervisor *sup, struct agent_config *config, json_t *summary);
+
+/* What supervisor_take_config() would do with config, in summary's arrays, doing nothing. */
+void supervisor_preview_config(const struct supervisor *sup, const struct agent_config *config,
+                               json_t *summary);
+
+/* Stops every service in reverse dependency order (the agent's shutdown). */
+void supervisor_stop_all(struct supervisor *sup);
 
 /* True when no service has a process or a pending retry. */
 bool supervisor_all_quiet(const struct supervisor *sup);

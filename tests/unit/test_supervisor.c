@@ -3,7 +3,8 @@
  * with no agent behind it, real processes (sh and sleep) and an observer that records
  * every service's state after each scheduling pass. They check the orders the rest of
  * the agent relies on: dependencies start first, stops run top-down before starts
- * whichever way the dependency points, and a stop cancels a pending retry.
+ * whichever way the dependency points, a stop cancels a pending retry, and a new
+ * configuration restarts exactly what changed and drops what is gone.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,7 +27,7 @@
 #include <sys/stat.h>
 
 #define MAX_PASSES 512
-#define MAX_SERVICES 3
+#define MAX_SERVICES 4
 
 /* What every service was after one scheduling pass that changed something. */
 struct pass {
@@ -105,18 +106,7 @@ static int setup(void **state)
                      0);
     fx->sigchld = evsignal_new(fx->base, SIGCHLD, on_sigchld, &fx->sup);
     assert_int_equal(event_add(fx->sigchld, NULL), 0);
-    fx->sup.services = calloc(fx->config->n_services, sizeof(*fx->sup.services));
-    assert_non_null(fx->sup.services);
-    for (size_t i = 0; i < fx->config->n_services; i++) {
-        size_t index = fx->config->start_order[i];
-
-        assert_int_equal(service_new(&fx->sup, fx->config->services[index],
-                                     &fx->sup.services[fx->sup.n_services]),
-                         0);
-        fx->config->services[index] = NULL; /* the service owns its configuration now */
-        fx->sup.n_services++;
-    }
-    fx->config->n_services = 0;
+    assert_int_equal(supervisor_take_config(&fx->sup, fx->config, NULL), 0);
     *state = fx;
     return 0;
 }
@@ -279,6 +269,77 @@ static void a_stop_cancels_a_retry_and_a_start_waits_for_dependents_stopping(voi
     assert_int_equal(find(fx, "front")->fsm.state, SERVICE_STOPPED);
 }
 
+/* The names in summary's array key, comma-separated, for comparing. */
+static const char *names_in(json_t *summary, const char *key)
+{
+    static char buf[256];
+    json_t *name;
+    size_t i;
+
+    buf[0] = '\0';
+    json_array_foreach(json_object_get(summary, key), i, name)
+        snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "%s%s", i ? "," : "",
+                 json_string_value(name));
+    return buf;
+}
+
+static bool flaky_gone_and_front_running(struct fixture *fx)
+{
+    return !supervisor_find(&fx->sup, "flaky") && fx->sup.n_services == 3 &&
+           find(fx, "front")->fsm.state == SERVICE_RUNNING;
+}
+
+/*
+ * A new configuration: front's settings changed (restarted), db's did not (left running),
+ * flaky is gone (stopped, then dropped from the table), extra is new (added, not started:
+ * no autostart). What the preview says is what taking it does.
+ */
+static void a_new_configuration_restarts_what_changed_and_drops_what_is_gone(void **state)
+{
+    struct fixture *fx = *state;
+    struct agent_config *next = NULL;
+    char path[PATH_MAX], *error = NULL;
+    json_t *preview =
+        json_pack("{s:[], s:[], s:[], s:[]}", "added", "changed", "updated", "removed");
+    json_t *summary = json_deep_copy(preview);
+    pid_t old_db, old_front;
+
+    supervisor_mark_start(&fx->sup, find(fx, "front"));
+    supervisor_schedule(&fx->sup);
+    run_until_quiet_or(fx, db_and_front_running, 10);
+    old_db = find(fx, "db")->pid;
+    old_front = find(fx, "front")->pid;
+
+    unit_write_file(fx->dir, "conf.d/services.conf",
+                    "service db {\n"
+                    "  command = \"/bin/sleep\"\n  arguments = {\"60\"}\n  readiness = started\n"
+                    "  autostart = false\n  stop_timeout = 2\n}\n"
+                    "service front {\n"
+                    "  command = \"/bin/sleep\"\n  arguments = {\"61\"}\n  readiness = started\n"
+                    "  autostart = false\n  after = {\"db\"}\n}\n"
+                    "service extra {\n"
+                    "  command = \"/bin/sleep\"\n  arguments = {\"60\"}\n  autostart = false\n}\n");
+    snprintf(path, sizeof(path), "%s/certvisor.conf", fx->dir);
+    if (config_load(path, NULL, &next, &error) != 0)
+        fail_msg("the new configuration: %s", error ? error : "(no message)");
+    supervisor_preview_config(&fx->sup, next, preview);
+    assert_int_equal(supervisor_take_config(&fx->sup, next, summary), 0);
+    config_free(fx->config);
+    fx->config = next;
+    assert_true(json_equal(preview, summary));
+    assert_string_equal(names_in(summary, "added"), "extra");
+    assert_string_equal(names_in(summary, "changed"), "front");
+    assert_string_equal(names_in(summary, "updated"), "");
+    assert_string_equal(names_in(summary, "removed"), "flaky");
+    supervisor_schedule(&fx->sup);
+    run_until_quiet_or(fx, flaky_gone_and_front_running, 10);
+    assert_int_equal(find(fx, "db")->pid, old_db);
+    assert_int_not_equal(find(fx, "front")->pid, old_front);
+    assert_int_equal(find(fx, "extra")->fsm.state, SERVICE_STOPPED);
+    json_decref(preview);
+    json_decref(summary);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -288,6 +349,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             a_stop_cancels_a_retry_and_a_start_waits_for_dependents_stopping, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            a_new_configuration_restarts_what_changed_and_drops_what_is_gone, setup, teardown),
     };
 
     signal(SIGPIPE, SIG_IGN);
