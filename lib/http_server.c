@@ -2,6 +2,8 @@
  */
 #include "http_server.h"
 
+#include "http_head.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
@@ -54,21 +56,13 @@ struct transport {
     int (*shutdown)(struct http_conn *c); /* 1 when done, or an io_result */
 };
 
-struct header {
-    const char *name;
-    const char *value;
-};
-
 /*
  * The parsed head: pointers into the connection's copy of the head (head_text),
  * which never moves, unlike the input buffer, which grows while the body is read.
  */
 struct parsed_head {
-    const char *method;
-    const char *path;
-    const char *query;
-    struct header *headers;
-    unsigned n_headers;
+    struct http_head head; /* its header array is the connection's (limits.max_headers slots) */
+    struct http_request_line line;
     size_t content_length;
     bool has_body;
     bool keep_alive;
@@ -131,7 +125,7 @@ struct http_conn {
     char *out;
     size_t out_len, out_sent;
     struct http_request request;
-    struct header *headers; /* limits.max_headers slots */
+    struct http_header *headers; /* limits.max_headers slots */
 };
 
 struct http_server {
@@ -295,178 +289,59 @@ static const struct transport tls_transport = {tls_handshake, tls_recv, tls_send
 
 /* --- the head --- */
 
-/* The length of a complete head (through its blank line) at the start of buf, or 0. */
-static size_t head_length(const char *buf, size_t len)
+/* What a malformed head is answered with. */
+static int status_of_head_error(int r)
 {
-    for (size_t i = 0; i + 1 < len; i++) {
-        if (buf[i] != '\n')
-            continue;
-        if (buf[i + 1] == '\n')
-            return i + 2;
-        if (buf[i + 1] == '\r' && i + 2 < len && buf[i + 2] == '\n')
-            return i + 3;
+    switch (r) {
+    case -E2BIG:
+        return 431;
+    case -EPROTONOSUPPORT:
+        return 505;
+    default:
+        return 400;
     }
-    return 0;
-}
-
-/* RFC 9110's tchar: what a method or a header name is made of. */
-static bool is_token(const char *s, size_t len)
-{
-    if (len == 0)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)s[i];
-
-        if (!(ch > 0x20 && ch < 0x7f) || strchr("\"(),/:;<=>?@[\\]{}", ch))
-            return false;
-    }
-    return true;
-}
-
-/* Cuts the next line off *text (without its CR LF). */
-static char *next_line(char **text)
-{
-    char *line = *text, *nl = strchr(line, '\n');
-
-    if (nl) {
-        *nl = '\0';
-        *text = nl + 1;
-    } else {
-        nl = line + strlen(line);
-        *text = nl;
-    }
-    if (nl > line && nl[-1] == '\r')
-        nl[-1] = '\0';
-    return line;
-}
-
-/* True when the comma-separated list value holds token (case-insensitive). */
-static bool list_has(const char *value, const char *token)
-{
-    size_t len = strlen(token);
-
-    while (*value) {
-        size_t n;
-
-        value += strspn(value, " \t,");
-        n = strcspn(value, ",");
-        while (n > 0 && (value[n - 1] == ' ' || value[n - 1] == '\t'))
-            n--;
-        if (n == len && strncasecmp(value, token, len) == 0)
-            return true;
-        value += strcspn(value, ",");
-    }
-    return false;
-}
-
-static const char *find_header(const struct parsed_head *head, const char *name)
-{
-    for (unsigned i = 0; i < head->n_headers; i++)
-        if (strcasecmp(head->headers[i].name, name) == 0)
-            return head->headers[i].value;
-    return NULL;
-}
-
-/* Content-Length: digits only; several must agree (RFC 9112, 6.3). Returns 0 or the status. */
-static int parse_content_length(struct parsed_head *head, const struct http_limits *limits)
-{
-    bool seen = false;
-
-    for (unsigned i = 0; i < head->n_headers; i++) {
-        const char *value = head->headers[i].value;
-        unsigned long long n = 0;
-
-        if (strcasecmp(head->headers[i].name, "content-length") != 0)
-            continue;
-        if (!*value || strspn(value, "0123456789") != strlen(value) || strlen(value) > 18)
-            return 400;
-        for (const char *p = value; *p; p++)
-            n = n * 10 + (unsigned long long)(*p - '0');
-        if (seen && n != head->content_length)
-            return 400;
-        seen = true;
-        head->content_length = (size_t)n;
-    }
-    head->has_body = head->content_length > 0;
-    if (head->content_length > limits->max_body)
-        return 413;
-    return 0;
 }
 
 /*
- * Parses a head (NUL-terminated text, changed in place) into *head, whose
- * headers array has limits->max_headers slots. Returns 0 for a request the
- * handler should see, or the status to answer with.
+ * Parses a request head (len bytes of text, which holds len + 1, changed in
+ * place) into *head, whose header array has limits->max_headers slots.
+ * Returns 0 for a request the handler should see, or the status to answer
+ * with.
  */
-static int parse_head(char *text, const struct http_limits *limits, struct parsed_head *head)
+static int parse_head(char *text, size_t len, const struct http_limits *limits,
+                      struct parsed_head *head)
 {
-    char *line = next_line(&text), *target, *version, *query;
-    size_t method_len;
-    bool http11;
+    uint64_t length = 0;
     const char *value;
-    int status;
+    bool http11;
+    int r;
 
-    head->n_headers = 0;
     head->content_length = 0;
     head->has_body = false;
-    target = strchr(line, ' ');
-    version = target ? strchr(target + 1, ' ') : NULL;
-    if (!version || strchr(version + 1, ' '))
-        return 400;
-    method_len = (size_t)(target - line);
-    *target++ = '\0';
-    *version++ = '\0';
-    if (!is_token(line, method_len) || target[0] != '/')
-        return 400;
-    if (strncmp(version, "HTTP/", 5) != 0 || strlen(version) != 8 || version[6] != '.')
-        return 400;
-    if (strcmp(version, "HTTP/1.1") != 0 && strcmp(version, "HTTP/1.0") != 0)
-        return 505;
-    http11 = version[7] == '1';
-    for (const char *p = target; *p; p++)
-        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
-            return 400;
-    while (*text) {
-        char *header = next_line(&text), *colon, *end;
-
-        if (!*header)
-            break; /* the blank line */
-        if (head->n_headers >= limits->max_headers)
-            return 431;
-        colon = strchr(header, ':');
-        /* No folded lines, no blanks before the colon (RFC 9112, 5.1 and 5.2). */
-        if (!colon || !is_token(header, (size_t)(colon - header)))
-            return 400;
-        *colon = '\0';
-        value = colon + 1 + strspn(colon + 1, " \t");
-        end = (char *)value + strlen(value);
-        while (end > value && (end[-1] == ' ' || end[-1] == '\t'))
-            *--end = '\0';
-        for (const char *p = value; *p; p++)
-            if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
-                return 400;
-        head->headers[head->n_headers++] = (struct header){header, value};
-    }
-    if (http11 && !find_header(head, "host"))
+    r = http_head_parse(text, len, head->head.headers, limits->max_headers, &head->head);
+    if (r == 0)
+        r = http_head_request_line(&head->head, &head->line);
+    if (r < 0)
+        return status_of_head_error(r);
+    http11 = head->line.minor_version == 1;
+    if (http11 && !http_head_header(&head->head, "host"))
         return 400;
     /* Chunked bodies are not taken: clients send Content-Length (RFC 9112, 6.3). */
-    if (find_header(head, "transfer-encoding"))
+    if (http_head_header(&head->head, "transfer-encoding"))
         return 411;
-    status = parse_content_length(head, limits);
-    if (status)
-        return status;
-    value = find_header(head, "connection");
-    head->keep_alive =
-        http11 ? !(value && list_has(value, "close")) : (value && list_has(value, "keep-alive"));
-    value = find_header(head, "expect");
+    if (http_head_content_length(&head->head, &length) < 0)
+        return 400;
+    head->content_length = (size_t)length;
+    head->has_body = length > 0;
+    if (length > limits->max_body)
+        return 413;
+    value = http_head_header(&head->head, "connection");
+    head->keep_alive = http11 ? !(value && http_list_has(value, "close"))
+                              : (value && http_list_has(value, "keep-alive"));
+    value = http_head_header(&head->head, "expect");
     head->expect_continue = value && strcasecmp(value, "100-continue") == 0;
     if (value && !head->expect_continue)
         return 417;
-    if ((query = strchr(target, '?')))
-        *query++ = '\0';
-    head->method = line;
-    head->path = target;
-    head->query = query ? query : "";
     return 0;
 }
 
@@ -644,7 +519,8 @@ static char *build_response(struct http_conn *c, int status, const char *content
 static void conn_respond(struct http_conn *c, int status, const char *content_type,
                          const char *body, size_t len)
 {
-    bool with_body = !(c->phase == PHASE_PENDING && strcmp(c->request.head.method, "HEAD") == 0);
+    bool with_body =
+        !(c->phase == PHASE_PENDING && strcmp(c->request.head.line.method, "HEAD") == 0);
     size_t out_len = 0;
     char *out;
 
@@ -837,7 +713,7 @@ static enum step read_head(struct http_conn *c)
         memmove(c->in, c->in + len, c->in_len - len);
         c->in_len -= len;
     }
-    len = head_length(c->in, c->in_len < limits->max_head ? c->in_len : limits->max_head);
+    len = http_head_length(c->in, c->in_len < limits->max_head ? c->in_len : limits->max_head);
     if (!len) {
         if (c->in_len >= limits->max_head) {
             refuse(c, 431);
@@ -851,15 +727,12 @@ static enum step read_head(struct http_conn *c)
      * body is read into it, and the method, path and headers must not.
      */
     c->head_len = len;
-    c->head_text = malloc(len);
+    c->head_text = malloc(len + 1);
     if (!c->head_text)
         return STEP_CLOSE;
-    c->head_text_len = len;
-    memcpy(c->head_text, c->in, len - 1);
-    c->head_text[len - 1] = '\0'; /* in place of the blank line's LF: the head is a string */
-    status = memchr(c->head_text, '\0', len - 1)
-                 ? 400
-                 : parse_head(c->head_text, limits, &c->request.head);
+    c->head_text_len = len + 1;
+    memcpy(c->head_text, c->in, len);
+    status = parse_head(c->head_text, len, limits, &c->request.head);
     if (status) {
         refuse(c, status);
         return STEP_GO_ON;
@@ -911,7 +784,7 @@ static void next_request(struct http_conn *c)
     drop_head_text(c);
     c->head_len = 0;
     memset(&c->request.head, 0, sizeof(c->request.head));
-    c->request.head.headers = c->headers;
+    c->request.head.head.headers = c->headers;
     c->request.body = NULL;
     c->request.body_len = 0;
     c->phase = PHASE_HEAD;
@@ -1074,7 +947,7 @@ static void conn_open(struct http_listener *listener, int fd, const struct addr_
     c->peer = *peer;
     c->waiting_since_ms = now_ms();
     c->request.conn = c;
-    c->request.head.headers = c->headers;
+    c->request.head.head.headers = c->headers;
     c->phase = PHASE_HANDSHAKE;
     c->next = server->conns;
     if (c->next)
@@ -1389,22 +1262,22 @@ void http_server_free(struct http_server *server)
 
 const char *http_request_method(const struct http_request *request)
 {
-    return request->head.method;
+    return request->head.line.method;
 }
 
 const char *http_request_path(const struct http_request *request)
 {
-    return request->head.path;
+    return request->head.line.path;
 }
 
 const char *http_request_query(const struct http_request *request)
 {
-    return request->head.query;
+    return request->head.line.query;
 }
 
 const char *http_request_header(const struct http_request *request, const char *name)
 {
-    return find_header(&request->head, name);
+    return http_head_header(&request->head.head, name);
 }
 
 const char *http_request_body(const struct http_request *request, size_t *ret_len)
@@ -1482,7 +1355,7 @@ int http_response_header(struct http_request *request, const char *name, const c
 {
     char *line;
 
-    if (!is_token(name, strlen(name)) || strpbrk(value, "\r\n"))
+    if (!http_is_token(name, strlen(name)) || strpbrk(value, "\r\n"))
         return -EINVAL;
     if (request->n_response_headers >= HTTP_MAX_RESPONSE_HEADERS)
         return -E2BIG;

@@ -1,6 +1,7 @@
 /* A non-blocking HTTPS/1.1 client for one upstream: the REST API the console's requests go to. */
 #include "upstream.h"
 
+#include "http_head.h"
 #include "netutil.h"
 #include "tls_context.h"
 
@@ -18,6 +19,7 @@
 
 #define UPSTREAM_HOST_MAX 256
 #define UPSTREAM_MAX_HEAD (64u * 1024)
+#define UPSTREAM_MAX_HEADERS 100 /* header lines of an answer */
 
 enum phase {
     PHASE_CONNECTING,
@@ -55,8 +57,9 @@ struct upstream_exchange {
     long long content_length; /* -1: until the connection closes */
     bool head_request;        /* the answer to HEAD has no body, whatever its length says */
     int status;
-    char *head;      /* the head's lines, each NUL-terminated, for the header values */
-    size_t head_len; /* of that copy */
+    char *head_text;       /* the head, copied out of `in` and parsed in place; NULL before */
+    struct http_head head; /* points into head_text */
+    struct http_header headers[UPSTREAM_MAX_HEADERS];
     char error[512]; /* PHASE_FAILED: why */
     upstream_done_fn done;
     void *data;
@@ -235,7 +238,7 @@ static void exchange_free(struct upstream_exchange *x)
         close(x->fd);
     free(x->out);
     free(x->in);
-    free(x->head);
+    free(x->head_text);
     if (x->pprev) {
         *x->pprev = x->next;
         if (x->next)
@@ -309,95 +312,82 @@ static void handshake_failure(struct upstream_exchange *x)
     fail(x, "TLS with the REST API at %s failed: %s", x->upstream->address, reason);
 }
 
-/* The value of a header in the NUL-separated copy of the head, or NULL. */
-static const char *find_header(const char *head, size_t head_len, const char *name)
+/* Fails the exchange for a head that cannot be read; r is http_head's error. */
+static int bad_head(struct upstream_exchange *x, int r)
 {
-    size_t name_len = strlen(name);
+    if (r == -E2BIG)
+        fail(x, "the REST API at %s sent an answer head with more than %u header lines",
+             x->upstream->address, UPSTREAM_MAX_HEADERS);
+    else
+        fail(x, "the REST API at %s sent something that is not an HTTP/1.1 answer",
+             x->upstream->address);
+    return -1;
+}
 
-    for (const char *line = head + strlen(head) + 1; line < head + head_len;
-         line += strlen(line) + 1) {
-        if (strncasecmp(line, name, name_len) == 0 && line[name_len] == ':')
-            return line + name_len + 1 + strspn(line + name_len + 1, " \t");
+/* The body's length by the head; -1: until the connection closes. Returns 0, or -1 after failing.
+ */
+static int read_length(struct upstream_exchange *x)
+{
+    const char *te = http_head_header(&x->head, "transfer-encoding");
+    uint64_t length = 0;
+    int r;
+
+    if (te && strcasecmp(te, "identity") != 0) {
+        fail(x, "the REST API at %s sent a chunked answer, which is not taken",
+             x->upstream->address);
+        return -1;
     }
-    return NULL;
+    x->content_length = -1;
+    if (x->head_request || x->status == 204 || x->status == 304 || x->status < 200) {
+        x->content_length = 0;
+        return 0;
+    }
+    r = http_head_content_length(&x->head, &length);
+    if (r < 0) {
+        fail(x, "the REST API at %s sent a malformed Content-Length", x->upstream->address);
+        return -1;
+    }
+    if (r > 0 && length > UPSTREAM_MAX_RESPONSE) {
+        fail(x, "the REST API at %s sent an answer larger than 8 MiB", x->upstream->address);
+        return -1;
+    }
+    if (r > 0)
+        x->content_length = (long long)length;
+    return 0;
 }
 
 /*
- * Once the head is complete: copies it (lines NUL-terminated), reads the
- * status and the length. Returns 0, 1 while the head is incomplete, or -1
- * after failing the exchange.
+ * Once the head is complete: copies it out of the input (which moves as the
+ * body comes), reads the status and the length. Returns 0, 1 while the head
+ * is incomplete, or -1 after failing the exchange.
  */
 static int parse_head(struct upstream_exchange *x)
 {
-    const char *end = NULL, *cl, *te;
-    size_t head_len, j = 0;
-    char *copy;
-    int status;
+    size_t len =
+        http_head_length(x->in, x->in_len < UPSTREAM_MAX_HEAD ? x->in_len : UPSTREAM_MAX_HEAD);
+    int r;
 
-    for (size_t i = 0; i + 1 < x->in_len; i++) {
-        if (x->in[i] == '\n' && x->in[i + 1] == '\n') {
-            end = x->in + i + 2;
-            break;
-        }
-        if (x->in[i] == '\n' && x->in[i + 1] == '\r' && i + 2 < x->in_len && x->in[i + 2] == '\n') {
-            end = x->in + i + 3;
-            break;
-        }
-    }
-    if (!end) {
-        if (x->in_len > UPSTREAM_MAX_HEAD) {
+    if (!len) {
+        if (x->in_len >= UPSTREAM_MAX_HEAD) {
             fail(x, "the REST API at %s sent an answer head that is too large",
                  x->upstream->address);
             return -1;
         }
         return 1;
     }
-    head_len = (size_t)(end - x->in);
-    copy = malloc(head_len + 1);
-    if (!copy) {
+    x->head_text = malloc(len + 1);
+    if (!x->head_text) {
         fail(x, "out of memory for the answer of the REST API at %s", x->upstream->address);
         return -1;
     }
-    for (size_t i = 0; i < head_len; i++) {
-        if (x->in[i] == '\r')
-            continue;
-        copy[j++] = x->in[i] == '\n' ? '\0' : x->in[i];
-    }
-    copy[j] = '\0';
-    x->head = copy;
-    x->head_len = j;
-    if (sscanf(copy, "HTTP/1.%*[01] %3d", &status) != 1 || status < 100 || status > 599) {
-        fail(x, "the REST API at %s sent something that is not an HTTP/1.1 answer",
-             x->upstream->address);
-        return -1;
-    }
-    x->status = status;
-    x->body_at = head_len;
-    te = find_header(copy, j, "transfer-encoding");
-    if (te && strcasecmp(te, "identity") != 0) {
-        fail(x, "the REST API at %s sent a chunked answer, which is not taken",
-             x->upstream->address);
-        return -1;
-    }
-    cl = find_header(copy, j, "content-length");
-    x->content_length = -1;
-    if (x->head_request || status == 204 || status == 304 || status < 200) {
-        x->content_length = 0;
-    } else if (cl) {
-        char *stop;
-
-        errno = 0;
-        x->content_length = strtoll(cl, &stop, 10);
-        if (errno || stop == cl || *stop || x->content_length < 0) {
-            fail(x, "the REST API at %s sent a malformed Content-Length", x->upstream->address);
-            return -1;
-        }
-    }
-    if (x->content_length > (long long)UPSTREAM_MAX_RESPONSE) {
-        fail(x, "the REST API at %s sent an answer larger than 8 MiB", x->upstream->address);
-        return -1;
-    }
-    return 0;
+    memcpy(x->head_text, x->in, len);
+    r = http_head_parse(x->head_text, len, x->headers, UPSTREAM_MAX_HEADERS, &x->head);
+    if (r == 0)
+        r = http_head_status_line(&x->head, &x->status);
+    if (r < 0)
+        return bad_head(x, r);
+    x->body_at = len;
+    return read_length(x);
 }
 
 static void deliver(struct upstream_exchange *x)
@@ -409,9 +399,9 @@ static void deliver(struct upstream_exchange *x)
         body_len = (size_t)x->content_length;
     response = (struct upstream_response){
         .status = x->status,
-        .content_type = find_header(x->head, x->head_len, "content-type"),
-        .retry_after = find_header(x->head, x->head_len, "retry-after"),
-        .allow = find_header(x->head, x->head_len, "allow"),
+        .content_type = http_head_header(&x->head, "content-type"),
+        .retry_after = http_head_header(&x->head, "retry-after"),
+        .allow = http_head_header(&x->head, "allow"),
         .body = x->in + x->body_at,
         .body_len = body_len,
     };
@@ -421,7 +411,8 @@ static void deliver(struct upstream_exchange *x)
 /* Whether the answer is complete (head parsed and all of a known length read). */
 static bool answer_complete(const struct upstream_exchange *x)
 {
-    return x->head && x->content_length >= 0 && x->in_len - x->body_at >= (size_t)x->content_length;
+    return x->head_text && x->content_length >= 0 &&
+           x->in_len - x->body_at >= (size_t)x->content_length;
 }
 
 /* What a step of an exchange leads to. */
@@ -443,7 +434,7 @@ static enum step wait_for(struct upstream_exchange *x, int r)
         event_add(x->write_event, NULL);
         return STEP_WAIT;
     case SSL_ERROR_ZERO_RETURN:
-        if (x->phase == PHASE_READING && x->head && x->content_length < 0) {
+        if (x->phase == PHASE_READING && x->head_text && x->content_length < 0) {
             deliver(x); /* an answer that ends with the connection */
             return STEP_OVER;
         }
@@ -528,7 +519,7 @@ static enum step step_read(struct upstream_exchange *x)
     if (r <= 0)
         return wait_for(x, r);
     x->in_len += (size_t)r;
-    if (!x->head) {
+    if (!x->head_text) {
         r = parse_head(x);
         if (r < 0)
             return STEP_OVER;
