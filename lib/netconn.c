@@ -29,7 +29,9 @@ static ssize_t socket_read(struct netconn *conn, void *buf, size_t len)
         conn->want_read = true;
         return NETCONN_AGAIN;
     }
-    n = read(conn->fd, buf, len);
+    do
+        n = read(conn->fd, buf, len);
+    while (n < 0 && errno == EINTR);
     if (n > 0) {
         if ((size_t)n < len && !conn->hung_up)
             conn->readable = false;
@@ -39,8 +41,8 @@ static ssize_t socket_read(struct netconn *conn, void *buf, size_t len)
         conn->peer_fin = true;
         return 0;
     }
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-        conn->readable = errno == EINTR;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        conn->readable = false;
         conn->want_read = true;
         return NETCONN_AGAIN;
     }
@@ -58,14 +60,16 @@ static ssize_t socket_write(struct netconn *conn, const void *buf, size_t len)
         return NETCONN_AGAIN;
     }
     /* MSG_NOSIGNAL: a peer gone away is an error here, not a SIGPIPE. */
-    n = send(conn->fd, buf, len, MSG_NOSIGNAL);
+    do
+        n = send(conn->fd, buf, len, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
     if (n > 0) {
         if ((size_t)n < len)
             conn->writable = false;
         return n;
     }
-    if (n == 0 || errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-        conn->writable = n < 0 && errno == EINTR;
+    if (n == 0 || errno == EAGAIN || errno == EWOULDBLOCK) {
+        conn->writable = false;
         conn->want_write = true;
         return NETCONN_AGAIN;
     }
