@@ -3,6 +3,7 @@
 #include "http_server.h"
 
 #include "http_head.h"
+#include "netconn.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -36,24 +37,6 @@ enum conn_phase {
     PHASE_WRITING,  /* the answer */
     PHASE_CLOSING,  /* close_notify, then half-closed */
     PHASE_LINGER,   /* reading until the client closes */
-};
-
-/* What a transport call did, when it did not move bytes. */
-enum io_result {
-    IO_EOF = 0,
-    IO_ERROR = -1,
-    IO_WANT_READ = -2,
-    IO_WANT_WRITE = -3,
-};
-
-struct http_conn;
-
-/* Plain and TLS connections share one code path behind these (as Redis's connection.h). */
-struct transport {
-    int (*handshake)(struct http_conn *c); /* 1 when done, or an io_result */
-    ssize_t (*recv)(struct http_conn *c, void *buf, size_t len);
-    ssize_t (*send)(struct http_conn *c, const void *buf, size_t len);
-    int (*shutdown)(struct http_conn *c); /* 1 when done, or an io_result */
 };
 
 /*
@@ -102,12 +85,11 @@ struct http_conn {
     struct http_server *server;
     struct http_conn *next, **pprev;
     struct http_listener *listener; /* NULL once it was closed */
-    const struct transport *transport;
-    int fd;
-    SSL *ssl; /* TLS: holds a reference to the context it was accepted with */
+    /* Plain or TLS (holding a reference to the context it was accepted with); watched for good. */
+    struct netconn io;
     enum conn_phase phase;
     bool close_after; /* no further request on this connection */
-    struct event *read_event, *write_event, *timer;
+    struct event *timer;
     /*
      * The request head, its body, then whatever the client pipelined. It is
      * reallocated as it fills, so nothing may point into it across a read; the
@@ -195,97 +177,6 @@ const char *http_reason_phrase(int status)
             return phrases[i].phrase;
     return "Unknown";
 }
-
-/* --- transports --- */
-
-static int plain_handshake(struct http_conn *c)
-{
-    (void)c;
-    return 1;
-}
-
-static ssize_t plain_recv(struct http_conn *c, void *buf, size_t len)
-{
-    ssize_t n;
-
-    do
-        n = recv(c->fd, buf, len, 0);
-    while (n < 0 && errno == EINTR);
-    if (n < 0)
-        return errno == EAGAIN || errno == EWOULDBLOCK ? IO_WANT_READ : IO_ERROR;
-    return n;
-}
-
-static ssize_t plain_send(struct http_conn *c, const void *buf, size_t len)
-{
-    ssize_t n;
-
-    do
-        n = send(c->fd, buf, len, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    if (n < 0)
-        return errno == EAGAIN || errno == EWOULDBLOCK ? IO_WANT_WRITE : IO_ERROR;
-    return n;
-}
-
-static int plain_shutdown(struct http_conn *c)
-{
-    (void)c;
-    return 1;
-}
-
-/* What an SSL call that did not complete waits for. */
-static int tls_result(struct http_conn *c, int r)
-{
-    int error = SSL_get_error(c->ssl, r);
-
-    ERR_clear_error();
-    switch (error) {
-    case SSL_ERROR_WANT_READ:
-        return IO_WANT_READ;
-    case SSL_ERROR_WANT_WRITE:
-        return IO_WANT_WRITE;
-    case SSL_ERROR_ZERO_RETURN:
-        return IO_EOF;
-    default: /* reset, a failed handshake, or a peer that closed without close_notify */
-        return IO_ERROR;
-    }
-}
-
-static int tls_handshake(struct http_conn *c)
-{
-    int r = SSL_accept(c->ssl);
-
-    return r == 1 ? 1 : tls_result(c, r);
-}
-
-static ssize_t tls_recv(struct http_conn *c, void *buf, size_t len)
-{
-    int r = SSL_read(c->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
-
-    return r > 0 ? r : tls_result(c, r);
-}
-
-static ssize_t tls_send(struct http_conn *c, const void *buf, size_t len)
-{
-    int r = SSL_write(c->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
-
-    return r > 0 ? r : tls_result(c, r);
-}
-
-static int tls_shutdown(struct http_conn *c)
-{
-    int r = SSL_shutdown(c->ssl);
-
-    if (r >= 0)
-        return 1; /* close_notify sent; the client's is not waited for */
-    r = tls_result(c, r);
-    return r == IO_WANT_WRITE ? r : 1;
-}
-
-static const struct transport plain_transport = {plain_handshake, plain_recv, plain_send,
-                                                 plain_shutdown};
-static const struct transport tls_transport = {tls_handshake, tls_recv, tls_send, tls_shutdown};
 
 /* --- the head --- */
 
@@ -438,11 +329,8 @@ static void conn_free(struct http_conn *c)
     if (c->phase == PHASE_PENDING && c->request.abandon_fn)
         c->request.abandon_fn(c->request.abandon_data);
     clear_response_headers(&c->request);
-    event_free(c->read_event);
-    event_free(c->write_event);
     event_free(c->timer);
-    SSL_free(c->ssl);
-    close(c->fd);
+    netconn_close(&c->io);
     wipe_free(c->in, c->in_cap); /* earlier requests' bodies lie past in_len */
     drop_head_text(c);
     free(c->out);
@@ -455,19 +343,7 @@ static void conn_free(struct http_conn *c)
     resume_accepting(server);
 }
 
-/* Arms the event a transport call waits for. */
-static void conn_wait_io(struct http_conn *c, int io)
-{
-    if (io == IO_WANT_WRITE) {
-        event_del(c->read_event);
-        event_add(c->write_event, NULL);
-    } else {
-        event_del(c->write_event);
-        event_add(c->read_event, NULL);
-    }
-}
-
-/* Sets the bytes to send and the phase that sends them; the write event runs it from the loop. */
+/* Sets the bytes to send and the phase that sends them; they go from the loop, not from here. */
 static void conn_send(struct http_conn *c, char *out, size_t len, enum conn_phase phase)
 {
     free(c->out);
@@ -477,9 +353,8 @@ static void conn_send(struct http_conn *c, char *out, size_t len, enum conn_phas
     if (!out)
         c->close_after = true; /* no memory for the answer: close at once */
     c->phase = phase;
-    event_del(c->read_event);
     arm_timer(c, c->server->limits.write_timeout);
-    event_active(c->write_event, EV_WRITE, 1);
+    netconn_activate(&c->io);
 }
 
 /* Builds the answer's bytes. Returns a malloc'd buffer and its length, or NULL. */
@@ -634,7 +509,7 @@ static bool reserve_input(struct http_conn *c, size_t want)
     return true;
 }
 
-/* Reads at most limit bytes in all. Returns the bytes read, or an io_result. */
+/* Reads at most limit bytes in all. Returns the bytes read, 0 at the end, or NETCONN_*. */
 static ssize_t read_input(struct http_conn *c, size_t limit)
 {
     size_t room;
@@ -643,11 +518,11 @@ static ssize_t read_input(struct http_conn *c, size_t limit)
     if (limit > c->in_len + HTTP_READ_CHUNK)
         limit = c->in_len + HTTP_READ_CHUNK;
     if (!reserve_input(c, limit))
-        return IO_ERROR;
+        return NETCONN_ERROR;
     room = limit - c->in_len;
     if (room == 0)
         return 0;
-    n = c->transport->recv(c, c->in + c->in_len, room);
+    n = netconn_read(&c->io, c->in + c->in_len, room);
     if (n > 0) {
         if (c->in_len == 0 && c->phase == PHASE_HEAD)
             request_begins(c);
@@ -659,25 +534,23 @@ static ssize_t read_input(struct http_conn *c, size_t limit)
 /* What a step of a connection leaves it doing. */
 enum step {
     STEP_GO_ON, /* made progress: run again */
-    STEP_WAIT,  /* waits for its socket (an event is armed) or for the handler */
+    STEP_WAIT,  /* waits for its socket (its watch runs it again) or for the handler */
     STEP_CLOSE, /* over */
 };
 
-static enum step after_io(struct http_conn *c, ssize_t n)
+/* After an operation that moved nothing: waits for the socket, or closes. */
+static enum step after_io(ssize_t n)
 {
-    if (n == IO_WANT_READ || n == IO_WANT_WRITE) {
-        conn_wait_io(c, (int)n);
-        return STEP_WAIT;
-    }
-    return STEP_CLOSE; /* the client closed or failed: nothing to answer */
+    /* Otherwise the client closed or failed: nothing to answer. */
+    return n == NETCONN_AGAIN ? STEP_WAIT : STEP_CLOSE;
 }
 
 static enum step handshake(struct http_conn *c)
 {
-    int r = c->transport->handshake(c);
+    int r = netconn_handshake(&c->io);
 
     if (r != 1)
-        return after_io(c, r);
+        return after_io(r);
     c->phase = PHASE_HEAD;
     arm_timer(c, capped(&c->server->limits, c->server->limits.first_byte_timeout));
     return STEP_GO_ON;
@@ -692,10 +565,8 @@ static void hand_to_handler(struct http_conn *c)
     /* The body is a string; the byte it covers (of a pipelined request) comes back after. */
     c->saved_byte = c->in[c->head_len + request->body_len];
     c->in[c->head_len + request->body_len] = '\0';
-    c->phase = PHASE_PENDING;
+    c->phase = PHASE_PENDING; /* socket events find nothing to do until the answer */
     evtimer_del(c->timer);
-    event_del(c->read_event);
-    event_del(c->write_event);
     c->server->callbacks.handler(request, c->server->callbacks.data);
 }
 
@@ -720,7 +591,7 @@ static enum step read_head(struct http_conn *c)
             return STEP_GO_ON;
         }
         n = read_input(c, limits->max_head);
-        return n > 0 ? STEP_GO_ON : after_io(c, n);
+        return n > 0 ? STEP_GO_ON : after_io(n);
     }
     /*
      * The head is parsed in a copy of its own: the input buffer moves as the
@@ -766,7 +637,7 @@ static enum step read_body(struct http_conn *c)
         return STEP_WAIT;
     }
     n = read_input(c, total);
-    return n > 0 ? STEP_GO_ON : after_io(c, n);
+    return n > 0 ? STEP_GO_ON : after_io(n);
 }
 
 /* The next request on a kept-alive connection: what was pipelined stays. */
@@ -789,7 +660,6 @@ static void next_request(struct http_conn *c)
     c->request.body_len = 0;
     c->phase = PHASE_HEAD;
     c->waiting_since_ms = now_ms();
-    event_del(c->write_event);
     if (c->in_len)
         request_begins(c); /* pipelined */
     else
@@ -803,9 +673,9 @@ static enum step write_out(struct http_conn *c)
     ssize_t n;
 
     if (c->out_sent < c->out_len) {
-        n = c->transport->send(c, c->out + c->out_sent, c->out_len - c->out_sent);
+        n = netconn_write(&c->io, c->out + c->out_sent, c->out_len - c->out_sent);
         if (n <= 0)
-            return after_io(c, n);
+            return after_io(n);
         c->out_sent += (size_t)n;
         return STEP_GO_ON;
     }
@@ -814,7 +684,6 @@ static enum step write_out(struct http_conn *c)
     c->out_len = c->out_sent = 0;
     if (c->phase == PHASE_CONTINUE) {
         c->phase = PHASE_BODY;
-        event_del(c->write_event);
         return STEP_GO_ON;
     }
     if (!c->close_after) {
@@ -825,34 +694,20 @@ static enum step write_out(struct http_conn *c)
     return STEP_GO_ON;
 }
 
+/* TLS's close_notify (the client's is not waited for), then the lingering close. */
 static enum step close_gracefully(struct http_conn *c)
 {
-    int r = c->transport->shutdown(c);
-
-    if (r == IO_WANT_WRITE)
-        return after_io(c, r);
-    /*
-     * Closing with unread input would reset the connection, which can destroy the
-     * answer still in flight; reading until the client closes avoids that.
-     */
-    shutdown(c->fd, SHUT_WR);
+    if (netconn_shutdown(&c->io) == NETCONN_AGAIN)
+        return STEP_WAIT;
     c->phase = PHASE_LINGER;
     arm_timer(c, HTTP_LINGER_TIMEOUT);
     return STEP_GO_ON;
 }
 
+/* Reads until the client closes: closing with unread input could reset the answer in flight. */
 static enum step linger(struct http_conn *c)
 {
-    char discard[4096];
-    ssize_t n = recv(c->fd, discard, sizeof(discard), 0);
-
-    if (n > 0 || (n < 0 && errno == EINTR))
-        return STEP_GO_ON;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        conn_wait_io(c, IO_WANT_READ);
-        return STEP_WAIT;
-    }
-    return STEP_CLOSE;
+    return netconn_linger(&c->io) == NETCONN_AGAIN ? STEP_WAIT : STEP_CLOSE;
 }
 
 /* Runs the connection until it waits. Returns false when it is over and must be freed. */
@@ -891,12 +746,10 @@ static bool conn_run(struct http_conn *c)
     return step == STEP_WAIT;
 }
 
-static void on_io(evutil_socket_t fd, short what, void *arg)
+static void on_io(void *arg)
 {
     struct http_conn *c = arg;
 
-    (void)fd;
-    (void)what;
     if (!conn_run(c))
         conn_free(c);
 }
@@ -924,23 +777,22 @@ static void conn_open(struct http_listener *listener, int fd, const struct addr_
     SSL_CTX *ctx = NULL;
 
     ERR_clear_error();
-    if (!c || !(c->headers = calloc(server->limits.max_headers + 1, sizeof(*c->headers))))
+    if (!c) {
+        close(fd);
+        return;
+    }
+    netconn_init(&c->io, fd, false); /* the connection owns fd from here */
+    if (!(c->headers = calloc(server->limits.max_headers + 1, sizeof(*c->headers))))
         goto fail;
-    c->fd = fd;
-    c->transport = &plain_transport;
     if (listener->holder) {
         ctx = tls_holder_get(listener->holder);
-        if (!(c->ssl = SSL_new(ctx)) || SSL_set_fd(c->ssl, fd) != 1)
+        if (netconn_start_tls(&c->io, ctx, true) < 0)
             goto fail;
         SSL_CTX_free(ctx); /* the SSL holds its own reference */
         ctx = NULL;
-        SSL_set_mode(c->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-        SSL_set_accept_state(c->ssl);
-        c->transport = &tls_transport;
     }
-    if (!(c->read_event = event_new(server->base, fd, EV_READ, on_io, c)) ||
-        !(c->write_event = event_new(server->base, fd, EV_WRITE, on_io, c)) ||
-        !(c->timer = evtimer_new(server->base, on_conn_timeout, c)))
+    if (!(c->timer = evtimer_new(server->base, on_conn_timeout, c)) ||
+        netconn_watch(&c->io, server->base, on_io, c) < 0)
         goto fail;
     c->server = server;
     c->listener = listener;
@@ -961,17 +813,12 @@ static void conn_open(struct http_listener *listener, int fd, const struct addr_
     return;
 fail:
     ERR_clear_error();
-    if (c) {
-        SSL_free(c->ssl);
-        if (c->read_event)
-            event_free(c->read_event);
-        if (c->write_event)
-            event_free(c->write_event);
-        free(c->headers);
-        free(c);
-    }
+    if (c->timer)
+        event_free(c->timer);
+    netconn_close(&c->io);
+    free(c->headers);
+    free(c);
     SSL_CTX_free(ctx);
-    close(fd);
 }
 
 static void addr_key_of(const struct sockaddr_storage *addr, struct addr_key *ret_key)
@@ -1249,9 +1096,7 @@ void http_server_free(struct http_server *server)
     while (server->conns) {
         struct http_conn *c = server->conns;
 
-        if (c->ssl && c->phase != PHASE_HANDSHAKE)
-            SSL_shutdown(c->ssl);
-        ERR_clear_error();
+        netconn_goodbye(&c->io);
         conn_free(c);
     }
     event_free(server->pause_timer);
@@ -1289,17 +1134,19 @@ const char *http_request_body(const struct http_request *request, size_t *ret_le
 
 bool http_request_is_tls(const struct http_request *request)
 {
-    return request->conn->ssl != NULL;
+    return netconn_is_tls(&request->conn->io);
 }
 
 X509 *http_request_peer_certificate(const struct http_request *request)
 {
-    return request->conn->ssl ? SSL_get0_peer_certificate(request->conn->ssl) : NULL;
+    SSL *ssl = netconn_ssl(&request->conn->io);
+
+    return ssl ? SSL_get0_peer_certificate(ssl) : NULL;
 }
 
 char *http_request_peer_chain_pem(const struct http_request *request)
 {
-    SSL *ssl = request->conn->ssl;
+    SSL *ssl = netconn_ssl(&request->conn->io);
     X509 *leaf = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
     STACK_OF(X509) *chain = leaf ? SSL_get0_verified_chain(ssl) : NULL;
     BIO *bio;
@@ -1333,7 +1180,7 @@ void http_request_peer(const struct http_request *request, char *buf, size_t len
     char host[INET6_ADDRSTRLEN] = "?";
     unsigned port = 0;
 
-    if (getpeername(request->conn->fd, (struct sockaddr *)&addr, &addr_len) == 0) {
+    if (getpeername(netconn_fd(&request->conn->io), (struct sockaddr *)&addr, &addr_len) == 0) {
         if (addr.ss_family == AF_INET) {
             inet_ntop(AF_INET, &((struct sockaddr_in *)&addr)->sin_addr, host, sizeof(host));
             port = ntohs(((struct sockaddr_in *)&addr)->sin_port);

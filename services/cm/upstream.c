@@ -2,6 +2,7 @@
 #include "upstream.h"
 
 #include "http_head.h"
+#include "netconn.h"
 #include "netutil.h"
 #include "tls_context.h"
 
@@ -22,8 +23,7 @@
 #define UPSTREAM_MAX_HEADERS 100 /* header lines of an answer */
 
 enum phase {
-    PHASE_CONNECTING,
-    PHASE_HANDSHAKE,
+    PHASE_CONNECTING, /* the TCP connection, then the TLS handshake */
     PHASE_WRITING,
     PHASE_READING,
     PHASE_FAILED, /* failed before reaching the loop: reported by the timer */
@@ -45,10 +45,9 @@ struct upstream {
 struct upstream_exchange {
     struct upstream *upstream;
     struct upstream_exchange *next, **pprev;
-    int fd;
-    SSL *ssl;
+    struct netconn io; /* TLS; watched for good once connecting */
     enum phase phase;
-    struct event *read_event, *write_event, *timer;
+    struct event *timer;
     char *out;
     size_t out_len, out_sent;
     char *in;
@@ -227,15 +226,9 @@ const char *upstream_address(const struct upstream *upstream)
 
 static void exchange_free(struct upstream_exchange *x)
 {
-    if (x->read_event)
-        event_free(x->read_event);
-    if (x->write_event)
-        event_free(x->write_event);
     if (x->timer)
         event_free(x->timer);
-    SSL_free(x->ssl);
-    if (x->fd >= 0)
-        close(x->fd);
+    netconn_close(&x->io);
     free(x->out);
     free(x->in);
     free(x->head_text);
@@ -297,7 +290,7 @@ static void fail(struct upstream_exchange *x, const char *fmt, ...)
 /* Why a handshake failed, in words: an untrusted certificate says which check refused it. */
 static void handshake_failure(struct upstream_exchange *x)
 {
-    long verify = SSL_get_verify_result(x->ssl);
+    long verify = SSL_get_verify_result(netconn_ssl(&x->io));
     char reason[256];
 
     if (verify != X509_V_OK) {
@@ -422,18 +415,13 @@ enum step {
     STEP_OVER, /* finished: the exchange is freed */
 };
 
-static enum step wait_for(struct upstream_exchange *x, int r)
+/* After a call that moved nothing (r: 0 at the end of the stream, or NETCONN_*). */
+static enum step wait_for(struct upstream_exchange *x, ssize_t r)
 {
-    switch (SSL_get_error(x->ssl, r)) {
-    case SSL_ERROR_WANT_READ:
-        event_del(x->write_event);
-        event_add(x->read_event, NULL);
-        return STEP_WAIT;
-    case SSL_ERROR_WANT_WRITE:
-        event_del(x->read_event);
-        event_add(x->write_event, NULL);
-        return STEP_WAIT;
-    case SSL_ERROR_ZERO_RETURN:
+    switch (r) {
+    case NETCONN_AGAIN:
+        return STEP_WAIT; /* the connection's watch runs it again */
+    case 0:
         if (x->phase == PHASE_READING && x->head_text && x->content_length < 0) {
             deliver(x); /* an answer that ends with the connection */
             return STEP_OVER;
@@ -442,7 +430,13 @@ static enum step wait_for(struct upstream_exchange *x, int r)
              x->upstream->address);
         return STEP_OVER;
     default:
-        if (x->phase == PHASE_HANDSHAKE) {
+        if (x->phase == PHASE_CONNECTING && netconn_is_connecting(&x->io)) {
+            ERR_clear_error();
+            fail(x, "cannot connect to the REST API at %s: %s", x->upstream->address,
+                 strerror(netconn_errno(&x->io)));
+            return STEP_OVER;
+        }
+        if (x->phase == PHASE_CONNECTING) {
             handshake_failure(x);
             return STEP_OVER;
         }
@@ -457,22 +451,9 @@ static enum step wait_for(struct upstream_exchange *x, int r)
     }
 }
 
-/* Runs once the socket is writable, that is, once the connection is made or has failed. */
 static enum step step_connect(struct upstream_exchange *x)
 {
-    int r = net_connect_result(x->fd);
-
-    if (r < 0) {
-        fail(x, "cannot connect to the REST API at %s: %s", x->upstream->address, strerror(-r));
-        return STEP_OVER;
-    }
-    x->phase = PHASE_HANDSHAKE;
-    return STEP_GO_ON;
-}
-
-static enum step step_handshake(struct upstream_exchange *x)
-{
-    int r = SSL_connect(x->ssl);
+    int r = netconn_handshake(&x->io);
 
     if (r != 1)
         return wait_for(x, r);
@@ -482,13 +463,13 @@ static enum step step_handshake(struct upstream_exchange *x)
 
 static enum step step_write(struct upstream_exchange *x)
 {
-    int r;
+    ssize_t r;
 
     if (x->out_sent == x->out_len) {
         x->phase = PHASE_READING;
         return STEP_GO_ON;
     }
-    r = SSL_write(x->ssl, x->out + x->out_sent, (int)(x->out_len - x->out_sent));
+    r = netconn_write(&x->io, x->out + x->out_sent, x->out_len - x->out_sent);
     if (r <= 0)
         return wait_for(x, r);
     x->out_sent += (size_t)r;
@@ -497,6 +478,7 @@ static enum step step_write(struct upstream_exchange *x)
 
 static enum step step_read(struct upstream_exchange *x)
 {
+    ssize_t n;
     int r;
 
     if (x->in_cap - x->in_len < 4096) {
@@ -515,10 +497,10 @@ static enum step step_read(struct upstream_exchange *x)
         x->in = in;
         x->in_cap = cap;
     }
-    r = SSL_read(x->ssl, x->in + x->in_len, (int)(x->in_cap - x->in_len - 1));
-    if (r <= 0)
-        return wait_for(x, r);
-    x->in_len += (size_t)r;
+    n = netconn_read(&x->io, x->in + x->in_len, x->in_cap - x->in_len - 1);
+    if (n <= 0)
+        return wait_for(x, n);
+    x->in_len += (size_t)n;
     if (!x->head_text) {
         r = parse_head(x);
         if (r < 0)
@@ -541,9 +523,6 @@ static void run(struct upstream_exchange *x)
         case PHASE_CONNECTING:
             step = step_connect(x);
             break;
-        case PHASE_HANDSHAKE:
-            step = step_handshake(x);
-            break;
         case PHASE_WRITING:
             step = step_write(x);
             break;
@@ -555,11 +534,12 @@ static void run(struct upstream_exchange *x)
     } while (step == STEP_GO_ON);
 }
 
-static void on_io(evutil_socket_t fd, short what, void *arg)
+static void on_io(void *arg)
 {
-    (void)fd;
-    (void)what;
-    run(arg);
+    struct upstream_exchange *x = arg;
+
+    if (x->phase != PHASE_FAILED)
+        run(x);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -612,28 +592,28 @@ static char *build_request(const struct upstream *u, const char *method, const c
 static int exchange_connect(struct upstream_exchange *x, int *ret_in_progress)
 {
     struct upstream *u = x->upstream;
+    int fd = net_connect(&u->addr, ret_in_progress);
+    SSL *ssl;
 
-    x->fd = net_connect(&u->addr, ret_in_progress);
-    if (x->fd < 0) {
+    if (fd < 0) {
         snprintf(x->error, sizeof(x->error), "cannot connect to the REST API at %s: %s", u->address,
-                 strerror(-x->fd));
-        return x->fd;
+                 strerror(-fd));
+        return fd;
     }
+    netconn_init(&x->io, fd, *ret_in_progress); /* the exchange owns fd from here */
     ERR_clear_error();
-    x->ssl = SSL_new(u->ctx);
-    if (!x->ssl || SSL_set_fd(x->ssl, x->fd) != 1)
+    if (netconn_start_tls(&x->io, u->ctx, false) < 0)
         goto tls_error;
+    ssl = netconn_ssl(&x->io);
     if (u->server_name_is_ip) {
-        if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(x->ssl), u->server_name) != 1)
+        if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), u->server_name) != 1)
             goto tls_error;
-    } else if (SSL_set1_host(x->ssl, u->server_name) != 1 ||
-               SSL_set_tlsext_host_name(x->ssl, u->server_name) != 1) {
+    } else if (SSL_set1_host(ssl, u->server_name) != 1 ||
+               SSL_set_tlsext_host_name(ssl, u->server_name) != 1) {
         goto tls_error;
     }
-    SSL_set_connect_state(x->ssl);
-    x->read_event = event_new(u->base, x->fd, EV_READ, on_io, x);
-    x->write_event = event_new(u->base, x->fd, EV_WRITE, on_io, x);
-    if (!x->read_event || !x->write_event) {
+    /* Writable once connected or refused: the first event runs the exchange. */
+    if (netconn_watch(&x->io, u->base, on_io, x) < 0) {
         snprintf(x->error, sizeof(x->error), "out of memory");
         return -ENOMEM;
     }
@@ -659,7 +639,7 @@ int upstream_send(struct upstream *upstream, const char *method, const char *tar
 
     if (!x)
         return -ENOMEM;
-    x->fd = -1;
+    netconn_init(&x->io, -1, false);
     x->upstream = upstream;
     x->done = done;
     x->data = data;
@@ -683,10 +663,6 @@ int upstream_send(struct upstream *upstream, const char *method, const char *tar
     } else {
         x->phase = PHASE_CONNECTING;
         evtimer_add(x->timer, &tv);
-        if (in_progress)
-            event_add(x->write_event, NULL); /* writable once connected or refused */
-        else
-            event_active(x->write_event, EV_WRITE, 1);
     }
     *ret_exchange = x;
     return 0;
