@@ -216,6 +216,7 @@ struct reader {
     char got[RECORD_BYTES];
     size_t total;
     int wakeups; /* callbacks that delivered data */
+    int calls;   /* callbacks */
     struct event_base *base;
 };
 
@@ -226,6 +227,7 @@ static void on_readable(void *arg)
     size_t before = r->total;
     ssize_t n;
 
+    r->calls++;
     while (r->total < sizeof(r->got) &&
            (n = netconn_read(&r->conn, r->got + r->total,
                              sizeof(r->got) - r->total < SMALL_READ ? sizeof(r->got) - r->total
@@ -266,6 +268,7 @@ static void activation_runs_the_callback_without_claiming_readiness(void **state
 {
     struct reader *r = calloc(1, sizeof(*r));
     struct netconn a;
+    int calls;
 
     (void)state;
     assert_non_null(r);
@@ -273,8 +276,10 @@ static void activation_runs_the_callback_without_claiming_readiness(void **state
     open_pair(&a, &r->conn, false);
     assert_int_equal(netconn_watch(&r->conn, r->base, on_readable, r), 0);
     event_base_loop(r->base, EVLOOP_NONBLOCK); /* the first edge: writable */
+    calls = r->calls;
     netconn_activate(&r->conn);
     event_base_loop(r->base, EVLOOP_NONBLOCK);
+    assert_int_equal(r->calls, calls + 1);
     assert_false(r->conn.readable);
     assert_int_equal(r->total, 0);
     netconn_close(&a);
