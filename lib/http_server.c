@@ -2,6 +2,9 @@
  */
 #include "http_server.h"
 
+#include "http_head.h"
+#include "netconn.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
@@ -36,39 +39,13 @@ enum conn_phase {
     PHASE_LINGER,   /* reading until the client closes */
 };
 
-/* What a transport call did, when it did not move bytes. */
-enum io_result {
-    IO_EOF = 0,
-    IO_ERROR = -1,
-    IO_WANT_READ = -2,
-    IO_WANT_WRITE = -3,
-};
-
-struct http_conn;
-
-/* Plain and TLS connections share one code path behind these (as Redis's connection.h). */
-struct transport {
-    int (*handshake)(struct http_conn *c); /* 1 when done, or an io_result */
-    ssize_t (*recv)(struct http_conn *c, void *buf, size_t len);
-    ssize_t (*send)(struct http_conn *c, const void *buf, size_t len);
-    int (*shutdown)(struct http_conn *c); /* 1 when done, or an io_result */
-};
-
-struct header {
-    const char *name;
-    const char *value;
-};
-
 /*
  * The parsed head: pointers into the connection's copy of the head (head_text),
  * which never moves, unlike the input buffer, which grows while the body is read.
  */
 struct parsed_head {
-    const char *method;
-    const char *path;
-    const char *query;
-    struct header *headers;
-    unsigned n_headers;
+    struct http_head head; /* its header array is the connection's (limits.max_headers slots) */
+    struct http_request_line line;
     size_t content_length;
     bool has_body;
     bool keep_alive;
@@ -108,12 +85,11 @@ struct http_conn {
     struct http_server *server;
     struct http_conn *next, **pprev;
     struct http_listener *listener; /* NULL once it was closed */
-    const struct transport *transport;
-    int fd;
-    SSL *ssl; /* TLS: holds a reference to the context it was accepted with */
+    /* Plain or TLS (holding a reference to the context it was accepted with); watched for good. */
+    struct netconn io;
     enum conn_phase phase;
     bool close_after; /* no further request on this connection */
-    struct event *read_event, *write_event, *timer;
+    struct event *timer;
     /*
      * The request head, its body, then whatever the client pipelined. It is
      * reallocated as it fills, so nothing may point into it across a read; the
@@ -131,7 +107,7 @@ struct http_conn {
     char *out;
     size_t out_len, out_sent;
     struct http_request request;
-    struct header *headers; /* limits.max_headers slots */
+    struct http_header *headers; /* limits.max_headers slots */
 };
 
 struct http_server {
@@ -202,271 +178,61 @@ const char *http_reason_phrase(int status)
     return "Unknown";
 }
 
-/* --- transports --- */
-
-static int plain_handshake(struct http_conn *c)
-{
-    (void)c;
-    return 1;
-}
-
-static ssize_t plain_recv(struct http_conn *c, void *buf, size_t len)
-{
-    ssize_t n;
-
-    do
-        n = recv(c->fd, buf, len, 0);
-    while (n < 0 && errno == EINTR);
-    if (n < 0)
-        return errno == EAGAIN || errno == EWOULDBLOCK ? IO_WANT_READ : IO_ERROR;
-    return n;
-}
-
-static ssize_t plain_send(struct http_conn *c, const void *buf, size_t len)
-{
-    ssize_t n;
-
-    do
-        n = send(c->fd, buf, len, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    if (n < 0)
-        return errno == EAGAIN || errno == EWOULDBLOCK ? IO_WANT_WRITE : IO_ERROR;
-    return n;
-}
-
-static int plain_shutdown(struct http_conn *c)
-{
-    (void)c;
-    return 1;
-}
-
-/* What an SSL call that did not complete waits for. */
-static int tls_result(struct http_conn *c, int r)
-{
-    int error = SSL_get_error(c->ssl, r);
-
-    ERR_clear_error();
-    switch (error) {
-    case SSL_ERROR_WANT_READ:
-        return IO_WANT_READ;
-    case SSL_ERROR_WANT_WRITE:
-        return IO_WANT_WRITE;
-    case SSL_ERROR_ZERO_RETURN:
-        return IO_EOF;
-    default: /* reset, a failed handshake, or a peer that closed without close_notify */
-        return IO_ERROR;
-    }
-}
-
-static int tls_handshake(struct http_conn *c)
-{
-    int r = SSL_accept(c->ssl);
-
-    return r == 1 ? 1 : tls_result(c, r);
-}
-
-static ssize_t tls_recv(struct http_conn *c, void *buf, size_t len)
-{
-    int r = SSL_read(c->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
-
-    return r > 0 ? r : tls_result(c, r);
-}
-
-static ssize_t tls_send(struct http_conn *c, const void *buf, size_t len)
-{
-    int r = SSL_write(c->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
-
-    return r > 0 ? r : tls_result(c, r);
-}
-
-static int tls_shutdown(struct http_conn *c)
-{
-    int r = SSL_shutdown(c->ssl);
-
-    if (r >= 0)
-        return 1; /* close_notify sent; the client's is not waited for */
-    r = tls_result(c, r);
-    return r == IO_WANT_WRITE ? r : 1;
-}
-
-static const struct transport plain_transport = {plain_handshake, plain_recv, plain_send,
-                                                 plain_shutdown};
-static const struct transport tls_transport = {tls_handshake, tls_recv, tls_send, tls_shutdown};
-
 /* --- the head --- */
 
-/* The length of a complete head (through its blank line) at the start of buf, or 0. */
-static size_t head_length(const char *buf, size_t len)
+/* What a malformed head is answered with. */
+static int status_of_head_error(int r)
 {
-    for (size_t i = 0; i + 1 < len; i++) {
-        if (buf[i] != '\n')
-            continue;
-        if (buf[i + 1] == '\n')
-            return i + 2;
-        if (buf[i + 1] == '\r' && i + 2 < len && buf[i + 2] == '\n')
-            return i + 3;
+    switch (r) {
+    case -E2BIG:
+        return 431;
+    case -EPROTONOSUPPORT:
+        return 505;
+    default:
+        return 400;
     }
-    return 0;
-}
-
-/* RFC 9110's tchar: what a method or a header name is made of. */
-static bool is_token(const char *s, size_t len)
-{
-    if (len == 0)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)s[i];
-
-        if (!(ch > 0x20 && ch < 0x7f) || strchr("\"(),/:;<=>?@[\\]{}", ch))
-            return false;
-    }
-    return true;
-}
-
-/* Cuts the next line off *text (without its CR LF). */
-static char *next_line(char **text)
-{
-    char *line = *text, *nl = strchr(line, '\n');
-
-    if (nl) {
-        *nl = '\0';
-        *text = nl + 1;
-    } else {
-        nl = line + strlen(line);
-        *text = nl;
-    }
-    if (nl > line && nl[-1] == '\r')
-        nl[-1] = '\0';
-    return line;
-}
-
-/* True when the comma-separated list value holds token (case-insensitive). */
-static bool list_has(const char *value, const char *token)
-{
-    size_t len = strlen(token);
-
-    while (*value) {
-        size_t n;
-
-        value += strspn(value, " \t,");
-        n = strcspn(value, ",");
-        while (n > 0 && (value[n - 1] == ' ' || value[n - 1] == '\t'))
-            n--;
-        if (n == len && strncasecmp(value, token, len) == 0)
-            return true;
-        value += strcspn(value, ",");
-    }
-    return false;
-}
-
-static const char *find_header(const struct parsed_head *head, const char *name)
-{
-    for (unsigned i = 0; i < head->n_headers; i++)
-        if (strcasecmp(head->headers[i].name, name) == 0)
-            return head->headers[i].value;
-    return NULL;
-}
-
-/* Content-Length: digits only; several must agree (RFC 9112, 6.3). Returns 0 or the status. */
-static int parse_content_length(struct parsed_head *head, const struct http_limits *limits)
-{
-    bool seen = false;
-
-    for (unsigned i = 0; i < head->n_headers; i++) {
-        const char *value = head->headers[i].value;
-        unsigned long long n = 0;
-
-        if (strcasecmp(head->headers[i].name, "content-length") != 0)
-            continue;
-        if (!*value || strspn(value, "0123456789") != strlen(value) || strlen(value) > 18)
-            return 400;
-        for (const char *p = value; *p; p++)
-            n = n * 10 + (unsigned long long)(*p - '0');
-        if (seen && n != head->content_length)
-            return 400;
-        seen = true;
-        head->content_length = (size_t)n;
-    }
-    head->has_body = head->content_length > 0;
-    if (head->content_length > limits->max_body)
-        return 413;
-    return 0;
 }
 
 /*
- * Parses a head (NUL-terminated text, changed in place) into *head, whose
- * headers array has limits->max_headers slots. Returns 0 for a request the
- * handler should see, or the status to answer with.
+ * Parses a request head (len bytes of text, which holds len + 1, changed in
+ * place) into *head, whose header array has limits->max_headers slots.
+ * Returns 0 for a request the handler should see, or the status to answer
+ * with.
  */
-static int parse_head(char *text, const struct http_limits *limits, struct parsed_head *head)
+static int parse_head(char *text, size_t len, const struct http_limits *limits,
+                      struct parsed_head *head)
 {
-    char *line = next_line(&text), *target, *version, *query;
-    size_t method_len;
-    bool http11;
+    uint64_t length = 0;
     const char *value;
-    int status;
+    bool http11;
+    int r;
 
-    head->n_headers = 0;
     head->content_length = 0;
     head->has_body = false;
-    target = strchr(line, ' ');
-    version = target ? strchr(target + 1, ' ') : NULL;
-    if (!version || strchr(version + 1, ' '))
-        return 400;
-    method_len = (size_t)(target - line);
-    *target++ = '\0';
-    *version++ = '\0';
-    if (!is_token(line, method_len) || target[0] != '/')
-        return 400;
-    if (strncmp(version, "HTTP/", 5) != 0 || strlen(version) != 8 || version[6] != '.')
-        return 400;
-    if (strcmp(version, "HTTP/1.1") != 0 && strcmp(version, "HTTP/1.0") != 0)
-        return 505;
-    http11 = version[7] == '1';
-    for (const char *p = target; *p; p++)
-        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
-            return 400;
-    while (*text) {
-        char *header = next_line(&text), *colon, *end;
-
-        if (!*header)
-            break; /* the blank line */
-        if (head->n_headers >= limits->max_headers)
-            return 431;
-        colon = strchr(header, ':');
-        /* No folded lines, no blanks before the colon (RFC 9112, 5.1 and 5.2). */
-        if (!colon || !is_token(header, (size_t)(colon - header)))
-            return 400;
-        *colon = '\0';
-        value = colon + 1 + strspn(colon + 1, " \t");
-        end = (char *)value + strlen(value);
-        while (end > value && (end[-1] == ' ' || end[-1] == '\t'))
-            *--end = '\0';
-        for (const char *p = value; *p; p++)
-            if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
-                return 400;
-        head->headers[head->n_headers++] = (struct header){header, value};
-    }
-    if (http11 && !find_header(head, "host"))
+    r = http_head_parse(text, len, head->head.headers, limits->max_headers, &head->head);
+    if (r == 0)
+        r = http_head_request_line(&head->head, &head->line);
+    if (r < 0)
+        return status_of_head_error(r);
+    http11 = head->line.minor_version == 1;
+    if (http11 && !http_head_header(&head->head, "host"))
         return 400;
     /* Chunked bodies are not taken: clients send Content-Length (RFC 9112, 6.3). */
-    if (find_header(head, "transfer-encoding"))
+    if (http_head_header(&head->head, "transfer-encoding"))
         return 411;
-    status = parse_content_length(head, limits);
-    if (status)
-        return status;
-    value = find_header(head, "connection");
-    head->keep_alive =
-        http11 ? !(value && list_has(value, "close")) : (value && list_has(value, "keep-alive"));
-    value = find_header(head, "expect");
+    if (http_head_content_length(&head->head, &length) < 0)
+        return 400;
+    head->content_length = (size_t)length;
+    head->has_body = length > 0;
+    if (length > limits->max_body)
+        return 413;
+    value = http_head_header(&head->head, "connection");
+    head->keep_alive = http11 ? !(value && http_list_has(value, "close"))
+                              : (value && http_list_has(value, "keep-alive"));
+    value = http_head_header(&head->head, "expect");
     head->expect_continue = value && strcasecmp(value, "100-continue") == 0;
     if (value && !head->expect_continue)
         return 417;
-    if ((query = strchr(target, '?')))
-        *query++ = '\0';
-    head->method = line;
-    head->path = target;
-    head->query = query ? query : "";
     return 0;
 }
 
@@ -563,11 +329,8 @@ static void conn_free(struct http_conn *c)
     if (c->phase == PHASE_PENDING && c->request.abandon_fn)
         c->request.abandon_fn(c->request.abandon_data);
     clear_response_headers(&c->request);
-    event_free(c->read_event);
-    event_free(c->write_event);
     event_free(c->timer);
-    SSL_free(c->ssl);
-    close(c->fd);
+    netconn_close(&c->io);
     wipe_free(c->in, c->in_cap); /* earlier requests' bodies lie past in_len */
     drop_head_text(c);
     free(c->out);
@@ -580,19 +343,7 @@ static void conn_free(struct http_conn *c)
     resume_accepting(server);
 }
 
-/* Arms the event a transport call waits for. */
-static void conn_wait_io(struct http_conn *c, int io)
-{
-    if (io == IO_WANT_WRITE) {
-        event_del(c->read_event);
-        event_add(c->write_event, NULL);
-    } else {
-        event_del(c->write_event);
-        event_add(c->read_event, NULL);
-    }
-}
-
-/* Sets the bytes to send and the phase that sends them; the write event runs it from the loop. */
+/* Sets the bytes to send and the phase that sends them; they go from the loop, not from here. */
 static void conn_send(struct http_conn *c, char *out, size_t len, enum conn_phase phase)
 {
     free(c->out);
@@ -602,9 +353,8 @@ static void conn_send(struct http_conn *c, char *out, size_t len, enum conn_phas
     if (!out)
         c->close_after = true; /* no memory for the answer: close at once */
     c->phase = phase;
-    event_del(c->read_event);
     arm_timer(c, c->server->limits.write_timeout);
-    event_active(c->write_event, EV_WRITE, 1);
+    netconn_activate(&c->io);
 }
 
 /* Builds the answer's bytes. Returns a malloc'd buffer and its length, or NULL. */
@@ -644,7 +394,8 @@ static char *build_response(struct http_conn *c, int status, const char *content
 static void conn_respond(struct http_conn *c, int status, const char *content_type,
                          const char *body, size_t len)
 {
-    bool with_body = !(c->phase == PHASE_PENDING && strcmp(c->request.head.method, "HEAD") == 0);
+    bool with_body =
+        !(c->phase == PHASE_PENDING && strcmp(c->request.head.line.method, "HEAD") == 0);
     size_t out_len = 0;
     char *out;
 
@@ -758,7 +509,7 @@ static bool reserve_input(struct http_conn *c, size_t want)
     return true;
 }
 
-/* Reads at most limit bytes in all. Returns the bytes read, or an io_result. */
+/* Reads at most limit bytes in all. Returns the bytes read, 0 at the end, or NETCONN_*. */
 static ssize_t read_input(struct http_conn *c, size_t limit)
 {
     size_t room;
@@ -767,11 +518,11 @@ static ssize_t read_input(struct http_conn *c, size_t limit)
     if (limit > c->in_len + HTTP_READ_CHUNK)
         limit = c->in_len + HTTP_READ_CHUNK;
     if (!reserve_input(c, limit))
-        return IO_ERROR;
+        return NETCONN_ERROR;
     room = limit - c->in_len;
     if (room == 0)
         return 0;
-    n = c->transport->recv(c, c->in + c->in_len, room);
+    n = netconn_read(&c->io, c->in + c->in_len, room);
     if (n > 0) {
         if (c->in_len == 0 && c->phase == PHASE_HEAD)
             request_begins(c);
@@ -783,25 +534,23 @@ static ssize_t read_input(struct http_conn *c, size_t limit)
 /* What a step of a connection leaves it doing. */
 enum step {
     STEP_GO_ON, /* made progress: run again */
-    STEP_WAIT,  /* waits for its socket (an event is armed) or for the handler */
+    STEP_WAIT,  /* waits for its socket (its watch runs it again) or for the handler */
     STEP_CLOSE, /* over */
 };
 
-static enum step after_io(struct http_conn *c, ssize_t n)
+/* After an operation that moved nothing: waits for the socket, or closes. */
+static enum step after_io(ssize_t n)
 {
-    if (n == IO_WANT_READ || n == IO_WANT_WRITE) {
-        conn_wait_io(c, (int)n);
-        return STEP_WAIT;
-    }
-    return STEP_CLOSE; /* the client closed or failed: nothing to answer */
+    /* Otherwise the client closed or failed: nothing to answer. */
+    return n == NETCONN_AGAIN ? STEP_WAIT : STEP_CLOSE;
 }
 
 static enum step handshake(struct http_conn *c)
 {
-    int r = c->transport->handshake(c);
+    int r = netconn_handshake(&c->io);
 
     if (r != 1)
-        return after_io(c, r);
+        return after_io(r);
     c->phase = PHASE_HEAD;
     arm_timer(c, capped(&c->server->limits, c->server->limits.first_byte_timeout));
     return STEP_GO_ON;
@@ -816,10 +565,8 @@ static void hand_to_handler(struct http_conn *c)
     /* The body is a string; the byte it covers (of a pipelined request) comes back after. */
     c->saved_byte = c->in[c->head_len + request->body_len];
     c->in[c->head_len + request->body_len] = '\0';
-    c->phase = PHASE_PENDING;
+    c->phase = PHASE_PENDING; /* socket events find nothing to do until the answer */
     evtimer_del(c->timer);
-    event_del(c->read_event);
-    event_del(c->write_event);
     c->server->callbacks.handler(request, c->server->callbacks.data);
 }
 
@@ -837,29 +584,26 @@ static enum step read_head(struct http_conn *c)
         memmove(c->in, c->in + len, c->in_len - len);
         c->in_len -= len;
     }
-    len = head_length(c->in, c->in_len < limits->max_head ? c->in_len : limits->max_head);
+    len = http_head_length(c->in, c->in_len < limits->max_head ? c->in_len : limits->max_head);
     if (!len) {
         if (c->in_len >= limits->max_head) {
             refuse(c, 431);
             return STEP_GO_ON;
         }
         n = read_input(c, limits->max_head);
-        return n > 0 ? STEP_GO_ON : after_io(c, n);
+        return n > 0 ? STEP_GO_ON : after_io(n);
     }
     /*
      * The head is parsed in a copy of its own: the input buffer moves as the
      * body is read into it, and the method, path and headers must not.
      */
     c->head_len = len;
-    c->head_text = malloc(len);
+    c->head_text = malloc(len + 1);
     if (!c->head_text)
         return STEP_CLOSE;
-    c->head_text_len = len;
-    memcpy(c->head_text, c->in, len - 1);
-    c->head_text[len - 1] = '\0'; /* in place of the blank line's LF: the head is a string */
-    status = memchr(c->head_text, '\0', len - 1)
-                 ? 400
-                 : parse_head(c->head_text, limits, &c->request.head);
+    c->head_text_len = len + 1;
+    memcpy(c->head_text, c->in, len);
+    status = parse_head(c->head_text, len, limits, &c->request.head);
     if (status) {
         refuse(c, status);
         return STEP_GO_ON;
@@ -893,7 +637,7 @@ static enum step read_body(struct http_conn *c)
         return STEP_WAIT;
     }
     n = read_input(c, total);
-    return n > 0 ? STEP_GO_ON : after_io(c, n);
+    return n > 0 ? STEP_GO_ON : after_io(n);
 }
 
 /* The next request on a kept-alive connection: what was pipelined stays. */
@@ -911,12 +655,11 @@ static void next_request(struct http_conn *c)
     drop_head_text(c);
     c->head_len = 0;
     memset(&c->request.head, 0, sizeof(c->request.head));
-    c->request.head.headers = c->headers;
+    c->request.head.head.headers = c->headers;
     c->request.body = NULL;
     c->request.body_len = 0;
     c->phase = PHASE_HEAD;
     c->waiting_since_ms = now_ms();
-    event_del(c->write_event);
     if (c->in_len)
         request_begins(c); /* pipelined */
     else
@@ -930,9 +673,9 @@ static enum step write_out(struct http_conn *c)
     ssize_t n;
 
     if (c->out_sent < c->out_len) {
-        n = c->transport->send(c, c->out + c->out_sent, c->out_len - c->out_sent);
+        n = netconn_write(&c->io, c->out + c->out_sent, c->out_len - c->out_sent);
         if (n <= 0)
-            return after_io(c, n);
+            return after_io(n);
         c->out_sent += (size_t)n;
         return STEP_GO_ON;
     }
@@ -941,7 +684,6 @@ static enum step write_out(struct http_conn *c)
     c->out_len = c->out_sent = 0;
     if (c->phase == PHASE_CONTINUE) {
         c->phase = PHASE_BODY;
-        event_del(c->write_event);
         return STEP_GO_ON;
     }
     if (!c->close_after) {
@@ -952,34 +694,20 @@ static enum step write_out(struct http_conn *c)
     return STEP_GO_ON;
 }
 
+/* TLS's close_notify (the client's is not waited for), then the lingering close. */
 static enum step close_gracefully(struct http_conn *c)
 {
-    int r = c->transport->shutdown(c);
-
-    if (r == IO_WANT_WRITE)
-        return after_io(c, r);
-    /*
-     * Closing with unread input would reset the connection, which can destroy the
-     * answer still in flight; reading until the client closes avoids that.
-     */
-    shutdown(c->fd, SHUT_WR);
+    if (netconn_shutdown(&c->io) == NETCONN_AGAIN)
+        return STEP_WAIT;
     c->phase = PHASE_LINGER;
     arm_timer(c, HTTP_LINGER_TIMEOUT);
     return STEP_GO_ON;
 }
 
+/* Reads until the client closes: closing with unread input could reset the answer in flight. */
 static enum step linger(struct http_conn *c)
 {
-    char discard[4096];
-    ssize_t n = recv(c->fd, discard, sizeof(discard), 0);
-
-    if (n > 0 || (n < 0 && errno == EINTR))
-        return STEP_GO_ON;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        conn_wait_io(c, IO_WANT_READ);
-        return STEP_WAIT;
-    }
-    return STEP_CLOSE;
+    return netconn_linger(&c->io) == NETCONN_AGAIN ? STEP_WAIT : STEP_CLOSE;
 }
 
 /* Runs the connection until it waits. Returns false when it is over and must be freed. */
@@ -1018,12 +746,10 @@ static bool conn_run(struct http_conn *c)
     return step == STEP_WAIT;
 }
 
-static void on_io(evutil_socket_t fd, short what, void *arg)
+static void on_io(void *arg)
 {
     struct http_conn *c = arg;
 
-    (void)fd;
-    (void)what;
     if (!conn_run(c))
         conn_free(c);
 }
@@ -1051,30 +777,29 @@ static void conn_open(struct http_listener *listener, int fd, const struct addr_
     SSL_CTX *ctx = NULL;
 
     ERR_clear_error();
-    if (!c || !(c->headers = calloc(server->limits.max_headers + 1, sizeof(*c->headers))))
+    if (!c) {
+        close(fd);
+        return;
+    }
+    netconn_init(&c->io, fd, false); /* the connection owns fd from here */
+    if (!(c->headers = calloc(server->limits.max_headers + 1, sizeof(*c->headers))))
         goto fail;
-    c->fd = fd;
-    c->transport = &plain_transport;
     if (listener->holder) {
         ctx = tls_holder_get(listener->holder);
-        if (!(c->ssl = SSL_new(ctx)) || SSL_set_fd(c->ssl, fd) != 1)
+        if (netconn_start_tls(&c->io, ctx, true) < 0)
             goto fail;
         SSL_CTX_free(ctx); /* the SSL holds its own reference */
         ctx = NULL;
-        SSL_set_mode(c->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-        SSL_set_accept_state(c->ssl);
-        c->transport = &tls_transport;
     }
-    if (!(c->read_event = event_new(server->base, fd, EV_READ, on_io, c)) ||
-        !(c->write_event = event_new(server->base, fd, EV_WRITE, on_io, c)) ||
-        !(c->timer = evtimer_new(server->base, on_conn_timeout, c)))
+    if (!(c->timer = evtimer_new(server->base, on_conn_timeout, c)) ||
+        netconn_watch(&c->io, server->base, on_io, c) < 0)
         goto fail;
     c->server = server;
     c->listener = listener;
     c->peer = *peer;
     c->waiting_since_ms = now_ms();
     c->request.conn = c;
-    c->request.head.headers = c->headers;
+    c->request.head.head.headers = c->headers;
     c->phase = PHASE_HANDSHAKE;
     c->next = server->conns;
     if (c->next)
@@ -1088,17 +813,12 @@ static void conn_open(struct http_listener *listener, int fd, const struct addr_
     return;
 fail:
     ERR_clear_error();
-    if (c) {
-        SSL_free(c->ssl);
-        if (c->read_event)
-            event_free(c->read_event);
-        if (c->write_event)
-            event_free(c->write_event);
-        free(c->headers);
-        free(c);
-    }
+    if (c->timer)
+        event_free(c->timer);
+    netconn_close(&c->io);
+    free(c->headers);
+    free(c);
     SSL_CTX_free(ctx);
-    close(fd);
 }
 
 static void addr_key_of(const struct sockaddr_storage *addr, struct addr_key *ret_key)
@@ -1376,9 +1096,7 @@ void http_server_free(struct http_server *server)
     while (server->conns) {
         struct http_conn *c = server->conns;
 
-        if (c->ssl && c->phase != PHASE_HANDSHAKE)
-            SSL_shutdown(c->ssl);
-        ERR_clear_error();
+        netconn_goodbye(&c->io);
         conn_free(c);
     }
     event_free(server->pause_timer);
@@ -1389,22 +1107,22 @@ void http_server_free(struct http_server *server)
 
 const char *http_request_method(const struct http_request *request)
 {
-    return request->head.method;
+    return request->head.line.method;
 }
 
 const char *http_request_path(const struct http_request *request)
 {
-    return request->head.path;
+    return request->head.line.path;
 }
 
 const char *http_request_query(const struct http_request *request)
 {
-    return request->head.query;
+    return request->head.line.query;
 }
 
 const char *http_request_header(const struct http_request *request, const char *name)
 {
-    return find_header(&request->head, name);
+    return http_head_header(&request->head.head, name);
 }
 
 const char *http_request_body(const struct http_request *request, size_t *ret_len)
@@ -1416,17 +1134,19 @@ const char *http_request_body(const struct http_request *request, size_t *ret_le
 
 bool http_request_is_tls(const struct http_request *request)
 {
-    return request->conn->ssl != NULL;
+    return netconn_is_tls(&request->conn->io);
 }
 
 X509 *http_request_peer_certificate(const struct http_request *request)
 {
-    return request->conn->ssl ? SSL_get0_peer_certificate(request->conn->ssl) : NULL;
+    SSL *ssl = netconn_ssl(&request->conn->io);
+
+    return ssl ? SSL_get0_peer_certificate(ssl) : NULL;
 }
 
 char *http_request_peer_chain_pem(const struct http_request *request)
 {
-    SSL *ssl = request->conn->ssl;
+    SSL *ssl = netconn_ssl(&request->conn->io);
     X509 *leaf = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
     STACK_OF(X509) *chain = leaf ? SSL_get0_verified_chain(ssl) : NULL;
     BIO *bio;
@@ -1460,7 +1180,7 @@ void http_request_peer(const struct http_request *request, char *buf, size_t len
     char host[INET6_ADDRSTRLEN] = "?";
     unsigned port = 0;
 
-    if (getpeername(request->conn->fd, (struct sockaddr *)&addr, &addr_len) == 0) {
+    if (getpeername(netconn_fd(&request->conn->io), (struct sockaddr *)&addr, &addr_len) == 0) {
         if (addr.ss_family == AF_INET) {
             inet_ntop(AF_INET, &((struct sockaddr_in *)&addr)->sin_addr, host, sizeof(host));
             port = ntohs(((struct sockaddr_in *)&addr)->sin_port);
@@ -1482,7 +1202,7 @@ int http_response_header(struct http_request *request, const char *name, const c
 {
     char *line;
 
-    if (!is_token(name, strlen(name)) || strpbrk(value, "\r\n"))
+    if (!http_is_token(name, strlen(name)) || strpbrk(value, "\r\n"))
         return -EINVAL;
     if (request->n_response_headers >= HTTP_MAX_RESPONSE_HEADERS)
         return -E2BIG;

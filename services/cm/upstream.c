@@ -1,6 +1,8 @@
 /* A non-blocking HTTPS/1.1 client for one upstream: the REST API the console's requests go to. */
 #include "upstream.h"
 
+#include "http_head.h"
+#include "netconn.h"
 #include "netutil.h"
 #include "tls_context.h"
 
@@ -18,10 +20,10 @@
 
 #define UPSTREAM_HOST_MAX 256
 #define UPSTREAM_MAX_HEAD (64u * 1024)
+#define UPSTREAM_MAX_HEADERS 100 /* header lines of an answer */
 
 enum phase {
-    PHASE_CONNECTING,
-    PHASE_HANDSHAKE,
+    PHASE_CONNECTING, /* the TCP connection, then the TLS handshake */
     PHASE_WRITING,
     PHASE_READING,
     PHASE_FAILED, /* failed before reaching the loop: reported by the timer */
@@ -43,10 +45,9 @@ struct upstream {
 struct upstream_exchange {
     struct upstream *upstream;
     struct upstream_exchange *next, **pprev;
-    int fd;
-    SSL *ssl;
+    struct netconn io; /* TLS; watched for good once connecting */
     enum phase phase;
-    struct event *read_event, *write_event, *timer;
+    struct event *timer;
     char *out;
     size_t out_len, out_sent;
     char *in;
@@ -55,8 +56,9 @@ struct upstream_exchange {
     long long content_length; /* -1: until the connection closes */
     bool head_request;        /* the answer to HEAD has no body, whatever its length says */
     int status;
-    char *head;      /* the head's lines, each NUL-terminated, for the header values */
-    size_t head_len; /* of that copy */
+    char *head_text;       /* the head, copied out of `in` and parsed in place; NULL before */
+    struct http_head head; /* points into head_text */
+    struct http_header headers[UPSTREAM_MAX_HEADERS];
     char error[512]; /* PHASE_FAILED: why */
     upstream_done_fn done;
     void *data;
@@ -224,18 +226,12 @@ const char *upstream_address(const struct upstream *upstream)
 
 static void exchange_free(struct upstream_exchange *x)
 {
-    if (x->read_event)
-        event_free(x->read_event);
-    if (x->write_event)
-        event_free(x->write_event);
     if (x->timer)
         event_free(x->timer);
-    SSL_free(x->ssl);
-    if (x->fd >= 0)
-        close(x->fd);
+    netconn_close(&x->io);
     free(x->out);
     free(x->in);
-    free(x->head);
+    free(x->head_text);
     if (x->pprev) {
         *x->pprev = x->next;
         if (x->next)
@@ -294,7 +290,7 @@ static void fail(struct upstream_exchange *x, const char *fmt, ...)
 /* Why a handshake failed, in words: an untrusted certificate says which check refused it. */
 static void handshake_failure(struct upstream_exchange *x)
 {
-    long verify = SSL_get_verify_result(x->ssl);
+    long verify = SSL_get_verify_result(netconn_ssl(&x->io));
     char reason[256];
 
     if (verify != X509_V_OK) {
@@ -309,95 +305,82 @@ static void handshake_failure(struct upstream_exchange *x)
     fail(x, "TLS with the REST API at %s failed: %s", x->upstream->address, reason);
 }
 
-/* The value of a header in the NUL-separated copy of the head, or NULL. */
-static const char *find_header(const char *head, size_t head_len, const char *name)
+/* Fails the exchange for a head that cannot be read; r is http_head's error. */
+static int bad_head(struct upstream_exchange *x, int r)
 {
-    size_t name_len = strlen(name);
+    if (r == -E2BIG)
+        fail(x, "the REST API at %s sent an answer head with more than %u header lines",
+             x->upstream->address, UPSTREAM_MAX_HEADERS);
+    else
+        fail(x, "the REST API at %s sent something that is not an HTTP/1.1 answer",
+             x->upstream->address);
+    return -1;
+}
 
-    for (const char *line = head + strlen(head) + 1; line < head + head_len;
-         line += strlen(line) + 1) {
-        if (strncasecmp(line, name, name_len) == 0 && line[name_len] == ':')
-            return line + name_len + 1 + strspn(line + name_len + 1, " \t");
+/* The body's length by the head; -1: until the connection closes. Returns 0, or -1 after failing.
+ */
+static int read_length(struct upstream_exchange *x)
+{
+    const char *te = http_head_header(&x->head, "transfer-encoding");
+    uint64_t length = 0;
+    int r;
+
+    if (te && strcasecmp(te, "identity") != 0) {
+        fail(x, "the REST API at %s sent a chunked answer, which is not taken",
+             x->upstream->address);
+        return -1;
     }
-    return NULL;
+    x->content_length = -1;
+    if (x->head_request || x->status == 204 || x->status == 304 || x->status < 200) {
+        x->content_length = 0;
+        return 0;
+    }
+    r = http_head_content_length(&x->head, &length);
+    if (r < 0) {
+        fail(x, "the REST API at %s sent a malformed Content-Length", x->upstream->address);
+        return -1;
+    }
+    if (r > 0 && length > UPSTREAM_MAX_RESPONSE) {
+        fail(x, "the REST API at %s sent an answer larger than 8 MiB", x->upstream->address);
+        return -1;
+    }
+    if (r > 0)
+        x->content_length = (long long)length;
+    return 0;
 }
 
 /*
- * Once the head is complete: copies it (lines NUL-terminated), reads the
- * status and the length. Returns 0, 1 while the head is incomplete, or -1
- * after failing the exchange.
+ * Once the head is complete: copies it out of the input (which moves as the
+ * body comes), reads the status and the length. Returns 0, 1 while the head
+ * is incomplete, or -1 after failing the exchange.
  */
 static int parse_head(struct upstream_exchange *x)
 {
-    const char *end = NULL, *cl, *te;
-    size_t head_len, j = 0;
-    char *copy;
-    int status;
+    size_t len =
+        http_head_length(x->in, x->in_len < UPSTREAM_MAX_HEAD ? x->in_len : UPSTREAM_MAX_HEAD);
+    int r;
 
-    for (size_t i = 0; i + 1 < x->in_len; i++) {
-        if (x->in[i] == '\n' && x->in[i + 1] == '\n') {
-            end = x->in + i + 2;
-            break;
-        }
-        if (x->in[i] == '\n' && x->in[i + 1] == '\r' && i + 2 < x->in_len && x->in[i + 2] == '\n') {
-            end = x->in + i + 3;
-            break;
-        }
-    }
-    if (!end) {
-        if (x->in_len > UPSTREAM_MAX_HEAD) {
+    if (!len) {
+        if (x->in_len >= UPSTREAM_MAX_HEAD) {
             fail(x, "the REST API at %s sent an answer head that is too large",
                  x->upstream->address);
             return -1;
         }
         return 1;
     }
-    head_len = (size_t)(end - x->in);
-    copy = malloc(head_len + 1);
-    if (!copy) {
+    x->head_text = malloc(len + 1);
+    if (!x->head_text) {
         fail(x, "out of memory for the answer of the REST API at %s", x->upstream->address);
         return -1;
     }
-    for (size_t i = 0; i < head_len; i++) {
-        if (x->in[i] == '\r')
-            continue;
-        copy[j++] = x->in[i] == '\n' ? '\0' : x->in[i];
-    }
-    copy[j] = '\0';
-    x->head = copy;
-    x->head_len = j;
-    if (sscanf(copy, "HTTP/1.%*[01] %3d", &status) != 1 || status < 100 || status > 599) {
-        fail(x, "the REST API at %s sent something that is not an HTTP/1.1 answer",
-             x->upstream->address);
-        return -1;
-    }
-    x->status = status;
-    x->body_at = head_len;
-    te = find_header(copy, j, "transfer-encoding");
-    if (te && strcasecmp(te, "identity") != 0) {
-        fail(x, "the REST API at %s sent a chunked answer, which is not taken",
-             x->upstream->address);
-        return -1;
-    }
-    cl = find_header(copy, j, "content-length");
-    x->content_length = -1;
-    if (x->head_request || status == 204 || status == 304 || status < 200) {
-        x->content_length = 0;
-    } else if (cl) {
-        char *stop;
-
-        errno = 0;
-        x->content_length = strtoll(cl, &stop, 10);
-        if (errno || stop == cl || *stop || x->content_length < 0) {
-            fail(x, "the REST API at %s sent a malformed Content-Length", x->upstream->address);
-            return -1;
-        }
-    }
-    if (x->content_length > (long long)UPSTREAM_MAX_RESPONSE) {
-        fail(x, "the REST API at %s sent an answer larger than 8 MiB", x->upstream->address);
-        return -1;
-    }
-    return 0;
+    memcpy(x->head_text, x->in, len);
+    r = http_head_parse(x->head_text, len, x->headers, UPSTREAM_MAX_HEADERS, &x->head);
+    if (r == 0)
+        r = http_head_status_line(&x->head, &x->status);
+    if (r < 0)
+        return bad_head(x, r);
+    x->body_at = len;
+    return read_length(x);
 }
 
 static void deliver(struct upstream_exchange *x)
@@ -409,9 +392,9 @@ static void deliver(struct upstream_exchange *x)
         body_len = (size_t)x->content_length;
     response = (struct upstream_response){
         .status = x->status,
-        .content_type = find_header(x->head, x->head_len, "content-type"),
-        .retry_after = find_header(x->head, x->head_len, "retry-after"),
-        .allow = find_header(x->head, x->head_len, "allow"),
+        .content_type = http_head_header(&x->head, "content-type"),
+        .retry_after = http_head_header(&x->head, "retry-after"),
+        .allow = http_head_header(&x->head, "allow"),
         .body = x->in + x->body_at,
         .body_len = body_len,
     };
@@ -421,7 +404,8 @@ static void deliver(struct upstream_exchange *x)
 /* Whether the answer is complete (head parsed and all of a known length read). */
 static bool answer_complete(const struct upstream_exchange *x)
 {
-    return x->head && x->content_length >= 0 && x->in_len - x->body_at >= (size_t)x->content_length;
+    return x->head_text && x->content_length >= 0 &&
+           x->in_len - x->body_at >= (size_t)x->content_length;
 }
 
 /* What a step of an exchange leads to. */
@@ -431,19 +415,14 @@ enum step {
     STEP_OVER, /* finished: the exchange is freed */
 };
 
-static enum step wait_for(struct upstream_exchange *x, int r)
+/* After a call that moved nothing (r: 0 at the end of the stream, or NETCONN_*). */
+static enum step wait_for(struct upstream_exchange *x, ssize_t r)
 {
-    switch (SSL_get_error(x->ssl, r)) {
-    case SSL_ERROR_WANT_READ:
-        event_del(x->write_event);
-        event_add(x->read_event, NULL);
-        return STEP_WAIT;
-    case SSL_ERROR_WANT_WRITE:
-        event_del(x->read_event);
-        event_add(x->write_event, NULL);
-        return STEP_WAIT;
-    case SSL_ERROR_ZERO_RETURN:
-        if (x->phase == PHASE_READING && x->head && x->content_length < 0) {
+    switch (r) {
+    case NETCONN_AGAIN:
+        return STEP_WAIT; /* the connection's watch runs it again */
+    case 0:
+        if (x->phase == PHASE_READING && x->head_text && x->content_length < 0) {
             deliver(x); /* an answer that ends with the connection */
             return STEP_OVER;
         }
@@ -451,7 +430,13 @@ static enum step wait_for(struct upstream_exchange *x, int r)
              x->upstream->address);
         return STEP_OVER;
     default:
-        if (x->phase == PHASE_HANDSHAKE) {
+        if (x->phase == PHASE_CONNECTING && netconn_is_connecting(&x->io)) {
+            ERR_clear_error();
+            fail(x, "cannot connect to the REST API at %s: %s", x->upstream->address,
+                 strerror(netconn_errno(&x->io)));
+            return STEP_OVER;
+        }
+        if (x->phase == PHASE_CONNECTING) {
             handshake_failure(x);
             return STEP_OVER;
         }
@@ -466,22 +451,9 @@ static enum step wait_for(struct upstream_exchange *x, int r)
     }
 }
 
-/* Runs once the socket is writable, that is, once the connection is made or has failed. */
 static enum step step_connect(struct upstream_exchange *x)
 {
-    int r = net_connect_result(x->fd);
-
-    if (r < 0) {
-        fail(x, "cannot connect to the REST API at %s: %s", x->upstream->address, strerror(-r));
-        return STEP_OVER;
-    }
-    x->phase = PHASE_HANDSHAKE;
-    return STEP_GO_ON;
-}
-
-static enum step step_handshake(struct upstream_exchange *x)
-{
-    int r = SSL_connect(x->ssl);
+    int r = netconn_handshake(&x->io);
 
     if (r != 1)
         return wait_for(x, r);
@@ -491,13 +463,13 @@ static enum step step_handshake(struct upstream_exchange *x)
 
 static enum step step_write(struct upstream_exchange *x)
 {
-    int r;
+    ssize_t r;
 
     if (x->out_sent == x->out_len) {
         x->phase = PHASE_READING;
         return STEP_GO_ON;
     }
-    r = SSL_write(x->ssl, x->out + x->out_sent, (int)(x->out_len - x->out_sent));
+    r = netconn_write(&x->io, x->out + x->out_sent, x->out_len - x->out_sent);
     if (r <= 0)
         return wait_for(x, r);
     x->out_sent += (size_t)r;
@@ -506,6 +478,7 @@ static enum step step_write(struct upstream_exchange *x)
 
 static enum step step_read(struct upstream_exchange *x)
 {
+    ssize_t n;
     int r;
 
     if (x->in_cap - x->in_len < 4096) {
@@ -524,11 +497,11 @@ static enum step step_read(struct upstream_exchange *x)
         x->in = in;
         x->in_cap = cap;
     }
-    r = SSL_read(x->ssl, x->in + x->in_len, (int)(x->in_cap - x->in_len - 1));
-    if (r <= 0)
-        return wait_for(x, r);
-    x->in_len += (size_t)r;
-    if (!x->head) {
+    n = netconn_read(&x->io, x->in + x->in_len, x->in_cap - x->in_len - 1);
+    if (n <= 0)
+        return wait_for(x, n);
+    x->in_len += (size_t)n;
+    if (!x->head_text) {
         r = parse_head(x);
         if (r < 0)
             return STEP_OVER;
@@ -550,9 +523,6 @@ static void run(struct upstream_exchange *x)
         case PHASE_CONNECTING:
             step = step_connect(x);
             break;
-        case PHASE_HANDSHAKE:
-            step = step_handshake(x);
-            break;
         case PHASE_WRITING:
             step = step_write(x);
             break;
@@ -564,11 +534,12 @@ static void run(struct upstream_exchange *x)
     } while (step == STEP_GO_ON);
 }
 
-static void on_io(evutil_socket_t fd, short what, void *arg)
+static void on_io(void *arg)
 {
-    (void)fd;
-    (void)what;
-    run(arg);
+    struct upstream_exchange *x = arg;
+
+    if (x->phase != PHASE_FAILED)
+        run(x);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -621,28 +592,28 @@ static char *build_request(const struct upstream *u, const char *method, const c
 static int exchange_connect(struct upstream_exchange *x, int *ret_in_progress)
 {
     struct upstream *u = x->upstream;
+    int fd = net_connect(&u->addr, ret_in_progress);
+    SSL *ssl;
 
-    x->fd = net_connect(&u->addr, ret_in_progress);
-    if (x->fd < 0) {
+    if (fd < 0) {
         snprintf(x->error, sizeof(x->error), "cannot connect to the REST API at %s: %s", u->address,
-                 strerror(-x->fd));
-        return x->fd;
+                 strerror(-fd));
+        return fd;
     }
+    netconn_init(&x->io, fd, *ret_in_progress); /* the exchange owns fd from here */
     ERR_clear_error();
-    x->ssl = SSL_new(u->ctx);
-    if (!x->ssl || SSL_set_fd(x->ssl, x->fd) != 1)
+    if (netconn_start_tls(&x->io, u->ctx, false) < 0)
         goto tls_error;
+    ssl = netconn_ssl(&x->io);
     if (u->server_name_is_ip) {
-        if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(x->ssl), u->server_name) != 1)
+        if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), u->server_name) != 1)
             goto tls_error;
-    } else if (SSL_set1_host(x->ssl, u->server_name) != 1 ||
-               SSL_set_tlsext_host_name(x->ssl, u->server_name) != 1) {
+    } else if (SSL_set1_host(ssl, u->server_name) != 1 ||
+               SSL_set_tlsext_host_name(ssl, u->server_name) != 1) {
         goto tls_error;
     }
-    SSL_set_connect_state(x->ssl);
-    x->read_event = event_new(u->base, x->fd, EV_READ, on_io, x);
-    x->write_event = event_new(u->base, x->fd, EV_WRITE, on_io, x);
-    if (!x->read_event || !x->write_event) {
+    /* Writable once connected or refused: the first event runs the exchange. */
+    if (netconn_watch(&x->io, u->base, on_io, x) < 0) {
         snprintf(x->error, sizeof(x->error), "out of memory");
         return -ENOMEM;
     }
@@ -668,7 +639,7 @@ int upstream_send(struct upstream *upstream, const char *method, const char *tar
 
     if (!x)
         return -ENOMEM;
-    x->fd = -1;
+    netconn_init(&x->io, -1, false);
     x->upstream = upstream;
     x->done = done;
     x->data = data;
@@ -692,10 +663,6 @@ int upstream_send(struct upstream *upstream, const char *method, const char *tar
     } else {
         x->phase = PHASE_CONNECTING;
         evtimer_add(x->timer, &tv);
-        if (in_progress)
-            event_add(x->write_event, NULL); /* writable once connected or refused */
-        else
-            event_active(x->write_event, EV_WRITE, 1);
     }
     *ret_exchange = x;
     return 0;

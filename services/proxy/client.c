@@ -14,7 +14,7 @@
 
 void conn_peer(const struct conn *c, char *buf, size_t len)
 {
-    net_peer_format(c->client.fd, buf, len);
+    net_peer_format(netconn_fd(&c->client), buf, len);
 }
 
 /*
@@ -23,21 +23,14 @@ void conn_peer(const struct conn *c, char *buf, size_t len)
  */
 static int sniff(struct conn *c)
 {
-    int r;
+    int r = netconn_sniff_tls(&c->client);
 
-    if (!c->client.readable)
+    if (r == NETCONN_AGAIN)
         return 0;
-    r = net_sniff_tls(c->client.fd);
-    if (r == -EAGAIN) {
-        c->client.readable = false;
-        return 0;
-    }
     if (r <= 0) /* closed before saying anything, or reset: nothing to report */
         return -1;
     c->sniffing = false;
-    if (r == NET_SNIFF_PLAIN) {
-        side_init_plain(&c->client, c->client.fd);
-    } else if (side_init_tls(&c->client, c->client.fd, c->sniff_ctx, true) < 0) {
+    if (r == NET_SNIFF_TLS && conn_start_tls(&c->client, c->sniff_ctx, true) < 0) {
         stats_add(&c->stats->errors, 1);
         return -1;
     }
@@ -53,7 +46,7 @@ static int sniff(struct conn *c)
  */
 static bool failure_reason(const struct conn *c, char *reason, size_t len)
 {
-    long verify = SSL_get_verify_result(c->client.ssl);
+    long verify = SSL_get_verify_result(netconn_ssl(&c->client));
     unsigned long code = ERR_peek_error();
 
     if (verify != X509_V_OK) {
@@ -71,8 +64,8 @@ static bool failure_reason(const struct conn *c, char *reason, size_t len)
     tls_error_string(reason, len);
     if (!*reason)
         snprintf(reason, len, "%s",
-                 c->client.error ? strerror(c->client.error)
-                                 : "connection closed during the handshake");
+                 netconn_errno(&c->client) ? strerror(netconn_errno(&c->client))
+                                           : "connection closed during the handshake");
     return false;
 }
 
@@ -137,17 +130,16 @@ int client_progress(struct conn *c)
 
     if (c->sniffing && (r = sniff(c)) <= 0)
         return r;
-    r = c->client.ops->handshake(&c->client);
-    if (r == SIDE_AGAIN)
+    r = netconn_handshake(&c->client);
+    if (r == NETCONN_AGAIN)
         return 0;
-    if (r == SIDE_ERROR) {
+    if (r == NETCONN_ERROR) {
         handshake_failed(c);
         return -1;
     }
-    c->client.ready = true;
-    if (c->client.ssl) {
+    if (netconn_is_tls(&c->client)) {
         stats_add(&c->stats->handshakes, 1);
-        c->replication_client = trusted_certificate(c->client.ssl);
+        c->replication_client = trusted_certificate(netconn_ssl(&c->client));
     }
     return 0;
 }

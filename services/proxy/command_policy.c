@@ -166,7 +166,7 @@ int command_policy_scan_pinned(struct conn *c)
         c->up_ok = c->up_seen - (uint32_t)c->scanner.held;
     }
     /* The client has ended its stream: a request it left incomplete never runs; drop it. */
-    if (c->client.eof && !mbuf_pending(&c->in) && c->up_ok < c->up_seen) {
+    if (netconn_at_eof(&c->client) && !mbuf_pending(&c->in) && c->up_ok < c->up_seen) {
         b->end = b->start + c->up_ok;
         c->up_seen = c->up_ok;
     }

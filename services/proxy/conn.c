@@ -120,13 +120,9 @@ void conn_free(struct conn *c)
 
     undefer(c);
     mux_detach(c);
-    if (c->client_watched)
-        event_del(&c->client.ev);
-    if (c->shard_watched)
-        event_del(&c->shard.ev);
     evtimer_del(&c->timer);
-    side_close(&c->client);
-    side_close(&c->shard);
+    netconn_close(&c->client);
+    netconn_close(&c->shard);
     SSL_CTX_free(c->sniff_ctx);
     SSL_CTX_free(c->shard_ctx);
     buf_put(w, c->up);
@@ -152,10 +148,7 @@ void conn_close_all(struct worker *w)
         struct conn *c = w->conns;
 
         /* One try: the socket takes the close_notify now or the client sees a plain close. */
-        if (c->client.ssl && c->client.ready && !c->client.shut) {
-            c->client.writable = true;
-            c->client.ops->shutdown(&c->client);
-        }
+        netconn_goodbye(&c->client);
         conn_free(c);
     }
 }
@@ -163,18 +156,13 @@ void conn_close_all(struct worker *w)
 /* --- forwarding ----------------------------------------------------------------------------- */
 
 /* Ends dst's stream once src's has ended and every byte of it is through. -1 on error. */
-static int pass_eof(struct side *src, struct side *dst, const struct mbuf *carry,
+static int pass_eof(struct netconn *src, struct netconn *dst, const struct mbuf *carry,
                     const struct buf *b)
 {
-    int r;
-
-    if (!src->eof || b || mbuf_pending(carry) || dst->shut || !dst->ready)
+    if (!netconn_at_eof(src) || b || mbuf_pending(carry) || netconn_is_shut(dst) ||
+        !netconn_is_ready(dst))
         return 0;
-    r = dst->ops->shutdown(dst);
-    if (r == SIDE_ERROR)
-        return -1;
-    dst->shut = r == 0;
-    return 0;
+    return netconn_shutdown(dst) == NETCONN_ERROR ? -1 : 0;
 }
 
 /*
@@ -182,22 +170,22 @@ static int pass_eof(struct side *src, struct side *dst, const struct mbuf *carry
  * what *bufp holds, to dst. Returns 1 on progress, 0 when waiting, -1 on error.
  * While the worker handles a batch of events, writes wait for the end of the batch.
  */
-static int flush(struct conn *c, struct side *dst, struct mbuf *carry, struct buf **bufp,
+static int flush(struct conn *c, struct netconn *dst, struct mbuf *carry, struct buf **bufp,
                  _Atomic uint64_t *counter)
 {
     struct worker *w = c->worker;
     struct buf *b = *bufp;
     ssize_t n;
 
-    if ((!b && !mbuf_pending(carry)) || !dst->ready)
+    if ((!b && !mbuf_pending(carry)) || !netconn_is_ready(dst))
         return 0;
     if (w->batching) {
         conn_defer(c);
         return 0;
     }
     if (mbuf_pending(carry)) {
-        n = dst->ops->write(dst, mbuf_head(carry), mbuf_pending(carry));
-        if (n == SIDE_AGAIN)
+        n = netconn_write(dst, mbuf_head(carry), mbuf_pending(carry));
+        if (n == NETCONN_AGAIN)
             return 0;
         if (n < 0)
             return -1;
@@ -206,8 +194,8 @@ static int flush(struct conn *c, struct side *dst, struct mbuf *carry, struct bu
             stats_add(counter, (uint64_t)n);
         return 1;
     }
-    n = dst->ops->write(dst, b->data + b->start, b->end - b->start);
-    if (n == SIDE_AGAIN)
+    n = netconn_write(dst, b->data + b->start, b->end - b->start);
+    if (n == NETCONN_AGAIN)
         return 0;
     if (n < 0)
         return -1;
@@ -222,12 +210,12 @@ static int flush(struct conn *c, struct side *dst, struct mbuf *carry, struct bu
 }
 
 /* Reads from src into *bufp while there is room. 1 on progress, 0 when waiting, -1 on error. */
-static int fill(struct worker *w, struct side *src, struct buf **bufp, _Atomic uint64_t *counter)
+static int fill(struct worker *w, struct netconn *src, struct buf **bufp, _Atomic uint64_t *counter)
 {
     struct buf *b = *bufp;
     ssize_t n;
 
-    if (src->eof || !src->ready)
+    if (netconn_at_eof(src) || !netconn_is_ready(src))
         return 0;
     if (!b && !(b = *bufp = buf_get(w)))
         return -1;
@@ -239,7 +227,7 @@ static int fill(struct worker *w, struct side *src, struct buf **bufp, _Atomic u
     }
     if (b->end == CONN_BUF_SIZE)
         return 0; /* full: backpressure until dst takes some */
-    n = src->ops->read(src, b->data + b->end, CONN_BUF_SIZE - b->end);
+    n = netconn_read(src, b->data + b->end, CONN_BUF_SIZE - b->end);
     if (n > 0) {
         b->end += (uint32_t)n;
         if (counter)
@@ -250,11 +238,9 @@ static int fill(struct worker *w, struct side *src, struct buf **bufp, _Atomic u
         buf_put(w, b);
         *bufp = NULL;
     }
-    if (n == 0) {
-        src->eof = true;
-        return 1;
-    }
-    return n == SIDE_AGAIN ? 0 : -1;
+    if (n == 0)
+        return 1; /* the end of src's stream: netconn_at_eof() from now */
+    return n == NETCONN_AGAIN ? 0 : -1;
 }
 
 /*
@@ -262,7 +248,7 @@ static int fill(struct worker *w, struct side *src, struct buf **bufp, _Atomic u
  * socket has (and the buffer takes), write as much as the peer takes.
  * Returns 1 if anything moved, 0 if not, -1 on error.
  */
-static int forward(struct conn *c, struct side *src, struct side *dst, struct mbuf *carry,
+static int forward(struct conn *c, struct netconn *src, struct netconn *dst, struct mbuf *carry,
                    struct buf **bufp, _Atomic uint64_t *read_counter,
                    _Atomic uint64_t *write_counter)
 {
@@ -312,15 +298,15 @@ static int flush_up(struct conn *c)
     struct buf *b = c->up;
     ssize_t n;
 
-    if ((!(b && c->up_ok) && !mbuf_pending(&c->refusal)) || !c->shard.ready)
+    if ((!(b && c->up_ok) && !mbuf_pending(&c->refusal)) || !netconn_is_ready(&c->shard))
         return 0;
     if (c->worker->batching) {
         conn_defer(c);
         return 0;
     }
     if (b && c->up_ok) {
-        n = c->shard.ops->write(&c->shard, b->data + b->start, c->up_ok);
-        if (n == SIDE_AGAIN)
+        n = netconn_write(&c->shard, b->data + b->start, c->up_ok);
+        if (n == NETCONN_AGAIN)
             return 0;
         if (n < 0)
             return -1;
@@ -330,8 +316,8 @@ static int flush_up(struct conn *c)
         up_release_if_empty(c);
         return 1;
     }
-    n = c->shard.ops->write(&c->shard, mbuf_head(&c->refusal), mbuf_pending(&c->refusal));
-    if (n == SIDE_AGAIN)
+    n = netconn_write(&c->shard, mbuf_head(&c->refusal), mbuf_pending(&c->refusal));
+    if (n == NETCONN_AGAIN)
         return 0;
     if (n < 0)
         return -1;
@@ -369,16 +355,12 @@ static int take_carry(struct conn *c)
 /* Ends the shard's stream once the client's has ended (or was cut) and all that may go is out. */
 static int pass_eof_up(struct conn *c)
 {
-    bool ended = c->up_cut || (c->client.eof && !mbuf_pending(&c->in));
-    int r;
+    bool ended = c->up_cut || (netconn_at_eof(&c->client) && !mbuf_pending(&c->in));
 
-    if (!ended || c->up || mbuf_pending(&c->refusal) || c->shard.shut || !c->shard.ready)
+    if (!ended || c->up || mbuf_pending(&c->refusal) || netconn_is_shut(&c->shard) ||
+        !netconn_is_ready(&c->shard))
         return 0;
-    r = c->shard.ops->shutdown(&c->shard);
-    if (r == SIDE_ERROR)
-        return -1;
-    c->shard.shut = r == 0;
-    return 0;
+    return netconn_shutdown(&c->shard) == NETCONN_ERROR ? -1 : 0;
 }
 
 /* forward() for the client's side of a pinned connection: 1 if anything moved, 0, or -1. */
@@ -412,9 +394,9 @@ static uint64_t deadline(const struct conn *c)
 {
     uint64_t d = 0;
 
-    if (!c->client.ready)
+    if (!netconn_is_ready(&c->client))
         d = c->accepted_ms + HANDSHAKE_TIMEOUT_MS;
-    if (c->mode == CONN_PINNED && !c->shard.ready)
+    if (c->mode == CONN_PINNED && !netconn_is_ready(&c->shard))
         d = c->shard_opened_ms + CONNECT_TIMEOUT_MS; /* the client is ready, or this is earlier */
     if (d)
         return d;
@@ -454,17 +436,17 @@ static void timed_out(struct conn *c)
     unsigned long suppressed;
     const char *what;
 
-    if (c->mode == CONN_PINNED && !c->shard.ready)
+    if (c->mode == CONN_PINNED && !netconn_is_ready(&c->shard))
         what = "the shard did not answer within 5 s";
-    else if (!c->client.ready)
+    else if (!netconn_is_ready(&c->client))
         what = "the client's TLS handshake did not complete within 10 s";
     else if (c->linger_ms)
         return; /* the shard closed; the client did not: nothing went wrong */
     else
         what = "idle timeout";
-    if ((c->mode == CONN_PINNED && !c->shard.ready) || !c->client.ready)
+    if ((c->mode == CONN_PINNED && !netconn_is_ready(&c->shard)) || !netconn_is_ready(&c->client))
         stats_add(&c->stats->errors, 1);
-    if ((c->mode != CONN_PINNED || c->shard.ready) && !c->client.ready)
+    if ((c->mode != CONN_PINNED || netconn_is_ready(&c->shard)) && !netconn_is_ready(&c->client))
         stats_add(&c->stats->handshake_failures, 1);
     if (!worker_log_allowed(c->worker, &suppressed))
         return;
@@ -492,8 +474,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
 static bool finished(const struct conn *c)
 {
-    bool up_done = c->client.eof && !c->up && !mbuf_pending(&c->in) && c->shard.shut;
-    bool down_done = c->shard.eof && !c->down && !mbuf_pending(&c->out) && c->client.shut;
+    bool up_done =
+        netconn_at_eof(&c->client) && !c->up && !mbuf_pending(&c->in) && netconn_is_shut(&c->shard);
+    bool down_done = netconn_at_eof(&c->shard) && !c->down && !mbuf_pending(&c->out) &&
+                     netconn_is_shut(&c->client);
 
     return up_done && down_done;
 }
@@ -512,18 +496,18 @@ void conn_run(struct conn *c)
     uint64_t now;
     int moved;
 
-    if (!c->client.ready && client_progress(c) < 0) {
+    if (!netconn_is_ready(&c->client) && client_progress(c) < 0) {
         conn_free(c);
         return;
     }
     if (c->mode == CONN_MUX) {
-        if (c->client.ready)
+        if (netconn_is_ready(&c->client))
             mux_client_run(c); /* may free c */
         else
             conn_touch(c);
         return;
     }
-    if (!c->shard.ready && shard_progress(c) < 0) {
+    if (!netconn_is_ready(&c->shard) && shard_progress(c) < 0) {
         conn_free(c);
         return;
     }
@@ -539,39 +523,15 @@ void conn_run(struct conn *c)
     now = conn_now_ms();
     c->active_ms = now;
     /* The shard has said all it will: the client gets a while to close its side. */
-    if (c->shard.eof && !c->down && c->client.shut && !c->linger_ms)
+    if (netconn_at_eof(&c->shard) && !c->down && netconn_is_shut(&c->client) && !c->linger_ms)
         c->linger_ms = now;
     arm_timer(c, now);
 }
 
-static void side_event(struct side *side, short what)
+/* Either socket became ready (netconn noted for which): run the connection. */
+static void on_socket(void *arg)
 {
-    if (what & EV_READ)
-        side->readable = true;
-    if (what & EV_WRITE)
-        side->writable = true;
-    if (what & EV_CLOSED) {
-        side->readable = true;
-        side->hung_up = true;
-    }
-}
-
-static void on_client(evutil_socket_t fd, short what, void *arg)
-{
-    struct conn *c = arg;
-
-    (void)fd;
-    side_event(&c->client, what);
-    conn_run(c);
-}
-
-static void on_shard(evutil_socket_t fd, short what, void *arg)
-{
-    struct conn *c = arg;
-
-    (void)fd;
-    side_event(&c->shard, what);
-    conn_run(c);
+    conn_run(arg);
 }
 
 size_t conn_flush_pending(struct worker *w)
@@ -589,14 +549,21 @@ size_t conn_flush_pending(struct worker *w)
 
 /* --- accepting ------------------------------------------------------------------------------ */
 
-/* The client's side by the database's tls_mode. Returns 0 or -1. */
+int conn_start_tls(struct netconn *side, SSL_CTX *ctx, bool server)
+{
+    if (netconn_start_tls(side, ctx, server) < 0)
+        return -ENOMEM;
+    /* A peer that closes without close_notify has ended its stream, as with plain TCP. */
+    SSL_set_options(netconn_ssl(side), SSL_OP_IGNORE_UNEXPECTED_EOF);
+    return 0;
+}
+
+/* The client's side by the database's tls_mode (plain until the first byte for replica_ssl). */
 static int client_open(struct conn *c, const struct proxy_db *db, int fd)
 {
-    c->client.fd = fd;
+    netconn_init(&c->client, fd, false);
     switch (db->config->tls_mode) {
     case DB_TLS_DISABLED:
-        side_init_plain(&c->client, fd);
-        c->client.ready = true;
         return 0;
     case DB_TLS_REPLICA_SSL:
         SSL_CTX_up_ref(db->server_ctx);
@@ -605,31 +572,19 @@ static int client_open(struct conn *c, const struct proxy_db *db, int fd)
         return 0;
     case DB_TLS_ENABLED:
     default:
-        return side_init_tls(&c->client, fd, db->server_ctx, true);
+        return conn_start_tls(&c->client, db->server_ctx, true);
     }
 }
 
-/*
- * A socket in the event loop: edge-triggered, read, write and the peer's
- * close (EPOLLRDHUP), added once for good.
- */
-#define WATCHED_EVENTS (EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET)
-
+/* A socket in the event loop: edge-triggered, added once for good (netconn_watch). */
 static int watch_shard(struct conn *c)
 {
-    if (event_assign(&c->shard.ev, c->worker->base, c->shard.fd, WATCHED_EVENTS, on_shard, c) < 0)
-        return -1;
-    c->shard_watched = true;
-    return event_add(&c->shard.ev, NULL);
+    return netconn_watch(&c->shard, c->worker->base, on_socket, c);
 }
 
 static int watch_client(struct conn *c)
 {
-    if (event_assign(&c->client.ev, c->worker->base, c->client.fd, WATCHED_EVENTS, on_client, c) <
-        0)
-        return -1;
-    c->client_watched = true;
-    return event_add(&c->client.ev, NULL);
+    return netconn_watch(&c->client, c->worker->base, on_socket, c);
 }
 
 void conn_pin(struct conn *c)
@@ -670,7 +625,8 @@ void conn_accept(struct worker *w, const struct proxy_db *db, int fd)
     }
     resp_request_framer_init(&c->framer);
     c->accepted_ms = c->active_ms = conn_now_ms();
-    c->client.fd = c->shard.fd = -1;
+    netconn_init(&c->client, -1, false);
+    netconn_init(&c->shard, -1, false);
     evtimer_assign(&c->timer, w->base, on_timer, c);
     c->next = w->conns;
     if (w->conns)
@@ -679,7 +635,6 @@ void conn_accept(struct worker *w, const struct proxy_db *db, int fd)
     stats_add(&c->stats->connections, 1);
     net_set_nodelay(fd);
     if (client_open(c, db, fd) < 0) {
-        c->client.fd = fd;
         stats_add(&c->stats->errors, 1);
         conn_free(c);
         return;

@@ -5,7 +5,7 @@
 #include "mbuf.h"
 #include "netutil.h"
 #include "resp.h"
-#include "side.h"
+#include "netconn.h"
 
 #include <event2/event_struct.h>
 #include <stdbool.h>
@@ -47,16 +47,14 @@ struct conn {
     struct db_counters *stats; /* this worker's counters for the database */
     const char *db_name;       /* the counters slot's, which outlives generations */
     enum conn_mode mode;
-    struct side client, shard;        /* shard: a pinned client's own connection */
+    struct netconn client, shard;     /* shard: a pinned client's own connection */
     struct net_address shard_address; /* where the shard is, from the generation at accept */
     SSL_CTX *shard_ctx;               /* TLS to the shard (NULL: plain); a reference */
     char shard_host[256];             /* what the shard's certificate must name */
     struct buf *up;                   /* client to shard; NULL when empty */
     struct buf *down;                 /* shard to client; NULL when empty */
-    SSL_CTX *sniff_ctx;    /* replica_ssl: for a client whose first byte says TLS; a reference */
-    bool sniffing;         /* replica_ssl: the first byte has not come yet */
-    bool shard_connecting; /* connect() in progress */
-    bool client_watched, shard_watched; /* the sockets' events are assigned */
+    SSL_CTX *sniff_ctx; /* replica_ssl: for a client whose first byte says TLS; a reference */
+    bool sniffing;      /* replica_ssl: the first byte has not come yet */
     /*
      * Multiplexed: requests read and not yet passed on (in), replies not yet
      * written to the client (out). Once pinned, what they still hold goes
@@ -162,17 +160,22 @@ int shard_progress(struct conn *c);
 /*
  * A connection to the shard on side (for a client or a shared one): connect,
  * and TLS with ctx (when not NULL) expecting a certificate that names host.
- * Returns 0 (*ret_connecting: in progress), or -1 with *ret_reason.
+ * Returns 0 (the connect may still be in progress), or -1 with *ret_reason.
  */
-int shard_side_open(struct side *side, const struct net_address *address, SSL_CTX *ctx,
-                    const char *host, bool *ret_connecting, const char **ret_reason);
+int shard_side_open(struct netconn *side, const struct net_address *address, SSL_CTX *ctx,
+                    const char *host, const char **ret_reason);
 
 /*
  * Completes what shard_side_open started: 1 ready, 0 waiting, -1 failed with
  * *ret_what ("cannot connect to", "TLS handshake failed with") and reason.
  */
-int shard_side_progress(struct side *side, bool *connecting, const char **ret_what, char *reason,
-                        size_t len);
+int shard_side_progress(struct netconn *side, const char **ret_what, char *reason, size_t len);
+
+/*
+ * TLS on one side of the proxy, with ctx, as the server (the client's side)
+ * or the client (the shard's). Returns 0 or -ENOMEM.
+ */
+int conn_start_tls(struct netconn *side, SSL_CTX *ctx, bool server);
 
 /*
  * Counts an error of c's database and logs (within the worker's rate limit)

@@ -57,8 +57,7 @@ struct mux {
     struct net_address address;
     SSL_CTX *ctx; /* a reference; NULL: plain */
     char host[256];
-    struct side side;
-    bool connecting, watched;
+    struct netconn side; /* watched from when it opens */
     struct mbuf out;
     struct resp_framer framer;
     /* The clients whose replies are to come, in order; NULL for one that left. */
@@ -118,10 +117,8 @@ static void mux_free(struct mux *m)
     struct worker *w = m->worker;
 
     undefer(m);
-    if (m->watched)
-        event_del(&m->side.ev);
     evtimer_del(&m->timer);
-    side_close(&m->side);
+    netconn_close(&m->side);
     SSL_CTX_free(m->ctx);
     mbuf_free(&m->out);
     free(m->fifo);
@@ -178,7 +175,7 @@ void mux_detach(struct conn *c)
         m->n_waiting--;
     c->mux_waiting = false;
     c->mux = NULL;
-    if (--m->n_clients == 0 && m->side.ready)
+    if (--m->n_clients == 0 && netconn_is_ready(&m->side))
         arm(m, MUX_IDLE_MS);
 }
 
@@ -242,20 +239,9 @@ static void mux_fail(struct mux *m, const char *what, const char *reason)
 
 /* --- the connection ------------------------------------------------------------------------- */
 
-static void on_event(evutil_socket_t fd, short what, void *arg)
+static void on_event(void *arg)
 {
-    struct mux *m = arg;
-
-    (void)fd;
-    if (what & EV_READ)
-        m->side.readable = true;
-    if (what & EV_WRITE)
-        m->side.writable = true;
-    if (what & EV_CLOSED) {
-        m->side.readable = true;
-        m->side.hung_up = true;
-    }
-    mux_run(m);
+    mux_run(arg);
 }
 
 /*
@@ -287,7 +273,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (!m->side.ready) {
+    if (!netconn_is_ready(&m->side)) {
         mux_fail(m, "cannot connect to", "the shard did not answer within 5 s");
         return;
     }
@@ -321,7 +307,6 @@ static struct mux *mux_open(struct conn *c)
     struct worker *w = c->worker;
     struct mux *m = calloc(1, sizeof(*m));
     const char *reason = "out of memory";
-    short events = EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET;
 
     if (!w->mux_read_buf && !(w->mux_read_buf = malloc(MUX_READ_SIZE))) {
         free(m);
@@ -336,7 +321,7 @@ static struct mux *mux_open(struct conn *c)
     m->db_name = c->db_name;
     m->address = c->shard_address;
     snprintf(m->host, sizeof(m->host), "%s", c->shard_host);
-    m->side.fd = -1;
+    netconn_init(&m->side, -1, false);
     if (c->shard_ctx) {
         SSL_CTX_up_ref(c->shard_ctx);
         m->ctx = c->shard_ctx;
@@ -346,15 +331,13 @@ static struct mux *mux_open(struct conn *c)
     if (w->muxes)
         w->muxes->prev = m;
     w->muxes = m;
-    if (shard_side_open(&m->side, &m->address, m->ctx, m->host, &m->connecting, &reason) < 0 ||
-        event_assign(&m->side.ev, w->base, m->side.fd, events, on_event, m) < 0 ||
-        event_add(&m->side.ev, NULL) < 0) {
+    if (shard_side_open(&m->side, &m->address, m->ctx, m->host, &reason) < 0 ||
+        netconn_watch(&m->side, w->base, on_event, m) < 0) {
         shard_log_failure(c, "cannot connect to", reason);
         mux_free(m);
         return NULL;
     }
-    m->watched = true;
-    net_set_nodelay(m->side.fd);
+    net_set_nodelay(netconn_fd(&m->side));
     arm(m, MUX_CONNECT_TIMEOUT_MS);
     return m;
 }
@@ -388,17 +371,12 @@ bool mux_hand_over(struct conn *c)
     struct mux *m = c->mux;
     struct conn *o, *next;
 
-    if (!m || !m->side.ready || m->stalled || m->count > 0 || mbuf_pending(&m->out) > 0)
+    if (!m || !netconn_is_ready(&m->side) || m->stalled || m->count > 0 ||
+        mbuf_pending(&m->out) > 0)
         return false;
-    if (m->watched)
-        event_del(&m->side.ev);
-    m->watched = false;
-    c->shard = m->side; /* its event is assigned again by the caller */
-    memset(&c->shard.ev, 0, sizeof(c->shard.ev));
-    c->shard_connecting = false;
+    /* Its event is added again by the caller; the TLS layer follows it to its new place. */
+    netconn_move(&c->shard, &m->side);
     c->shard_opened_ms = conn_now_ms();
-    m->side.fd = -1;
-    m->side.ssl = NULL;
     for (o = m->clients; o; o = next) {
         next = o->mux_next;
         mux_detach(o); /* none has a request in it */
@@ -505,9 +483,9 @@ static int write_out(struct mux *m)
         arm(m, MUX_STALL_MS);
     }
     while (mbuf_pending(&m->out) > 0) {
-        ssize_t n = m->side.ops->write(&m->side, mbuf_head(&m->out), mbuf_pending(&m->out));
+        ssize_t n = netconn_write(&m->side, mbuf_head(&m->out), mbuf_pending(&m->out));
 
-        if (n == SIDE_AGAIN)
+        if (n == NETCONN_AGAIN)
             return 0;
         if (n < 0)
             return -1;
@@ -520,9 +498,9 @@ static int write_out(struct mux *m)
 static int read_in(struct mux *m, const char **what, const char **reason)
 {
     for (;;) {
-        ssize_t n = m->side.ops->read(&m->side, m->worker->mux_read_buf, MUX_READ_SIZE);
+        ssize_t n = netconn_read(&m->side, m->worker->mux_read_buf, MUX_READ_SIZE);
 
-        if (n == SIDE_AGAIN)
+        if (n == NETCONN_AGAIN)
             return 0;
         *what = "lost the connection to";
         if (n == 0) {
@@ -530,7 +508,8 @@ static int read_in(struct mux *m, const char **what, const char **reason)
             return -1;
         }
         if (n < 0) {
-            *reason = m->side.error ? strerror(m->side.error) : "broken connection";
+            *reason =
+                netconn_errno(&m->side) ? strerror(netconn_errno(&m->side)) : "broken connection";
             return -1;
         }
         if (route(m, m->worker->mux_read_buf, (size_t)n) < 0) {
@@ -545,8 +524,8 @@ static void mux_run(struct mux *m)
     const char *what = "lost the connection to", *reason = "broken connection";
     char why[512];
 
-    if (!m->side.ready) {
-        int r = shard_side_progress(&m->side, &m->connecting, &what, why, sizeof(why));
+    if (!netconn_is_ready(&m->side)) {
+        int r = shard_side_progress(&m->side, &what, why, sizeof(why));
 
         if (r < 0) {
             mux_fail(m, what, why);
@@ -562,7 +541,7 @@ static void mux_run(struct mux *m)
         if (m->worker->batching)
             defer(m);
         else if (write_out(m) < 0) {
-            mux_fail(m, what, m->side.error ? strerror(m->side.error) : reason);
+            mux_fail(m, what, netconn_errno(&m->side) ? strerror(netconn_errno(&m->side)) : reason);
             return;
         }
     }

@@ -174,14 +174,14 @@ static int read_requests(struct conn *c)
 {
     int moved = 0;
 
-    while (!c->client.eof && !c->pin_wanted && can_send(c) &&
+    while (!netconn_at_eof(&c->client) && !c->pin_wanted && can_send(c) &&
            mbuf_pending(&c->in) < MUX_REQUEST_MAX) {
         char *at = mbuf_reserve(&c->in, READ_SIZE);
         ssize_t n;
 
         if (!at)
             return -1;
-        n = c->client.ops->read(&c->client, at, c->in.cap - c->in.len);
+        n = netconn_read(&c->client, at, c->in.cap - c->in.len);
         if (n > 0) {
             c->in.len += (size_t)n;
             stats_add(&c->stats->bytes_in, (uint64_t)n);
@@ -191,9 +191,8 @@ static int read_requests(struct conn *c)
             continue;
         }
         if (n == 0) {
-            c->client.eof = true;
-            moved = 1;
-        } else if (n == SIDE_ERROR) {
+            moved = 1; /* the end of the client's stream: netconn_at_eof() from now */
+        } else if (n == NETCONN_ERROR) {
             return -1;
         }
         break;
@@ -215,9 +214,9 @@ static int write_replies(struct conn *c)
         return 0;
     }
     while (mbuf_pending(&c->out) > 0) {
-        ssize_t n = c->client.ops->write(&c->client, mbuf_head(&c->out), mbuf_pending(&c->out));
+        ssize_t n = netconn_write(&c->client, mbuf_head(&c->out), mbuf_pending(&c->out));
 
-        if (n == SIDE_AGAIN)
+        if (n == NETCONN_AGAIN)
             break;
         if (n < 0)
             return -1;
@@ -231,15 +230,9 @@ static int write_replies(struct conn *c)
 /* The client ended its stream and every reply is out: end ours. */
 static int finish(struct conn *c)
 {
-    int r;
-
-    if (c->client.shut)
-        return 1;
-    r = c->client.ops->shutdown(&c->client);
-    if (r == SIDE_ERROR)
+    if (netconn_shutdown(&c->client) == NETCONN_ERROR)
         return -1;
-    c->client.shut = r == 0;
-    return c->client.shut;
+    return netconn_is_shut(&c->client);
 }
 
 void mux_client_run(struct conn *c)
@@ -263,7 +256,8 @@ void mux_client_run(struct conn *c)
         if (moved < 0)
             goto close;
     } while (moved > 0);
-    if (c->client.eof && c->inflight == 0 && !mbuf_pending(&c->out) && !c->pin_wanted) {
+    if (netconn_at_eof(&c->client) && c->inflight == 0 && !mbuf_pending(&c->out) &&
+        !c->pin_wanted) {
         /* An incomplete request at the end is dropped, as Redis drops it. */
         int r = finish(c);
 

@@ -54,32 +54,28 @@ static int expect_host(SSL *ssl, const char *host)
     return 0;
 }
 
-int shard_side_open(struct side *side, const struct net_address *address, SSL_CTX *ctx,
-                    const char *host, bool *ret_connecting, const char **ret_reason)
+int shard_side_open(struct netconn *side, const struct net_address *address, SSL_CTX *ctx,
+                    const char *host, const char **ret_reason)
 {
     int in_progress = 0;
     int fd = net_connect(address, &in_progress);
 
-    side->fd = -1;
+    netconn_init(side, fd, in_progress);
     if (fd < 0) {
         *ret_reason = strerror(-fd);
         return -1;
     }
-    side_init_plain(side, fd);
-    if (ctx && (side_init_tls(side, fd, ctx, false) < 0 || expect_host(side->ssl, host) < 0)) {
+    if (ctx && (conn_start_tls(side, ctx, false) < 0 || expect_host(netconn_ssl(side), host) < 0)) {
         ERR_clear_error();
         *ret_reason = "cannot set up TLS: out of memory";
         return -1;
     }
-    *ret_connecting = in_progress;
-    /* A connection made at once has room to write; one in progress waits for its event. */
-    side->writable = !in_progress;
     return 0;
 }
 
-static void tls_failure(const struct side *side, char *reason, size_t len)
+static void tls_failure(const struct netconn *side, char *reason, size_t len)
 {
-    long verify = SSL_get_verify_result(side->ssl);
+    long verify = SSL_get_verify_result(netconn_ssl(side));
 
     if (verify != X509_V_OK) {
         snprintf(reason, len, "certificate verify failed: %s",
@@ -89,47 +85,36 @@ static void tls_failure(const struct side *side, char *reason, size_t len)
     }
     tls_error_string(reason, len);
     if (!*reason)
-        snprintf(reason, len, "%s", side->error ? strerror(side->error) : "connection closed");
+        snprintf(reason, len, "%s",
+                 netconn_errno(side) ? strerror(netconn_errno(side)) : "connection closed");
 }
 
-int shard_side_progress(struct side *side, bool *connecting, const char **ret_what, char *reason,
-                        size_t len)
+int shard_side_progress(struct netconn *side, const char **ret_what, char *reason, size_t len)
 {
-    int r;
+    int r = netconn_handshake(side);
 
-    if (*connecting) {
-        if (!side->writable)
-            return 0;
-        r = net_connect_result(side->fd);
-        if (r < 0) {
-            *ret_what = "cannot connect to";
-            snprintf(reason, len, "%s", strerror(-r));
-            return -1;
-        }
-        *connecting = false;
-    }
-    r = side->ops->handshake(side);
-    if (r == SIDE_AGAIN)
+    if (r == NETCONN_AGAIN)
         return 0;
-    if (r == SIDE_ERROR) {
+    if (r == NETCONN_ERROR && netconn_is_connecting(side)) {
+        *ret_what = "cannot connect to";
+        snprintf(reason, len, "%s", strerror(netconn_errno(side)));
+        return -1;
+    }
+    if (r == NETCONN_ERROR) {
         *ret_what = "TLS handshake failed with";
         tls_failure(side, reason, len);
         return -1;
     }
-    side->ready = true;
     return 1;
 }
 
 int shard_open(struct conn *c)
 {
     const char *reason = NULL;
-    bool connecting = false;
 
     c->shard_opened_ms = conn_now_ms();
-    if (shard_side_open(&c->shard, &c->shard_address, c->shard_ctx, c->shard_host, &connecting,
-                        &reason) < 0)
+    if (shard_side_open(&c->shard, &c->shard_address, c->shard_ctx, c->shard_host, &reason) < 0)
         return shard_log_failure(c, "cannot connect to", reason);
-    c->shard_connecting = connecting;
     return 0;
 }
 
@@ -137,7 +122,7 @@ int shard_progress(struct conn *c)
 {
     const char *what = "";
     char reason[512];
-    int r = shard_side_progress(&c->shard, &c->shard_connecting, &what, reason, sizeof(reason));
+    int r = shard_side_progress(&c->shard, &what, reason, sizeof(reason));
 
     return r < 0 ? shard_log_failure(c, what, reason) : 0;
 }

@@ -2,16 +2,18 @@
 #include "conn.h"
 
 #include "commands.h"
-#include "io.h"
 #include "log.h"
+#include "netconn.h"
 #include "netutil.h"
 #include "resp.h"
+#include "tls_context.h"
 
 #include <errno.h>
+#include <openssl/err.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 /*
@@ -60,17 +62,19 @@ enum conn_state {
     CONN_DRAIN,     /* closing: reading until the client closes its side */
 };
 
-/* What one step of a connection's state machine leads to. */
-enum step { STEP_AGAIN, STEP_WAIT_READ, STEP_WAIT_WRITE, STEP_CLOSE };
+/*
+ * What one step of a connection's state machine leads to. STEP_WAIT: for the
+ * socket (the connection's watch runs it again) or for the state's deadline.
+ */
+enum step { STEP_AGAIN, STEP_WAIT, STEP_CLOSE };
 
 struct conn {
     struct server *server;
     struct conn *prev, *next;
-    struct event *ev;
-    struct io io;
+    struct netconn io;
+    struct event *timer; /* the state's deadline */
     enum conn_state state;
-    struct timespec deadline; /* tv_sec 0: none */
-    bool peer_done;           /* the client has closed its side */
+    bool peer_done; /* the client has closed its side */
     struct resp_parser parser;
     struct resp_buf in, out;
     size_t out_sent;
@@ -78,49 +82,16 @@ struct conn {
     char peer[NET_ADDRESS_MAX];
 };
 
-static void on_event(evutil_socket_t fd, short what, void *arg);
-
-static struct timespec now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts;
-}
-
 /* Moves to state, with ms to finish it in (0: as long as it takes). */
 static void enter(struct conn *c, enum conn_state state, long ms)
 {
+    struct timeval timeout = {ms / 1000, (ms % 1000) * 1000};
+
     c->state = state;
-    c->deadline = (struct timespec){0};
-    if (ms > 0) {
-        c->deadline = now();
-        c->deadline.tv_sec += ms / 1000;
-        c->deadline.tv_nsec += (ms % 1000) * 1000000L;
-        if (c->deadline.tv_nsec >= 1000000000L) {
-            c->deadline.tv_sec++;
-            c->deadline.tv_nsec -= 1000000000L;
-        }
-    }
-}
-
-/* Waits for the socket to be ready for what, or for the deadline. */
-static void arm(struct conn *c, short what)
-{
-    struct timeval timeout = {0, 0};
-    bool timed = c->deadline.tv_sec != 0;
-
-    if (timed) {
-        struct timespec t = now();
-        long long left_us =
-            (c->deadline.tv_sec - t.tv_sec) * 1000000LL + (c->deadline.tv_nsec - t.tv_nsec) / 1000;
-
-        if (left_us > 0)
-            timeout = (struct timeval){left_us / 1000000, left_us % 1000000};
-    }
-    event_del(c->ev);
-    event_assign(c->ev, c->server->base, c->io.fd, what, on_event, c);
-    event_add(c->ev, timed ? &timeout : NULL);
+    if (ms > 0)
+        evtimer_add(c->timer, &timeout);
+    else
+        evtimer_del(c->timer);
 }
 
 static void conn_free(struct conn *c)
@@ -133,10 +104,9 @@ static void conn_free(struct conn *c)
         server->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    if (c->ev)
-        event_free(c->ev);
-    io_clear(&c->io);
-    close(c->io.fd);
+    if (c->timer)
+        event_free(c->timer);
+    netconn_close(&c->io);
     resp_buf_free(&c->in);
     resp_buf_free(&c->out);
     session_clear(&c->session);
@@ -159,10 +129,8 @@ static enum step close_after_output(struct conn *c)
 
 static enum step start_tls(struct conn *c)
 {
-    char reason[512] = "";
-
-    if (io_start_tls(&c->io, c->server->settings->ctx, reason, sizeof(reason)) < 0) {
-        log_warning("Cannot set up TLS for the connection from %s: %s", c->peer, reason);
+    if (netconn_start_tls(&c->io, c->server->settings->ctx, true) < 0) {
+        log_warning("Cannot set up TLS for the connection from %s: out of memory", c->peer);
         return STEP_CLOSE;
     }
     enter(c, CONN_HANDSHAKE, HANDSHAKE_TIMEOUT_MS);
@@ -188,11 +156,11 @@ static enum step refuse(struct conn *c, bool tls)
 static enum step step_sniff(struct conn *c)
 {
     enum sentinel_tls_mode mode = c->server->settings->mode;
-    int kind = net_sniff_tls(c->io.fd);
+    int kind = netconn_sniff_tls(&c->io);
     bool tls = kind == NET_SNIFF_TLS;
 
-    if (kind == -EAGAIN)
-        return STEP_WAIT_READ;
+    if (kind == NETCONN_AGAIN)
+        return STEP_WAIT;
     if (kind <= 0)
         return STEP_CLOSE; /* gone before saying anything */
     if (tls && mode != SENTINEL_TLS_DISABLED)
@@ -205,25 +173,30 @@ static enum step step_sniff(struct conn *c)
 static enum step step_handshake(struct conn *c)
 {
     char reason[512] = "";
-    int r = io_handshake(&c->io, reason, sizeof(reason));
+    int r = netconn_handshake(&c->io);
 
-    if (r == IO_WANT_READ || r == IO_WANT_WRITE)
-        return r == IO_WANT_READ ? STEP_WAIT_READ : STEP_WAIT_WRITE;
+    if (r == NETCONN_AGAIN)
+        return STEP_WAIT;
     if (r < 0) {
+        tls_error_string(reason, sizeof(reason));
+        /* A system call failed without an OpenSSL reason: the client reset or left. */
+        if (!*reason)
+            snprintf(reason, sizeof(reason), "%s",
+                     netconn_errno(&c->io) ? strerror(netconn_errno(&c->io)) : "the client closed");
         log_info("TLS handshake with %s failed: %s", c->peer, reason);
         return STEP_CLOSE;
     }
-    log_debug("TLS connection from %s: %s, %s", c->peer, SSL_get_version(c->io.ssl),
-              SSL_get_cipher_name(c->io.ssl));
+    log_debug("TLS connection from %s: %s, %s", c->peer, SSL_get_version(netconn_ssl(&c->io)),
+              SSL_get_cipher_name(netconn_ssl(&c->io)));
     return start_serving(c);
 }
 
+/* After an operation that moved no bytes: wait for the socket, or close. */
 static enum step wait_for(ssize_t r)
 {
-    if (r == IO_WANT_READ)
-        return STEP_WAIT_READ;
-    if (r == IO_WANT_WRITE)
-        return STEP_WAIT_WRITE;
+    if (r == NETCONN_AGAIN)
+        return STEP_WAIT;
+    ERR_clear_error(); /* a broken connection's reason is not reported */
     return STEP_CLOSE;
 }
 
@@ -231,10 +204,10 @@ static enum step wait_for(ssize_t r)
 static bool flush(struct conn *c, enum step *ret_step)
 {
     while (c->out_sent < c->out.len) {
-        ssize_t n = c->io.ops->write(&c->io, c->out.data + c->out_sent, c->out.len - c->out_sent);
+        ssize_t n = netconn_write(&c->io, c->out.data + c->out_sent, c->out.len - c->out_sent);
 
         if (n <= 0) {
-            *ret_step = wait_for(n == 0 ? IO_ERROR : n);
+            *ret_step = wait_for(n == 0 ? NETCONN_ERROR : n);
             return false;
         }
         c->out_sent += (size_t)n;
@@ -300,7 +273,7 @@ static enum step step_open(struct conn *c)
         return close_after_output(c);
     if (!resp_buf_reserve(&c->in, READ_CHUNK))
         return STEP_AGAIN; /* in.failed: the next step closes the connection */
-    n = c->io.ops->read(&c->io, c->in.data + c->in.len, READ_CHUNK);
+    n = netconn_read(&c->io, c->in.data + c->in.len, READ_CHUNK);
     if (n > 0)
         c->in.len += (size_t)n;
     else if (n == 0)
@@ -316,8 +289,7 @@ static enum step step_flush(struct conn *c)
 
     if (!flush(c, &step))
         return step;
-    c->io.ops->goodbye(&c->io);
-    shutdown(c->io.fd, SHUT_WR);
+    netconn_goodbye(&c->io);
     enter(c, CONN_DRAIN, LINGER_TIMEOUT_MS);
     return STEP_AGAIN;
 }
@@ -325,17 +297,7 @@ static enum step step_flush(struct conn *c)
 /* Discards what the client still sends, until it closes: closing first could reset the reply. */
 static enum step step_drain(struct conn *c)
 {
-    char scratch[4096];
-
-    for (;;) {
-        ssize_t n = recv(c->io.fd, scratch, sizeof(scratch), 0);
-
-        if (n > 0)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-            return STEP_WAIT_READ;
-        return STEP_CLOSE;
-    }
+    return netconn_linger(&c->io) == NETCONN_AGAIN ? STEP_WAIT : STEP_CLOSE;
 }
 
 static enum step step(struct conn *c)
@@ -368,36 +330,43 @@ static void conn_run(struct conn *c)
             conn_free(c);
             return;
         }
-        arm(c, s == STEP_WAIT_READ ? EV_READ : EV_WRITE);
-        return;
+        return; /* STEP_WAIT */
     }
 }
 
-static void on_event(evutil_socket_t fd, short what, void *arg)
+static void on_io(void *arg)
+{
+    conn_run(arg);
+}
+
+static void on_timeout(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
 
     (void)fd;
-    if (what & EV_TIMEOUT) {
-        log_info("Closing the connection from %s: timed out %s", c->peer,
-                 c->state == CONN_HANDSHAKE ? "in the TLS handshake" : "while closing");
-        conn_free(c);
-        return;
-    }
-    conn_run(c);
+    (void)what;
+    log_info("Closing the connection from %s: timed out %s", c->peer,
+             c->state == CONN_HANDSHAKE ? "in the TLS handshake" : "while closing");
+    conn_free(c);
 }
 
 int conn_start(struct server *server, int fd)
 {
     struct conn *c = calloc(1, sizeof(*c));
 
-    if (!c || !(c->ev = event_new(server->base, fd, EV_READ, on_event, c))) {
+    if (!c || !(c->timer = evtimer_new(server->base, on_timeout, c))) {
         free(c);
         close(fd);
         return -ENOMEM;
     }
+    netconn_init(&c->io, fd, false);
+    if (netconn_watch(&c->io, server->base, on_io, c) < 0) {
+        netconn_close(&c->io);
+        event_free(c->timer);
+        free(c);
+        return -ENOMEM;
+    }
     c->server = server;
-    c->io = (struct io){&io_plain_ops, fd, NULL};
     c->session.id = ++server->next_id;
     resp_parser_init(&c->parser, &request_limits);
     net_set_nodelay(fd); /* replies are small and each is awaited */
@@ -419,7 +388,7 @@ void conn_close_all(struct server *server)
         struct conn *c = server->conns;
 
         if (c->state == CONN_OPEN)
-            c->io.ops->goodbye(&c->io);
+            netconn_goodbye(&c->io);
         conn_free(c);
     }
 }

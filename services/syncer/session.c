@@ -18,7 +18,6 @@
 
 #define HANDSHAKE_TIMEOUT_MS 10000 /* to reach the source, its TLS handshake included */
 
-static void update_events(struct session *s);
 static void end_session(struct session *s);
 
 /* --- what the handshake sees: the source's certificate and the alerts it sends --- */
@@ -140,8 +139,8 @@ static void remote_failed(struct session *s)
     char reason[512] = "";
 
     tls_error_string(reason, sizeof(reason));
-    if (!*reason && s->remote.error)
-        snprintf(reason, sizeof(reason), "%s", strerror(s->remote.error));
+    if (!*reason && netconn_errno(&s->remote))
+        snprintf(reason, sizeof(reason), "%s", strerror(netconn_errno(&s->remote)));
     if (!s->source_spoke)
         classify_failure(s, reason);
     else
@@ -215,19 +214,19 @@ static int pump_once(struct session *s)
     ssize_t n;
 
     if (!s->local_eof && room_up(s)) {
-        n = sconn_read(&s->local, s->up + s->up_end, room_up(s));
+        n = netconn_read(&s->local, s->up + s->up_end, room_up(s));
         if (n > 0) {
             replstream_upstream(&s->stream, s->up + s->up_end, (size_t)n, syncer_now_ms());
             s->up_end += (size_t)n;
             progress = 1;
-        } else if (n == 0 || n == CONN_ERROR) {
+        } else if (n == 0 || n == NETCONN_ERROR) {
             s->local_eof = true;
             progress = 1;
         }
     }
     if (open && s->up_end > s->up_start) {
-        n = sconn_write(&s->remote, s->up + s->up_start, s->up_end - s->up_start);
-        if (n == CONN_ERROR) {
+        n = netconn_write(&s->remote, s->up + s->up_start, s->up_end - s->up_start);
+        if (n == NETCONN_ERROR) {
             remote_failed(s);
             return -1;
         }
@@ -238,8 +237,8 @@ static int pump_once(struct session *s)
         }
     }
     if (open && !s->remote_eof && room_down(s)) {
-        n = sconn_read(&s->remote, s->down + s->down_end, room_down(s));
-        if (n == CONN_ERROR) {
+        n = netconn_read(&s->remote, s->down + s->down_end, room_down(s));
+        if (n == NETCONN_ERROR) {
             remote_failed(s);
             return -1;
         }
@@ -256,8 +255,8 @@ static int pump_once(struct session *s)
         }
     }
     if (s->down_end > s->down_start) {
-        n = sconn_write(&s->local, s->down + s->down_start, s->down_end - s->down_start);
-        if (n == CONN_ERROR) {
+        n = netconn_write(&s->local, s->down + s->down_start, s->down_end - s->down_start);
+        if (n == NETCONN_ERROR) {
             s->local_eof = true;
             return 1;
         }
@@ -271,12 +270,15 @@ static int pump_once(struct session *s)
     return progress;
 }
 
+/*
+ * Moves bytes both ways until nothing moves: every read goes on until the
+ * socket (or TLS's buffer) is empty or the buffer full, so that the next event
+ * finds the state it announces.
+ */
 static void pump(struct session *s)
 {
     int r;
 
-    s->remote.read_wants_read = s->remote.read_wants_write = false;
-    s->remote.write_wants_read = s->remote.write_wants_write = false;
     while ((r = pump_once(s)) > 0)
         ;
     if (r < 0)
@@ -297,7 +299,6 @@ static void pump(struct session *s)
         end_session(s);
         return;
     }
-    update_events(s);
 }
 
 /* --- the handshake --- */
@@ -305,23 +306,31 @@ static void pump(struct session *s)
 /* The source's certificate and the session's parameters, once the handshake is done. */
 static void record_tls(struct session *s)
 {
-    X509 *peer = SSL_get0_peer_certificate(s->remote.ssl);
+    SSL *ssl = netconn_ssl(&s->remote);
+    X509 *peer = SSL_get0_peer_certificate(ssl);
 
-    snprintf(s->tls_version, sizeof(s->tls_version), "%s", SSL_get_version(s->remote.ssl));
-    snprintf(s->cipher, sizeof(s->cipher), "%s", SSL_get_cipher_name(s->remote.ssl));
+    snprintf(s->tls_version, sizeof(s->tls_version), "%s", SSL_get_version(ssl));
+    snprintf(s->cipher, sizeof(s->cipher), "%s", SSL_get_cipher_name(ssl));
     tls_cert_fingerprint(peer, s->peer_fingerprint, sizeof(s->peer_fingerprint));
     subject_of(peer, s->peer_subject, sizeof(s->peer_subject));
 }
 
+/* Completes the TCP connection to the source, then the TLS handshake. */
 static void handshake(struct session *s)
 {
-    int r = sconn_handshake(&s->remote);
+    int r = netconn_handshake(&s->remote);
 
-    if (r == CONN_AGAIN) {
-        update_events(s);
+    if (!netconn_is_connecting(&s->remote))
+        s->phase = PHASE_HANDSHAKE;
+    if (r == NETCONN_AGAIN)
+        return;
+    if (r == NETCONN_ERROR && netconn_is_connecting(&s->remote)) {
+        link_fail(s->link, LINK_ERROR_UNREACHABLE, "source unreachable: %s: %s",
+                  s->link->settings->db->replica_source, strerror(netconn_errno(&s->remote)));
+        end_session(s);
         return;
     }
-    if (r == CONN_ERROR) {
+    if (r == NETCONN_ERROR) {
         remote_failed(s);
         return;
     }
@@ -334,39 +343,18 @@ static void handshake(struct session *s)
     pump(s);
 }
 
-/* The TCP connection to the source completed (or failed). */
-static void connected(struct session *s)
+static void on_local(void *arg)
 {
-    int r = net_connect_result(s->remote.fd);
-
-    if (r < 0) {
-        link_fail(s->link, LINK_ERROR_UNREACHABLE, "source unreachable: %s: %s",
-                  s->link->settings->db->replica_source, strerror(-r));
-        end_session(s);
-        return;
-    }
-    s->phase = PHASE_HANDSHAKE;
-    handshake(s);
-}
-
-static void on_local(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
     pump(arg);
 }
 
-static void on_remote(evutil_socket_t fd, short what, void *arg)
+static void on_remote(void *arg)
 {
     struct session *s = arg;
 
-    (void)fd;
-    (void)what;
-    if (s->phase == PHASE_CONNECTING)
-        connected(s);
-    else if (s->phase == PHASE_HANDSHAKE)
+    if (s->phase == PHASE_CONNECTING || s->phase == PHASE_HANDSHAKE)
         handshake(s);
-    else
+    else if (s->phase == PHASE_OPEN)
         pump(s);
 }
 
@@ -388,46 +376,6 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
     end_session(s);
 }
 
-/* Asks each event for exactly what its connection waits for. */
-static void watch(struct session *s, struct event **ev, int fd, short *current, short want,
-                  event_callback_fn callback)
-{
-    if (want == *current)
-        return;
-    if (*ev) {
-        event_free(*ev);
-        *ev = NULL;
-    }
-    *current = want;
-    if (!want)
-        return;
-    *ev = event_new(s->link->syncer->base, fd, want | EV_PERSIST, callback, s);
-    if (*ev)
-        event_add(*ev, NULL);
-}
-
-static void update_events(struct session *s)
-{
-    short local = 0, remote = 0;
-
-    if (!s->local_eof && room_up(s))
-        local |= EV_READ;
-    if (s->down_end > s->down_start)
-        local |= EV_WRITE;
-    if (s->phase == PHASE_CONNECTING) {
-        remote = EV_WRITE;
-    } else if (s->phase == PHASE_HANDSHAKE || s->phase == PHASE_OPEN) {
-        if (sconn_wants_read(&s->remote) ||
-            (s->phase == PHASE_OPEN && !s->remote_eof && room_down(s)))
-            remote |= EV_READ;
-        if (sconn_wants_write(&s->remote))
-            remote |= EV_WRITE;
-    }
-    watch(s, &s->local_ev, s->local.fd, &s->local_events, local, on_local);
-    if (s->remote.fd >= 0)
-        watch(s, &s->remote_ev, s->remote.fd, &s->remote_events, remote, on_remote);
-}
-
 /* --- life --- */
 
 struct session *session_new(struct link *link, int local_fd)
@@ -443,15 +391,15 @@ struct session *session_new(struct link *link, int local_fd)
     s->up = malloc(SYNCER_BUF_SIZE);
     s->down = malloc(SYNCER_BUF_SIZE);
     s->timer = evtimer_new(link->syncer->base, on_timeout, s);
-    sconn_init_plain(&s->local, local_fd);
-    s->remote.fd = -1;
+    netconn_init(&s->local, local_fd, false);
+    netconn_init(&s->remote, -1, false);
     replstream_init(&s->stream);
     s->started_ms = syncer_now_ms();
-    if (!s->up || !s->down || !s->timer) {
+    if (!s->up || !s->down || !s->timer ||
+        netconn_watch(&s->local, link->syncer->base, on_local, s) < 0) {
         session_free(s);
         return NULL;
     }
-    update_events(s);
     return s;
 }
 
@@ -464,15 +412,15 @@ static bool is_address(const char *host)
 }
 
 /* The TLS side of the connection: SNI, the host name to check, and the session's own record. */
-static int start_tls(struct session *s, int fd, const char *host)
+static int start_tls(struct session *s, const char *host)
 {
     const struct db_config *db = s->link->settings->db;
     const char *name = db->replica_server_name ? db->replica_server_name : host;
     SSL *ssl;
 
-    if (sconn_init_tls_client(&s->remote, fd, s->link->ctx) < 0)
+    if (netconn_start_tls(&s->remote, s->link->ctx, false) < 0)
         return -ENOMEM;
-    ssl = s->remote.ssl;
+    ssl = netconn_ssl(&s->remote);
     SSL_set_app_data(ssl, s);
     snprintf(s->server_name, sizeof(s->server_name), "%s", name);
     tls_cert_fingerprint(SSL_get_certificate(ssl), s->local_fingerprint,
@@ -534,33 +482,27 @@ void session_connect(struct session *s)
         return;
     }
     keepalive(fd);
-    if (start_tls(s, fd, host) < 0) {
-        if (s->remote.fd < 0)
-            close(fd);
+    netconn_init(&s->remote, fd, in_progress); /* the session owns fd from here */
+    if (start_tls(s, host) < 0 || netconn_watch(&s->remote, link->syncer->base, on_remote, s) < 0) {
         link_fail(link, LINK_ERROR_TLS, "cannot set up TLS for %s: out of memory", source);
         end_session(s);
         return;
     }
-    s->phase = in_progress ? PHASE_CONNECTING : PHASE_HANDSHAKE;
+    s->phase = PHASE_CONNECTING;
     evtimer_add(s->timer, &timeout);
-    if (s->phase == PHASE_HANDSHAKE)
-        handshake(s);
-    else
-        update_events(s);
+    handshake(s);
 }
 
 void session_free(struct session *s)
 {
     if (!s)
         return;
-    if (s->local_ev)
-        event_free(s->local_ev);
-    if (s->remote_ev)
-        event_free(s->remote_ev);
     if (s->timer)
         event_free(s->timer);
-    sconn_close(&s->local);
-    sconn_close(&s->remote);
+    /* close_notify, one try, to a source the session has spoken TLS with */
+    netconn_goodbye(&s->remote);
+    netconn_close(&s->local);
+    netconn_close(&s->remote);
     free(s->up);
     free(s->down);
     free(s);
@@ -574,8 +516,9 @@ static void end_session(struct session *s)
 
 int session_reverify(struct session *s, SSL_CTX *ctx, char *reason, size_t reason_len)
 {
-    STACK_OF(X509) *chain = s->remote.ssl ? SSL_get_peer_cert_chain(s->remote.ssl) : NULL;
-    X509 *leaf = s->remote.ssl ? SSL_get0_peer_certificate(s->remote.ssl) : NULL;
+    SSL *ssl = netconn_ssl(&s->remote);
+    STACK_OF(X509) *chain = ssl ? SSL_get_peer_cert_chain(ssl) : NULL;
+    X509 *leaf = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
     X509_STORE_CTX *store = X509_STORE_CTX_new();
     const struct db_config *db = s->link->settings->db;
     int ok = 0;

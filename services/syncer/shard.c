@@ -5,6 +5,7 @@
 #include "netutil.h"
 
 #include <errno.h>
+#include <openssl/err.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,9 +21,8 @@
 
 struct shardctl {
     struct link *link;
-    struct sconn conn;
-    struct event *ev, *tick;
-    short events;
+    struct netconn conn; /* watched while open */
+    struct event *tick;
     enum { SHARD_CLOSED, SHARD_CONNECTING, SHARD_HANDSHAKE, SHARD_IDLE, SHARD_BUSY } phase;
     enum { ASK_INFO, ASK_REPLICAOF } asking;
     uint64_t since_ms; /* when the current connection or question began */
@@ -39,8 +39,6 @@ struct shardctl {
     long long offset;
     char error[256]; /* the last problem logged ("" when none) */
 };
-
-static void update_events(struct shardctl *shard);
 
 /* Logs a problem with the shard once (until it changes or goes away). */
 static void shard_problem(struct shardctl *shard, const char *fmt, ...)
@@ -62,11 +60,8 @@ static void shard_problem(struct shardctl *shard, const char *fmt, ...)
 
 static void disconnect(struct shardctl *shard)
 {
-    if (shard->ev)
-        event_free(shard->ev);
-    shard->ev = NULL;
-    shard->events = 0;
-    sconn_close(&shard->conn);
+    netconn_goodbye(&shard->conn);
+    netconn_close(&shard->conn);
     shard->phase = SHARD_CLOSED;
     shard->in_len = 0;
 }
@@ -185,12 +180,13 @@ static void converse(struct shardctl *shard)
         long whole;
 
         if (shard->out_done < shard->out_len) {
-            n = sconn_write(&shard->conn, shard->out + shard->out_done,
-                            shard->out_len - shard->out_done);
-            if (n == CONN_AGAIN)
+            n = netconn_write(&shard->conn, shard->out + shard->out_done,
+                              shard->out_len - shard->out_done);
+            if (n == NETCONN_AGAIN)
                 return;
             if (n < 0) {
-                shard_problem(shard, "the connection broke: %s", strerror(shard->conn.error));
+                shard_problem(shard, "the connection broke: %s",
+                              strerror(netconn_errno(&shard->conn)));
                 disconnect(shard);
                 return;
             }
@@ -215,8 +211,8 @@ static void converse(struct shardctl *shard)
             disconnect(shard);
             return;
         }
-        n = sconn_read(&shard->conn, shard->in + shard->in_len, REPLY_MAX - shard->in_len);
-        if (n == CONN_AGAIN)
+        n = netconn_read(&shard->conn, shard->in + shard->in_len, REPLY_MAX - shard->in_len);
+        if (n == NETCONN_AGAIN)
             return;
         if (n <= 0) {
             shard_problem(shard, "the connection closed");
@@ -231,19 +227,15 @@ static void step(struct shardctl *shard)
 {
     int r;
 
-    if (shard->phase == SHARD_CONNECTING) {
-        r = net_connect_result(shard->conn.fd);
-        if (r < 0) {
-            shard_problem(shard, "cannot connect: %s", strerror(-r));
-            disconnect(shard);
+    if (shard->phase == SHARD_CONNECTING || shard->phase == SHARD_HANDSHAKE) {
+        r = netconn_handshake(&shard->conn);
+        if (!netconn_is_connecting(&shard->conn))
+            shard->phase = SHARD_HANDSHAKE;
+        if (r == NETCONN_AGAIN)
             return;
-        }
-        shard->phase = SHARD_HANDSHAKE;
-    }
-    if (shard->phase == SHARD_HANDSHAKE) {
-        r = sconn_handshake(&shard->conn);
-        if (r == CONN_AGAIN) {
-            update_events(shard);
+        if (r < 0 && netconn_is_connecting(&shard->conn)) {
+            shard_problem(shard, "cannot connect: %s", strerror(netconn_errno(&shard->conn)));
+            disconnect(shard);
             return;
         }
         if (r < 0) {
@@ -258,40 +250,11 @@ static void step(struct shardctl *shard)
         ask(shard, ASK_INFO, (const char *const[]){"INFO", "replication"}, 2);
     }
     converse(shard);
-    update_events(shard);
 }
 
-static void on_socket(evutil_socket_t fd, short what, void *arg)
+static void on_socket(void *arg)
 {
-    (void)fd;
-    (void)what;
     step(arg);
-}
-
-static void update_events(struct shardctl *shard)
-{
-    short want = 0;
-
-    if (shard->phase == SHARD_CLOSED)
-        return;
-    if (shard->phase == SHARD_CONNECTING)
-        want = EV_WRITE;
-    else {
-        if (sconn_wants_read(&shard->conn) || shard->phase == SHARD_BUSY)
-            want |= EV_READ;
-        if (sconn_wants_write(&shard->conn))
-            want |= EV_WRITE;
-    }
-    if (want == shard->events)
-        return;
-    if (shard->ev)
-        event_free(shard->ev);
-    shard->ev = want ? event_new(shard->link->syncer->base, shard->conn.fd, want | EV_PERSIST,
-                                 on_socket, shard)
-                     : NULL;
-    shard->events = shard->ev ? want : 0;
-    if (shard->ev)
-        event_add(shard->ev, NULL);
 }
 
 static void connect_shard(struct shardctl *shard)
@@ -311,16 +274,15 @@ static void connect_shard(struct shardctl *shard)
         shard_problem(shard, "cannot connect: %s", strerror(-fd));
         return;
     }
-    if (shard->link->settings->shard_ctx) {
-        if (sconn_init_tls_client(&shard->conn, fd, shard->link->settings->shard_ctx) < 0) {
-            close(fd);
-            return;
-        }
-    } else {
-        sconn_init_plain(&shard->conn, fd);
+    netconn_init(&shard->conn, fd, in_progress);
+    if ((shard->link->settings->shard_ctx &&
+         netconn_start_tls(&shard->conn, shard->link->settings->shard_ctx, false) < 0) ||
+        netconn_watch(&shard->conn, shard->link->syncer->base, on_socket, shard) < 0) {
+        netconn_close(&shard->conn);
+        return;
     }
     shard->since_ms = syncer_now_ms();
-    shard->phase = in_progress ? SHARD_CONNECTING : SHARD_HANDSHAKE;
+    shard->phase = SHARD_CONNECTING;
     step(shard);
 }
 
@@ -351,7 +313,7 @@ struct shardctl *shardctl_new(struct link *link)
     if (!shard)
         return NULL;
     shard->link = link;
-    shard->conn.fd = -1;
+    netconn_init(&shard->conn, -1, false);
     shard->in = malloc(REPLY_MAX);
     shard->tick = event_new(link->syncer->base, -1, EV_PERSIST, on_tick, shard);
     if (!shard->in || !shard->tick) {
@@ -386,19 +348,28 @@ bool shardctl_known(const struct shardctl *shard, const char **ret_role, int *re
     return true;
 }
 
-/* Waits until fd is ready for events, at most RELEASE_TIMEOUT_MS. */
-static bool wait_fd(int fd, short events)
+/* Waits until the socket is ready for what conn's last call waits for, at most RELEASE_TIMEOUT_MS.
+ */
+static bool wait_ready(struct netconn *conn)
 {
-    struct pollfd p = {fd, events, 0};
+    short wants = netconn_wants(conn);
+    struct pollfd p = {netconn_fd(conn),
+                       (short)((wants & EV_READ ? POLLIN : 0) | (wants & EV_WRITE ? POLLOUT : 0)),
+                       0};
 
-    return poll(&p, 1, RELEASE_TIMEOUT_MS) == 1;
+    if (poll(&p, 1, RELEASE_TIMEOUT_MS) != 1)
+        return false;
+    /* An error or a hang-up wakes both ways: the next call finds out what it was. */
+    netconn_set_ready(conn, (short)((p.revents & (POLLIN | POLLERR | POLLHUP) ? EV_READ : 0) |
+                                    (p.revents & (POLLOUT | POLLERR | POLLHUP) ? EV_WRITE : 0)));
+    return true;
 }
 
 void shardctl_release(const struct db_config *db, SSL_CTX *shard_ctx)
 {
     static const char command[] = "*3\r\n$9\r\nREPLICAOF\r\n$2\r\nNO\r\n$3\r\nONE\r\n";
     struct net_address address;
-    struct sconn conn = {.fd = -1};
+    struct netconn conn;
     char host[256], why[256], reply[256];
     int port, in_progress = 0, fd, r = 0;
     size_t done = 0, got = 0;
@@ -409,31 +380,29 @@ void shardctl_release(const struct db_config *db, SSL_CTX *shard_ctx)
         log_warning("Replica '%s': cannot tell shard %s to stop replicating", db->name, db->shard);
         return;
     }
-    if (shard_ctx ? sconn_init_tls_client(&conn, fd, shard_ctx)
-                  : (sconn_init_plain(&conn, fd), 0)) {
-        close(fd);
+    netconn_init(&conn, fd, in_progress);
+    if (shard_ctx && netconn_start_tls(&conn, shard_ctx, false) < 0) {
+        netconn_close(&conn);
         return;
     }
     /* Rare (a replica_of removed) and local: a short wait rather than one more state machine. */
-    if (in_progress && (!wait_fd(fd, POLLOUT) || net_connect_result(fd) < 0))
-        r = -1;
-    while (r == 0 && (r = sconn_handshake(&conn)) == CONN_AGAIN)
-        r = wait_fd(fd, conn.handshake_wants_write ? POLLOUT : POLLIN) ? 0 : -1;
+    while ((r = netconn_handshake(&conn)) == NETCONN_AGAIN && wait_ready(&conn))
+        ;
     r = r == 1 ? 0 : -1;
     while (r == 0 && done < sizeof(command) - 1) {
-        ssize_t n = sconn_write(&conn, command + done, sizeof(command) - 1 - done);
+        ssize_t n = netconn_write(&conn, command + done, sizeof(command) - 1 - done);
 
         if (n > 0)
             done += (size_t)n;
-        else if (n != CONN_AGAIN || !wait_fd(fd, POLLOUT))
+        else if (n != NETCONN_AGAIN || !wait_ready(&conn))
             r = -1;
     }
     while (r == 0 && !memchr(reply, '\n', got) && got < sizeof(reply) - 1) {
-        ssize_t n = sconn_read(&conn, reply + got, sizeof(reply) - 1 - got);
+        ssize_t n = netconn_read(&conn, reply + got, sizeof(reply) - 1 - got);
 
         if (n > 0)
             got += (size_t)n;
-        else if (n != CONN_AGAIN || !wait_fd(fd, POLLIN))
+        else if (n != NETCONN_AGAIN || !wait_ready(&conn))
             r = -1;
     }
     reply[got] = '\0';
@@ -444,5 +413,7 @@ void shardctl_release(const struct db_config *db, SSL_CTX *shard_ctx)
     else
         log_warning("Replica '%s': shard %s did not confirm REPLICAOF NO ONE%s%.*s", db->name,
                     db->shard, got ? ": " : "", (int)strcspn(reply, "\r\n"), reply);
-    sconn_close(&conn);
+    netconn_goodbye(&conn);
+    netconn_close(&conn);
+    ERR_clear_error();
 }

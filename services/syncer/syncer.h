@@ -2,7 +2,7 @@
 #ifndef CERTVISOR_SYNCER_SYNCER_H
 #define CERTVISOR_SYNCER_SYNCER_H
 
-#include "conn.h"
+#include "netconn.h"
 #include "db_config.h"
 #include "replstream.h"
 #include "tls_config.h"
@@ -64,9 +64,8 @@ struct link;
 /* The local shard's connection to the syncer, and the TLS connection to the source. */
 struct session {
     struct link *link;
-    struct sconn local, remote;
-    struct event *local_ev, *remote_ev, *timer;
-    short local_events, remote_events; /* what each event waits for now */
+    struct netconn local, remote; /* watched for good: each event runs the session */
+    struct event *timer;
     enum { PHASE_WAITING, PHASE_CONNECTING, PHASE_HANDSHAKE, PHASE_OPEN } phase;
     char *up, *down; /* SYNCER_BUF_SIZE each: to the source, to the shard */
     size_t up_start, up_end, down_start, down_end;

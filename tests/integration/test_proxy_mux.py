@@ -374,6 +374,33 @@ def test_the_shard_must_be_the_host_it_is_named_by(direct, scratch, shard_pki):
         proc.wait(timeout=10)
 
 
+def test_a_blocking_client_takes_over_a_tls_shared_connection(direct, tls_shard):
+    """A client that blocks takes over its idle shared connection (mux_hand_over): over TLS to
+    the shard, the connection's TLS state must follow it to its new owner, where it used to
+    point into the freed shared connection (ASan: a use after free on the next reply)."""
+    shard_port, cert, key, ca = tls_shard
+    port = free_port()
+    started(direct, db_section(
+        "db1", port, shard_port,
+        f"shard_tls = yes\nshard_cert_file = {cert}\nshard_key_file = {key}\n"
+        f"shard_ca_file = {ca}\ntls_mode = disabled\n"))
+    blocker = redis.Redis(host="127.0.0.1", port=port, socket_timeout=15)
+    assert blocker.set("warm", "up")  # the shared connection is open, TLS done, and idle
+    popped = []
+    thread = threading.Thread(target=lambda: popped.append(blocker.blpop("tq", timeout=10)))
+    thread.start()
+    time.sleep(0.5)
+    other = redis.Redis(host="127.0.0.1", port=port, socket_timeout=15)
+    assert other.rpush("tq", "item") >= 1
+    thread.join(timeout=15)
+    assert popped == [(b"tq", b"item")]
+    # The connection it took over goes on carrying its commands, both ways, over TLS.
+    for i in range(50):
+        assert blocker.set(f"after{i}", "x" * (i * 100))
+        assert blocker.get(f"after{i}") == b"x" * (i * 100)
+    assert other.get("after49") == b"x" * 4900
+
+
 def test_the_shard_connection_follows_the_data_plane_minimum(direct, tls_shard, scratch):
     """The proxy's TLS file says 1.3 at least: a shard that speaks only 1.2 is refused."""
     shard_port, cert, key, ca = tls_shard
