@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define OFFLOAD_MAX_THREADS 8
@@ -60,11 +61,20 @@ static struct offload_job *list_take_all(struct job_list *list)
     return head;
 }
 
+/*
+ * Workers run at a lower priority than the loop (Linux's nice applies per thread): on a
+ * two-core node, two RSA-4096 key generations would otherwise hold both cores and the
+ * loop would wait its turn behind them, late for the watchdog and every answer. Failing
+ * to lower it (a seccomp filter, say) leaves the worker as it was.
+ */
+#define OFFLOAD_WORKER_NICE 10
+
 static void *worker_main(void *arg)
 {
     struct offload *offload = arg;
     uint64_t one = 1;
 
+    (void)setpriority(PRIO_PROCESS, (id_t)gettid(), OFFLOAD_WORKER_NICE);
     pthread_mutex_lock(&offload->lock);
     for (;;) {
         struct offload_job *job;
