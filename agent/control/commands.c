@@ -345,8 +345,10 @@ static void handle_status(struct agent *agent, struct control_conn *conn, json_t
         struct service **sorted = calloc(agent->supervisor->n_services + 1, sizeof(*sorted));
 
         if (sorted) {
-            memcpy(sorted, agent->supervisor->services,
-                   agent->supervisor->n_services * sizeof(*sorted));
+            /* An agent with no services has no table (NULL): memcpy must not see it. */
+            if (agent->supervisor->n_services)
+                memcpy(sorted, agent->supervisor->services,
+                       agent->supervisor->n_services * sizeof(*sorted));
             qsort(sorted, agent->supervisor->n_services, sizeof(*sorted), compare_names);
             for (size_t i = 0; i < agent->supervisor->n_services; i++) {
                 json_array_append_new(items, status_item(sorted[i]));
