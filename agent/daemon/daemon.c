@@ -23,7 +23,8 @@ static bool service_settling(const struct service *service)
            service->fsm.state == SERVICE_BACKOFF;
 }
 
-void agent_check_ready(struct agent *agent)
+/* Tells systemd once everything autostarted is up (after every scheduling pass). */
+static void agent_check_ready(struct agent *agent)
 {
     if (agent->ready_sent || agent->shutting_down)
         return;
@@ -95,18 +96,8 @@ static void finish_reload(struct agent *agent)
         agent_check_ready(agent);
 }
 
-static void reload_started(struct agent *agent)
-{
-    sdnotify_reloading(agent);
-}
-
-static void reload_finished(struct agent *agent)
-{
-    finish_reload(agent);
-}
-
 void agent_set_hooks(struct agent *agent)
 {
-    agent->hooks =
-        (struct agent_hooks){.reload_started = reload_started, .reload_finished = reload_finished};
+    agent->hooks = (struct agent_hooks){.reload_started = sdnotify_reloading,
+                                        .reload_finished = finish_reload};
 }

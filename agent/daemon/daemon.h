@@ -18,9 +18,6 @@ void agent_shutdown(struct agent *agent);
  */
 void agent_on_services_changed(void *agent);
 
-/* Tells systemd once everything autostarted is up (after every service transition). */
-void agent_check_ready(struct agent *agent);
-
 /* Sends the agent's one-line STATUS= to systemd (no-op outside systemd). */
 void agent_update_status(struct agent *agent);
 

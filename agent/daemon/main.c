@@ -303,8 +303,7 @@ static int start_agent(struct agent *agent)
     }
     log_info("certvisord %s started: %zu services, control socket %s", CERTVISOR_VERSION,
              agent->supervisor->n_services, agent->config->control_socket);
-    supervisor_schedule(agent->supervisor);
-    agent_check_ready(agent);
+    supervisor_schedule(agent->supervisor); /* its observer sends READY once all is up */
     return 0;
 }
 
