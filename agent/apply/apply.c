@@ -461,7 +461,7 @@ static void succeed(struct apply_run *run)
         if (request->answered)
             continue;
         describe_changes(request, what, sizeof(what));
-        audit_record(agent, request->who, "changed %s: applied; services %s",
+        audit_record(agent->audit, request->who, "changed %s: applied; services %s",
                      *what ? what : "nothing", services ? services : "[]");
         reply =
             json_pack("{s:i, s:O, s:O, s:s, s:O, s:i}", "exit", 0, "services", run->done_services,
@@ -471,7 +471,7 @@ static void succeed(struct apply_run *run)
             json_object_update(reply, request->summary);
         answer(request, 0, reply);
     }
-    audit_pending_clear(agent); /* audited above */
+    audit_pending_clear(agent->audit); /* audited above */
     free(services);
     finish(run);
 }
@@ -511,7 +511,8 @@ static void restore_previous(struct apply_run *run)
         }
     }
     rendered_set_write(&run->rendered, true, config_service_gid(agent->config), NULL, 0);
-    audit_pending_clear(agent); /* the previous state is back: nothing to audit at a restart */
+    audit_pending_clear(
+        agent->audit); /* the previous state is back: nothing to audit at a restart */
 }
 
 static void on_step_done(struct service *service, void *data, int result, const char *why)
@@ -520,7 +521,7 @@ static void on_step_done(struct service *service, void *data, int result, const 
 
     if (result < 0 && !run->rolling_back) {
         snprintf(run->failure, sizeof(run->failure),
-                 "service '%s' did not come back with the change: %s", service->config->name,
+                 "service '%s' did not come back with the change: %s", service_name(service),
                  why ? why : cv_strerror(result));
         log_error("Apply: %s; rolling back", run->failure);
         run->rolling_back = true;
@@ -531,9 +532,9 @@ static void on_step_done(struct service *service, void *data, int result, const 
         return;
     }
     if (!run->rolling_back) {
-        json_array_append_new(run->done_services, json_string(service->config->name));
-        if (!service_config_can_reload(service->config))
-            json_array_append_new(run->restarted_services, json_string(service->config->name));
+        json_array_append_new(run->done_services, json_string(service_name(service)));
+        if (!service_config_can_reload(service_config_of(service)))
+            json_array_append_new(run->restarted_services, json_string(service_name(service)));
         apply_hook("service");
     }
     run->current_step++;
@@ -549,8 +550,8 @@ static void on_step_done(struct service *service, void *data, int result, const 
  */
 static bool rolls_back_in_place(const struct apply_run *run, const struct service *service)
 {
-    return run->rolling_back && service->config->reload_argv &&
-           service->fsm.state == SERVICE_RUNNING;
+    return run->rolling_back && service_config_of(service)->reload_argv &&
+           service_state_of(service) == SERVICE_RUNNING;
 }
 
 /* The in-place rollback failed too: a restart is what is left to bring the old files in. */
@@ -564,7 +565,7 @@ static void on_rolled_back_in_place(struct service *service, void *data, int res
         return;
     }
     log_warning("Apply: service '%s' did not reload the restored files (%s); restarting it",
-                service->config->name, why ? why : cv_strerror(result));
+                service_name(service), why ? why : cv_strerror(result));
     service_wait(service, WAIT_READY, on_step_done, run);
     supervisor_mark_restart(run->agent->supervisor, service);
     supervisor_schedule(run->agent->supervisor);
@@ -590,21 +591,24 @@ static void step(struct apply_run *run)
     }
     while (run->current_step < run->n_steps) {
         struct service *service = run->steps[run->current_step];
+        struct service_snapshot now;
+
+        service_snapshot(service, &now);
 
         /* Starting: it may have read the old files already; once ready, it takes the change. */
-        if (!run->rolling_back && service->fsm.state == SERVICE_STARTING) {
+        if (!run->rolling_back && service_state_of(service) == SERVICE_STARTING) {
             service_wait(service, WAIT_READY, on_started, run);
             return;
         }
         /* Applying: a service that is not running takes the new files when it starts.
          * Rolling back: every service the change touched comes back, whatever state the
          * failure left it in (FATAL after a rejected reload), unless an operator stopped it. */
-        if ((!run->rolling_back && service->fsm.state != SERVICE_RUNNING) ||
-            (run->rolling_back && service->operator_stopped)) {
+        if ((!run->rolling_back && service_state_of(service) != SERVICE_RUNNING) ||
+            (run->rolling_back && now.operator_stopped)) {
             run->current_step++;
             continue;
         }
-        if (!run->rolling_back && service_config_can_reload(service->config)) {
+        if (!run->rolling_back && service_config_can_reload(service_config_of(service))) {
             service_wait(service, WAIT_RELOADED, on_step_done, run);
             service_reload(service); /* on failure, on_step_done hears why */
         } else if (rolls_back_in_place(run, service)) {
@@ -628,7 +632,8 @@ static void step(struct apply_run *run)
                                                          : "state is");
         for (size_t i = 0; i < run->n_requests; i++)
             if (!run->requests[i]->answered)
-                audit_record(run->agent, run->requests[i]->who, "changed nothing: %s", message);
+                audit_record(run->agent->audit, run->requests[i]->who, "changed nothing: %s",
+                             message);
         record_outcome(run->agent, false);
         fail_all(run, 1, "rolled_back", message);
         return;
@@ -1119,16 +1124,6 @@ static json_t *files_of_service(const struct apply_run *run, const struct servic
     return files;
 }
 
-/*
- * The settings a service runs with from its next start: a reload that changed
- * them leaves them waiting (next_config) until the restart it scheduled, and a
- * change planned meanwhile must render for those, not the ones going away.
- */
-static const struct service_config *config_in_force(const struct service *service)
-{
-    return service->next_config ? service->next_config : service->config;
-}
-
 /* What this change renders from: the new configuration's databases when it is a reload. */
 static struct render_inputs render_inputs_of(const struct apply_run *run)
 {
@@ -1154,22 +1149,27 @@ static int plan(struct apply_run *run, json_t **ret_plan, char *err, size_t err_
         n_configs = run->new_config->n_services;
     } else {
         configs = NULL;
-        n_configs = agent->supervisor->n_services;
+        n_configs = supervisor_count(agent->supervisor);
     }
-    run->steps = calloc(agent->supervisor->n_services + 1, sizeof(*run->steps));
+    run->steps = calloc(supervisor_count(agent->supervisor) + 1, sizeof(*run->steps));
     if (!run->steps || !steps) {
         json_decref(steps);
         return -ENOMEM;
     }
+    /* A service's upcoming settings, not those in force: a reload that changed them leaves them
+     * waiting until the restart it scheduled, and a change planned meanwhile renders for them. */
     for (size_t i = 0; r == 0 && i < n_configs; i++)
         r = render_files_compute(
-            &inputs, configs ? configs[i] : config_in_force(agent->supervisor->services[i]),
+            &inputs,
+            configs ? configs[i]
+                    : service_upcoming_config(supervisor_service(agent->supervisor, i)),
             &run->rendered, err, err_len);
     if (r == 0)
         r = rendered_set_validate(&run->rendered, &inputs, err, err_len);
     for (size_t i = 0; r == 0 && i < n_configs; i++) {
         const struct service_config *config =
-            configs ? configs[i] : config_in_force(agent->supervisor->services[i]);
+            configs ? configs[i]
+                    : service_upcoming_config(supervisor_service(agent->supervisor, i));
         struct service *service = supervisor_find(agent->supervisor, config->name);
 
         if (!rendered_set_changes(&run->rendered, config))
@@ -1180,8 +1180,8 @@ static int plan(struct apply_run *run, json_t **ret_plan, char *err, size_t err_
         json_array_append_new(
             steps, json_pack("{s:s, s:s, s:s, s:o}", "service", config->name, "action",
                              service_config_can_reload(config) ? "reload" : "restart", "state",
-                             service ? service_state_name(service->fsm.state) : "new", "files",
-                             files_of_service(run, config, run->dry_run)));
+                             service ? service_state_name(service_state_of(service)) : "new",
+                             "files", files_of_service(run, config, run->dry_run)));
     }
     if (r < 0) {
         json_decref(steps);
@@ -1196,11 +1196,12 @@ static void plan_config_steps(struct apply_run *run)
 {
     struct agent *agent = run->agent;
 
-    for (size_t i = 0; i < agent->supervisor->n_services; i++) {
-        struct service *service = agent->supervisor->services[i];
+    for (size_t i = 0; i < supervisor_count(agent->supervisor); i++) {
+        struct service *service = supervisor_service(agent->supervisor, i);
+        struct service_snapshot now;
 
-        if (service->remove_when_stopped || service->pending_start || service->pending_stop ||
-            !rendered_set_changes(&run->rendered, service->config))
+        service_snapshot(service, &now);
+        if (now.change_pending || !rendered_set_changes(&run->rendered, service_config_of(service)))
             continue;
         run->steps[run->n_steps++] = service;
     }
@@ -1242,20 +1243,20 @@ static void note_pending(struct apply_run *run)
         if (run->requests[i]->answered)
             continue;
         describe_changes(run->requests[i], what, sizeof(what));
-        audit_pending_change(agent, run->requests[i]->who, *what ? what : "nothing");
+        audit_pending_change(agent->audit, run->requests[i]->who, *what ? what : "nothing");
     }
     for (size_t i = 0; i < run->n_changes; i++) {
         if (run->changes[i].removed)
-            audit_pending_removal(agent, run->changes[i].name);
+            audit_pending_removal(agent->audit, run->changes[i].name);
         else if (run->changes[i].staged)
-            audit_pending_generation(agent, AUDIT_STORE_CERTS, run->changes[i].name,
+            audit_pending_generation(agent->audit, AUDIT_STORE_CERTS, run->changes[i].name,
                                      run->changes[i].generation);
     }
     for (size_t i = 0; i < run->trust.n; i++)
         if (run->trust.changes[i].staged)
-            audit_pending_generation(agent, AUDIT_STORE_TRUST, run->trust.changes[i].list,
+            audit_pending_generation(agent->audit, AUDIT_STORE_TRUST, run->trust.changes[i].list,
                                      run->trust.changes[i].generation);
-    audit_pending_write(agent);
+    audit_pending_write(agent->audit);
 }
 
 static int commit_change(struct apply_run *run, char *err, size_t err_len)
@@ -1284,7 +1285,7 @@ static int commit_change(struct apply_run *run, char *err, size_t err_len)
     }
     if (r < 0)
         return r;
-    audit_pending_committed(agent);
+    audit_pending_committed(agent->audit);
     apply_hook("committed");
     r = rendered_set_write(&run->rendered, false, config_service_gid(agent->config), err, err_len);
     if (r < 0)

@@ -41,13 +41,6 @@ struct audit_ring {
     size_t pending_len;
 };
 
-static struct audit_ring *ring_of(struct agent *agent)
-{
-    if (!agent->audit)
-        agent->audit = calloc(1, sizeof(*agent->audit));
-    return agent->audit;
-}
-
 /* Keeps an entry in the ring; takes message. */
 static void ring_add(struct audit_ring *ring, time_t when, const char *who, char *message)
 {
@@ -134,9 +127,8 @@ static void request_sync(struct audit_ring *ring)
 
 /* --- recording --- */
 
-static void record(struct agent *agent, time_t when, const char *who, char *message)
+static void record(struct audit_ring *ring, time_t when, const char *who, char *message)
 {
-    struct audit_ring *ring = ring_of(agent);
     int r;
 
     log_notice("audit: %s %s", who, message ? message : "(out of memory)");
@@ -157,7 +149,7 @@ static void record(struct agent *agent, time_t when, const char *who, char *mess
     ring_add(ring, when, who, message);
 }
 
-void audit_record(struct agent *agent, const char *who, const char *fmt, ...)
+void audit_record(struct audit_ring *ring, const char *who, const char *fmt, ...)
 {
     char *message = NULL;
     va_list ap;
@@ -166,12 +158,11 @@ void audit_record(struct agent *agent, const char *who, const char *fmt, ...)
     if (vasprintf(&message, fmt, ap) < 0)
         message = NULL;
     va_end(ap);
-    record(agent, time(NULL), who, message);
+    record(ring, time(NULL), who, message);
 }
 
-json_t *audit_recent(const struct agent *agent, size_t limit)
+json_t *audit_recent(const struct audit_ring *ring, size_t limit)
 {
-    const struct audit_ring *ring = agent->audit;
     json_t *list = json_array();
 
     for (size_t i = 0; ring && i < ring->count && i < limit; i++) {
@@ -183,10 +174,8 @@ json_t *audit_recent(const struct agent *agent, size_t limit)
     return list;
 }
 
-void audit_free(struct agent *agent)
+void audit_free(struct audit_ring *ring)
 {
-    struct audit_ring *ring = agent->audit;
-
     if (!ring)
         return;
     for (size_t i = 0; i < AUDIT_RING_SIZE; i++) {
@@ -197,7 +186,6 @@ void audit_free(struct agent *agent)
     free(ring->state_dir);
     free(ring->pending);
     free(ring);
-    agent->audit = NULL;
 }
 
 /* --- the change under way --- */
@@ -228,9 +216,8 @@ static void pending_append(struct audit_ring *ring, const char *fmt, ...)
         ring->pending[ring->pending_len] = '\0';
 }
 
-void audit_pending_change(struct agent *agent, const char *who, const char *what)
+void audit_pending_change(struct audit_ring *ring, const char *who, const char *what)
 {
-    struct audit_ring *ring = ring_of(agent);
     char line[AUDIT_FILE_LINE_MAX];
 
     if (!ring)
@@ -239,20 +226,16 @@ void audit_pending_change(struct agent *agent, const char *who, const char *what
     pending_append(ring, "change\t%s", line);
 }
 
-void audit_pending_generation(struct agent *agent, enum audit_store store, const char *name,
+void audit_pending_generation(struct audit_ring *ring, enum audit_store store, const char *name,
                               unsigned generation)
 {
-    struct audit_ring *ring = ring_of(agent);
-
     if (ring)
         pending_append(ring, "generation\t%s\t%s\t%u\n",
                        store == AUDIT_STORE_TRUST ? "trust" : "certs", name, generation);
 }
 
-void audit_pending_removal(struct agent *agent, const char *name)
+void audit_pending_removal(struct audit_ring *ring, const char *name)
 {
-    struct audit_ring *ring = ring_of(agent);
-
     if (ring)
         pending_append(ring, "removal\tcerts\t%s\n", name);
 }
@@ -282,9 +265,8 @@ static int pending_write_text(struct audit_ring *ring, const char *text, size_t 
     return r;
 }
 
-void audit_pending_write(struct agent *agent)
+void audit_pending_write(struct audit_ring *ring)
 {
-    struct audit_ring *ring = agent->audit;
     int r;
 
     if (!ring)
@@ -301,18 +283,16 @@ void audit_pending_write(struct agent *agent)
     ring->pending_len = 0;
 }
 
-void audit_pending_committed(struct agent *agent)
+void audit_pending_committed(struct audit_ring *ring)
 {
-    struct audit_ring *ring = agent->audit;
     static const char mark[] = "committed\n";
 
     if (ring && ring->state_dir)
         pending_write_text(ring, mark, sizeof(mark) - 1, O_APPEND, false);
 }
 
-void audit_pending_clear(struct agent *agent)
+void audit_pending_clear(struct audit_ring *ring)
 {
-    struct audit_ring *ring = agent->audit;
     char path[PATH_MAX];
 
     if (!ring || !ring->state_dir)
@@ -342,18 +322,16 @@ struct interrupted {
     bool committed;
 };
 
-static bool generation_current(struct agent *agent, const char *store, const char *name,
+static bool generation_current(const struct certs *certs, const char *store, const char *name,
                                unsigned generation)
 {
-    struct certstore *s = !agent->certs                 ? NULL
-                          : strcmp(store, "trust") == 0 ? agent->certs->trust
-                                                        : agent->certs->store;
+    struct certstore *s = !certs ? NULL : strcmp(store, "trust") == 0 ? certs->trust : certs->store;
     unsigned current;
 
     return s && certstore_current(s, name, &current) == 0 && current == generation;
 }
 
-static void parse_pending_line(struct agent *agent, char *line, struct interrupted *what)
+static void parse_pending_line(const struct certs *certs, char *line, struct interrupted *what)
 {
     char store[16], name[128];
     unsigned generation, current;
@@ -363,11 +341,10 @@ static void parse_pending_line(struct agent *agent, char *line, struct interrupt
             what->changes[what->n_changes++] = strdup(line + 7);
     } else if (sscanf(line, "generation\t%15s\t%127s\t%u", store, name, &generation) == 3) {
         what->n_refs++;
-        what->n_in_effect += generation_current(agent, store, name, generation);
+        what->n_in_effect += generation_current(certs, store, name, generation);
     } else if (sscanf(line, "removal\t%15s\t%127s", store, name) == 2) {
         what->n_refs++;
-        what->n_in_effect +=
-            agent->certs && certstore_current(agent->certs->store, name, &current) == -ENOENT;
+        what->n_in_effect += certs && certstore_current(certs->store, name, &current) == -ENOENT;
     } else if (strcmp(line, "committed") == 0) {
         what->committed = true;
     }
@@ -389,7 +366,7 @@ static bool already_audited(const struct audit_ring *ring, const char *who, cons
     return false;
 }
 
-static void audit_interrupted(struct agent *agent, struct interrupted *what)
+static void audit_interrupted(struct audit_ring *ring, struct interrupted *what)
 {
     /* Every generation of one commit switches together (the journal rolls a half-made one
      * forward), so one current generation means the whole change is in force. */
@@ -405,15 +382,15 @@ static void audit_interrupted(struct agent *agent, struct interrupted *what)
             continue;
         if (!in_effect)
             log_info("A change of %s was interrupted before it took effect: %s", who, message);
-        else if (!already_audited(agent->audit, who, message))
-            audit_record(agent, who,
+        else if (!already_audited(ring, who, message))
+            audit_record(ring, who,
                          "changed %s: interrupted when the agent stopped; in force after the "
                          "restart (completed at start-up)",
                          message);
     }
 }
 
-static void recover_pending(struct agent *agent)
+static void recover_pending(struct audit_ring *ring, const struct certs *certs)
 {
     struct interrupted what = {0};
     char path[PATH_MAX], *line = NULL;
@@ -421,43 +398,47 @@ static void recover_pending(struct agent *agent)
     ssize_t len;
     FILE *f;
 
-    pending_path(agent->audit, path, sizeof(path));
+    pending_path(ring, path, sizeof(path));
     f = fopen(path, "re");
     if (!f)
         return;
     while ((len = getline(&line, &cap, f)) >= 0) {
         if (len > 0 && line[len - 1] == '\n')
             line[len - 1] = '\0';
-        parse_pending_line(agent, line, &what);
+        parse_pending_line(certs, line, &what);
     }
     free(line);
     fclose(f);
-    audit_interrupted(agent, &what);
+    audit_interrupted(ring, &what);
     for (size_t i = 0; i < what.n_changes; i++)
         free(what.changes[i]);
-    audit_pending_clear(agent);
+    audit_pending_clear(ring);
 }
 
-int audit_start(struct agent *agent, char *err, size_t err_len)
+int audit_open(const char *state_dir, const struct certs *certs, struct offload *offload,
+               struct audit_ring **ret_ring, char *err, size_t err_len)
 {
-    struct audit_ring *ring = ring_of(agent);
+    struct audit_ring *ring = calloc(1, sizeof(*ring));
     char path[PATH_MAX];
     int r;
 
-    if (!ring || !(ring->state_dir = strdup(agent->config->state_dir))) {
+    if (!ring || !(ring->state_dir = strdup(state_dir))) {
+        free(ring);
         snprintf(err, err_len, "out of memory");
         return -ENOMEM;
     }
-    ring->offload = agent->offload;
+    ring->offload = offload;
     snprintf(path, sizeof(path), "%s/" AUDIT_LOG_NAME, ring->state_dir);
     r = audit_file_read(path, AUDIT_LOG_KEPT, load_entry, ring);
-    if (r < 0) {
+    if (r < 0)
         snprintf(err, err_len, "cannot read the audit log %s: %s", path, strerror(-r));
+    else
+        r = audit_file_open(path, AUDIT_LOG_MAX_BYTES, AUDIT_LOG_KEPT, &ring->file, err, err_len);
+    if (r < 0) {
+        audit_free(ring);
         return r;
     }
-    r = audit_file_open(path, AUDIT_LOG_MAX_BYTES, AUDIT_LOG_KEPT, &ring->file, err, err_len);
-    if (r < 0)
-        return r;
-    recover_pending(agent);
+    recover_pending(ring, certs);
+    *ret_ring = ring;
     return 0;
 }

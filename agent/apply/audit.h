@@ -3,10 +3,13 @@
 #ifndef CERTVISOR_AUDIT_H
 #define CERTVISOR_AUDIT_H
 
-#include "agent.h"
-
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
+
+struct audit_ring;
+struct certs;
+struct offload;
 
 /* How many entries the ring keeps for `audit` (the files keep more). */
 #define AUDIT_RING_SIZE 500
@@ -23,25 +26,28 @@
 /*
  * Opens state_dir/audit.log and fills the ring from the files, so that
  * `audit` answers across restarts; then records the change an agent stop
- * interrupted (see audit_pending_write()), if it took effect. Call once at
- * start-up, after the certificate stores were opened and recovered
- * (certs_open(), which completes a half-made commit). Returns 0, or a
- * negative errno with a message.
+ * interrupted (see audit_pending_write()), if it took effect, which it reads
+ * in certs (may be NULL). Call once at start-up, after the certificate stores
+ * were opened and recovered (certs_open(), which completes a half-made
+ * commit). The log's fsyncs run on offload (may be NULL: the kernel's
+ * writeback then syncs). Returns 0, or a negative errno with a message.
  */
-int audit_start(struct agent *agent, char *err, size_t err_len);
+int audit_open(const char *state_dir, const struct certs *certs, struct offload *offload,
+               struct audit_ring **ret_ring, char *err, size_t err_len);
 
 /*
  * Logs "audit: <who> <message>" at notice level, appends it to the audit log
  * (one write() with O_APPEND; the fsync runs on the offload worker) and keeps
- * it with its time in the ring. Never give it key material.
+ * it with its time in the ring. Never give it key material. With no ring
+ * (NULL: not opened yet), the agent's log alone has it.
  */
-void audit_record(struct agent *agent, const char *who, const char *fmt, ...)
+void audit_record(struct audit_ring *ring, const char *who, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* The newest entries first, at most limit: [{"time": epoch, "who", "message"}, ...]. */
-json_t *audit_recent(const struct agent *agent, size_t limit);
+json_t *audit_recent(const struct audit_ring *ring, size_t limit);
 
-void audit_free(struct agent *agent);
+void audit_free(struct audit_ring *ring);
 
 /*
  * A change that is committed but not yet finished (services still to reload)
@@ -57,7 +63,7 @@ void audit_free(struct agent *agent);
  *                                generations: the policy)
  *   audit_pending_clear()        once the outcome is audited or put back
  *
- * At start-up, audit_start() audits each request of a file left behind as
+ * At start-up, audit_open() audits each request of a file left behind as
  * "changed <what>: interrupted ...; in force after the restart" under the
  * requester's name when the change took effect: a listed generation is
  * current (also one that the commit journal rolled forward), a removed
@@ -65,12 +71,12 @@ void audit_free(struct agent *agent);
  */
 enum audit_store { AUDIT_STORE_CERTS, AUDIT_STORE_TRUST };
 
-void audit_pending_change(struct agent *agent, const char *who, const char *what);
-void audit_pending_generation(struct agent *agent, enum audit_store store, const char *name,
+void audit_pending_change(struct audit_ring *ring, const char *who, const char *what);
+void audit_pending_generation(struct audit_ring *ring, enum audit_store store, const char *name,
                               unsigned generation);
-void audit_pending_removal(struct agent *agent, const char *name);
-void audit_pending_write(struct agent *agent);
-void audit_pending_committed(struct agent *agent);
-void audit_pending_clear(struct agent *agent);
+void audit_pending_removal(struct audit_ring *ring, const char *name);
+void audit_pending_write(struct audit_ring *ring);
+void audit_pending_committed(struct audit_ring *ring);
+void audit_pending_clear(struct audit_ring *ring);
 
 #endif

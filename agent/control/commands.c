@@ -90,7 +90,7 @@ static void on_goal(struct service *service, void *data, int result, const char 
     json_t *item = json_array_get(op->items, part->index);
     static const char *const done_words[] = {"started", "stopped", "started", "reloaded"};
 
-    log_debug("Operation on '%s': %s", service->config->name, result < 0 ? why : "done");
+    log_debug("Operation on '%s': %s", service_name(service), result < 0 ? why : "done");
     if (result < 0) {
         json_object_set_new(item, "error", json_string(why ? why : cv_strerror(result)));
         worsen(&op->exit_status, EXIT_FAILED);
@@ -112,15 +112,17 @@ static int collect_services(struct agent *agent, json_t *args, enum op_verb verb
     struct service **services;
 
     if (n == 1 && strcmp(json_string_value(json_array_get(args, 0)) ?: "", "all") == 0) {
-        services = calloc(agent->supervisor->n_services + 1, sizeof(*services));
+        services = calloc(supervisor_count(agent->supervisor) + 1, sizeof(*services));
         if (!services)
             return -ENOMEM;
         /* 'all' names what the verb applies to: stop what is up, start what is not. */
-        for (size_t i = 0; i < agent->supervisor->n_services; i++) {
-            struct service *service = agent->supervisor->services[i];
+        for (size_t i = 0; i < supervisor_count(agent->supervisor); i++) {
+            struct service *service = supervisor_service(agent->supervisor, i);
+            struct service_snapshot now;
 
-            if (service->remove_when_stopped || (verb == OP_STOP && !is_up(service)) ||
-                (verb == OP_START && service->fsm.state == SERVICE_RUNNING))
+            service_snapshot(service, &now);
+            if (now.removing || (verb == OP_STOP && !is_up(service)) ||
+                (verb == OP_START && service_state_of(service) == SERVICE_RUNNING))
                 continue;
             services[count++] = service;
         }
@@ -150,14 +152,15 @@ static int collect_services(struct agent *agent, json_t *args, enum op_verb verb
 
 static bool is_up(const struct service *service)
 {
-    return service_state_active(service->fsm.state) || service->fsm.state == SERVICE_BACKOFF;
+    return service_state_active(service_state_of(service)) ||
+           service_state_of(service) == SERVICE_BACKOFF;
 }
 
 /* Registers the goal, or records why there is nothing to wait for. Returns true if waiting. */
 static bool begin_part(struct agent *agent, struct op *op, struct service *service,
                        enum op_verb verb)
 {
-    json_t *item = json_pack("{s:s}", "name", service->config->name);
+    json_t *item = json_pack("{s:s}", "name", service_name(service));
     struct op_part *part = calloc(1, sizeof(*part));
     enum wait_goal goal = verb == OP_STOP ? WAIT_STOPPED : WAIT_READY;
 
@@ -168,26 +171,29 @@ static bool begin_part(struct agent *agent, struct op *op, struct service *servi
         return false;
     }
     *part = (struct op_part){op, json_array_size(op->items) - 1, verb, is_up(service)};
-    if (verb == OP_START && service->fsm.state == SERVICE_RUNNING) {
+    if (verb == OP_START && service_state_of(service) == SERVICE_RUNNING) {
         json_object_set_new(item, "error", json_string("already started"));
         worsen(&op->exit_status, EXIT_FAILED);
         free(part);
         return false;
     }
-    if (verb == OP_STOP && !is_up(service) && !service->pending_start) {
+    struct service_snapshot now;
+
+    service_snapshot(service, &now);
+    if (verb == OP_STOP && !is_up(service) && !now.start_pending) {
         json_object_set_new(item, "error", json_string("not running"));
         worsen(&op->exit_status, EXIT_FAILED);
         free(part);
         return false;
     }
     if (verb == OP_RELOAD) {
-        if (service->fsm.state != SERVICE_RUNNING) {
+        if (service_state_of(service) != SERVICE_RUNNING) {
             json_object_set_new(item, "error", json_string("not running"));
             worsen(&op->exit_status, EXIT_FAILED);
             free(part);
             return false;
         }
-        if (!service_config_can_reload(service->config)) {
+        if (!service_config_can_reload(service_config_of(service))) {
             /* No reload support: a restart stands in, as the configuration says. */
             json_object_set_new(item, "restarted", json_true());
             part->verb = OP_RESTART;
@@ -246,7 +252,7 @@ static void run_operation(struct agent *agent, struct control_conn *conn, json_t
             supervisor_mark_restart(agent->supervisor, service);
             break;
         case OP_RELOAD:
-            if (!service_config_can_reload(service->config))
+            if (!service_config_can_reload(service_config_of(service)))
                 supervisor_mark_restart(agent->supervisor, service);
             else
                 service_reload(service); /* on failure, the waiter has heard why */
@@ -316,20 +322,14 @@ static void handle_reload(struct agent *agent, struct control_conn *conn, json_t
 static json_t *status_item(const struct service *service)
 {
     char description[512];
+    struct service_snapshot now;
 
+    service_snapshot(service, &now);
     service_describe(service, description, sizeof(description));
-    return json_pack("{s:s, s:s, s:s, s:i, s:I, s:s, s:s, s:b}", "name", service->config->name,
-                     "state", service_state_name(service->fsm.state), "description", description,
-                     "pid", (int)service->pid, "restarts", (json_int_t)service->restarts,
-                     "status_text", service->status_text, "reason", service->reason, "autostart",
-                     service->config->autostart);
-}
-
-static int compare_names(const void *a, const void *b)
-{
-    const struct service *const *x = a, *const *y = b;
-
-    return strcmp((*x)->config->name, (*y)->config->name);
+    return json_pack("{s:s, s:s, s:s, s:i, s:I, s:s, s:s, s:b}", "name", now.name, "state",
+                     service_state_name(now.state), "description", description, "pid", (int)now.pid,
+                     "restarts", (json_int_t)now.restarts, "status_text", now.status_text, "reason",
+                     now.reason, "autostart", now.config->autostart);
 }
 
 static void handle_status(struct agent *agent, struct control_conn *conn, json_t *args,
@@ -342,17 +342,12 @@ static void handle_status(struct agent *agent, struct control_conn *conn, json_t
     if (json_array_size(args) == 0 ||
         (json_array_size(args) == 1 &&
          strcmp(json_string_value(json_array_get(args, 0)) ?: "", "all") == 0)) {
-        struct service **sorted = calloc(agent->supervisor->n_services + 1, sizeof(*sorted));
+        struct service **sorted = supervisor_by_name(agent->supervisor);
 
         if (sorted) {
-            /* An agent with no services has no table (NULL): memcpy must not see it. */
-            if (agent->supervisor->n_services)
-                memcpy(sorted, agent->supervisor->services,
-                       agent->supervisor->n_services * sizeof(*sorted));
-            qsort(sorted, agent->supervisor->n_services, sizeof(*sorted), compare_names);
-            for (size_t i = 0; i < agent->supervisor->n_services; i++) {
+            for (size_t i = 0; i < supervisor_count(agent->supervisor); i++) {
                 json_array_append_new(items, status_item(sorted[i]));
-                if (sorted[i]->fsm.state != SERVICE_RUNNING)
+                if (service_state_of(sorted[i]) != SERVICE_RUNNING)
                     worsen(&exit_status, EXIT_NOT_RUNNING);
             }
             free(sorted);
@@ -369,7 +364,7 @@ static void handle_status(struct agent *agent, struct control_conn *conn, json_t
                 continue;
             }
             json_array_append_new(items, status_item(service));
-            if (service->fsm.state != SERVICE_RUNNING)
+            if (service_state_of(service) != SERVICE_RUNNING)
                 worsen(&exit_status, EXIT_NOT_RUNNING);
         }
     }
@@ -390,10 +385,11 @@ static void handle_pid(struct agent *agent, struct control_conn *conn, json_t *a
     items = json_array();
     if (json_array_size(args) == 1 &&
         strcmp(json_string_value(json_array_get(args, 0)) ?: "", "all") == 0) {
-        for (size_t i = 0; i < agent->supervisor->n_services; i++)
+        for (size_t i = 0; i < supervisor_count(agent->supervisor); i++)
             json_array_append_new(
-                items, json_pack("{s:s, s:i}", "name", agent->supervisor->services[i]->config->name,
-                                 "pid", (int)agent->supervisor->services[i]->pid));
+                items, json_pack("{s:s, s:i}", "name",
+                                 service_name(supervisor_service(agent->supervisor, i)), "pid",
+                                 (int)service_pid(supervisor_service(agent->supervisor, i))));
     } else {
         for (size_t i = 0; i < json_array_size(args); i++) {
             const char *name = json_string_value(json_array_get(args, i));
@@ -405,7 +401,7 @@ static void handle_pid(struct agent *agent, struct control_conn *conn, json_t *a
                 worsen(&exit_status, EXIT_UNKNOWN);
             } else {
                 json_array_append_new(
-                    items, json_pack("{s:s, s:i}", "name", name, "pid", (int)service->pid));
+                    items, json_pack("{s:s, s:i}", "name", name, "pid", (int)service_pid(service)));
             }
         }
     }
@@ -419,17 +415,19 @@ static void handle_avail(struct agent *agent, struct control_conn *conn, json_t 
 
     (void)args;
     (void)options;
-    for (size_t i = 0; i < agent->supervisor->n_services; i++) {
-        const struct service_config *config = agent->supervisor->services[i]->config;
+    for (size_t i = 0; i < supervisor_count(agent->supervisor); i++) {
+        struct service_snapshot now;
+        const struct service_config *config;
         json_t *after = json_array();
 
+        service_snapshot(supervisor_service(agent->supervisor, i), &now);
+        config = now.config;
         for (size_t d = 0; d < config->n_after; d++)
             json_array_append_new(after, json_string(config->after[d]));
-        json_array_append_new(
-            items, json_pack("{s:s, s:b, s:b, s:o, s:s, s:i}", "name", config->name, "autostart",
-                             config->autostart, "removing",
-                             agent->supervisor->services[i]->remove_when_stopped, "after", after,
-                             "file", config->source_file, "line", config->source_line));
+        json_array_append_new(items, json_pack("{s:s, s:b, s:b, s:o, s:s, s:i}", "name",
+                                               config->name, "autostart", config->autostart,
+                                               "removing", now.removing, "after", after, "file",
+                                               config->source_file, "line", config->source_line));
     }
     control_reply(conn, json_pack("{s:i, s:o}", "exit", EXIT_OK, "items", items));
 }
@@ -478,7 +476,7 @@ static void follow_abandon(void *data)
     struct service *service = supervisor_find(follow->agent->supervisor, follow->name);
 
     if (service)
-        output_unfollow(service->output, follow_line, follow);
+        output_unfollow(service_output(service), follow_line, follow);
     free(follow->name);
     free(follow);
 }
@@ -512,14 +510,14 @@ static void handle_tail(struct agent *agent, struct control_conn *conn, json_t *
         }
         stream = strcmp(stream_word, "stderr") == 0 ? OUTPUT_STDERR : OUTPUT_STDOUT;
     }
-    output_tail(service->output, lines, stream, send_line, conn);
+    output_tail(service_output(service), lines, stream, send_line, conn);
     if (!json_is_true(json_object_get(options, "follow"))) {
         control_reply(conn, json_pack("{s:i}", "exit", EXIT_OK));
         return;
     }
     follow = calloc(1, sizeof(*follow));
     if (!follow || !(follow->name = strdup(name)) ||
-        output_follow(service->output, stream, follow_line, follow) < 0) {
+        output_follow(service_output(service), stream, follow_line, follow) < 0) {
         if (follow)
             free(follow->name);
         free(follow);

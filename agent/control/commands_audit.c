@@ -15,6 +15,6 @@ void handle_audit(struct agent *agent, struct control_conn *conn, json_t *args, 
         control_reply_error(conn, 2, "usage: audit [-n <entries>] (1 to %d)", AUDIT_RING_SIZE);
         return;
     }
-    control_reply(conn,
-                  json_pack("{s:i, s:o}", "exit", 0, "items", audit_recent(agent, (size_t)n)));
+    control_reply(
+        conn, json_pack("{s:i, s:o}", "exit", 0, "items", audit_recent(agent->audit, (size_t)n)));
 }

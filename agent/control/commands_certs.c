@@ -24,8 +24,9 @@ static json_t *users_of(const struct agent *agent, const char *name)
 {
     json_t *users = json_array();
 
-    for (size_t i = 0; i < agent->supervisor->n_services; i++) {
-        const struct service_config *config = agent->supervisor->services[i]->config;
+    for (size_t i = 0; i < supervisor_count(agent->supervisor); i++) {
+        const struct service_config *config =
+            service_config_of(supervisor_service(agent->supervisor, i));
 
         for (size_t t = 0; t < config->n_tls; t++) {
             /* mtls_trusted_ca is in use where certificate sign-in renders it. */
@@ -287,7 +288,8 @@ static void on_csr_made(void *data, bool cancelled)
         return;
     }
     if (job->result == 0)
-        audit_record(job->agent, job->who, "made a new pending key and CSR for '%s'", job->name);
+        audit_record(job->agent->audit, job->who, "made a new pending key and CSR for '%s'",
+                     job->name);
     if (job->conn && job->result < 0)
         control_reply_error(job->conn, 1, "cannot make a CSR for '%s': %s", job->name,
                             job->message);

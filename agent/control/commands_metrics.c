@@ -107,36 +107,28 @@ static json_t *certificates(struct agent *agent, time_t now)
 
 static json_t *service_item(const struct service *service)
 {
-    bool running = service->fsm.state == SERVICE_RUNNING;
-    json_int_t uptime =
-        running ? (json_int_t)((monotonic_usec() - service->ready_at_usec) / 1000000u) : 0;
-    json_t *item = json_pack("{s:s, s:s, s:i, s:I, s:I}", "name", service->config->name, "state",
-                             service_state_name(service->fsm.state), "pid", (int)service->pid,
-                             "uptime_seconds", uptime, "restarts", (json_int_t)service->restarts);
+    struct service_snapshot now;
+    json_t *item;
 
-    if (item && service->stats)
-        json_object_set(item, "stats", service->stats);
+    service_snapshot(service, &now);
+    item =
+        json_pack("{s:s, s:s, s:i, s:I, s:I}", "name", now.name, "state",
+                  service_state_name(now.state), "pid", (int)now.pid, "uptime_seconds",
+                  (json_int_t)(now.uptime_usec / 1000000u), "restarts", (json_int_t)now.restarts);
+    if (item && now.stats)
+        json_object_set(item, "stats", now.stats);
     return item;
-}
-
-static int compare_names(const void *a, const void *b)
-{
-    const struct service *const *x = a, *const *y = b;
-
-    return strcmp((*x)->config->name, (*y)->config->name);
 }
 
 /* By name, so that the exporter's output is stable whatever the dependency order. */
 static json_t *services(struct agent *agent)
 {
-    struct service **sorted = calloc(agent->supervisor->n_services + 1, sizeof(*sorted));
+    struct service **sorted = supervisor_by_name(agent->supervisor);
     json_t *items = json_array();
 
     if (!sorted)
         return items;
-    memcpy(sorted, agent->supervisor->services, agent->supervisor->n_services * sizeof(*sorted));
-    qsort(sorted, agent->supervisor->n_services, sizeof(*sorted), compare_names);
-    for (size_t i = 0; i < agent->supervisor->n_services; i++)
+    for (size_t i = 0; i < supervisor_count(agent->supervisor); i++)
         json_array_append_new(items, service_item(sorted[i]));
     free(sorted);
     return items;

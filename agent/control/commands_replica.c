@@ -193,13 +193,15 @@ void handle_replica_trust_list(struct agent *agent, struct control_conn *conn, j
 static json_t *reported(const struct agent *agent, const char *key, const char *name,
                         const char **ret_service)
 {
-    for (size_t i = 0; i < agent->supervisor->n_services; i++) {
-        const struct service *service = agent->supervisor->services[i];
-        json_t *found = json_object_get(json_object_get(service->stats, key), name);
+    for (size_t i = 0; i < supervisor_count(agent->supervisor); i++) {
+        struct service_snapshot now;
+        json_t *found;
 
+        service_snapshot(supervisor_service(agent->supervisor, i), &now);
+        found = json_object_get(json_object_get(now.stats, key), name);
         if (json_is_object(found)) {
             if (ret_service)
-                *ret_service = service->config->name;
+                *ret_service = now.name;
             return found;
         }
     }

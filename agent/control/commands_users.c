@@ -82,7 +82,7 @@ static void conclude_user_change(struct user_change *change)
             control_reply_error(change->conn, r == CV_EUSAGE ? 2 : r == -ENOENT ? 4 : 1, "%s", err);
         return;
     }
-    audit_record(agent, change->who, "%s REST user '%s' (role %s%s)",
+    audit_record(agent->audit, change->who, "%s REST user '%s' (role %s%s)",
                  change->replace ? "changed the password of" : "added", change->name,
                  user_role_name(change->role),
                  change->subject
@@ -205,10 +205,10 @@ void handle_user_subject(struct agent *agent, struct control_conn *conn, json_t 
     users_subject(agent->users, name, &canonical);
     control_peer_describe(control_conn_peer(conn), who, sizeof(who));
     if (canonical)
-        audit_record(agent, who, "set the certificate subject of REST user '%s' to \"%s\"", name,
-                     canonical);
+        audit_record(agent->audit, who, "set the certificate subject of REST user '%s' to \"%s\"",
+                     name, canonical);
     else
-        audit_record(agent, who, "cleared the certificate subject of REST user '%s'", name);
+        audit_record(agent->audit, who, "cleared the certificate subject of REST user '%s'", name);
     free(canonical);
     control_reply(conn, user_reply(agent, name, role));
 }
@@ -242,6 +242,6 @@ void handle_user_delete(struct agent *agent, struct control_conn *conn, json_t *
         return;
     }
     control_peer_describe(control_conn_peer(conn), who, sizeof(who));
-    audit_record(agent, who, "deleted REST user '%s'", name);
+    audit_record(agent->audit, who, "deleted REST user '%s'", name);
     control_reply(conn, json_pack("{s:i, s:s}", "exit", 0, "name", name));
 }

@@ -299,8 +299,8 @@ static void run_command(struct control_conn *conn, json_t *request);
 /* True when pid is the main process of a supervised service (the REST API, the console...). */
 static bool peer_is_service(const struct agent *agent, pid_t pid)
 {
-    for (size_t i = 0; pid > 0 && i < agent->supervisor->n_services; i++)
-        if (agent->supervisor->services[i]->pid == pid)
+    for (size_t i = 0; pid > 0 && i < supervisor_count(agent->supervisor); i++)
+        if (service_pid(supervisor_service(agent->supervisor, i)) == pid)
             return true;
     return false;
 }
@@ -524,13 +524,13 @@ static void start_sign_in(struct control_conn *conn, json_t *request, json_t *as
  */
 static bool peer_is_certificate_auth_service(const struct agent *agent, pid_t pid)
 {
-    for (size_t i = 0; pid > 0 && i < agent->supervisor->n_services; i++) {
-        const struct service *service = agent->supervisor->services[i];
+    for (size_t i = 0; pid > 0 && i < supervisor_count(agent->supervisor); i++) {
+        const struct service *service = supervisor_service(agent->supervisor, i);
 
-        if (service->pid != pid)
+        if (service_pid(service) != pid)
             continue;
-        for (size_t t = 0; t < service->config->n_tls; t++)
-            if (service->config->tls[t].certificate_auth)
+        for (size_t t = 0; t < service_config_of(service)->n_tls; t++)
+            if (service_config_of(service)->tls[t].certificate_auth)
                 return true;
     }
     return false;

@@ -19,8 +19,10 @@
 
 static bool service_settling(const struct service *service)
 {
-    return service->pending_start || service->fsm.state == SERVICE_STARTING ||
-           service->fsm.state == SERVICE_BACKOFF;
+    struct service_snapshot now;
+
+    service_snapshot(service, &now);
+    return now.start_pending || now.state == SERVICE_STARTING || now.state == SERVICE_BACKOFF;
 }
 
 /* Tells systemd once everything autostarted is up (after every scheduling pass). */
@@ -28,8 +30,8 @@ static void agent_check_ready(struct agent *agent)
 {
     if (agent->ready_sent || agent->shutting_down)
         return;
-    for (size_t i = 0; i < agent->supervisor->n_services; i++)
-        if (service_settling(agent->supervisor->services[i]))
+    for (size_t i = 0; i < supervisor_count(agent->supervisor); i++)
+        if (service_settling(supervisor_service(agent->supervisor, i)))
             return;
     agent->ready_sent = true;
     agent_update_status(agent);
@@ -44,17 +46,17 @@ void agent_update_status(struct agent *agent)
 
     if (!agent->under_systemd)
         return;
-    for (size_t i = 0; i < agent->supervisor->n_services; i++) {
-        const struct service *service = agent->supervisor->services[i];
+    for (size_t i = 0; i < supervisor_count(agent->supervisor); i++) {
+        const struct service *service = supervisor_service(agent->supervisor, i);
 
-        if (service->fsm.state == SERVICE_RUNNING) {
+        if (service_state_of(service) == SERVICE_RUNNING) {
             running++;
-        } else if (service->fsm.state == SERVICE_FATAL) {
+        } else if (service_state_of(service) == SERVICE_FATAL) {
             size_t used = strlen(failed_names);
 
             failed++;
             snprintf(failed_names + used, sizeof(failed_names) - used, "%s%s", used ? ", " : "",
-                     service->config->name);
+                     service_name(service));
         } else {
             other++;
         }

@@ -187,9 +187,7 @@ static void reap_everything(void)
 
 static void agent_free(struct agent *agent)
 {
-    if (agent->supervisor)
-        supervisor_clear(agent->supervisor);
-    free(agent->supervisor);
+    supervisor_free(agent->supervisor);
     control_server_free(agent->control);
     /* Before what its jobs' callbacks free into: they run (cancelled) here. */
     offload_free(agent->offload);
@@ -198,7 +196,7 @@ static void agent_free(struct agent *agent)
     apply_free_all(agent);
     certs_free(agent->certs);
     users_free(agent->users);
-    audit_free(agent);
+    audit_free(agent->audit);
     notify_server_free(agent->notify);
     sdnotify_free(agent);
     for (size_t i = 0; i < 4; i++)
@@ -227,7 +225,8 @@ static int prepare_tls(struct agent *agent)
         return -1;
     }
     /* After the stores' recovery: it audits a change the last run committed but did not finish. */
-    r = audit_start(agent, err, sizeof(err));
+    r = audit_open(config->state_dir, agent->certs, agent->offload, &agent->audit, err,
+                   sizeof(err));
     if (r < 0) {
         log_error("Cannot open the audit log: %s", err);
         return -1;
@@ -269,17 +268,16 @@ static int start_agent(struct agent *agent)
     if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
         log_warning("Cannot become a child subreaper: %s", strerror(errno));
     agent->base = event_base_new();
-    agent->supervisor = calloc(1, sizeof(*agent->supervisor));
     agent_set_hooks(agent);
-    if (!agent->base || !agent->supervisor || setup_signals(agent) < 0 ||
-        sdnotify_init(agent) < 0 ||
-        supervisor_init(agent->supervisor, agent->base, agent->config,
-                        (struct supervisor_observer){agent_on_services_changed, agent}) < 0 ||
+    /* sdnotify_init() learns whether the agent runs under systemd, which the supervisor is told. */
+    if (!agent->base || setup_signals(agent) < 0 || sdnotify_init(agent) < 0 ||
+        supervisor_new(agent->base, agent->config, agent->under_systemd,
+                       (struct supervisor_observer){agent_on_services_changed, agent},
+                       &agent->supervisor) < 0 ||
         offload_new(agent->base, OFFLOAD_THREADS, &agent->offload) < 0) {
         log_error("Cannot set up the event loop");
         return -1;
     }
-    agent->supervisor->under_systemd = agent->under_systemd;
     /* The control socket first: it refuses to start when another agent answers, before
      * anything of that agent's (its notify socket) is touched. */
     r = control_server_new(agent, &agent->control, err, sizeof(err));
@@ -302,7 +300,7 @@ static int start_agent(struct agent *agent)
         return -1;
     }
     log_info("certvisord %s started: %zu services, control socket %s", CERTVISOR_VERSION,
-             agent->supervisor->n_services, agent->config->control_socket);
+             supervisor_count(agent->supervisor), agent->config->control_socket);
     supervisor_schedule(agent->supervisor); /* its observer sends READY once all is up */
     return 0;
 }

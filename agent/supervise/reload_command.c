@@ -2,9 +2,9 @@
 #include "reload_command.h"
 
 #include "output.h"
-#include "service.h"
+#include "service_impl.h"
 #include "spawn.h"
-#include "supervisor.h"
+#include "supervisor_impl.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 /* A supervised service at run time: its process, state machine, timers, output and waiters. */
-#include "service.h"
+#include "service_impl.h"
 
 #include "cv_error.h"
 #include "log.h"
@@ -8,7 +8,7 @@
 #include "procscan.h"
 #include "reload_command.h"
 #include "spawn.h"
-#include "supervisor.h"
+#include "supervisor_impl.h"
 
 #include <errno.h>
 #include <signal.h>

@@ -1,4 +1,8 @@
-/* A supervised service at run time: its process, state machine, timers, output and waiters. */
+/*
+ * A supervised service as the other parts see it: opaque, read through the accessors and
+ * the snapshot below, and acted on through the supervisor's requests (supervisor.h), a
+ * reload and waiters. Its inside is service_impl.h, private to agent/supervise.
+ */
 #ifndef CERTVISOR_SERVICE_H
 #define CERTVISOR_SERVICE_H
 
@@ -15,9 +19,6 @@ struct output;
 struct service;
 struct supervisor;
 
-/* A signal reload goes SIGNALED -> RELOADING -> IDLE; a reload command, COMMAND -> IDLE. */
-enum reload_phase { RELOAD_IDLE, RELOAD_SIGNALED, RELOAD_RELOADING, RELOAD_COMMAND };
-
 /* What a waiter waits for. */
 enum wait_goal { WAIT_READY, WAIT_STOPPED, WAIT_RELOADED };
 
@@ -27,71 +28,44 @@ enum wait_goal { WAIT_READY, WAIT_STOPPED, WAIT_RELOADED };
  */
 typedef void (*service_wait_fn)(struct service *service, void *data, int result, const char *why);
 
-struct service_waiter {
-    struct service_waiter *next;
-    enum wait_goal goal;
-    service_wait_fn fn;
-    void *data;
-};
-
-struct service {
-    struct supervisor *supervisor; /* the one that owns it */
-    struct service_config *config;
-    struct service_config *next_config; /* takes effect once the service is stopped */
-    struct fsm fsm;
-    pid_t pid;          /* main process (and process group and session), 0 when none */
-    int exec_status_fd; /* read end of the exec-status pipe while starting, else -1 */
-    struct event *exec_status_event;
-    struct event *timer;        /* the state machine's timer */
-    struct event *reload_timer; /* bounds a reload */
-    enum reload_phase reload;
-    /* The reload command's process (its own process group) until it is reaped, else 0. It may
-     * outlive the reload it served (killed at the timeout): reload says whether one is waited on.
-     */
-    pid_t reload_pid;
-    struct reload_run *reload_run; /* its output pipes (reload_command.c), NULL when none */
-    bool reload_timed_out; /* it was killed at the timeout: the waiters hear so at its end */
-    bool pending_start;    /* start once every dependency is ready */
-    bool pending_stop;     /* stop once every dependent being stopped has stopped */
-    bool operator_stopped; /* stopped by hand: a configuration reload leaves it stopped */
-    bool remove_when_stopped;
-    /* What a configuration reload asks of it, done once the new table is in place. */
-    enum { RELOAD_ACTION_NONE, RELOAD_ACTION_START, RELOAD_ACTION_RESTART } reload_action;
-    bool settled_once; /* reached RUNNING, FATAL or EXITED at least once (for agent readiness) */
-    uint64_t ready_at_usec;    /* CLOCK_MONOTONIC when it became ready */
-    uint64_t state_since_usec; /* CLOCK_MONOTONIC of the last state change */
-    time_t state_since_wall;
-    unsigned restarts; /* spawns after the first */
-    char reason[640];  /* why it is in its state, for status */
-    char exec_error[512];
-    char status_text[128]; /* the last STATUS= it sent */
-    /*
-     * The last CERTVISOR_STATS= it sent: a JSON object (under
-     * SERVICE_STATS_MAX bytes) for the metrics exporter, or NULL. Owned;
-     * dropped when the process ends.
-     */
-    json_t *stats;
-    struct output *output;
-    struct service_waiter *waiters;
-};
-
 #define SERVICE_STATS_MAX (64 * 1024)
 
-/* Creates the run-time object for a configuration (which it takes over). */
-int service_new(struct supervisor *supervisor, struct service_config *config,
-                struct service **ret_service);
+/* Its name, the configuration in force, and its state. */
+const char *service_name(const struct service *service);
+const struct service_config *service_config_of(const struct service *service);
+enum service_state service_state_of(const struct service *service);
 
-/* Stops watching everything and frees. The service must not be active. */
-void service_free(struct service *service);
+/* Its main process, 0 when none. */
+pid_t service_pid(const struct service *service);
 
-/* Feeds one event to the state machine and carries out what it says. */
-void service_dispatch(struct service *service, enum fsm_event_kind kind);
+/* The configuration it will run with next: a changed one waiting for it to stop, or the one
+ * in force. */
+const struct service_config *service_upcoming_config(const struct service *service);
 
-/* Handles the exit of the main process with a waitpid() status. */
-void service_handle_exit(struct service *service, int wait_status);
+/*
+ * What status, metrics and the agent's readiness read, in one copy. The strings and stats
+ * belong to the service: valid until the loop runs again.
+ */
+struct service_snapshot {
+    const char *name;
+    const struct service_config *config;
+    enum service_state state;
+    pid_t pid;
+    unsigned restarts;       /* spawns after the first */
+    uint64_t uptime_usec;    /* since it became ready, while RUNNING; else 0 */
+    bool start_pending;      /* marked to start, waiting for its dependencies */
+    bool stop_pending;       /* marked to stop, waiting for its dependents to stop */
+    bool change_pending;     /* marked to start or stop, or to be removed once stopped */
+    bool removing;           /* removed by a configuration reload, freed once stopped */
+    bool operator_stopped;   /* stopped by hand: stays stopped until asked to start */
+    const char *status_text; /* the last STATUS= it sent */
+    const char *reason;      /* why it is in its state */
+    json_t *stats;           /* the last CERTVISOR_STATS= object (borrowed), or NULL */
+};
+void service_snapshot(const struct service *service, struct service_snapshot *snapshot);
 
-/* Handles one notify message (already attributed to this service). */
-void service_handle_notify(struct service *service, const char *message, pid_t sender);
+/* Its captured output, for tail and follow (output.h). */
+struct output *service_output(const struct service *service);
 
 /*
  * Reloads a running service: sends its reload signal and waits for
@@ -102,15 +76,8 @@ void service_handle_notify(struct service *service, const char *message, pid_t s
  */
 int service_reload(struct service *service);
 
-/* The reload command's process ended (see supervisor_reap). */
-void service_handle_reload_exit(struct service *service, int wait_status);
-
 /* Registers a waiter. Returns 0 or -ENOMEM. */
 int service_wait(struct service *service, enum wait_goal goal, service_wait_fn fn, void *data);
-
-/* Completes the waiters for goal with a result (0 = reached). */
-void service_complete_waiters(struct service *service, enum wait_goal goal, int result,
-                              const char *why);
 
 /* Human description for status: "pid 12, uptime 0:01:02" and the like. */
 void service_describe(const struct service *service, char *buf, size_t len);

@@ -1,9 +1,9 @@
 /* Scheduling across services: dependency order, operator requests, child exits, notify routing. */
-#include "supervisor.h"
+#include "supervisor_impl.h"
 
 #include "cv_error.h"
 #include "log.h"
-#include "service.h"
+#include "service_impl.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -19,24 +19,63 @@ static void on_removal(evutil_socket_t fd, short what, void *arg)
     supervisor_drop_removed(arg);
 }
 
-int supervisor_init(struct supervisor *sup, struct event_base *base,
-                    const struct agent_config *config, struct supervisor_observer observer)
+int supervisor_new(struct event_base *base, const struct agent_config *config, bool under_systemd,
+                   struct supervisor_observer observer, struct supervisor **ret_sup)
 {
-    *sup = (struct supervisor){.base = base, .config = config, .observer = observer};
+    struct supervisor *sup = calloc(1, sizeof(*sup));
+
+    if (!sup)
+        return -ENOMEM;
+    *sup = (struct supervisor){
+        .base = base, .config = config, .under_systemd = under_systemd, .observer = observer};
     sup->removal_event = event_new(base, -1, 0, on_removal, sup);
-    return sup->removal_event ? 0 : -ENOMEM;
+    if (!sup->removal_event) {
+        free(sup);
+        return -ENOMEM;
+    }
+    *ret_sup = sup;
+    return 0;
 }
 
-void supervisor_clear(struct supervisor *sup)
+void supervisor_free(struct supervisor *sup)
 {
+    if (!sup)
+        return;
     for (size_t i = 0; i < sup->n_services; i++)
         service_free(sup->services[i]);
     free(sup->services);
-    sup->services = NULL;
-    sup->n_services = 0;
-    if (sup->removal_event)
-        event_free(sup->removal_event);
-    sup->removal_event = NULL;
+    event_free(sup->removal_event);
+    free(sup);
+}
+
+size_t supervisor_count(const struct supervisor *sup)
+{
+    return sup->n_services;
+}
+
+struct service *supervisor_service(const struct supervisor *sup, size_t i)
+{
+    return i < sup->n_services ? sup->services[i] : NULL;
+}
+
+static int compare_names(const void *a, const void *b)
+{
+    const struct service *const *x = a, *const *y = b;
+
+    return strcmp((*x)->config->name, (*y)->config->name);
+}
+
+struct service **supervisor_by_name(const struct supervisor *sup)
+{
+    struct service **sorted = calloc(sup->n_services + 1, sizeof(*sorted));
+
+    if (!sorted)
+        return NULL;
+    /* An empty supervisor has no table (NULL): memcpy must not see it. */
+    if (sup->n_services)
+        memcpy(sorted, sup->services, sup->n_services * sizeof(*sorted));
+    qsort(sorted, sup->n_services, sizeof(*sorted), compare_names);
+    return sorted;
 }
 
 struct service *supervisor_find(const struct supervisor *sup, const char *name)

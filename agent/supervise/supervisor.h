@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 struct service;
+struct supervisor;
 
 /*
  * What the supervisor tells its owner (the agent, agent/daemon): changed() runs
@@ -23,24 +24,25 @@ struct supervisor_observer {
     void *data;
 };
 
-/* The services and what the supervisor needs of the agent, passed in rather than reached. */
-struct supervisor {
-    struct event_base *base;
-    const struct agent_config *config; /* in force: notify socket, output limits */
-    bool under_systemd;                /* the agent's own NOTIFY_SOCKET was set */
-    struct service **services;         /* dependencies first */
-    size_t n_services;
-    struct event *removal_event; /* frees removed services outside their own transitions */
-    struct supervisor_observer observer;
-    bool scheduling, schedule_again; /* a pass is running: a nested call folds into it */
-};
+/*
+ * Sets up a supervisor with no services on base, with the configuration in force (its
+ * notify socket and output limits; supervisor_take_config() replaces it) and whether the
+ * agent itself runs under systemd. Returns 0, or -ENOMEM.
+ */
+int supervisor_new(struct event_base *base, const struct agent_config *config, bool under_systemd,
+                   struct supervisor_observer observer, struct supervisor **ret_sup);
 
-/* Sets up an empty supervisor on base. Returns 0, or -ENOMEM. */
-int supervisor_init(struct supervisor *sup, struct event_base *base,
-                    const struct agent_config *config, struct supervisor_observer observer);
+/* Frees every service and the supervisor. */
+void supervisor_free(struct supervisor *sup);
 
-/* Frees every service and the supervisor's own events (not the structure itself). */
-void supervisor_clear(struct supervisor *sup);
+/* How many services it has, and the i-th in dependency order (dependencies first); the
+ * count includes services a configuration reload removed that have not stopped yet. */
+size_t supervisor_count(const struct supervisor *sup);
+struct service *supervisor_service(const struct supervisor *sup, size_t i);
+
+/* Every service sorted by name (supervisor_count() of them), for output that must not follow
+ * dependency order; the caller frees the array. NULL when out of memory. */
+struct service **supervisor_by_name(const struct supervisor *sup);
 
 /* Finds a service by name, or NULL. */
 struct service *supervisor_find(const struct supervisor *sup, const char *name);

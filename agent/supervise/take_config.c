@@ -3,9 +3,9 @@
  * services added, restarted with changed settings or stopped and removed. Here, with the
  * supervisor, so that no other part writes a service's marks.
  */
-#include "supervisor.h"
+#include "supervisor_impl.h"
 
-#include "service.h"
+#include "service_impl.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -5,9 +5,9 @@ One redis-server (plain port for the proxies, TLS port for itself), one ECDSA
 P-256 certificate, the same redis-benchmark settings for every target:
 unpipelined (-c 50), pipelined (-c 50 -P 16), SET and GET, and the rate of new
 connections (-k 0: one TLS handshake per request). Targets are measured in
-turn within each round, and the table gives the median of the rounds, so
-that a burst of other load on the machine hits every target alike. Goals are
-reported, not asserted. See tests/bench/README.md.
+turn within each round, each round starting one target later, and the table
+gives the median of the rounds, so that a burst of other load on the machine
+hits every target alike. Goals are reported, not asserted. See tests/bench/README.md.
 """
 
 import argparse
@@ -233,7 +233,9 @@ def measure(targets, redis, d, rounds, quick):
     for r in range(rounds):
         for workload in WORKLOADS:
             requests = workload[3] if quick else workload[2]
-            for target in targets:
+            # Each round starts one target later, so that none always runs first (right
+            # after the previous workload's burst) or last.
+            for target in targets[r % len(targets):] + targets[:r % len(targets)]:
                 print(f"round {r + 1}/{rounds}: {workload[0]:<9} {target.name} ...", end="",
                       flush=True)
                 result = benchmark(target, redis, d, workload, requests)

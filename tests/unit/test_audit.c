@@ -8,7 +8,6 @@
 
 #include "unit_util.h"
 
-#include "agent.h"
 #include "audit.h"
 #include "audit_file.h"
 #include "certs.h"
@@ -27,10 +26,16 @@
 struct fixture {
     char dir[64];
     char path[128];
-    struct agent_config config;
     struct certs certs;
-    struct agent agent;
+    struct audit_ring *ring;
 };
+
+/* The agent stops: the ring is gone, and only the files remain. */
+static void close_audit(struct fixture *fx)
+{
+    audit_free(fx->ring);
+    fx->ring = NULL;
+}
 
 static int setup(void **state)
 {
@@ -40,11 +45,8 @@ static int setup(void **state)
     assert_non_null(fx);
     unit_make_tempdir(fx->dir, sizeof(fx->dir), "audit");
     snprintf(fx->path, sizeof(fx->path), "%s/audit.log", fx->dir);
-    fx->config.state_dir = fx->dir;
-    fx->agent.config = &fx->config;
     snprintf(root, sizeof(root), "%s/certs", fx->dir);
     assert_int_equal(certstore_open(root, (gid_t)-1, &fx->certs.store, err, sizeof(err)), 0);
-    fx->agent.certs = &fx->certs;
     *state = fx;
     return 0;
 }
@@ -53,7 +55,7 @@ static int teardown(void **state)
 {
     struct fixture *fx = *state;
 
-    audit_free(&fx->agent);
+    close_audit(fx);
     certstore_free(fx->certs.store);
     unit_remove_tree(fx->dir);
     free(fx);
@@ -193,14 +195,14 @@ static void entries_survive_a_restart(void **state)
     char err[256];
     json_t *items;
 
-    assert_int_equal(audit_start(&fx->agent, err, sizeof(err)), 0);
-    audit_record(&fx->agent, "uid 0", "changed certificate 'api' AA -> BB: applied; services %s",
+    assert_int_equal(audit_open(fx->dir, &fx->certs, NULL, &fx->ring, err, sizeof(err)), 0);
+    audit_record(fx->ring, "uid 0", "changed certificate 'api' AA -> BB: applied; services %s",
                  "[\"api\"]");
-    audit_record(&fx->agent, "REST user 'admin' (uid 1000)", "deleted REST user 'bob'");
-    audit_free(&fx->agent); /* the agent stops */
+    audit_record(fx->ring, "REST user 'admin' (uid 1000)", "deleted REST user 'bob'");
+    close_audit(fx); /* the agent stops */
 
-    assert_int_equal(audit_start(&fx->agent, err, sizeof(err)), 0);
-    items = audit_recent(&fx->agent, 10);
+    assert_int_equal(audit_open(fx->dir, &fx->certs, NULL, &fx->ring, err, sizeof(err)), 0);
+    items = audit_recent(fx->ring, 10);
     assert_int_equal(json_array_size(items), 2);
     assert_string_equal(json_string_value(json_object_get(json_array_get(items, 0), "message")),
                         "deleted REST user 'bob'");
@@ -211,7 +213,7 @@ static void entries_survive_a_restart(void **state)
 
 static json_t *newest(struct fixture *fx)
 {
-    json_t *items = audit_recent(&fx->agent, 1);
+    json_t *items = audit_recent(fx->ring, 1);
     json_t *entry = json_incref(json_array_get(items, 0));
 
     json_decref(items);
@@ -245,15 +247,15 @@ static void a_committed_change_is_audited_at_the_next_start(void **state)
     char err[256];
     json_t *entry;
 
-    assert_int_equal(audit_start(&fx->agent, err, sizeof(err)), 0);
-    audit_pending_change(&fx->agent, "uid 0", "certificate 'api' AA -> BB");
-    audit_pending_generation(&fx->agent, AUDIT_STORE_CERTS, "api", generation);
-    audit_pending_write(&fx->agent);
+    assert_int_equal(audit_open(fx->dir, &fx->certs, NULL, &fx->ring, err, sizeof(err)), 0);
+    audit_pending_change(fx->ring, "uid 0", "certificate 'api' AA -> BB");
+    audit_pending_generation(fx->ring, AUDIT_STORE_CERTS, "api", generation);
+    audit_pending_write(fx->ring);
     pending_exists(fx, true);
     assert_int_equal(certstore_commit(fx->certs.store, "api", generation, err, sizeof(err)), 0);
-    audit_free(&fx->agent); /* killed here */
+    close_audit(fx); /* killed here */
 
-    assert_int_equal(audit_start(&fx->agent, err, sizeof(err)), 0);
+    assert_int_equal(audit_open(fx->dir, &fx->certs, NULL, &fx->ring, err, sizeof(err)), 0);
     entry = newest(fx);
     assert_non_null(entry);
     assert_string_equal(json_string_value(json_object_get(entry, "who")), "uid 0");
@@ -263,9 +265,9 @@ static void a_committed_change_is_audited_at_the_next_start(void **state)
     json_decref(entry);
     pending_exists(fx, false);
     /* Once: a third start does not audit it again. */
-    audit_free(&fx->agent);
-    assert_int_equal(audit_start(&fx->agent, err, sizeof(err)), 0);
-    entry = audit_recent(&fx->agent, 10);
+    close_audit(fx);
+    assert_int_equal(audit_open(fx->dir, &fx->certs, NULL, &fx->ring, err, sizeof(err)), 0);
+    entry = audit_recent(fx->ring, 10);
     assert_int_equal(json_array_size(entry), 1);
     json_decref(entry);
 }
@@ -278,14 +280,14 @@ static void a_change_killed_before_its_switch_is_not_audited(void **state)
     char err[256];
     json_t *items;
 
-    assert_int_equal(audit_start(&fx->agent, err, sizeof(err)), 0);
-    audit_pending_change(&fx->agent, "uid 0", "certificate 'api' AA -> BB");
-    audit_pending_generation(&fx->agent, AUDIT_STORE_CERTS, "api", generation);
-    audit_pending_write(&fx->agent);
-    audit_free(&fx->agent);
+    assert_int_equal(audit_open(fx->dir, &fx->certs, NULL, &fx->ring, err, sizeof(err)), 0);
+    audit_pending_change(fx->ring, "uid 0", "certificate 'api' AA -> BB");
+    audit_pending_generation(fx->ring, AUDIT_STORE_CERTS, "api", generation);
+    audit_pending_write(fx->ring);
+    close_audit(fx);
 
-    assert_int_equal(audit_start(&fx->agent, err, sizeof(err)), 0);
-    items = audit_recent(&fx->agent, 10);
+    assert_int_equal(audit_open(fx->dir, &fx->certs, NULL, &fx->ring, err, sizeof(err)), 0);
+    items = audit_recent(fx->ring, 10);
     assert_int_equal(json_array_size(items), 0);
     json_decref(items);
     pending_exists(fx, false);
@@ -298,13 +300,13 @@ static void a_policy_change_counts_once_marked_committed(void **state)
     char err[256];
     json_t *entry;
 
-    assert_int_equal(audit_start(&fx->agent, err, sizeof(err)), 0);
-    audit_pending_change(&fx->agent, "REST user 'alice'", "policy min_control_TLS_version=1.3");
-    audit_pending_write(&fx->agent);
-    audit_pending_committed(&fx->agent);
-    audit_free(&fx->agent);
+    assert_int_equal(audit_open(fx->dir, &fx->certs, NULL, &fx->ring, err, sizeof(err)), 0);
+    audit_pending_change(fx->ring, "REST user 'alice'", "policy min_control_TLS_version=1.3");
+    audit_pending_write(fx->ring);
+    audit_pending_committed(fx->ring);
+    close_audit(fx);
 
-    assert_int_equal(audit_start(&fx->agent, err, sizeof(err)), 0);
+    assert_int_equal(audit_open(fx->dir, &fx->certs, NULL, &fx->ring, err, sizeof(err)), 0);
     entry = newest(fx);
     assert_non_null(entry);
     assert_string_equal(json_string_value(json_object_get(entry, "who")), "REST user 'alice'");
@@ -318,21 +320,21 @@ static void a_change_already_audited_is_not_audited_again(void **state)
     char err[256];
     json_t *items;
 
-    assert_int_equal(audit_start(&fx->agent, err, sizeof(err)), 0);
-    audit_pending_change(&fx->agent, "uid 0", "policy x=y");
-    audit_pending_write(&fx->agent);
-    audit_pending_committed(&fx->agent);
-    audit_record(&fx->agent, "uid 0", "changed policy x=y: applied; services []");
-    audit_free(&fx->agent);
+    assert_int_equal(audit_open(fx->dir, &fx->certs, NULL, &fx->ring, err, sizeof(err)), 0);
+    audit_pending_change(fx->ring, "uid 0", "policy x=y");
+    audit_pending_write(fx->ring);
+    audit_pending_committed(fx->ring);
+    audit_record(fx->ring, "uid 0", "changed policy x=y: applied; services []");
+    close_audit(fx);
 
-    assert_int_equal(audit_start(&fx->agent, err, sizeof(err)), 0);
-    items = audit_recent(&fx->agent, 10);
+    assert_int_equal(audit_open(fx->dir, &fx->certs, NULL, &fx->ring, err, sizeof(err)), 0);
+    items = audit_recent(fx->ring, 10);
     assert_int_equal(json_array_size(items), 1);
     json_decref(items);
     /* A change that finished clears its description. */
-    audit_pending_change(&fx->agent, "uid 0", "policy x=z");
-    audit_pending_write(&fx->agent);
-    audit_pending_clear(&fx->agent);
+    audit_pending_change(fx->ring, "uid 0", "policy x=z");
+    audit_pending_write(fx->ring);
+    audit_pending_clear(fx->ring);
     pending_exists(fx, false);
 }
 

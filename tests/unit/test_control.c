@@ -66,11 +66,10 @@ static int setup(void **state)
         config_make_directories(agent->config, &error) != 0)
         fail_msg("the test's configuration: %s", error ? error : "(no message)");
     agent->base = event_base_new();
-    agent->supervisor = calloc(1, sizeof(*agent->supervisor));
     assert_non_null(agent->base);
-    assert_non_null(agent->supervisor);
-    assert_int_equal(supervisor_init(agent->supervisor, agent->base, agent->config,
-                                     (struct supervisor_observer){on_changed, NULL}),
+    assert_int_equal(supervisor_new(agent->base, agent->config, false,
+                                    (struct supervisor_observer){on_changed, NULL},
+                                    &agent->supervisor),
                      0);
     assert_int_equal(offload_new(agent->base, 1, &agent->offload), 0);
     if (control_server_new(agent, &agent->control, err, sizeof(err)) < 0)
@@ -94,8 +93,7 @@ static int teardown(void **state)
         close(fx->client);
     control_server_free(agent->control);
     offload_free(agent->offload);
-    supervisor_clear(agent->supervisor);
-    free(agent->supervisor);
+    supervisor_free(agent->supervisor);
     event_base_free(agent->base);
     config_free(agent->config);
     unit_remove_tree(fx->dir);

@@ -40,7 +40,7 @@ struct fixture {
     struct agent_config *config;
     struct event_base *base;
     struct event *sigchld;
-    struct supervisor sup;
+    struct supervisor *sup;
     struct pass passes[MAX_PASSES];
     size_t n_passes;
 };
@@ -51,9 +51,9 @@ static void on_changed(void *data)
     struct fixture *fx = data;
     struct pass now = {0};
 
-    for (size_t i = 0; i < fx->sup.n_services && i < MAX_SERVICES; i++) {
-        now.state[i] = fx->sup.services[i]->fsm.state;
-        now.pid[i] = fx->sup.services[i]->pid;
+    for (size_t i = 0; i < supervisor_count(fx->sup) && i < MAX_SERVICES; i++) {
+        now.state[i] = service_state_of(supervisor_service(fx->sup, i));
+        now.pid[i] = service_pid(supervisor_service(fx->sup, i));
     }
     if (fx->n_passes > 0 && memcmp(&now, &fx->passes[fx->n_passes - 1], sizeof(now)) == 0)
         return;
@@ -101,12 +101,12 @@ static int setup(void **state)
         fail_msg("the test's configuration: %s", error ? error : "(no message)");
     fx->base = event_base_new();
     assert_non_null(fx->base);
-    assert_int_equal(supervisor_init(&fx->sup, fx->base, fx->config,
-                                     (struct supervisor_observer){on_changed, fx}),
+    assert_int_equal(supervisor_new(fx->base, fx->config, false,
+                                    (struct supervisor_observer){on_changed, fx}, &fx->sup),
                      0);
-    fx->sigchld = evsignal_new(fx->base, SIGCHLD, on_sigchld, &fx->sup);
+    fx->sigchld = evsignal_new(fx->base, SIGCHLD, on_sigchld, fx->sup);
     assert_int_equal(event_add(fx->sigchld, NULL), 0);
-    assert_int_equal(supervisor_take_config(&fx->sup, fx->config, NULL), 0);
+    assert_int_equal(supervisor_take_config(fx->sup, fx->config, NULL), 0);
     *state = fx;
     return 0;
 }
@@ -124,18 +124,18 @@ static void run_until_quiet_or(struct fixture *fx, bool (*done)(struct fixture *
 
 static bool all_quiet(struct fixture *fx)
 {
-    return supervisor_all_quiet(&fx->sup);
+    return supervisor_all_quiet(fx->sup);
 }
 
 static int teardown(void **state)
 {
     struct fixture *fx = *state;
 
-    for (size_t i = 0; i < fx->sup.n_services; i++)
-        supervisor_mark_stop(fx->sup.services[i], false);
-    supervisor_schedule(&fx->sup);
+    for (size_t i = 0; i < supervisor_count(fx->sup); i++)
+        supervisor_mark_stop(supervisor_service(fx->sup, i), false);
+    supervisor_schedule(fx->sup);
     run_until_quiet_or(fx, all_quiet, 10);
-    supervisor_clear(&fx->sup);
+    supervisor_free(fx->sup);
     event_free(fx->sigchld);
     event_base_free(fx->base);
     config_free(fx->config);
@@ -146,7 +146,7 @@ static int teardown(void **state)
 
 static struct service *find(struct fixture *fx, const char *name)
 {
-    struct service *service = supervisor_find(&fx->sup, name);
+    struct service *service = supervisor_find(fx->sup, name);
 
     assert_non_null(service);
     return service;
@@ -155,8 +155,8 @@ static struct service *find(struct fixture *fx, const char *name)
 /* The position of a service in the supervisor's table (dependencies first). */
 static size_t slot(struct fixture *fx, const char *name)
 {
-    for (size_t i = 0; i < fx->sup.n_services; i++)
-        if (strcmp(fx->sup.services[i]->config->name, name) == 0)
+    for (size_t i = 0; i < supervisor_count(fx->sup); i++)
+        if (strcmp(service_name(supervisor_service(fx->sup, i)), name) == 0)
             return i;
     fail_msg("no service %s", name);
     return 0;
@@ -175,22 +175,22 @@ static int first_pass(struct fixture *fx, const char *name, enum service_state s
 
 static bool db_and_front_running(struct fixture *fx)
 {
-    return find(fx, "db")->fsm.state == SERVICE_RUNNING &&
-           find(fx, "front")->fsm.state == SERVICE_RUNNING;
+    return service_state_of(find(fx, "db")) == SERVICE_RUNNING &&
+           service_state_of(find(fx, "front")) == SERVICE_RUNNING;
 }
 
 static void starting_a_service_starts_what_it_is_after_first(void **state)
 {
     struct fixture *fx = *state;
 
-    supervisor_mark_start(&fx->sup, find(fx, "front"));
-    supervisor_schedule(&fx->sup);
+    supervisor_mark_start(fx->sup, find(fx, "front"));
+    supervisor_schedule(fx->sup);
     run_until_quiet_or(fx, db_and_front_running, 10);
     /* front's process came only once db was running. */
     for (size_t p = 0; p < fx->n_passes; p++)
         if (fx->passes[p].pid[slot(fx, "front")])
             assert_int_equal(fx->passes[p].state[slot(fx, "db")], SERVICE_RUNNING);
-    assert_int_equal(find(fx, "flaky")->fsm.state, SERVICE_STOPPED);
+    assert_int_equal(service_state_of(find(fx, "flaky")), SERVICE_STOPPED);
 }
 
 static void a_restart_stops_top_down_and_starts_only_after_every_stop(void **state)
@@ -199,18 +199,18 @@ static void a_restart_stops_top_down_and_starts_only_after_every_stop(void **sta
     pid_t old_db;
     size_t from;
 
-    supervisor_mark_start(&fx->sup, find(fx, "front"));
-    supervisor_schedule(&fx->sup);
+    supervisor_mark_start(fx->sup, find(fx, "front"));
+    supervisor_schedule(fx->sup);
     run_until_quiet_or(fx, db_and_front_running, 10);
-    old_db = find(fx, "db")->pid;
+    old_db = service_pid(find(fx, "db"));
     from = fx->n_passes;
-    supervisor_mark_restart(&fx->sup, find(fx, "db"));
-    supervisor_mark_restart(&fx->sup, find(fx, "front"));
-    supervisor_schedule(&fx->sup);
+    supervisor_mark_restart(fx->sup, find(fx, "db"));
+    supervisor_mark_restart(fx->sup, find(fx, "front"));
+    supervisor_schedule(fx->sup);
     /* front ignores SIGTERM: while it takes its stop timeout, db is not stopped yet. */
-    assert_int_equal(find(fx, "front")->fsm.state, SERVICE_STOPPING);
-    assert_int_equal(find(fx, "db")->fsm.state, SERVICE_RUNNING);
-    assert_int_equal(find(fx, "db")->pid, old_db);
+    assert_int_equal(service_state_of(find(fx, "front")), SERVICE_STOPPING);
+    assert_int_equal(service_state_of(find(fx, "db")), SERVICE_RUNNING);
+    assert_int_equal(service_pid(find(fx, "db")), old_db);
     run_until_quiet_or(fx, db_and_front_running, 10);
     assert_true(first_pass(fx, "front", SERVICE_STOPPED, from) >= 0);
     for (size_t p = from; p < fx->n_passes; p++) {
@@ -225,17 +225,17 @@ static void a_restart_stops_top_down_and_starts_only_after_every_stop(void **sta
         if (pass->pid[slot(fx, "front")] && (int)p > first_pass(fx, "front", SERVICE_STOPPED, from))
             assert_int_equal(pass->state[slot(fx, "db")], SERVICE_RUNNING);
     }
-    assert_int_not_equal(find(fx, "db")->pid, old_db);
+    assert_int_not_equal(service_pid(find(fx, "db")), old_db);
 }
 
 static bool flaky_in_backoff(struct fixture *fx)
 {
-    return find(fx, "flaky")->fsm.state == SERVICE_BACKOFF;
+    return service_state_of(find(fx, "flaky")) == SERVICE_BACKOFF;
 }
 
 static bool front_stopping_done(struct fixture *fx)
 {
-    return find(fx, "front")->fsm.state == SERVICE_STOPPED;
+    return service_state_of(find(fx, "front")) == SERVICE_STOPPED;
 }
 
 /*
@@ -246,27 +246,30 @@ static void a_stop_cancels_a_retry_and_a_start_waits_for_dependents_stopping(voi
 {
     struct fixture *fx = *state;
     struct service *db = find(fx, "db");
+    struct service_snapshot now;
 
-    supervisor_mark_start(&fx->sup, find(fx, "flaky"));
-    supervisor_schedule(&fx->sup);
+    supervisor_mark_start(fx->sup, find(fx, "flaky"));
+    supervisor_schedule(fx->sup);
     run_until_quiet_or(fx, flaky_in_backoff, 10);
     supervisor_mark_stop(find(fx, "flaky"), true);
-    supervisor_schedule(&fx->sup);
-    assert_int_equal(find(fx, "flaky")->fsm.state, SERVICE_STOPPED);
-    assert_true(find(fx, "flaky")->operator_stopped);
+    supervisor_schedule(fx->sup);
+    assert_int_equal(service_state_of(find(fx, "flaky")), SERVICE_STOPPED);
+    service_snapshot(find(fx, "flaky"), &now);
+    assert_true(now.operator_stopped);
 
-    supervisor_mark_start(&fx->sup, find(fx, "front"));
-    supervisor_schedule(&fx->sup);
+    supervisor_mark_start(fx->sup, find(fx, "front"));
+    supervisor_schedule(fx->sup);
     run_until_quiet_or(fx, db_and_front_running, 10);
     supervisor_mark_stop(find(fx, "front"), false);
-    supervisor_schedule(&fx->sup);
-    supervisor_mark_restart(&fx->sup, db);
-    supervisor_schedule(&fx->sup);
+    supervisor_schedule(fx->sup);
+    supervisor_mark_restart(fx->sup, db);
+    supervisor_schedule(fx->sup);
     /* db's stop waits for front's, and so does its start. */
-    assert_int_equal(db->fsm.state, SERVICE_RUNNING);
-    assert_true(db->pending_stop);
+    assert_int_equal(service_state_of(db), SERVICE_RUNNING);
+    service_snapshot(db, &now);
+    assert_true(now.stop_pending);
     run_until_quiet_or(fx, front_stopping_done, 10);
-    assert_int_equal(find(fx, "front")->fsm.state, SERVICE_STOPPED);
+    assert_int_equal(service_state_of(find(fx, "front")), SERVICE_STOPPED);
 }
 
 /* The names in summary's array key, comma-separated, for comparing. */
@@ -285,8 +288,8 @@ static const char *names_in(json_t *summary, const char *key)
 
 static bool flaky_gone_and_front_running(struct fixture *fx)
 {
-    return !supervisor_find(&fx->sup, "flaky") && fx->sup.n_services == 3 &&
-           find(fx, "front")->fsm.state == SERVICE_RUNNING;
+    return !supervisor_find(fx->sup, "flaky") && supervisor_count(fx->sup) == 3 &&
+           service_state_of(find(fx, "front")) == SERVICE_RUNNING;
 }
 
 /*
@@ -304,11 +307,11 @@ static void a_new_configuration_restarts_what_changed_and_drops_what_is_gone(voi
     json_t *summary = json_deep_copy(preview);
     pid_t old_db, old_front;
 
-    supervisor_mark_start(&fx->sup, find(fx, "front"));
-    supervisor_schedule(&fx->sup);
+    supervisor_mark_start(fx->sup, find(fx, "front"));
+    supervisor_schedule(fx->sup);
     run_until_quiet_or(fx, db_and_front_running, 10);
-    old_db = find(fx, "db")->pid;
-    old_front = find(fx, "front")->pid;
+    old_db = service_pid(find(fx, "db"));
+    old_front = service_pid(find(fx, "front"));
 
     unit_write_file(fx->dir, "conf.d/services.conf",
                     "service db {\n"
@@ -322,8 +325,8 @@ static void a_new_configuration_restarts_what_changed_and_drops_what_is_gone(voi
     snprintf(path, sizeof(path), "%s/certvisor.conf", fx->dir);
     if (config_load(path, NULL, &next, &error) != 0)
         fail_msg("the new configuration: %s", error ? error : "(no message)");
-    supervisor_preview_config(&fx->sup, next, preview);
-    assert_int_equal(supervisor_take_config(&fx->sup, next, summary), 0);
+    supervisor_preview_config(fx->sup, next, preview);
+    assert_int_equal(supervisor_take_config(fx->sup, next, summary), 0);
     config_free(fx->config);
     fx->config = next;
     assert_true(json_equal(preview, summary));
@@ -331,11 +334,11 @@ static void a_new_configuration_restarts_what_changed_and_drops_what_is_gone(voi
     assert_string_equal(names_in(summary, "changed"), "front");
     assert_string_equal(names_in(summary, "updated"), "");
     assert_string_equal(names_in(summary, "removed"), "flaky");
-    supervisor_schedule(&fx->sup);
+    supervisor_schedule(fx->sup);
     run_until_quiet_or(fx, flaky_gone_and_front_running, 10);
-    assert_int_equal(find(fx, "db")->pid, old_db);
-    assert_int_not_equal(find(fx, "front")->pid, old_front);
-    assert_int_equal(find(fx, "extra")->fsm.state, SERVICE_STOPPED);
+    assert_int_equal(service_pid(find(fx, "db")), old_db);
+    assert_int_not_equal(service_pid(find(fx, "front")), old_front);
+    assert_int_equal(service_state_of(find(fx, "extra")), SERVICE_STOPPED);
     json_decref(preview);
     json_decref(summary);
 }

@@ -1,0 +1,93 @@
+/*
+ * The inside of a supervised service, private to agent/supervise: the other parts see
+ * struct service only through service.h (accessors, a snapshot, waiters, reload) and
+ * supervisor.h, so that only this part writes its fields. The guard makes an include
+ * from elsewhere fail the build (CMake defines it for certvisor_supervise alone).
+ */
+#ifndef CERTVISOR_SERVICE_IMPL_H
+#define CERTVISOR_SERVICE_IMPL_H
+
+#ifndef CERTVISOR_SUPERVISE_INTERNAL
+#error "service_impl.h is private to agent/supervise: use the accessors in service.h"
+#endif
+
+#include "service.h"
+
+struct output;
+struct supervisor;
+
+/* A signal reload goes SIGNALED -> RELOADING -> IDLE; a reload command, COMMAND -> IDLE. */
+enum reload_phase { RELOAD_IDLE, RELOAD_SIGNALED, RELOAD_RELOADING, RELOAD_COMMAND };
+
+struct service_waiter {
+    struct service_waiter *next;
+    enum wait_goal goal;
+    service_wait_fn fn;
+    void *data;
+};
+
+struct service {
+    struct supervisor *supervisor; /* the one that owns it */
+    struct service_config *config;
+    struct service_config *next_config; /* takes effect once the service is stopped */
+    struct fsm fsm;
+    pid_t pid;          /* main process (and process group and session), 0 when none */
+    int exec_status_fd; /* read end of the exec-status pipe while starting, else -1 */
+    struct event *exec_status_event;
+    struct event *timer;        /* the state machine's timer */
+    struct event *reload_timer; /* bounds a reload */
+    enum reload_phase reload;
+    /* The reload command's process (its own process group) until it is reaped, else 0. It may
+     * outlive the reload it served (killed at the timeout): reload says whether one is waited on.
+     */
+    pid_t reload_pid;
+    struct reload_run *reload_run; /* its output pipes (reload_command.c), NULL when none */
+    bool reload_timed_out; /* it was killed at the timeout: the waiters hear so at its end */
+    bool pending_start;    /* start once every dependency is ready */
+    bool pending_stop;     /* stop once every dependent being stopped has stopped */
+    bool operator_stopped; /* stopped by hand: a configuration reload leaves it stopped */
+    bool remove_when_stopped;
+    /* What a configuration reload asks of it, done once the new table is in place. */
+    enum { RELOAD_ACTION_NONE, RELOAD_ACTION_START, RELOAD_ACTION_RESTART } reload_action;
+    bool settled_once; /* reached RUNNING, FATAL or EXITED at least once (for agent readiness) */
+    uint64_t ready_at_usec;    /* CLOCK_MONOTONIC when it became ready */
+    uint64_t state_since_usec; /* CLOCK_MONOTONIC of the last state change */
+    time_t state_since_wall;
+    unsigned restarts; /* spawns after the first */
+    char reason[640];  /* why it is in its state, for status */
+    char exec_error[512];
+    char status_text[128]; /* the last STATUS= it sent */
+    /*
+     * The last CERTVISOR_STATS= it sent: a JSON object (under
+     * SERVICE_STATS_MAX bytes) for the metrics exporter, or NULL. Owned;
+     * dropped when the process ends.
+     */
+    json_t *stats;
+    struct output *output;
+    struct service_waiter *waiters;
+};
+
+/* Creates the run-time object for a configuration (which it takes over). */
+int service_new(struct supervisor *supervisor, struct service_config *config,
+                struct service **ret_service);
+
+/* Stops watching everything and frees. The service must not be active. */
+void service_free(struct service *service);
+
+/* Feeds one event to the state machine and carries out what it says. */
+void service_dispatch(struct service *service, enum fsm_event_kind kind);
+
+/* Handles the exit of the main process with a waitpid() status. */
+void service_handle_exit(struct service *service, int wait_status);
+
+/* Handles one notify message (already attributed to this service). */
+void service_handle_notify(struct service *service, const char *message, pid_t sender);
+
+/* The reload command's process ended (see supervisor_reap). */
+void service_handle_reload_exit(struct service *service, int wait_status);
+
+/* Completes the waiters for goal with a result (0 = reached). */
+void service_complete_waiters(struct service *service, enum wait_goal goal, int result,
+                              const char *why);
+
+#endif

@@ -1,0 +1,26 @@
+/*
+ * The inside of the supervisor, private to agent/supervise (see service_impl.h for the
+ * guard): the other parts hold a pointer and use supervisor.h.
+ */
+#ifndef CERTVISOR_SUPERVISOR_IMPL_H
+#define CERTVISOR_SUPERVISOR_IMPL_H
+
+#ifndef CERTVISOR_SUPERVISE_INTERNAL
+#error "supervisor_impl.h is private to agent/supervise: use supervisor.h"
+#endif
+
+#include "supervisor.h"
+
+/* The services and what the supervisor needs of the agent, passed in rather than reached. */
+struct supervisor {
+    struct event_base *base;
+    const struct agent_config *config; /* in force: notify socket, output limits */
+    bool under_systemd;                /* the agent's own NOTIFY_SOCKET was set */
+    struct service **services;         /* dependencies first */
+    size_t n_services;
+    struct event *removal_event; /* frees removed services outside their own transitions */
+    struct supervisor_observer observer;
+    bool scheduling, schedule_again; /* a pass is running: a nested call folds into it */
+};
+
+#endif
