@@ -17,12 +17,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Not settled yet: starting, or taking the files it missed while no agent ran (a reload of
+ * an adopted service), which READY=1 must wait for. */
 static bool service_settling(const struct service *service)
 {
     struct service_snapshot now;
 
     service_snapshot(service, &now);
-    return now.start_pending || now.state == SERVICE_STARTING || now.state == SERVICE_BACKOFF;
+    return now.start_pending || now.reloading || now.state == SERVICE_STARTING ||
+           now.state == SERVICE_BACKOFF;
 }
 
 /* Tells systemd once everything autostarted is up (after every scheduling pass). */

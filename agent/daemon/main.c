@@ -169,10 +169,24 @@ static int setup_signals(struct agent *agent)
     return 0;
 }
 
-/* Creates the run-time services in dependency order and asks for the autostart ones. */
+/*
+ * Creates the run-time services in dependency order and asks for the autostart ones; a
+ * process the previous agent left running (it died, the services did not) is taken over
+ * instead of started again.
+ */
 static int adopt_services(struct agent *agent)
 {
-    return supervisor_take_config(agent->supervisor, agent->config, NULL);
+    uint64_t began = monotonic_usec();
+    size_t adopted;
+    int r = supervisor_take_config(agent->supervisor, agent->config, NULL);
+
+    if (r < 0)
+        return r;
+    adopted = supervisor_adopt(agent->supervisor);
+    if (adopted)
+        log_notice("Adopted %zu running service%s from the previous agent in %.1f ms", adopted,
+                   adopted == 1 ? "" : "s", (double)(monotonic_usec() - began) / 1000.0);
+    return 0;
 }
 
 /* After the loop: nothing the agent started may outlive it. */

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -236,6 +237,41 @@ static struct log_file *file_for(struct output *output, const char *path)
     return file;
 }
 
+/*
+ * The stream's FIFO, made if missing (0600: only the agent opens it by name; a service gets
+ * the write end as its descriptor), opened for reading and then for writing, so that the
+ * open for writing finds a reader and does not block.
+ */
+static int open_fifo(const struct output *output, enum output_stream_id id, int fds[2], char *err,
+                     size_t err_len)
+{
+    char path[PATH_MAX];
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s/%s.%s", output->settings.fifo_dir, output->name,
+             id == OUTPUT_STDOUT ? "stdout" : "stderr");
+    if (mkfifo(path, 0600) < 0 && errno != EEXIST) {
+        snprintf(err, err_len, "cannot make the output FIFO %s: %s", path, strerror(errno));
+        return -errno;
+    }
+    if (lstat(path, &st) < 0 || !S_ISFIFO(st.st_mode) || st.st_uid != geteuid()) {
+        snprintf(err, err_len, "%s is not a FIFO of the agent's user: remove it", path);
+        return -EEXIST;
+    }
+    fds[0] = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+    fds[1] = fds[0] < 0 ? -1 : open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fds[1] < 0) {
+        int r = -errno;
+
+        snprintf(err, err_len, "cannot open the output FIFO %s: %s", path, strerror(errno));
+        if (fds[0] >= 0)
+            close(fds[0]);
+        return r;
+    }
+    /* The service's end blocks, as a pipe's does: a write must not fail for being early. */
+    return 0;
+}
+
 static int stream_setup(struct output *output, struct event_base *base, struct stream *stream,
                         const struct output_target *target, char *err, size_t err_len)
 {
@@ -259,7 +295,12 @@ static int stream_setup(struct output *output, struct event_base *base, struct s
         if (!stream->file)
             return -ENOMEM;
     }
-    if (pipe2(fds, O_CLOEXEC) < 0) {
+    if (output->settings.fifo_dir) {
+        int r = open_fifo(output, stream->id, fds, err, err_len);
+
+        if (r < 0)
+            return r;
+    } else if (pipe2(fds, O_CLOEXEC) < 0) {
         snprintf(err, err_len, "cannot create the output pipe: %s", strerror(errno));
         return -errno;
     }
@@ -303,6 +344,7 @@ int output_new(struct event_base *base, const struct service_config *config,
     if (r == 0)
         r = stream_setup(output, base, &output->streams[OUTPUT_STDERR], &config->stderr_target, err,
                          err_len);
+    output->settings.fifo_dir = NULL; /* the caller's string: needed only above */
     if (r < 0) {
         output_free(output);
         return r;

@@ -16,6 +16,13 @@ struct output_settings {
     long max_bytes;         /* rotate a log file beyond this size; 0 never rotates */
     int backups;            /* rotated files kept: name.log.1 ... name.log.N */
     int tail_lines;         /* lines kept for tail */
+    /*
+     * Where the streams' FIFOs go (<dir>/<service>.stdout, .stderr), or NULL for anonymous
+     * pipes. A FIFO outlives the agent: a service that outlived it keeps writing into the
+     * same FIFO, and the next agent opens it again and reads on (what was written while no
+     * agent read is lost: the write fails with EPIPE, and SIGPIPE is ignored in services).
+     */
+    const char *fifo_dir;
 };
 
 struct output;
@@ -29,9 +36,9 @@ typedef void (*output_line_fn)(void *data, enum output_stream_id stream, const c
                                size_t len);
 
 /*
- * Creates the pipes and starts reading them. The pipes live as long as the
- * output, so grandchildren that keep a service's stdout keep being captured
- * across restarts. Returns 0, or a negative errno (message in err).
+ * Creates the pipes (or opens the FIFOs) and starts reading them. They live as
+ * long as the output, so grandchildren that keep a service's stdout keep being
+ * captured across restarts. Returns 0, or a negative errno (message in err).
  */
 int output_new(struct event_base *base, const struct service_config *config,
                const struct output_settings *settings, struct output **ret_output, char *err,

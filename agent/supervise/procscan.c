@@ -8,26 +8,35 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Reads ppid and session from /proc/<pid>/stat. Returns 0 or -1. */
-static int read_stat(pid_t pid, pid_t *ret_ppid, pid_t *ret_session)
+/* /proc/<pid>/stat after the command name, into buf. Returns it, or NULL. */
+static const char *stat_fields(pid_t pid, char *buf, size_t len)
 {
-    char path[64], buf[512];
+    char path[64];
     const char *after_comm;
     FILE *f;
     size_t n;
-    int ppid, pgrp, session;
-    char state;
 
     snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
     f = fopen(path, "re");
     if (!f)
-        return -1;
-    n = fread(buf, 1, sizeof(buf) - 1, f);
+        return NULL;
+    n = fread(buf, 1, len - 1, f);
     fclose(f);
     buf[n] = '\0';
     /* The command name may contain spaces and parentheses: parse after the last ')'. */
     after_comm = strrchr(buf, ')');
-    if (!after_comm || sscanf(after_comm + 1, " %c %d %d %d", &state, &ppid, &pgrp, &session) != 4)
+    return after_comm ? after_comm + 1 : NULL;
+}
+
+/* Reads ppid and session from /proc/<pid>/stat. Returns 0 or -1. */
+static int read_stat(pid_t pid, pid_t *ret_ppid, pid_t *ret_session)
+{
+    char buf[512];
+    const char *fields = stat_fields(pid, buf, sizeof(buf));
+    int ppid, pgrp, session;
+    char state;
+
+    if (!fields || sscanf(fields, " %c %d %d %d", &state, &ppid, &pgrp, &session) != 4)
         return -1;
     *ret_ppid = ppid;
     *ret_session = session;
@@ -68,4 +77,18 @@ int procscan_signal_session(pid_t sid, int signo)
 int procscan_signal_children(pid_t parent, int signo)
 {
     return signal_matching(parent, 0, signo);
+}
+
+int procscan_start_time(pid_t pid, unsigned long long *ret_start_time)
+{
+    char buf[1024];
+    const char *fields = stat_fields(pid, buf, sizeof(buf));
+
+    /* Fields 3 to 21 (state .. itrealvalue) are skipped, then field 22. */
+    if (!fields || sscanf(fields,
+                          " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d "
+                          "%*d %*d %llu",
+                          ret_start_time) != 1)
+        return -1;
+    return 0;
 }

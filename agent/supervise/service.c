@@ -26,6 +26,14 @@ uint64_t monotonic_usec(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+uint64_t coarse_wall_usec(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 static struct timeval timeval_from(double seconds)
 {
     struct timeval tv;
@@ -52,6 +60,14 @@ static double reload_timeout(const struct service *service)
 {
     return service->config->policy.start_timeout > 0 ? service->config->policy.start_timeout
                                                      : RELOAD_TIMEOUT_DEFAULT;
+}
+
+/* A reload is over: its waiters hear how, and a pass runs, since its end may be what the
+ * agent's readiness waited for (the reload of an adopted service). */
+static void reload_ended(struct service *service, int result, const char *why)
+{
+    service_complete_waiters(service, WAIT_RELOADED, result, why);
+    supervisor_schedule(service->supervisor);
 }
 
 static void on_reload_timeout(evutil_socket_t fd, short what, void *arg)
@@ -83,14 +99,14 @@ static void on_reload_timeout(evutil_socket_t fd, short what, void *arg)
                  "reload command %s did not finish within %gs, nor end when killed",
                  service->config->reload_argv[0], reload_timeout(service));
         log_error("Service '%s': %s", service->config->name, why);
-        service_complete_waiters(service, WAIT_RELOADED, -ETIMEDOUT, why);
+        reload_ended(service, -ETIMEDOUT, why);
         return;
     }
     snprintf(why, sizeof(why), "did not confirm the reload (RELOADING=1, then READY=1) within %gs",
              reload_timeout(service));
     service->reload = RELOAD_IDLE;
     log_error("Service '%s' %s", service->config->name, why);
-    service_complete_waiters(service, WAIT_RELOADED, -ETIMEDOUT, why);
+    reload_ended(service, -ETIMEDOUT, why);
 }
 
 static struct output_settings output_settings_of(const struct supervisor *sup)
@@ -100,6 +116,7 @@ static struct output_settings output_settings_of(const struct supervisor *sup)
         .max_bytes = sup->config->service_log_max_bytes,
         .backups = sup->config->service_log_backups,
         .tail_lines = sup->config->tail_lines,
+        .fifo_dir = sup->fifo_dir,
     };
     return settings;
 }
@@ -116,6 +133,7 @@ int service_new(struct supervisor *sup, struct service_config *config, struct se
     service->supervisor = sup;
     service->config = config;
     service->exec_status_fd = -1;
+    service->adopted_pidfd = -1;
     service->state_since_usec = monotonic_usec();
     service->state_since_wall = time(NULL);
     service->timer = evtimer_new(sup->base, on_timer, service);
@@ -148,10 +166,23 @@ static void close_exec_status(struct service *service)
     }
 }
 
+static void forget_adopted(struct service *service)
+{
+    if (service->adopted_event) {
+        event_free(service->adopted_event);
+        service->adopted_event = NULL;
+    }
+    if (service->adopted_pidfd >= 0) {
+        close(service->adopted_pidfd);
+        service->adopted_pidfd = -1;
+    }
+}
+
 void service_free(struct service *service)
 {
     if (!service)
         return;
+    forget_adopted(service);
     service_complete_waiters(service, WAIT_READY, CV_ENO_SUCH_SERVICE, "removed");
     service_complete_waiters(service, WAIT_STOPPED, 0, NULL);
     service_complete_waiters(service, WAIT_RELOADED, CV_ENO_SUCH_SERVICE, "removed");
@@ -270,6 +301,7 @@ static bool spawn(struct service *service)
     if (service->settled_once || service->restarts || service->fsm.failures)
         service->restarts++;
     service->pid = pid;
+    service->load_begun_usec = coarse_wall_usec();
     service->exec_status_fd = status_fd;
     service->exec_status_event =
         event_new(service->supervisor->base, status_fd, EV_READ, on_exec_status, service);
@@ -373,6 +405,7 @@ static void after_transition(struct service *service, enum service_state before)
     service->state_since_wall = time(NULL);
     if (now == SERVICE_RUNNING) {
         service->ready_at_usec = service->state_since_usec;
+        service->loaded_usec = service->load_begun_usec;
         log_info("Service '%s' is ready (pid %d)", name, (int)service->pid);
     } else if (now == SERVICE_BACKOFF) {
         log_warning("Service '%s' %s; retrying in %gs", name, service->reason,
@@ -440,13 +473,16 @@ static bool exit_expected(const struct service_config *config, int status)
     return false;
 }
 
-void service_handle_exit(struct service *service, int wait_status)
+/* status_known: false for an adopted process, whose status went to its real parent. */
+static void handle_exit(struct service *service, int wait_status, bool status_known)
 {
-    struct fsm_event event = {FSM_EXIT, exit_expected(service->config, wait_status), -1};
+    struct fsm_event event = {FSM_EXIT, status_known && exit_expected(service->config, wait_status),
+                              -1};
     enum service_state before = service->fsm.state;
     struct fsm_effects effects;
     char exit_text[520];
 
+    forget_adopted(service); /* reaped as a child after all: its pidfd has nothing to add */
     /* The exit may be reaped before the status pipe is read: read it now. */
     if (service->exec_status_fd >= 0) {
         spawn_read_failure(service->exec_status_fd, service->config, service->exec_error,
@@ -455,6 +491,9 @@ void service_handle_exit(struct service *service, int wait_status)
     }
     if (*service->exec_error)
         snprintf(exit_text, sizeof(exit_text), "%s", service->exec_error);
+    else if (!status_known)
+        snprintf(exit_text, sizeof(exit_text),
+                 "exited (status unknown: adopted from the previous agent, so not its child)");
     else
         describe_exit(wait_status, exit_text, sizeof(exit_text));
     /* Nothing of a service outlives its main process: the rest of its
@@ -473,6 +512,45 @@ void service_handle_exit(struct service *service, int wait_status)
     note_reason(service, &effects, exit_text);
     apply_effects(service, &effects);
     after_transition(service, before);
+}
+
+void service_handle_exit(struct service *service, int wait_status)
+{
+    handle_exit(service, wait_status, true);
+}
+
+static void on_adopted_exit(evutil_socket_t fd, short what, void *arg)
+{
+    struct service *service = arg;
+
+    (void)fd;
+    (void)what;
+    forget_adopted(service);
+    handle_exit(service, 0, false);
+}
+
+int service_adopt(struct service *service, pid_t pid, int pidfd, uint64_t loaded_usec)
+{
+    enum service_state before = service->fsm.state;
+
+    service->adopted_event =
+        event_new(service->supervisor->base, pidfd, EV_READ, on_adopted_exit, service);
+    if (!service->adopted_event || event_add(service->adopted_event, NULL) < 0) {
+        if (service->adopted_event)
+            event_free(service->adopted_event);
+        service->adopted_event = NULL;
+        return -ENOMEM;
+    }
+    service->adopted_pidfd = pidfd;
+    service->pid = pid;
+    service->load_begun_usec = loaded_usec;
+    service->pending_start = false;
+    service->reload_action = RELOAD_ACTION_NONE;
+    service_dispatch(service, FSM_ADOPTED);
+    snprintf(service->reason, sizeof(service->reason), "adopted from the previous agent");
+    log_info("Service '%s' (pid %d) adopted from the previous agent%s", service->config->name,
+             (int)pid, before == SERVICE_STOPPED ? "" : " (it was not stopped: unexpected)");
+    return 0;
 }
 
 /* Fails the reload before it began: the waiters hear why. Returns r. */
@@ -528,11 +606,13 @@ void service_handle_reload_exit(struct service *service, int wait_status)
     }
     if (r < 0) {
         log_error("Service '%s' did not reload: %s", service->config->name, why);
-        service_complete_waiters(service, WAIT_RELOADED, r, why);
+        reload_ended(service, r, why);
         return;
     }
     log_info("Service '%s' reloaded", service->config->name);
-    service_complete_waiters(service, WAIT_RELOADED, 0, NULL);
+    service->loaded_usec = service->load_begun_usec;
+    supervisor_records_changed(service->supervisor);
+    reload_ended(service, 0, NULL);
 }
 
 int service_reload(struct service *service)
@@ -544,6 +624,7 @@ int service_reload(struct service *service)
         return reload_refused(service, -ESRCH, "not running");
     if (service->reload != RELOAD_IDLE)
         return 0; /* the reload under way answers this request too */
+    service->load_begun_usec = coarse_wall_usec();
     if (service->config->reload_argv) {
         r = start_reload_command(service);
         if (r == 0)
@@ -567,7 +648,9 @@ static void handle_ready(struct service *service)
         service->reload = RELOAD_IDLE;
         event_del(service->reload_timer);
         log_info("Service '%s' reloaded", service->config->name);
-        service_complete_waiters(service, WAIT_RELOADED, 0, NULL);
+        service->loaded_usec = service->load_begun_usec;
+        supervisor_records_changed(service->supervisor);
+        reload_ended(service, 0, NULL);
     } else if (service->reload == RELOAD_IDLE) {
         service_dispatch(service, FSM_READY);
     }

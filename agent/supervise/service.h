@@ -56,6 +56,7 @@ struct service_snapshot {
     bool start_pending;      /* marked to start, waiting for its dependencies */
     bool stop_pending;       /* marked to stop, waiting for its dependents to stop */
     bool change_pending;     /* marked to start or stop, or to be removed once stopped */
+    bool reloading;          /* a reload is under way */
     bool removing;           /* removed by a configuration reload, freed once stopped */
     bool operator_stopped;   /* stopped by hand: stays stopped until asked to start */
     const char *status_text; /* the last STATUS= it sent */

@@ -177,6 +177,15 @@ void fsm_step(struct fsm *fsm, const struct fsm_policy *policy, const struct fsm
     case FSM_TIMEOUT:
         on_timeout(fsm, policy, &out);
         break;
+    case FSM_ADOPTED:
+        /* It was ready under the previous agent: running, with no timer to arm. */
+        if (state == SERVICE_STOPPED) {
+            fsm->state = SERVICE_RUNNING;
+            fsm->failures = 0;
+        } else {
+            out.note = FSM_NOTE_IGNORED;
+        }
+        break;
     }
     *ret_effects = out;
 }

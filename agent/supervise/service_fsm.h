@@ -23,6 +23,7 @@ enum fsm_event_kind {
     FSM_READY,   /* READY=1 arrived */
     FSM_EXIT,    /* the main process exited */
     FSM_TIMEOUT, /* the timer the machine armed fired */
+    FSM_ADOPTED, /* a running process a previous agent started was taken over */
 };
 
 struct fsm_event {

@@ -65,6 +65,19 @@ struct service {
     json_t *stats;
     struct output *output;
     struct service_waiter *waiters;
+    /*
+     * A process a previous agent started, adopted at start-up (adopt.c): not the agent's
+     * child, so its exit comes through a pidfd, with no status. -1 and NULL otherwise.
+     */
+    int adopted_pidfd;
+    struct event *adopted_event;
+    /*
+     * CLOCK_REALTIME_COARSE (usec) when the process last began to read its files (its spawn,
+     * or the reload it finished since): a rendered file changed at or after it was not read.
+     * load_begun_usec is the one under way, loaded_usec the last that took.
+     */
+    uint64_t load_begun_usec;
+    uint64_t loaded_usec;
 };
 
 /* Creates the run-time object for a configuration (which it takes over). */
@@ -85,6 +98,16 @@ void service_handle_notify(struct service *service, const char *message, pid_t s
 
 /* The reload command's process ended (see supervisor_reap). */
 void service_handle_reload_exit(struct service *service, int wait_status);
+
+/*
+ * Takes over a process a previous agent started (pid, checked by the caller) as RUNNING,
+ * watching its exit through pidfd (taken), with loaded_usec as recorded. Returns 0, or
+ * -ENOMEM with nothing taken.
+ */
+int service_adopt(struct service *service, pid_t pid, int pidfd, uint64_t loaded_usec);
+
+/* CLOCK_REALTIME_COARSE in microseconds: the clock file timestamps come from. */
+uint64_t coarse_wall_usec(void);
 
 /* Completes the waiters for goal with a result (0 = reached). */
 void service_complete_waiters(struct service *service, enum wait_goal goal, int result,

@@ -46,6 +46,7 @@ void service_snapshot(const struct service *service, struct service_snapshot *sn
         .stop_pending = service->pending_stop,
         .change_pending =
             service->pending_start || service->pending_stop || service->remove_when_stopped,
+        .reloading = service->reload != RELOAD_IDLE,
         .removing = service->remove_when_stopped,
         .operator_stopped = service->operator_stopped,
         .status_text = service->status_text,

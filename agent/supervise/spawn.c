@@ -171,9 +171,12 @@ static void child_exec(const struct spawn_request *request, const struct identit
     sigset_t none;
 
     /* Every signal is blocked since before fork(): a stop signal sent this early must find
-     * the default action, not the agent's handlers (which would hand it to the agent). */
+     * the default action, not the agent's handlers (which would hand it to the agent).
+     * SIGPIPE is ignored, as systemd's IgnoreSIGPIPE= does by default: a service outlives
+     * the agent (supervisor_adopt()), and its output pipe then has no reader; a write to it
+     * must fail, not kill the service. */
     for (int signo = 1; signo < NSIG; signo++)
-        signal(signo, SIG_DFL);
+        signal(signo, signo == SIGPIPE ? SIG_IGN : SIG_DFL);
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     if (setsid() < 0)
@@ -190,9 +193,8 @@ static void child_exec(const struct spawn_request *request, const struct identit
         if (setresuid(id->uid, id->uid, id->uid) < 0)
             report_and_exit(status_fd, STAGE_SETUID);
     }
-    /* Set after the identity change, which clears it. If the agent is already
-     * gone, do not start an orphan. */
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    /* No parent-death signal: the service outlives the agent, and the next agent adopts
+     * it. But if the agent is already gone, do not start an orphan nobody recorded. */
     if (getppid() != parent)
         _exit(127);
     if (chdir(request->config->directory) < 0)

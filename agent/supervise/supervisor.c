@@ -9,14 +9,53 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+static void on_records(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    supervisor_write_records(arg);
+}
+
+void supervisor_records_changed(struct supervisor *sup)
+{
+    if (sup->records_event)
+        event_active(sup->records_event, 0, 0);
+}
 
 static void on_removal(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     supervisor_drop_removed(arg);
+}
+
+/* run_dir/output (0700), where the services' output FIFOs go; NULL (anonymous pipes, which
+ * do not outlive the agent) when it cannot be made. */
+static char *make_fifo_dir(const struct agent_config *config)
+{
+    const char *why = NULL;
+    char *path = NULL;
+    struct stat st;
+
+    if (!config->run_dir || asprintf(&path, "%s/output", config->run_dir) < 0)
+        return NULL;
+    if ((mkdir(path, 0700) < 0 && errno != EEXIST) || lstat(path, &st) < 0) {
+        why = strerror(errno);
+    } else if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid()) {
+        why = "not a directory of the agent's user";
+    }
+    if (why) {
+        log_warning("Cannot use %s for the services' output: %s; their output will not reach "
+                    "an agent started after this one dies",
+                    path, why);
+        free(path);
+        return NULL;
+    }
+    return path;
 }
 
 int supervisor_new(struct event_base *base, const struct agent_config *config, bool under_systemd,
@@ -28,9 +67,11 @@ int supervisor_new(struct event_base *base, const struct agent_config *config, b
         return -ENOMEM;
     *sup = (struct supervisor){
         .base = base, .config = config, .under_systemd = under_systemd, .observer = observer};
+    sup->fifo_dir = make_fifo_dir(config);
     sup->removal_event = event_new(base, -1, 0, on_removal, sup);
-    if (!sup->removal_event) {
-        free(sup);
+    sup->records_event = event_new(base, -1, 0, on_records, sup);
+    if (!sup->removal_event || !sup->records_event) {
+        supervisor_free(sup);
         return -ENOMEM;
     }
     *ret_sup = sup;
@@ -41,10 +82,17 @@ void supervisor_free(struct supervisor *sup)
 {
     if (!sup)
         return;
+    /* What is still running now (after a failed start-up, say) stays adoptable. */
+    supervisor_write_records(sup);
     for (size_t i = 0; i < sup->n_services; i++)
         service_free(sup->services[i]);
     free(sup->services);
-    event_free(sup->removal_event);
+    if (sup->removal_event)
+        event_free(sup->removal_event);
+    if (sup->records_event)
+        event_free(sup->records_event);
+    free(sup->records_text);
+    free(sup->fifo_dir);
     free(sup);
 }
 
@@ -257,6 +305,7 @@ void supervisor_schedule(struct supervisor *sup)
             break;
         }
     }
+    supervisor_records_changed(sup);
     if (sup->observer.changed)
         sup->observer.changed(sup->observer.data);
 }

@@ -91,6 +91,16 @@ int supervisor_take_config(struct supervisor *sup, struct agent_config *config, 
 void supervisor_preview_config(const struct supervisor *sup, const struct agent_config *config,
                                json_t *summary);
 
+/*
+ * Takes over the processes a previous agent left running (run_dir/services.json, kept up
+ * to date by every supervisor): each that is still the recorded process becomes RUNNING
+ * again, restarted if its settings changed or it was not running, reloaded if a file
+ * rendered for it changed since it last read it. Processes of services the configuration
+ * no longer has are stopped. Call after supervisor_take_config() and before the first
+ * supervisor_schedule(). Returns how many were adopted.
+ */
+size_t supervisor_adopt(struct supervisor *sup);
+
 /* Stops every service in reverse dependency order (the agent's shutdown). */
 void supervisor_stop_all(struct supervisor *sup);
 

@@ -21,6 +21,18 @@ struct supervisor {
     struct event *removal_event; /* frees removed services outside their own transitions */
     struct supervisor_observer observer;
     bool scheduling, schedule_again; /* a pass is running: a nested call folds into it */
+    char *fifo_dir; /* run_dir/output: the services' output FIFOs (output.h), or NULL: pipes */
+    struct event *records_event; /* writes run_dir/services.json from the loop (adopt.c) */
+    char *records_text;          /* what it holds, so that an unchanged one is not rewritten */
+    /* supervisor_adopt() ran: the record is this supervisor's to write. Before, it may be a
+     * running agent's (this one is about to find that out and exit). */
+    bool records_owned;
 };
+
+/* The services' processes changed (a pass, a reload): their record is written from the loop. */
+void supervisor_records_changed(struct supervisor *sup);
+
+/* Writes run_dir/services.json now, if it changed (adopt.c). */
+void supervisor_write_records(struct supervisor *sup);
 
 #endif

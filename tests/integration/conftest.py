@@ -5,6 +5,7 @@ files, starts certvisord in its own session with a NOTIFY_SOCKET that the test
 owns (standing in for systemd), and drives it with the real certvisorctl.
 Everything the agent started is killed and the directory removed afterwards.
 """
+import json
 import os
 import pathlib
 import shutil
@@ -269,6 +270,14 @@ class Agent:
                 rows.append((ev, svc, int(pid), int(ns)))
         return rows
 
+    def recorded_service_pids(self):
+        """The services' pids in the agent's record of them (run/certvisor/services.json)."""
+        path = self.prefix / "run/certvisor/services.json"
+        try:
+            return [int(s["pid"]) for s in json.loads(path.read_text())["services"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            return []
+
     def stop(self, timeout=30):
         """SIGTERM, as systemd sends it; returns the exit status."""
         if self.proc and self.proc.poll() is None:
@@ -283,6 +292,14 @@ class Agent:
             except ProcessLookupError:
                 pass
             self.proc.wait(timeout=10)
+        # Services outlive a killed agent (it adopts them when it starts again): those of a
+        # test that killed it and did not start it again are in its record of them.
+        for pid in self.recorded_service_pids():
+            for target in (-pid, pid):
+                try:
+                    os.kill(target, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
         # Anything a test program recorded must be gone, whatever the test did.
         for _, _, pid, _ in self.records():
             if pid_alive(pid):

@@ -150,13 +150,72 @@ def test_nothing_is_left_running_after_the_agent_exits(agent_factory):
     assert not any(pid_alive(p) for p in pids)
 
 
-def test_services_die_with_an_agent_killed_by_sigkill(agent_factory):
-    agent = agent_factory({"a": svc(), "b": svc()})
+def test_services_outlive_a_killed_agent_and_the_next_one_adopts_them(agent_factory):
+    agent = agent_factory({"a": svc(quoted("--print-on-reload"), extra='reload_signal = "HUP"'),
+                           "b": svc(after=["a"]),
+                           "gone": svc()})
     agent.start()
-    pids = [pid for _, _, pid, _ in agent.records("start")]
+    pids = {name: agent.pid_of(name) for name in ("a", "b", "gone")}
     os.kill(agent.proc.pid, signal.SIGKILL)
     agent.proc.wait(timeout=5)
-    wait_for(lambda: not any(pid_alive(p) for p in pids), 5, what="services to follow the agent")
+    assert all(pid_alive(p) for p in pids.values())
+    # While no agent runs: b's settings change, and gone leaves the configuration.
+    agent.write_service("b", svc(quoted("--ready-delay", "50"), after=["a"]))
+    agent.remove_service("gone")
+    agent.start()
+    # a is taken over as it is: same process, RUNNING, not started again.
+    assert agent.state("a") == "RUNNING" and agent.pid_of("a") == pids["a"]
+    assert len(agent.records("start", "a")) == 1
+    assert "Service 'a' (pid %d) adopted from the previous agent" % pids["a"] in agent.log_text()
+    # Its output reaches the new agent: the FIFO it writes to outlived the old one.
+    assert agent.ctl("reload", "a").returncode == 0
+    wait_for(lambda: "reloaded" in agent.ctl("tail", "a").stdout, 10, what="a's output in tail")
+    # b is restarted with its new settings; gone's process is stopped.
+    wait_for(lambda: agent.state("b") == "RUNNING" and agent.pid_of("b") != pids["b"], 15,
+             what="b restarted with its new settings")
+    wait_for(lambda: not pid_alive(pids["b"]) and not pid_alive(pids["gone"]), 15,
+             what="the old b and gone to stop")
+    assert "its settings changed while the agent was stopped" in agent.log_text()
+    # An adopted process is not the agent's child: its exit comes without a status, and it is
+    # restarted as any crash is.
+    os.kill(pids["a"], signal.SIGKILL)
+    wait_for(lambda: agent.state("a") == "RUNNING" and agent.pid_of("a") != pids["a"], 15,
+             what="a restarted after its adopted process died")
+    assert "status unknown: adopted from the previous agent" in agent.log_text()
+    # The agent's own stop still stops everything, adopted or not.
+    pids = [agent.pid_of(name) for name in ("a", "b")]
+    assert agent.stop() == 0
+    assert not any(pid_alive(p) for p in pids)
+
+
+def test_an_agent_killed_again_and_again_keeps_the_same_processes(agent_factory):
+    agent = agent_factory({"a": svc(), "b": svc(after=["a"])})
+    agent.start()
+    pids = {name: agent.pid_of(name) for name in ("a", "b")}
+    for _ in range(3):
+        os.kill(agent.proc.pid, signal.SIGKILL)
+        agent.proc.wait(timeout=5)
+        agent.start()
+        assert {name: agent.pid_of(name) for name in ("a", "b")} == pids
+        assert agent.state("a") == agent.state("b") == "RUNNING"
+    assert len(agent.records("start")) == 2
+
+
+def test_a_record_that_names_another_process_is_not_adopted(agent_factory):
+    agent = agent_factory({"a": svc()})
+    agent.start()
+    pid = agent.pid_of("a")
+    os.kill(agent.proc.pid, signal.SIGKILL)
+    agent.proc.wait(timeout=5)
+    # The recorded process ended, and its pid may name another process by now: the record's
+    # start time tells them apart. Here the pid is this test's own process.
+    records = agent.prefix / "run/certvisor/services.json"
+    text = records.read_text().replace('"pid":%d' % pid, '"pid":%d' % os.getpid())
+    records.write_text(text)
+    os.kill(pid, signal.SIGKILL)
+    agent.start()
+    assert agent.state("a") == "RUNNING" and agent.pid_of("a") not in (pid, os.getpid())
+    assert "ended while the agent was stopped" in agent.log_text()
 
 
 def test_restart_returns_once_the_service_is_ready_again(agent_factory):

@@ -27,6 +27,7 @@ static struct {
     bool grandchildren_escape;
     bool flood;
     bool reject_reload;
+    bool print_on_reload;
     const char *record;
     const char *print;
     const char *name;
@@ -102,6 +103,7 @@ static void usage(void)
                     "  --flood                write lines to stdout as fast as possible\n"
                     "  --reject-reload        on SIGHUP send RELOADING=1 and exit 1\n"
                     "  --print TEXT           print TEXT on stdout and on stderr at start\n"
+                    "  --print-on-reload      print \"reloaded\" on stdout at each SIGHUP\n"
                     "  --record FILE          append start/ready/stop/reload events to FILE\n");
 }
 
@@ -119,6 +121,7 @@ static void parse(int argc, char **argv)
                                             {"flood", no_argument, NULL, 'f'},
                                             {"reject-reload", no_argument, NULL, 'r'},
                                             {"print", required_argument, NULL, 'p'},
+                                            {"print-on-reload", no_argument, NULL, 'P'},
                                             {"record", required_argument, NULL, 'R'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
@@ -159,6 +162,9 @@ static void parse(int argc, char **argv)
             break;
         case 'r':
             opt.reject_reload = true;
+            break;
+        case 'P':
+            opt.print_on_reload = true;
             break;
         case 'p':
             opt.print = optarg;
@@ -242,6 +248,10 @@ int main(int argc, char **argv)
             got_hup = 0;
             sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu", 0ULL);
             record("reload");
+            if (opt.print_on_reload) {
+                printf("reloaded\n");
+                fflush(stdout);
+            }
             if (opt.reject_reload)
                 return 1;
             sd_notify(0, "READY=1");

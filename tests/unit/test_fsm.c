@@ -136,6 +136,20 @@ static void stop_then_kill_on_timeout(void **state)
     assert_int_equal(e.note, FSM_NOTE_STOPPED);
 }
 
+static void an_adopted_process_is_running_with_nothing_to_do(void **state)
+{
+    struct fsm fsm = {SERVICE_STOPPED, 3, FSM_STOP_REQUESTED};
+    struct fsm_effects e = step(&fsm, &policy, FSM_ADOPTED);
+
+    (void)state;
+    assert_int_equal(fsm.state, SERVICE_RUNNING);
+    assert_int_equal(fsm.failures, 0);
+    assert_int_equal(e.actions, 0);
+    /* Only a stopped service takes a process over. */
+    assert_int_equal(step(&fsm, &policy, FSM_ADOPTED).note, FSM_NOTE_IGNORED);
+    assert_int_equal(fsm.state, SERVICE_RUNNING);
+}
+
 static void unexpected_exit_restarts_expected_does_not(void **state)
 {
     struct fsm fsm = {SERVICE_RUNNING, 0, FSM_STOP_REQUESTED};
@@ -239,6 +253,7 @@ int main(void)
         cmocka_unit_test(backoff_is_capped),
         cmocka_unit_test(start_timeout_stops_then_counts_a_failure),
         cmocka_unit_test(stop_then_kill_on_timeout),
+        cmocka_unit_test(an_adopted_process_is_running_with_nothing_to_do),
         cmocka_unit_test(unexpected_exit_restarts_expected_does_not),
         cmocka_unit_test(autorestart_true_and_false),
         cmocka_unit_test(a_long_run_forgets_earlier_failures),

@@ -83,6 +83,17 @@ static const char *const SERVICES =
     "  command = \"/bin/false\"\n  readiness = started\n  autostart = false\n"
     "  autorestart = true\n  backoff_initial = 30\n}\n";
 
+/* A supervisor on fx's loop and configuration, reaping on SIGCHLD, with its services. */
+static void new_supervisor(struct fixture *fx)
+{
+    assert_int_equal(supervisor_new(fx->base, fx->config, false,
+                                    (struct supervisor_observer){on_changed, fx}, &fx->sup),
+                     0);
+    fx->sigchld = evsignal_new(fx->base, SIGCHLD, on_sigchld, fx->sup);
+    assert_int_equal(event_add(fx->sigchld, NULL), 0);
+    assert_int_equal(supervisor_take_config(fx->sup, fx->config, NULL), 0);
+}
+
 static int setup(void **state)
 {
     struct fixture *fx = calloc(1, sizeof(*fx));
@@ -97,16 +108,12 @@ static int setup(void **state)
     assert_int_equal(mkdir(text, 0755), 0);
     unit_write_file(fx->dir, "conf.d/services.conf", SERVICES);
     if (config_load(main_path, NULL, &fx->config, &error) != 0 ||
-        config_check_environment(fx->config, &error) != 0)
+        config_check_environment(fx->config, &error) != 0 ||
+        config_make_directories(fx->config, &error) != 0)
         fail_msg("the test's configuration: %s", error ? error : "(no message)");
     fx->base = event_base_new();
     assert_non_null(fx->base);
-    assert_int_equal(supervisor_new(fx->base, fx->config, false,
-                                    (struct supervisor_observer){on_changed, fx}, &fx->sup),
-                     0);
-    fx->sigchld = evsignal_new(fx->base, SIGCHLD, on_sigchld, fx->sup);
-    assert_int_equal(event_add(fx->sigchld, NULL), 0);
-    assert_int_equal(supervisor_take_config(fx->sup, fx->config, NULL), 0);
+    new_supervisor(fx);
     *state = fx;
     return 0;
 }
@@ -343,6 +350,51 @@ static void a_new_configuration_restarts_what_changed_and_drops_what_is_gone(voi
     json_decref(summary);
 }
 
+static bool db_restarted(struct fixture *fx)
+{
+    return service_state_of(find(fx, "db")) == SERVICE_RUNNING &&
+           service_pid(find(fx, "db")) != fx->passes[0].pid[0];
+}
+
+/*
+ * The next agent: a second supervisor, on a configuration loaded again, takes over the
+ * processes the first one recorded (run_dir/services.json) and left running.
+ */
+static void a_new_supervisor_adopts_what_the_record_lists(void **state)
+{
+    struct fixture *fx = *state;
+    struct agent_config *next = NULL;
+    char path[PATH_MAX], *error = NULL;
+    pid_t db, front;
+
+    assert_int_equal(supervisor_adopt(fx->sup), 0); /* none yet; the record is its own now */
+    supervisor_mark_start(fx->sup, find(fx, "front"));
+    supervisor_schedule(fx->sup);
+    run_until_quiet_or(fx, db_and_front_running, 10);
+    db = service_pid(find(fx, "db"));
+    front = service_pid(find(fx, "front"));
+    /* The first goes away without stopping anything, as a killed agent does. */
+    event_free(fx->sigchld);
+    supervisor_free(fx->sup);
+    snprintf(path, sizeof(path), "%s/certvisor.conf", fx->dir);
+    if (config_load(path, NULL, &next, &error) != 0)
+        fail_msg("the configuration again: %s", error ? error : "(no message)");
+    config_free(fx->config);
+    fx->config = next;
+    new_supervisor(fx);
+
+    assert_int_equal(supervisor_adopt(fx->sup), 2);
+    assert_int_equal(service_state_of(find(fx, "db")), SERVICE_RUNNING);
+    assert_int_equal(service_pid(find(fx, "db")), db);
+    assert_int_equal(service_pid(find(fx, "front")), front);
+    assert_int_equal(service_state_of(find(fx, "flaky")), SERVICE_STOPPED);
+    /* An adopted process that dies is restarted like any other. */
+    fx->n_passes = 0;
+    on_changed(fx); /* passes[0]: the adopted pids */
+    kill(db, SIGKILL);
+    run_until_quiet_or(fx, db_restarted, 10);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -354,6 +406,8 @@ int main(void)
             a_stop_cancels_a_retry_and_a_start_waits_for_dependents_stopping, setup, teardown),
         cmocka_unit_test_setup_teardown(
             a_new_configuration_restarts_what_changed_and_drops_what_is_gone, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_new_supervisor_adopts_what_the_record_lists, setup,
+                                        teardown),
     };
 
     signal(SIGPIPE, SIG_IGN);

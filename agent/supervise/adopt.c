@@ -1,0 +1,298 @@
+/*
+ * What lets the services outlive the agent: a record of every service's process, kept in
+ * run_dir/services.json (written from the loop after each change, by rename, so that a
+ * reader never sees half of it), and, at start-up, the adoption of the processes it lists
+ * that are still the same processes (pid and start time).
+ *
+ * An adopted process is not the new agent's child (its parent died, the kernel handed it
+ * to init or to systemd), so its exit comes through a pidfd and its status is unknown. It
+ * keeps what it read: a rendered file changed while the agent was away (a change that
+ * died between its commit and the reloads) is read again by a reload, and changed
+ * settings mean a restart through the usual plan.
+ */
+#include "service_impl.h"
+#include "supervisor_impl.h"
+
+#include "fsutil.h"
+#include "log.h"
+#include "procscan.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define RECORDS_NAME "services.json"
+#define RECORDS_VERSION 1
+/* Far above what any configuration writes (about 300 bytes per service). */
+#define RECORDS_MAX_BYTES (1024 * 1024)
+
+static void records_path(const struct supervisor *sup, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/" RECORDS_NAME, sup->config->run_dir);
+}
+
+/* SHA-256 of the settings, in hex: the file never holds them (environment values). */
+static void settings_digest(const struct service_config *config, char out[65])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    size_t md_len = 0;
+
+    out[0] = '\0';
+    if (!EVP_Q_digest(NULL, "SHA256", NULL, config->fingerprint, strlen(config->fingerprint), md,
+                      &md_len))
+        return;
+    for (size_t i = 0; i < md_len && i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+static json_t *service_record(const struct service *service)
+{
+    unsigned long long start_time;
+    char digest[65];
+
+    if (service->pid <= 0 || procscan_start_time(service->pid, &start_time) < 0)
+        return NULL;
+    settings_digest(service->config, digest);
+    return json_pack("{s:s, s:i, s:I, s:s, s:s, s:I}", "name", service->config->name, "pid",
+                     (int)service->pid, "start_time", (json_int_t)start_time, "state",
+                     service_state_name(service->fsm.state), "settings", digest, "loaded_usec",
+                     (json_int_t)service->loaded_usec);
+}
+
+static int write_records(const char *path, const char *text)
+{
+    char tmp[PATH_MAX];
+    int fd, r;
+
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return -errno;
+    r = fs_write_all(fd, text, strlen(text));
+    close(fd);
+    /* No fsync (fs_write_atomic() has one, which the loop must not wait for): run_dir is a
+     * tmpfs, and what a power cut loses, the services lose too. */
+    if (r == 0 && rename(tmp, path) < 0)
+        r = -errno;
+    if (r < 0)
+        unlink(tmp);
+    return r;
+}
+
+void supervisor_write_records(struct supervisor *sup)
+{
+    json_t *list = json_array(), *root;
+    char path[PATH_MAX], *text = NULL;
+    int r;
+
+    if (!sup->records_owned) {
+        json_decref(list);
+        return;
+    }
+    for (size_t i = 0; list && i < sup->n_services; i++) {
+        json_t *record = service_record(sup->services[i]);
+
+        if (record)
+            json_array_append_new(list, record);
+    }
+    root = json_pack("{s:i, s:o}", "version", RECORDS_VERSION, "services", list);
+    if (root)
+        text = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    if (!text) {
+        log_warning("Cannot record the services' processes: out of memory");
+        return;
+    }
+    if (sup->records_text && strcmp(sup->records_text, text) == 0) {
+        free(text);
+        return;
+    }
+    records_path(sup, path, sizeof(path));
+    r = write_records(path, text);
+    if (r < 0) {
+        log_warning("Cannot write %s: %s; an agent started after this one dies cannot adopt "
+                    "the services",
+                    path, strerror(-r));
+        free(text);
+        return;
+    }
+    free(sup->records_text);
+    sup->records_text = text;
+}
+
+/* The record's process, if it is still the one recorded: a pidfd for it, else -1. */
+static int open_recorded_process(pid_t pid, unsigned long long start_time)
+{
+    unsigned long long now;
+    int pidfd;
+
+    if (pid <= 1 || procscan_start_time(pid, &now) < 0 || now != start_time)
+        return -1;
+    pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pidfd < 0)
+        return -1;
+    /* The pid may have ended and been reused between the check and the open: check again,
+     * now that the pidfd holds whichever process it is. */
+    if (procscan_start_time(pid, &now) < 0 || now != start_time) {
+        close(pidfd);
+        return -1;
+    }
+    return pidfd;
+}
+
+/* True when one of the files the agent renders for the service changed at or after
+ * loaded_usec, so that the process has not read it. */
+static bool rendered_since(const struct service_config *config, uint64_t loaded_usec)
+{
+    const char *outputs[64];
+    size_t n = 0;
+
+    for (size_t t = 0; t < config->n_tls && n < 62; t++)
+        outputs[n++] = config->tls[t].output;
+    outputs[n++] = config->databases_output;
+    outputs[n++] = config->replicas_output;
+    for (size_t i = 0; i < n; i++) {
+        struct stat st;
+
+        if (!outputs[i] || stat(outputs[i], &st) < 0)
+            continue;
+        if ((uint64_t)st.st_mtim.tv_sec * 1000000u + (uint64_t)st.st_mtim.tv_nsec / 1000u >=
+            loaded_usec)
+            return true;
+    }
+    return false;
+}
+
+/* What the adopted service needs now: nothing, a reload or a restart. */
+static void converge(struct supervisor *sup, struct service *service, const char *state,
+                     const char *settings)
+{
+    char digest[65];
+
+    settings_digest(service->config, digest);
+    if (strcmp(state, service_state_name(SERVICE_RUNNING)) != 0) {
+        log_notice("Service '%s' was %s when the previous agent stopped: restarting it",
+                   service->config->name, state);
+        supervisor_mark_restart(sup, service);
+    } else if (strcmp(settings, digest) != 0) {
+        log_notice("Service '%s': its settings changed while the agent was stopped: restarting "
+                   "it",
+                   service->config->name);
+        supervisor_mark_restart(sup, service);
+    } else if (rendered_since(service->config, service->loaded_usec)) {
+        if (service_config_can_reload(service->config)) {
+            log_notice("Service '%s': its TLS files changed after it last read them: reloading it",
+                       service->config->name);
+            service_reload(service);
+        } else {
+            log_notice("Service '%s': its TLS files changed after it last read them, and it "
+                       "has no reload: restarting it",
+                       service->config->name);
+            supervisor_mark_restart(sup, service);
+        }
+    }
+}
+
+/* A process of a service the configuration no longer has: stopped, as a reload would. */
+static void stop_unknown(const char *name, pid_t pid, int pidfd)
+{
+    log_notice("The previous agent's service '%s' (pid %d) is not in the configuration any "
+               "more: stopping it",
+               name, (int)pid);
+    if (syscall(SYS_pidfd_send_signal, pidfd, SIGTERM, NULL, 0) == 0)
+        kill(-pid, SIGTERM);
+}
+
+static void adopt_record(struct supervisor *sup, json_t *record, size_t *adopted)
+{
+    const char *name = NULL, *state = NULL, *settings = NULL;
+    json_int_t pid = 0, start_time = 0, loaded_usec = 0;
+    struct service *service;
+    int pidfd;
+
+    if (json_unpack(record, "{s:s, s:I, s:I, s:s, s:s, s:I}", "name", &name, "pid", &pid,
+                    "start_time", &start_time, "state", &state, "settings", &settings,
+                    "loaded_usec", &loaded_usec) < 0 ||
+        pid <= 1 || pid > INT_MAX || start_time < 0 || loaded_usec < 0) {
+        log_warning("Ignored a malformed record in " RECORDS_NAME);
+        return;
+    }
+    pidfd = open_recorded_process((pid_t)pid, (unsigned long long)start_time);
+    if (pidfd < 0) {
+        log_info("Service '%s': its process %d ended while the agent was stopped", name, (int)pid);
+        return;
+    }
+    service = supervisor_find(sup, name);
+    if (!service) {
+        stop_unknown(name, (pid_t)pid, pidfd);
+        close(pidfd);
+        return;
+    }
+    if (service->fsm.state != SERVICE_STOPPED || service->pid ||
+        service_adopt(service, (pid_t)pid, pidfd, (uint64_t)loaded_usec) < 0) {
+        log_warning("Cannot adopt service '%s' (pid %d): stopping it", name, (int)pid);
+        stop_unknown(name, (pid_t)pid, pidfd);
+        close(pidfd);
+        return;
+    }
+    (*adopted)++;
+    converge(sup, service, state, settings);
+}
+
+size_t supervisor_adopt(struct supervisor *sup)
+{
+    char path[PATH_MAX];
+    json_error_t error;
+    json_t *root;
+    size_t adopted = 0;
+    bool was_scheduling;
+    int fd;
+
+    records_path(sup, path, sizeof(path));
+    sup->records_owned = true;
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        if (errno != ENOENT)
+            log_warning("Cannot read %s: %s; no service is adopted", path, strerror(errno));
+        return 0;
+    }
+    {
+        struct stat st;
+
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > RECORDS_MAX_BYTES ||
+            st.st_uid != geteuid()) {
+            log_warning("Ignored %s: not a regular file of the agent's user under %d bytes", path,
+                        RECORDS_MAX_BYTES);
+            close(fd);
+            return 0;
+        }
+    }
+    root = json_loadfd(fd, JSON_REJECT_DUPLICATES, &error);
+    close(fd);
+    if (!root || json_integer_value(json_object_get(root, "version")) != RECORDS_VERSION ||
+        !json_is_array(json_object_get(root, "services"))) {
+        if (root)
+            log_warning("Ignored %s: not a version %d record", path, RECORDS_VERSION);
+        else
+            log_warning("Ignored %s: %s", path, error.text);
+        json_decref(root);
+        return 0;
+    }
+    /* No pass may run before every record is taken: it would start a service whose process
+     * is only further down the list (its port still held). The caller schedules after. */
+    was_scheduling = sup->scheduling;
+    sup->scheduling = true;
+    for (size_t i = 0; i < json_array_size(json_object_get(root, "services")); i++)
+        adopt_record(sup, json_array_get(json_object_get(root, "services"), i), &adopted);
+    sup->scheduling = was_scheduling;
+    json_decref(root);
+    return adopted;
+}
