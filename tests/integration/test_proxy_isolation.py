@@ -12,6 +12,7 @@ import time
 import pytest
 import redis
 
+from conftest import wait_for
 from test_certs import free_port
 from test_proxy import (PROXY, client_context, db_section, direct, plain_shard,  # noqa: F401
                         scratch, started)
@@ -176,6 +177,7 @@ def test_blocked_clients_are_served_in_the_order_they_blocked(direct, plain_shar
     started(direct, db_section("db1", endpoint, plain_shard,
                                f"tls_mode = enabled\nmultiplex = {multiplex}\n"), "--threads", "1")
     pusher = client(endpoint)
+    shard = redis.Redis(host="127.0.0.1", port=plain_shard, socket_timeout=10)
     out_of_order = []
     for i in range(rounds):
         first, second = raw(endpoint), raw(endpoint)
@@ -185,7 +187,10 @@ def test_blocked_clients_are_served_in_the_order_they_blocked(direct, plain_shar
         key = f"order{i}"
         first.sendall(command("BRPOPLPUSH", key, f"{key}:t1", "0"))
         second.sendall(command("BRPOPLPUSH", key, f"{key}:t2", "0"))
-        time.sleep(0.01)
+        # Both sent back to back; the element comes once Redis has both blocked (a loaded
+        # machine may take longer than any fixed pause to get there).
+        wait_for(lambda: shard.info("clients")["blocked_clients"] == 2, 10,
+                 what="both clients blocked in Redis")
         assert pusher.lpush(key, "foo") == 1 or True
         got = read_reply(first, 3)
         if got != b"$3\r\nfoo\r\n":
