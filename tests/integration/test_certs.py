@@ -1,5 +1,6 @@
 """Certificates and TLS policy at start-up: generation, the store, rendering, real TLS."""
 import os
+import random
 import shutil
 import socket
 import stat
@@ -14,6 +15,17 @@ openssl = shutil.which("openssl")
 
 
 def free_port():
+    """A port to listen on, below the kernel's ephemeral range (net.ipv4.ip_local_port_range,
+    32768 and up by default): a port the kernel hands out for a bind to port 0 can be taken
+    as the local port of another test's outgoing connection before the service binds it."""
+    for _ in range(200):
+        port = random.randint(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

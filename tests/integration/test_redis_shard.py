@@ -5,15 +5,13 @@ import subprocess
 
 import pytest
 
+from test_certs import free_port
+
 from conftest import wait_for
 
 pytestmark = pytest.mark.skipif(not shutil.which("redis-server"), reason="redis-server not installed")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_redis_server_becomes_ready_through_the_agents_notify_socket(agent_factory):

@@ -10,6 +10,8 @@ import socket
 import time
 
 import pytest
+
+from test_certs import free_port
 import redis
 
 from conftest import REPO, TESTSVC, wait_for
@@ -19,10 +21,6 @@ pytestmark = pytest.mark.skipif(not shutil.which("redis-server"), reason="redis-
 SHARD = "redis-db1"
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Shard:
