@@ -202,12 +202,9 @@ static void converge(struct supervisor *sup, struct service *service, const char
     }
 }
 
-/* A process of a service the configuration no longer has: stopped, as a reload would. */
-static void stop_unknown(const char *name, pid_t pid, int pidfd)
+/* Stops a recorded process that is not taken over (its caller says why). */
+static void stop_recorded(pid_t pid, int pidfd)
 {
-    log_notice("The previous agent's service '%s' (pid %d) is not in the configuration any "
-               "more: stopping it",
-               name, (int)pid);
     if (syscall(SYS_pidfd_send_signal, pidfd, SIGTERM, NULL, 0) == 0)
         kill(-pid, SIGTERM);
 }
@@ -233,14 +230,17 @@ static void adopt_record(struct supervisor *sup, json_t *record, size_t *adopted
     }
     service = supervisor_find(sup, name);
     if (!service) {
-        stop_unknown(name, (pid_t)pid, pidfd);
+        log_notice("The previous agent's service '%s' (pid %d) is not in the configuration any "
+                   "more: stopping it",
+                   name, (int)pid);
+        stop_recorded((pid_t)pid, pidfd);
         close(pidfd);
         return;
     }
     if (service->fsm.state != SERVICE_STOPPED || service->pid ||
         service_adopt(service, (pid_t)pid, pidfd, (uint64_t)loaded_usec) < 0) {
         log_warning("Cannot adopt service '%s' (pid %d): stopping it", name, (int)pid);
-        stop_unknown(name, (pid_t)pid, pidfd);
+        stop_recorded((pid_t)pid, pidfd);
         close(pidfd);
         return;
     }
