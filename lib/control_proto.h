@@ -44,6 +44,9 @@ enum control_access {
     X(avail, "avail", CONTROL_ACCESS_READ, "avail",                                                \
       "List the configured services and how they start.")                                          \
     X(version, "version", CONTROL_ACCESS_READ, "version", "Print the agent's version.")            \
+    X(daemon_reexec, "daemon-reexec", CONTROL_ACCESS_ADMIN, "daemon-reexec",                       \
+      "Execute the agent's binary again (the new one after an upgrade), keeping every service "    \
+      "running with its pid; return once the new binary is ready.")                                \
     X(metrics, "metrics", CONTROL_ACCESS_READ, "metrics",                                          \
       "Print the agent's state for the metrics exporter, as JSON.")                                \
     X(cluster_certificate_list, "cluster certificate list", CONTROL_ACCESS_READ,                   \

@@ -27,6 +27,54 @@ int fs_write_all(int fd, const void *buf, size_t len)
     return 0;
 }
 
+int fs_read_all(int fd, size_t max, char **ret_text, size_t *ret_len)
+{
+    size_t cap = max < 4096 ? max + 1 : 4096, len = 0;
+    char *text = malloc(cap + 1);
+
+    if (!text)
+        return -ENOMEM;
+    for (;;) {
+        ssize_t n;
+
+        if (len == cap) {
+            char *bigger;
+
+            if (cap > max) {
+                free(text);
+                return -EFBIG;
+            }
+            cap = cap * 2 > max + 1 ? max + 1 : cap * 2;
+            bigger = realloc(text, cap + 1);
+            if (!bigger) {
+                free(text);
+                return -ENOMEM;
+            }
+            text = bigger;
+        }
+        n = read(fd, text + len, cap - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int r = -errno;
+
+            free(text);
+            return r;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    if (len > max) {
+        free(text);
+        return -EFBIG;
+    }
+    text[len] = '\0';
+    *ret_text = text;
+    *ret_len = len;
+    return 0;
+}
+
 int fs_fsync_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -9,6 +9,13 @@
 /* Writes all of buf, retrying on EINTR and short writes. Returns 0 or -errno. */
 int fs_write_all(int fd, const void *buf, size_t len);
 
+/*
+ * Reads fd from its current offset to its end, at most max bytes, into a NUL-terminated
+ * malloc'd *ret_text (its length in *ret_len: the text may hold NUL bytes). Returns 0,
+ * -EFBIG when there is more than max, or -errno.
+ */
+int fs_read_all(int fd, size_t max, char **ret_text, size_t *ret_len);
+
 /* fsyncs a directory, so that entries created or renamed in it survive a crash. */
 int fs_fsync_dir(const char *dir);
 

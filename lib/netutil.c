@@ -10,7 +10,11 @@
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define TLS_HANDSHAKE_RECORD 0x16
@@ -213,4 +217,25 @@ long net_raise_nofile_limit(void)
             return -errno;
     }
     return limit.rlim_cur == RLIM_INFINITY ? (long)1 << 30 : (long)limit.rlim_cur;
+}
+
+bool net_unix_socket_at(int fd, int type, const char *path)
+{
+    struct sockaddr_un addr;
+    socklen_t len = sizeof(addr);
+    int value = 0;
+    socklen_t value_len = sizeof(value);
+    struct stat st;
+
+    memset(&addr, 0, sizeof(addr));
+    if (getsockname(fd, (struct sockaddr *)&addr, &len) < 0 || addr.sun_family != AF_UNIX ||
+        len <= offsetof(struct sockaddr_un, sun_path) ||
+        strncmp(addr.sun_path, path, sizeof(addr.sun_path)) != 0)
+        return false;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &value, &value_len) < 0 || value != type)
+        return false;
+    if (type == SOCK_STREAM &&
+        (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &value, &value_len) < 0 || !value))
+        return false;
+    return stat(path, &st) == 0 && S_ISSOCK(st.st_mode);
 }

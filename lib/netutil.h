@@ -97,4 +97,11 @@ int net_sniff_tls(int fd);
  */
 long net_raise_nofile_limit(void);
 
+/*
+ * True when fd is a unix socket of type (SOCK_STREAM, SOCK_DGRAM) bound to path, path still
+ * names a socket, and, for a stream socket, fd listens: a socket a re-exec handed over that
+ * the new binary can go on using as it is.
+ */
+bool net_unix_socket_at(int fd, int type, const char *path);
+
 #endif

@@ -441,6 +441,25 @@ static void handle_version(struct agent *agent, struct control_conn *conn, json_
     control_reply(conn, json_pack("{s:i, s:s}", "exit", EXIT_OK, "version", CERTVISOR_VERSION));
 }
 
+static void handle_daemon_reexec(struct agent *agent, struct control_conn *conn, json_t *args,
+                                 json_t *options)
+{
+    char err[1024];
+
+    (void)options;
+    if (json_array_size(args) > 0) {
+        control_reply_error(conn, EXIT_USAGE, "daemon-reexec takes no arguments");
+        return;
+    }
+    if (!agent->hooks.reexec) {
+        control_reply_error(conn, EXIT_FAILED, "this agent cannot re-execute");
+        return;
+    }
+    /* Answered by the new binary once it is ready, or here with why it could not run. */
+    if (agent->hooks.reexec(agent, conn, err, sizeof(err)) < 0)
+        control_reply_error(conn, EXIT_FAILED, "%s", err);
+}
+
 /* --- tail --- */
 
 struct tail_follow {

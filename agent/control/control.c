@@ -8,6 +8,7 @@
 #include "cv_error.h"
 #include "fsutil.h"
 #include "log.h"
+#include "netutil.h"
 #include "offload.h"
 #include "service.h"
 #include "signin_limits.h"
@@ -16,6 +17,7 @@
 
 #include <event2/event.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <grp.h>
@@ -946,8 +948,33 @@ static int resolve_group(const char *name, gid_t *ret_gid, char *err, size_t err
     return 0;
 }
 
-static int bind_socket(struct control_server *server, const struct agent_config *config, char *err,
-                       size_t err_len)
+/*
+ * The socket a re-exec handed over (inherited_fd), if it still listens where the
+ * configuration says: no client is refused while the agent re-executes. Otherwise it is
+ * closed, and a new one is bound.
+ */
+static bool take_inherited(struct control_server *server, const struct agent_config *config,
+                           int inherited_fd, gid_t group)
+{
+    if (inherited_fd < 0)
+        return false;
+    if (!net_unix_socket_at(inherited_fd, SOCK_STREAM, config->control_socket) ||
+        fcntl(inherited_fd, F_SETFL, fcntl(inherited_fd, F_GETFL) | O_NONBLOCK) < 0) {
+        close(inherited_fd);
+        return false;
+    }
+    server->fd = inherited_fd;
+    /* The group may have changed with the configuration the new binary read. */
+    if (chmod(config->control_socket, 0660) < 0 ||
+        chown(config->control_socket, (uid_t)-1, group) < 0)
+        log_warning("Cannot set the mode and group of %s: %s", config->control_socket,
+                    strerror(errno));
+    server->bound_known = fs_identity_of(config->control_socket, &server->bound) == 0;
+    return true;
+}
+
+static int bind_socket(struct control_server *server, const struct agent_config *config,
+                       int inherited_fd, char *err, size_t err_len)
 {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     gid_t group = getegid();
@@ -957,8 +984,13 @@ static int bind_socket(struct control_server *server, const struct agent_config 
         return -ENAMETOOLONG;
     }
     if (config->control_group &&
-        resolve_group(config->control_group, &group, err, err_len, "control_group") < 0)
+        resolve_group(config->control_group, &group, err, err_len, "control_group") < 0) {
+        if (inherited_fd >= 0)
+            close(inherited_fd);
         return CV_ECONFIG;
+    }
+    if (take_inherited(server, config, inherited_fd, group))
+        return 0;
     memcpy(addr.sun_path, config->control_socket, strlen(config->control_socket) + 1);
     if (socket_is_live(&addr)) {
         snprintf(err, err_len, "another certvisord is already listening on %s",
@@ -977,14 +1009,17 @@ static int bind_socket(struct control_server *server, const struct agent_config 
     return 0;
 }
 
-int control_server_new(struct agent *agent, struct control_server **ret_server, char *err,
-                       size_t err_len)
+int control_server_new(struct agent *agent, int inherited_fd, struct control_server **ret_server,
+                       char *err, size_t err_len)
 {
     struct control_server *server = calloc(1, sizeof(*server));
     int r;
 
-    if (!server)
+    if (!server) {
+        if (inherited_fd >= 0)
+            close(inherited_fd);
         return -ENOMEM;
+    }
     server->agent = agent;
     server->fd = -1;
     server->path = strdup(agent->config->control_socket);
@@ -1001,7 +1036,7 @@ int control_server_new(struct agent *agent, struct control_server **ret_server, 
         }
         server->has_admin_gid = true;
     }
-    r = bind_socket(server, agent->config, err, err_len);
+    r = bind_socket(server, agent->config, inherited_fd, err, err_len);
     if (r < 0) {
         control_server_free(server);
         return r;
@@ -1019,6 +1054,16 @@ int control_server_new(struct agent *agent, struct control_server **ret_server, 
 int control_server_start(struct control_server *server)
 {
     return event_add(server->accept_event, NULL) < 0 ? -ENOMEM : 0;
+}
+
+int control_server_fd(const struct control_server *server)
+{
+    return server->fd;
+}
+
+int control_conn_fd(const struct control_conn *conn)
+{
+    return (int)bufferevent_getfd(conn->bev);
 }
 
 void control_server_free(struct control_server *server)

@@ -34,11 +34,19 @@ void control_peer_describe(const struct control_peer *peer, char *buf, size_t le
 
 /*
  * Listens on the configured socket (mode 0660, the configured group). Refuses
- * to start when another agent already answers there. Returns 0 or a negative
- * error, with a message in err.
+ * to start when another agent already answers there. inherited_fd (taken; -1
+ * for none) is the socket a re-exec handed over: used as it is when it still
+ * listens on the configured path, so that no client is refused meanwhile.
+ * Returns 0 or a negative error, with a message in err.
  */
-int control_server_new(struct agent *agent, struct control_server **ret_server, char *err,
-                       size_t err_len);
+int control_server_new(struct agent *agent, int inherited_fd, struct control_server **ret_server,
+                       char *err, size_t err_len);
+
+/* The listening socket, for a re-exec to hand over. */
+int control_server_fd(const struct control_server *server);
+
+/* A connection's socket, for a re-exec to hand over (the new binary answers on it). */
+int control_conn_fd(const struct control_conn *conn);
 
 /*
  * Starts accepting. The socket listens from control_server_new() on (so a

@@ -17,11 +17,13 @@ struct apply_queue;
 struct audit_ring;
 struct cert_watch;
 struct certs;
+struct control_conn;
 struct control_server;
 struct event;
 struct event_base;
 struct notify_server;
 struct offload;
+struct reexec;
 struct renewal;
 struct supervisor;
 struct users;
@@ -30,6 +32,9 @@ struct users;
 struct agent_hooks {
     void (*reload_started)(struct agent *agent);  /* RELOADING=1 to systemd */
     void (*reload_finished)(struct agent *agent); /* READY=1 again, once it is ours to send */
+    /* certvisorctl daemon-reexec: 0 once under way (conn, if not NULL, is answered by the
+     * new binary or with why it could not run), or a negative error with err saying why. */
+    int (*reexec)(struct agent *agent, struct control_conn *conn, char *err, size_t err_len);
 };
 
 struct agent {
@@ -45,8 +50,9 @@ struct agent {
     struct users *users;         /* the REST API's users (state_dir/users.json) */
     struct audit_ring *audit;    /* the recent audit entries (agent/apply/audit.c) */
     struct offload *offload;     /* worker threads for slow work (agent/core/offload.c) */
+    struct reexec *reexec;       /* re-executing the binary (agent/daemon/reexec.c) */
     struct agent_hooks hooks;
-    struct event *signal_events[4];
+    struct event *signal_events[5];
     struct event *watchdog_timer;
     struct {
         time_t at;                     /* when the last change finished (0: none yet) */
@@ -54,6 +60,7 @@ struct agent {
         unsigned long applied, failed; /* changes since start-up, by outcome */
     } last_apply;
     time_t started_at;           /* wall clock at start-up, for the metrics */
+    unsigned long reexecs;       /* times the binary was executed again since then */
     const char *prefix_override; /* --prefix, kept for configuration reloads */
     bool under_systemd;          /* NOTIFY_SOCKET was set for the agent itself */
     bool ready_sent;

@@ -172,6 +172,11 @@ fail:
     return r;
 }
 
+bool offload_idle(const struct offload *offload)
+{
+    return offload->backlog == 0;
+}
+
 void offload_free(struct offload *offload)
 {
     struct offload_job *left;

@@ -31,6 +31,10 @@ int offload_new(struct event_base *base, unsigned n_threads, struct offload **re
  */
 void offload_free(struct offload *offload);
 
+/* True when no job is queued, running, or waiting for its done callback (a re-exec waits
+ * for that: an exec would drop a job half-way). */
+bool offload_idle(const struct offload *offload);
+
 /*
  * Queues work(job) for a worker, then done(job, false) on the loop. The job
  * belongs to the caller throughout; when whoever waits for it goes away

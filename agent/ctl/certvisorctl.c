@@ -467,6 +467,17 @@ static void print_audit(json_t *items)
     }
 }
 
+static void print_reexec(json_t *reply)
+{
+    json_int_t kept = json_integer_value(json_object_get(reply, "kept"));
+
+    printf("certvisord re-executed %s: version %s (was %s), pid %d as before; %lld service%s "
+           "kept running with their pids, in %.1f ms\n",
+           str(reply, "binary"), str(reply, "version"), str(reply, "from_version"),
+           (int)json_integer_value(json_object_get(reply, "pid")), (long long)kept,
+           kept == 1 ? "" : "s", json_number_value(json_object_get(reply, "took_ms")));
+}
+
 static void print_reply(const char *command, json_t *reply)
 {
     json_t *items = json_object_get(reply, "items");
@@ -483,6 +494,8 @@ static void print_reply(const char *command, json_t *reply)
         print_avail(items);
     else if (strcmp(command, "version") == 0)
         printf("%s\n", str(reply, "version"));
+    else if (strcmp(command, "daemon-reexec") == 0)
+        print_reexec(reply);
     else if (strcmp(command, "metrics") == 0)
         print_json(reply);
     else if (strcmp(command, "reload") == 0 && !items)
@@ -995,7 +1008,14 @@ static int run(const struct ctl_options *opts, const char *command, int argc, ch
         }
         json_decref(message);
     }
-    if (r == -ECONNRESET) {
+    if (r == -ECONNRESET && strcmp(command, "daemon-reexec") == 0) {
+        fprintf(stderr,
+                "certvisorctl: %s: the new binary did not answer after the re-exec: it could not "
+                "start (its reason is in the agent's log: journalctl -u certvisord). The services "
+                "keep running; an agent started again adopts them.\n",
+                socket_path);
+        exit_status = EXIT_CONNECTION_LOST;
+    } else if (r == -ECONNRESET) {
         exit_status = connection_lost(socket_path, changing);
     } else if (r < 0) {
         fprintf(stderr, "certvisorctl: %s: %s\n", socket_path, cv_strerror(r));

@@ -4,6 +4,7 @@
 #include "apply.h"
 #include "cv_error.h"
 #include "log.h"
+#include "reexec.h"
 #include "sdnotify.h"
 #include "service.h"
 #include "supervisor.h"
@@ -40,6 +41,7 @@ static void agent_check_ready(struct agent *agent)
     agent_update_status(agent);
     log_info("certvisord is ready");
     sdnotify_ready(agent);
+    reexec_ready(agent->reexec); /* after a re-exec: the requests that waited through it */
 }
 
 void agent_update_status(struct agent *agent)

@@ -14,6 +14,7 @@
 #include "notify.h"
 #include "offload.h"
 #include "procscan.h"
+#include "reexec.h"
 #include "sdnotify.h"
 #include "secure_alloc.h"
 #include "service.h"
@@ -45,6 +46,7 @@ struct options {
     const char *config_path;
     char *prefix; /* absolute, malloc'd */
     bool check_only;
+    int reexec_state_fd; /* --reexec-state: what the previous binary handed over, or -1 */
 };
 
 static void usage(FILE *out)
@@ -64,20 +66,27 @@ static void usage(FILE *out)
             "  -h, --help          show this help\n"
             "  -V, --version       show the version\n"
             "\n"
-            "Signals: SIGHUP re-reads the configuration; SIGTERM or SIGINT stops every\n"
-            "service in reverse dependency order, then exits. See certvisord(8).\n",
+            "Signals: SIGHUP re-reads the configuration; SIGUSR2 re-executes the binary\n"
+            "(certvisorctl daemon-reexec), keeping every service running; SIGTERM or SIGINT\n"
+            "stops every service in reverse dependency order, then exits. See certvisord(8).\n",
             CERTVISOR_DEFAULT_CONFIG);
 }
 
 static int parse_options(int argc, char **argv, struct options *opts)
 {
-    static const struct option long_options[] = {
-        {"config", required_argument, NULL, 'c'}, {"prefix", required_argument, NULL, 'p'},
-        {"check", no_argument, NULL, 't'},        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0}};
+    static const struct option long_options[] = {{"config", required_argument, NULL, 'c'},
+                                                 {"prefix", required_argument, NULL, 'p'},
+                                                 {"check", no_argument, NULL, 't'},
+                                                 {"help", no_argument, NULL, 'h'},
+                                                 {"version", no_argument, NULL, 'V'},
+                                                 {"reexec-state", required_argument, NULL, 'R'},
+                                                 {NULL, 0, NULL, 0}};
+    char *end;
+    long fd;
     int c;
 
     opts->config_path = CERTVISOR_DEFAULT_CONFIG;
+    opts->reexec_state_fd = -1;
     while ((c = getopt_long(argc, argv, "c:p:thV", long_options, NULL)) != -1) {
         switch (c) {
         case 'c':
@@ -93,6 +102,16 @@ static int parse_options(int argc, char **argv, struct options *opts)
             break;
         case 't':
             opts->check_only = true;
+            break;
+        case 'R':
+            /* Internal: only a re-exec passes it (certvisord(8), "RE-EXECUTION"). */
+            errno = 0;
+            fd = strtol(optarg, &end, 10);
+            if (errno || *end || fd < 3 || fd > INT_MAX) {
+                fprintf(stderr, "certvisord: --reexec-state %s: not a descriptor number\n", optarg);
+                return -1;
+            }
+            opts->reexec_state_fd = (int)fd;
             break;
         case 'h':
             usage(stdout);
@@ -139,6 +158,9 @@ static void on_signal(evutil_socket_t signo, short what, void *arg)
         log_info("Received %s: shutting down", signo == SIGTERM ? "SIGTERM" : "SIGINT");
         agent_shutdown(agent);
         break;
+    case SIGUSR2:
+        reexec_on_signal(agent);
+        break;
     case SIGHUP:
         if (agent->shutting_down) {
             log_notice("Received SIGHUP while shutting down: ignored");
@@ -158,10 +180,10 @@ static void on_signal(evutil_socket_t signo, short what, void *arg)
 
 static int setup_signals(struct agent *agent)
 {
-    static const int signals[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP};
+    static const int signals[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR2};
 
     signal(SIGPIPE, SIG_IGN);
-    for (size_t i = 0; i < 4; i++) {
+    for (size_t i = 0; i < 5; i++) {
         agent->signal_events[i] = evsignal_new(agent->base, signals[i], on_signal, agent);
         if (!agent->signal_events[i] || event_add(agent->signal_events[i], NULL) < 0)
             return -1;
@@ -171,19 +193,28 @@ static int setup_signals(struct agent *agent)
 
 /*
  * Creates the run-time services in dependency order and asks for the autostart ones; a
- * process the previous agent left running (it died, the services did not) is taken over
- * instead of started again.
+ * process the previous agent left running (it died, the services did not) or the previous
+ * binary handed over (a re-exec) is taken over instead of started again.
  */
 static int adopt_services(struct agent *agent)
 {
+    const struct service_records *handed_over = reexec_records(agent->reexec);
     uint64_t began = monotonic_usec();
     size_t adopted;
     int r = supervisor_take_config(agent->supervisor, agent->config, NULL);
 
     if (r < 0)
         return r;
-    adopted = supervisor_adopt(agent->supervisor);
-    if (adopted)
+    if (handed_over)
+        adopted = supervisor_adopt_records(agent->supervisor, handed_over,
+                                           "kept across the agent's re-exec");
+    else
+        adopted = supervisor_adopt(agent->supervisor);
+    reexec_adopted(agent->reexec, adopted);
+    if (handed_over)
+        log_notice("Kept %zu running service%s across the re-exec in %.1f ms", adopted,
+                   adopted == 1 ? "" : "s", (double)(monotonic_usec() - began) / 1000.0);
+    else if (adopted)
         log_notice("Adopted %zu running service%s from the previous agent in %.1f ms", adopted,
                    adopted == 1 ? "" : "s", (double)(monotonic_usec() - began) / 1000.0);
     return 0;
@@ -212,8 +243,9 @@ static void agent_free(struct agent *agent)
     users_free(agent->users);
     audit_free(agent->audit);
     notify_server_free(agent->notify);
+    reexec_free(agent->reexec);
     sdnotify_free(agent);
-    for (size_t i = 0; i < 4; i++)
+    for (size_t i = 0; i < 5; i++)
         if (agent->signal_events[i])
             event_free(agent->signal_events[i]);
     if (agent->base)
@@ -283,6 +315,10 @@ static int start_agent(struct agent *agent)
         log_warning("Cannot become a child subreaper: %s", strerror(errno));
     agent->base = event_base_new();
     agent_set_hooks(agent);
+    if (!agent->base || reexec_attach(agent->reexec, agent) < 0) {
+        log_error("Cannot set up the event loop");
+        return -1;
+    }
     /* sdnotify_init() learns whether the agent runs under systemd, which the supervisor is told. */
     if (!agent->base || setup_signals(agent) < 0 || sdnotify_init(agent) < 0 ||
         supervisor_new(agent->base, agent->config, agent->under_systemd,
@@ -294,12 +330,14 @@ static int start_agent(struct agent *agent)
     }
     /* The control socket first: it refuses to start when another agent answers, before
      * anything of that agent's (its notify socket) is touched. */
-    r = control_server_new(agent, &agent->control, err, sizeof(err));
+    r = control_server_new(agent, reexec_take_control_fd(agent->reexec), &agent->control, err,
+                           sizeof(err));
     if (r < 0) {
         log_error("Cannot open the control socket: %s", err);
         return -1;
     }
-    r = notify_server_new(agent->base, agent->config->notify_socket, supervisor_on_notify,
+    r = notify_server_new(agent->base, agent->config->notify_socket,
+                          reexec_take_notify_fd(agent->reexec), supervisor_on_notify,
                           agent->supervisor, &agent->notify);
     if (r < 0) {
         log_error("Cannot listen on the notify socket %s: %s", agent->config->notify_socket,
@@ -337,6 +375,12 @@ int main(int argc, char **argv)
         free(opts.prefix);
         return 2;
     }
+    /* Before anything opens a descriptor: what a re-exec handed over, and nothing else. */
+    if (reexec_new(argc, argv, opts.check_only ? -1 : opts.reexec_state_fd, &agent.reexec) < 0) {
+        fprintf(stderr, "certvisord: out of memory\n");
+        free(opts.prefix);
+        return 1;
+    }
     r = config_load(opts.config_path, opts.prefix, &agent.config, &error);
     if (r == 0)
         r = config_check_environment(agent.config, &error);
@@ -345,6 +389,7 @@ int main(int argc, char **argv)
         free(error);
         free(opts.prefix);
         config_free(agent.config); /* NULL when the load failed */
+        reexec_free(agent.reexec); /* the services it handed over run on, unwatched */
         return 1;
     }
     if (opts.check_only) {
@@ -357,6 +402,7 @@ int main(int argc, char **argv)
             printf("  %-32s %s:%d\n", service->name, service->source_file, service->source_line);
         }
         config_free(agent.config);
+        reexec_free(agent.reexec);
         free(opts.prefix);
         return 0;
     }
@@ -365,6 +411,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "certvisord: %s\n", error ? error : "cannot create directories");
         free(error);
         config_free(agent.config);
+        reexec_free(agent.reexec);
         free(opts.prefix);
         return 1;
     }
@@ -377,10 +424,13 @@ int main(int argc, char **argv)
         event_base_dispatch(agent.base);
         log_info("certvisord stopped");
     } else {
+        /* What runs now was adopted or handed over, not started: the next agent adopts it. */
+        log_notice("The services that run are left running for the next agent to adopt");
         agent.exit_status = 1;
     }
     agent_free(&agent);
-    reap_everything();
+    if (agent.exit_status == 0)
+        reap_everything();
     free(opts.prefix);
     return agent.exit_status;
 }

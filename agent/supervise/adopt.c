@@ -16,6 +16,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "procscan.h"
+#include "records.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -30,9 +31,6 @@
 #include <unistd.h>
 
 #define RECORDS_NAME "services.json"
-#define RECORDS_VERSION 1
-/* Far above what any configuration writes (about 300 bytes per service). */
-#define RECORDS_MAX_BYTES (1024 * 1024)
 
 static void records_path(const struct supervisor *sup, char *buf, size_t len)
 {
@@ -61,10 +59,33 @@ static json_t *service_record(const struct service *service)
     if (service->pid <= 0 || procscan_start_time(service->pid, &start_time) < 0)
         return NULL;
     settings_digest(service->config, digest);
-    return json_pack("{s:s, s:i, s:I, s:s, s:s, s:I}", "name", service->config->name, "pid",
+    return json_pack("{s:s, s:i, s:I, s:s, s:s, s:I, s:I}", "name", service->config->name, "pid",
                      (int)service->pid, "start_time", (json_int_t)start_time, "state",
                      service_state_name(service->fsm.state), "settings", digest, "loaded_usec",
-                     (json_int_t)service->loaded_usec);
+                     (json_int_t)service->loaded_usec, "restarts", (json_int_t)service->restarts);
+}
+
+json_t *supervisor_records(const struct supervisor *sup)
+{
+    json_t *list = json_array(), *stopped = json_array();
+
+    for (size_t i = 0; list && stopped && i < sup->n_services; i++) {
+        const struct service *service = sup->services[i];
+        json_t *record = service_record(service);
+
+        if (record)
+            json_array_append_new(list, record);
+        /* A service stopped by hand stays stopped under the next agent too. */
+        if (service->operator_stopped && !service->remove_when_stopped)
+            json_array_append_new(stopped, json_string(service->config->name));
+    }
+    if (!list || !stopped) {
+        json_decref(list);
+        json_decref(stopped);
+        return NULL;
+    }
+    return json_pack("{s:i, s:o, s:o}", "version", SERVICE_RECORDS_VERSION, "services", list,
+                     "operator_stopped", stopped);
 }
 
 static int write_records(const char *path, const char *text)
@@ -90,21 +111,13 @@ static int write_records(const char *path, const char *text)
 
 void supervisor_write_records(struct supervisor *sup)
 {
-    json_t *list = json_array(), *root;
     char path[PATH_MAX], *text = NULL;
+    json_t *root;
     int r;
 
-    if (!sup->records_owned) {
-        json_decref(list);
+    if (!sup->records_owned)
         return;
-    }
-    for (size_t i = 0; list && i < sup->n_services; i++) {
-        json_t *record = service_record(sup->services[i]);
-
-        if (record)
-            json_array_append_new(list, record);
-    }
-    root = json_pack("{s:i, s:o}", "version", RECORDS_VERSION, "services", list);
+    root = supervisor_records(sup);
     if (root)
         text = json_dumps(root, JSON_COMPACT);
     json_decref(root);
@@ -209,91 +222,107 @@ static void stop_recorded(pid_t pid, int pidfd)
         kill(-pid, SIGTERM);
 }
 
-static void adopt_record(struct supervisor *sup, json_t *record, size_t *adopted)
+static void adopt_record(struct supervisor *sup, const struct service_record *record,
+                         const char *how, size_t *adopted)
 {
-    const char *name = NULL, *state = NULL, *settings = NULL;
-    json_int_t pid = 0, start_time = 0, loaded_usec = 0;
+    struct service_adoption adoption = {record->pid, record->loaded_usec, record->restarts, how};
     struct service *service;
-    int pidfd;
+    int pidfd = open_recorded_process(record->pid, record->start_time);
 
-    if (json_unpack(record, "{s:s, s:I, s:I, s:s, s:s, s:I}", "name", &name, "pid", &pid,
-                    "start_time", &start_time, "state", &state, "settings", &settings,
-                    "loaded_usec", &loaded_usec) < 0 ||
-        pid <= 1 || pid > INT_MAX || start_time < 0 || loaded_usec < 0) {
-        log_warning("Ignored a malformed record in " RECORDS_NAME);
-        return;
-    }
-    pidfd = open_recorded_process((pid_t)pid, (unsigned long long)start_time);
     if (pidfd < 0) {
-        log_info("Service '%s': its process %d ended while the agent was stopped", name, (int)pid);
+        log_info("Service '%s': its process %d ended while the agent was stopped", record->name,
+                 (int)record->pid);
         return;
     }
-    service = supervisor_find(sup, name);
+    service = supervisor_find(sup, record->name);
     if (!service) {
         log_notice("The previous agent's service '%s' (pid %d) is not in the configuration any "
                    "more: stopping it",
-                   name, (int)pid);
-        stop_recorded((pid_t)pid, pidfd);
+                   record->name, (int)record->pid);
+        stop_recorded(record->pid, pidfd);
         close(pidfd);
         return;
     }
     if (service->fsm.state != SERVICE_STOPPED || service->pid ||
-        service_adopt(service, (pid_t)pid, pidfd, (uint64_t)loaded_usec) < 0) {
-        log_warning("Cannot adopt service '%s' (pid %d): stopping it", name, (int)pid);
-        stop_recorded((pid_t)pid, pidfd);
+        service_adopt(service, &adoption, pidfd) < 0) {
+        log_warning("Cannot adopt service '%s' (pid %d): stopping it", record->name,
+                    (int)record->pid);
+        stop_recorded(record->pid, pidfd);
         close(pidfd);
         return;
     }
     (*adopted)++;
-    converge(sup, service, state, settings);
+    converge(sup, service, record->state, record->settings);
 }
 
-size_t supervisor_adopt(struct supervisor *sup)
+size_t supervisor_adopt_records(struct supervisor *sup, const struct service_records *records,
+                                const char *how)
 {
-    char path[PATH_MAX];
-    json_error_t error;
-    json_t *root;
     size_t adopted = 0;
     bool was_scheduling;
-    int fd;
 
-    records_path(sup, path, sizeof(path));
     sup->records_owned = true;
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) {
-        if (errno != ENOENT)
-            log_warning("Cannot read %s: %s; no service is adopted", path, strerror(errno));
-        return 0;
-    }
-    {
-        struct stat st;
-
-        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > RECORDS_MAX_BYTES ||
-            st.st_uid != geteuid()) {
-            log_warning("Ignored %s: not a regular file of the agent's user under %d bytes", path,
-                        RECORDS_MAX_BYTES);
-            close(fd);
-            return 0;
-        }
-    }
-    root = json_loadfd(fd, JSON_REJECT_DUPLICATES, &error);
-    close(fd);
-    if (!root || json_integer_value(json_object_get(root, "version")) != RECORDS_VERSION ||
-        !json_is_array(json_object_get(root, "services"))) {
-        if (root)
-            log_warning("Ignored %s: not a version %d record", path, RECORDS_VERSION);
-        else
-            log_warning("Ignored %s: %s", path, error.text);
-        json_decref(root);
-        return 0;
-    }
+    if (records->malformed)
+        log_warning("Ignored %zu malformed entr%s in the services' record", records->malformed,
+                    records->malformed == 1 ? "y" : "ies");
     /* No pass may run before every record is taken: it would start a service whose process
      * is only further down the list (its port still held). The caller schedules after. */
     was_scheduling = sup->scheduling;
     sup->scheduling = true;
-    for (size_t i = 0; i < json_array_size(json_object_get(root, "services")); i++)
-        adopt_record(sup, json_array_get(json_object_get(root, "services"), i), &adopted);
+    for (size_t i = 0; i < records->n; i++)
+        adopt_record(sup, &records->items[i], how, &adopted);
+    for (size_t i = 0; i < records->n_operator_stopped; i++) {
+        struct service *service = supervisor_find(sup, records->operator_stopped[i]);
+
+        if (service && !service->pid) {
+            log_info("Service '%s' stays stopped: it was stopped by hand", service->config->name);
+            supervisor_mark_stop(service, true);
+        }
+    }
     sup->scheduling = was_scheduling;
-    json_decref(root);
+    return adopted;
+}
+
+/* The agent's own file: a regular file of its user (a service's user cannot plant one). */
+static int read_records_file(const char *path, char **text, size_t *len)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK), r;
+
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid())
+        r = -EPERM;
+    else
+        r = fs_read_all(fd, SERVICE_RECORDS_MAX_BYTES, text, len);
+    close(fd);
+    return r;
+}
+
+size_t supervisor_adopt(struct supervisor *sup)
+{
+    struct service_records records;
+    char path[PATH_MAX], *text = NULL, err[256];
+    size_t adopted, len = 0;
+    int r;
+
+    records_path(sup, path, sizeof(path));
+    sup->records_owned = true;
+    r = read_records_file(path, &text, &len);
+    if (r == -ENOENT)
+        return 0;
+    if (r < 0) {
+        log_warning("Cannot read %s: %s; no service is adopted", path,
+                    r == -EPERM ? "not a regular file of the agent's user" : strerror(-r));
+        return 0;
+    }
+    r = service_records_parse(text, len, &records, err, sizeof(err));
+    free(text);
+    if (r < 0) {
+        log_warning("Ignored %s: %s", path, err);
+        return 0;
+    }
+    adopted = supervisor_adopt_records(sup, &records, "adopted from the previous agent");
+    service_records_free(&records);
     return adopted;
 }

@@ -2,8 +2,10 @@
 #include "notify.h"
 
 #include "fsutil.h"
+#include "netutil.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,34 +90,60 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-int notify_server_new(struct event_base *base, const char *path, notify_fn fn, void *data,
-                      struct notify_server **ret_server)
+/* The socket a re-exec handed over, if it is still bound where the configuration says: a
+ * service's notification sent meanwhile waits in it instead of being lost. */
+static bool take_inherited(struct notify_server *server, int inherited_fd, const char *path)
+{
+    int one = 1;
+
+    if (inherited_fd < 0)
+        return false;
+    if (!net_unix_socket_at(inherited_fd, SOCK_DGRAM, path) ||
+        setsockopt(inherited_fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0 ||
+        fcntl(inherited_fd, F_SETFL, fcntl(inherited_fd, F_GETFL) | O_NONBLOCK) < 0) {
+        close(inherited_fd);
+        return false;
+    }
+    server->fd = inherited_fd;
+    return true;
+}
+
+int notify_server_new(struct event_base *base, const char *path, int inherited_fd, notify_fn fn,
+                      void *data, struct notify_server **ret_server)
 {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     struct notify_server *server;
     int one = 1, r;
 
-    if (strlen(path) >= sizeof(addr.sun_path))
-        return -ENAMETOOLONG;
-    server = calloc(1, sizeof(*server));
-    if (!server)
-        return -ENOMEM;
+    if (strlen(path) >= sizeof(addr.sun_path) || !(server = calloc(1, sizeof(*server)))) {
+        if (inherited_fd >= 0)
+            close(inherited_fd);
+        return strlen(path) >= sizeof(addr.sun_path) ? -ENAMETOOLONG : -ENOMEM;
+    }
     server->fd = -1;
     server->fn = fn;
     server->data = data;
     server->path = strdup(path);
     server->buf = malloc(NOTIFY_MAX_MESSAGE + 1);
-    server->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (!server->path || !server->buf || server->fd < 0) {
-        r = server->path && server->buf ? -errno : -ENOMEM;
+    if (!server->path || !server->buf) {
+        if (inherited_fd >= 0)
+            close(inherited_fd);
+        r = -ENOMEM;
         goto fail;
     }
-    memcpy(addr.sun_path, path, strlen(path) + 1);
-    unlink(path);
-    if (setsockopt(server->fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0 ||
-        bind(server->fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-        r = -errno;
-        goto fail;
+    if (!take_inherited(server, inherited_fd, path)) {
+        server->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (server->fd < 0) {
+            r = -errno;
+            goto fail;
+        }
+        memcpy(addr.sun_path, path, strlen(path) + 1);
+        unlink(path);
+        if (setsockopt(server->fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0 ||
+            bind(server->fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+            r = -errno;
+            goto fail;
+        }
     }
     /* Services run as other users and must be able to send; what they send is
      * only believed for their own processes, by the kernel's credentials. */
@@ -134,6 +162,11 @@ int notify_server_new(struct event_base *base, const char *path, notify_fn fn, v
 fail:
     notify_server_free(server);
     return r;
+}
+
+int notify_server_fd(const struct notify_server *server)
+{
+    return server->fd;
 }
 
 void notify_server_free(struct notify_server *server)

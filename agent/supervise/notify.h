@@ -13,9 +13,16 @@ struct notify_server;
  */
 typedef void (*notify_fn)(void *data, pid_t sender, const char *message);
 
-/* Binds path (replacing a stale socket) and starts receiving. Returns 0 or -errno. */
-int notify_server_new(struct event_base *base, const char *path, notify_fn fn, void *data,
-                      struct notify_server **ret_server);
+/*
+ * Binds path (replacing a stale socket) and starts receiving. inherited_fd (taken; -1 for
+ * none) is the socket a re-exec handed over, used as it is when still bound to path.
+ * Returns 0 or -errno.
+ */
+int notify_server_new(struct event_base *base, const char *path, int inherited_fd, notify_fn fn,
+                      void *data, struct notify_server **ret_server);
+
+/* The socket, for a re-exec to hand over. */
+int notify_server_fd(const struct notify_server *server);
 
 void notify_server_free(struct notify_server *server);
 

@@ -522,14 +522,20 @@ void service_handle_exit(struct service *service, int wait_status)
 static void on_adopted_exit(evutil_socket_t fd, short what, void *arg)
 {
     struct service *service = arg;
+    int status = 0;
 
     (void)fd;
     (void)what;
     forget_adopted(service);
+    /* Kept across a re-exec, it is still the agent's child, and its status is ours to read. */
+    if (waitpid(service->pid, &status, WNOHANG) == service->pid) {
+        handle_exit(service, status, true);
+        return;
+    }
     handle_exit(service, 0, false);
 }
 
-int service_adopt(struct service *service, pid_t pid, int pidfd, uint64_t loaded_usec)
+int service_adopt(struct service *service, const struct service_adoption *adoption, int pidfd)
 {
     enum service_state before = service->fsm.state;
 
@@ -542,14 +548,15 @@ int service_adopt(struct service *service, pid_t pid, int pidfd, uint64_t loaded
         return -ENOMEM;
     }
     service->adopted_pidfd = pidfd;
-    service->pid = pid;
-    service->load_begun_usec = loaded_usec;
+    service->pid = adoption->pid;
+    service->load_begun_usec = adoption->loaded_usec;
+    service->restarts = adoption->restarts;
     service->pending_start = false;
     service->reload_action = RELOAD_ACTION_NONE;
     service_dispatch(service, FSM_ADOPTED);
-    snprintf(service->reason, sizeof(service->reason), "adopted from the previous agent");
-    log_info("Service '%s' (pid %d) adopted from the previous agent%s", service->config->name,
-             (int)pid, before == SERVICE_STOPPED ? "" : " (it was not stopped: unexpected)");
+    snprintf(service->reason, sizeof(service->reason), "%s", adoption->how);
+    log_info("Service '%s' (pid %d) %s%s", service->config->name, (int)adoption->pid, adoption->how,
+             before == SERVICE_STOPPED ? "" : " (it was not stopped: unexpected)");
     return 0;
 }
 

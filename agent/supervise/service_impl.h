@@ -99,12 +99,19 @@ void service_handle_notify(struct service *service, const char *message, pid_t s
 /* The reload command's process ended (see supervisor_reap). */
 void service_handle_reload_exit(struct service *service, int wait_status);
 
+/* A process an earlier agent started, as its record says (records.h). */
+struct service_adoption {
+    pid_t pid;            /* checked by the caller: still the recorded process */
+    uint64_t loaded_usec; /* when it last read its files */
+    unsigned restarts;    /* its service's restarts so far */
+    const char *how;      /* "adopted from the previous agent", for its reason and the log */
+};
+
 /*
- * Takes over a process a previous agent started (pid, checked by the caller) as RUNNING,
- * watching its exit through pidfd (taken), with loaded_usec as recorded. Returns 0, or
+ * Takes over the process as RUNNING, watching its exit through pidfd (taken). Returns 0, or
  * -ENOMEM with nothing taken.
  */
-int service_adopt(struct service *service, pid_t pid, int pidfd, uint64_t loaded_usec);
+int service_adopt(struct service *service, const struct service_adoption *adoption, int pidfd);
 
 /* CLOCK_REALTIME_COARSE in microseconds: the clock file timestamps come from. */
 uint64_t coarse_wall_usec(void);

@@ -58,6 +58,11 @@ static char *make_fifo_dir(const struct agent_config *config)
     return path;
 }
 
+const char *supervisor_output_dir(const struct supervisor *sup)
+{
+    return sup->fifo_dir;
+}
+
 int supervisor_new(struct event_base *base, const struct agent_config *config, bool under_systemd,
                    struct supervisor_observer observer, struct supervisor **ret_sup)
 {

@@ -3,6 +3,7 @@
 #define CERTVISOR_SUPERVISOR_H
 
 #include "config.h"
+#include "records.h"
 
 #include <event2/event.h>
 #include <jansson.h>
@@ -100,6 +101,25 @@ void supervisor_preview_config(const struct supervisor *sup, const struct agent_
  * supervisor_schedule(). Returns how many were adopted.
  */
 size_t supervisor_adopt(struct supervisor *sup);
+
+/*
+ * The same from a record already read (a re-exec hands it over); how says where the
+ * processes come from, for their reason and the log ("kept across the agent's re-exec").
+ * Services the record lists as stopped by hand stay stopped.
+ */
+size_t supervisor_adopt_records(struct supervisor *sup, const struct service_records *records,
+                                const char *how);
+
+/* Writes run_dir/services.json now, if it changed (adopt.c): before a re-exec, so that the
+ * new binary can adopt from it when it cannot read what it was handed. */
+void supervisor_write_records(struct supervisor *sup);
+
+/* run_dir/output, where the services' output FIFOs are, or NULL when it could not be used. */
+const char *supervisor_output_dir(const struct supervisor *sup);
+
+/* What run_dir/services.json holds, now: the record a re-exec hands over. NULL when out of
+ * memory. */
+json_t *supervisor_records(const struct supervisor *sup);
 
 /* Stops every service in reverse dependency order (the agent's shutdown). */
 void supervisor_stop_all(struct supervisor *sup);

@@ -32,7 +32,4 @@ struct supervisor {
 /* The services' processes changed (a pass, a reload): their record is written from the loop. */
 void supervisor_records_changed(struct supervisor *sup);
 
-/* Writes run_dir/services.json now, if it changed (adopt.c). */
-void supervisor_write_records(struct supervisor *sup);
-
 #endif

@@ -174,6 +174,7 @@ class Agent:
         self.log = self.root / "agent.log"
         self.main_extra = main_extra
         self.env_extra = env_extra or {}
+        self.binary = CERTVISORD  # a test of upgrades runs a copy it can replace
         self.proc = None
         self.ready_seen = 0
         self.notify = NotifyListener(self.root / "systemd-notify.sock")
@@ -214,7 +215,7 @@ class Agent:
         if getattr(self, "log_file", None):
             self.log_file.close()
         self.log_file = open(self.log, "ab")
-        self.proc = subprocess.Popen([str(CERTVISORD), "-c", str(self.config), *extra_args],
+        self.proc = subprocess.Popen([str(self.binary), "-c", str(self.config), *extra_args],
                                      stdout=self.log_file, stderr=subprocess.STDOUT, env=env,
                                      start_new_session=True)
         if expect_fail:

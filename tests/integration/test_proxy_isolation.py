@@ -172,7 +172,10 @@ def test_blocked_clients_are_served_in_the_order_they_blocked(direct, plain_shar
     first gets it, 50 times of 50. One worker thread: the proxy keeps the order in which it
     reads requests. (Across worker threads, two requests that arrive within the threads'
     scheduling jitter, microseconds apart, may reach Redis in either order: docs/design.md,
-    "Blocked clients in the order they blocked".)"""
+    "Blocked clients in the order they blocked".) Without multiplexing each client has its own
+    connection to Redis, and Redis itself serves two connections that became readable in the
+    same pass of its loop in its own order, as it does for direct clients: there the second
+    request goes once the first has blocked."""
     endpoint, rounds = free_port(), 50
     started(direct, db_section("db1", endpoint, plain_shard,
                                f"tls_mode = enabled\nmultiplex = {multiplex}\n"), "--threads", "1")
@@ -186,6 +189,9 @@ def test_blocked_clients_are_served_in_the_order_they_blocked(direct, plain_shar
             assert read_reply(s, 5) == b"+PONG\r\n"
         key = f"order{i}"
         first.sendall(command("BRPOPLPUSH", key, f"{key}:t1", "0"))
+        if multiplex == "no":
+            wait_for(lambda: shard.info("clients")["blocked_clients"] == 1, 10,
+                     what="the first client blocked in Redis")
         second.sendall(command("BRPOPLPUSH", key, f"{key}:t2", "0"))
         # Both sent back to back; the element comes once Redis has both blocked (a loaded
         # machine may take longer than any fixed pause to get there).

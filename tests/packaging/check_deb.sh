@@ -2,7 +2,8 @@
 # The .deb on this machine, as root and without stdin: lintian; dpkg -i; the files, modes,
 # owners, the certvisor user and group, the conffiles and the unit; certvisord started as the
 # unit would start it, every service running and serving; reload, watchdog and stop; an upgrade
-# to a rebuilt package that changes conffiles the administrator edited; remove, then purge, and
+# to a rebuilt package that changes conffiles the administrator edited, while the agent runs
+# (postinst re-executes it: same pid, new binary, services untouched); remove, then purge, and
 # nothing left that policy does not allow (the certvisor user and group stay).
 #
 # Usage: check_deb.sh DEB UPGRADE_DEB WORK_DIR
@@ -44,6 +45,21 @@ stop_agent() {
     agent_pid=""
     rm -rf "$run" # RuntimeDirectory= goes with the unit
     return 0
+}
+# A notify listener, then the agent as the unit starts it, until READY=1.
+start_agent() {
+    mkdir -p "$notify_dir"
+    : >"$notify_log"
+    /usr/bin/python3 -u "$here/notify_listen.py" "$notify_dir/notify.sock" >"$notify_log" 2>&1 &
+    listener_pid=$!
+    wait_for 5 test -S "$notify_dir/notify.sock"
+    "$here/start_as_unit.sh" "$unit" "$notify_dir/notify.sock" 2000000 >>"$agent_log" 2>&1 </dev/null &
+    agent_pid=$!
+    if wait_for 120 grep -q ' READY=1$' "$notify_log"; then
+        ok "READY=1 on the test's NOTIFY_SOCKET"
+    else
+        bad "READY=1 on the test's NOTIFY_SOCKET" "$(tail -n 30 "$agent_log")"
+    fi
 }
 cleanup() {
     stop_agent
@@ -171,18 +187,7 @@ for port in $(grep -ho '"--port", "[0-9]*"\|port *= *[0-9]*' /etc/certvisor/conf
         bad "port $port (conf.d) is free" "$(ss -Hltnp "sport = :$port")"
     fi
 done
-mkdir -p "$notify_dir"
-: >"$notify_log"
-/usr/bin/python3 -u "$here/notify_listen.py" "$notify_dir/notify.sock" >"$notify_log" 2>&1 &
-listener_pid=$!
-wait_for 5 test -S "$notify_dir/notify.sock"
-"$here/start_as_unit.sh" "$unit" "$notify_dir/notify.sock" 2000000 >"$agent_log" 2>&1 </dev/null &
-agent_pid=$!
-if wait_for 120 grep -q ' READY=1$' "$notify_log"; then
-    ok "READY=1 on the test's NOTIFY_SOCKET"
-else
-    bad "READY=1 on the test's NOTIFY_SOCKET" "$(tail -n 30 "$agent_log")"
-fi
+start_agent
 check "STATUS= sent" grep -q ' STATUS=' "$notify_log"
 # The sandbox start_as_unit.sh applied is really there (else the checks below prove less).
 check_eq "the main process is certvisord" "certvisord" "$(cat /proc/$agent_pid/comm 2>&1)"
@@ -273,10 +278,29 @@ listener_pid=""
 ca_hash=$(sha256sum $state/ca.pem | cut -d' ' -f1)
 uid_before=$uid
 
-echo "# upgrade, the administrator's edit kept"
+echo "# upgrade while the agent runs: postinst re-executes it, the administrator's edit kept"
+start_agent
+service_pids_before=$(certvisorctl pid all 2>&1)
+binary_inode_before=$(stat -Lc %i /proc/$agent_pid/exe)
+lines_before=$(wc -l <"$notify_log")
 echo "# edited by the administrator" >>/etc/certvisor/conf.d/30-cm.conf
 check "dpkg -i --force-confold $(basename "$upgrade_deb")" \
     dpkg -i --force-confold "$upgrade_deb" </dev/null
+check "the agent (pid $agent_pid) still runs" kill -0 "$agent_pid"
+check_eq "it runs the upgraded binary" "$(stat -c %i /usr/sbin/certvisord)" \
+    "$(stat -Lc %i /proc/$agent_pid/exe 2>&1)"
+check "that is a new binary" test "$(stat -c %i /usr/sbin/certvisord)" != "$binary_inode_before"
+check_eq "every service kept its pid" "$service_pids_before" "$(certvisorctl pid all 2>&1)"
+if wait_for 60 bash -c "tail -n +$((lines_before + 1)) '$notify_log' | grep -A50 ' RELOADING=1$' | grep -q ' READY=1$'"; then
+    ok "the re-exec: RELOADING=1, then READY=1"
+else
+    bad "the re-exec: RELOADING=1, then READY=1" "$(tail -n 20 "$notify_log")"
+fi
+check "the agent's log says so" grep -q "Kept [0-9]* running services across the re-exec" "$agent_log"
+stop_agent
+check_eq "SIGTERM after the upgrade: certvisord exits 0" "0" "$agent_status"
+kill "$listener_pid" 2>/dev/null
+listener_pid=""
 check_eq "upgraded" "install ok installed $(dpkg-deb -f "$upgrade_deb" Version)" \
     "$(dpkg-query -W -f='${Status} ${Version}' certvisor 2>&1)"
 check "30-cm.conf (edited here, changed in the package): the edit is kept" \

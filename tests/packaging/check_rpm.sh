@@ -77,8 +77,9 @@ check "%post applies tmpfiles.d and the unit's preset" \
 check "%preun disables and stops the unit on erase" \
     bash -c "rpm -qp --qf '%{PREUN}' '$rpm_file' | grep -q 'disable certvisord.service' &&
              rpm -qp --qf '%{PREUN}' '$rpm_file' | grep -q 'stop certvisord.service'"
-check "%postun restarts the unit after an upgrade" \
-    bash -c "rpm -qp --qf '%{POSTUN}' '$rpm_file' | grep -q 'try-restart certvisord.service'"
+check "%postun re-executes a running agent after an upgrade, else restarts the unit" \
+    bash -c "rpm -qp --qf '%{POSTUN}' '$rpm_file' | grep -q 'certvisorctl daemon-reexec' &&
+             rpm -qp --qf '%{POSTUN}' '$rpm_file' | grep -q 'try-restart certvisord.service'"
 
 echo "# installed into a scratch root"
 root=$work/root

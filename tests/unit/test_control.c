@@ -72,7 +72,7 @@ static int setup(void **state)
                                     &agent->supervisor),
                      0);
     assert_int_equal(offload_new(agent->base, 1, &agent->offload), 0);
-    if (control_server_new(agent, &agent->control, err, sizeof(err)) < 0)
+    if (control_server_new(agent, -1, &agent->control, err, sizeof(err)) < 0)
         fail_msg("control_server_new: %s", err);
     assert_int_equal(control_server_start(agent->control), 0);
 
