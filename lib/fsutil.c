@@ -75,6 +75,18 @@ int fs_read_all(int fd, size_t max, char **ret_text, size_t *ret_len)
     return 0;
 }
 
+void fs_own_binary(char *buf, size_t len)
+{
+    static const char deleted[] = " (deleted)";
+    ssize_t n = readlink("/proc/self/exe", buf, len - 1);
+    size_t used;
+
+    buf[n > 0 ? n : 0] = '\0';
+    used = strlen(buf);
+    if (used > strlen(deleted) && strcmp(buf + used - strlen(deleted), deleted) == 0)
+        buf[used - strlen(deleted)] = '\0';
+}
+
 int fs_fsync_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

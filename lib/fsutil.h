@@ -16,6 +16,12 @@ int fs_write_all(int fd, const void *buf, size_t len);
  */
 int fs_read_all(int fd, size_t max, char **ret_text, size_t *ret_len);
 
+/*
+ * The path this program was started from (/proc/self/exe without " (deleted)"): after a
+ * package upgrade renamed a new binary over it, the path of the new binary.
+ */
+void fs_own_binary(char *buf, size_t len);
+
 /* fsyncs a directory, so that entries created or renamed in it survive a crash. */
 int fs_fsync_dir(const char *dir);
 

@@ -42,6 +42,7 @@ cfg_opt_t service_config_options[] = {CFG_STR("command", NULL, CFGF_NODEFAULT),
                                       CFG_STR("stop_signal", "TERM", CFGF_NONE),
                                       CFG_FLOAT("stop_timeout", 10.0, CFGF_NONE),
                                       CFG_STR("reload_signal", "none", CFGF_NONE),
+                                      CFG_STR("upgrade_signal", "none", CFGF_NONE),
                                       CFG_STR_LIST("reload_command", "{}", CFGF_NONE),
                                       CFG_FLOAT("backoff_initial", 0.5, CFGF_NONE),
                                       CFG_FLOAT("backoff_factor", 2.0, CFGF_NONE),
@@ -125,7 +126,8 @@ static int validate_signal(cfg_t *cfg, cfg_opt_t *opt)
 {
     const char *value = cfg_opt_getnstr(opt, 0);
 
-    if (strcmp(opt->name, "reload_signal") == 0 && strcmp(value, "none") == 0)
+    if ((strcmp(opt->name, "reload_signal") == 0 || strcmp(opt->name, "upgrade_signal") == 0) &&
+        strcmp(value, "none") == 0)
         return 0;
     if (signal_parse(value) < 0) {
         cfg_error(cfg, "%s: unknown signal '%s' (use a name such as TERM, HUP, INT or a number)",
@@ -269,6 +271,7 @@ void service_config_set_validators(cfg_t *cfg)
     SET("readiness", validate_readiness);
     SET("stop_signal", validate_signal);
     SET("reload_signal", validate_signal);
+    SET("upgrade_signal", validate_signal);
     SET("backoff_factor", validate_backoff_factor);
     SET("environment", validate_environment);
     SET("exit_codes", validate_exit_code);
@@ -598,6 +601,9 @@ static int convert(cfg_t *section, const struct expand_vars *vars, struct servic
     config->reload_signal = strcmp(cfg_getstr(section, "reload_signal"), "none") == 0
                                 ? 0
                                 : signal_parse(cfg_getstr(section, "reload_signal"));
+    config->upgrade_signal = strcmp(cfg_getstr(section, "upgrade_signal"), "none") == 0
+                                 ? 0
+                                 : signal_parse(cfg_getstr(section, "upgrade_signal"));
 
     r = convert_reload_command(section, vars, config, err, err_len);
     if (r < 0)

@@ -35,6 +35,11 @@ struct service_config {
     int stop_signal;
     int reload_signal; /* 0: the service cannot reload and is restarted instead */
     /*
+     * Sent when its binary was replaced (an upgrade): the service starts the new binary
+     * itself, hands it its sockets, and the new process announces MAINPID=. 0: restarted.
+     */
+    int upgrade_signal;
+    /*
      * The command that reloads it (argv, NULL-terminated, argv[0] absolute),
      * run to completion like systemd's ExecReload; NULL when none. Never set
      * together with reload_signal.

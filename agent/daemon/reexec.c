@@ -136,19 +136,6 @@ static void receive(struct reexec *reexec, int fd)
     close_all_but(keep, n);
 }
 
-/* The path this binary was started from, which an upgrade replaces with the new binary. */
-static void own_binary(char *buf, size_t len)
-{
-    static const char deleted[] = " (deleted)";
-    ssize_t n = readlink("/proc/self/exe", buf, len - 1);
-    size_t used;
-
-    buf[n > 0 ? n : 0] = '\0';
-    used = strlen(buf);
-    if (used > strlen(deleted) && strcmp(buf + used - strlen(deleted), deleted) == 0)
-        buf[used - strlen(deleted)] = '\0';
-}
-
 int reexec_new(int argc, char **argv, int state_fd, struct reexec **ret_reexec)
 {
     struct reexec *reexec = calloc(1, sizeof(*reexec));
@@ -158,7 +145,7 @@ int reexec_new(int argc, char **argv, int state_fd, struct reexec **ret_reexec)
         free(reexec);
         return -ENOMEM;
     }
-    own_binary(reexec->binary, sizeof(reexec->binary));
+    fs_own_binary(reexec->binary, sizeof(reexec->binary));
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--reexec-state") == 0) {
             i++; /* and its value */

@@ -54,15 +54,17 @@ static void settings_digest(const struct service_config *config, char out[65])
 static json_t *service_record(const struct service *service)
 {
     unsigned long long start_time;
-    char digest[65];
+    char digest[65], binary[80];
 
     if (service->pid <= 0 || procscan_start_time(service->pid, &start_time) < 0)
         return NULL;
     settings_digest(service->config, digest);
-    return json_pack("{s:s, s:i, s:I, s:s, s:s, s:I, s:I}", "name", service->config->name, "pid",
-                     (int)service->pid, "start_time", (json_int_t)start_time, "state",
+    binary_identity_format(&service->binary, binary, sizeof(binary));
+    return json_pack("{s:s, s:i, s:I, s:s, s:s, s:I, s:I, s:s}", "name", service->config->name,
+                     "pid", (int)service->pid, "start_time", (json_int_t)start_time, "state",
                      service_state_name(service->fsm.state), "settings", digest, "loaded_usec",
-                     (json_int_t)service->loaded_usec, "restarts", (json_int_t)service->restarts);
+                     (json_int_t)service->loaded_usec, "restarts", (json_int_t)service->restarts,
+                     "binary", binary);
 }
 
 json_t *supervisor_records(const struct supervisor *sup)
@@ -201,6 +203,8 @@ static void converge(struct supervisor *sup, struct service *service, const char
                    "it",
                    service->config->name);
         supervisor_mark_restart(sup, service);
+    } else if (service_binary_replaced(service)) {
+        service_upgrade(sup, service, "its binary was replaced (an upgrade)");
     } else if (rendered_since(service->config, service->loaded_usec)) {
         if (service_config_can_reload(service->config)) {
             log_notice("Service '%s': its TLS files changed after it last read them: reloading it",
@@ -252,6 +256,7 @@ static void adopt_record(struct supervisor *sup, const struct service_record *re
         return;
     }
     (*adopted)++;
+    binary_identity_parse(record->binary, &service->binary);
     converge(sup, service, record->state, record->settings);
 }
 

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -183,6 +184,7 @@ void service_free(struct service *service)
     if (!service)
         return;
     forget_adopted(service);
+    service_handover_done(service);
     service_complete_waiters(service, WAIT_READY, CV_ENO_SUCH_SERVICE, "removed");
     service_complete_waiters(service, WAIT_STOPPED, 0, NULL);
     service_complete_waiters(service, WAIT_RELOADED, CV_ENO_SUCH_SERVICE, "removed");
@@ -301,6 +303,8 @@ static bool spawn(struct service *service)
     if (service->settled_once || service->restarts || service->fsm.failures)
         service->restarts++;
     service->pid = pid;
+    service->session = pid; /* spawn_service() made it the leader of a session of its own */
+    service_note_binary(service);
     service->load_begun_usec = coarse_wall_usec();
     service->exec_status_fd = status_fd;
     service->exec_status_event =
@@ -313,7 +317,7 @@ static bool spawn(struct service *service)
 
 static void signal_group(struct service *service, int signo)
 {
-    if (service->pid > 0 && kill(-service->pid, signo) < 0 && errno == ESRCH)
+    if (service->pid > 0 && kill(-service->session, signo) < 0 && errno == ESRCH)
         kill(service->pid, signo); /* not yet the leader of its own group */
 }
 
@@ -498,14 +502,17 @@ static void handle_exit(struct service *service, int wait_status, bool status_kn
         describe_exit(wait_status, exit_text, sizeof(exit_text));
     /* Nothing of a service outlives its main process: the rest of its
      * process group and session goes with it. */
-    if (service->pid > 1) {
-        kill(-service->pid, SIGKILL);
-        procscan_signal_session(service->pid, SIGKILL);
+    if (service->session > 1) {
+        kill(-service->session, SIGKILL);
+        procscan_signal_session(service->session, SIGKILL);
     }
     if (before == SERVICE_RUNNING)
         event.run_seconds = (double)(monotonic_usec() - service->ready_at_usec) / 1e6;
     log_debug("Service '%s' (pid %d) %s", service->config->name, (int)service->pid, exit_text);
     service->pid = 0;
+    service->session = 0;
+    service->draining_pid = 0;
+    service_handover_done(service);
     json_decref(service->stats); /* a new process starts from nothing */
     service->stats = NULL;
     fsm_step(&service->fsm, &service->config->policy, &event, &effects);
@@ -535,20 +542,47 @@ static void on_adopted_exit(evutil_socket_t fd, short what, void *arg)
     handle_exit(service, 0, false);
 }
 
+/* Watches the main process's exit through pidfd (taken on success). */
+static int watch_pidfd(struct service *service, int pidfd)
+{
+    struct event *event =
+        event_new(service->supervisor->base, pidfd, EV_READ, on_adopted_exit, service);
+
+    if (!event || event_add(event, NULL) < 0) {
+        if (event)
+            event_free(event);
+        return -ENOMEM;
+    }
+    forget_adopted(service);
+    service->adopted_event = event;
+    service->adopted_pidfd = pidfd;
+    return 0;
+}
+
+int service_switch_main(struct service *service, pid_t pid)
+{
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+
+    if (pidfd < 0)
+        return -errno;
+    /* Not (yet) the agent's child: its parent is the process it took over from. */
+    if (watch_pidfd(service, pidfd) < 0) {
+        close(pidfd);
+        return -ENOMEM;
+    }
+    service->draining_pid = service->pid;
+    service->pid = pid;
+    return 0;
+}
+
 int service_adopt(struct service *service, const struct service_adoption *adoption, int pidfd)
 {
     enum service_state before = service->fsm.state;
 
-    service->adopted_event =
-        event_new(service->supervisor->base, pidfd, EV_READ, on_adopted_exit, service);
-    if (!service->adopted_event || event_add(service->adopted_event, NULL) < 0) {
-        if (service->adopted_event)
-            event_free(service->adopted_event);
-        service->adopted_event = NULL;
+    if (watch_pidfd(service, pidfd) < 0)
         return -ENOMEM;
-    }
-    service->adopted_pidfd = pidfd;
     service->pid = adoption->pid;
+    service->session = getsid(adoption->pid) > 0 ? getsid(adoption->pid) : adoption->pid;
     service->load_begun_usec = adoption->loaded_usec;
     service->restarts = adoption->restarts;
     service->pending_start = false;
@@ -675,7 +709,9 @@ static void handle_mainpid(struct service *service, const char *value, size_t le
     text[len] = '\0';
     pid = (pid_t)atoi(text);
     /* Only a process of the service's own session may become its main process. */
-    if (pid > 0 && getsid(pid) == service->pid)
+    if (pid > 0 && getsid(pid) == service->session && service_handover_pending(service))
+        service_handover_take(service, pid);
+    else if (pid > 0 && getsid(pid) == service->session)
         log_debug("Service '%s' announced MAINPID=%d", service->config->name, (int)pid);
     else
         log_warning("Service '%s' sent MAINPID=%s, which is not one of its processes: ignored",

@@ -16,6 +16,16 @@
 struct output;
 struct supervisor;
 
+/* A file as the kernel names it, and when it last changed: another file at the path (a
+ * package upgrade renames a new one over it) or a rewrite shows. known is false when the
+ * path could not be read. */
+struct binary_identity {
+    bool known;
+    dev_t dev;
+    ino_t ino;
+    int64_t mtime_ns;
+};
+
 /* A signal reload goes SIGNALED -> RELOADING -> IDLE; a reload command, COMMAND -> IDLE. */
 enum reload_phase { RELOAD_IDLE, RELOAD_SIGNALED, RELOAD_RELOADING, RELOAD_COMMAND };
 
@@ -31,8 +41,15 @@ struct service {
     struct service_config *config;
     struct service_config *next_config; /* takes effect once the service is stopped */
     struct fsm fsm;
-    pid_t pid;          /* main process (and process group and session), 0 when none */
-    int exec_status_fd; /* read end of the exec-status pipe while starting, else -1 */
+    pid_t pid; /* main process, 0 when none */
+    /* Its session and process group: the first main process's pid (spawn made it a session
+     * leader). A hand-over (upgrade_signal) changes the main process, not the session. */
+    pid_t session;
+    /* The command file it was started from, to tell an upgrade (upgrade.c). */
+    struct binary_identity binary;
+    pid_t draining_pid;           /* the previous main process after a hand-over, until it exits */
+    struct event *handover_timer; /* armed while waiting for the new process's MAINPID= */
+    int exec_status_fd;           /* read end of the exec-status pipe while starting, else -1 */
     struct event *exec_status_event;
     struct event *timer;        /* the state machine's timer */
     struct event *reload_timer; /* bounds a reload */
@@ -48,7 +65,12 @@ struct service {
     bool operator_stopped; /* stopped by hand: a configuration reload leaves it stopped */
     bool remove_when_stopped;
     /* What a configuration reload asks of it, done once the new table is in place. */
-    enum { RELOAD_ACTION_NONE, RELOAD_ACTION_START, RELOAD_ACTION_RESTART } reload_action;
+    enum {
+        RELOAD_ACTION_NONE,
+        RELOAD_ACTION_START,
+        RELOAD_ACTION_RESTART,
+        RELOAD_ACTION_UPGRADE /* same settings, but its binary was replaced */
+    } reload_action;
     bool settled_once; /* reached RUNNING, FATAL or EXITED at least once (for agent readiness) */
     uint64_t ready_at_usec;    /* CLOCK_MONOTONIC when it became ready */
     uint64_t state_since_usec; /* CLOCK_MONOTONIC of the last state change */
@@ -112,6 +134,40 @@ struct service_adoption {
  * -ENOMEM with nothing taken.
  */
 int service_adopt(struct service *service, const struct service_adoption *adoption, int pidfd);
+
+/*
+ * Makes pid, a process of the service's session, its main process (a hand-over): the one
+ * it replaces drains and exits on its own (draining_pid). Returns 0 or a negative errno.
+ */
+int service_switch_main(struct service *service, pid_t pid);
+
+/* --- upgrades (upgrade.c) --- */
+
+/* Records the identity of the command file the service was just started from. */
+void service_note_binary(struct service *service);
+
+/* True when the command file is not the one the running process was started from. */
+bool service_binary_replaced(const struct service *service);
+
+/* The identity as text for the record ("dev:ino:mtime_ns"), and back (false: ignored). */
+void binary_identity_format(const struct binary_identity *id, char *buf, size_t len);
+bool binary_identity_parse(const char *text, struct binary_identity *id);
+
+/*
+ * Its binary was replaced: a service with an upgrade_signal is asked to hand over to a new
+ * process of it (no restart, no refused connection); any other is restarted in dependency
+ * order. why is for the log.
+ */
+void service_upgrade(struct supervisor *sup, struct service *service, const char *why);
+
+/* True while a hand-over was asked for and the new process has not announced itself. */
+bool service_handover_pending(const struct service *service);
+
+/* The new process announced MAINPID=pid: it becomes the main process. */
+void service_handover_take(struct service *service, pid_t pid);
+
+/* Ends a hand-over wait (the process exited, or the service is freed). */
+void service_handover_done(struct service *service);
 
 /* CLOCK_REALTIME_COARSE in microseconds: the clock file timestamps come from. */
 uint64_t coarse_wall_usec(void);

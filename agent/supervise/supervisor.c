@@ -360,6 +360,22 @@ static struct service *service_by_pid(const struct supervisor *sup, pid_t pid)
     return NULL;
 }
 
+static struct service *service_by_session(const struct supervisor *sup, pid_t session)
+{
+    for (size_t i = 0; i < sup->n_services; i++)
+        if (sup->services[i]->pid && sup->services[i]->session == session)
+            return sup->services[i];
+    return NULL;
+}
+
+static struct service *service_by_draining_pid(const struct supervisor *sup, pid_t pid)
+{
+    for (size_t i = 0; i < sup->n_services; i++)
+        if (sup->services[i]->draining_pid == pid)
+            return sup->services[i];
+    return NULL;
+}
+
 static struct service *service_by_reload_pid(const struct supervisor *sup, pid_t pid)
 {
     for (size_t i = 0; i < sup->n_services; i++)
@@ -380,7 +396,11 @@ void supervisor_reap(struct supervisor *sup)
             service_handle_exit(service, status);
         else if ((service = service_by_reload_pid(sup, pid)))
             service_handle_reload_exit(service, status);
-        else
+        else if ((service = service_by_draining_pid(sup, pid))) {
+            log_info("Service '%s': its previous process %d ended after the hand-over",
+                     service->config->name, (int)pid);
+            service->draining_pid = 0;
+        } else
             log_debug("Reaped process %d (not a service's main process)", (int)pid);
     }
 }
@@ -395,7 +415,7 @@ void supervisor_on_notify(void *data, pid_t sender, const char *message)
         pid_t session = getsid(sender);
 
         if (session > 0)
-            service = service_by_pid(sup, session);
+            service = service_by_session(sup, session);
     }
     if (!service) {
         log_debug("Dropped a notify message from pid %d, which is no service's", (int)sender);

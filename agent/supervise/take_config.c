@@ -38,6 +38,8 @@ static int merge_service(struct supervisor *sup, struct service_config *config, 
         service_config_free(service->next_config);
         service->next_config = NULL;
         service->config = config;
+        if (service_binary_replaced(service))
+            service->reload_action = RELOAD_ACTION_UPGRADE;
         return 0;
     }
     service_config_free(service->next_config);
@@ -95,6 +97,8 @@ int supervisor_take_config(struct supervisor *sup, struct agent_config *config, 
             supervisor_mark_start(sup, services[i]);
         else if (services[i]->reload_action == RELOAD_ACTION_RESTART)
             supervisor_mark_restart(sup, services[i]);
+        else if (services[i]->reload_action == RELOAD_ACTION_UPGRADE)
+            service_upgrade(sup, services[i], "its binary was replaced (an upgrade)");
         services[i]->reload_action = RELOAD_ACTION_NONE;
     }
     config->n_services = 0;

@@ -9,10 +9,11 @@
 #include <stddef.h>
 
 struct proxy_options {
-    const char *config;    /* the rendered TLS file */
-    const char *databases; /* the rendered databases file */
-    size_t threads;        /* workers; 0: one per CPU */
-    unsigned idle_timeout; /* seconds; 0: never */
+    const char *config;     /* the rendered TLS file */
+    const char *databases;  /* the rendered databases file */
+    size_t threads;         /* workers; 0: one per CPU */
+    unsigned idle_timeout;  /* seconds; 0: never */
+    unsigned drain_timeout; /* seconds a replaced process lets its connections finish */
     int log_level;
 };
 
@@ -39,6 +40,10 @@ int proxy_start(struct proxy *proxy);
  * the agent's rollback restarts the service with the files that worked.
  */
 int proxy_reload(struct proxy *proxy);
+
+/* Stops accepting (a new process serves the same sockets): the workers drop their listeners
+ * and this process closes its copies; established connections go on. */
+int proxy_stop_accepting(struct proxy *proxy);
 
 /* Stops the workers (every connection closed) and frees everything. */
 void proxy_stop(struct proxy *proxy);

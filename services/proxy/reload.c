@@ -5,6 +5,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
@@ -102,8 +103,27 @@ int proxy_start(struct proxy *p)
         log_error("The worker threads did not start serving: %s", strerror(-r));
         return r;
     }
+    listeners_prune(&p->listeners, gen); /* sockets a previous process handed over, unused now */
     for (size_t i = 0; i < gen->n; i++)
         log_db("on", &gen->dbs[i]);
+    return 0;
+}
+
+int proxy_stop_accepting(struct proxy *p)
+{
+    struct generation *none = calloc(1, sizeof(*none));
+    int r;
+
+    if (!none)
+        return -ENOMEM;
+    r = workers_publish(&p->workers, none);
+    if (r < 0) {
+        free(none);
+        return r;
+    }
+    generation_free(p->gen);
+    p->gen = none;
+    listeners_prune(&p->listeners, none);
     return 0;
 }
 

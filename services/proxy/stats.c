@@ -10,6 +10,16 @@
 #include <string.h>
 #include <systemd/sd-daemon.h>
 
+uint64_t stats_open_connections(const struct stats *stats)
+{
+    uint64_t open = 0;
+
+    for (const struct stats_slot *slot = stats->slots; slot; slot = slot->next)
+        for (size_t w = 0; w < stats->n_workers; w++)
+            open += atomic_load_explicit(&slot->workers[w].connections, memory_order_relaxed);
+    return open;
+}
+
 void stats_init(struct stats *stats, size_t n_workers)
 {
     memset(stats, 0, sizeof(*stats));

@@ -68,6 +68,9 @@ struct stats {
 
 void stats_init(struct stats *stats, size_t n_workers);
 
+/* Client connections open now, over every database and worker (a draining proxy waits for 0). */
+uint64_t stats_open_connections(const struct stats *stats);
+
 /* The slot for name, created on first use. NULL when out of memory. */
 struct stats_slot *stats_slot(struct stats *stats, const char *name);
 

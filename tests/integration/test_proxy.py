@@ -55,6 +55,7 @@ PROXY_SERVICE = """
     after            = {"redis-db1"}
     readiness        = notify
     reload_signal    = HUP
+    upgrade_signal   = USR2
     start_timeout    = 20
     tls {
         certificate = proxy

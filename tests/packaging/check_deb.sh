@@ -3,7 +3,8 @@
 # owners, the certvisor user and group, the conffiles and the unit; certvisord started as the
 # unit would start it, every service running and serving; reload, watchdog and stop; an upgrade
 # to a rebuilt package that changes conffiles the administrator edited, while the agent runs
-# (postinst re-executes it: same pid, new binary, services untouched); remove, then purge, and
+# (postinst re-executes it: same pid, new binary; the shard untouched, the proxy handing over
+# to its new binary, the other upgraded services restarted); remove, then purge, and
 # nothing left that policy does not allow (the certvisor user and group stay).
 #
 # Usage: check_deb.sh DEB UPGRADE_DEB WORK_DIR
@@ -280,7 +281,7 @@ uid_before=$uid
 
 echo "# upgrade while the agent runs: postinst re-executes it, the administrator's edit kept"
 start_agent
-service_pids_before=$(certvisorctl pid all 2>&1)
+shard_pid_before=$(certvisorctl pid redis-db1 2>&1)
 binary_inode_before=$(stat -Lc %i /proc/$agent_pid/exe)
 lines_before=$(wc -l <"$notify_log")
 echo "# edited by the administrator" >>/etc/certvisor/conf.d/30-cm.conf
@@ -290,7 +291,20 @@ check "the agent (pid $agent_pid) still runs" kill -0 "$agent_pid"
 check_eq "it runs the upgraded binary" "$(stat -c %i /usr/sbin/certvisord)" \
     "$(stat -Lc %i /proc/$agent_pid/exe 2>&1)"
 check "that is a new binary" test "$(stat -c %i /usr/sbin/certvisord)" != "$binary_inode_before"
-check_eq "every service kept its pid" "$service_pids_before" "$(certvisorctl pid all 2>&1)"
+check_eq "the shard (redis-server, not upgraded) kept its pid" "$shard_pid_before" \
+    "$(certvisorctl pid redis-db1 2>&1)"
+check "the proxy handed its sockets over to its upgraded binary" \
+    wait_for 30 grep -q "Service 'proxy': pid [0-9]* took over from pid" "$agent_log"
+check "every service runs again (the upgraded ones restarted in order)" \
+    wait_for 120 certvisorctl status
+# No service runs a binary the upgrade replaced.
+stale=""
+for pid in $(certvisorctl pid all 2>/dev/null | awk '{print $NF}'); do
+    if readlink /proc/$pid/exe 2>/dev/null | grep -q '(deleted)'; then
+        stale="$stale $pid:$(ps -o comm= -p $pid)"
+    fi
+done
+check_eq "every service runs its upgraded binary" "" "$stale"
 if wait_for 60 bash -c "tail -n +$((lines_before + 1)) '$notify_log' | grep -A50 ' RELOADING=1$' | grep -q ' READY=1$'"; then
     ok "the re-exec: RELOADING=1, then READY=1"
 else

@@ -44,6 +44,7 @@ static void the_table_has_the_documented_commands_and_access(void **state)
         {"tail", CONTROL_CMD_tail, CONTROL_ACCESS_READ},
         {"avail", CONTROL_CMD_avail, CONTROL_ACCESS_READ},
         {"version", CONTROL_CMD_version, CONTROL_ACCESS_READ},
+        {"daemon-reexec", CONTROL_CMD_daemon_reexec, CONTROL_ACCESS_ADMIN},
         {"metrics", CONTROL_CMD_metrics, CONTROL_ACCESS_READ},
         {"cluster certificate list", CONTROL_CMD_cluster_certificate_list, CONTROL_ACCESS_READ},
         {"cluster certificate show", CONTROL_CMD_cluster_certificate_show, CONTROL_ACCESS_READ},
