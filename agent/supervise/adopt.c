@@ -56,7 +56,9 @@ static json_t *service_record(const struct service *service)
     unsigned long long start_time;
     char digest[65], binary[80];
 
-    if (service->pid <= 0 || procscan_start_time(service->pid, &start_time) < 0)
+    /* Read once per process (spawn, adoption, hand-over), not at every pass. */
+    start_time = service->start_time;
+    if (service->pid <= 0 || (!start_time && procscan_start_time(service->pid, &start_time) < 0))
         return NULL;
     settings_digest(service->config, digest);
     binary_identity_format(&service->binary, binary, sizeof(binary));
@@ -229,7 +231,8 @@ static void stop_recorded(pid_t pid, int pidfd)
 static void adopt_record(struct supervisor *sup, const struct service_record *record,
                          const char *how, size_t *adopted)
 {
-    struct service_adoption adoption = {record->pid, record->loaded_usec, record->restarts, how};
+    struct service_adoption adoption = {record->pid, record->loaded_usec, record->restarts,
+                                        record->start_time, how};
     struct service *service;
     int pidfd = open_recorded_process(record->pid, record->start_time);
 

@@ -304,6 +304,8 @@ static bool spawn(struct service *service)
         service->restarts++;
     service->pid = pid;
     service->session = pid; /* spawn_service() made it the leader of a session of its own */
+    if (procscan_start_time(pid, &service->start_time) < 0)
+        service->start_time = 0;
     service_note_binary(service);
     service->load_begun_usec = coarse_wall_usec();
     service->exec_status_fd = status_fd;
@@ -511,6 +513,7 @@ static void handle_exit(struct service *service, int wait_status, bool status_kn
     log_debug("Service '%s' (pid %d) %s", service->config->name, (int)service->pid, exit_text);
     service->pid = 0;
     service->session = 0;
+    service->start_time = 0;
     service->draining_pid = 0;
     service_handover_done(service);
     json_decref(service->stats); /* a new process starts from nothing */
@@ -572,6 +575,8 @@ int service_switch_main(struct service *service, pid_t pid)
     }
     service->draining_pid = service->pid;
     service->pid = pid;
+    if (procscan_start_time(pid, &service->start_time) < 0)
+        service->start_time = 0;
     return 0;
 }
 
@@ -582,6 +587,7 @@ int service_adopt(struct service *service, const struct service_adoption *adopti
     if (watch_pidfd(service, pidfd) < 0)
         return -ENOMEM;
     service->pid = adoption->pid;
+    service->start_time = adoption->start_time;
     service->session = getsid(adoption->pid) > 0 ? getsid(adoption->pid) : adoption->pid;
     service->load_begun_usec = adoption->loaded_usec;
     service->restarts = adoption->restarts;

@@ -47,9 +47,10 @@ struct service {
     pid_t session;
     /* The command file it was started from, to tell an upgrade (upgrade.c). */
     struct binary_identity binary;
-    pid_t draining_pid;           /* the previous main process after a hand-over, until it exits */
-    struct event *handover_timer; /* armed while waiting for the new process's MAINPID= */
-    int exec_status_fd;           /* read end of the exec-status pipe while starting, else -1 */
+    unsigned long long start_time; /* the main process's, from /proc (0: unknown), for the record */
+    pid_t draining_pid;            /* the previous main process after a hand-over, until it exits */
+    struct event *handover_timer;  /* armed while waiting for the new process's MAINPID= */
+    int exec_status_fd;            /* read end of the exec-status pipe while starting, else -1 */
     struct event *exec_status_event;
     struct event *timer;        /* the state machine's timer */
     struct event *reload_timer; /* bounds a reload */
@@ -123,10 +124,11 @@ void service_handle_reload_exit(struct service *service, int wait_status);
 
 /* A process an earlier agent started, as its record says (records.h). */
 struct service_adoption {
-    pid_t pid;            /* checked by the caller: still the recorded process */
-    uint64_t loaded_usec; /* when it last read its files */
-    unsigned restarts;    /* its service's restarts so far */
-    const char *how;      /* "adopted from the previous agent", for its reason and the log */
+    pid_t pid;                     /* checked by the caller: still the recorded process */
+    uint64_t loaded_usec;          /* when it last read its files */
+    unsigned restarts;             /* its service's restarts so far */
+    unsigned long long start_time; /* as recorded, and checked */
+    const char *how; /* "adopted from the previous agent", for its reason and the log */
 };
 
 /*

@@ -108,7 +108,9 @@ def test_many_clients_with_interleaved_pipelines_get_their_own_replies(direct, p
     for t in threads:
         t.join(timeout=120)
     assert not errors, errors[:5]
-    assert proxy_connections(plain_shard) <= 4
+    # Under load a worker opens another shared connection while one has a batch out, up to 4
+    # per database (docs/design.md); a slow machine (a sanitizer build in CI) gets there.
+    assert proxy_connections(plain_shard) <= 2 * 2 * 4
 
 
 def test_interleaved_raw_pipelines_in_pieces(direct, plain_shard):
