@@ -71,13 +71,6 @@ static void set_cloexec(int fd, bool on)
         fcntl(fd, F_SETFD, on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC);
 }
 
-static int compare_int(const void *a, const void *b)
-{
-    int x = *(const int *)a, y = *(const int *)b;
-
-    return (x > y) - (x < y);
-}
-
 /* close_range(), or one close() at a time where a filter refuses it (it is in systemd's
  * @basic-io, but an older kernel lacks it). */
 static void close_from_to(unsigned first, unsigned last)
@@ -92,12 +85,11 @@ static void close_from_to(unsigned first, unsigned last)
         close((int)fd);
 }
 
-/* Closes every descriptor from 3 up that is not in keep (n of them). */
-static void close_all_but(int *keep, size_t n)
+/* Closes every descriptor from 3 up that is not in keep (n of them, in ascending order). */
+static void close_all_but(const int *keep, size_t n)
 {
     unsigned first = 3;
 
-    qsort(keep, n, sizeof(*keep), compare_int);
     for (size_t i = 0; i < n; i++) {
         if ((unsigned)keep[i] > first)
             close_from_to(first, (unsigned)keep[i] - 1);
@@ -472,11 +464,6 @@ int reexec_take_notify_fd(struct reexec *reexec)
 const struct service_records *reexec_records(const struct reexec *reexec)
 {
     return reexec->received ? &reexec->received->records : NULL;
-}
-
-bool reexec_received(const struct reexec *reexec)
-{
-    return reexec->was_reexec;
 }
 
 void reexec_adopted(struct reexec *reexec, size_t adopted)

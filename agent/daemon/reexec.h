@@ -35,9 +35,6 @@ int reexec_take_notify_fd(struct reexec *reexec);
 /* The services' record handed over, or NULL: adopt from run_dir/services.json then. */
 const struct service_records *reexec_records(const struct reexec *reexec);
 
-/* True when this process was started by a re-exec (its services are its children). */
-bool reexec_received(const struct reexec *reexec);
-
 /* After adoption: the output FIFOs the previous binary held open are the services' outputs'
  * again, and its copies are closed. adopted is how many services were kept. */
 void reexec_adopted(struct reexec *reexec, size_t adopted);

@@ -51,6 +51,13 @@ static int fd_list(json_t *root, const char *key, int *out, size_t max, size_t *
     return 0;
 }
 
+static int compare_int(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+
+    return (x > y) - (x < y);
+}
+
 size_t reexec_state_fds(const struct reexec_state *state, int *fds)
 {
     size_t n = 0;
@@ -63,23 +70,16 @@ size_t reexec_state_fds(const struct reexec_state *state, int *fds)
         fds[n++] = state->reply_fds[i];
     for (size_t i = 0; i < state->n_fifo_fds; i++)
         fds[n++] = state->fifo_fds[i];
+    qsort(fds, n, sizeof(fds[0]), compare_int);
     return n;
-}
-
-static int compare_int(const void *a, const void *b)
-{
-    int x = *(const int *)a, y = *(const int *)b;
-
-    return (x > y) - (x < y);
 }
 
 /* A descriptor named twice would be closed twice, the second time someone else's. */
 static bool fds_distinct(const struct reexec_state *state)
 {
     int fds[2 + REEXEC_MAX_REPLIES + REEXEC_MAX_FIFOS];
-    size_t n = reexec_state_fds(state, fds);
+    size_t n = reexec_state_fds(state, fds); /* sorted: a twin is a neighbour */
 
-    qsort(fds, n, sizeof(fds[0]), compare_int);
     for (size_t i = 1; i < n; i++)
         if (fds[i] == fds[i - 1])
             return false;

@@ -45,8 +45,8 @@ struct reexec_state {
 int reexec_state_parse(const char *text, size_t len, struct reexec_state *out, char *err,
                        size_t err_len);
 
-/* Every descriptor the state names, into fds (room for 2 + REEXEC_MAX_REPLIES +
- * REEXEC_MAX_FIFOS); returns how many. */
+/* Every descriptor the state names, in ascending order, into fds (room for 2 +
+ * REEXEC_MAX_REPLIES + REEXEC_MAX_FIFOS); returns how many. */
 size_t reexec_state_fds(const struct reexec_state *state, int *fds);
 
 void reexec_state_free(struct reexec_state *state);

@@ -715,13 +715,15 @@ static void handle_mainpid(struct service *service, const char *value, size_t le
     text[len] = '\0';
     pid = (pid_t)atoi(text);
     /* Only a process of the service's own session may become its main process. */
-    if (pid > 0 && getsid(pid) == service->session && service_handover_pending(service))
-        service_handover_take(service, pid);
-    else if (pid > 0 && getsid(pid) == service->session)
-        log_debug("Service '%s' announced MAINPID=%d", service->config->name, (int)pid);
-    else
+    if (pid > 0 && getsid(pid) == service->session) {
+        if (service_handover_pending(service))
+            service_handover_take(service, pid);
+        else
+            log_debug("Service '%s' announced MAINPID=%d", service->config->name, (int)pid);
+    } else {
         log_warning("Service '%s' sent MAINPID=%s, which is not one of its processes: ignored",
                     service->config->name, text);
+    }
 }
 
 /*

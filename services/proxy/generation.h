@@ -39,6 +39,18 @@ struct listener_table {
 int listeners_claim(struct listener_table *table, const struct net_address *address,
                     struct listener_set **ret_set);
 
+/* The set listening on address, or NULL. */
+struct listener_set *listeners_find(const struct listener_table *table,
+                                    const struct net_address *address);
+
+/* A set for address with no socket yet (every fd -1), not in the table; NULL without memory. */
+struct listener_set *listener_set_new(const struct listener_table *table,
+                                      const struct net_address *address);
+
+/* Opens a socket for each worker the set has none for (SO_REUSEPORT: they join the group of
+ * the others). Returns 0 or a negative errno (the sockets opened so far stay in the set). */
+int listeners_open_missing(const struct listener_table *table, struct listener_set *set);
+
 /* Closes the sets that no database of keep uses (keep NULL: all of them). */
 void listeners_prune(struct listener_table *table, const struct generation *keep);
 

@@ -50,41 +50,25 @@ static struct listener_set *set_for(struct listener_table *table, int fd)
     if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 || !listening ||
         getsockname(fd, (struct sockaddr *)&address.addr, &address.len) < 0)
         return NULL;
-    for (set = table->sets; set; set = set->next)
-        if (set->address.len == address.len &&
-            memcmp(&set->address.addr, &address.addr, address.len) == 0)
-            return set;
-    set = calloc(1, sizeof(*set));
-    if (!set || !(set->fds = malloc(table->n_workers * sizeof(int)))) {
-        free(set);
-        return NULL;
+    set = listeners_find(table, &address);
+    if (!set && (set = listener_set_new(table, &address))) {
+        set->next = table->sets;
+        table->sets = set;
     }
-    set->address = address;
-    net_address_format((const struct sockaddr *)&address.addr, address.len, set->name,
-                       sizeof(set->name));
-    for (size_t w = 0; w < table->n_workers; w++)
-        set->fds[w] = -1;
-    set->next = table->sets;
-    table->sets = set;
     return set;
 }
 
-/* Gives the set one socket per worker: a thread count that grew gets new ones (same port,
- * SO_REUSEPORT, so they join the same group). */
+/* Gives each set one socket per worker: a thread count that grew gets new ones. */
 static int complete_sets(struct listener_table *table, char *err, size_t err_len)
 {
-    for (struct listener_set *set = table->sets; set; set = set->next)
-        for (size_t w = 0; w < table->n_workers; w++)
-            if (set->fds[w] < 0) {
-                set->fds[w] = net_listen(&set->address, NET_LISTEN_REUSEPORT, 4096);
-                if (set->fds[w] < 0) {
-                    int r = set->fds[w];
+    for (struct listener_set *set = table->sets; set; set = set->next) {
+        int r = listeners_open_missing(table, set);
 
-                    set->fds[w] = -1;
-                    snprintf(err, err_len, "cannot listen on %s: %s", set->name, strerror(-r));
-                    return r;
-                }
-            }
+        if (r < 0) {
+            snprintf(err, err_len, "cannot listen on %s: %s", set->name, strerror(-r));
+            return r;
+        }
+    }
     return 0;
 }
 

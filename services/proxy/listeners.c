@@ -25,40 +25,69 @@ static void set_free(struct listener_set *set, size_t n_workers)
     free(set);
 }
 
-int listeners_claim(struct listener_table *table, const struct net_address *address,
-                    struct listener_set **ret_set)
+struct listener_set *listeners_find(const struct listener_table *table,
+                                    const struct net_address *address)
 {
-    struct listener_set *set;
-    int r;
+    for (struct listener_set *set = table->sets; set; set = set->next)
+        if (same_address(&set->address, address))
+            return set;
+    return NULL;
+}
 
-    for (set = table->sets; set; set = set->next) {
-        if (same_address(&set->address, address)) {
-            *ret_set = set;
-            return 0;
-        }
-    }
-    /* Refuse a port another process listens on, rather than joining its SO_REUSEPORT group. */
-    r = net_probe_free(address);
-    if (r < 0)
-        return r;
-    set = calloc(1, sizeof(*set));
+struct listener_set *listener_set_new(const struct listener_table *table,
+                                      const struct net_address *address)
+{
+    struct listener_set *set = calloc(1, sizeof(*set));
+
     if (!set || !(set->fds = malloc(table->n_workers * sizeof(int)))) {
         free(set);
-        return -ENOMEM;
+        return NULL;
     }
     set->address = *address;
     net_address_format((const struct sockaddr *)&address->addr, address->len, set->name,
                        sizeof(set->name));
     for (size_t w = 0; w < table->n_workers; w++)
         set->fds[w] = -1;
+    return set;
+}
+
+int listeners_open_missing(const struct listener_table *table, struct listener_set *set)
+{
     for (size_t w = 0; w < table->n_workers; w++) {
-        set->fds[w] = net_listen(address, NET_LISTEN_REUSEPORT, LISTEN_BACKLOG);
+        if (set->fds[w] >= 0)
+            continue;
+        set->fds[w] = net_listen(&set->address, NET_LISTEN_REUSEPORT, LISTEN_BACKLOG);
         if (set->fds[w] < 0) {
-            r = set->fds[w];
+            int r = set->fds[w];
+
             set->fds[w] = -1;
-            set_free(set, table->n_workers);
             return r;
         }
+    }
+    return 0;
+}
+
+int listeners_claim(struct listener_table *table, const struct net_address *address,
+                    struct listener_set **ret_set)
+{
+    struct listener_set *set = listeners_find(table, address);
+    int r;
+
+    if (set) {
+        *ret_set = set;
+        return 0;
+    }
+    /* Refuse a port another process listens on, rather than joining its SO_REUSEPORT group. */
+    r = net_probe_free(address);
+    if (r < 0)
+        return r;
+    set = listener_set_new(table, address);
+    if (!set)
+        return -ENOMEM;
+    r = listeners_open_missing(table, set);
+    if (r < 0) {
+        set_free(set, table->n_workers);
+        return r;
     }
     set->next = table->sets;
     table->sets = set;

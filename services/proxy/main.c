@@ -292,7 +292,7 @@ int main(int argc, char **argv)
 {
     struct proxy proxy = {0};
     const char *ident = getenv("CERTVISOR_SERVICE");
-    char err[512];
+    char err[512], mainpid[32];
     int signal_fd, status, r;
     long files;
 
@@ -326,12 +326,9 @@ int main(int argc, char **argv)
              proxy.gen->n == 1 ? "" : "s", proxy.opt.threads, proxy.opt.threads == 1 ? "" : "s",
              files);
     /* Started by a hand-over: this process becomes the service's main one for certvisord. */
-    if (handover_inherited())
-        sd_notifyf(0, "MAINPID=%d\nREADY=1\nSTATUS=Serving %zu database%s", (int)getpid(),
-                   proxy.gen->n, proxy.gen->n == 1 ? "" : "s");
-    else
-        sd_notifyf(0, "READY=1\nSTATUS=Serving %zu database%s", proxy.gen->n,
-                   proxy.gen->n == 1 ? "" : "s");
+    snprintf(mainpid, sizeof(mainpid), "MAINPID=%d\n", (int)getpid());
+    sd_notifyf(0, "%sREADY=1\nSTATUS=Serving %zu database%s", handover_inherited() ? mainpid : "",
+               proxy.gen->n, proxy.gen->n == 1 ? "" : "s");
     handover_tell_ready();
     status = run(&proxy, signal_fd, argv);
     proxy_stop(&proxy);

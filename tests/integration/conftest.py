@@ -313,6 +313,35 @@ class Agent:
         self.notify.close()
 
 
+class Repeatedly:
+    """Runs probe() over and over on a thread until stopped; keeps each call's duration."""
+
+    def __init__(self, probe, pause):
+        self.probe = probe
+        self.pause = pause
+        self.durations = []
+        self.failures = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self.stopping.is_set():
+            started = time.monotonic()
+            error = self.probe()
+            self.durations.append(time.monotonic() - started)
+            if error:
+                self.failures.append(error)
+            self.stopping.wait(self.pause)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping.set()
+        self.thread.join(timeout=30)
+
+
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import wait_for
+from conftest import Repeatedly, wait_for
 from test_api import ADMIN, API, Node, add_user, api_service
 from test_certs import free_port, state
 from test_signin_flood import OTHER_SOURCE, Flood, sign_in_as_admin
@@ -38,35 +38,6 @@ def rsa_node(agent_factory):
     (agent.conf_d / "certs.conf").write_text(RSA_4096)
     agent.start()
     return Node(agent, port, http_port)
-
-
-class Repeatedly:
-    """Runs probe() over and over on a thread until stopped; keeps each call's duration."""
-
-    def __init__(self, probe, pause):
-        self.probe = probe
-        self.pause = pause
-        self.durations = []
-        self.failures = []
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self.stopping.is_set():
-            started = time.monotonic()
-            error = self.probe()
-            self.durations.append(time.monotonic() - started)
-            if error:
-                self.failures.append(error)
-            self.stopping.wait(self.pause)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stopping.set()
-        self.thread.join(timeout=30)
 
 
 def watchdog_gaps(agent, since, until):

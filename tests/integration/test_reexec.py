@@ -11,31 +11,20 @@ import re
 import shutil
 import signal
 import subprocess
-import threading
 
-from conftest import CERTVISORD, pid_alive, wait_for
+from conftest import CERTVISORD, Repeatedly, pid_alive, wait_for
 from test_adoption import CheckingClient
 from test_redis_reload import Shard, pytestmark  # noqa: F401 (the same skips)
 
 REEXECS = 5
 
 
-class StatusPoller(threading.Thread):
-    """`certvisorctl status` in a loop: the control socket must answer every call."""
-
-    def __init__(self, agent):
-        super().__init__(daemon=True)
-        self.agent = agent
-        self.stop = threading.Event()
-        self.done = 0
-        self.failures = []
-
-    def run(self):
-        while not self.stop.is_set():
-            out = self.agent.ctl("status", timeout=60)
-            if out.returncode != 0 or "RUNNING" not in out.stdout:
-                self.failures.append(out.stderr or out.stdout)
-            self.done += 1
+def status_answers(agent):
+    """A probe for Repeatedly: `certvisorctl status` must answer every call."""
+    def probe():
+        out = agent.ctl("status", timeout=60)
+        return None if out.returncode == 0 and "RUNNING" in out.stdout else out.stderr or out.stdout
+    return probe
 
 
 def one_service(agent_factory, record=False):
@@ -82,28 +71,29 @@ def test_reexec_under_load_keeps_every_service_and_refuses_no_one(agent_factory)
     shard = Shard(agent_factory)
     agent = shard.agent
     pids = service_pids(agent)
-    client, poller = CheckingClient(shard.client), StatusPoller(agent)
+    client, poller = CheckingClient(shard.client), Repeatedly(status_answers(agent), 0)
     client.start()
-    poller.start()
+    poller.thread.start()
+    polls = lambda: len(poller.durations)  # noqa: E731
     try:
-        wait_for(lambda: client.done > 100 and poller.done > 3, 20, what="the clients to run")
+        wait_for(lambda: client.done > 100 and polls() > 3, 20, what="the clients to run")
         for _ in range(REEXECS):
-            before, polled = client.done, poller.done
+            before, polled = client.done, polls()
             print(reexec_ok(agent), end="")
             assert service_pids(agent) == pids
-            wait_for(lambda: client.done > before + 50 and poller.done > polled + 2, 20,
+            wait_for(lambda: client.done > before + 50 and polls() > polled + 2, 20,
                      what="requests after the re-exec")
     finally:
         client.stop.set()
-        poller.stop.set()
+        poller.stopping.set()
         client.join(timeout=20)
-        poller.join(timeout=70)
+        poller.thread.join(timeout=70)
     assert not client.failures, client.failures[:10]
     assert not poller.failures, poller.failures[:5]
     log = agent.log_text()
     assert log.count(f"Kept {len(pids)} running services across the re-exec") == REEXECS, log[-4000:]
     assert "adopted from the previous agent" not in log
-    print(f"{client.done} requests and {poller.done} status calls, 0 failed, across {REEXECS} "
+    print(f"{client.done} requests and {polls()} status calls, 0 failed, across {REEXECS} "
           "re-execs")
     # The services are still the agent's children: its stop takes them down in order.
     assert agent.stop() == 0

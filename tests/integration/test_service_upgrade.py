@@ -7,39 +7,32 @@ configuration reload and when it adopts its services (after its own re-exec, whi
 run on upgrade)."""
 import os
 import shutil
-import threading
 
 import redis
 
-from conftest import BUILD, TESTSVC, pid_alive, wait_for
+from conftest import BUILD, TESTSVC, Repeatedly, pid_alive, wait_for
 from test_proxy import PROXY_SERVICE
 from test_reexec import replace_file
 from test_redis_reload import Shard, pytestmark  # noqa: F401 (the same skips)
 
 
-class NewConnections(threading.Thread):
-    """A new TLS connection for every request: a refused or failed one is a failure."""
+def new_connection_requests(shard):
+    """A probe for Repeatedly: a new TLS connection for a SET and a GET; a refused or failed one
+    is a failure."""
+    count = iter(range(1 << 62))
 
-    def __init__(self, shard):
-        super().__init__(daemon=True)
-        self.shard = shard
-        self.stop = threading.Event()
-        self.done = 0
-        self.failures = []
-
-    def run(self):
-        i = 0
-        while not self.stop.is_set():
-            i += 1
-            client = self.shard.client()
-            try:
-                client.set(f"upgrade:{i % 50}", i)
-                assert client.get(f"upgrade:{i % 50}") == str(i).encode()
-                self.done += 1
-            except (redis.RedisError, AssertionError) as e:
-                self.failures.append(f"request {i}: {e!r}")
-            finally:
-                client.connection_pool.disconnect()
+    def probe():
+        i = next(count)
+        client = shard.client()
+        try:
+            client.set(f"upgrade:{i % 50}", i)
+            got = client.get(f"upgrade:{i % 50}")
+            return None if got == str(i).encode() else f"request {i}: GET returned {got!r}"
+        except redis.RedisError as e:
+            return f"request {i}: {e!r}"
+        finally:
+            client.connection_pool.disconnect()
+    return probe
 
 
 def proxy_from_a_copy(shard):
@@ -62,10 +55,10 @@ def upgrade_under_load(shard, binary, trigger):
     old, shard_pid = agent.pid_of("proxy"), shard.pid()
     established = shard.client()
     assert established.ping()
-    loads = [NewConnections(shard) for _ in range(3)]
+    loads = [Repeatedly(new_connection_requests(shard), 0) for _ in range(3)]
     for load in loads:
-        load.start()
-    done = lambda: sum(load.done for load in loads)  # noqa: E731
+        load.thread.start()
+    done = lambda: sum(len(load.durations) for load in loads)  # noqa: E731
     try:
         wait_for(lambda: done() > 100, 20, what="connections before the upgrade")
         replace_file(binary, lambda tmp: shutil.copy2(BUILD / "certvisor-proxy", tmp))
@@ -78,9 +71,9 @@ def upgrade_under_load(shard, binary, trigger):
         assert established.set("kept", "yes") and established.get("kept") == b"yes"
     finally:
         for load in loads:
-            load.stop.set()
+            load.stopping.set()
         for load in loads:
-            load.join(timeout=30)
+            load.thread.join(timeout=30)
     established.connection_pool.disconnect()  # its last connection: the old process exits
     wait_for(lambda: not pid_alive(old), 10, what="the old proxy to drain and exit")
     failures = [f for load in loads for f in load.failures]
