@@ -545,8 +545,9 @@ static void handle_tail(struct agent *agent, struct control_conn *conn, json_t *
     }
     follow->agent = agent;
     follow->conn = conn;
-    /* The request stays open until the client leaves. */
+    /* The request stays open until the client leaves (or a re-exec ends it). */
     control_on_abandon(conn, follow_abandon, follow);
+    control_conn_streams(conn);
 }
 
 #define COMMAND_HANDLER_ROW(id, words, access, usage, summary) [CONTROL_CMD_##id] = handle_##id,

@@ -68,6 +68,7 @@ struct control_server {
     struct sign_in *sign_ins;     /* key derivations on the offload workers */
     unsigned long busy_refusals;  /* sign-ins the budget refused since the last log line */
     int64_t busy_logged_ms;       /* when that was logged */
+    bool paused;                  /* not accepting: a re-exec hands the backlog over */
 };
 
 struct control_conn {
@@ -82,6 +83,8 @@ struct control_conn {
     bool closing;                    /* answered for the last time: freed once that is sent */
     bool input_after_close;          /* the client sent something after closing began */
     bool partial_timer;              /* the timer runs for a partial request, not for idleness */
+    bool streaming;                  /* the request streams until the client leaves (tail -f) */
+    bool handed_over;                /* the next binary answers the request (daemon-reexec) */
     struct event *resume;            /* takes the next request up outside the reply's stack */
     struct event *timer;             /* the idle, partial-line or closing deadline */
     struct sign_in *sign_in;         /* the sign-in this request waits for, or NULL */
@@ -249,6 +252,8 @@ void control_reply(struct control_conn *conn, json_t *reply)
 {
     write_message(conn, reply);
     conn->busy = false;
+    conn->streaming = false;
+    conn->handed_over = false;
     conn->abandon_fn = NULL;
     conn->abandon_data = NULL;
     /* A pipelined request may be waiting. It is taken up from the loop, never from here:
@@ -285,6 +290,16 @@ void control_on_abandon(struct control_conn *conn, void (*fn)(void *data), void 
 {
     conn->abandon_fn = fn;
     conn->abandon_data = data;
+}
+
+void control_conn_streams(struct control_conn *conn)
+{
+    conn->streaming = true;
+}
+
+void control_conn_hand_over(struct control_conn *conn)
+{
+    conn->handed_over = true;
 }
 
 void control_peer_describe(const struct control_peer *peer, char *buf, size_t len)
@@ -848,19 +863,14 @@ static json_t *admission_refusal(const struct control_server *server, const stru
                      "too_many_connections");
 }
 
-static void on_accept(evutil_socket_t fd, short what, void *arg)
+/* A connected client (taken): admitted with a request slot, or refused with the reason. */
+static void take_client(struct control_server *server, int client)
 {
-    struct control_server *server = arg;
     struct control_conn *conn;
     struct ucred cred;
     socklen_t len = sizeof(cred);
     json_t *refusal;
-    int client;
 
-    (void)what;
-    client = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (client < 0)
-        return;
     if (getsockopt(client, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
         close(client);
         return;
@@ -919,6 +929,16 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
         return;
     }
     arm_request_timer(conn);
+}
+
+static void on_accept(evutil_socket_t fd, short what, void *arg)
+{
+    int client;
+
+    (void)what;
+    client = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (client >= 0)
+        take_client(arg, client);
 }
 
 /* True when an agent already answers on path. */
@@ -1064,6 +1084,74 @@ int control_server_fd(const struct control_server *server)
 int control_conn_fd(const struct control_conn *conn)
 {
     return (int)bufferevent_getfd(conn->bev);
+}
+
+/*
+ * A connection between requests: nothing read and not yet answered, nothing still to send.
+ * What its client sends next waits in the socket, for whichever binary reads it.
+ */
+static bool conn_between_requests(const struct control_conn *conn)
+{
+    return conn->counted && !conn->busy && !conn->closing &&
+           evbuffer_get_length(bufferevent_get_input(conn->bev)) == 0 &&
+           evbuffer_get_length(bufferevent_get_output(conn->bev)) == 0;
+}
+
+void control_server_pause(struct control_server *server, const char *why)
+{
+    struct control_conn *next;
+
+    if (!server->paused)
+        event_del(server->accept_event);
+    server->paused = true;
+    for (struct control_conn *conn = server->conns; conn; conn = next) {
+        next = conn->next;
+        if (!conn->streaming)
+            continue;
+        /* The stream's own state goes first (its abandon hook), then the last answer. */
+        if (conn->abandon_fn)
+            conn->abandon_fn(conn->abandon_data);
+        conn->abandon_fn = NULL;
+        control_reply(conn, json_pack("{s:i, s:s}", "exit", 0, "ended", why));
+    }
+}
+
+int control_server_resume(struct control_server *server)
+{
+    if (!server->paused)
+        return 0;
+    server->paused = false;
+    return event_add(server->accept_event, NULL) < 0 ? -ENOMEM : 0;
+}
+
+size_t control_server_unsettled(const struct control_server *server)
+{
+    size_t n = 0;
+
+    for (const struct control_conn *conn = server->conns; conn; conn = conn->next)
+        n += !conn->handed_over && !conn_between_requests(conn);
+    return n;
+}
+
+size_t control_server_idle_fds(const struct control_server *server, int *fds, size_t max)
+{
+    size_t n = 0;
+
+    for (const struct control_conn *conn = server->conns; conn && n < max; conn = conn->next)
+        if (conn_between_requests(conn))
+            fds[n++] = control_conn_fd(conn);
+    return n;
+}
+
+void control_server_adopt(struct control_server *server, int fd)
+{
+    int flags = fcntl(fd, F_GETFL);
+
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+        close(fd);
+        return;
+    }
+    take_client(server, fd);
 }
 
 void control_server_free(struct control_server *server)

@@ -57,6 +57,21 @@ int control_server_start(struct control_server *server);
 
 void control_server_free(struct control_server *server);
 
+/*
+ * For a re-exec. Pause stops accepting (new clients wait in the backlog, which is handed
+ * over) and ends every streaming request (tail -f) with {"exit": 0, "ended": why}; resume
+ * accepts again when the re-exec does not happen. Unsettled counts the connections in the
+ * middle of something: a request being read or answered (but not one handed over), an
+ * answer being sent, a refusal lingering. Idle_fds gives the sockets of the connections
+ * between requests (at most max), which the next binary takes with control_server_adopt()
+ * (taken: closed when it cannot be used); their next request waits in the socket meanwhile.
+ */
+void control_server_pause(struct control_server *server, const char *why);
+int control_server_resume(struct control_server *server);
+size_t control_server_unsettled(const struct control_server *server);
+size_t control_server_idle_fds(const struct control_server *server, int *fds, size_t max);
+void control_server_adopt(struct control_server *server, int fd);
+
 const struct control_peer *control_conn_peer(const struct control_conn *conn);
 
 /* The agent a connection belongs to. */
@@ -85,5 +100,13 @@ void control_reply_refused(struct control_conn *conn, int exit_status, const cha
  * (the pending operation then completes without anyone to tell).
  */
 void control_on_abandon(struct control_conn *conn, void (*fn)(void *data), void *data);
+
+/* The request streams until its client leaves (tail -f): a re-exec ends it (and calls
+ * the abandon hook) rather than wait for it. */
+void control_conn_streams(struct control_conn *conn);
+
+/* The request is answered by the binary a re-exec starts: the re-exec does not wait for
+ * it to be answered, and hands its socket over. */
+void control_conn_hand_over(struct control_conn *conn);
 
 #endif

@@ -1001,6 +1001,8 @@ static int run(const struct ctl_options *opts, const char *command, int argc, ch
             print_reply(command, message);
         }
         fflush(stdout);
+        if (!opts->json && json_is_string(json_object_get(message, "ended")))
+            fprintf(stderr, "certvisorctl: %s: %s\n", command, str(message, "ended"));
         if (json_object_get(message, "exit")) {
             exit_status = (int)json_integer_value(json_object_get(message, "exit"));
             json_decref(message);

@@ -336,6 +336,9 @@ static int start_agent(struct agent *agent)
         log_error("Cannot open the control socket: %s", err);
         return -1;
     }
+    /* The clients that were between requests when the previous binary re-executed. */
+    for (int fd; (fd = reexec_take_conn_fd(agent->reexec)) >= 0;)
+        control_server_adopt(agent->control, fd);
     r = notify_server_new(agent->base, agent->config->notify_socket,
                           reexec_take_notify_fd(agent->reexec), supervisor_on_notify,
                           agent->supervisor, &agent->notify);

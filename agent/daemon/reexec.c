@@ -8,11 +8,15 @@
  * stay; only the program changes. A failed execv() changes nothing: the agent answers why
  * and runs on.
  *
- * Handed over: the listening control socket (clients queue in its backlog meanwhile), the
- * notify socket (a service's READY=1 or STATUS= waits in it), the connections of the
- * daemon-reexec requests (the new binary answers them once ready), and a reading end of
- * every output FIFO (a line a service writes meanwhile waits in the pipe instead of
- * meeting EPIPE).
+ * Handed over: the listening control socket (the agent stops accepting while it settles, so
+ * clients queue in its backlog), the notify socket (a service's READY=1 or STATUS= waits in
+ * it), the connections of the daemon-reexec requests (the new binary answers them once
+ * ready), every other control connection that is between requests (its next request waits
+ * in the socket), and a reading end of every output FIFO (a line a service writes meanwhile
+ * waits in the pipe instead of meeting EPIPE). So no client is cut: the agent waits for
+ * every request under way to be answered, for at most REEXEC_CONN_GRACE_MS once it is
+ * otherwise settled (a client that neither finishes its request nor reads its answer is
+ * cut then), and ends the streaming ones (tail -f) with a last line that says why.
  */
 #include "reexec.h"
 
@@ -43,6 +47,9 @@
 #endif
 
 #define SETTLE_POLL_MS 20
+/* How long, once the agent itself has settled, requests under way may take to be answered. */
+#define REEXEC_CONN_GRACE_MS 3000
+#define STREAM_ENDED "certvisord is re-executing: run the command again to follow on"
 
 struct reexec_waiter {
     struct reexec *reexec;
@@ -56,6 +63,7 @@ struct reexec {
     struct event *timer;   /* polls for the agent to settle */
     bool pending;
     uint64_t asked_usec;
+    uint64_t settled_usec; /* since when the agent has been settled (0: it is not) */
     struct reexec_waiter waiters[REEXEC_MAX_REPLIES];
     struct reexec_state *received; /* what the previous binary handed over, or NULL */
     char receive_error[512];       /* why it could not be read ("" when it was, or none) */
@@ -101,7 +109,7 @@ static void close_all_but(const int *keep, size_t n)
 
 static void receive(struct reexec *reexec, int fd)
 {
-    int keep[2 + REEXEC_MAX_REPLIES + REEXEC_MAX_FIFOS];
+    static int keep[REEXEC_MAX_FDS]; /* once, before anything else runs: off the stack */
     size_t len = 0, n;
     char *text = NULL;
     int r;
@@ -213,6 +221,8 @@ struct handover {
     size_t n_reply;
     int fifo_fds[REEXEC_MAX_FIFOS];
     size_t n_fifo;
+    int conn_fds[REEXEC_MAX_CONNS];
+    size_t n_conn;
     int control_fd, notify_fd;
 };
 
@@ -224,6 +234,8 @@ static void handover_close(struct handover *h)
         close(h->reply_fds[i]);
     for (size_t i = 0; i < h->n_fifo; i++)
         close(h->fifo_fds[i]);
+    for (size_t i = 0; i < h->n_conn; i++)
+        close(h->conn_fds[i]);
     /* The agent's own sockets stay its own: close-on-exec again. */
     set_cloexec(h->control_fd, true);
     set_cloexec(h->notify_fd, true);
@@ -247,12 +259,13 @@ static int write_state(struct reexec *reexec, struct handover *h)
     int r;
 
     state =
-        json_pack("{s:i, s:s, s:s, s:I, s:I, s:I, s:i, s:i, s:o, s:o, s:o*}", "version",
+        json_pack("{s:i, s:s, s:s, s:I, s:I, s:I, s:i, s:i, s:o, s:o, s:o, s:o*}", "version",
                   REEXEC_STATE_VERSION, "binary", reexec->binary, "from_version", CERTVISOR_VERSION,
                   "began_usec", (json_int_t)monotonic_usec(), "reexecs", (json_int_t)agent->reexecs,
                   "started_at", (json_int_t)agent->started_at, "control_fd", h->control_fd,
                   "notify_fd", h->notify_fd, "reply_fds", fd_array(h->reply_fds, h->n_reply),
-                  "fifo_fds", fd_array(h->fifo_fds, h->n_fifo), "services", records);
+                  "fifo_fds", fd_array(h->fifo_fds, h->n_fifo), "conn_fds",
+                  fd_array(h->conn_fds, h->n_conn), "services", records);
     if (state)
         text = json_dumps(state, JSON_COMPACT);
     json_decref(state);
@@ -268,16 +281,40 @@ static int write_state(struct reexec *reexec, struct handover *h)
     return r;
 }
 
+/* Copies of fds (n of them) into out, close-on-exec until the exec itself; returns how many. */
+static size_t dup_all(const int *fds, size_t n, int *out)
+{
+    size_t copied = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        int fd = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
+
+        if (fd >= 0)
+            out[copied++] = fd;
+    }
+    return copied;
+}
+
 static void exec_now(struct reexec *reexec)
 {
     struct agent *agent = reexec->agent;
-    struct handover h = {.memfd = -1,
-                         .control_fd = control_server_fd(agent->control),
-                         .notify_fd = notify_server_fd(agent->notify)};
+    static struct handover h; /* large (the connection and FIFO lists): off the stack */
+    int idle[REEXEC_MAX_CONNS];
+    size_t n_idle, cut = control_server_unsettled(agent->control);
     char fd_text[16], why[PATH_MAX + 128];
     char **argv;
     size_t argc = 0;
     int r;
+
+    memset(&h, 0, sizeof(h));
+    h.memfd = -1;
+    h.control_fd = control_server_fd(agent->control);
+    h.notify_fd = notify_server_fd(agent->notify);
+    if (cut)
+        log_warning("Re-exec: %zu control connection%s still in the middle of a request after "
+                    "%d ms %s cut",
+                    cut, cut == 1 ? " was" : "s were", REEXEC_CONN_GRACE_MS,
+                    cut == 1 ? "is" : "are");
 
     supervisor_write_records(agent->supervisor); /* the fallback, should the state not do */
     for (size_t i = 0; i < REEXEC_MAX_REPLIES; i++)
@@ -287,6 +324,8 @@ static void exec_now(struct reexec *reexec)
             if (fd >= 0)
                 h.reply_fds[h.n_reply++] = fd;
         }
+    n_idle = control_server_idle_fds(agent->control, idle, REEXEC_MAX_CONNS);
+    h.n_conn = dup_all(idle, n_idle, h.conn_fds);
     h.n_fifo = hold_fifos(supervisor_output_dir(agent->supervisor), h.fifo_fds, REEXEC_MAX_FIFOS);
     r = write_state(reexec, &h);
     while (reexec->argv[argc])
@@ -312,6 +351,8 @@ static void exec_now(struct reexec *reexec)
         set_cloexec(h.reply_fds[i], false);
     for (size_t i = 0; i < h.n_fifo; i++)
         set_cloexec(h.fifo_fds[i], false);
+    for (size_t i = 0; i < h.n_conn; i++)
+        set_cloexec(h.conn_fds[i], false);
     execv(reexec->binary, argv);
     snprintf(why, sizeof(why), "cannot execute %s: %s; the agent runs on unchanged", reexec->binary,
              strerror(errno));
@@ -320,6 +361,15 @@ failed:
     free(argv);
     handover_close(&h);
     log_error("Re-exec failed: %s", why);
+    control_server_resume(agent->control);
+    answer_all(reexec, why);
+}
+
+/* Gives up waiting: the agent accepts again and the waiting requests hear why. */
+static void abandon(struct reexec *reexec, const char *why)
+{
+    reexec->pending = false;
+    control_server_resume(reexec->agent->control);
     answer_all(reexec, why);
 }
 
@@ -328,28 +378,37 @@ static void on_settle_timer(evutil_socket_t fd, short what, void *arg)
     struct reexec *reexec = arg;
     struct timeval poll = {0, SETTLE_POLL_MS * 1000};
     char why[256];
+    uint64_t now = monotonic_usec();
 
     (void)fd;
     (void)what;
     if (!reexec->pending)
         return;
     if (reexec->agent->shutting_down) {
-        reexec->pending = false;
-        answer_all(reexec, "the agent is shutting down: no re-exec");
+        abandon(reexec, "the agent is shutting down: no re-exec");
         return;
     }
+    /* Again at every poll: a tail -f asked for meanwhile is ended too. */
+    control_server_pause(reexec->agent->control, STREAM_ENDED);
     if (!agent_settled(reexec->agent)) {
-        if (monotonic_usec() - reexec->asked_usec < REEXEC_SETTLE_TIMEOUT_S * 1000000ull) {
+        reexec->settled_usec = 0;
+        if (now - reexec->asked_usec < REEXEC_SETTLE_TIMEOUT_S * 1000000ull) {
             evtimer_add(reexec->timer, &poll);
             return;
         }
-        reexec->pending = false;
         snprintf(why, sizeof(why),
                  "the agent did not settle within %d s (a change, or a service's start, stop or "
                  "reload, was still under way): nothing was changed; try again",
                  REEXEC_SETTLE_TIMEOUT_S);
         log_error("Re-exec abandoned: %s", why);
-        answer_all(reexec, why);
+        abandon(reexec, why);
+        return;
+    }
+    if (!reexec->settled_usec)
+        reexec->settled_usec = now;
+    if (control_server_unsettled(reexec->agent->control) > 0 &&
+        now - reexec->settled_usec < REEXEC_CONN_GRACE_MS * 1000ull) {
+        evtimer_add(reexec->timer, &poll);
         return;
     }
     reexec->pending = false;
@@ -373,6 +432,10 @@ static int request(struct agent *agent, struct control_conn *conn, char *err, si
         snprintf(err, err_len, "the agent is shutting down: no re-exec");
         return -ESHUTDOWN;
     }
+    if (!agent->control || !agent->notify) {
+        snprintf(err, err_len, "the agent is still starting: try again once it is ready");
+        return -EAGAIN;
+    }
     if (reexec->binary[0] == '\0' || access(reexec->binary, X_OK) < 0) {
         snprintf(err, err_len,
                  "cannot execute %s: %s; nothing was changed (is the package "
@@ -395,6 +458,7 @@ static int request(struct agent *agent, struct control_conn *conn, char *err, si
         slot->reexec = reexec;
         slot->conn = conn;
         control_on_abandon(conn, waiter_gone, slot);
+        control_conn_hand_over(conn);
     }
     if (!reexec->pending) {
         char who[160] = "SIGUSR2";
@@ -403,6 +467,9 @@ static int request(struct agent *agent, struct control_conn *conn, char *err, si
             control_peer_describe(control_conn_peer(conn), who, sizeof(who));
         reexec->pending = true;
         reexec->asked_usec = monotonic_usec();
+        reexec->settled_usec = 0;
+        /* From now on new clients wait in the backlog, which the new binary takes over. */
+        control_server_pause(agent->control, STREAM_ENDED);
         log_notice("Re-exec of %s asked by %s: waiting for the agent to settle", reexec->binary,
                    who);
         evtimer_add(reexec->timer, &now);
@@ -461,6 +528,13 @@ int reexec_take_notify_fd(struct reexec *reexec)
     return reexec->received ? take_fd(&reexec->received->notify_fd) : -1;
 }
 
+int reexec_take_conn_fd(struct reexec *reexec)
+{
+    struct reexec_state *state = reexec->received;
+
+    return state && state->n_conn_fds ? state->conn_fds[--state->n_conn_fds] : -1;
+}
+
 const struct service_records *reexec_records(const struct reexec *reexec)
 {
     return reexec->received ? &reexec->received->records : NULL;
@@ -509,7 +583,7 @@ void reexec_free(struct reexec *reexec)
     if (!reexec)
         return;
     if (reexec->received) {
-        int fds[2 + REEXEC_MAX_REPLIES + REEXEC_MAX_FIFOS];
+        static int fds[REEXEC_MAX_FDS];
         size_t n = reexec_state_fds(reexec->received, fds);
 
         for (size_t i = 0; i < n; i++)

@@ -32,6 +32,9 @@ int reexec_attach(struct reexec *reexec, struct agent *agent);
 int reexec_take_control_fd(struct reexec *reexec);
 int reexec_take_notify_fd(struct reexec *reexec);
 
+/* The next control connection handed over between requests (taken), or -1 when none is left. */
+int reexec_take_conn_fd(struct reexec *reexec);
+
 /* The services' record handed over, or NULL: adopt from run_dir/services.json then. */
 const struct service_records *reexec_records(const struct reexec *reexec);
 

@@ -70,6 +70,8 @@ size_t reexec_state_fds(const struct reexec_state *state, int *fds)
         fds[n++] = state->reply_fds[i];
     for (size_t i = 0; i < state->n_fifo_fds; i++)
         fds[n++] = state->fifo_fds[i];
+    for (size_t i = 0; i < state->n_conn_fds; i++)
+        fds[n++] = state->conn_fds[i];
     qsort(fds, n, sizeof(fds[0]), compare_int);
     return n;
 }
@@ -77,7 +79,7 @@ size_t reexec_state_fds(const struct reexec_state *state, int *fds)
 /* A descriptor named twice would be closed twice, the second time someone else's. */
 static bool fds_distinct(const struct reexec_state *state)
 {
-    int fds[2 + REEXEC_MAX_REPLIES + REEXEC_MAX_FIFOS];
+    int fds[REEXEC_MAX_FDS];
     size_t n = reexec_state_fds(state, fds); /* sorted: a twin is a neighbour */
 
     for (size_t i = 1; i < n; i++)
@@ -123,6 +125,8 @@ static int parse_root(json_t *root, struct reexec_state *out, char *err, size_t 
         (r = fd_list(root, "reply_fds", out->reply_fds, REEXEC_MAX_REPLIES, &out->n_reply_fds, err,
                      err_len)) < 0 ||
         (r = fd_list(root, "fifo_fds", out->fifo_fds, REEXEC_MAX_FIFOS, &out->n_fifo_fds, err,
+                     err_len)) < 0 ||
+        (r = fd_list(root, "conn_fds", out->conn_fds, REEXEC_MAX_CONNS, &out->n_conn_fds, err,
                      err_len)) < 0)
         return r;
     if (!fds_distinct(out)) {

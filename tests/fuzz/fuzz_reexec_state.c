@@ -7,7 +7,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    int fds[2 + REEXEC_MAX_REPLIES + REEXEC_MAX_FIFOS];
+    int fds[REEXEC_MAX_FDS];
     struct reexec_state state;
     char err[256];
     size_t n;
@@ -20,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     /* The descriptors the new binary keeps: never 0-2, never one twice. */
     n = reexec_state_fds(&state, fds);
-    FUZZ_CHECK(n <= 2 + REEXEC_MAX_REPLIES + REEXEC_MAX_FIFOS);
+    FUZZ_CHECK(n <= REEXEC_MAX_FDS);
     for (size_t i = 0; i < n; i++) {
         FUZZ_CHECK(fds[i] >= 3 && fds[i] < REEXEC_MAX_FD);
         for (size_t j = 0; j < i; j++)

@@ -6,17 +6,21 @@ re-executes again and again; every request is answered. A binary replaced as a p
 replaces it is the one that runs afterwards. What cannot work changes nothing (a binary that
 cannot be executed) or falls back to adoption (a new binary that cannot read the state, or one
 that does not start at all)."""
+import json
 import os
 import re
+import select
 import shutil
 import signal
+import socket
 import subprocess
+import time
 
-from conftest import CERTVISORD, Repeatedly, pid_alive, wait_for
+from conftest import CERTVISORCTL, CERTVISORD, Repeatedly, pid_alive, wait_for
 from test_adoption import CheckingClient
 from test_redis_reload import Shard, pytestmark  # noqa: F401 (the same skips)
 
-REEXECS = 5
+REEXECS = 20
 
 
 def status_answers(agent):
@@ -98,6 +102,62 @@ def test_reexec_under_load_keeps_every_service_and_refuses_no_one(agent_factory)
     # The services are still the agent's children: its stop takes them down in order.
     assert agent.stop() == 0
     assert not any(pid_alive(pid) for pid in pids.values())
+
+
+def ask(conn, reader, command):
+    conn.sendall(json.dumps({"command": command, "args": [], "options": {}}).encode() + b"\n")
+    return json.loads(reader.readline())
+
+
+def test_a_connection_between_requests_is_handed_over_and_a_stream_is_ended(agent_factory):
+    """A client that keeps its control connection open between requests is not cut by the
+    re-exec: its next request is answered by the new binary on the same connection. A
+    `tail -f` cannot be carried over: it ends with a line that says why, exit 0."""
+    agent = agent_factory({"svc": """
+        command       = "TESTSVC"
+        arguments     = {"--name", "svc", "--print-on-reload"}
+        readiness     = notify
+        reload_signal = "HUP"
+        """})
+    agent.start()
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.connect(str(agent.socket))
+    conn.settimeout(30)
+    reader = conn.makefile("r")
+    assert ask(conn, reader, "status")["exit"] == 0
+    tail = subprocess.Popen([str(CERTVISORCTL), "-s", str(agent.socket), "tail", "-f", "-n", "0",
+                             "svc"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # It follows once a line the service writes reaches it.
+    wait_for(lambda: agent.ctl("reload", "svc").returncode == 0
+             and select.select([tail.stdout], [], [], 1)[0], 20, what="tail -f to follow")
+    assert tail.stdout.readline() == "reloaded\n"
+    reexec_ok(agent)
+    out, err = tail.communicate(timeout=30)
+    assert tail.returncode == 0, err
+    assert "certvisorctl: tail: certvisord is re-executing: run the command again to follow " \
+           "on" in err
+    assert ask(conn, reader, "status")["exit"] == 0  # the same connection, the new binary
+    conn.close()
+    assert "still in the middle of a request" not in agent.log_text()
+
+
+def test_a_client_that_never_finishes_its_request_cannot_hold_the_reexec(agent_factory):
+    """A request left half-sent would hold the re-exec forever: it waits for it a grace period
+    (3 s), then cuts that one connection and goes on."""
+    agent = one_service(agent_factory)
+    agent.start()
+    slow = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    slow.connect(str(agent.socket))
+    slow.sendall(b'{"command": "sta')
+    wait_for(lambda: agent.ctl("status").returncode == 0, 10, what="the agent to read it")
+    began = time.monotonic()
+    reexec_ok(agent)
+    assert time.monotonic() - began >= 3.0
+    assert "Re-exec: 1 control connection was still in the middle of a request after 3000 ms " \
+           "is cut" in agent.log_text()
+    slow.settimeout(10)
+    assert slow.recv(100) == b""  # cut, not answered by the new binary
+    assert agent.ctl("status").returncode == 0
 
 
 def test_an_upgraded_binary_is_the_one_that_runs_after_the_reexec(agent_factory):

@@ -36,7 +36,8 @@ static void a_whole_state_is_read(void **unused)
 
     (void)unused;
     assert_int_equal(parse(STATE_HEAD "\"control_fd\":5,\"notify_fd\":6,\"reply_fds\":[9],"
-                                      "\"fifo_fds\":[10,11],\"services\":{\"version\":1,"
+                                      "\"fifo_fds\":[10,11],\"conn_fds\":[12,14],"
+                                      "\"services\":{\"version\":1,"
                                       "\"services\":[" RECORD("proxy", 4242) "," RECORD(
                                           "redis", 4240) "],\"operator_stopped\":[\"cm\"]}}",
                            &state, err, sizeof(err)),
@@ -47,6 +48,8 @@ static void a_whole_state_is_read(void **unused)
     assert_int_equal(state.notify_fd, 6);
     assert_int_equal(state.n_reply_fds, 1);
     assert_int_equal(state.n_fifo_fds, 2);
+    assert_int_equal(state.n_conn_fds, 2);
+    assert_int_equal(state.conn_fds[1], 14);
     assert_int_equal(state.records.n, 2);
     assert_string_equal(state.records.items[0].name, "proxy");
     assert_int_equal(state.records.items[0].pid, 4242);
@@ -78,6 +81,11 @@ static void what_is_wrong_is_refused_whole(void **unused)
     refused(STATE_HEAD "\"services\":{\"version\":1,\"services\":[]},\"control_fd\":7,"
                        "\"fifo_fds\":[8,7]}",
             "a descriptor is named twice");
+    refused(STATE_HEAD "\"services\":{\"version\":1,\"services\":[]},\"fifo_fds\":[20],"
+                       "\"conn_fds\":[21,20]}",
+            "a descriptor is named twice");
+    refused(STATE_HEAD "\"services\":{\"version\":1,\"services\":[]},\"conn_fds\":[1]}",
+            "'conn_fds' holds something that is not a descriptor number");
     refused(STATE_HEAD "\"services\":{\"version\":1,\"services\":[]},"
                        "\"reply_fds\":[3,4,5,6,7,8,9,10,11]}",
             "'reply_fds' is not a list of at most 8 descriptors");
