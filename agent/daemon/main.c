@@ -347,6 +347,7 @@ static int start_agent(struct agent *agent)
                   strerror(-r));
         return -1;
     }
+    supervisor_set_notify(agent->supervisor, agent->notify);
     if (prepare_tls(agent) < 0)
         return -1;
     if (adopt_services(agent) < 0 || control_server_start(agent->control) < 0 ||

@@ -90,6 +90,12 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+void notify_server_read_pending(struct notify_server *server)
+{
+    if (server)
+        on_readable(server->fd, EV_READ, server);
+}
+
 /* The socket a re-exec handed over, if it is still bound where the configuration says: a
  * service's notification sent meanwhile waits in it instead of being lost. */
 static bool take_inherited(struct notify_server *server, int inherited_fd, const char *path)

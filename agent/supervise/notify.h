@@ -24,6 +24,9 @@ int notify_server_new(struct event_base *base, const char *path, int inherited_f
 /* The socket, for a re-exec to hand over. */
 int notify_server_fd(const struct notify_server *server);
 
+/* Handles every message waiting in the socket now, as the loop would when it gets to it. */
+void notify_server_read_pending(struct notify_server *server);
+
 void notify_server_free(struct notify_server *server);
 
 /*

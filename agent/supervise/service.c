@@ -135,6 +135,7 @@ int service_new(struct supervisor *sup, struct service_config *config, struct se
     service->config = config;
     service->exec_status_fd = -1;
     service->adopted_pidfd = -1;
+    service->draining_pidfd = -1;
     service->state_since_usec = monotonic_usec();
     service->state_since_wall = time(NULL);
     service->timer = evtimer_new(sup->base, on_timer, service);
@@ -179,11 +180,65 @@ static void forget_adopted(struct service *service)
     }
 }
 
+static void forget_draining(struct service *service)
+{
+    if (service->draining_event) {
+        event_free(service->draining_event);
+        service->draining_event = NULL;
+    }
+    if (service->draining_pidfd >= 0) {
+        close(service->draining_pidfd);
+        service->draining_pidfd = -1;
+    }
+}
+
+void service_draining_ended(struct service *service)
+{
+    log_info("Service '%s': its previous process %d ended after the hand-over",
+             service->config->name, (int)service->draining_pid);
+    service->draining_pid = 0;
+    forget_draining(service);
+}
+
+/* A draining process adopted after a crash is not the agent's child: its exit comes only
+ * through its pidfd. A child is reaped here or in supervisor_reap(), whichever comes first. */
+static void on_draining_exit(evutil_socket_t fd, short what, void *arg)
+{
+    struct service *service = arg;
+    int status;
+
+    (void)fd;
+    (void)what;
+    waitpid(service->draining_pid, &status, WNOHANG);
+    service_draining_ended(service);
+}
+
+/* Watches the previous main process after a hand-over until it exits (best effort: without
+ * a pidfd, a child's exit still comes through supervisor_reap()). */
+static void watch_draining(struct service *service, pid_t pid)
+{
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+
+    forget_draining(service);
+    service->draining_pid = pid;
+    if (pidfd < 0)
+        return;
+    service->draining_event =
+        event_new(service->supervisor->base, pidfd, EV_READ, on_draining_exit, service);
+    if (!service->draining_event || event_add(service->draining_event, NULL) < 0) {
+        forget_draining(service);
+        close(pidfd);
+        return;
+    }
+    service->draining_pidfd = pidfd;
+}
+
 void service_free(struct service *service)
 {
     if (!service)
         return;
     forget_adopted(service);
+    forget_draining(service);
     service_handover_done(service);
     service_complete_waiters(service, WAIT_READY, CV_ENO_SUCH_SERVICE, "removed");
     service_complete_waiters(service, WAIT_STOPPED, 0, NULL);
@@ -515,6 +570,7 @@ static void handle_exit(struct service *service, int wait_status, bool status_kn
     service->session = 0;
     service->start_time = 0;
     service->draining_pid = 0;
+    forget_draining(service);
     service_handover_done(service);
     json_decref(service->stats); /* a new process starts from nothing */
     service->stats = NULL;
@@ -532,11 +588,18 @@ void service_handle_exit(struct service *service, int wait_status)
 static void on_adopted_exit(evutil_socket_t fd, short what, void *arg)
 {
     struct service *service = arg;
+    pid_t pid = service->pid;
     int status = 0;
 
     (void)fd;
     (void)what;
     forget_adopted(service);
+    if (supervisor_read_handover(service->supervisor, service, pid)) {
+        /* Its successor took over first: this was the draining process, gone already. */
+        waitpid(pid, &status, WNOHANG);
+        service_draining_ended(service);
+        return;
+    }
     /* Kept across a re-exec, it is still the agent's child, and its status is ours to read. */
     if (waitpid(service->pid, &status, WNOHANG) == service->pid) {
         handle_exit(service, status, true);
@@ -573,7 +636,7 @@ int service_switch_main(struct service *service, pid_t pid)
         close(pidfd);
         return -ENOMEM;
     }
-    service->draining_pid = service->pid;
+    watch_draining(service, service->pid);
     service->pid = pid;
     if (procscan_start_time(pid, &service->start_time) < 0)
         service->start_time = 0;

@@ -49,8 +49,10 @@ struct service {
     struct binary_identity binary;
     unsigned long long start_time; /* the main process's, from /proc (0: unknown), for the record */
     pid_t draining_pid;            /* the previous main process after a hand-over, until it exits */
-    struct event *handover_timer;  /* armed while waiting for the new process's MAINPID= */
-    int exec_status_fd;            /* read end of the exec-status pipe while starting, else -1 */
+    int draining_pidfd;            /* and its pidfd, watched by draining_event (or -1) */
+    struct event *draining_event;
+    struct event *handover_timer; /* armed while waiting for the new process's MAINPID= */
+    int exec_status_fd;           /* read end of the exec-status pipe while starting, else -1 */
     struct event *exec_status_event;
     struct event *timer;        /* the state machine's timer */
     struct event *reload_timer; /* bounds a reload */
@@ -164,6 +166,9 @@ void service_upgrade(struct supervisor *sup, struct service *service, const char
 
 /* True while a hand-over was asked for and the new process has not announced itself. */
 bool service_handover_pending(const struct service *service);
+
+/* The previous main process after a hand-over (draining_pid) has exited: logs it, forgets it. */
+void service_draining_ended(struct service *service);
 
 /* The new process announced MAINPID=pid: it becomes the main process. */
 void service_handover_take(struct service *service, pid_t pid);

@@ -3,6 +3,7 @@
 
 #include "cv_error.h"
 #include "log.h"
+#include "notify.h"
 #include "service_impl.h"
 
 #include <errno.h>
@@ -384,6 +385,19 @@ static struct service *service_by_reload_pid(const struct supervisor *sup, pid_t
     return NULL;
 }
 
+void supervisor_set_notify(struct supervisor *sup, struct notify_server *notify)
+{
+    sup->notify = notify;
+}
+
+bool supervisor_read_handover(struct supervisor *sup, struct service *service, pid_t exited)
+{
+    if (!service_handover_pending(service))
+        return false;
+    notify_server_read_pending(sup->notify);
+    return service->pid != exited;
+}
+
 void supervisor_reap(struct supervisor *sup)
 {
     int status;
@@ -392,15 +406,15 @@ void supervisor_reap(struct supervisor *sup)
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         struct service *service = service_by_pid(sup, pid);
 
+        if (service && supervisor_read_handover(sup, service, pid))
+            service = NULL; /* its successor took over first: pid is the draining one */
         if (service)
             service_handle_exit(service, status);
         else if ((service = service_by_reload_pid(sup, pid)))
             service_handle_reload_exit(service, status);
-        else if ((service = service_by_draining_pid(sup, pid))) {
-            log_info("Service '%s': its previous process %d ended after the hand-over",
-                     service->config->name, (int)pid);
-            service->draining_pid = 0;
-        } else
+        else if ((service = service_by_draining_pid(sup, pid)))
+            service_draining_ended(service);
+        else
             log_debug("Reaped process %d (not a service's main process)", (int)pid);
     }
 }

@@ -13,6 +13,7 @@
 
 struct service;
 struct supervisor;
+struct notify_server;
 
 /*
  * What the supervisor tells its owner (the agent, agent/daemon): changed() runs
@@ -77,6 +78,9 @@ void supervisor_reap(struct supervisor *sup);
 
 /* Routes a notify message to the service the sender belongs to; others are dropped. */
 void supervisor_on_notify(void *sup, pid_t sender, const char *message);
+
+/* The notify socket whose messages go to supervisor_on_notify() (not owned). */
+void supervisor_set_notify(struct supervisor *sup, struct notify_server *notify);
 
 /*
  * Puts config's services into force (takes them; config keeps the rest and becomes the

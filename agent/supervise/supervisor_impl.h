@@ -27,7 +27,17 @@ struct supervisor {
     /* supervisor_adopt() ran: the record is this supervisor's to write. Before, it may be a
      * running agent's (this one is about to find that out and exit). */
     bool records_owned;
+    struct notify_server
+        *notify; /* the services' notify socket, read ahead of a hand-over's exit */
 };
+
+/*
+ * A service's main process exited while it was handing over to its successor: what the
+ * successor sent (MAINPID=) before that exit may still wait in the notify socket, whose
+ * turn in the loop need not come before the exit's. Reads it now. Returns true when the
+ * service switched to its successor meanwhile (the exit is then the previous process's).
+ */
+bool supervisor_read_handover(struct supervisor *sup, struct service *service, pid_t exited);
 
 /* The services' processes changed (a pass, a reload): their record is written from the loop. */
 void supervisor_records_changed(struct supervisor *sup);

@@ -7,6 +7,7 @@ configuration reload and when it adopts its services (after its own re-exec, whi
 run on upgrade)."""
 import os
 import shutil
+import signal
 
 import redis
 
@@ -14,6 +15,8 @@ from conftest import BUILD, TESTSVC, Repeatedly, pid_alive, wait_for
 from test_proxy import PROXY_SERVICE
 from test_reexec import replace_file
 from test_redis_reload import Shard, pytestmark  # noqa: F401 (the same skips)
+
+UPGRADES = 10
 
 
 def new_connection_requests(shard):
@@ -106,6 +109,52 @@ def test_a_package_upgrade_hands_the_proxy_over_at_the_agent_reexec(agent_factor
     binary = proxy_from_a_copy(shard)
     agent = shard.agent
     upgrade_under_load(shard, binary, lambda: agent.ctl("daemon-reexec"))
+
+
+def test_an_idle_proxy_hands_over_though_the_old_process_exits_at_once(agent_factory):
+    """With no connection to drain, the old proxy exits as soon as its successor serves: the
+    successor's MAINPID= (sent before that exit) and the exit may reach the agent in either
+    order. The exit must never be taken for the service's end (which kills its session, the
+    successor with it). Again and again, by reload and by re-exec."""
+    shard = Shard(agent_factory)
+    binary = proxy_from_a_copy(shard)
+    agent = shard.agent
+    for i in range(UPGRADES):
+        old = agent.pid_of("proxy")
+        replace_file(binary, lambda tmp: shutil.copy2(BUILD / "certvisor-proxy", tmp))
+        assert agent.ctl("reload" if i % 2 else "daemon-reexec").returncode == 0
+        wait_for(lambda: f"its previous process {old} ended after the hand-over"
+                 in agent.log_text(), 20, what=f"hand-over {i + 1}")
+        new = agent.pid_of("proxy")
+        assert new not in (0, old) and agent.state("proxy") == "RUNNING", agent.log_text()[-3000:]
+        assert shard.client().ping()
+    log = agent.log_text()
+    assert "Service 'proxy' exited" not in log and "Started service 'proxy'" not in log.split(
+        "took over from")[-1], log[-3000:]
+
+
+def test_a_proxy_adopted_after_a_crash_hands_over_and_its_old_process_is_seen_ending(
+        agent_factory):
+    """After a kill -9 of the agent, the services are adopted: not its children, so the old
+    proxy's exit after a hand-over comes only through its pidfd."""
+    shard = Shard(agent_factory)
+    binary = proxy_from_a_copy(shard)
+    agent = shard.agent
+    os.kill(agent.proc.pid, signal.SIGKILL)
+    agent.proc.wait(timeout=10)
+    agent.start()
+    old = agent.pid_of("proxy")
+    assert f"Service 'proxy' (pid {old}) adopted from the previous agent" in agent.log_text()
+    held = shard.client()
+    assert held.ping()
+    replace_file(binary, lambda tmp: shutil.copy2(BUILD / "certvisor-proxy", tmp))
+    assert agent.ctl("reload").returncode == 0
+    wait_for(lambda: agent.pid_of("proxy") not in (0, old), 20, what="the new proxy process")
+    assert held.ping()  # served by the old process, which drains
+    held.connection_pool.disconnect()
+    wait_for(lambda: f"its previous process {old} ended after the hand-over" in agent.log_text(),
+             20, what="the old proxy's end, seen through its pidfd")
+    assert not pid_alive(old) and agent.state("proxy") == "RUNNING"
 
 
 def test_a_service_without_an_upgrade_signal_is_restarted(agent_factory):

@@ -4,7 +4,9 @@
 # unit would start it, every service running and serving; reload, watchdog and stop; an upgrade
 # to a rebuilt package that changes conffiles the administrator edited, while the agent runs
 # (postinst re-executes it: same pid, new binary; the shard untouched, the proxy handing over
-# to its new binary, the other upgraded services restarted); remove, then purge, and
+# to its new binary, the other upgraded services restarted; clients through the proxy all
+# along: no new connection refused, the established one served to its end); remove, then
+# purge, and
 # nothing left that policy does not allow (the certvisor user and group stay).
 #
 # Usage: check_deb.sh DEB UPGRADE_DEB WORK_DIR
@@ -31,6 +33,7 @@ notify_log=$work/notify.log
 agent_log=$work/certvisord.log
 agent_pid=""
 listener_pid=""
+client_pid=""
 mkdir -p "$work"
 
 # The agent started here, stopped as systemd stops the unit (SIGTERM to the main process).
@@ -63,6 +66,7 @@ start_agent() {
     fi
 }
 cleanup() {
+    [ -n "$client_pid" ] && kill "$client_pid" 2>/dev/null
     stop_agent
     [ -n "$listener_pid" ] && kill "$listener_pid" 2>/dev/null
     rm -rf "$notify_dir"
@@ -282,9 +286,16 @@ uid_before=$uid
 echo "# upgrade while the agent runs: postinst re-executes it, the administrator's edit kept"
 start_agent
 shard_pid_before=$(certvisorctl pid redis-db1 2>&1)
+proxy_pid_before=$(certvisorctl pid proxy 2>&1)
 binary_inode_before=$(stat -Lc %i /proc/$agent_pid/exe)
 lines_before=$(wc -l <"$notify_log")
 echo "# edited by the administrator" >>/etc/certvisor/conf.d/30-cm.conf
+# Clients through the proxy for the whole upgrade (db1's TLS port, 12000 in 10-redis-db1.conf):
+# new connections all along, and one established connection.
+/usr/bin/python3 -u "$here/upgrade_client.py" --port 12000 --ca $state/ca.pem \
+    >"$work/upgrade_client.out" 2>&1 &
+client_pid=$!
+check "the clients run before the upgrade" wait_for 30 client_new_connections_past "$work/upgrade_client.out" 50
 check "dpkg -i --force-confold $(basename "$upgrade_deb")" \
     dpkg -i --force-confold "$upgrade_deb" </dev/null
 check "the agent (pid $agent_pid) still runs" kill -0 "$agent_pid"
@@ -311,6 +322,17 @@ else
     bad "the re-exec: RELOADING=1, then READY=1" "$(tail -n 20 "$notify_log")"
 fi
 check "the agent's log says so" grep -q "Kept [0-9]* running services across the re-exec" "$agent_log"
+# The clients go on after the upgrade, then stop: the old proxy, which served the established
+# connection to its end, exits once that closes.
+check "new connections go on after the upgrade" \
+    wait_for 30 client_new_connections_past "$work/upgrade_client.out" \
+    $(($(client_new_connections "$work/upgrade_client.out") + 50))
+kill -TERM "$client_pid"
+wait "$client_pid"
+client_pid=""
+check_client_final "$work/upgrade_client.out"
+check "the established connection was served to its end by the old proxy (pid $proxy_pid_before)" \
+    wait_for 30 grep -q "Service 'proxy': its previous process $proxy_pid_before ended after the hand-over" "$agent_log"
 stop_agent
 check_eq "SIGTERM after the upgrade: certvisord exits 0" "0" "$agent_status"
 kill "$listener_pid" 2>/dev/null

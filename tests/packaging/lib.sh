@@ -61,3 +61,20 @@ summary() {
     echo "$1: $passed passed, $failed failed"
     [ "$failed" -eq 0 ]
 }
+
+# upgrade_client.py's output in FILE: how many new connections it made and checked so far
+# (client_new_connections FILE), whether that is past N (client_new_connections_past FILE N),
+# and its final counts checked: no new connection refused or failed, no request on the
+# established connection failed (check_client_final FILE).
+client_new_connections() {
+    grep "^progress" "$1" | tail -n 1 | sed -n 's/.* new_ok=\([0-9]*\).*/\1/p'
+}
+client_new_connections_past() { [ "$(client_new_connections "$1")" -gt "$2" ] 2>/dev/null; }
+check_client_final() {
+    final=$(grep "^final" "$1")
+    echo "# the clients across the upgrade: ${final#final }"
+    check_eq "new connections across the upgrade: refused or failed" "0" \
+        "$(sed -n 's/.* new_failed=\([0-9]*\).*/\1/p' <<<"$final")"
+    check_eq "requests on the established connection: failed" "0" \
+        "$(sed -n 's/.* established_failed=\([0-9]*\).*/\1/p' <<<"$final")"
+}

@@ -1,8 +1,10 @@
 #!/bin/bash
 # The package checks (CI runs them after the test suite): builds the .deb and .rpm with
 # scripts/package.sh, and a rebuilt release 2 whose conf.d/20-api.conf and 30-cm.conf changed,
-# then runs check_deb.sh (on this machine: lintian, install, start, upgrade, remove, purge) and
-# check_rpm.sh (contents and scripts, and a scratch-root install, upgrade and erase).
+# then runs check_deb.sh (on this machine: lintian, install, start, upgrade, remove, purge),
+# check_rpm.sh (contents and scripts, and a scratch-root install, upgrade and erase) and
+# check_systemd.sh (the .deb in a container with systemd as PID 1: the unit's start, restart
+# after kill -9 with the services adopted, re-exec, upgrade under clients, stop).
 #
 # Usage: tests/packaging/run.sh   (as root, no stdin needed; work files in a new /tmp directory,
 # or CERTVISOR_PACKAGE_WORK). It installs and purges the certvisor package on this machine.
@@ -57,11 +59,13 @@ echo "    $rpm2"
 "$here/check_deb.sh" "$deb1" "$deb2" "$work/deb" </dev/null 2>&1 | tee "$work/deb.out"
 unshare --mount --propagation private "$here/check_rpm.sh" "$rpm1" "$rpm2" "$work/rpm" \
     </dev/null 2>&1 | tee "$work/rpm.out"
+"$here/check_systemd.sh" "$deb1" "$deb2" "$work/systemd" </dev/null 2>&1 |
+    tee "$work/systemd.out"
 
 # One closing line for both.
 total_passed=0
 total_failed=0
-for part in deb rpm; do
+for part in deb rpm systemd; do
     line=$(grep -E "^$part: [0-9]+ passed, [0-9]+ failed$" "$work/$part.out" | tail -n 1)
     if [ -z "$line" ]; then
         echo "# $part: no summary (the check stopped early)"
