@@ -71,6 +71,9 @@ set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 # Redis 7.0 or later, whose CONFIG SET takes several tls-* settings at once, all or none, which
 # is how certvisor-redis-reload changes the shard's TLS in place.
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser, redis-server (>= 5:7.0)")
+# etcd only for a cluster on etcd (certvisor.conf's cluster section, conf.d/80-etcd.conf): a
+# single node runs none.
+set(CPACK_DEBIAN_PACKAGE_SUGGESTS "etcd-server")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 # conffiles is written by packaging/cpack/deb.cmake: every file the package puts under /etc.
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA

@@ -40,6 +40,7 @@ static cfg_opt_t main_options[] = {CFG_STR("prefix", "/", CFGF_NONE),
                                    CFG_INT("service_log_max_bytes", 10 * 1024 * 1024, CFGF_NONE),
                                    CFG_INT("service_log_backups", 3, CFGF_NONE),
                                    CFG_INT("tail_lines", 200, CFGF_NONE),
+                                   CFG_SEC("cluster", conf_cluster_options, CFGF_MULTI),
                                    CFG_END()};
 
 static cfg_opt_t include_options[] = {
@@ -146,7 +147,7 @@ static int expand_path(cfg_t *cfg, const char *option, const struct expand_vars 
                        const char *base, char **ret_path, char *err, size_t err_len)
 {
     const char *value = cfg_getstr(cfg, option);
-    char check[256];
+    char check[512];
     char *expanded;
 
     if (expand_check(value, check, sizeof(check)) < 0) {
@@ -198,6 +199,7 @@ void config_free(struct agent_config *config)
     free(config->service_group);
     free(config->log_file);
     cert_settings_clear(&config->certs);
+    cluster_settings_free(&config->cluster);
     policy_clear(&config->policy);
     external_certs_free(config->external_certs, config->n_external_certs);
     database_decls_free(config->databases, config->n_databases);
@@ -260,7 +262,13 @@ static int fill_main(cfg_t *cfg, const char *prefix_override, struct agent_confi
     config->service_log_max_bytes = cfg_getint(cfg, "service_log_max_bytes");
     config->service_log_backups = (int)cfg_getint(cfg, "service_log_backups");
     config->tail_lines = (int)cfg_getint(cfg, "tail_lines");
-    return 0;
+    if (cfg_size(cfg, "cluster") > 1) {
+        snprintf(err, err_len, "%s: one cluster section, not %u", config->config_path,
+                 cfg_size(cfg, "cluster"));
+        return CV_ECONFIG;
+    }
+    return conf_cluster_read(cfg_size(cfg, "cluster") ? cfg_getsec(cfg, "cluster") : NULL,
+                             config->config_path, &config->cluster, err, err_len);
 }
 
 /* Parses one file from its comment-blanked text. Returns 0, or CV_ECONFIG (messages in err or the
@@ -329,12 +337,49 @@ static int load_tls_sections(cfg_t *cfg, const char *path, struct agent_config *
     return r;
 }
 
+/*
+ * A service with cluster_store = local or etcd belongs to the configuration only where the
+ * cluster's store is that one (the etcd member: only in a cluster on etcd). Sets *wanted;
+ * returns 0, or CV_ECONFIG for a word that is none of any, local and etcd.
+ */
+static int service_for_this_store(cfg_t *section, const char *path,
+                                  const struct cluster_settings *cluster, bool *wanted, char *err,
+                                  size_t err_len)
+{
+    const char *word = cfg_getstr(section, "cluster_store");
+    enum cluster_store store;
+
+    *wanted = true;
+    if (strcmp(word, "any") == 0)
+        return 0;
+    if (cluster_store_parse(word, &store) < 0) {
+        snprintf(err, err_len, "%s:%d: service '%s': cluster_store '%s' is not any, local or etcd",
+                 path, conf_text_section_line(path, "service", cfg_title(section)),
+                 cfg_title(section), word);
+        return CV_ECONFIG;
+    }
+    *wanted = store == cluster->store;
+    return 0;
+}
+
 /* Parses one conf.d file and adds its services. Errors go to the sink, or into err. */
 static int load_include(struct agent_config *config, const char *path, char *err, size_t err_len)
 {
-    struct expand_vars vars = {config->prefix,      config->state_dir,      config->run_dir,
-                               config->log_dir,     config->conf_dir,       config->libexec_dir,
-                               config->console_dir, config->control_socket, NULL};
+    struct expand_vars vars = {config->prefix,
+                               config->state_dir,
+                               config->run_dir,
+                               config->log_dir,
+                               config->conf_dir,
+                               config->libexec_dir,
+                               config->console_dir,
+                               config->control_socket,
+                               NULL,
+                               config->cluster.name,
+                               config->cluster.node,
+                               config->cluster.node_address,
+                               config->cluster.client_url,
+                               config->cluster.peer_url,
+                               config->cluster.initial_cluster};
     cfg_t *cfg = cfg_init(include_options, CFGF_NONE);
     int r = 0;
 
@@ -348,7 +393,12 @@ static int load_include(struct agent_config *config, const char *path, char *err
         r = load_tls_sections(cfg, path, config, err, err_len);
     for (unsigned i = 0; r == 0 && i < cfg_size(cfg, "service"); i++) {
         struct service_config *service;
+        bool wanted;
 
+        r = service_for_this_store(cfg_getnsec(cfg, "service", i), path, &config->cluster, &wanted,
+                                   err, err_len);
+        if (r < 0 || !wanted)
+            continue;
         r = service_config_from_cfg(cfg_getnsec(cfg, "service", i), path, &vars,
                                     config->service_user, config->service_group, &service, err,
                                     err_len);

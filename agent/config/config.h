@@ -3,6 +3,7 @@
 #define CERTVISOR_CONFIG_H
 
 #include "conf_certs.h"
+#include "conf_cluster.h"
 #include "conf_databases.h"
 #include "log.h"
 #include "policy.h"
@@ -44,8 +45,9 @@ struct agent_config {
     int service_log_backups;
     int tail_lines;
 
-    struct cert_settings certs; /* the certificates section, or its defaults */
-    struct policy policy;       /* conf.d's policy sections (the state file comes later) */
+    struct cluster_settings cluster; /* certvisor.conf's cluster section, or its defaults */
+    struct cert_settings certs;      /* the certificates section, or its defaults */
+    struct policy policy;            /* conf.d's policy sections (the state file comes later) */
     struct external_cert *external_certs; /* conf.d's "certificate <name>" sections */
     size_t n_external_certs;
     struct database_decl *databases; /* conf.d's "database <name>" sections, in file order */

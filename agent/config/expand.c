@@ -6,9 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const variable_names[] = {"prefix",      "state_dir",      "run_dir",
-                                             "log_dir",     "conf_dir",       "libexec_dir",
-                                             "console_dir", "control_socket", "name"};
+static const char *const variable_names[] = {
+    "prefix",      "state_dir",    "run_dir",         "log_dir",       "conf_dir",
+    "libexec_dir", "console_dir",  "control_socket",  "name",          "cluster",
+    "node",        "node_address", "etcd_client_url", "etcd_peer_url", "etcd_initial_cluster"};
 
 static int variable_index(const char *name, size_t len)
 {
@@ -20,9 +21,12 @@ static int variable_index(const char *name, size_t len)
 
 static const char *variable_value(const struct expand_vars *vars, int index)
 {
-    const char *values[] = {vars->prefix,      vars->state_dir,      vars->run_dir,
-                            vars->log_dir,     vars->conf_dir,       vars->libexec_dir,
-                            vars->console_dir, vars->control_socket, vars->name};
+    const char *values[] = {
+        vars->prefix,          vars->state_dir,      vars->run_dir,
+        vars->log_dir,         vars->conf_dir,       vars->libexec_dir,
+        vars->console_dir,     vars->control_socket, vars->name,
+        vars->cluster,         vars->node,           vars->node_address,
+        vars->etcd_client_url, vars->etcd_peer_url,  vars->etcd_initial_cluster};
     return values[index];
 }
 
@@ -38,7 +42,8 @@ int expand_check(const char *text, char *err, size_t err_len)
         if (variable_index(p + 2, (size_t)(end - p - 2)) < 0) {
             snprintf(err, err_len,
                      "unknown variable '%%{%.*s}' (known: prefix, state_dir, run_dir, log_dir, "
-                     "conf_dir, libexec_dir, console_dir, control_socket, name)",
+                     "conf_dir, libexec_dir, console_dir, control_socket, name, cluster, node, "
+                     "node_address, etcd_client_url, etcd_peer_url, etcd_initial_cluster)",
                      (int)(end - p - 2), p + 2);
             return -EINVAL;
         }

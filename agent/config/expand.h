@@ -15,6 +15,13 @@ struct expand_vars {
     const char *console_dir;    /* the admin console's static files */
     const char *control_socket; /* for services that talk to the agent */
     const char *name;           /* the service being read, or NULL outside a service */
+    /* From certvisor.conf's cluster section (conf_cluster.h). */
+    const char *cluster;              /* the cluster's name */
+    const char *node;                 /* this node's name */
+    const char *node_address;         /* its IP address */
+    const char *etcd_client_url;      /* https://address:client_port */
+    const char *etcd_peer_url;        /* https://address:peer_port */
+    const char *etcd_initial_cluster; /* name=peer URL,... for every member */
 };
 
 /*

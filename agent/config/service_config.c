@@ -55,6 +55,7 @@ cfg_opt_t service_config_options[] = {CFG_STR("command", NULL, CFGF_NODEFAULT),
                                       CFG_STR("databases_output", NULL, CFGF_NODEFAULT),
                                       CFG_STR("replicas_output", NULL, CFGF_NODEFAULT),
                                       CFG_STR("state_directory", NULL, CFGF_NODEFAULT),
+                                      CFG_STR("cluster_store", "any", CFGF_NONE),
                                       CFG_END()};
 
 static const struct {
@@ -160,7 +161,7 @@ static int validate_backoff_factor(cfg_t *cfg, cfg_opt_t *opt)
 
 static int validate_variables(cfg_t *cfg, cfg_opt_t *opt)
 {
-    char err[256];
+    char err[512];
 
     for (unsigned i = 0; i < cfg_opt_size(opt); i++) {
         if (expand_check(cfg_opt_getnstr(opt, i), err, sizeof(err)) < 0) {

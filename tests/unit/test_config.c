@@ -1284,6 +1284,74 @@ static void database_errors(void **state)
 
 #define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
+static void a_cluster_on_etcd_gives_its_member_and_variables(void **state)
+{
+    const struct fixture *fx = *state;
+    struct agent_config *config;
+
+    write_file(fx, "certvisor.conf",
+               "cluster {\n  name = \"prod\"\n  node = \"n2\"\n  store = etcd\n"
+               "  member n1 { address = \"10.0.0.1\" }\n"
+               "  member n2 { address = \"fd00::2\"\n client_port = 3379\n peer_port = 3380 }\n"
+               "}\n");
+    write_file(fx, "conf.d/80-etcd.conf",
+               "service etcd {\n  cluster_store = etcd\n  command = \"/usr/bin/etcd\"\n"
+               "  arguments = {\"--name\", \"%{node}\", \"%{etcd_client_url}\", "
+               "\"%{etcd_initial_cluster}\", \"%{cluster}\"}\n}\n"
+               "service only_local {\n  cluster_store = local\n  command = \"/bin/true\"\n}\n");
+    config = load_ok(fx, NULL);
+    assert_int_equal(config->cluster.store, CLUSTER_STORE_ETCD);
+    assert_string_equal(config->cluster.node_address, "fd00::2");
+    assert_int_equal(config->n_services, 1); /* only_local is not part of an etcd cluster */
+    assert_strv_equal(
+        config->services[0]->argv,
+        (const char *const[]){"/usr/bin/etcd", "--name", "n2", "https://[fd00::2]:3379",
+                              "n1=https://10.0.0.1:2380,n2=https://[fd00::2]:3380", "prod", NULL});
+    config_free(config);
+}
+
+static void the_local_store_runs_no_etcd_member(void **state)
+{
+    const struct fixture *fx = *state;
+    struct agent_config *config;
+
+    write_file(fx, "certvisor.conf", "");
+    write_file(fx, "conf.d/80-etcd.conf",
+               "service etcd {\n  cluster_store = etcd\n  command = \"/usr/bin/etcd\"\n}\n");
+    config = load_ok(fx, NULL);
+    assert_int_equal(config->cluster.store, CLUSTER_STORE_LOCAL);
+    assert_string_equal(config->cluster.name, "cluster");
+    assert_int_equal(config->n_services, 0);
+    config_free(config);
+}
+
+static void cluster_errors(void **state)
+{
+    const struct fixture *fx = *state;
+
+    write_file(
+        fx, "certvisor.conf",
+        "cluster {\n  node = \"n9\"\n  store = etcd\n  member n1 { address = \"10.0.0.1\" }\n}\n");
+    expect_error(fx, "certvisor.conf", 0,
+                 "store etcd needs this node ('n9') among the members (n1)",
+                 "add a 'member n9' section");
+    write_file(fx, "certvisor.conf", "cluster {\n  member n1 { address = \"node1.example\" }\n}\n");
+    expect_error(fx, "certvisor.conf", 0, "address 'node1.example' is not an IP address",
+                 "resolves no names");
+    write_file(fx, "certvisor.conf", "cluster {\n  store = zookeeper\n}\n");
+    expect_error(fx, "certvisor.conf", 0, "store 'zookeeper' is not local or etcd", NULL);
+    write_file(fx, "certvisor.conf",
+               "cluster {\n  member n1 { address = \"10.0.0.1\"\n peer_port = 2379 }\n}\n");
+    expect_error(fx, "certvisor.conf", 0, "two different ports", NULL);
+    write_file(fx, "certvisor.conf", "cluster {\n  name = \"a/b\"\n}\n");
+    expect_error(fx, "certvisor.conf", 0, "name 'a/b'", NULL);
+    write_file(fx, "certvisor.conf", "");
+    write_file(fx, "conf.d/80-etcd.conf",
+               "service etcd {\n  cluster_store = consul\n  command = \"/usr/bin/etcd\"\n}\n");
+    expect_error(fx, "conf.d/80-etcd.conf", 1, "cluster_store 'consul' is not any, local or etcd",
+                 NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1354,6 +1422,9 @@ int main(void)
         TEST(http_only_in_a_certvisor_tls_section),
         TEST(database_sections),
         TEST(database_errors),
+        TEST(a_cluster_on_etcd_gives_its_member_and_variables),
+        TEST(the_local_store_runs_no_etcd_member),
+        TEST(cluster_errors),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

@@ -36,7 +36,7 @@ static void assert_expands(const char *text, const char *expected)
 
 static void assert_check_fails(const char *text, const char *message)
 {
-    char err[256] = "";
+    char err[512] = "";
 
     assert_int_equal(expand_check(text, err, sizeof(err)), -EINVAL);
     if (!strstr(err, message))
@@ -75,7 +75,9 @@ static void unknown_name_is_rejected_and_named(void **state)
     assert_check_fails("a %{} b", "unknown variable '%{}'");
     assert_check_fails("%{name }", "unknown variable '%{name }'");
     assert_check_fails("%{home}", "(known: prefix, state_dir, run_dir, log_dir, conf_dir, "
-                                  "libexec_dir, console_dir, control_socket, name)");
+                                  "libexec_dir, console_dir, control_socket, name, cluster, node, "
+                                  "node_address, etcd_client_url, etcd_peer_url, "
+                                  "etcd_initial_cluster)");
 }
 
 static void unterminated_variable_is_rejected(void **state)
