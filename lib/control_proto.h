@@ -57,6 +57,9 @@ enum control_access {
       "Show one certificate in detail, with its PEM (never its key).")                             \
     X(cluster_certificate_ca, "cluster certificate ca", CONTROL_ACCESS_READ,                       \
       "cluster certificate ca", "Print the cluster CA certificate clients verify the node with.")  \
+    X(cluster_status, "cluster status", CONTROL_ACCESS_READ, "cluster status",                     \
+      "Show the cluster's store (local, or etcd: reachable, leader, revision) and the nodes "      \
+      "alive.")                                                                                    \
     X(cluster_config_show, "cluster config show", CONTROL_ACCESS_READ, "cluster config show",      \
       "Show every TLS policy setting in force and where its value comes from.")                    \
     X(cluster_certificate_set, "cluster certificate set", CONTROL_ACCESS_ADMIN,                    \

@@ -17,6 +17,7 @@ struct apply_queue;
 struct audit_ring;
 struct cert_watch;
 struct certs;
+struct cluster_monitor;
 struct control_conn;
 struct control_server;
 struct event;
@@ -43,14 +44,15 @@ struct agent {
     struct supervisor *supervisor; /* the services, dependencies first (agent/supervise) */
     struct notify_server *notify;
     struct control_server *control;
-    struct certs *certs;         /* the node's certificates (state_dir/certs) */
-    struct apply_queue *apply;   /* changes waiting and the one being applied */
-    struct renewal *renewal;     /* expiry checks */
-    struct cert_watch *external; /* the files of external certificates */
-    struct users *users;         /* the REST API's users (state_dir/users.json) */
-    struct audit_ring *audit;    /* the recent audit entries (agent/apply/audit.c) */
-    struct offload *offload;     /* worker threads for slow work (agent/core/offload.c) */
-    struct reexec *reexec;       /* re-executing the binary (agent/daemon/reexec.c) */
+    struct certs *certs;             /* the node's certificates (state_dir/certs) */
+    struct apply_queue *apply;       /* changes waiting and the one being applied */
+    struct renewal *renewal;         /* expiry checks */
+    struct cert_watch *external;     /* the files of external certificates */
+    struct users *users;             /* the REST API's users (state_dir/users.json) */
+    struct audit_ring *audit;        /* the recent audit entries (agent/apply/audit.c) */
+    struct offload *offload;         /* worker threads for slow work (agent/core/offload.c) */
+    struct reexec *reexec;           /* re-executing the binary (agent/daemon/reexec.c) */
+    struct cluster_monitor *cluster; /* the etcd store's health, or NULL (agent/cluster) */
     struct agent_hooks hooks;
     struct event *signal_events[5];
     struct event *watchdog_timer;

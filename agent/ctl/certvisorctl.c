@@ -478,6 +478,41 @@ static void print_reexec(json_t *reply)
            kept == 1 ? "" : "s", json_number_value(json_object_get(reply, "took_ms")));
 }
 
+/* cluster status: one "field: value" line each, as an operator reads it. */
+static void print_cluster_status(json_t *reply)
+{
+    json_t *alive = json_object_get(reply, "alive");
+    const char *error = str(reply, "last_error");
+
+    printf("cluster:  %s\nnode:     %s\nstore:    %s\n", str(reply, "cluster"), str(reply, "node"),
+           str(reply, "store"));
+    if (strcmp(str(reply, "store"), "etcd") != 0)
+        return;
+    if (!json_is_true(json_object_get(reply, "reachable")))
+        printf("etcd:     unreachable\n");
+    else
+        printf("etcd:     %s through %s, version %s, revision %lld\n",
+               json_is_true(json_object_get(reply, "has_leader")) ? "has a leader"
+                                                                  : "NO LEADER (no quorum)",
+               str(reply, "endpoint"), str(reply, "etcd_version"),
+               (long long)json_integer_value(json_object_get(reply, "revision")));
+    if (json_object_get(reply, "seconds_since_sync"))
+        printf("synced:   %.1f s ago\n",
+               json_real_value(json_object_get(reply, "seconds_since_sync")));
+    else
+        printf("synced:   never\n");
+    if (*error)
+        printf("error:    %s\n", error);
+    printf("alive:    ");
+    if (!json_is_array(alive)) {
+        printf("(not read yet)\n");
+        return;
+    }
+    for (size_t i = 0; i < json_array_size(alive); i++)
+        printf("%s%s", i ? ", " : "", json_string_value(json_array_get(alive, i)));
+    printf("%s\n", json_array_size(alive) ? "" : "(none)");
+}
+
 static void print_reply(const char *command, json_t *reply)
 {
     json_t *items = json_object_get(reply, "items");
@@ -508,6 +543,8 @@ static void print_reply(const char *command, json_t *reply)
         fputs(str(reply, "pem"), stdout);
     else if (strcmp(command, "cluster config show") == 0)
         print_policy(items);
+    else if (strcmp(command, "cluster status") == 0)
+        print_cluster_status(reply);
     else if (strcmp(command, "cluster certificate csr") == 0)
         print_csr(reply);
     else if (strncmp(command, "user ", 5) == 0)

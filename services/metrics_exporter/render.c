@@ -295,6 +295,38 @@ static void agent_families(FILE *f, const json_t *agent)
                   json_object_get(agent, "start_time"));
 }
 
+/* The cluster's store, on a node whose store is etcd (nothing on the local store). */
+static void cluster_families(FILE *f, const json_t *cluster)
+{
+    const char *labels[] = {"cluster", string_of(cluster, "name"), "node",
+                            string_of(cluster, "node"), NULL};
+    json_t *since = json_object_get(cluster, "seconds_since_sync");
+
+    if (!labels[1] || !labels[3] || !json_is_boolean(json_object_get(cluster, "reachable")))
+        return;
+    header(f, "certvisor_cluster_store_reachable", "gauge",
+           "Whether an etcd member answered the node's last poll (1) or not (0).");
+    sample_int(f, "certvisor_cluster_store_reachable", labels,
+               json_is_true(json_object_get(cluster, "reachable")));
+    header(f, "certvisor_cluster_store_has_leader", "gauge",
+           "Whether the member that answered knew a leader: the store has quorum (1) or not (0).");
+    sample_int(f, "certvisor_cluster_store_has_leader", labels,
+               json_is_true(json_object_get(cluster, "has_leader")));
+    header(f, "certvisor_cluster_store_revision", "gauge",
+           "The store's revision at the node's last answered poll.");
+    sample_number(f, "certvisor_cluster_store_revision", labels,
+                  json_object_get(cluster, "revision"));
+    header(f, "certvisor_cluster_seconds_since_sync", "gauge",
+           "Seconds since the store last answered the node with a leader.");
+    if (json_is_number(since))
+        sample_number(f, "certvisor_cluster_seconds_since_sync", labels, since);
+    header(f, "certvisor_cluster_nodes_alive", "gauge",
+           "Nodes whose alive key the store holds (each on a lease its agent keeps alive).");
+    if (json_is_integer(json_object_get(cluster, "nodes_alive")))
+        sample_number(f, "certvisor_cluster_nodes_alive", labels,
+                      json_object_get(cluster, "nodes_alive"));
+}
+
 static void up_family(FILE *f, int up)
 {
     header(f, "certvisor_up", "gauge", "Whether the agent answered this scrape (1) or not (0).");
@@ -328,6 +360,7 @@ char *render_metrics(const json_t *reply, size_t *ret_len)
     database_families(f, services);
     apply_families(f, json_object_get(reply, "apply"));
     agent_families(f, json_object_get(reply, "agent"));
+    cluster_families(f, json_object_get(reply, "cluster"));
     up_family(f, 1);
     return finish(f, &buf, &len, ret_len);
 }

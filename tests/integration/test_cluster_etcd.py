@@ -2,8 +2,10 @@
 only where certvisor.conf's cluster section says store = etcd, ready by sd_notify, with mTLS on
 its client and peer ports from the node's ccs_internode_encryption certificate and the cluster
 CA; a rotation of that certificate is served from the next handshake on, without a restart."""
+import json
 import re
 import subprocess
+import time
 
 import pytest
 
@@ -114,3 +116,66 @@ def test_a_node_on_the_local_store_runs_no_etcd(agent_factory):
     agent.start()
     names = [line.split()[0] for line in agent.ctl("status").stdout.splitlines()]
     assert "etcd" not in names
+    out = agent.ctl("cluster", "status")
+    assert out.returncode == 0
+    assert out.stdout == "cluster:  test\nnode:     n1\nstore:    local\n"
+
+
+def cluster_status(agent):
+    out = agent.ctl("--json", "cluster", "status")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_cluster_status_follows_the_store_and_the_nodes_alive(agent_factory):
+    """The agent polls its store (never while a client waits): reachable with a leader and
+    this node alive on its lease; the member stopped: unreachable within a few seconds, the
+    log says so, and the services keep running; started again: reachable again."""
+    agent = cluster_agent(agent_factory)
+    agent.start()
+    agent.wait_state("etcd", "RUNNING", timeout=60)
+    wait_for(lambda: cluster_status(agent).get("alive") == ["n1"], 15,
+             what="n1 alive in the store")
+    status = cluster_status(agent)
+    assert status["reachable"] and status["has_leader"] and status["alive_published"]
+    assert status["endpoint"] == agent.etcd_endpoint and status["revision"] > 0
+    assert status["seconds_since_sync"] < 5 and "last_error" not in status
+    text = agent.ctl("cluster", "status").stdout
+    assert f"etcd:     has a leader through {agent.etcd_endpoint}" in text
+    # The same for the metrics exporter.
+    metrics = json.loads(agent.ctl("metrics").stdout)["cluster"]
+    assert metrics["store"] == "etcd" and metrics["reachable"] and metrics["has_leader"]
+    assert metrics["nodes_alive"] == 1 and metrics["seconds_since_sync"] < 5
+    assert "alive:    n1\n" in text
+    # n1 is alive through a lease (which the agent keeps alive at every poll).
+    lease_key = probe(agent, "get", "/certvisor/test/alive/n1").stdout
+    assert '"lease":' in lease_key and '"lease":0' not in lease_key
+    assert agent.ctl("stop", "etcd").returncode == 0
+    began = time.monotonic()
+    wait_for(lambda: not cluster_status(agent)["reachable"], 10, what="the store unreachable")
+    assert time.monotonic() - began < 6.5  # within the 2 s poll and the 2 s deadline
+    status = cluster_status(agent)
+    assert "no etcd endpoint answered" in status["last_error"] or "did not answer" in \
+        status["last_error"], status
+    assert "Cluster store:" in agent.log_text() and "services keep serving" in agent.log_text()
+    assert "unreachable" in agent.ctl("cluster", "status").stdout
+    assert agent.ctl("start", "etcd").returncode == 0
+    wait_for(lambda: cluster_status(agent)["reachable"], 30, what="the store reachable again")
+    wait_for(lambda: cluster_status(agent).get("alive") == ["n1"], 15, what="n1 alive again")
+
+
+def alive_lease(agent):
+    out = probe(agent, "get", "/certvisor/test/alive/n1")
+    kvs = json.loads(out.stdout)["kvs"] if out.returncode == 0 else []
+    return kvs[0]["lease"] if kvs else None
+
+
+def test_the_alive_lease_is_kept_alive_past_its_ttl(agent_factory):
+    agent = cluster_agent(agent_factory)
+    agent.start()
+    agent.wait_state("etcd", "RUNNING", timeout=60)
+    wait_for(lambda: alive_lease(agent), 15, what="n1's alive key")
+    lease = alive_lease(agent)
+    time.sleep(12)  # past the lease's 10 s TTL: only the agent's keepalives hold it
+    assert alive_lease(agent) == lease
+    assert "lost its lease" not in agent.log_text()

@@ -127,6 +127,26 @@ static void no_change_yet_means_no_last_apply_sample(void **state)
     free(after);
 }
 
+static void the_cluster_store_is_reported_on_etcd_only(void **state)
+{
+    char *local = render_text("{\"cluster\": {\"name\": \"prod\", \"node\": \"n1\", "
+                              "\"store\": \"local\"}}");
+    char *etcd = render_text(
+        "{\"cluster\": {\"name\": \"prod\", \"node\": \"n1\", \"store\": \"etcd\", "
+        "\"reachable\": true, \"has_leader\": false, \"revision\": 42, \"nodes_alive\": 3, "
+        "\"seconds_since_sync\": 1.5}}");
+
+    (void)state;
+    assert_null(strstr(local, "certvisor_cluster_"));
+    assert_contains(etcd, "certvisor_cluster_store_reachable{cluster=\"prod\",node=\"n1\"} 1\n");
+    assert_contains(etcd, "certvisor_cluster_store_has_leader{cluster=\"prod\",node=\"n1\"} 0\n");
+    assert_contains(etcd, "certvisor_cluster_store_revision{cluster=\"prod\",node=\"n1\"} 42\n");
+    assert_contains(etcd, "certvisor_cluster_nodes_alive{cluster=\"prod\",node=\"n1\"} 3\n");
+    assert_contains(etcd, "certvisor_cluster_seconds_since_sync{cluster=\"prod\",node=\"n1\"} 1.5");
+    free(local);
+    free(etcd);
+}
+
 static void unavailable_is_a_comment_and_up_zero(void **state)
 {
     size_t len = 0;
@@ -148,6 +168,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(certificates_become_expiry_and_info_samples),
         cmocka_unit_test(label_values_are_escaped),
+        cmocka_unit_test(the_cluster_store_is_reported_on_etcd_only),
         cmocka_unit_test(service_state_is_one_hot_over_the_agent_states),
         cmocka_unit_test(no_change_yet_means_no_last_apply_sample),
         cmocka_unit_test(unavailable_is_a_comment_and_up_zero),

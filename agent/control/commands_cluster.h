@@ -1,0 +1,18 @@
+/* The cluster commands that are about the store itself (issue 16): cluster status. */
+#ifndef CERTVISOR_COMMANDS_CLUSTER_H
+#define CERTVISOR_COMMANDS_CLUSTER_H
+
+#include "agent.h"
+#include "control.h"
+
+#include <jansson.h>
+
+/*
+ * "cluster status": the store (local, or etcd: reachable, leader, revision, the member that
+ * answered, seconds since the last answer with a leader, the last error) and the nodes alive,
+ * from the cluster monitor's last poll (never a call to etcd while the client waits).
+ */
+void handle_cluster_status(struct agent *agent, struct control_conn *conn, json_t *args,
+                           json_t *options);
+
+#endif
