@@ -42,9 +42,11 @@ struct api_call {
     long started_ms;
 };
 
-/* The read-only extras (routes_info.c): certificate details and the audit log. */
+/* The read-only extras (routes_info.c): certificate details, the audit log, the cluster's
+ * status. */
 void api_get_certificate_details(struct api_call *call);
 void api_get_audit_log(struct api_call *call);
+void api_get_cluster_status(struct api_call *call);
 
 /* The routes (routes.c): answers the call, at once or after asking the agent. */
 void api_route(struct api_call *call);

@@ -511,6 +511,7 @@ enum route_id {
     ROUTE_CLUSTER,
     ROUTE_SERVICES,
     ROUTE_AUDIT,
+    ROUTE_CLUSTER_STATUS,
 };
 
 /* path pattern: "*" stands for one segment (a certificate name). */
@@ -530,6 +531,7 @@ static const struct {
     {ROUTE_SERVICES, "/v1/local/services", "GET", get_services},
     {ROUTE_SERVICES, "/v1/local/services", "POST", post_services},
     {ROUTE_AUDIT, "/v1/cluster/audit_log", "GET", api_get_audit_log},
+    {ROUTE_CLUSTER_STATUS, "/v1/cluster/status", "GET", api_get_cluster_status},
 };
 
 /* True when path matches pattern; *ret_segment gets what "*" matched (path is changed). */

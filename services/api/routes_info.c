@@ -1,5 +1,5 @@
 /* The read-only endpoints the console (and scripts) use beyond Redis Enterprise's: certificate
- * details and the recent audit log. */
+ * details, the recent audit log and the cluster's status. */
 #include "api.h"
 
 #include <stdio.h>
@@ -42,6 +42,26 @@ static void listed_audit(struct api_call *call, json_t *reply)
         return;
     }
     api_reply_json(call, 200, json_pack("{s:O}", "entries", json_object_get(reply, "items")));
+}
+
+static void listed_cluster_status(struct api_call *call, json_t *reply)
+{
+    json_t *body;
+
+    if (json_integer_value(json_object_get(reply, "exit")) != 0) {
+        api_reply_refusal(call, reply, 500);
+        return;
+    }
+    body = json_deep_copy(reply);
+    json_object_del(body, "exit");
+    api_reply_json(call, 200, body);
+}
+
+/* GET /v1/cluster/status: what `certvisorctl cluster status --json` shows (the store, and on
+ * etcd the node's last view of it and the nodes alive). */
+void api_get_cluster_status(struct api_call *call)
+{
+    api_ask(call, "cluster status", NULL, NULL, false, false, listed_cluster_status);
 }
 
 /* GET /v1/cluster/audit_log?limit=N: the agent's recent audit entries, newest first. */

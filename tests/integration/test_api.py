@@ -437,6 +437,11 @@ def test_certificate_details_and_the_audit_log(node):
     out = node.agent.ctl("audit", "-n", "5")
     assert out.returncode == 0 and "REST user 'admin'" in out.stdout.splitlines()[-1]
     assert "added REST user 'viewer' (role viewer)" in out.stdout
+    # The cluster's status: a single node keeps its state locally.
+    r = node.request("GET", "/v1/cluster/status", auth=VIEWER)
+    assert r.status == 200, r
+    assert r.json["store"] == "local" and r.json["cluster"] == "cluster" and "exit" not in r.json
+    assert node.request("GET", "/v1/cluster/status", auth=None).status == 401
 
 
 @needs_cryptography

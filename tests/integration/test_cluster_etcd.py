@@ -24,9 +24,10 @@ def etcd_service_body():
     return body[:body.rindex("}")]
 
 
-def cluster_agent(agent_factory, store="etcd"):
+def cluster_agent(agent_factory, store="etcd", extra_services=None):
     client_port, peer_port = free_port(), free_port()
-    agent = agent_factory({"etcd": etcd_service_body()}, main_extra=f"""
+    services = {"etcd": etcd_service_body(), **(extra_services or {})}
+    agent = agent_factory(services, main_extra=f"""
         cluster {{
             name  = "test"
             node  = "n1"
@@ -179,3 +180,20 @@ def test_the_alive_lease_is_kept_alive_past_its_ttl(agent_factory):
     time.sleep(12)  # past the lease's 10 s TTL: only the agent's keepalives hold it
     assert alive_lease(agent) == lease
     assert "lost its lease" not in agent.log_text()
+
+
+def test_the_rest_api_gives_the_cluster_status(agent_factory):
+    from test_api import ADMIN, VIEWER, Node, add_user, api_service
+
+    port, http_port = free_port(), free_port()
+    agent = cluster_agent(agent_factory, extra_services={"api": api_service(port, http_port)})
+    agent.start()
+    add_user(agent, *ADMIN, "admin")
+    add_user(agent, *VIEWER, "viewer")
+    node = Node(agent, port, http_port)
+    agent.wait_state("etcd", "RUNNING", timeout=60)
+    wait_for(lambda: node.request("GET", "/v1/cluster/status", auth=VIEWER).json.get("alive")
+             == ["n1"], 20, what="n1 alive through the REST API")
+    body = node.request("GET", "/v1/cluster/status", auth=VIEWER).json
+    assert body["store"] == "etcd" and body["node"] == "n1" and body["cluster"] == "test"
+    assert body["reachable"] and body["has_leader"] and body["revision"] > 0

@@ -471,6 +471,11 @@ def test_the_console_in_a_browser(node, browser_for, screenshots, tmp_path):
     page.wait_for("document.body.dataset.loaded", timeout=30, what="the console to load")
     assert page.visible("#console-view") and not page.visible("#sign-in-view")
     assert page.text("#who") == ADMIN[0]
+    # The cluster section: a single node keeps its state locally.
+    page.wait_for("document.querySelector('#cluster-facts').textContent.includes('local')",
+                  what="the cluster section")
+    facts = page.evaluate("[...document.querySelectorAll('#cluster-facts dd')].map(d => d.textContent)")
+    assert len(facts) == 3 and facts[0] == "cluster" and facts[2] == "local (this node only)", facts
 
     # Every certificate, with its details as the store has them.
     names = page.evaluate("[...document.querySelectorAll('#cert-table tbody tr')].map(r => r.dataset.name)")

@@ -554,7 +554,8 @@
 
   /* --- certificates ---------------------------------------------------------------------- */
 
-  const state = { certificates: [], policy: {}, services: "", audit: "", auditOffered: true };
+  const state = { certificates: [], policy: {}, services: "", audit: "", auditOffered: true,
+    cluster: "" };
 
   function normalizeCertificates(data) {
     let items = null;
@@ -1151,11 +1152,41 @@
     }
   }
 
+  /* --- the cluster ---------------------------------------------------------------------- */
+
+  /* GET /v1/cluster/status: the store, and on etcd this node's last view of it. */
+  async function loadCluster() {
+    const facts = $("#cluster-facts");
+    try {
+      const c = await api("GET", "/v1/cluster/status");
+      const rows = [["Cluster", c.cluster], ["This node", c.node],
+        ["Store", c.store === "etcd" ? "etcd (shared by the cluster's nodes)" : "local (this node only)"]];
+      if (c.store === "etcd") {
+        rows.push(["etcd", !c.reachable ? "unreachable"
+          : `${c.has_leader ? "has a leader" : "NO LEADER (no quorum)"} through ${c.endpoint}, ` +
+            `version ${c.etcd_version}, revision ${c.revision}`]);
+        rows.push(["Synced", typeof c.seconds_since_sync === "number"
+          ? `${c.seconds_since_sync.toFixed(1)} s ago` : "never"]);
+        if (c.last_error) rows.push(["Last error", c.last_error]);
+        rows.push(["Nodes alive", Array.isArray(c.alive) ? (c.alive.join(", ") || "none") : "not read yet"]);
+      }
+      const key = JSON.stringify(rows);
+      showError("#cluster-error", null);
+      if (key === state.cluster) return;
+      state.cluster = key;
+      clear(facts);
+      for (const [term, value] of rows) facts.append(h("dt", null, term), h("dd", null, String(value)));
+    } catch (error) {
+      showError("#cluster-error", error);
+    }
+  }
+
   /* --- loading, signing in and out ------------------------------------------------------- */
 
   async function loadAll(policyData) {
     document.body.dataset.loading = "true";
-    await Promise.all([loadCertificates(), loadPolicy(policyData), loadServices(true), loadAudit()]);
+    await Promise.all([loadCertificates(), loadPolicy(policyData), loadServices(true), loadAudit(),
+      loadCluster()]);
     delete document.body.dataset.loading;
     document.body.dataset.loaded = String(Date.now());
   }
@@ -1169,6 +1200,7 @@
     session.timer = setInterval(() => {
       if (!document.hidden && session.auth) {
         loadServices(false);
+        loadCluster();
         if (state.auditOffered) loadAudit();
       }
     }, LIVE_REFRESH_MS);
@@ -1294,6 +1326,7 @@
     document.addEventListener("visibilitychange", () => {
       if (!document.hidden && session.auth) {
         loadServices(false);
+        loadCluster();
         if (state.auditOffered) loadAudit();
       }
     });
