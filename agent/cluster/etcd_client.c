@@ -102,6 +102,13 @@ struct etcd_watch {
     char why[640];
 };
 
+static bool is_ip_address(const char *host)
+{
+    unsigned char addr[16];
+
+    return inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
+}
+
 static int parse_endpoint(const char *text, struct endpoint *out)
 {
     const char *colon;
@@ -127,6 +134,10 @@ static int parse_endpoint(const char *text, struct endpoint *out)
     if (host_len == 0 || host_len >= sizeof(out->host))
         return -EINVAL;
     out->host[host_len] = '\0';
+    /* An address, never a name: evhttp would resolve a name with getaddrinfo(), blocking the
+     * agent's loop for as long as the resolver takes. */
+    if (!is_ip_address(out->host))
+        return -EINVAL;
     port = strtol(colon + 1, &end, 10);
     if (*end || port < 1 || port > 65535)
         return -EINVAL;
@@ -157,8 +168,8 @@ int etcd_client_new(struct event_base *base, const struct etcd_client_config *co
     for (size_t i = 0; i < config->n_endpoints; i++) {
         if (parse_endpoint(config->endpoints[i], &client->endpoints[i]) < 0) {
             snprintf(err, err_len,
-                     "etcd: endpoint '%s' is not host:port (an IPv6 address in "
-                     "brackets)",
+                     "etcd: endpoint '%s' is not address:port (an IP address, an IPv6 one in "
+                     "brackets: the agent resolves no names on its loop)",
                      config->endpoints[i]);
             free(client);
             return -EINVAL;
@@ -241,7 +252,6 @@ static struct evhttp_connection *connect_endpoint(struct etcd_client *client,
 {
     struct evhttp_connection *conn;
     struct bufferevent *bev;
-    unsigned char addr[16];
     SSL_CTX *ctx;
     SSL *ssl;
 
@@ -258,13 +268,8 @@ static struct evhttp_connection *connect_endpoint(struct etcd_client *client,
         snprintf(err, err_len, "out of memory");
         return NULL;
     }
-    if (inet_pton(AF_INET, endpoint->host, addr) == 1 ||
-        inet_pton(AF_INET6, endpoint->host, addr) == 1) {
-        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), endpoint->host);
-    } else {
-        SSL_set_tlsext_host_name(ssl, endpoint->host);
-        SSL_set1_host(ssl, endpoint->host);
-    }
+    /* Endpoints are addresses (parse_endpoint()): the member's certificate must name it. */
+    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), endpoint->host);
     bev = bufferevent_openssl_socket_new(client->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
                                          BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     if (!bev) {

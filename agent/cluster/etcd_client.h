@@ -22,7 +22,8 @@
 #define ETCD_DEFAULT_DEADLINE_MS 2000
 
 struct etcd_client_config {
-    /* "host:port" (IPv6 as "[::1]:2379"), tried in order; at least one. */
+    /* "address:port" (IPv6 as "[::1]:2379"; never a name, which would be resolved on the
+     * loop), tried in order; at least one. */
     const char *endpoints[ETCD_MAX_ENDPOINTS];
     size_t n_endpoints;
     /* mTLS: the CA that signed the members' certificates, and this client's certificate and

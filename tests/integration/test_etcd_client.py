@@ -220,3 +220,11 @@ def test_a_dead_endpoint_is_skipped_for_a_live_one(etcd):
     assert got["endpoint"] == etcd.endpoint
     result = probe(etcd, "status", endpoints=[dead], deadline_ms=1000)
     assert result.returncode == 1 and "no etcd endpoint answered" in result.stdout
+
+
+def test_an_endpoint_must_be_an_address_not_a_name(etcd):
+    """A name would be resolved with getaddrinfo() on the agent's loop: refused up front."""
+    result = probe(etcd, "status", endpoints=["localhost:2379"])
+    assert result.returncode == 2
+    assert "is not address:port (an IP address" in result.stderr
+    assert "resolves no names" in result.stderr
