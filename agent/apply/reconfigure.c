@@ -77,9 +77,13 @@ void reconfigure_swap(struct agent *agent, struct agent_config *config, json_t *
         config_free(config);
         return;
     }
+    struct agent_config *old = agent->config;
+
     log_setup("certvisord", config->log_target, config->log_file, config->log_level);
-    config_free(agent->config);
     agent->config = config;
+    if (agent->hooks.config_swapped)
+        agent->hooks.config_swapped(agent, old);
+    config_free(old);
     supervisor_schedule(agent->supervisor);
     log_info("Configuration reloaded");
 }

@@ -226,6 +226,21 @@ int conf_cluster_read(cfg_t *cfg, const char *source_file, struct cluster_settin
     return r;
 }
 
+bool cluster_settings_equal(const struct cluster_settings *a, const struct cluster_settings *b)
+{
+    if (strcmp(a->name, b->name) != 0 || strcmp(a->node, b->node) != 0 || a->store != b->store ||
+        a->n_members != b->n_members)
+        return false;
+    for (size_t i = 0; i < a->n_members; i++) {
+        const struct cluster_member *x = &a->members[i], *y = &b->members[i];
+
+        if (strcmp(x->name, y->name) != 0 || strcmp(x->address, y->address) != 0 ||
+            x->client_port != y->client_port || x->peer_port != y->peer_port)
+            return false;
+    }
+    return true;
+}
+
 void cluster_settings_free(struct cluster_settings *settings)
 {
     for (size_t i = 0; i < settings->n_members; i++) {

@@ -10,6 +10,7 @@
 #define CERTVISOR_CONF_CLUSTER_H
 
 #include <confuse.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #define CLUSTER_NAME_MAX 63
@@ -51,6 +52,9 @@ int conf_cluster_read(cfg_t *cfg, const char *source_file, struct cluster_settin
                       size_t err_len);
 
 void cluster_settings_free(struct cluster_settings *settings);
+
+/* True when a and b say the same: name, node, store and every member alike. */
+bool cluster_settings_equal(const struct cluster_settings *a, const struct cluster_settings *b);
 
 const char *cluster_store_word(enum cluster_store store);
 int cluster_store_parse(const char *word, enum cluster_store *ret_store);

@@ -36,6 +36,8 @@ struct agent_hooks {
     /* certvisorctl daemon-reexec: 0 once under way (conn, if not NULL, is answered by the
      * new binary or with why it could not run), or a negative error with err saying why. */
     int (*reexec)(struct agent *agent, struct control_conn *conn, char *err, size_t err_len);
+    /* A configuration reload put agent->config in force in place of old (freed after this). */
+    void (*config_swapped)(struct agent *agent, const struct agent_config *old);
 };
 
 struct agent {

@@ -14,7 +14,7 @@
 #include "notify.h"
 #include "offload.h"
 #include "procscan.h"
-#include "monitor.h"
+#include "cluster_node.h"
 #include "reexec.h"
 #include "sdnotify.h"
 #include "secure_alloc.h"
@@ -233,7 +233,7 @@ static void reap_everything(void)
 
 static void agent_free(struct agent *agent)
 {
-    cluster_monitor_free(agent->cluster);
+    cluster_node_stop(agent);
     supervisor_free(agent->supervisor);
     control_server_free(agent->control);
     /* Before what its jobs' callbacks free into: they run (cancelled) here. */
@@ -307,56 +307,6 @@ static int prepare_tls(struct agent *agent)
     return 0;
 }
 
-/* "host:port" of a member's client port, an IPv6 address in brackets. */
-static void member_endpoint(const struct cluster_member *member, char *buf, size_t len)
-{
-    snprintf(buf, len, strchr(member->address, ':') ? "[%s]:%d" : "%s:%d", member->address,
-             member->client_port);
-}
-
-/*
- * A node of a cluster on etcd watches its store (agent/cluster/monitor.h): its own member
- * first, then the others; the node's ccs_internode_encryption certificate as its client
- * certificate, read from the store's current generation at each connection. Start-up never
- * waits for etcd: the monitor only polls, from the loop.
- */
-static void start_cluster_monitor(struct agent *agent)
-{
-    const struct cluster_settings *cluster = &agent->config->cluster;
-    struct cluster_monitor_config mc = {.cluster = cluster->name, .node = cluster->node};
-    static char endpoints[CLUSTER_MAX_MEMBERS][300];
-    char ca[PATH_MAX], cert[PATH_MAX], key[PATH_MAX], err[512] = "out of memory";
-    const char *dir = agent->config->state_dir;
-
-    if (cluster->store != CLUSTER_STORE_ETCD)
-        return;
-    for (int own = 1; own >= 0; own--)
-        for (size_t i = 0; i < cluster->n_members && mc.etcd.n_endpoints < ETCD_MAX_ENDPOINTS;
-             i++) {
-            if ((strcmp(cluster->members[i].name, cluster->node) == 0) != own)
-                continue;
-            member_endpoint(&cluster->members[i], endpoints[mc.etcd.n_endpoints],
-                            sizeof(endpoints[0]));
-            mc.etcd.endpoints[mc.etcd.n_endpoints] = endpoints[mc.etcd.n_endpoints];
-            mc.etcd.n_endpoints++;
-        }
-    snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
-    snprintf(cert, sizeof(cert), "%s/certs/ccs_internode_encryption/current/cert.pem", dir);
-    snprintf(key, sizeof(key), "%s/certs/ccs_internode_encryption/current/key.pem", dir);
-    mc.etcd.ca_file = ca;
-    mc.etcd.cert_file = cert;
-    mc.etcd.key_file = key;
-    if (cluster_monitor_new(agent->base, &mc, &agent->cluster, err, sizeof(err)) < 0 ||
-        cluster_monitor_start(agent->cluster) < 0) {
-        log_error("Cannot watch the cluster's store: %s; this node serves its local copy", err);
-        cluster_monitor_free(agent->cluster);
-        agent->cluster = NULL;
-        return;
-    }
-    log_info("Cluster '%s': node '%s' on the etcd store (%zu member%s)", cluster->name,
-             cluster->node, cluster->n_members, cluster->n_members == 1 ? "" : "s");
-}
-
 static int start_agent(struct agent *agent)
 {
     char err[512];
@@ -367,6 +317,7 @@ static int start_agent(struct agent *agent)
         log_warning("Cannot become a child subreaper: %s", strerror(errno));
     agent->base = event_base_new();
     agent_set_hooks(agent);
+    agent->hooks.config_swapped = cluster_node_reconfigured;
     if (!agent->base || reexec_attach(agent->reexec, agent) < 0) {
         log_error("Cannot set up the event loop");
         return -1;
@@ -407,7 +358,7 @@ static int start_agent(struct agent *agent)
         log_error("Cannot set up the services");
         return -1;
     }
-    start_cluster_monitor(agent);
+    cluster_node_start(agent);
     log_info("certvisord %s started: %zu services, control socket %s", CERTVISOR_VERSION,
              supervisor_count(agent->supervisor), agent->config->control_socket);
     supervisor_schedule(agent->supervisor); /* its observer sends READY once all is up */

@@ -197,3 +197,27 @@ def test_the_rest_api_gives_the_cluster_status(agent_factory):
     body = node.request("GET", "/v1/cluster/status", auth=VIEWER).json
     assert body["store"] == "etcd" and body["node"] == "n1" and body["cluster"] == "test"
     assert body["reachable"] and body["has_leader"] and body["revision"] > 0
+
+
+def service_names(agent):
+    return [line.split()[0] for line in agent.ctl("status").stdout.splitlines()]
+
+
+def test_a_reload_moves_a_running_node_to_etcd_and_back(agent_factory):
+    """Editing the cluster section and reloading: store = etcd starts the member and the watch
+    of the store; store = local again stops the member and ends the watch."""
+    agent = cluster_agent(agent_factory, store="local")
+    agent.start()
+    local_main = agent.main_extra
+    assert "reachable" not in cluster_status(agent)
+    agent.write_main(local_main.replace("store = local", "store = etcd"))
+    out = agent.ctl("reload")
+    assert out.returncode == 0, out.stdout + out.stderr
+    agent.wait_state("etcd", "RUNNING", timeout=60)
+    wait_for(lambda: cluster_status(agent).get("alive") == ["n1"], 20, what="n1 alive")
+    assert "the cluster section changed (store etcd, node 'n1')" in agent.log_text()
+    agent.write_main(local_main)
+    assert agent.ctl("reload").returncode == 0
+    wait_for(lambda: "etcd" not in service_names(agent), 30, what="the member to stop")
+    status = cluster_status(agent)
+    assert status["store"] == "local" and "reachable" not in status
