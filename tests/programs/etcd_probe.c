@@ -203,6 +203,8 @@ int main(int argc, char **argv)
     probe.base = event_base_new();
     if (!probe.base || etcd_client_new(probe.base, &config, &probe.client, err, sizeof(err)) < 0) {
         fprintf(stderr, "certvisor-etcd-probe: %s\n", probe.base ? err : "out of memory");
+        if (probe.base)
+            event_base_free(probe.base);
         return 2;
     }
     if (strcmp(probe.command, "put") == 0 && argc == 2) {
@@ -237,16 +239,20 @@ int main(int argc, char **argv)
         if (!etcd_watch_start(probe.client, argv[0], strlen(argv[0]), end, end_len,
                               strtoll(argv[1], NULL, 10), on_watch, &probe)) {
             fprintf(stderr, "certvisor-etcd-probe: out of memory\n");
-            return 1;
+            probe.status = 1;
+            goto done;
         }
     } else {
-        return usage();
+        probe.status = usage();
+        goto done;
     }
     if (path && !etcd_call(probe.client, path, request, on_answer, &probe)) {
         fprintf(stderr, "certvisor-etcd-probe: cannot make the request (a key too long?)\n");
-        return 1;
+        probe.status = 1;
+        goto done;
     }
     event_base_dispatch(probe.base);
+done:
     etcd_client_free(probe.client);
     event_base_free(probe.base);
     return probe.status;
