@@ -1,5 +1,6 @@
 """The cluster's etcd member as a service of the agent (conf.d/80-etcd.conf, issue 16): it runs
-only where certvisor.conf's cluster section says store = etcd, ready by sd_notify, with mTLS on
+only where certvisor.conf's cluster section says store = etcd, ready as soon as it runs (the
+node's start never waits for the cluster's quorum), with mTLS on
 its client and peer ports from the node's ccs_internode_encryption certificate and the cluster
 CA; a rotation of that certificate is served from the next handshake on, without a restart."""
 import json
@@ -79,8 +80,8 @@ def test_the_etcd_member_runs_under_the_agent_with_mtls(agent_factory):
     agent = cluster_agent(agent_factory)
     agent.start()
     agent.wait_state("etcd", "RUNNING", timeout=60)
+    wait_for(lambda: probe(agent, "status").returncode == 0, 30, what="the member to answer")
     status = probe(agent, "status")
-    assert status.returncode == 0, status.stdout + status.stderr + agent.ctl("tail", "etcd").stdout
     assert '"leader":true' in status.stdout
     assert probe(agent, "put", "/certvisor/test/x", "1").returncode == 0
     assert '"value":"1"' in probe(agent, "get", "/certvisor/test/x").stdout
@@ -99,6 +100,7 @@ def test_a_rotated_certificate_is_served_without_a_restart(agent_factory):
     agent.start()
     agent.wait_state("etcd", "RUNNING", timeout=60)
     pid = agent.pid_of("etcd")
+    wait_for(lambda: probe(agent, "status").returncode == 0, 30, what="the member to answer")
     current = state_dir(agent) / "certs" / "ccs_internode_encryption" / "current" / "cert.pem"
     before = served_fingerprint(agent.etcd_endpoint, agent)
     assert before == file_fingerprint(current)
@@ -221,3 +223,38 @@ def test_a_reload_moves_a_running_node_to_etcd_and_back(agent_factory):
     wait_for(lambda: "etcd" not in service_names(agent), 30, what="the member to stop")
     status = cluster_status(agent)
     assert status["store"] == "local" and "reachable" not in status
+
+
+def test_a_node_starts_without_its_cluster_s_quorum(agent_factory):
+    """A member of a two-member cluster whose peer does not exist never gets quorum: the node
+    still starts at once (the member counts as ready when it runs), serves, and says what is
+    wrong with the store."""
+    client_port, peer_port, absent_peer = free_port(), free_port(), free_port()
+    agent = agent_factory({"etcd": etcd_service_body(), "web": "command = \"/bin/sleep\"\n"
+                           "arguments = {\"1000\"}\nreadiness = started\n"},
+                          main_extra=f"""
+        cluster {{
+            name  = "test"
+            node  = "n1"
+            store = etcd
+            member n1 {{
+                address     = "127.0.0.1"
+                client_port = {client_port}
+                peer_port   = {peer_port}
+            }}
+            member n2 {{
+                address     = "127.0.0.1"
+                client_port = {free_port()}
+                peer_port   = {absent_peer}
+            }}
+        }}
+        """)
+    began = time.monotonic()
+    agent.start()  # returns at the agent's READY=1
+    assert time.monotonic() - began < 30
+    assert agent.state("etcd") == "RUNNING" and agent.state("web") == "RUNNING"
+    wait_for(lambda: cluster_status(agent).get("last_error", "") not in ("", "not asked yet"), 15,
+             what="the first poll")
+    status = cluster_status(agent)
+    assert not (status.get("reachable") and status.get("has_leader")), status
+    assert status["last_error"], status
