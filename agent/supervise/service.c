@@ -134,8 +134,8 @@ int service_new(struct supervisor *sup, struct service_config *config, struct se
     service->supervisor = sup;
     service->config = config;
     service->exec_status_fd = -1;
-    service->adopted_pidfd = -1;
-    service->draining_pidfd = -1;
+    service->adopted.pidfd = -1;
+    service->draining.pidfd = -1;
     service->state_since_usec = monotonic_usec();
     service->state_since_wall = time(NULL);
     service->timer = evtimer_new(sup->base, on_timer, service);
@@ -168,28 +168,38 @@ static void close_exec_status(struct service *service)
     }
 }
 
-static void forget_adopted(struct service *service)
+static void pid_watch_stop(struct pid_watch *watch)
 {
-    if (service->adopted_event) {
-        event_free(service->adopted_event);
-        service->adopted_event = NULL;
+    if (watch->event) {
+        event_free(watch->event);
+        watch->event = NULL;
     }
-    if (service->adopted_pidfd >= 0) {
-        close(service->adopted_pidfd);
-        service->adopted_pidfd = -1;
+    if (watch->pidfd >= 0) {
+        close(watch->pidfd);
+        watch->pidfd = -1;
     }
 }
 
-static void forget_draining(struct service *service)
+/* Watches pidfd (taken on success, replacing what watch held): fn(arg) when the process exits. */
+static int pid_watch_start(struct pid_watch *watch, struct event_base *base, int pidfd,
+                           event_callback_fn fn, void *arg)
 {
-    if (service->draining_event) {
-        event_free(service->draining_event);
-        service->draining_event = NULL;
+    struct event *event = event_new(base, pidfd, EV_READ, fn, arg);
+
+    if (!event || event_add(event, NULL) < 0) {
+        if (event)
+            event_free(event);
+        return -ENOMEM;
     }
-    if (service->draining_pidfd >= 0) {
-        close(service->draining_pidfd);
-        service->draining_pidfd = -1;
-    }
+    pid_watch_stop(watch);
+    watch->event = event;
+    watch->pidfd = pidfd;
+    return 0;
+}
+
+static void forget_adopted(struct service *service)
+{
+    pid_watch_stop(&service->adopted);
 }
 
 void service_draining_ended(struct service *service)
@@ -197,7 +207,7 @@ void service_draining_ended(struct service *service)
     log_info("Service '%s': its previous process %d ended after the hand-over",
              service->config->name, (int)service->draining_pid);
     service->draining_pid = 0;
-    forget_draining(service);
+    pid_watch_stop(&service->draining);
 }
 
 /* A draining process adopted after a crash is not the agent's child: its exit comes only
@@ -219,18 +229,11 @@ static void watch_draining(struct service *service, pid_t pid)
 {
     int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 
-    forget_draining(service);
+    pid_watch_stop(&service->draining);
     service->draining_pid = pid;
-    if (pidfd < 0)
-        return;
-    service->draining_event =
-        event_new(service->supervisor->base, pidfd, EV_READ, on_draining_exit, service);
-    if (!service->draining_event || event_add(service->draining_event, NULL) < 0) {
-        forget_draining(service);
+    if (pidfd >= 0 && pid_watch_start(&service->draining, service->supervisor->base, pidfd,
+                                      on_draining_exit, service) < 0)
         close(pidfd);
-        return;
-    }
-    service->draining_pidfd = pidfd;
 }
 
 void service_free(struct service *service)
@@ -238,7 +241,7 @@ void service_free(struct service *service)
     if (!service)
         return;
     forget_adopted(service);
-    forget_draining(service);
+    pid_watch_stop(&service->draining);
     service_handover_done(service);
     service_complete_waiters(service, WAIT_READY, CV_ENO_SUCH_SERVICE, "removed");
     service_complete_waiters(service, WAIT_STOPPED, 0, NULL);
@@ -570,7 +573,7 @@ static void handle_exit(struct service *service, int wait_status, bool status_kn
     service->session = 0;
     service->start_time = 0;
     service->draining_pid = 0;
-    forget_draining(service);
+    pid_watch_stop(&service->draining);
     service_handover_done(service);
     json_decref(service->stats); /* a new process starts from nothing */
     service->stats = NULL;
@@ -611,18 +614,8 @@ static void on_adopted_exit(evutil_socket_t fd, short what, void *arg)
 /* Watches the main process's exit through pidfd (taken on success). */
 static int watch_pidfd(struct service *service, int pidfd)
 {
-    struct event *event =
-        event_new(service->supervisor->base, pidfd, EV_READ, on_adopted_exit, service);
-
-    if (!event || event_add(event, NULL) < 0) {
-        if (event)
-            event_free(event);
-        return -ENOMEM;
-    }
-    forget_adopted(service);
-    service->adopted_event = event;
-    service->adopted_pidfd = pidfd;
-    return 0;
+    return pid_watch_start(&service->adopted, service->supervisor->base, pidfd, on_adopted_exit,
+                           service);
 }
 
 int service_switch_main(struct service *service, pid_t pid)

@@ -36,6 +36,12 @@ struct service_waiter {
     void *data;
 };
 
+/* A process's pidfd, watched on the loop for its exit (pidfd -1 and event NULL: none). */
+struct pid_watch {
+    int pidfd;
+    struct event *event;
+};
+
 struct service {
     struct supervisor *supervisor; /* the one that owns it */
     struct service_config *config;
@@ -49,10 +55,9 @@ struct service {
     struct binary_identity binary;
     unsigned long long start_time; /* the main process's, from /proc (0: unknown), for the record */
     pid_t draining_pid;            /* the previous main process after a hand-over, until it exits */
-    int draining_pidfd;            /* and its pidfd, watched by draining_event (or -1) */
-    struct event *draining_event;
-    struct event *handover_timer; /* armed while waiting for the new process's MAINPID= */
-    int exec_status_fd;           /* read end of the exec-status pipe while starting, else -1 */
+    struct pid_watch draining;     /* and its pidfd, watched */
+    struct event *handover_timer;  /* armed while waiting for the new process's MAINPID= */
+    int exec_status_fd;            /* read end of the exec-status pipe while starting, else -1 */
     struct event *exec_status_event;
     struct event *timer;        /* the state machine's timer */
     struct event *reload_timer; /* bounds a reload */
@@ -94,8 +99,7 @@ struct service {
      * A process a previous agent started, adopted at start-up (adopt.c): not the agent's
      * child, so its exit comes through a pidfd, with no status. -1 and NULL otherwise.
      */
-    int adopted_pidfd;
-    struct event *adopted_event;
+    struct pid_watch adopted;
     /*
      * CLOCK_REALTIME_COARSE (usec) when the process last began to read its files (its spawn,
      * or the reload it finished since): a rendered file changed at or after it was not read.
