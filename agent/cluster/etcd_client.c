@@ -31,7 +31,8 @@
 #define WATCH_RETRY_MAX_MS 2000
 
 struct endpoint {
-    char host[256]; /* without brackets */
+    char text[300]; /* "address:port" as configured (an IPv6 address in brackets) */
+    char host[256]; /* the address, without brackets */
     int port;
 };
 
@@ -142,6 +143,9 @@ static int parse_endpoint(const char *text, struct endpoint *out)
     if (*end || port < 1 || port > 65535)
         return -EINVAL;
     out->port = (int)port;
+    if (strlen(text) >= sizeof(out->text))
+        return -EINVAL;
+    snprintf(out->text, sizeof(out->text), "%s", text);
     return 0;
 }
 
@@ -367,8 +371,8 @@ static void note_try(struct etcd_call *call, const char *what)
     size_t used = strlen(call->tries);
     const struct endpoint *e = &call->client->endpoints[call->endpoint];
 
-    snprintf(call->tries + used, sizeof(call->tries) - used, "%s%s:%d %s", used ? "; " : "",
-             e->host, e->port, what);
+    snprintf(call->tries + used, sizeof(call->tries) - used, "%s%s %s", used ? "; " : "", e->text,
+             what);
 }
 
 static void deliver(struct etcd_call *call, int error, const char *why)
@@ -377,11 +381,9 @@ static void deliver(struct etcd_call *call, int error, const char *why)
     struct etcd_result result = {.error = error,
                                  .http_status = call->answer_status,
                                  .body = call->answer ? call->answer : "",
-                                 .body_len = call->answer_len};
-    char endpoint[300];
+                                 .body_len = call->answer_len,
+                                 .endpoint = e->text};
 
-    snprintf(endpoint, sizeof(endpoint), "%s:%d", e->host, e->port);
-    result.endpoint = endpoint;
     if (error)
         snprintf(result.message, sizeof(result.message), "%s (%s)", why, call->tries);
     else
@@ -426,7 +428,7 @@ static bool attempt(struct etcd_call *call)
 {
     struct etcd_client *client = call->client;
     const struct endpoint *e = &client->endpoints[call->endpoint];
-    char err[256], host[300];
+    char err[256];
 
     call->answered = false;
     call->failure = 0;
@@ -436,9 +438,8 @@ static bool attempt(struct etcd_call *call)
         return false;
     }
     evhttp_connection_set_max_body_size(call->conn, ETCD_MAX_MESSAGE);
-    snprintf(host, sizeof(host), strchr(e->host, ':') ? "[%s]:%d" : "%s:%d", e->host, e->port);
     call->req =
-        new_post(call->conn, host, call->path, call->body, call->body_len, on_call_done, call);
+        new_post(call->conn, e->text, call->path, call->body, call->body_len, on_call_done, call);
     if (!call->req) {
         note_try(call, "out of memory");
         return false;
@@ -644,19 +645,18 @@ static void watch_connect(struct etcd_watch *watch)
     json_t *request = etcd_watch_request(watch->key, watch->key_len, watch->range_end,
                                          watch->range_end_len, watch->next_revision);
     char *body = request ? json_dumps(request, JSON_COMPACT) : NULL;
-    char err[256], host[300];
+    char err[256];
 
     json_decref(request);
     watch->ended = false;
     watch->why[0] = '\0';
     watch->conn = body ? connect_endpoint(client, e, err, sizeof(err)) : NULL;
-    snprintf(host, sizeof(host), strchr(e->host, ':') ? "[%s]:%d" : "%s:%d", e->host, e->port);
     if (watch->conn)
         watch->req =
-            new_post(watch->conn, host, "/v3/watch", body, strlen(body), on_watch_done, watch);
+            new_post(watch->conn, e->text, "/v3/watch", body, strlen(body), on_watch_done, watch);
     free(body);
     if (!watch->req) {
-        snprintf(watch->why, sizeof(watch->why), "cannot watch through %s: %s", host,
+        snprintf(watch->why, sizeof(watch->why), "cannot watch through %s: %s", e->text,
                  watch->conn ? "out of memory" : err);
         watch->ended = true;
         watch_schedule(watch, 0);

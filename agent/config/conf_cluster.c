@@ -63,13 +63,17 @@ static bool is_ip(const char *address)
     return inet_pton(AF_INET, address, bytes) == 1 || is_ipv6(address);
 }
 
+void cluster_host_port(const char *address, int port, char *buf, size_t len)
+{
+    snprintf(buf, len, is_ipv6(address) ? "[%s]:%d" : "%s:%d", address, port);
+}
+
 static char *url(const char *address, int port)
 {
-    char *text;
+    char host_port[128], *text;
 
-    if (asprintf(&text, is_ipv6(address) ? "https://[%s]:%d" : "https://%s:%d", address, port) < 0)
-        return NULL;
-    return text;
+    cluster_host_port(address, port, host_port, sizeof(host_port));
+    return asprintf(&text, "https://%s", host_port) < 0 ? NULL : text;
 }
 
 static int read_member(cfg_t *section, const char *source_file, struct cluster_member *out,

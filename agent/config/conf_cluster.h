@@ -53,6 +53,9 @@ int conf_cluster_read(cfg_t *cfg, const char *source_file, struct cluster_settin
 
 void cluster_settings_free(struct cluster_settings *settings);
 
+/* "address:port", an IPv6 address in brackets: what URLs and etcd endpoints are made of. */
+void cluster_host_port(const char *address, int port, char *buf, size_t len);
+
 /* True when a and b say the same: name, node, store and every member alike. */
 bool cluster_settings_equal(const struct cluster_settings *a, const struct cluster_settings *b);
 

@@ -4,51 +4,52 @@
 #include "config.h"
 #include "monitor.h"
 
-#include <time.h>
+#include "service.h"
 
-static double seconds_since(uint64_t usec)
+json_t *commands_cluster_json(const struct agent *agent)
 {
-    struct timespec ts;
+    const struct cluster_settings *cluster = &agent->config->cluster;
+    const struct cluster_health *health;
+    json_t *item, *alive;
 
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ((double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3 - (double)usec) / 1e6;
+    item = json_pack("{s:s, s:s, s:s}", "cluster", cluster->name, "node", cluster->node, "store",
+                     cluster_store_word(cluster->store));
+    if (!item || !agent->cluster)
+        return item;
+    health = cluster_monitor_health(agent->cluster);
+    json_object_set_new(item, "reachable", json_boolean(health->reachable));
+    json_object_set_new(item, "has_leader", json_boolean(health->has_leader));
+    json_object_set_new(item, "revision", json_integer(health->revision));
+    json_object_set_new(item, "endpoint", json_string(health->endpoint));
+    json_object_set_new(item, "etcd_version", json_string(health->version));
+    json_object_set_new(item, "alive_published", json_boolean(health->alive_published));
+    if (health->last_ok_usec)
+        json_object_set_new(item, "seconds_since_sync",
+                            json_real((double)(monotonic_usec() - health->last_ok_usec) / 1e6));
+    if (health->last_error[0])
+        json_object_set_new(item, "last_error", json_string(health->last_error));
+    alive = health->alive_known ? json_array() : json_null();
+    for (size_t i = 0; health->alive_known && i < health->n_alive; i++)
+        json_array_append_new(alive, json_string(health->alive[i]));
+    json_object_set_new(item, "alive", alive);
+    return item;
 }
 
 void handle_cluster_status(struct agent *agent, struct control_conn *conn, json_t *args,
                            json_t *options)
 {
-    const struct cluster_settings *cluster = &agent->config->cluster;
-    const struct cluster_health *health;
-    json_t *reply, *alive;
+    json_t *reply;
 
     (void)options;
     if (json_array_size(args) != 0) {
         control_reply_refused(conn, 2, "usage", "usage: cluster status");
         return;
     }
-    reply = json_pack("{s:i, s:s, s:s, s:s}", "exit", 0, "cluster", cluster->name, "node",
-                      cluster->node, "store", cluster_store_word(cluster->store));
-    if (!agent->cluster) {
-        control_reply(conn, reply);
+    reply = commands_cluster_json(agent);
+    if (!reply || json_object_set_new(reply, "exit", json_integer(0)) < 0) {
+        json_decref(reply);
+        control_reply_error(conn, 1, "out of memory");
         return;
     }
-    health = cluster_monitor_health(agent->cluster);
-    alive = json_array();
-    for (size_t i = 0; i < health->n_alive; i++)
-        json_array_append_new(alive, json_string(health->alive[i]));
-    json_object_set_new(reply, "reachable", json_boolean(health->reachable));
-    json_object_set_new(reply, "has_leader", json_boolean(health->has_leader));
-    json_object_set_new(reply, "revision", json_integer(health->revision));
-    json_object_set_new(reply, "endpoint", json_string(health->endpoint));
-    json_object_set_new(reply, "etcd_version", json_string(health->version));
-    json_object_set_new(reply, "alive_published", json_boolean(health->alive_published));
-    if (health->last_ok_usec)
-        json_object_set_new(reply, "seconds_since_sync",
-                            json_real(seconds_since(health->last_ok_usec)));
-    if (health->last_error[0])
-        json_object_set_new(reply, "last_error", json_string(health->last_error));
-    json_object_set_new(reply, "alive", health->alive_known ? alive : json_null());
-    if (!health->alive_known)
-        json_decref(alive);
     control_reply(conn, reply);
 }

@@ -15,4 +15,8 @@
 void handle_cluster_status(struct agent *agent, struct control_conn *conn, json_t *args,
                            json_t *options);
 
+/* What cluster status answers (without "exit"), for the metrics too: a new object, or NULL
+ * when out of memory. */
+json_t *commands_cluster_json(const struct agent *agent);
+
 #endif

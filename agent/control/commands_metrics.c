@@ -4,8 +4,7 @@
 #include "cert_info.h"
 #include "cert_names.h"
 #include "certs.h"
-#include "config.h"
-#include "monitor.h"
+#include "commands_cluster.h"
 #include "service.h"
 #include "supervisor.h"
 
@@ -149,33 +148,6 @@ static json_t *service_states(void)
     return names;
 }
 
-/* The cluster's store as the node sees it (monitor.h); for the local store, only its name. */
-static json_t *cluster_item(const struct agent *agent)
-{
-    const struct cluster_settings *cluster = &agent->config->cluster;
-    json_t *item = json_pack("{s:s, s:s, s:s}", "name", cluster->name, "node", cluster->node,
-                             "store", cluster_store_word(cluster->store));
-    const struct cluster_health *health;
-    struct timespec now;
-
-    if (!item || !agent->cluster)
-        return item;
-    health = cluster_monitor_health(agent->cluster);
-    json_object_set_new(item, "reachable", json_boolean(health->reachable));
-    json_object_set_new(item, "has_leader", json_boolean(health->has_leader));
-    json_object_set_new(item, "revision", json_integer(health->revision));
-    if (health->alive_known)
-        json_object_set_new(item, "nodes_alive", json_integer((json_int_t)health->n_alive));
-    if (health->last_ok_usec) {
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        json_object_set_new(item, "seconds_since_sync",
-                            json_real(((double)now.tv_sec * 1e6 + (double)now.tv_nsec / 1e3 -
-                                       (double)health->last_ok_usec) /
-                                      1e6));
-    }
-    return item;
-}
-
 void handle_metrics(struct agent *agent, struct control_conn *conn, json_t *args, json_t *options)
 {
     time_t now = time(NULL);
@@ -193,7 +165,7 @@ void handle_metrics(struct agent *agent, struct control_conn *conn, json_t *args
                       "services", services(agent), "apply", "at", (json_int_t)agent->last_apply.at,
                       "ok", agent->last_apply.ok, "applied", (json_int_t)agent->last_apply.applied,
                       "failed", (json_int_t)agent->last_apply.failed);
-    if (!reply || json_object_set_new(reply, "cluster", cluster_item(agent)) < 0) {
+    if (!reply || json_object_set_new(reply, "cluster", commands_cluster_json(agent)) < 0) {
         json_decref(reply);
         control_reply_error(conn, 1, "out of memory");
         return;

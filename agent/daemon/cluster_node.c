@@ -9,13 +9,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* "host:port" of a member's client port, an IPv6 address in brackets. */
-static void member_endpoint(const struct cluster_member *member, char *buf, size_t len)
-{
-    snprintf(buf, len, strchr(member->address, ':') ? "[%s]:%d" : "%s:%d", member->address,
-             member->client_port);
-}
-
 /*
  * A node of a cluster on etcd watches its store (agent/cluster/monitor.h): its own member
  * first, then the others; the node's ccs_internode_encryption certificate as its client
@@ -37,8 +30,8 @@ void cluster_node_start(struct agent *agent)
              i++) {
             if ((strcmp(cluster->members[i].name, cluster->node) == 0) != own)
                 continue;
-            member_endpoint(&cluster->members[i], endpoints[mc.etcd.n_endpoints],
-                            sizeof(endpoints[0]));
+            cluster_host_port(cluster->members[i].address, cluster->members[i].client_port,
+                              endpoints[mc.etcd.n_endpoints], sizeof(endpoints[0]));
             mc.etcd.endpoints[mc.etcd.n_endpoints] = endpoints[mc.etcd.n_endpoints];
             mc.etcd.n_endpoints++;
         }

@@ -298,9 +298,10 @@ static void agent_families(FILE *f, const json_t *agent)
 /* The cluster's store, on a node whose store is etcd (nothing on the local store). */
 static void cluster_families(FILE *f, const json_t *cluster)
 {
-    const char *labels[] = {"cluster", string_of(cluster, "name"), "node",
+    const char *labels[] = {"cluster", string_of(cluster, "cluster"), "node",
                             string_of(cluster, "node"), NULL};
     json_t *since = json_object_get(cluster, "seconds_since_sync");
+    json_t *alive = json_object_get(cluster, "alive");
 
     if (!labels[1] || !labels[3] || !json_is_boolean(json_object_get(cluster, "reachable")))
         return;
@@ -322,9 +323,8 @@ static void cluster_families(FILE *f, const json_t *cluster)
         sample_number(f, "certvisor_cluster_seconds_since_sync", labels, since);
     header(f, "certvisor_cluster_nodes_alive", "gauge",
            "Nodes whose alive key the store holds (each on a lease its agent keeps alive).");
-    if (json_is_integer(json_object_get(cluster, "nodes_alive")))
-        sample_number(f, "certvisor_cluster_nodes_alive", labels,
-                      json_object_get(cluster, "nodes_alive"));
+    if (json_is_array(alive))
+        sample_int(f, "certvisor_cluster_nodes_alive", labels, (json_int_t)json_array_size(alive));
 }
 
 static void up_family(FILE *f, int up)

@@ -148,7 +148,7 @@ def test_cluster_status_follows_the_store_and_the_nodes_alive(agent_factory):
     # The same for the metrics exporter.
     metrics = json.loads(agent.ctl("metrics").stdout)["cluster"]
     assert metrics["store"] == "etcd" and metrics["reachable"] and metrics["has_leader"]
-    assert metrics["nodes_alive"] == 1 and metrics["seconds_since_sync"] < 5
+    assert metrics["alive"] == ["n1"] and metrics["seconds_since_sync"] < 5
     assert "alive:    n1\n" in text
     # n1 is alive through a lease (which the agent keeps alive at every poll).
     lease_key = probe(agent, "get", "/certvisor/test/alive/n1").stdout

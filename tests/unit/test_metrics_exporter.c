@@ -129,12 +129,12 @@ static void no_change_yet_means_no_last_apply_sample(void **state)
 
 static void the_cluster_store_is_reported_on_etcd_only(void **state)
 {
-    char *local = render_text("{\"cluster\": {\"name\": \"prod\", \"node\": \"n1\", "
+    char *local = render_text("{\"cluster\": {\"cluster\": \"prod\", \"node\": \"n1\", "
                               "\"store\": \"local\"}}");
     char *etcd = render_text(
-        "{\"cluster\": {\"name\": \"prod\", \"node\": \"n1\", \"store\": \"etcd\", "
-        "\"reachable\": true, \"has_leader\": false, \"revision\": 42, \"nodes_alive\": 3, "
-        "\"seconds_since_sync\": 1.5}}");
+        "{\"cluster\": {\"cluster\": \"prod\", \"node\": \"n1\", \"store\": \"etcd\", "
+        "\"reachable\": true, \"has_leader\": false, \"revision\": 42, \"alive\": [\"n1\", "
+        "\"n2\", \"n3\"], \"seconds_since_sync\": 1.5}}");
 
     (void)state;
     assert_null(strstr(local, "certvisor_cluster_"));
