@@ -60,6 +60,9 @@ enum control_access {
     X(cluster_status, "cluster status", CONTROL_ACCESS_READ, "cluster status",                     \
       "Show the cluster's store (local, or etcd: reachable, leader, revision) and the nodes "      \
       "alive.")                                                                                    \
+    X(cluster_init, "cluster init", CONTROL_ACCESS_ADMIN, "cluster init",                          \
+      "Put this node's certificates, CA and policy into the cluster's empty etcd store (making "   \
+      "the cluster's data key); from then on every node applies the cluster's changes.")           \
     X(cluster_config_show, "cluster config show", CONTROL_ACCESS_READ, "cluster config show",      \
       "Show every TLS policy setting in force and where its value comes from.")                    \
     X(cluster_certificate_set, "cluster certificate set", CONTROL_ACCESS_ADMIN,                    \

@@ -11,6 +11,7 @@
 #include "external.h"
 #include "log.h"
 #include "offload.h"
+#include "published.h"
 #include "reconfigure.h"
 #include "request.h"
 #include "render_files.h"
@@ -124,7 +125,8 @@ struct apply_queue {
     struct apply_request *head;
     struct apply_request *tail;
     struct apply_run *running;
-    struct event *window; /* the coalescing window before a batch starts */
+    struct event *window;                /* the coalescing window before a batch starts */
+    struct published_answers *published; /* callers waiting for the cluster's nodes */
 };
 
 static void run_next(struct agent *agent);
@@ -243,6 +245,12 @@ void apply_forget(struct agent *agent, void *data)
     for (size_t i = 0; queue->running && i < queue->running->n_requests; i++)
         if (queue->running->requests[i]->data == data)
             queue->running->requests[i]->done = NULL;
+    published_answers_forget(queue->published, data);
+}
+
+void apply_request_from_cluster(struct apply_request *request)
+{
+    request->from_cluster = true;
 }
 
 bool apply_idle(const struct agent *agent)
@@ -1344,6 +1352,99 @@ static int commit_timed(struct apply_run *run, char *err, size_t err_len)
     return r;
 }
 
+/* --- a cluster on etcd: publish instead of commit (agent/sync) --- */
+
+static void publication_clear(struct apply_publication *publication)
+{
+    for (size_t i = 0; i < publication->n_certs; i++) {
+        struct apply_published_cert *cert = &publication->certs[i];
+
+        free((char *)cert->cert_pem);
+        if (cert->key_pem)
+            OPENSSL_clear_free((char *)cert->key_pem, cert->key_len);
+    }
+    publication->n_certs = 0;
+}
+
+/* What the batch changes, read from its staged generations. */
+static int publication_fill(struct apply_run *run, struct apply_publication *publication, char *err,
+                            size_t err_len)
+{
+    struct certstore *store = run->agent->certs->store;
+
+    for (size_t i = 0; i < run->n_changes && i < 16; i++) {
+        const struct cert_change *change = &run->changes[i];
+        struct apply_published_cert *cert = &publication->certs[publication->n_certs++];
+        char *pem = NULL, *key = NULL;
+        size_t len = 0, key_len = 0;
+        int r;
+
+        cert->name = change->name;
+        cert->removed = change->removed;
+        if (change->removed)
+            continue;
+        cert->generation = change->generation;
+        r = certstore_read_cert(store, change->name, change->generation, &pem, &len);
+        if (r == 0 && cert_name_lookup(change->name)->has_key) {
+            r = certstore_read_key(store, change->name, change->generation, &key, &key_len);
+            if (r == -ENOENT) /* a CA bundle */
+                r = 0;
+        }
+        cert->cert_pem = pem;
+        cert->cert_len = len;
+        cert->key_pem = key;
+        cert->key_len = key_len;
+        if (r < 0) {
+            snprintf(err, err_len, "cannot read the staged '%s': %s", change->name, strerror(-r));
+            return r;
+        }
+        certstore_get_origin(store, change->name, change->generation, cert->origin,
+                             sizeof(cert->origin));
+        cert_info_fingerprint(pem, len, cert->fingerprint, sizeof(cert->fingerprint));
+    }
+    if (run->policy_change)
+        publication->policy = &run->new_policy;
+    publication->trust_lists = run->trust.n > 0;
+    return 0;
+}
+
+/*
+ * On a cluster whose store is etcd, a change validated and staged here is published to the
+ * store rather than committed here: every node, this one included, applies it when the store
+ * delivers it, and the callers are answered once the nodes have. Returns true when the
+ * change went to the store (or was refused on the way): the batch is over.
+ */
+static bool publish_run(struct apply_run *run)
+{
+    struct agent *agent = run->agent;
+    struct apply_publication publication = {0};
+    struct published_answers *answers;
+    char what[BATCH_MAX][2048], err[512] = "";
+    int r;
+
+    if (!agent->hooks.publish || run->new_config || run->requests[0]->from_cluster)
+        return false;
+    for (size_t i = 0; i < run->n_requests; i++)
+        describe_changes(run->requests[i], what[i], sizeof(what[i]));
+    answers = published_answers_new(agent, run->requests, run->n_requests, what);
+    r = answers ? publication_fill(run, &publication, err, sizeof(err)) : -ENOMEM;
+    if (r == 0)
+        r = agent->hooks.publish(agent, &publication, published_answers_done, answers);
+    publication_clear(&publication);
+    if (r == 1) {
+        published_answers_free(answers);
+        return false;
+    }
+    if (r < 0) {
+        published_answers_free(answers);
+        fail_all(run, 1, "failed", *err ? err : cv_strerror(r));
+        return true;
+    }
+    published_answers_track(answers, &agent->apply->published, run->requests, run->n_requests);
+    finish(run); /* the staged generations go: each node stages what the store delivers */
+    return true;
+}
+
 /* Once every generation is staged: render, plan, and (unless a dry run) commit and execute. */
 static void plan_and_apply(struct apply_run *run)
 {
@@ -1385,6 +1486,8 @@ static void plan_and_apply(struct apply_run *run)
         return;
     }
     json_decref(steps);
+    if (publish_run(run))
+        return;
     r = commit_timed(run, err, sizeof(err));
     if (r < 0) {
         restore_previous(run);

@@ -95,6 +95,38 @@ struct apply_request *apply_trust(struct trust_request *trust);
 void apply_submit(struct agent *agent, struct apply_request *request, const char *who, bool dry_run,
                   apply_done_fn done, void *data);
 
+/*
+ * --- a cluster on etcd: publish, then converge (agent/sync) ---
+ *
+ * A change validated and staged on this node, as the cluster's store takes it: the
+ * certificates it sets or removes, with their PEM read from the staged generations, and the
+ * runtime policy it leads to. Valid during agent_hooks.publish only.
+ */
+struct apply_published_cert {
+    const char *name;
+    bool removed;
+    const char *cert_pem;
+    size_t cert_len;
+    const char *key_pem; /* NULL: a CA bundle */
+    size_t key_len;
+    unsigned generation;
+    char origin[32];
+    char fingerprint[96];
+};
+
+struct apply_publication {
+    struct apply_published_cert certs[16];
+    size_t n_certs;
+    const struct policy *policy; /* NULL: the policy does not change */
+    bool trust_lists;            /* it changes trust lists too */
+};
+
+/*
+ * Marks a request as one the cluster's store delivered (agent/sync): it is committed and
+ * applied here, never published again. Such requests are batched only with each other.
+ */
+void apply_request_from_cluster(struct apply_request *request);
+
 /* Tells a queued or running request that nobody waits for its answer any more. */
 void apply_forget(struct agent *agent, void *data);
 

@@ -159,7 +159,12 @@ static int batch_class(const struct apply_request *request)
 {
     if (request->dry_run || request->alone || request->kind == APPLY_CONFIG)
         return -1;
-    return request->kind == APPLY_POLICY ? 1 : request->kind == APPLY_TRUST ? 2 : 0;
+    /* What the cluster's store delivered is committed here, what a caller asked for is
+     * published: one batch never holds both. */
+    return (request->kind == APPLY_POLICY  ? 1
+            : request->kind == APPLY_TRUST ? 2
+                                           : 0) +
+           (request->from_cluster ? 3 : 0);
 }
 
 /* The certificate names a request touches ("all" for every one): how many, and the i-th. */

@@ -47,7 +47,8 @@ struct apply_request {
     /* the caller */
     char who[320];
     bool dry_run;
-    bool alone; /* plan it by itself (it was in a batch whose plan failed) */
+    bool alone;        /* plan it by itself (it was in a batch whose plan failed) */
+    bool from_cluster; /* delivered by the cluster's store: commit here, never publish */
     apply_done_fn done;
     void *data;
     /* while it is being applied */

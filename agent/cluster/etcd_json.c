@@ -10,7 +10,7 @@
 
 /* --- base64, with OpenSSL's block coder --- */
 
-static json_t *b64_string(const void *data, size_t len)
+json_t *etcd_b64_string(const void *data, size_t len)
 {
     size_t out_len = 4 * ((len + 2) / 3);
     char *text = malloc(out_len + 1);
@@ -26,9 +26,7 @@ static json_t *b64_string(const void *data, size_t len)
     return string;
 }
 
-/* Decodes base64 text (padded, as etcd writes it) into a new NUL-terminated buffer. */
-static int b64_decode(const char *text, size_t len, size_t max, unsigned char **out,
-                      size_t *out_len)
+int etcd_b64_decode(const char *text, size_t len, size_t max, unsigned char **out, size_t *out_len)
 {
     size_t pad = 0, decoded_max;
     unsigned char *buf;
@@ -77,7 +75,7 @@ size_t etcd_prefix_end(const char *prefix, size_t prefix_len, char *end)
 
 static int set_bytes(json_t *object, const char *field, const void *data, size_t len)
 {
-    json_t *value = b64_string(data, len);
+    json_t *value = etcd_b64_string(data, len);
 
     return value ? json_object_set_new(object, field, value) : -1;
 }
@@ -300,8 +298,8 @@ static int parse_kv(json_t *object, struct etcd_kv *out)
     memset(out, 0, sizeof(*out));
     if (!json_is_object(object) || !json_is_string(key) || (value && !json_is_string(value)))
         return -EINVAL;
-    r = b64_decode(json_string_value(key), json_string_length(key), ETCD_MAX_KEY, &key_bytes,
-                   &out->key_len);
+    r = etcd_b64_decode(json_string_value(key), json_string_length(key), ETCD_MAX_KEY, &key_bytes,
+                        &out->key_len);
     if (r < 0)
         return r;
     out->key = (char *)key_bytes;
@@ -309,8 +307,8 @@ static int parse_kv(json_t *object, struct etcd_kv *out)
         kv_free(out);
         return -EINVAL;
     }
-    r = value ? b64_decode(json_string_value(value), json_string_length(value), ETCD_MAX_VALUE,
-                           &out->value, &out->value_len)
+    r = value ? etcd_b64_decode(json_string_value(value), json_string_length(value), ETCD_MAX_VALUE,
+                                &out->value, &out->value_len)
               : 0;
     if (r == 0 && !out->value && !(out->value = calloc(1, 1)))
         r = -ENOMEM;

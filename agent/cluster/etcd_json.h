@@ -88,6 +88,15 @@ struct etcd_error {
     char message[256];
 };
 
+/* --- base64 as etcd writes it (padded) --- */
+
+/* A JSON string of data in base64, or NULL when out of memory. */
+json_t *etcd_b64_string(const void *data, size_t len);
+
+/* Decodes base64 text into a new NUL-terminated buffer of at most max bytes: 0, -EINVAL
+ * (not padded base64, or longer than max) or -ENOMEM. */
+int etcd_b64_decode(const char *text, size_t len, size_t max, unsigned char **out, size_t *out_len);
+
 /* --- requests (a new JSON object, or NULL when out of memory or a key is too long) --- */
 
 /* The end of the range of every key with this prefix: the prefix with its last byte below

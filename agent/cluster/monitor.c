@@ -246,6 +246,11 @@ const struct cluster_health *cluster_monitor_health(const struct cluster_monitor
     return &monitor->health;
 }
 
+struct etcd_client *cluster_monitor_client(const struct cluster_monitor *monitor)
+{
+    return monitor->client;
+}
+
 const char *cluster_monitor_prefix(const struct cluster_monitor *monitor)
 {
     return monitor->prefix;

@@ -52,6 +52,10 @@ const struct cluster_health *cluster_monitor_health(const struct cluster_monitor
 /* The etcd key of a cluster's node list entry, etc.: "/certvisor/<cluster>/<what>". */
 const char *cluster_monitor_prefix(const struct cluster_monitor *monitor);
 
+/* The monitor's etcd client, which the node's other calls share (one set of endpoints and
+ * credentials); freed with the monitor. */
+struct etcd_client *cluster_monitor_client(const struct cluster_monitor *monitor);
+
 void cluster_monitor_free(struct cluster_monitor *monitor);
 
 #endif

@@ -1,8 +1,9 @@
-/* cluster status (commands_cluster.h). */
+/* cluster status and cluster init (commands_cluster.h). */
 #include "commands_cluster.h"
 
 #include "config.h"
 #include "monitor.h"
+#include "sync.h"
 
 #include "service.h"
 
@@ -28,6 +29,7 @@ json_t *commands_cluster_json(const struct agent *agent)
                             json_real((double)(monotonic_usec() - health->last_ok_usec) / 1e6));
     if (health->last_error[0])
         json_object_set_new(item, "last_error", json_string(health->last_error));
+    cluster_sync_describe(agent, item);
     alive = health->alive_known ? json_array() : json_null();
     for (size_t i = 0; health->alive_known && i < health->n_alive; i++)
         json_array_append_new(alive, json_string(health->alive[i]));
@@ -52,4 +54,29 @@ void handle_cluster_status(struct agent *agent, struct control_conn *conn, json_
         return;
     }
     control_reply(conn, reply);
+}
+
+static void on_initialised(void *data, int exit_status, json_t *reply)
+{
+    (void)exit_status;
+    control_reply(data, reply);
+}
+
+static void on_init_abandoned(void *data)
+{
+    struct control_conn *conn = data;
+
+    cluster_sync_forget(control_conn_agent(conn), conn);
+}
+
+void handle_cluster_init(struct agent *agent, struct control_conn *conn, json_t *args,
+                         json_t *options)
+{
+    (void)options;
+    if (json_array_size(args) != 0) {
+        control_reply_refused(conn, 2, "usage", "usage: cluster init");
+        return;
+    }
+    control_on_abandon(conn, on_init_abandoned, conn);
+    cluster_sync_init(agent, on_initialised, conn);
 }

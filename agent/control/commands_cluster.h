@@ -19,4 +19,9 @@ void handle_cluster_status(struct agent *agent, struct control_conn *conn, json_
  * when out of memory. */
 json_t *commands_cluster_json(const struct agent *agent);
 
+/* "cluster init": this node's certificates, CA and policy into the empty etcd store
+ * (agent/sync/init.c); answered once the store took them, or why not. */
+void handle_cluster_init(struct agent *agent, struct control_conn *conn, json_t *args,
+                         json_t *options);
+
 #endif

@@ -13,11 +13,14 @@
 
 struct agent;
 struct agent_config;
+struct apply_publication;
+struct json_t;
 struct apply_queue;
 struct audit_ring;
 struct cert_watch;
 struct certs;
 struct cluster_monitor;
+struct cluster_sync;
 struct control_conn;
 struct control_server;
 struct event;
@@ -38,6 +41,13 @@ struct agent_hooks {
     int (*reexec)(struct agent *agent, struct control_conn *conn, char *err, size_t err_len);
     /* A configuration reload put agent->config in force in place of old (freed after this). */
     void (*config_swapped)(struct agent *agent, const struct agent_config *old);
+    /* The cluster's store is etcd (agent/sync): a change validated and staged here is
+     * published there instead of committed here; every node then applies it from the store.
+     * 1: not the store's to take (a local store, or one not initialised): commit here. 0:
+     * taken, and done(data, exit, reply) is called once, later, from the loop, with the
+     * cluster's answer (reply taken by done). */
+    int (*publish)(struct agent *agent, const struct apply_publication *publication,
+                   void (*done)(void *data, int exit_status, struct json_t *reply), void *data);
 };
 
 struct agent {
@@ -55,6 +65,7 @@ struct agent {
     struct offload *offload;         /* worker threads for slow work (agent/core/offload.c) */
     struct reexec *reexec;           /* re-executing the binary (agent/daemon/reexec.c) */
     struct cluster_monitor *cluster; /* the etcd store's health, or NULL (agent/cluster) */
+    struct cluster_sync *sync;       /* publish and converge through etcd, or NULL (agent/sync) */
     struct agent_hooks hooks;
     struct event *signal_events[5];
     struct event *watchdog_timer;

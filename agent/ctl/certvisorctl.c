@@ -392,6 +392,17 @@ static void print_plan(json_t *reply)
 }
 
 /* The plan of a dry run, or the messages operators know from rladmin. */
+/* A change a cluster applied: on how many nodes, at which revision of its store. */
+static void print_cluster_nodes(json_t *reply)
+{
+    json_t *nodes = json_object_get(reply, "nodes");
+
+    if (json_array_size(nodes))
+        printf("Applied on every node (%zu) at the cluster's revision %lld\n",
+               json_array_size(nodes),
+               (long long)json_integer_value(json_object_get(reply, "revision")));
+}
+
 static void print_change(const char *command, json_t *reply)
 {
     size_t i;
@@ -405,6 +416,7 @@ static void print_change(const char *command, json_t *reply)
     }
     if (strcmp(command, "cluster config") == 0) {
         printf("Cluster configured successfully\n");
+        print_cluster_nodes(reply);
         return;
     }
     if (json_array_size(json_object_get(reply, "changes")) == 0 &&
@@ -426,6 +438,7 @@ static void print_change(const char *command, json_t *reply)
         else
             printf("Deleted %s certificate\n", name);
     }
+    print_cluster_nodes(reply);
 }
 
 static void print_csr(json_t *reply)
@@ -478,6 +491,28 @@ static void print_reexec(json_t *reply)
            kept == 1 ? "" : "s", json_number_value(json_object_get(reply, "took_ms")));
 }
 
+/* What cluster status says of publish-then-converge: the store's state, this node's applied
+ * revision, and one line per node with what it reported. */
+static void print_cluster_sync(json_t *reply)
+{
+    json_t *nodes = json_object_get(reply, "nodes"), *node;
+    const char *name;
+
+    if (!json_object_get(reply, "state"))
+        return;
+    printf("state:    %s%s%s\n", str(reply, "state"), *str(reply, "state_error") ? ": " : "",
+           str(reply, "state_error"));
+    printf("applied:  revision %lld%s%s\n",
+           (long long)json_integer_value(json_object_get(reply, "applied_revision")),
+           *str(reply, "apply_error") ? ", FAILED: " : "", str(reply, "apply_error"));
+    json_object_foreach(nodes, name, node)
+    {
+        printf("node %s: %s at revision %lld%s%s\n", name, str(node, "result"),
+               (long long)json_integer_value(json_object_get(node, "revision")),
+               *str(node, "reason") ? ": " : "", str(node, "reason"));
+    }
+}
+
 /* cluster status: one "field: value" line each, as an operator reads it. */
 static void print_cluster_status(json_t *reply)
 {
@@ -506,11 +541,12 @@ static void print_cluster_status(json_t *reply)
     printf("alive:    ");
     if (!json_is_array(alive)) {
         printf("(not read yet)\n");
-        return;
+    } else {
+        for (size_t i = 0; i < json_array_size(alive); i++)
+            printf("%s%s", i ? ", " : "", json_string_value(json_array_get(alive, i)));
+        printf("%s\n", json_array_size(alive) ? "" : "(none)");
     }
-    for (size_t i = 0; i < json_array_size(alive); i++)
-        printf("%s%s", i ? ", " : "", json_string_value(json_array_get(alive, i)));
-    printf("%s\n", json_array_size(alive) ? "" : "(none)");
+    print_cluster_sync(reply);
 }
 
 static void print_reply(const char *command, json_t *reply)
@@ -545,6 +581,12 @@ static void print_reply(const char *command, json_t *reply)
         print_policy(items);
     else if (strcmp(command, "cluster status") == 0)
         print_cluster_status(reply);
+    else if (strcmp(command, "cluster init") == 0)
+        printf("%s\n", json_is_true(json_object_get(reply, "already"))
+                           ? str(reply, "message")
+                           : "Cluster initialised: this node's certificates, CA and policy are in "
+                             "the cluster's store; copy cluster.key from the state directory to "
+                             "every other node (mode 0600)");
     else if (strcmp(command, "cluster certificate csr") == 0)
         print_csr(reply);
     else if (strncmp(command, "user ", 5) == 0)

@@ -4,6 +4,7 @@
 #include "config.h"
 #include "log.h"
 #include "monitor.h"
+#include "sync.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -48,12 +49,16 @@ void cluster_node_start(struct agent *agent)
         agent->cluster = NULL;
         return;
     }
+    if (cluster_sync_start(agent) < 0)
+        log_error("Cannot follow the cluster's store: out of memory; this node serves its local "
+                  "copy");
     log_info("Cluster '%s': node '%s' on the etcd store (%zu member%s)", cluster->name,
              cluster->node, cluster->n_members, cluster->n_members == 1 ? "" : "s");
 }
 
 void cluster_node_stop(struct agent *agent)
 {
+    cluster_sync_stop(agent);
     cluster_monitor_free(agent->cluster);
     agent->cluster = NULL;
 }

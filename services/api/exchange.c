@@ -58,6 +58,15 @@ static const struct {
      "A service is already in a state the operation cannot start from (stop of a stopped one)."},
     {"change_rolled_back",
      "A service did not come back with the change: the previous state is in force again."},
+    {"not_all_nodes_updated",
+     "The change is published to the cluster, but not every node has applied it: each node "
+     "catches up by itself; a retry is harmless."},
+    {"cluster_conflict",
+     "Another node changed the same thing first: nothing was changed; look, then try again."},
+    {"not_supported_in_cluster", "This change is not kept in the cluster's store yet."},
+    {"cluster_unavailable",
+     "The cluster's store has no quorum or cannot be reached: nothing can change now; services "
+     "keep serving the current configuration."},
     {"agent_unavailable", "certvisord cannot be reached, or is stopping."},
     {"agent_timeout", "certvisord did not answer in time; the change may still complete."},
     {"internal_error", "The request failed for a reason the API cannot name."},
@@ -195,6 +204,10 @@ static const struct {
     {"unknown_setting", 400, "unknown_field"},
     {"usage", 400, "invalid_schema"},
     {"rolled_back", 409, "change_rolled_back"},
+    {"not_all_nodes_updated", 409, "not_all_nodes_updated"},
+    {"conflict", 409, "cluster_conflict"},
+    {"not_in_cluster", 409, "not_supported_in_cluster"},
+    {"cluster_unavailable", 503, "cluster_unavailable"},
     {"shutting_down", 503, "agent_unavailable"},
     {"permission_denied", 403, "insufficient_permissions"},
 };
@@ -209,8 +222,12 @@ void api_reply_refusal(struct api_call *call, json_t *reply, int unknown_status)
         message = "the agent refused the request without saying why";
     for (size_t i = 0; reason && i < sizeof(refusals) / sizeof(refusals[0]); i++) {
         if (strcmp(refusals[i].reason, reason) == 0) {
+            json_t *nodes = json_object_get(reply, "nodes");
+
+            /* A cluster's answer names each node and its outcome. */
             api_reply_error(call, refusals[i].status ? refusals[i].status : unknown_status,
-                            refusals[i].code, NULL, "%s", message);
+                            refusals[i].code, nodes ? json_pack("{s:O}", "nodes", nodes) : NULL,
+                            "%s", message);
             return;
         }
     }

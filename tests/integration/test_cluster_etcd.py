@@ -104,6 +104,9 @@ def test_a_rotated_certificate_is_served_without_a_restart(agent_factory):
     current = state_dir(agent) / "certs" / "ccs_internode_encryption" / "current" / "cert.pem"
     before = served_fingerprint(agent.etcd_endpoint, agent)
     assert before == file_fingerprint(current)
+    # Changes wait for the store's state to be known (an uninitialised store: this node's own).
+    wait_for(lambda: cluster_status(agent).get("state") == "not_initialised", 10,
+             what="the store to be read")
     out = agent.ctl("cluster", "certificate", "rotate", "ccs_internode_encryption")
     assert out.returncode == 0, out.stdout + out.stderr
     after = file_fingerprint(current)

@@ -50,6 +50,7 @@ static void the_table_has_the_documented_commands_and_access(void **state)
         {"cluster certificate show", CONTROL_CMD_cluster_certificate_show, CONTROL_ACCESS_READ},
         {"cluster certificate ca", CONTROL_CMD_cluster_certificate_ca, CONTROL_ACCESS_READ},
         {"cluster status", CONTROL_CMD_cluster_status, CONTROL_ACCESS_READ},
+        {"cluster init", CONTROL_CMD_cluster_init, CONTROL_ACCESS_ADMIN},
         {"cluster config show", CONTROL_CMD_cluster_config_show, CONTROL_ACCESS_READ},
         {"cluster certificate set", CONTROL_CMD_cluster_certificate_set, CONTROL_ACCESS_ADMIN},
         {"cluster certificate set-many", CONTROL_CMD_cluster_certificate_set_many,

@@ -1,0 +1,256 @@
+/* A node of a cluster on etcd: start, stop, and what the other files share (sync.h). */
+#include "sync_impl.h"
+
+#include "cert_info.h"
+#include "config.h"
+#include "log.h"
+#include "monitor.h"
+#include "policy.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The two certificates RS issues per node: each node keeps its own under spec/nodecerts/. */
+bool sync_is_node_cert(const char *name)
+{
+    return strcmp(name, "ccs_internode_encryption") == 0 ||
+           strcmp(name, "data_internode_encryption") == 0;
+}
+
+void sync_check_hex(const unsigned char key[SEALED_KEY_BYTES], char *hex, size_t len)
+{
+    unsigned char check[SEALED_CHECK_BYTES];
+
+    hex[0] = '\0';
+    if (len < 2 * SEALED_CHECK_BYTES + 1 || sealed_key_check_value(key, check) < 0)
+        return;
+    for (size_t i = 0; i < SEALED_CHECK_BYTES; i++)
+        snprintf(hex + 2 * i, 3, "%02x", check[i]);
+}
+
+void sync_load_key(struct cluster_sync *sync)
+{
+    char path[4200], err[512];
+
+    if (sync->has_key)
+        return;
+    snprintf(path, sizeof(path), "%s/cluster.key", sync->agent->config->state_dir);
+    if (sealed_key_read(path, sync->data_key, err, sizeof(err)) == 0)
+        sync->has_key = true;
+}
+
+char *sync_encode_cert(const struct cluster_sync *sync, const char *etcd_key, const char *name,
+                       const char *cert_pem, size_t cert_len, const char *key_pem, size_t key_len,
+                       unsigned generation, const char *origin, char *err, size_t err_len)
+{
+    struct spec_cert cert = {.generation = generation, .cert_len = cert_len};
+    char *text;
+    int r;
+
+    snprintf(cert.name, sizeof(cert.name), "%s", name);
+    snprintf(cert.origin, sizeof(cert.origin), "%s", origin ? origin : "");
+    snprintf(cert.published_by, sizeof(cert.published_by), "%s", sync->node);
+    cert.cert_pem = (char *)cert_pem;
+    if (cert_pem)
+        cert_info_fingerprint(cert_pem, cert_len, cert.fingerprint, sizeof(cert.fingerprint));
+    cert.removed = cert_pem == NULL;
+    if (key_pem) {
+        r = sealed_seal(sync->data_key, etcd_key, strlen(etcd_key), key_pem, key_len,
+                        &cert.sealed_key, &cert.sealed_len);
+        if (r < 0) {
+            snprintf(err, err_len, "cannot seal the key of '%s': %s", name, strerror(-r));
+            return NULL;
+        }
+    }
+    text = spec_cert_encode(&cert);
+    free(cert.sealed_key);
+    if (!text)
+        snprintf(err, err_len, "out of memory");
+    return text;
+}
+
+json_t *sync_refusal(const char *reason, const char *message)
+{
+    return json_pack("{s:i, s:s, s:s}", "exit", 1, "error", message, "reason", reason);
+}
+
+void sync_policy_of(const struct policy *policy, struct spec_policy *out)
+{
+    out->n = 0;
+    for (int i = 0; i < POLICY_COUNT && out->n < SPEC_MAX_POLICY_SETTINGS; i++)
+        if (policy->values[i].value && policy->values[i].source == POLICY_FROM_RUNTIME) {
+            snprintf(out->names[out->n], sizeof(out->names[0]), "%s",
+                     policy_setting_name((enum policy_setting)i));
+            snprintf(out->values[out->n], sizeof(out->values[0]), "%s", policy->values[i].value);
+            out->n++;
+        }
+}
+
+/* --- answers given later --- */
+
+struct later {
+    cluster_sync_done_fn done;
+    void *data;
+    int exit_status;
+    json_t *reply;
+};
+
+static void on_later(evutil_socket_t fd, short what, void *arg)
+{
+    struct later *later = arg;
+
+    (void)fd;
+    (void)what;
+    later->done(later->data, later->exit_status, later->reply);
+    free(later);
+}
+
+void sync_answer_later(struct agent *agent, cluster_sync_done_fn done, void *data, int exit_status,
+                       json_t *reply)
+{
+    struct later *later = malloc(sizeof(*later));
+    struct timeval now = {0, 0};
+
+    if (later) {
+        *later = (struct later){done, data, exit_status, reply};
+        if (event_base_once(agent->base, -1, EV_TIMEOUT, on_later, later, &now) == 0)
+            return;
+        free(later);
+    }
+    /* Out of memory: answering now is better than never. */
+    done(data, exit_status, reply);
+}
+
+/* --- every node's status, for cluster status --- */
+
+static void on_nodes(void *data, const struct etcd_result *result)
+{
+    struct cluster_sync *sync = data;
+    struct etcd_range range;
+    char err[256];
+    json_t *nodes;
+
+    sync->nodes_call = NULL;
+    if (result->error ||
+        etcd_parse_range(result->body, result->body_len, &range, NULL, err, sizeof(err)) < 0)
+        return;
+    nodes = json_object();
+    for (size_t i = 0; nodes && i < range.n_kvs; i++) {
+        struct spec_status status;
+        json_t *full;
+
+        if (spec_status_decode((const char *)range.kvs[i].value, range.kvs[i].value_len, &status,
+                               err, sizeof(err)) < 0)
+            continue;
+        full = json_loadb((const char *)range.kvs[i].value, range.kvs[i].value_len, 0, NULL);
+        if (full)
+            json_object_set_new(nodes, status.node, full);
+    }
+    etcd_range_free(&range);
+    json_decref(sync->nodes);
+    sync->nodes = nodes;
+}
+
+static void on_nodes_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct cluster_sync *sync = arg;
+    struct timeval interval = {CLUSTER_POLL_MS / 1000, (CLUSTER_POLL_MS % 1000) * 1000};
+    char key[200], end[200];
+    size_t key_len, end_len;
+
+    (void)fd;
+    (void)what;
+    key_len = (size_t)snprintf(key, sizeof(key), "%sstatus/", sync->prefix);
+    end_len = etcd_prefix_end(key, key_len, end);
+    if (!sync->nodes_call && sync->state == SYNC_INITIALISED)
+        sync->nodes_call =
+            etcd_call(sync->client, "/v3/kv/range",
+                      etcd_range_request(key, key_len, end, end_len, 0, true), on_nodes, sync);
+    evtimer_add(sync->nodes_timer, &interval);
+}
+
+static const char *state_word(enum sync_store_state state)
+{
+    switch (state) {
+    case SYNC_NOT_INITIALISED:
+        return "not_initialised";
+    case SYNC_INITIALISED:
+        return "initialised";
+    case SYNC_BROKEN:
+        return "broken";
+    default:
+        return "unknown";
+    }
+}
+
+void cluster_sync_describe(const struct agent *agent, json_t *into)
+{
+    const struct cluster_sync *sync = sync_of(agent);
+
+    if (!sync)
+        return;
+    json_object_set_new(into, "state", json_string(state_word(sync->state)));
+    if (sync->state_error[0])
+        json_object_set_new(into, "state_error", json_string(sync->state_error));
+    if (sync->state == SYNC_INITIALISED)
+        json_object_set_new(into, "cluster_uid", json_string(sync->meta.uid));
+    json_object_set_new(into, "applied_revision", json_integer(sync->applied_revision));
+    if (sync->applied_at)
+        json_object_set_new(into, "applied_at", json_integer(sync->applied_at));
+    if (sync->last_error[0])
+        json_object_set_new(into, "apply_error", json_string(sync->last_error));
+    json_object_set_new(into, "nodes", sync->nodes ? json_deep_copy(sync->nodes) : json_object());
+}
+
+int cluster_sync_start(struct agent *agent)
+{
+    struct cluster_sync *sync;
+    struct timeval now = {0, 0};
+
+    if (!agent->cluster)
+        return 0;
+    sync = calloc(1, sizeof(*sync));
+    if (!sync)
+        return -ENOMEM;
+    sync->agent = agent;
+    sync->client = cluster_monitor_client(agent->cluster);
+    snprintf(sync->prefix, sizeof(sync->prefix), "%s", cluster_monitor_prefix(agent->cluster));
+    snprintf(sync->node, sizeof(sync->node), "%s", agent->config->cluster.node);
+    snprintf(sync->state_error, sizeof(sync->state_error),
+             "the cluster's store has not been read yet");
+    sync->retry_ms = SYNC_RETRY_MIN_MS;
+    sync->nodes_timer = evtimer_new(agent->base, on_nodes_timer, sync);
+    if (!sync->nodes_timer) {
+        free(sync);
+        return -ENOMEM;
+    }
+    sync_load_key(sync);
+    agent->sync = sync;
+    agent->hooks.publish = cluster_sync_publish;
+    evtimer_add(sync->nodes_timer, &now);
+    sync_converge_now(sync);
+    return 0;
+}
+
+void cluster_sync_stop(struct agent *agent)
+{
+    struct cluster_sync *sync = sync_of(agent);
+
+    if (!sync)
+        return;
+    agent->hooks.publish = NULL;
+    sync_publications_stop(sync);
+    sync_init_stop(sync);
+    sync_converge_stop(sync);
+    if (sync->nodes_call)
+        etcd_call_cancel(sync->nodes_call);
+    event_free(sync->nodes_timer);
+    json_decref(sync->nodes);
+    OPENSSL_cleanse(sync->data_key, sizeof(sync->data_key));
+    free(sync);
+    agent->sync = NULL;
+}

@@ -1,0 +1,50 @@
+/*
+ * A node of a cluster whose store is etcd (issue 16): publish, then converge.
+ *
+ * - Converge (converge.c): the node reads the cluster's desired state (spec/, meta) and
+ *   applies what differs from what it serves through the one apply pipeline, as changes the
+ *   store delivered; then it writes its outcome to status/<node>. It reads again whenever its
+ *   watch says spec/ changed, and retries a failed apply with backoff.
+ * - Publish (publish.c): a change validated and staged on this node is published as one etcd
+ *   transaction that holds only if every key it replaces is still the revision this node last
+ *   applied (a lost race is a conflict, never an overwrite); the callers wait until every
+ *   node reports it applied, failed, or is down.
+ * - Init (init.c): certvisorctl cluster init puts a single node's certificates and policy into
+ *   an empty store.
+ *
+ * All of it on the agent's loop, with the etcd client's deadlines; the only slow step (writing
+ * a new data key, fsync) runs on an offload worker.
+ */
+#ifndef CERTVISOR_SYNC_H
+#define CERTVISOR_SYNC_H
+
+#include "agent.h"
+
+#include <jansson.h>
+
+/* How long the node that took a change waits for the others before answering 409. */
+#define SYNC_WAIT_MS 15000
+
+/* Starts converging (agent->cluster must be running). Returns 0 or a negative errno. */
+int cluster_sync_start(struct agent *agent);
+
+/* Stops: callers still waiting for the nodes are answered that the agent is stopping. */
+void cluster_sync_stop(struct agent *agent);
+
+/* agent_hooks.publish (agent.h). */
+int cluster_sync_publish(struct agent *agent, const struct apply_publication *publication,
+                         void (*done)(void *data, int exit_status, json_t *reply), void *data);
+
+typedef void (*cluster_sync_done_fn)(void *data, int exit_status, json_t *reply);
+
+/* certvisorctl cluster init: done once, later, with {exit, ...}. */
+void cluster_sync_init(struct agent *agent, cluster_sync_done_fn done, void *data);
+
+/* Nobody waits for the init answer with this data any more. */
+void cluster_sync_forget(struct agent *agent, void *data);
+
+/* What cluster status adds: the store's state, this node's applied revision and last error,
+ * and every node's reported status (read at the last poll). */
+void cluster_sync_describe(const struct agent *agent, json_t *into);
+
+#endif

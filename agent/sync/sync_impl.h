@@ -1,0 +1,119 @@
+/* The state the parts of agent/sync share. Private to agent/sync. */
+#ifndef CERTVISOR_SYNC_IMPL_H
+#define CERTVISOR_SYNC_IMPL_H
+
+#include "sync.h"
+
+#include "etcd_client.h"
+#include "sealed.h"
+#include "spec.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#define SYNC_MAX_KEYS 32 /* spec/ keys a node applies: certificates, CA, policy */
+#define SYNC_MAX_KEY_LEN 256
+#define SYNC_RETRY_MIN_MS 2000 /* a failed read or apply is tried again after this, doubling */
+#define SYNC_RETRY_MAX_MS 60000
+#define SYNC_RETRY_UNKNOWN_MS 200 /* a first read that failed (the member is starting) */
+
+enum sync_store_state {
+    SYNC_UNKNOWN,         /* not read yet, or unreachable since start-up */
+    SYNC_NOT_INITIALISED, /* no meta: changes are this node's alone until cluster init */
+    SYNC_INITIALISED,
+    SYNC_BROKEN, /* meta unreadable, or this node cannot open the cluster's keys */
+};
+
+/* A spec/ key and the mod_revision this node applied (what its changes are planned on). */
+struct sync_known {
+    char key[SYNC_MAX_KEY_LEN];
+    int64_t mod_revision;
+};
+
+struct sync_publication;
+struct sync_init;
+
+struct cluster_sync {
+    struct agent *agent;
+    struct etcd_client *client; /* the monitor's */
+    char prefix[128];           /* /certvisor/<cluster>/ */
+    char node[64];
+    unsigned char data_key[SEALED_KEY_BYTES];
+    bool has_key;
+    enum sync_store_state state;
+    char state_error[512];
+    struct spec_meta meta;
+    /* converging */
+    struct etcd_call *range_call;
+    struct etcd_watch *watch;
+    int64_t watch_from;
+    bool dirty;           /* spec/ changed while a read or an apply was under way */
+    size_t applies_out;   /* requests of this reconcile still in the apply pipeline */
+    int64_t reconcile_at; /* the revision being applied */
+    bool reconcile_failed;
+    char reconcile_reason[SPEC_MAX_REASON];
+    struct sync_known planned[SYNC_MAX_KEYS]; /* the keys of the read being applied */
+    size_t n_planned;
+    struct sync_known known[SYNC_MAX_KEYS]; /* as of the last revision applied */
+    size_t n_known;
+    int64_t applied_revision; /* 0: none yet */
+    time_t applied_at;
+    char last_error[SPEC_MAX_REASON];
+    struct event *retry_timer;
+    int retry_ms;
+    struct etcd_call *status_call;
+    bool status_again; /* a newer outcome to write once the write under way is back */
+    /* every node's status, read at each poll (for cluster status) */
+    json_t *nodes;
+    struct etcd_call *nodes_call;
+    struct event *nodes_timer;
+    /* callers */
+    struct sync_publication *publications;
+    struct sync_init *init;
+};
+
+static inline struct cluster_sync *sync_of(const struct agent *agent)
+{
+    return agent->sync;
+}
+
+/* converge.c */
+void sync_converge_now(struct cluster_sync *sync);
+void sync_converge_stop(struct cluster_sync *sync);
+int64_t sync_known_revision(const struct cluster_sync *sync, const char *key);
+/* Reads state_dir/cluster.key when the node has none yet (after init, or once copied in). */
+void sync_load_key(struct cluster_sync *sync);
+
+/* publish.c */
+void sync_publications_stop(struct cluster_sync *sync);
+
+/* init.c */
+void sync_init_stop(struct cluster_sync *sync);
+/* A read of the store ended (sync->state says how): an init that waited for it goes on. */
+void sync_init_read_done(struct cluster_sync *sync);
+
+/* The hex of the data key's check value (for meta). */
+void sync_check_hex(const unsigned char key[SEALED_KEY_BYTES], char *hex, size_t len);
+
+/* Seals key_pem for the etcd key and encodes the certificate's value: malloc'd text or NULL
+ * (err says why). */
+char *sync_encode_cert(const struct cluster_sync *sync, const char *etcd_key, const char *name,
+                       const char *cert_pem, size_t cert_len, const char *key_pem, size_t key_len,
+                       unsigned generation, const char *origin, char *err, size_t err_len);
+
+/* Is name one of a node's own certificates (spec/nodecerts/<node>/)? */
+bool sync_is_node_cert(const char *name);
+
+/* {"exit": 1, "error": message, "reason": reason}. */
+json_t *sync_refusal(const char *reason, const char *message);
+
+struct policy;
+/* The runtime settings of a policy, as spec/policy holds them. */
+void sync_policy_of(const struct policy *policy, struct spec_policy *out);
+
+/* An immediate answer, given later from the loop (callers are never called back inside). */
+void sync_answer_later(struct agent *agent, cluster_sync_done_fn done, void *data, int exit_status,
+                       json_t *reply);
+
+#endif

@@ -1,0 +1,238 @@
+"""Publish, then converge (issue 16): three nodes, each with its etcd member and a Redis shard
+serving TLS with the cluster's 'proxy' certificate and data-plane policy. A change taken on
+any node is published to etcd as one transaction, every node applies it from its watch, and
+the node that took it answers once every node has: success, or the nodes that did not and
+why. Real etcd, real agents, real TLS clients (openssl s_client)."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import wait_for
+from test_certs import free_port, redis_service, seed_003_pair, state
+from test_cluster_etcd import etcd_service_body
+from test_etcd_client import ETCD
+
+pytestmark = pytest.mark.skipif(ETCD is None or not shutil.which("redis-server"),
+                                reason="etcd-server or redis-server is not installed")
+
+
+def members_text(ports):
+    return "".join(f"""
+            member n{i + 1} {{
+                address     = "127.0.0.1"
+                client_port = {client}
+                peer_port   = {peer}
+            }}""" for i, (client, peer) in enumerate(ports))
+
+
+def cluster_status(agent):
+    out = agent.ctl("--json", "cluster", "status")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def served(agent):
+    """The SHA-256 fingerprint of the certificate the node's shard serves."""
+    out = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{agent.tls_port}"],
+                         input="", capture_output=True, text=True, timeout=20)
+    pem = re.search(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", out.stdout, re.S)
+    if not pem:
+        return None
+    fp = subprocess.run(["openssl", "x509", "-noout", "-fingerprint", "-sha256"],
+                        input=pem.group(0), capture_output=True, text=True, check=True)
+    return fp.stdout.strip().split("=", 1)[1]
+
+
+def file_fingerprint(path):
+    fp = subprocess.run(["openssl", "x509", "-noout", "-fingerprint", "-sha256", "-in", str(path)],
+                        capture_output=True, text=True, check=True)
+    return fp.stdout.strip().split("=", 1)[1]
+
+
+def all_applied(nodes, revision):
+    def check():
+        status = cluster_status(nodes[0]).get("nodes", {})
+        return all(status.get(f"n{i + 1}", {}).get("revision", 0) >= revision and
+                   status[f"n{i + 1}"].get("result") == "applied" for i in range(len(nodes)))
+    return check
+
+
+@pytest.fixture
+def cluster(agent_factory):
+    """Three nodes on 127.0.0.1: node 1 starts first and makes the CA, which nodes 2 and 3
+    get before their first start (what 'cluster join' will do); then cluster init on node 1,
+    and the data key copied to the others."""
+    ports = [(free_port(), free_port()) for _ in range(3)]
+    nodes = []
+    for i in range(3):
+        tls, plain = free_port(), free_port()
+        redis = redis_service(tls, plain).replace("certificate = data_internode_encryption",
+                                                  "certificate = proxy")
+        agent = agent_factory({"etcd": etcd_service_body(), "redis-db1": redis}, main_extra=f"""
+            cluster {{
+                name  = "test"
+                node  = "n{i + 1}"
+                store = etcd{members_text(ports)}
+            }}
+            """)
+        agent.tls_port = tls
+        agent.node = f"n{i + 1}"
+        agent.etcd_endpoint = f"127.0.0.1:{ports[i][0]}"
+        nodes.append(agent)
+    nodes[0].start()
+    for agent in nodes[1:]:
+        shutil.copytree(state(nodes[0], "certs", "cluster_ca"), state(agent, "certs", "cluster_ca"),
+                        symlinks=True)
+        agent.start()
+    for agent in nodes:
+        wait_for(lambda: cluster_status(agent).get("has_leader"), 60,
+                 what=f"{agent.node}'s store to have a leader")
+    out = nodes[0].ctl("--json", "cluster", "init")
+    assert out.returncode == 0, out.stdout + out.stderr
+    revision = json.loads(out.stdout)["revision"]
+    key = state(nodes[0], "cluster.key")
+    assert oct(os.stat(key).st_mode & 0o777) == "0o600"
+    for agent in nodes[1:]:
+        shutil.copy2(key, state(agent, "cluster.key"))
+    wait_for(all_applied(nodes, revision), 60, what="every node to apply the cluster")
+    yield nodes
+
+
+def test_init_makes_every_node_serve_the_same_certificate(cluster):
+    first = served(cluster[0])
+    assert first == file_fingerprint(state(cluster[0], "certs", "proxy", "current", "cert.pem"))
+    wait_for(lambda: all(served(agent) == first for agent in cluster), 20,
+             what="every node to serve node 1's proxy certificate")
+
+
+def test_a_certificate_set_on_node_2_is_served_by_all_three(cluster, tmp_path):
+    cert, key = seed_003_pair(tmp_path / "pki", cn="proxy.example.com")
+    out = cluster[1].ctl("cluster", "certificate", "set", "proxy", "certificate_file", str(cert),
+                         "key_file", str(key))
+    assert out.returncode == 0, out.stdout + out.stderr
+    new = file_fingerprint(cert)
+    # Answered once every node applied it: no waiting here.
+    assert [served(agent) for agent in cluster] == [new] * 3
+    status = cluster_status(cluster[2])
+    assert status["state"] == "initialised"
+
+
+def test_a_policy_change_reaches_every_node_on_the_wire(cluster):
+    out = cluster[2].ctl("cluster", "config", "min_data_TLS_version", "1.3")
+    assert out.returncode == 0, out.stdout + out.stderr
+    for agent in cluster:
+        tls12 = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{agent.tls_port}",
+                                "-tls1_2"], input="", capture_output=True, text=True, timeout=20)
+        assert tls12.returncode != 0, agent.node
+        tls13 = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{agent.tls_port}",
+                                "-tls1_3"], input="", capture_output=True, text=True, timeout=20)
+        assert tls13.returncode == 0, agent.node
+
+
+def test_a_node_down_during_a_change_is_named_then_catches_up(cluster, tmp_path):
+    cluster[2].stop()
+    cert, key = seed_003_pair(tmp_path / "pki", cn="proxy2.example.com")
+    started = time.monotonic()
+    out = cluster[0].ctl("--json", "cluster", "certificate", "set", "proxy", "certificate_file",
+                         str(cert), "key_file", str(key))
+    assert out.returncode != 0
+    reply = json.loads(out.stdout or out.stderr)
+    assert reply["reason"] == "not_all_nodes_updated", reply
+    assert "n3" in reply["error"], reply
+    assert time.monotonic() - started < 30
+    new = file_fingerprint(cert)
+    assert served(cluster[0]) == new and served(cluster[1]) == new
+    cluster[2].start()
+    wait_for(lambda: served(cluster[2]) == new, 30, what="node 3 to catch up by itself")
+
+
+def test_a_race_has_one_winner_and_every_node_ends_identical(cluster, tmp_path):
+    pairs = [seed_003_pair(tmp_path / f"pki{i}", cn=f"race{i}.example.com") for i in range(2)]
+    results = [None, None]
+
+    def change(i):
+        results[i] = cluster[i].ctl("--json", "cluster", "certificate", "set", "proxy",
+                                    "certificate_file", str(pairs[i][0]), "key_file",
+                                    str(pairs[i][1]))
+    threads = [threading.Thread(target=change, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    codes = [r.returncode for r in results]
+    assert 0 in codes, [r.stdout + r.stderr for r in results] + [cluster_status(a) for a in cluster]
+    for r in results:
+        if r.returncode != 0:
+            assert json.loads(r.stdout or r.stderr)["reason"] == "conflict", r.stdout + r.stderr
+    wait_for(lambda: len({served(agent) for agent in cluster}) == 1, 20,
+             what="every node to serve the same certificate")
+
+
+def etcdctl(agent, *args):
+    certs = state(agent, "certs", "ccs_internode_encryption", "current")
+    return subprocess.run(["etcdctl", f"--endpoints=https://{agent.etcd_endpoint}",
+                           f"--cacert={state(agent, 'ca.pem')}", f"--cert={certs / 'cert.pem'}",
+                           f"--key={certs / 'key.pem'}", *args],
+                          capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "ETCDCTL_API": "3"})
+
+
+@pytest.mark.skipif(not shutil.which("etcdctl"), reason="etcd-client is not installed")
+def test_etcd_holds_no_private_key(cluster):
+    """Every value in etcd, read with etcdctl: certificates yes, private keys never (they are
+    sealed with the data key, which stays in each node's state directory)."""
+    out = etcdctl(cluster[0], "get", "--prefix", "/certvisor/")
+    assert out.returncode == 0, out.stderr
+    assert "BEGIN CERTIFICATE" in out.stdout
+    assert "PRIVATE KEY" not in out.stdout
+    key = state(cluster[0], "cluster.key").read_bytes()
+    assert key not in out.stdout.encode()
+    proxy_key = state(cluster[0], "certs", "proxy", "current", "key.pem").read_text()
+    body = proxy_key.splitlines()[1]
+    assert body not in out.stdout
+
+
+def test_without_quorum_a_change_is_refused_at_once_and_nothing_moves(cluster, tmp_path):
+    before = served(cluster[0])
+    pids = [agent.pid_of("redis-db1") for agent in cluster]
+    for agent in cluster[1:]:
+        assert agent.ctl("stop", "etcd").returncode == 0
+    cert, key = seed_003_pair(tmp_path / "pki", cn="noquorum.example.com")
+    started = time.monotonic()
+    out = cluster[0].ctl("--json", "cluster", "certificate", "set", "proxy", "certificate_file",
+                         str(cert), "key_file", str(key))
+    took = time.monotonic() - started
+    assert out.returncode != 0
+    reply = json.loads(out.stdout or out.stderr)
+    assert reply["reason"] == "cluster_unavailable", reply
+    assert "services keep serving" in reply["error"]
+    assert took < 3.5, took
+    assert [served(agent) for agent in cluster] == [before] * 3
+    assert [agent.pid_of("redis-db1") for agent in cluster] == pids
+    # Quorum back: the same change goes through.
+    for agent in cluster[1:]:
+        assert agent.ctl("start", "etcd").returncode == 0
+    wait_for(lambda: cluster_status(cluster[0]).get("has_leader"), 30, what="quorum again")
+    out = cluster[0].ctl("cluster", "certificate", "set", "proxy", "certificate_file", str(cert),
+                         "key_file", str(key))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert [served(agent) for agent in cluster] == [file_fingerprint(cert)] * 3
+
+
+def test_with_one_etcd_member_down_changes_still_apply_on_every_node(cluster, tmp_path):
+    """Node 1's own member stopped (then node 3's instead): node 1's agent reaches the store
+    through the other members, and every node, node 1 included, applies the change."""
+    for down in (cluster[0], cluster[2]):
+        assert down.ctl("stop", "etcd").returncode == 0
+        cert, key = seed_003_pair(tmp_path / f"pki-{down.node}", cn=f"{down.node}.example.com")
+        out = cluster[0].ctl("cluster", "certificate", "set", "proxy", "certificate_file",
+                             str(cert), "key_file", str(key))
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert [served(agent) for agent in cluster] == [file_fingerprint(cert)] * 3
+        assert down.ctl("start", "etcd").returncode == 0
