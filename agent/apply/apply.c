@@ -248,6 +248,12 @@ void apply_forget(struct agent *agent, void *data)
     published_answers_forget(queue->published, data);
 }
 
+void apply_start_now(struct agent *agent)
+{
+    if (agent->apply && !agent->apply->running)
+        run_next(agent);
+}
+
 void apply_request_from_cluster(struct apply_request *request)
 {
     request->from_cluster = true;

@@ -127,6 +127,10 @@ struct apply_publication {
  */
 void apply_request_from_cluster(struct apply_request *request);
 
+/* Starts what is queued now, without the coalescing window: the requests the cluster's store
+ * delivered in one pass are submitted together and need no wait for company. */
+void apply_start_now(struct agent *agent);
+
 /* Tells a queued or running request that nobody waits for its answer any more. */
 void apply_forget(struct agent *agent, void *data);
 

@@ -368,6 +368,7 @@ static void reconcile(struct cluster_sync *sync, const struct etcd_range *range)
     kv = find_kv(range, key);
     if (kv)
         converge_policy(sync, kv);
+    apply_start_now(sync->agent); /* the pass's requests are all queued: one plan, at once */
     if (--sync->applies_out == 0)
         pass_done(sync);
 }

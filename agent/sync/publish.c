@@ -18,7 +18,9 @@
 #include <string.h>
 #include <time.h>
 
-#define POLL_MS 50 /* how often the waiting node reads status/ */
+/* The waiting node reads status/ whenever its watch of status/ says a node wrote there, and
+ * at least this often besides (a node that went down, the deadline). */
+#define POLL_MS 500
 
 struct sync_publication {
     struct cluster_sync *sync;
@@ -26,7 +28,9 @@ struct sync_publication {
     cluster_sync_done_fn done;
     void *data;
     struct etcd_call *call;
-    int64_t revision; /* 0 until the transaction held */
+    struct etcd_watch *watch; /* status/, from the revision on */
+    bool read_again;          /* a node wrote while a read was under way */
+    int64_t revision;         /* 0 until the transaction held */
     struct event *timer;
     struct timespec deadline;
     char what[512];
@@ -43,6 +47,8 @@ static void publication_free(struct sync_publication *p)
         }
     if (p->call)
         etcd_call_cancel(p->call);
+    if (p->watch)
+        etcd_watch_stop(p->watch);
     if (p->timer)
         event_free(p->timer);
     free(p);
@@ -130,10 +136,17 @@ static bool evaluate(struct sync_publication *p, const struct etcd_range *status
     return complete;
 }
 
+static void read_statuses(struct sync_publication *p);
+
 static void poll_later(struct sync_publication *p)
 {
     struct timeval delay = {0, POLL_MS * 1000};
 
+    if (p->read_again) {
+        p->read_again = false;
+        read_statuses(p);
+        return;
+    }
     evtimer_add(p->timer, &delay);
 }
 
@@ -180,20 +193,53 @@ static void on_statuses(void *data, const struct etcd_result *result)
                                  "nodes", nodes));
 }
 
-static void on_poll(evutil_socket_t fd, short what, void *arg)
+static void read_statuses(struct sync_publication *p)
 {
-    struct sync_publication *p = arg;
     char key[200], end[200];
     size_t key_len, end_len;
 
-    (void)fd;
-    (void)what;
+    if (p->call) {
+        p->read_again = true;
+        return;
+    }
+    evtimer_del(p->timer);
     key_len = (size_t)snprintf(key, sizeof(key), "%sstatus/", p->sync->prefix);
     end_len = etcd_prefix_end(key, key_len, end);
     p->call = etcd_call(p->sync->client, "/v3/kv/range",
                         etcd_range_request(key, key_len, end, end_len, 0, false), on_statuses, p);
     if (!p->call)
         publication_answer(p, 1, sync_refusal("failed", "out of memory"));
+}
+
+static void on_poll(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    read_statuses(arg);
+}
+
+static void on_status_written(void *data, enum etcd_watch_state state,
+                              const struct etcd_watch_message *message, const char *why)
+{
+    (void)why;
+    if (state == ETCD_WATCH_EVENTS && message->n_events > 0)
+        read_statuses(data);
+}
+
+/* Watches status/ from now on, and reads it: each node's outcome is read when it comes. Not
+ * from the change's revision: etcd serves a watch that starts in the past from a loop that
+ * catches up every 100 ms, while one from now gets each event at once; what was written before
+ * the watch began is in the read (and the periodic read covers the moment in between). */
+static void watch_statuses(struct sync_publication *p)
+{
+    char key[200], end[200];
+    size_t key_len, end_len;
+
+    key_len = (size_t)snprintf(key, sizeof(key), "%sstatus/", p->sync->prefix);
+    end_len = etcd_prefix_end(key, key_len, end);
+    p->watch =
+        etcd_watch_start(p->sync->client, key, key_len, end, end_len, 0, on_status_written, p);
+    read_statuses(p);
 }
 
 /* --- the transaction --- */
@@ -232,7 +278,7 @@ static void on_txn(void *data, const struct etcd_result *result)
              p->revision);
     clock_gettime(CLOCK_MONOTONIC, &p->deadline);
     p->deadline.tv_sec += SYNC_WAIT_MS / 1000;
-    poll_later(p);
+    watch_statuses(p);
 }
 
 #define MAX_OPS 18

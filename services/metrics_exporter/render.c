@@ -325,6 +325,17 @@ static void cluster_families(FILE *f, const json_t *cluster)
            "Nodes whose alive key the store holds (each on a lease its agent keeps alive).");
     if (json_is_array(alive))
         sample_int(f, "certvisor_cluster_nodes_alive", labels, (json_int_t)json_array_size(alive));
+    if (!json_is_integer(json_object_get(cluster, "applied_revision")))
+        return;
+    header(f, "certvisor_cluster_applied_revision", "gauge",
+           "The store's revision whose certificates and policy this node last applied.");
+    sample_number(f, "certvisor_cluster_applied_revision", labels,
+                  json_object_get(cluster, "applied_revision"));
+    header(f, "certvisor_cluster_apply_failing", "gauge",
+           "Whether the node failed to apply the store's revision (1: it serves the previous "
+           "one and tries again) or not (0).");
+    sample_int(f, "certvisor_cluster_apply_failing", labels,
+               json_object_get(cluster, "apply_error") != NULL);
 }
 
 static void up_family(FILE *f, int up)

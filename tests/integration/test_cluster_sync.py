@@ -17,6 +17,12 @@ from conftest import wait_for
 from test_certs import free_port, redis_service, seed_003_pair, state
 from test_cluster_etcd import etcd_service_body
 from test_etcd_client import ETCD
+from test_supervision import quoted, svc
+
+try:
+    from test_api import add_user, api_service
+except ImportError:  # pragma: no cover - the API tests' own dependencies are missing
+    api_service = None
 
 pytestmark = pytest.mark.skipif(ETCD is None or not shutil.which("redis-server"),
                                 reason="etcd-server or redis-server is not installed")
@@ -63,18 +69,21 @@ def all_applied(nodes, revision):
     return check
 
 
-@pytest.fixture
-def cluster(agent_factory):
+def make_cluster(agent_factory, third_extra=None, second_extra=None):
     """Three nodes on 127.0.0.1: node 1 starts first and makes the CA, which nodes 2 and 3
     get before their first start (what 'cluster join' will do); then cluster init on node 1,
-    and the data key copied to the others."""
+    and the data key copied to the others. third_extra: more services on node 3, which then
+    starts with node 1's proxy certificate too (so that they start with nothing to apply)."""
     ports = [(free_port(), free_port()) for _ in range(3)]
     nodes = []
     for i in range(3):
         tls, plain = free_port(), free_port()
         redis = redis_service(tls, plain).replace("certificate = data_internode_encryption",
                                                   "certificate = proxy")
-        agent = agent_factory({"etcd": etcd_service_body(), "redis-db1": redis}, main_extra=f"""
+        services = {"etcd": etcd_service_body(), "redis-db1": redis,
+                    **((third_extra or {}) if i == 2 else {}),
+                    **((second_extra or {}) if i == 1 else {})}
+        agent = agent_factory(services, main_extra=f"""
             cluster {{
                 name  = "test"
                 node  = "n{i + 1}"
@@ -87,8 +96,9 @@ def cluster(agent_factory):
         nodes.append(agent)
     nodes[0].start()
     for agent in nodes[1:]:
-        shutil.copytree(state(nodes[0], "certs", "cluster_ca"), state(agent, "certs", "cluster_ca"),
-                        symlinks=True)
+        for name in ("cluster_ca", "proxy") if third_extra and agent is nodes[2] else ("cluster_ca",):
+            shutil.copytree(state(nodes[0], "certs", name), state(agent, "certs", name),
+                            symlinks=True)
         agent.start()
     for agent in nodes:
         wait_for(lambda: cluster_status(agent).get("has_leader"), 60,
@@ -101,7 +111,12 @@ def cluster(agent_factory):
     for agent in nodes[1:]:
         shutil.copy2(key, state(agent, "cluster.key"))
     wait_for(all_applied(nodes, revision), 60, what="every node to apply the cluster")
-    yield nodes
+    return nodes
+
+
+@pytest.fixture
+def cluster(agent_factory):
+    return make_cluster(agent_factory)
 
 
 def test_init_makes_every_node_serve_the_same_certificate(cluster):
@@ -236,3 +251,65 @@ def test_with_one_etcd_member_down_changes_still_apply_on_every_node(cluster, tm
         assert out.returncode == 0, out.stdout + out.stderr
         assert [served(agent) for agent in cluster] == [file_fingerprint(cert)] * 3
         assert down.ctl("start", "etcd").returncode == 0
+
+
+def test_a_node_that_fails_to_apply_rolls_back_and_is_named_with_its_reason(agent_factory,
+                                                                           tmp_path):
+    """Node 3 has a service that does not come back from a reload: it rolls the change back
+    and reports why; nodes 1 and 2 keep it; the answer is 409-like, naming n3 and the reason."""
+    fragile = svc(quoted("--reject-reload"), extra="""reload_signal = HUP
+        start_retries = 0
+        tls {
+            certificate = proxy
+            plane = data
+            output = "%{run_dir}/tls/fragile.conf"
+        }""")
+    nodes = make_cluster(agent_factory, third_extra={"fragile": fragile})
+    before = served(nodes[2])
+    cert, key = seed_003_pair(tmp_path / "pki", cn="fragile.example.com")
+    out = nodes[0].ctl("--json", "cluster", "certificate", "set", "proxy", "certificate_file",
+                       str(cert), "key_file", str(key))
+    assert out.returncode != 0
+    reply = json.loads(out.stdout or out.stderr)
+    assert reply["reason"] == "not_all_nodes_updated", reply
+    third = [n for n in reply["nodes"] if n["node"] == "n3"][0]
+    assert third["result"] == "failed", reply
+    assert "fragile" in third["reason"], reply
+    new = file_fingerprint(cert)
+    assert served(nodes[0]) == new and served(nodes[1]) == new
+    wait_for(lambda: nodes[2].state("redis-db1") == "RUNNING", what="node 3's shard back")
+    assert served(nodes[2]) == before
+    status = cluster_status(nodes[2])
+    assert "fragile" in status.get("apply_error", ""), status
+
+
+@pytest.mark.skipif(api_service is None or not shutil.which("curl"), reason="needs curl")
+def test_rest_update_cert_on_node_2_answers_for_every_node(agent_factory, tmp_path):
+    """PUT /v1/cluster/update_cert on node 2's REST API: 200 once all three serve it; with
+    node 3's agent stopped, 409 not_all_nodes_updated with each node's outcome."""
+    port = free_port()
+    nodes = make_cluster(agent_factory, second_extra={"api": api_service(port, free_port())})
+    add_user(nodes[1], "admin", "admin password", "admin")
+
+    def update_cert(cn):
+        cert, key = seed_003_pair(tmp_path / cn, cn=f"{cn}.example.com")
+        body = json.dumps({"name": "proxy", "certificate": cert.read_text(),
+                           "key": key.read_text()})
+        out = subprocess.run(["curl", "-sk", "-X", "PUT", "-u", "admin:admin password",
+                              "-H", "Content-Type: application/json", "-d", body,
+                              "-w", "\n%{http_code}",
+                              f"https://127.0.0.1:{port}/v1/cluster/update_cert"],
+                             capture_output=True, text=True, timeout=60)
+        text, code = out.stdout.rsplit("\n", 1)
+        return int(code), json.loads(text) if text.strip() else {}, file_fingerprint(cert)
+
+    code, body, new = update_cert("rest1")
+    assert code == 200, body
+    assert [served(agent) for agent in nodes] == [new] * 3
+    nodes[2].stop()
+    code, body, new = update_cert("rest2")
+    assert code == 409 and body["error_code"] == "not_all_nodes_updated", body
+    outcome = {n["node"]: n["result"] for n in body["nodes"]}
+    assert outcome == {"n1": "applied", "n2": "applied", "n3": "down"} or \
+        outcome == {"n1": "applied", "n2": "applied", "n3": "no_answer"}, body
+    assert served(nodes[0]) == new and served(nodes[1]) == new
