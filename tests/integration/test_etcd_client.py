@@ -193,6 +193,8 @@ def test_a_watch_from_a_compacted_revision_says_so(etcd):
     proc, lines = start_watch(etcd, "/cv/c/", first, 10)
     proc.wait(timeout=20)
     assert proc.returncode == 3
+    # The reader thread may still be taking the last line off the pipe.
+    wait_for(lambda: lines and "compacted" in lines[-1], 5, what="the probe's last line")
     message = json.loads(lines[-1])
     assert message["compacted"] == last and "compacted" in message["why"]
 
