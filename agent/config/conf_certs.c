@@ -399,3 +399,22 @@ void external_certs_free(struct external_cert *certs, size_t n)
         clear_external(&certs[i]);
     free(certs);
 }
+
+int cert_settings_add_ip(struct cert_settings *settings, const char *address)
+{
+    size_t n = 0;
+    char **list;
+
+    if (strcmp(address, "127.0.0.1") == 0 || strcmp(address, "::1") == 0)
+        return 0; /* always in */
+    for (char **p = settings->extra_ip_addresses; p && *p; p++, n++)
+        if (strcmp(*p, address) == 0)
+            return 0;
+    list = realloc(settings->extra_ip_addresses, (n + 2) * sizeof(char *));
+    if (!list)
+        return -ENOMEM;
+    settings->extra_ip_addresses = list;
+    list[n] = strdup(address);
+    list[n + 1] = NULL;
+    return list[n] ? 0 : -ENOMEM;
+}

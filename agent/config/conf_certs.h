@@ -27,6 +27,9 @@ int cert_settings_from_cfg(cfg_t *section, const char *path, struct cert_setting
 
 void cert_settings_clear(struct cert_settings *settings);
 
+/* Adds an IP address to the generated certificates' names, once. Returns 0 or -ENOMEM. */
+int cert_settings_add_ip(struct cert_settings *settings, const char *address);
+
 /*
  * Adds the settings of a parsed policy section from path to policy, each with
  * its file and line. A setting given twice (in two files, or under both its

@@ -525,6 +525,10 @@ int config_load(const char *path, const char *prefix_override, struct agent_conf
         r = load_main(config->config_path, prefix_override, config, err, sizeof(err));
     if (r == 0)
         r = load_includes(config, err, sizeof(err));
+    /* The other members reach this node's etcd member at its cluster address, and verify it
+     * against the certificate (ccs_internode_encryption): that address is one of its names. */
+    if (r == 0 && config->cluster.node_address)
+        r = cert_settings_add_ip(&config->certs, config->cluster.node_address);
     if (r == 0 && policy_check_all(&config->policy, err, sizeof(err)) < 0)
         r = CV_ECONFIG;
     if (r == 0)

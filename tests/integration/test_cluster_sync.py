@@ -28,10 +28,10 @@ pytestmark = pytest.mark.skipif(ETCD is None or not shutil.which("redis-server")
                                 reason="etcd-server or redis-server is not installed")
 
 
-def members_text(ports):
+def members_text(ports, addresses=None):
     return "".join(f"""
             member n{i + 1} {{
-                address     = "127.0.0.1"
+                address     = "{addresses[i] if addresses else '127.0.0.1'}"
                 client_port = {client}
                 peer_port   = {peer}
             }}""" for i, (client, peer) in enumerate(ports))
@@ -43,9 +43,16 @@ def cluster_status(agent):
     return json.loads(out.stdout)
 
 
+def in_netns(agent):
+    """The command prefix that runs a client where the node runs (its network namespace)."""
+    netns = getattr(agent, "netns", None)
+    return ["ip", "netns", "exec", netns] if netns else []
+
+
 def served(agent):
     """The SHA-256 fingerprint of the certificate the node's shard serves."""
-    out = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{agent.tls_port}"],
+    out = subprocess.run([*in_netns(agent), "openssl", "s_client", "-connect",
+                          f"127.0.0.1:{agent.tls_port}"],
                          input="", capture_output=True, text=True, timeout=20)
     pem = re.search(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", out.stdout, re.S)
     if not pem:
@@ -69,15 +76,18 @@ def all_applied(nodes, revision):
     return check
 
 
-def make_cluster(agent_factory, third_extra=None, second_extra=None):
+def make_cluster(agent_factory, third_extra=None, second_extra=None, netns=None):
     """Three nodes on 127.0.0.1: node 1 starts first and makes the CA, which nodes 2 and 3
     get before their first start (what 'cluster join' will do); then cluster init on node 1,
     and the data key copied to the others. third_extra: more services on node 3, which then
-    starts with node 1's proxy certificate too (so that they start with nothing to apply)."""
-    ports = [(free_port(), free_port()) for _ in range(3)]
+    starts with node 1's proxy certificate too (so that they start with nothing to apply).
+    netns: [(namespace, address)] per node, each node then runs in its namespace, on its
+    address, with etcd's usual ports."""
+    ports = [(2379, 2380)] * 3 if netns else [(free_port(), free_port()) for _ in range(3)]
+    addresses = [address for _, address in netns] if netns else None
     nodes = []
     for i in range(3):
-        tls, plain = free_port(), free_port()
+        tls, plain = (16379, 16380) if netns else (free_port(), free_port())
         redis = redis_service(tls, plain).replace("certificate = data_internode_encryption",
                                                   "certificate = proxy")
         services = {"etcd": etcd_service_body(), "redis-db1": redis,
@@ -87,12 +97,18 @@ def make_cluster(agent_factory, third_extra=None, second_extra=None):
             cluster {{
                 name  = "test"
                 node  = "n{i + 1}"
-                store = etcd{members_text(ports)}
+                store = etcd{members_text(ports, addresses)}
             }}
             """)
         agent.tls_port = tls
         agent.node = f"n{i + 1}"
-        agent.etcd_endpoint = f"127.0.0.1:{ports[i][0]}"
+        agent.etcd_endpoint = f"{addresses[i] if netns else '127.0.0.1'}:{ports[i][0]}"
+        if netns:
+            agent.netns = netns[i][0]
+            wrapper = agent.root / "certvisord-in-netns"
+            wrapper.write_text(f"#!/bin/sh\nexec ip netns exec {agent.netns} {agent.binary} \"$@\"\n")
+            wrapper.chmod(0o755)
+            agent.binary = wrapper
         nodes.append(agent)
     nodes[0].start()
     for agent in nodes[1:]:
@@ -313,3 +329,80 @@ def test_rest_update_cert_on_node_2_answers_for_every_node(agent_factory, tmp_pa
     assert outcome == {"n1": "applied", "n2": "applied", "n3": "down"} or \
         outcome == {"n1": "applied", "n2": "applied", "n3": "no_answer"}, body
     assert served(nodes[0]) == new and served(nodes[1]) == new
+
+
+def can_make_namespaces():
+    return os.geteuid() == 0 and shutil.which("ip") is not None
+
+
+@pytest.fixture
+def namespaces():
+    """Three network namespaces on one bridge, each with one veth pair and an address; the
+    test takes a node's link down to cut it off. Removed afterwards."""
+    tag = f"cv{os.getpid() % 100000}"
+    bridge = f"{tag}br"
+    made = []
+
+    def ip(*args):
+        subprocess.run(["ip", *args], check=True, capture_output=True, timeout=20)
+
+    try:
+        ip("link", "add", bridge, "type", "bridge")
+        ip("link", "set", bridge, "up")
+        for i in range(3):
+            ns, host, inner = f"{tag}n{i + 1}", f"{tag}h{i + 1}", f"{tag}i{i + 1}"
+            address = f"10.213.{os.getpid() % 200}.{i + 1}"
+            ip("netns", "add", ns)
+            made.append(ns)
+            ip("link", "add", host, "type", "veth", "peer", "name", inner)
+            ip("link", "set", inner, "netns", ns)
+            ip("link", "set", host, "master", bridge)
+            ip("link", "set", host, "up")
+            ip("-n", ns, "addr", "add", f"{address}/24", "dev", inner)
+            ip("-n", ns, "link", "set", inner, "up")
+            ip("-n", ns, "link", "set", "lo", "up")
+        yield [(f"{tag}n{i + 1}", f"10.213.{os.getpid() % 200}.{i + 1}") for i in range(3)], \
+            [f"{tag}h{i + 1}" for i in range(3)]
+    finally:
+        subprocess.run(["ip", "link", "del", bridge], capture_output=True)
+        for i in range(3):
+            subprocess.run(["ip", "link", "del", f"{tag}h{i + 1}"], capture_output=True)
+        # The test asks for this fixture before agent_factory, so the agents are cleaned up
+        # first; whatever still runs in a namespace is killed before it goes.
+        for ns in made:
+            pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True,
+                                  text=True).stdout.split()
+            for pid in pids:
+                subprocess.run(["kill", "-9", pid], capture_output=True)
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+@pytest.mark.skipif(not can_make_namespaces(), reason="network namespaces need root and ip(8)")
+def test_a_partitioned_node_refuses_changes_keeps_serving_and_converges_after_healing(
+        namespaces, agent_factory, tmp_path):
+    """Each node in its own network namespace on a bridge; node 3's veth taken down: node 3
+    refuses a change (no quorum where it is), keeps serving; the others take a change and name
+    node 3; the link back up, node 3 serves the change without any command."""
+    netns, links = namespaces
+    nodes = make_cluster(agent_factory, netns=netns)
+    before = served(nodes[2])
+    subprocess.run(["ip", "link", "set", links[2], "down"], check=True, timeout=20)
+    cert, key = seed_003_pair(tmp_path / "pki3", cn="partitioned.example.com")
+    started = time.monotonic()
+    out = nodes[2].ctl("--json", "cluster", "certificate", "set", "proxy", "certificate_file",
+                       str(cert), "key_file", str(key))
+    assert out.returncode != 0
+    assert json.loads(out.stdout or out.stderr)["reason"] == "cluster_unavailable", out.stdout
+    assert time.monotonic() - started < 5
+    assert served(nodes[2]) == before
+    cert, key = seed_003_pair(tmp_path / "pki1", cn="majority.example.com")
+    out = nodes[0].ctl("--json", "cluster", "certificate", "set", "proxy", "certificate_file",
+                       str(cert), "key_file", str(key))
+    reply = json.loads(out.stdout or out.stderr)
+    assert out.returncode != 0 and reply["reason"] == "not_all_nodes_updated", reply
+    assert [n["node"] for n in reply["nodes"] if n["result"] != "applied"] == ["n3"], reply
+    new = file_fingerprint(cert)
+    assert served(nodes[0]) == new and served(nodes[1]) == new
+    assert served(nodes[2]) == before
+    subprocess.run(["ip", "link", "set", links[2], "up"], check=True, timeout=20)
+    wait_for(lambda: served(nodes[2]) == new, 60, what="node 3 to converge after healing")

@@ -1302,6 +1302,10 @@ static void a_cluster_on_etcd_gives_its_member_and_variables(void **state)
     config = load_ok(fx, NULL);
     assert_int_equal(config->cluster.store, CLUSTER_STORE_ETCD);
     assert_string_equal(config->cluster.node_address, "fd00::2");
+    /* The other members verify this node's etcd member by its address: one of its names. */
+    assert_non_null(config->certs.extra_ip_addresses);
+    assert_string_equal(config->certs.extra_ip_addresses[0], "fd00::2");
+    assert_null(config->certs.extra_ip_addresses[1]);
     assert_int_equal(config->n_services, 1); /* only_local is not part of an etcd cluster */
     assert_strv_equal(
         config->services[0]->argv,

@@ -1169,6 +1169,16 @@
           ? `${c.seconds_since_sync.toFixed(1)} s ago` : "never"]);
         if (c.last_error) rows.push(["Last error", c.last_error]);
         rows.push(["Nodes alive", Array.isArray(c.alive) ? (c.alive.join(", ") || "none") : "not read yet"]);
+        if (c.state) {
+          rows.push(["State", c.state + (c.state_error ? `: ${c.state_error}` : "")]);
+          rows.push(["Applied here", `revision ${c.applied_revision}` +
+            (c.apply_error ? `, FAILED: ${c.apply_error}` : "")]);
+          /* Each node's own report (status/<node>): what it applied, or why not. */
+          for (const [name, n] of Object.entries(c.nodes || {}).sort()) {
+            rows.push([`Node ${name}`, `${n.result} at revision ${n.revision}` +
+              (n.reason ? `: ${n.reason}` : "")]);
+          }
+        }
       }
       const key = JSON.stringify(rows);
       showError("#cluster-error", null);
