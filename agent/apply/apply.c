@@ -1370,6 +1370,9 @@ static void publication_clear(struct apply_publication *publication)
             OPENSSL_clear_free((char *)cert->key_pem, cert->key_len);
     }
     publication->n_certs = 0;
+    for (size_t i = 0; i < publication->n_trust; i++)
+        free((char *)publication->trust[i].pem);
+    publication->n_trust = 0;
 }
 
 /* What the batch changes, read from its staged generations. */
@@ -1410,7 +1413,25 @@ static int publication_fill(struct apply_run *run, struct apply_publication *pub
     }
     if (run->policy_change)
         publication->policy = &run->new_policy;
-    publication->trust_lists = run->trust.n > 0;
+    for (size_t i = 0; i < run->trust.n && i < 8; i++) {
+        const struct trust_change *change = &run->trust.changes[i];
+        struct apply_published_trust *trust = &publication->trust[publication->n_trust++];
+        char *pem = NULL;
+        size_t len = 0;
+        int r;
+
+        trust->list = change->list;
+        if (change->removed)
+            continue;
+        r = certstore_read_cert(run->trust.store, change->list, change->generation, &pem, &len);
+        trust->pem = pem;
+        trust->len = len;
+        if (r < 0) {
+            snprintf(err, err_len, "cannot read the staged trust list '%s': %s", change->list,
+                     strerror(-r));
+            return r;
+        }
+    }
     return 0;
 }
 

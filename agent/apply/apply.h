@@ -114,11 +114,19 @@ struct apply_published_cert {
     char fingerprint[96];
 };
 
+/* A trust list's new bundle (pem NULL: the change empties it). */
+struct apply_published_trust {
+    const char *list;
+    const char *pem;
+    size_t len;
+};
+
 struct apply_publication {
     struct apply_published_cert certs[16];
     size_t n_certs;
     const struct policy *policy; /* NULL: the policy does not change */
-    bool trust_lists;            /* it changes trust lists too */
+    struct apply_published_trust trust[8];
+    size_t n_trust;
 };
 
 /*

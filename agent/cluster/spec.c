@@ -40,6 +40,34 @@ int spec_key_status(char *buf, size_t len, const char *prefix, const char *node)
     return n < 0 || (size_t)n >= len ? -1 : n;
 }
 
+int spec_key_trust(char *buf, size_t len, const char *prefix, const char *list)
+{
+    int n;
+
+    if (!plain_name(list))
+        return -1;
+    n = snprintf(buf, len, "%sspec/trust/%s/current", prefix, list);
+    return n < 0 || (size_t)n >= len ? -1 : n;
+}
+
+int spec_trust_list_of(const char *key, const char *prefix, char *list, size_t len)
+{
+    static const char head[] = "spec/trust/", tail[] = "/current";
+    size_t prefix_len = strlen(prefix), key_len = strlen(key), name_len;
+
+    if (key_len <= prefix_len + sizeof(head) - 1 + sizeof(tail) - 1 ||
+        strncmp(key, prefix, prefix_len) != 0 ||
+        strncmp(key + prefix_len, head, sizeof(head) - 1) != 0 ||
+        strcmp(key + key_len - (sizeof(tail) - 1), tail) != 0)
+        return -1;
+    name_len = key_len - prefix_len - (sizeof(head) - 1) - (sizeof(tail) - 1);
+    if (name_len >= len)
+        return -1;
+    memcpy(list, key + prefix_len + sizeof(head) - 1, name_len);
+    list[name_len] = '\0';
+    return plain_name(list) ? 0 : -1;
+}
+
 /* --- reading helpers --- */
 
 static json_t *load_object(const char *text, size_t len, size_t max, const char *what, char *err,

@@ -9,6 +9,7 @@
  *   spec/ca/current                        the cluster CA (certificate; its key sealed)
  *   spec/certs/<name>/current              a certificate every node serves
  *   spec/nodecerts/<node>/<name>/current   a node's own (the two internode certificates)
+ *   spec/trust/<list>/current              a trust list's bundle (replication peers)
  *   spec/policy                            the runtime TLS policy: {"<setting>": "<value>"}
  *   status/<node>                          {"node", "revision", "result", "reason", "at",
  *                                           "fingerprints": {"<name>": "<sha256>"}}
@@ -37,6 +38,12 @@
  * length, or -1 when it does not fit in len (or a name holds '/'). node NULL: cluster-wide. */
 int spec_key_cert(char *buf, size_t len, const char *prefix, const char *node, const char *name);
 int spec_key_status(char *buf, size_t len, const char *prefix, const char *node);
+/* spec/trust/<list>/current: a trust list's bundle, as a certificate's value without a key
+ * ("cert" the whole bundle; "removed" once emptied). */
+int spec_key_trust(char *buf, size_t len, const char *prefix, const char *list);
+/* The list a spec/trust/<list>/current key names (into list, len bytes), or -1 when key is not
+ * one. */
+int spec_trust_list_of(const char *key, const char *prefix, char *list, size_t len);
 
 struct spec_cert {
     char name[SPEC_MAX_NAME];

@@ -374,6 +374,13 @@ static int apply_request(const struct trust_set *before, const struct trust_requ
     memset(after, 0, sizeof(*after));
     if (request->op == TRUST_REMOVE) {
         r = pick_removed(before, request, remove, &count, ret_reason, err, err_len);
+    } else if (request->op == TRUST_REPLACE) {
+        /* Everything goes, then the bundle's certificates come (back) in its order. */
+        for (size_t i = 0; i < before->n; i++)
+            remove[i] = true;
+        if (request->pem_len > 0 &&
+            (r = trust_set_parse(request->pem, request->pem_len, &added, err, err_len)) < 0)
+            *ret_reason = "invalid_certificate";
     } else {
         r = trust_set_parse(request->pem, request->pem_len, &added, err, err_len);
         if (r < 0)
@@ -487,9 +494,12 @@ int trust_prepare(struct trust_batch *batch, struct certstore *store,
     if (r < 0)
         goto out;
     batch->n++;
-    json_array_append_new(changes, json_pack("{s:s, s:s, s:O, s:i}", "trust", request->list,
-                                             "action", request->op == TRUST_ADD ? "add" : "remove",
-                                             "fingerprints", touched, "count", (int)after.n));
+    json_array_append_new(changes,
+                          json_pack("{s:s, s:s, s:O, s:i}", "trust", request->list, "action",
+                                    request->op == TRUST_ADD      ? "add"
+                                    : request->op == TRUST_REMOVE ? "remove"
+                                                                  : "replace",
+                                    "fingerprints", touched, "count", (int)after.n));
 out:
     json_decref(touched);
     trust_set_clear(&before);

@@ -68,7 +68,9 @@ json_t *trust_set_describe(const struct trust_set *set, time_t now);
 
 /* --- changes, through the apply pipeline (agent/apply/apply.c) --- */
 
-enum trust_op { TRUST_ADD, TRUST_REMOVE };
+/* TRUST_REPLACE: the list becomes exactly pem's certificates (none: emptied); what a cluster's
+ * store delivers (agent/sync), never an operator's command. */
+enum trust_op { TRUST_ADD, TRUST_REMOVE, TRUST_REPLACE };
 
 /*
  * A change of one list: add certificates (pem), or remove them, named by their

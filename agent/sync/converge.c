@@ -13,6 +13,7 @@
 #include "config.h"
 #include "log.h"
 #include "policy.h"
+#include "trust.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -239,6 +240,34 @@ static void converge_cert(struct cluster_sync *sync, const char *name, const str
     spec_cert_clear(&cert);
 }
 
+/* A trust list of spec/: replaced whole when this node's bundle differs. */
+static void converge_trust(struct cluster_sync *sync, const char *list, const struct etcd_kv *kv)
+{
+    struct certstore *store = sync->agent->certs->trust;
+    struct spec_cert bundle;
+    unsigned generation;
+    char *local = NULL, err[512];
+    size_t local_len = 0;
+    bool same;
+
+    plan_key(sync, kv);
+    if (spec_cert_decode((const char *)kv->value, kv->value_len, &bundle, err, sizeof(err)) < 0) {
+        fail_pass(sync, err);
+        return;
+    }
+    if (certstore_current(store, list, &generation) == 0)
+        certstore_read_cert(store, list, generation, &local, &local_len);
+    same = bundle.removed ? local == NULL
+                          : local && local_len == bundle.cert_len &&
+                                memcmp(local, bundle.cert_pem, local_len) == 0;
+    if (!same)
+        submit(sync, apply_trust(trust_request_new(TRUST_REPLACE, list,
+                                                   bundle.removed ? NULL : bundle.cert_pem,
+                                                   bundle.removed ? 0 : bundle.cert_len, NULL)));
+    free(local);
+    spec_cert_clear(&bundle);
+}
+
 static void converge_policy(struct cluster_sync *sync, const struct etcd_kv *kv)
 {
     static struct spec_policy spec; /* large; the loop is single-threaded */
@@ -363,6 +392,12 @@ static void reconcile(struct cluster_sync *sync, const struct etcd_range *range)
         kv = find_kv(range, key);
         if (kv)
             converge_cert(sync, name, kv);
+    }
+    for (size_t i = 0; i < range->n_kvs; i++) {
+        char list[SPEC_MAX_NAME];
+
+        if (spec_trust_list_of(range->kvs[i].key, sync->prefix, list, sizeof(list)) == 0)
+            converge_trust(sync, list, &range->kvs[i]);
     }
     snprintf(key, sizeof(key), "%sspec/policy", sync->prefix);
     kv = find_kv(range, key);

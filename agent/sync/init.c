@@ -12,8 +12,11 @@
 #include "log.h"
 #include "offload.h"
 #include "policy.h"
+#include "trust.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -22,7 +25,7 @@
 #include <string.h>
 #include <time.h>
 
-#define INIT_MAX_OPS 16
+#define INIT_MAX_OPS 64 /* meta, CA, 9 certificates, the policy, and the trust lists */
 
 struct sync_init {
     struct cluster_sync *sync; /* NULL once abandoned (the agent stops) */
@@ -139,6 +142,41 @@ static int put_cert(struct sync_init *init, const char *name, const char *key, c
     return r < 0 ? r : *value ? 1 : -ENOMEM;
 }
 
+/* The trust lists this node holds (state_dir/trust), at most room of them: their puts. */
+static size_t put_trust_lists(struct sync_init *init, char (*keys)[SYNC_MAX_KEY_LEN], char **values,
+                              size_t room)
+{
+    struct certstore *store = init->sync->agent->certs->trust;
+    char root[PATH_MAX], err[256];
+    struct dirent *entry;
+    size_t n = 0;
+    DIR *dir;
+
+    snprintf(root, sizeof(root), "%s/trust", init->sync->agent->config->state_dir);
+    dir = opendir(root);
+    while (dir && n < room && (entry = readdir(dir))) {
+        unsigned generation;
+        char *pem = NULL;
+        size_t len = 0;
+
+        if (!trust_list_name_valid(entry->d_name) ||
+            certstore_current(store, entry->d_name, &generation) < 0 ||
+            certstore_read_cert(store, entry->d_name, generation, &pem, &len) < 0 ||
+            spec_key_trust(keys[n], SYNC_MAX_KEY_LEN, init->sync->prefix, entry->d_name) < 0) {
+            free(pem);
+            continue;
+        }
+        values[n] = sync_encode_cert(init->sync, keys[n], entry->d_name, pem, len, NULL, 0,
+                                     generation, "trust list", err, sizeof(err));
+        free(pem);
+        if (values[n])
+            n++;
+    }
+    if (dir)
+        closedir(dir);
+    return n;
+}
+
 static void publish_init(struct sync_init *init)
 {
     struct cluster_sync *sync = init->sync;
@@ -175,6 +213,8 @@ static void publish_init(struct sync_init *init)
             n++;
         }
     }
+    if (r >= 0)
+        n += put_trust_lists(init, &keys[n], &values[n], INIT_MAX_OPS - 1 - n);
     sync_policy_of(&sync->agent->config->policy, &policy);
     snprintf(keys[n], SYNC_MAX_KEY_LEN, "%sspec/policy", sync->prefix);
     values[n++] = spec_policy_encode(&policy);

@@ -342,6 +342,26 @@ static int build_txn(struct cluster_sync *sync, const struct apply_publication *
                      cert->name);
         used += n > 0 && (size_t)n < what_len - used ? (size_t)n : 0;
     }
+    for (size_t i = 0; r == 0 && i < publication->n_trust; i++) {
+        const struct apply_published_trust *trust = &publication->trust[i];
+        char key[SYNC_MAX_KEY_LEN];
+        char *value;
+        int n;
+
+        if (spec_key_trust(key, sizeof(key), sync->prefix, trust->list) < 0) {
+            snprintf(err, err_len, "the name of trust list '%s' is too long for the store",
+                     trust->list);
+            return -ENAMETOOLONG;
+        }
+        value = sync_encode_cert(sync, key, trust->list, trust->pem, trust->len, NULL, 0, 0,
+                                 "trust list", err, err_len);
+        if (!value)
+            return -ENOMEM;
+        r = add_put(t, key, value, sync_known_revision(sync, key));
+        n = snprintf(what + used, what_len - used, "%strust list '%s'", used ? ", " : "",
+                     trust->list);
+        used += n > 0 && (size_t)n < what_len - used ? (size_t)n : 0;
+    }
     if (r == 0 && publication->policy) {
         char key[SYNC_MAX_KEY_LEN];
 
@@ -366,7 +386,7 @@ int cluster_sync_publish(struct agent *agent, const struct apply_publication *pu
     json_t *request;
 
     if (!sync || sync->state == SYNC_NOT_INITIALISED ||
-        (publication->n_certs == 0 && !publication->policy))
+        (publication->n_certs == 0 && !publication->policy && publication->n_trust == 0))
         return 1; /* this node's alone, or nothing that the store keeps changes */
     health = cluster_monitor_health(agent->cluster);
     if (sync->state != SYNC_INITIALISED) {
@@ -386,13 +406,6 @@ int cluster_sync_publish(struct agent *agent, const struct apply_publication *pu
                  "services keep serving the current configuration",
                  health->last_error[0] ? health->last_error : "no member answered");
         sync_answer_later(agent, done, data, 1, sync_refusal("cluster_unavailable", message));
-        return 0;
-    }
-    if (publication->trust_lists) {
-        sync_answer_later(agent, done, data, 1,
-                          sync_refusal("not_in_cluster",
-                                       "trust lists are not kept in the cluster's store yet: they "
-                                       "cannot change on a node of a cluster"));
         return 0;
     }
     p = calloc(1, sizeof(*p));

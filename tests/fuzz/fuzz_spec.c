@@ -61,9 +61,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     default: {
         struct spec_status status;
+        char key[256], list[SPEC_MAX_NAME];
 
         if (spec_status_decode(text, len, &status, err, sizeof(err)) == 0)
             FUZZ_CHECK(status.node[0] && status.revision >= 0);
+        /* A key etcd returns: a trust list's name is taken from it only when it is one. */
+        if (len < sizeof(key)) {
+            memcpy(key, text, len);
+            key[len] = '\0';
+            if (spec_trust_list_of(key, "/certvisor/c/", list, sizeof(list)) == 0)
+                FUZZ_CHECK(list[0] && !strchr(list, '/'));
+        }
         break;
     }
     }

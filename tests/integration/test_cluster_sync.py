@@ -422,3 +422,24 @@ def test_a_partitioned_node_refuses_changes_keeps_serving_and_converges_after_he
     assert served(nodes[2]) == before
     subprocess.run(["ip", "link", "set", links[2], "up"], check=True, timeout=20)
     wait_for(lambda: served(nodes[2]) == new, 60, what="node 3 to converge after healing")
+
+
+def trusted(agent, list_name):
+    """The fingerprints a node's trust list holds (its own copy, as its services read it)."""
+    out = agent.ctl("--json", "replica", "trust", "list", list_name)
+    assert out.returncode == 0, out.stdout + out.stderr
+    reply = json.loads(out.stdout)
+    items = [item for item in reply["items"] if item["name"] == list_name]
+    return sorted(c["fingerprint"] for item in items for c in item.get("certificates", []))
+
+
+def test_a_trust_list_changed_on_node_2_is_the_same_on_every_node(cluster, tmp_path):
+    cert, _ = seed_003_pair(tmp_path / "peer", cn="peer.example.com")
+    ca = tmp_path / "peer" / "ca.pem"
+    out = cluster[1].ctl("replica", "trust", "add", "peers", str(ca))
+    assert out.returncode == 0, out.stdout + out.stderr
+    expected = [file_fingerprint(ca)]
+    assert [trusted(agent, "peers") for agent in cluster] == [expected] * 3
+    out = cluster[2].ctl("replica", "trust", "remove", "peers", str(ca))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert [trusted(agent, "peers") for agent in cluster] == [[]] * 3

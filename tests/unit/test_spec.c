@@ -16,7 +16,7 @@
 
 static void keys_name_the_certificate_and_refuse_slashes(void **unused)
 {
-    char buf[128];
+    char buf[128], list[SPEC_MAX_NAME];
 
     (void)unused;
     assert_int_equal(spec_key_cert(buf, sizeof(buf), "/certvisor/t/", NULL, "proxy"),
@@ -27,6 +27,16 @@ static void keys_name_the_certificate_and_refuse_slashes(void **unused)
     assert_int_equal(spec_key_cert(buf, sizeof(buf), "/certvisor/t/", NULL, "../x/y"), -1);
     assert_int_equal(spec_key_cert(buf, sizeof(buf), "/certvisor/t/", "a/b", "proxy"), -1);
     assert_int_equal(spec_key_cert(buf, 10, "/certvisor/t/", NULL, "proxy"), -1);
+    spec_key_trust(buf, sizeof(buf), "/certvisor/t/", "peers");
+    assert_string_equal(buf, "/certvisor/t/spec/trust/peers/current");
+    assert_int_equal(spec_trust_list_of(buf, "/certvisor/t/", list, sizeof(list)), 0);
+    assert_string_equal(list, "peers");
+    assert_int_equal(spec_trust_list_of("/certvisor/t/spec/trust/a/b/current", "/certvisor/t/",
+                                        list, sizeof(list)),
+                     -1);
+    assert_int_equal(
+        spec_trust_list_of("/certvisor/t/spec/trust//current", "/certvisor/t/", list, 64), -1);
+    assert_int_equal(spec_trust_list_of("/certvisor/t/spec/policy", "/certvisor/t/", list, 64), -1);
     assert_int_equal(spec_key_status(buf, sizeof(buf), "/certvisor/t/", "n1"),
                      (int)strlen("/certvisor/t/status/n1"));
 }
