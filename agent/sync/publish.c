@@ -313,9 +313,31 @@ static void txn_parts_clear(struct txn_parts *t)
     t->n = 0;
 }
 
+/* One certificate's or trust list's put (value NULL: the key or the value could not be made),
+ * and its words in what ("certificate 'proxy', trust list 'peers'"). */
+static int put_value(struct cluster_sync *sync, struct txn_parts *t, const char *kind,
+                     const char *name, char *value, const char *key, char *what, size_t what_len,
+                     size_t *used, char *err, size_t err_len)
+{
+    int n;
+
+    if (!value) {
+        if (!*err)
+            snprintf(err, err_len,
+                     "%s '%s' cannot be put in the store (name too long, or out "
+                     "of memory)",
+                     kind, name);
+        return -ENOMEM;
+    }
+    n = snprintf(what + *used, what_len - *used, "%s%s '%s'", *used ? ", " : "", kind, name);
+    *used += n > 0 && (size_t)n < what_len - *used ? (size_t)n : 0;
+    return add_put(t, key, value, sync_known_revision(sync, key));
+}
+
 static int build_txn(struct cluster_sync *sync, const struct apply_publication *publication,
                      struct txn_parts *t, char *what, size_t what_len, char *err, size_t err_len)
 {
+    char key[SYNC_MAX_KEY_LEN];
     static struct spec_policy policy;
     size_t used = 0;
     int r = 0;
@@ -323,48 +345,27 @@ static int build_txn(struct cluster_sync *sync, const struct apply_publication *
     what[0] = '\0';
     for (size_t i = 0; r == 0 && i < publication->n_certs; i++) {
         const struct apply_published_cert *cert = &publication->certs[i];
-        char key[SYNC_MAX_KEY_LEN];
-        char *value;
-        int n;
+        const char *node = sync_is_node_cert(cert->name) ? sync->node : NULL;
+        char *value = NULL;
 
-        if (spec_key_cert(key, sizeof(key), sync->prefix,
-                          sync_is_node_cert(cert->name) ? sync->node : NULL, cert->name) < 0) {
-            snprintf(err, err_len, "the name of '%s' is too long for the store", cert->name);
-            return -ENAMETOOLONG;
-        }
-        value = sync_encode_cert(sync, key, cert->name, cert->removed ? NULL : cert->cert_pem,
-                                 cert->cert_len, cert->key_pem, cert->key_len, cert->generation,
-                                 cert->origin, err, err_len);
-        if (!value)
-            return -ENOMEM;
-        r = add_put(t, key, value, sync_known_revision(sync, key));
-        n = snprintf(what + used, what_len - used, "%scertificate '%s'", used ? ", " : "",
-                     cert->name);
-        used += n > 0 && (size_t)n < what_len - used ? (size_t)n : 0;
+        if (spec_key_cert(key, sizeof(key), sync->prefix, node, cert->name) >= 0)
+            value = sync_encode_cert(sync, key, cert->name, cert->removed ? NULL : cert->cert_pem,
+                                     cert->cert_len, cert->key_pem, cert->key_len, cert->generation,
+                                     cert->origin, err, err_len);
+        r = put_value(sync, t, "certificate", cert->name, value, key, what, what_len, &used, err,
+                      err_len);
     }
     for (size_t i = 0; r == 0 && i < publication->n_trust; i++) {
         const struct apply_published_trust *trust = &publication->trust[i];
-        char key[SYNC_MAX_KEY_LEN];
-        char *value;
-        int n;
+        char *value = NULL;
 
-        if (spec_key_trust(key, sizeof(key), sync->prefix, trust->list) < 0) {
-            snprintf(err, err_len, "the name of trust list '%s' is too long for the store",
-                     trust->list);
-            return -ENAMETOOLONG;
-        }
-        value = sync_encode_cert(sync, key, trust->list, trust->pem, trust->len, NULL, 0, 0,
-                                 "trust list", err, err_len);
-        if (!value)
-            return -ENOMEM;
-        r = add_put(t, key, value, sync_known_revision(sync, key));
-        n = snprintf(what + used, what_len - used, "%strust list '%s'", used ? ", " : "",
-                     trust->list);
-        used += n > 0 && (size_t)n < what_len - used ? (size_t)n : 0;
+        if (spec_key_trust(key, sizeof(key), sync->prefix, trust->list) >= 0)
+            value = sync_encode_cert(sync, key, trust->list, trust->pem, trust->len, NULL, 0, 0,
+                                     "trust list", err, err_len);
+        r = put_value(sync, t, "trust list", trust->list, value, key, what, what_len, &used, err,
+                      err_len);
     }
     if (r == 0 && publication->policy) {
-        char key[SYNC_MAX_KEY_LEN];
-
         snprintf(key, sizeof(key), "%sspec/policy", sync->prefix);
         sync_policy_of(publication->policy, &policy);
         r = add_put(t, key, spec_policy_encode(&policy), sync_known_revision(sync, key));
