@@ -161,8 +161,10 @@ def test_cluster_status_follows_the_store_and_the_nodes_alive(agent_factory):
     wait_for(lambda: not cluster_status(agent)["reachable"], 10, what="the store unreachable")
     assert time.monotonic() - began < 6.5  # within the 2 s poll and the 2 s deadline
     status = cluster_status(agent)
-    assert "no etcd endpoint answered" in status["last_error"] or "did not answer" in \
-        status["last_error"], status
+    # A member on its way down can still answer through its HTTP gateway, with the gateway's
+    # own failure to reach the member's gRPC server; once it is gone nothing answers at all.
+    assert any(why in status["last_error"] for why in (
+        "no etcd endpoint answered", "did not answer", "etcd refused the status")), status
     assert "Cluster store:" in agent.log_text() and "services keep serving" in agent.log_text()
     assert "unreachable" in agent.ctl("cluster", "status").stdout
     assert agent.ctl("start", "etcd").returncode == 0
