@@ -4,6 +4,7 @@
 #include "config.h"
 #include "cv_error.h"
 #include "log.h"
+#include "policy.h"
 #include "service.h"
 #include "supervisor.h"
 
@@ -40,6 +41,35 @@ static void keep_agent_settings(const struct agent_config *old, struct agent_con
     keep_setting(&new->admin_group, old->admin_group, "admin_group", warnings);
 }
 
+/*
+ * On a cluster the nodes share the policy's runtime layer (cluster config, spec/policy in the
+ * store); conf.d is each node's own file. A reload that changes a setting from conf.d changes
+ * it on this node only, which is seldom what an operator of a cluster means: say so, and how.
+ */
+static void warn_node_local_policy(const struct agent_config *old, const struct agent_config *new,
+                                   json_t *warnings)
+{
+    char message[320];
+
+    if (new->cluster.store != CLUSTER_STORE_ETCD)
+        return;
+    for (int i = 0; i < POLICY_COUNT; i++) {
+        const char *before = policy_get(&old->policy, (enum policy_setting)i);
+        const char *after = policy_get(&new->policy, (enum policy_setting)i);
+
+        if (new->policy.values[i].source != POLICY_FROM_FILE ||
+            strcmp(before ? before : "", after ? after : "") == 0)
+            continue;
+        snprintf(message, sizeof(message),
+                 "%s changed in conf.d applies to this node only: the cluster's nodes share what "
+                 "'certvisorctl cluster config %s <value>' sets",
+                 policy_setting_name((enum policy_setting)i),
+                 policy_setting_name((enum policy_setting)i));
+        log_warning("%s", message);
+        json_array_append_new(warnings, json_string(message));
+    }
+}
+
 int reconfigure_load(struct agent *agent, struct agent_config **ret_config, json_t *warnings,
                      char **ret_error)
 {
@@ -60,6 +90,7 @@ int reconfigure_load(struct agent *agent, struct agent_config **ret_config, json
         config_free(config);
         return CV_ECONFIG;
     }
+    warn_node_local_policy(agent->config, config, warnings);
     *ret_config = config;
     return 0;
 }

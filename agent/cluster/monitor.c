@@ -241,6 +241,12 @@ int cluster_monitor_start(struct cluster_monitor *monitor)
     return evtimer_add(monitor->timer, &now) < 0 ? -ENOMEM : 0;
 }
 
+double cluster_health_seconds_since_ok(const struct cluster_health *health)
+{
+    return health->last_ok_usec ? (double)(monotonic_now_usec() - health->last_ok_usec) / 1e6
+                                : -1.0;
+}
+
 const struct cluster_health *cluster_monitor_health(const struct cluster_monitor *monitor)
 {
     return &monitor->health;

@@ -49,6 +49,9 @@ int cluster_monitor_start(struct cluster_monitor *monitor);
 
 const struct cluster_health *cluster_monitor_health(const struct cluster_monitor *monitor);
 
+/* Seconds since the last answer with a leader; -1 when there was none. */
+double cluster_health_seconds_since_ok(const struct cluster_health *health);
+
 /* The etcd key of a cluster's node list entry, etc.: "/certvisor/<cluster>/<what>". */
 const char *cluster_monitor_prefix(const struct cluster_monitor *monitor);
 

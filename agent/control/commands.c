@@ -14,6 +14,7 @@
 #include "output.h"
 #include "service.h"
 #include "supervisor.h"
+#include "sync.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -555,6 +556,21 @@ static void handle_tail(struct agent *agent, struct control_conn *conn, json_t *
 static const command_handler handlers[CONTROL_CMD_COUNT] = {CONTROL_COMMANDS(COMMAND_HANDLER_ROW)};
 #undef COMMAND_HANDLER_ROW
 
+/* The reads of what the cluster shares, which a node answers from its own copy. */
+static bool reads_cluster_copy(enum control_command command)
+{
+    switch (command) {
+    case CONTROL_CMD_cluster_certificate_list:
+    case CONTROL_CMD_cluster_certificate_show:
+    case CONTROL_CMD_cluster_certificate_ca:
+    case CONTROL_CMD_cluster_config_show:
+    case CONTROL_CMD_replica_trust_list:
+        return true;
+    default:
+        return false;
+    }
+}
+
 void commands_dispatch(struct agent *agent, struct control_conn *conn, enum control_command command,
                        json_t *args, json_t *options)
 {
@@ -563,6 +579,12 @@ void commands_dispatch(struct agent *agent, struct control_conn *conn, enum cont
             control_reply_error(conn, EXIT_USAGE, "arguments must be strings");
             return;
         }
+    }
+    if (reads_cluster_copy(command)) {
+        char why[512];
+
+        if (cluster_sync_staleness(agent, why, sizeof(why)) > 0)
+            control_conn_mark_stale(conn, why);
     }
     handlers[command](agent, conn, args, options);
 }

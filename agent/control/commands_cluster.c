@@ -26,10 +26,17 @@ json_t *commands_cluster_json(const struct agent *agent)
     json_object_set_new(item, "alive_published", json_boolean(health->alive_published));
     if (health->last_ok_usec)
         json_object_set_new(item, "seconds_since_sync",
-                            json_real((double)(monotonic_usec() - health->last_ok_usec) / 1e6));
+                            json_real(cluster_health_seconds_since_ok(health)));
     if (health->last_error[0])
         json_object_set_new(item, "last_error", json_string(health->last_error));
     cluster_sync_describe(agent, item);
+    {
+        char why[512];
+
+        /* Not "stale", which marks an answer itself as read from a stale copy. */
+        if (cluster_sync_staleness(agent, why, sizeof(why)) > 0)
+            json_object_set_new(item, "reads_stale", json_string(why));
+    }
     alive = health->alive_known ? json_array() : json_null();
     for (size_t i = 0; health->alive_known && i < health->n_alive; i++)
         json_array_append_new(alive, json_string(health->alive[i]));

@@ -90,6 +90,7 @@ struct control_conn {
     struct sign_in *sign_in;         /* the sign-in this request waits for, or NULL */
     void (*abandon_fn)(void *data);
     void *abandon_data;
+    char stale[512]; /* the answer may be behind the cluster's: why ("" when not) */
 };
 
 /*
@@ -248,8 +249,17 @@ void control_send(struct control_conn *conn, json_t *message)
     write_message(conn, message);
 }
 
+void control_conn_mark_stale(struct control_conn *conn, const char *why)
+{
+    snprintf(conn->stale, sizeof(conn->stale), "%s", why);
+}
+
 void control_reply(struct control_conn *conn, json_t *reply)
 {
+    /* Only an answer is marked: a refusal says nothing about the cluster's state. */
+    if (conn->stale[0] && json_integer_value(json_object_get(reply, "exit")) == 0)
+        json_object_set_new(reply, "stale", json_string(conn->stale));
+    conn->stale[0] = '\0';
     write_message(conn, reply);
     conn->busy = false;
     conn->streaming = false;

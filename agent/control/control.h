@@ -83,6 +83,10 @@ void control_send(struct control_conn *conn, json_t *message);
 /* Sends the final answer and ends the request. Takes the reference. */
 void control_reply(struct control_conn *conn, json_t *reply);
 
+/* The request's answer (when it succeeds) carries "stale": why, for a read answered from this
+ * node's copy while the cluster's store is out of reach (cluster_sync_staleness). */
+void control_conn_mark_stale(struct control_conn *conn, const char *why);
+
 /* Ends the request with {"exit": exit_status, "error": message}. */
 void control_reply_error(struct control_conn *conn, int exit_status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -538,6 +538,8 @@ static void print_cluster_status(json_t *reply)
         printf("synced:   never\n");
     if (*error)
         printf("error:    %s\n", error);
+    if (*str(reply, "reads_stale"))
+        printf("stale:    %s (reads answer from this node's copy)\n", str(reply, "reads_stale"));
     printf("alive:    ");
     if (!json_is_array(alive)) {
         printf("(not read yet)\n");
@@ -1077,6 +1079,12 @@ static int run(const struct ctl_options *opts, const char *command, int argc, ch
         } else if (json_object_get(message, "line")) {
             printf("%s\n", str(message, "line"));
         } else {
+            /* Before the answer, so that it is not missed under a long list. */
+            if (json_is_string(json_object_get(message, "stale")))
+                fprintf(stderr,
+                        "certvisorctl: warning: this is the node's own copy, which may be behind "
+                        "the cluster's: %s\n",
+                        str(message, "stale"));
             print_reply(command, message);
         }
         fflush(stdout);

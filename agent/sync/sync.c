@@ -206,6 +206,36 @@ void cluster_sync_describe(const struct agent *agent, json_t *into)
     json_object_set_new(into, "nodes", sync->nodes ? json_deep_copy(sync->nodes) : json_object());
 }
 
+int cluster_sync_staleness(const struct agent *agent, char *why, size_t len)
+{
+    const struct cluster_sync *sync = sync_of(agent);
+    const struct cluster_health *health;
+    char since[64] = "";
+
+    if (!sync || !agent->cluster || sync->state == SYNC_NOT_INITIALISED)
+        return 0; /* a single node's copy is the truth */
+    health = cluster_monitor_health(agent->cluster);
+    if (health->last_ok_usec)
+        snprintf(since, sizeof(since), " for %.0f s", cluster_health_seconds_since_ok(health));
+    if (sync->state == SYNC_UNKNOWN)
+        snprintf(why, len, "node '%s' has not read the cluster's store yet (%s)", sync->node,
+                 health->last_error[0] ? health->last_error : sync->state_error);
+    else if (sync->state == SYNC_BROKEN)
+        snprintf(why, len, "node '%s' cannot follow the cluster's store: %s", sync->node,
+                 sync->state_error);
+    else if (!health->reachable)
+        snprintf(why, len, "the cluster's store is unreachable%s (%s)", since,
+                 health->last_error[0] ? health->last_error : "no answer");
+    else if (!health->has_leader)
+        snprintf(why, len, "the cluster's store has had no leader%s (no quorum)", since);
+    else if (sync->last_error[0])
+        snprintf(why, len, "node '%s' has not applied the cluster's latest change: %s", sync->node,
+                 sync->last_error);
+    else
+        return 0;
+    return 1;
+}
+
 int cluster_sync_start(struct agent *agent)
 {
     struct cluster_sync *sync;

@@ -47,4 +47,12 @@ void cluster_sync_forget(struct agent *agent, void *data);
  * and every node's reported status (read at the last poll). */
 void cluster_sync_describe(const struct agent *agent, json_t *into);
 
+/*
+ * Whether what this node answers from its own copy (certificate list, config show, trust lists)
+ * may be behind the cluster's: its store is unreachable or without a leader, not read yet, or
+ * unusable to it, or its last apply failed. Returns 1 with why ("the cluster's store is
+ * unreachable for 12 s (...)"), or 0 (a single node, or a node in step with the store).
+ */
+int cluster_sync_staleness(const struct agent *agent, char *why, size_t len);
+
 #endif

@@ -247,6 +247,24 @@ json_t *api_agent_result(json_t *reply)
     return result;
 }
 
+/*
+ * A read the agent answered from its own copy while the cluster's store was out of reach:
+ * HTTP's warning for a stale response (110), and certvisor's reason in a header of its own.
+ * The body stays what clients parse.
+ */
+static void mark_stale(struct api_call *call, const char *why)
+{
+    char value[512];
+    size_t i;
+
+    /* The reason quotes etcd's words: nothing of it may end or quote the header. */
+    for (i = 0; why[i] && i + 1 < sizeof(value); i++)
+        value[i] = (unsigned char)why[i] < 0x20 || why[i] == 0x7f || why[i] == '"' ? ' ' : why[i];
+    value[i] = '\0';
+    http_response_header(call->request, "Warning", "110 certvisor \"Response is Stale\"");
+    http_response_header(call->request, "X-Certvisor-Stale", value);
+}
+
 static void on_agent_answer(void *data, json_t *reply, const char *error)
 {
     struct api_call *call = data;
@@ -290,6 +308,8 @@ static void on_agent_answer(void *data, json_t *reply, const char *error)
         api_reply_refusal(call, reply, 403);
         return;
     }
+    if (json_is_string(json_object_get(reply, "stale")))
+        mark_stale(call, json_string_value(json_object_get(reply, "stale")));
     call->on_reply(call, reply);
 }
 

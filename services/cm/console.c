@@ -197,6 +197,10 @@ static void on_forward_done(void *data, const struct upstream_response *response
         http_response_header(request, "Retry-After", response->retry_after);
     if (response->allow)
         http_response_header(request, "Allow", response->allow);
+    if (response->warning)
+        http_response_header(request, "Warning", response->warning);
+    if (response->stale)
+        http_response_header(request, "X-Certvisor-Stale", response->stale);
     security_headers(request);
     http_respond(request, response->status, response->content_type, response->body,
                  response->body_len);

@@ -395,6 +395,8 @@ static void deliver(struct upstream_exchange *x)
         .content_type = http_head_header(&x->head, "content-type"),
         .retry_after = http_head_header(&x->head, "retry-after"),
         .allow = http_head_header(&x->head, "allow"),
+        .warning = http_head_header(&x->head, "warning"),
+        .stale = http_head_header(&x->head, "x-certvisor-stale"),
         .body = x->in + x->body_at,
         .body_len = body_len,
     };

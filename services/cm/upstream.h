@@ -22,6 +22,8 @@ struct upstream_response {
     const char *content_type; /* NULL when absent */
     const char *retry_after;  /* NULL when absent */
     const char *allow;        /* NULL when absent */
+    const char *warning;      /* NULL when absent (110: a stale answer) */
+    const char *stale;        /* X-Certvisor-Stale: why, NULL when absent */
     const char *body;
     size_t body_len;
 };

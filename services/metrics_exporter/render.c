@@ -325,6 +325,12 @@ static void cluster_families(FILE *f, const json_t *cluster)
            "Nodes whose alive key the store holds (each on a lease its agent keeps alive).");
     if (json_is_array(alive))
         sample_int(f, "certvisor_cluster_nodes_alive", labels, (json_int_t)json_array_size(alive));
+    header(
+        f, "certvisor_cluster_reads_stale", "gauge",
+        "Whether what the node answers from its own copy may be behind the cluster's (1: no "
+        "quorum, unreachable, not read yet, keys it cannot open, or a failed apply) or not (0).");
+    sample_int(f, "certvisor_cluster_reads_stale", labels,
+               json_object_get(cluster, "reads_stale") != NULL);
     if (!json_is_integer(json_object_get(cluster, "applied_revision")))
         return;
     header(f, "certvisor_cluster_applied_revision", "gauge",

@@ -164,6 +164,13 @@ def test_a_policy_change_reaches_every_node_on_the_wire(cluster):
         tls13 = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{agent.tls_port}",
                                 "-tls1_3"], input="", capture_output=True, text=True, timeout=20)
         assert tls13.returncode == 0, agent.node
+    # conf.d is each node's own file: a reload that changes a setting there says that it applies
+    # to this node only, and how the cluster's nodes change it together.
+    (cluster[1].conf_d / "policy.conf").write_text('policy {\n  min_control_TLS_version = "1.3"\n}\n')
+    out = cluster[1].ctl("reload")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "min_control_TLS_version changed in conf.d applies to this node only" in out.stderr
+    assert "certvisorctl cluster config min_control_TLS_version <value>" in out.stderr
 
 
 def test_a_node_down_during_a_change_is_named_then_catches_up(cluster, tmp_path):
@@ -246,10 +253,26 @@ def test_without_quorum_a_change_is_refused_at_once_and_nothing_moves(cluster, t
     assert took < 3.5, took
     assert [served(agent) for agent in cluster] == [before] * 3
     assert [agent.pid_of("redis-db1") for agent in cluster] == pids
+    # Reads answer from the node's own copy, marked stale (on stderr: stdout stays the list).
+    stale = "this is the node's own copy, which may be behind the cluster's"
+    wait_for(lambda: stale in cluster[0].ctl("cluster", "certificate", "list").stderr, 10,
+             what="the certificate list marked stale")
+    listed = cluster[0].ctl("--json", "cluster", "certificate", "list")
+    assert listed.returncode == 0, listed.stderr
+    why = json.loads(listed.stdout)["stale"]
+    assert "has had no leader" in why or "unreachable" in why, why
+    shown = cluster[0].ctl("cluster", "config", "show")
+    assert shown.returncode == 0 and stale in shown.stderr, shown.stderr
+    assert "\nstale:    " in cluster[0].ctl("cluster", "status").stdout
+    # The same reason, give or take the seconds it counts.
+    assert json.loads(cluster[0].ctl("metrics").stdout)["cluster"]["reads_stale"].split(" for ")[0] \
+        == why.split(" for ")[0]
     # Quorum back: the same change goes through.
     for agent in cluster[1:]:
         assert agent.ctl("start", "etcd").returncode == 0
     wait_for(lambda: cluster_status(cluster[0]).get("has_leader"), 30, what="quorum again")
+    wait_for(lambda: stale not in cluster[0].ctl("cluster", "certificate", "list").stderr, 10,
+             what="the certificate list no longer stale")
     out = cluster[0].ctl("cluster", "certificate", "set", "proxy", "certificate_file", str(cert),
                          "key_file", str(key))
     assert out.returncode == 0, out.stdout + out.stderr
@@ -345,6 +368,18 @@ def test_rest_update_cert_on_node_2_answers_for_every_node(agent_factory, tmp_pa
     assert outcome == {"n1": "applied", "n2": "applied", "n3": "down"} or \
         outcome == {"n1": "applied", "n2": "applied", "n3": "no_answer"}, body
     assert served(nodes[0]) == new and served(nodes[1]) == new
+    # Node 2 alone (node 1's member stopped too): a change is 503 cluster_unavailable, and a
+    # read is answered from node 2's copy with HTTP's stale warning.
+    assert nodes[0].ctl("stop", "etcd").returncode == 0
+    wait_for(lambda: not cluster_status(nodes[1]).get("has_leader"), 15, what="no quorum")
+    code, body, _ = update_cert("rest3")
+    assert code == 503 and body["error_code"] == "cluster_unavailable", body
+    out = subprocess.run(["curl", "-sk", "-D", "-", "-o", "/dev/null", "-u", "admin:admin password",
+                          f"https://127.0.0.1:{port}/v1/cluster/certificates"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.stdout.startswith("HTTP/1.1 200"), out.stdout
+    assert 'Warning: 110 certvisor "Response is Stale"' in out.stdout, out.stdout
+    assert "X-Certvisor-Stale: the cluster's store" in out.stdout, out.stdout
 
 
 def can_make_namespaces():
@@ -443,3 +478,51 @@ def test_a_trust_list_changed_on_node_2_is_the_same_on_every_node(cluster, tmp_p
     out = cluster[2].ctl("replica", "trust", "remove", "peers", str(ca))
     assert out.returncode == 0, out.stdout + out.stderr
     assert [trusted(agent, "peers") for agent in cluster] == [[]] * 3
+
+
+def test_the_console_says_when_it_shows_a_stale_copy(agent_factory, tmp_path):
+    """The console on node 2 (cm in front of node 2's REST API): once node 2's store has no
+    quorum, the certificates and policy it shows are marked as node 2's own copy, with the
+    reason; the mark goes once the store is back."""
+    try:
+        from test_console import ADMIN, cm_certificate, cm_service, sign_in
+    except ImportError as e:  # pragma: no cover - the console's test helpers need more modules
+        pytest.skip(f"the console's test helpers cannot be imported: {e}")
+    if api_service is None:
+        pytest.skip("the REST API's test helpers cannot be imported")
+    api_port, cm_port = free_port(), free_port()
+    nodes = make_cluster(agent_factory, second_extra={
+        "api": api_service(api_port, free_port()), "cm": cm_service(cm_port, api_port)})
+    add_user(nodes[1], ADMIN[0], ADMIN[1], "admin")
+    browser_fixture = chromium_browser(tmp_path, cm_certificate(nodes[1]))
+    try:
+        page = browser_fixture.new_page()
+        page.goto(f"https://127.0.0.1:{cm_port}/")
+        page.wait_for("document.activeElement && document.activeElement.id === 'user'")
+        sign_in(page, *ADMIN)
+        page.wait_for("document.body.dataset.loaded", timeout=30, what="the console to load")
+        assert not page.visible("#stale-notice")
+        for agent in (nodes[0], nodes[2]):
+            assert agent.ctl("stop", "etcd").returncode == 0
+        page.wait_for("!document.querySelector('#stale-notice').hidden", timeout=60,
+                      what="the stale notice")
+        notice = page.text("#stale-notice")
+        assert "shown from this node's own copy" in notice and "cluster's store" in notice, notice
+        for agent in (nodes[0], nodes[2]):
+            assert agent.ctl("start", "etcd").returncode == 0
+        page.wait_for("document.querySelector('#stale-notice').hidden", timeout=90,
+                      what="the stale notice to go")
+    finally:
+        browser_fixture.close()
+
+
+def chromium_browser(tmp_path, cert_path):
+    """Chromium trusting the console's certificate, or a skip saying why it cannot run here."""
+    from browser.cdp import Browser, BrowserError, find_chromium, spki_pin
+
+    if not find_chromium():
+        pytest.skip("Chromium is not installed (scripts/install-deps.sh lists it)")
+    try:
+        return Browser.launch(str(tmp_path / "profile"), spki_pins=[spki_pin(cert_path)])
+    except BrowserError as e:
+        pytest.skip(f"Chromium cannot run here: {e}")

@@ -135,7 +135,7 @@ static void the_cluster_store_is_reported_on_etcd_only(void **state)
         "{\"cluster\": {\"cluster\": \"prod\", \"node\": \"n1\", \"store\": \"etcd\", "
         "\"reachable\": true, \"has_leader\": false, \"revision\": 42, \"alive\": [\"n1\", "
         "\"n2\", \"n3\"], \"seconds_since_sync\": 1.5, \"applied_revision\": 40, "
-        "\"apply_error\": \"proxy did not come back\"}}");
+        "\"apply_error\": \"proxy did not come back\", \"reads_stale\": \"no quorum\"}}");
 
     (void)state;
     assert_null(strstr(local, "certvisor_cluster_"));
@@ -146,6 +146,7 @@ static void the_cluster_store_is_reported_on_etcd_only(void **state)
     assert_contains(etcd, "certvisor_cluster_seconds_since_sync{cluster=\"prod\",node=\"n1\"} 1.5");
     assert_contains(etcd, "certvisor_cluster_applied_revision{cluster=\"prod\",node=\"n1\"} 40\n");
     assert_contains(etcd, "certvisor_cluster_apply_failing{cluster=\"prod\",node=\"n1\"} 1\n");
+    assert_contains(etcd, "certvisor_cluster_reads_stale{cluster=\"prod\",node=\"n1\"} 1\n");
     free(local);
     free(etcd);
 }

@@ -161,6 +161,16 @@
     return text;
   }
 
+  /* A read the node answered from its own copy while the cluster's store was out of reach. */
+  function showStale(reason) {
+    const notice = $("#stale-notice");
+    notice.textContent = reason
+      ? `Certificates and TLS policy are shown from this node's own copy, which may be behind ` +
+        `the cluster's: ${reason}.`
+      : "";
+    notice.hidden = !reason;
+  }
+
   async function api(method, path, body, options = {}) {
     const auth = options.auth || session.auth;
     const timeout = options.timeout || READ_TIMEOUT_MS;
@@ -199,6 +209,8 @@
         data = null;
       }
     }
+    if (response.ok && method === "GET" && /^\/v1\/cluster(\/certificates)?([?]|$)/.test(path))
+      showStale(response.headers.get("X-Certvisor-Stale"));
     if (!response.ok) {
       const error = new ApiError(response.status, data, text && text.length < 300 ? text.trim() : "");
       error.retryAfter = response.headers.get("Retry-After");
@@ -1180,6 +1192,14 @@
           }
         }
       }
+      /* The store came back or went away: read certificates and policy again, fresh or marked. */
+      const inStep = c.store !== "etcd" || (c.reachable && c.has_leader && !c.apply_error &&
+        (c.state === "initialised" || c.state === "not_initialised"));
+      if (state.inStep !== undefined && state.inStep !== inStep) {
+        loadCertificates();
+        loadPolicy();
+      }
+      state.inStep = inStep;
       const key = JSON.stringify(rows);
       showError("#cluster-error", null);
       if (key === state.cluster) return;
