@@ -1,10 +1,14 @@
 """Certificates and TLS policy at start-up: generation, the store, rendering, real TLS."""
+import atexit
 import os
+import pathlib
 import random
 import shutil
 import socket
 import stat
 import subprocess
+import tempfile
+import time
 
 import pytest
 
@@ -14,10 +18,51 @@ from test_supervision import svc
 openssl = shutil.which("openssl")
 
 
+# Ports handed out by free_port(), one file each, across the test processes ctest runs at once:
+# two tests that drew the same free port would otherwise both bind it, and the later one fails
+# ("Address already in use"; it happened in CI). Each process removes its own files at exit; a
+# file left by a process that was killed is taken over after an hour.
+PORT_CLAIMS = pathlib.Path(tempfile.gettempdir()) / "certvisor-test-ports"
+PORT_CLAIM_STALE_S = 3600
+_claimed = []
+
+
+def _release_ports():
+    for path in _claimed:
+        try:
+            path.unlink()
+        except OSError:
+            pass
+
+
+atexit.register(_release_ports)
+
+
+def _claim(port):
+    """True when this process may use port: no other test process holds its claim."""
+    PORT_CLAIMS.mkdir(mode=0o1777, exist_ok=True)
+    path = PORT_CLAIMS / str(port)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except FileExistsError:
+        try:
+            if time.time() - path.stat().st_mtime < PORT_CLAIM_STALE_S:
+                return False
+            path.unlink()
+        except OSError:
+            return False
+        return _claim(port)
+    except OSError:
+        return True  # no place for claims: the bind check alone, as before
+    _claimed.append(path)
+    return True
+
+
 def free_port():
     """A port to listen on, below the kernel's ephemeral range (net.ipv4.ip_local_port_range,
     32768 and up by default): a port the kernel hands out for a bind to port 0 can be taken
-    as the local port of another test's outgoing connection before the service binds it."""
+    as the local port of another test's outgoing connection before the service binds it.
+    Claimed for this process, so that no test running beside it is given the same port."""
     for _ in range(200):
         port = random.randint(20000, 32000)
         with socket.socket() as s:
@@ -25,6 +70,7 @@ def free_port():
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
+        if _claim(port):
             return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
