@@ -1192,9 +1192,9 @@
           }
         }
       }
-      /* The store came back or went away: read certificates and policy again, fresh or marked. */
-      const inStep = c.store !== "etcd" || (c.reachable && c.has_leader && !c.apply_error &&
-        (c.state === "initialised" || c.state === "not_initialised"));
+      /* The store came back or went away (the agent's own verdict, as X-Certvisor-Stale gives
+       * it): read certificates and policy again, fresh or marked. */
+      const inStep = !c.reads_stale;
       if (state.inStep !== undefined && state.inStep !== inStep) {
         loadCertificates();
         loadPolicy();
