@@ -211,12 +211,14 @@ int cluster_sync_staleness(const struct agent *agent, char *why, size_t len)
     const struct cluster_sync *sync = sync_of(agent);
     const struct cluster_health *health;
     char since[64] = "";
+    double seconds;
 
     if (!sync || !agent->cluster || sync->state == SYNC_NOT_INITIALISED)
         return 0; /* a single node's copy is the truth */
     health = cluster_monitor_health(agent->cluster);
-    if (health->last_ok_usec)
-        snprintf(since, sizeof(since), " for %.0f s", cluster_health_seconds_since_ok(health));
+    seconds = cluster_health_seconds_since_ok(health);
+    if (seconds >= 0)
+        snprintf(since, sizeof(since), " for %.0f s", seconds);
     if (sync->state == SYNC_UNKNOWN)
         snprintf(why, len, "node '%s' has not read the cluster's store yet (%s)", sync->node,
                  health->last_error[0] ? health->last_error : sync->state_error);
