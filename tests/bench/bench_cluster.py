@@ -6,7 +6,8 @@ does (without services). Also the agent's memory with and without the etcd backe
 
 Three real certvisord, each with its etcd member and a Redis shard serving TLS with the
 cluster's 'proxy' certificate, are set up the way tests/integration/test_cluster_sync.py does
-(its harness is reused). Prints one table; the goals are reported, not asserted.
+(its harness is reused). The shards take a new certificate as the shipped conf.d has them do:
+in place, by CONFIG SET (certvisor-redis-reload), not by a restart. Prints one table; the goals are reported, not asserted.
 See tests/bench/README.md.
 """
 
@@ -203,7 +204,7 @@ def main():
     stop = threading.Event()
     try:
         print("setting up three nodes ...", file=sys.stderr)
-        nodes = make_cluster(factory)
+        nodes = make_cluster(factory, reload_in_place=True)
         (base / "pki").mkdir()
         first = nodes[0]
         certs = state(first, "certs", "ccs_internode_encryption", "current")
@@ -228,7 +229,7 @@ def main():
             rows.append((count, latency, answered, served))
         # The same set on a single node (local store, the same Redis shard): one local apply.
         tls = free_port()
-        local = factory({"redis-db1": redis_service(tls, free_port()).replace(
+        local = factory({"redis-db1": redis_service(tls, free_port(), reload_in_place=True).replace(
             "certificate = data_internode_encryption", "certificate = proxy")})
         local.start()
         local.tls_port, local.node = tls, "local"

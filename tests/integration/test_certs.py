@@ -87,12 +87,19 @@ def fingerprint(path):
     return out.stdout.strip()
 
 
-def redis_service(tls_port, plain_port, extra_tls=""):
+def redis_service(tls_port, plain_port, extra_tls="", reload_in_place=False):
+    """A redis-server with the include certvisord renders; reload_in_place: TLS changes reach
+    it by CONFIG SET (certvisor-redis-reload, as the shipped conf.d does) instead of a
+    restart."""
+    reload = (f"""reload_command = {{"%{{libexec_dir}}/certvisor-redis-reload", "--port", "{plain_port}",
+                          "--include", "%{{run_dir}}/tls/%{{name}}.conf"}}"""
+              if reload_in_place else "")
     return f"""
         command = "/usr/bin/redis-server"
         arguments = {{"--port", "{plain_port}", "--bind", "127.0.0.1", "--supervised", "systemd",
                      "--daemonize", "no", "--dir", "%{{state_dir}}", "--save", "", "--appendonly", "no",
                      "--include", "%{{run_dir}}/tls/%{{name}}.conf"}}
+        {reload}
         tls {{
             certificate = data_internode_encryption
             plane = data

@@ -76,7 +76,8 @@ def all_applied(nodes, revision):
     return check
 
 
-def make_cluster(agent_factory, third_extra=None, second_extra=None, netns=None):
+def make_cluster(agent_factory, third_extra=None, second_extra=None, netns=None,
+                 reload_in_place=False):
     """Three nodes on 127.0.0.1: node 1 starts first and makes the CA, which nodes 2 and 3
     get before their first start (what 'cluster join' will do); then cluster init on node 1,
     and the data key copied to the others. third_extra: more services on node 3, which then
@@ -88,7 +89,7 @@ def make_cluster(agent_factory, third_extra=None, second_extra=None, netns=None)
     nodes = []
     for i in range(3):
         tls, plain = (16379, 16380) if netns else (free_port(), free_port())
-        redis = redis_service(tls, plain).replace("certificate = data_internode_encryption",
+        redis = redis_service(tls, plain, reload_in_place=reload_in_place).replace("certificate = data_internode_encryption",
                                                   "certificate = proxy")
         services = {"etcd": etcd_service_body(), "redis-db1": redis,
                     **((third_extra or {}) if i == 2 else {}),
