@@ -6,9 +6,13 @@
  *   certvisor-sentinel --config FILE --databases FILE [--port 8001] [--bind 0.0.0.0] [--verbose]
  *
  * --config is the TLS file rendered for the sentinel plane (its tls_mode is
- * sentinel_tls_mode), --databases the database list (lib/db_config.h). Both are read once:
- * a change restarts the service. READY=1 once the port listens; SIGTERM or SIGINT ends it
- * (exit 0). A start that fails (a file, the port) exits 1 with the reason; bad arguments 2.
+ * sentinel_tls_mode), --databases the database list (lib/db_config.h). SIGHUP reads both
+ * again and puts them in force whole (the certificate, minimum version, ciphers, mode and
+ * databases) for every connection accepted and every command answered from then on;
+ * connections already open keep theirs (a TLS one its session). A reload that fails changes
+ * nothing and ends the service with status 1 (service_runtime.h), which certvisord takes as
+ * the change failing. READY=1 once the port listens; SIGTERM or SIGINT ends it (exit 0). A
+ * start that fails (a file, the port) exits 1 with the reason; bad arguments 2.
  */
 #include "log.h"
 #include "netutil.h"
@@ -37,6 +41,13 @@ struct options {
     int log_level;
 };
 
+struct sentinel {
+    struct service_runtime rt;
+    struct options opt;
+    struct sentinel_settings settings; /* the server reads them at each use: swapped whole */
+    struct server server;
+};
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -51,7 +62,8 @@ static void usage(FILE *out)
             "  --verbose         log at debug level (each connection, TLS version and cipher)\n"
             "  --help            this text\n"
             "tls_mode (sentinel_tls_mode): allowed = TLS and plain on the port, required = TLS\n"
-            "only, disabled = plain only. A change of either file needs a restart.\n");
+            "only, disabled = plain only. SIGHUP reads both files again (connections\n"
+            "already open keep what they have).\n");
 }
 
 static void parse(int argc, char **argv, struct options *opt)
@@ -132,19 +144,36 @@ static size_t max_conns(void)
     return limit - RESERVED_FDS < MAX_CONNS ? (size_t)(limit - RESERVED_FDS) : MAX_CONNS;
 }
 
-/* Serves until a stop signal. Returns the exit status. */
-static int serve(struct service_runtime *rt, int listen_fd,
-                 const struct sentinel_settings *settings, const char *where)
+/*
+ * SIGHUP: both files again, in force whole or not at all. A connection holds its SSL (which
+ * holds its context) and looks the mode and the databases up at each use, so the old ones can
+ * go at once.
+ */
+static int reload(void *data, char *err, size_t err_len)
 {
-    struct server server;
+    struct sentinel *s = data;
+    struct sentinel_settings fresh;
+    int r = settings_load(s->opt.config, s->opt.databases, &fresh, err, err_len);
+
+    if (r < 0)
+        return r;
+    settings_clear(&s->settings);
+    s->settings = fresh;
+    log_notice("Reloaded: sentinel_tls_mode %s, TLS %s and above, %zu database%s",
+               sentinel_tls_mode_name(fresh.mode), fresh.min_version, fresh.dbs.n,
+               fresh.dbs.n == 1 ? "" : "s");
+    return 0;
+}
+
+/* Serves until a stop signal. Returns the exit status. */
+static int serve(struct sentinel *s, int listen_fd, const char *where)
+{
+    const struct sentinel_settings *settings = &s->settings;
     int status;
 
-    /* Nothing is reloaded: the agent restarts the service for every change (reload_signal none). */
-    if (service_runtime_watch_signals(rt, NULL, NULL,
-                                      "restart it (certvisorctl restart sentinel_service) to apply "
-                                      "a change") < 0)
+    if (service_runtime_watch_signals(&s->rt, reload, s, NULL) < 0)
         return 1;
-    if (server_start(&server, rt->base, listen_fd, settings, max_conns()) < 0) {
+    if (server_start(&s->server, s->rt.base, listen_fd, settings, max_conns()) < 0) {
         log_error("Cannot start: out of memory");
         close(listen_fd);
         return 1;
@@ -153,31 +182,29 @@ static int serve(struct service_runtime *rt, int listen_fd,
                "database%s",
                where, sentinel_tls_mode_name(settings->mode), settings->min_version,
                settings->dbs.n, settings->dbs.n == 1 ? "" : "s");
-    service_runtime_ready(rt, NULL);
-    status = service_runtime_run(rt);
-    server_stop(&server);
+    service_runtime_ready(&s->rt, NULL);
+    status = service_runtime_run(&s->rt);
+    server_stop(&s->server);
     return status;
 }
 
 int main(int argc, char **argv)
 {
-    struct service_runtime rt;
-    struct sentinel_settings settings;
-    struct options opt;
+    static struct sentinel s;
     char err[1024], where[NET_ADDRESS_MAX];
     int listen_fd, status;
 
-    parse(argc, argv, &opt);
-    if (service_runtime_open(&rt, PROGRAM, opt.log_level) < 0)
+    parse(argc, argv, &s.opt);
+    if (service_runtime_open(&s.rt, PROGRAM, s.opt.log_level) < 0)
         return 1;
-    if (settings_load(opt.config, opt.databases, &settings, err, sizeof(err)) < 0) {
+    if (settings_load(s.opt.config, s.opt.databases, &s.settings, err, sizeof(err)) < 0) {
         log_error("Cannot start: %s", err);
-        service_runtime_close(&rt);
+        service_runtime_close(&s.rt);
         return 1;
     }
-    listen_fd = open_port(&opt, where, sizeof(where));
-    status = listen_fd < 0 ? 1 : serve(&rt, listen_fd, &settings, where);
-    settings_clear(&settings);
-    service_runtime_close(&rt);
+    listen_fd = open_port(&s.opt, where, sizeof(where));
+    status = listen_fd < 0 ? 1 : serve(&s, listen_fd, where);
+    settings_clear(&s.settings);
+    service_runtime_close(&s.rt);
     return status;
 }

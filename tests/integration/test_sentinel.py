@@ -436,15 +436,61 @@ def test_sigterm_ends_it_cleanly_with_clients_connected(sentinel_factory, pki):
     half.sendall(b"*2\r\n$4\r\nPI")  # a request cut short
     tls.sendall(b"PING\r\n")
     assert tls.recv(100) == b"+PONG\r\n"
-    # SIGHUP changes nothing: a change of the files restarts the service.
-    sentinel.proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: "SIGHUP ignored" in sentinel.log_text(), what="the SIGHUP notice")
-    assert cli(sentinel.port, "PING").stdout.strip() == "PONG"
     assert sentinel.stop() == 0
     sentinel.notify.wait_for("STOPPING=1", 5)  # the listener thread may not have read it yet
     tls.settimeout(5)
     assert tls.recv(100) == b""  # closed cleanly (close_notify), not reset
     for sock in (plain, tls, half):
+        sock.close()
+
+
+def ask_master(sock, name):
+    """SENTINEL get-master-addr-by-name on a connection the test keeps open."""
+    sock.sendall(b"SENTINEL get-master-addr-by-name %s\r\n" % name.encode())
+    sock.settimeout(10)
+    got = b""
+    while got.count(b"\r\n") < (1 if got.startswith(b"*-1") else 5):
+        chunk = sock.recv(4096)
+        assert chunk, f"closed after {got!r}"
+        got += chunk
+    return got
+
+
+def test_sighup_reloads_both_files_and_keeps_open_connections(sentinel_factory, pki, tmp_path):
+    config = tls_file(tmp_path / "reloaded-tls.conf", pki, "allowed", "1.2")
+    databases = databases_file(tmp_path / "reloaded-dbs.conf", {"db1": DBS["db1"]})
+    sentinel = sentinel_factory(config=config, databases=databases)
+    ca = pki[2]
+    plain, tls = connect(sentinel.port), connect(sentinel.port, ca)
+    assert ask_master(plain, "db2") == b"*-1\r\n"
+    assert ask_master(tls, "db1") == b"*2\r\n$9\r\n127.0.0.1\r\n$5\r\n12000\r\n"
+    pid = sentinel.proc.pid
+
+    tls_file(config, pki, "required", "1.3")
+    databases_file(databases, {"db1": DBS["db1"], "db2": {**DBS["db2"], "advertise": "127.0.0.2"}})
+    sentinel.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "Reloaded: sentinel_tls_mode required, TLS 1.3 and above, 2 databases"
+             in sentinel.log_text(), what="the reload")
+    sentinel.notify.wait_for("RELOADING=1", 5)
+    wait_for(lambda: sum("READY=1" in m for m in sentinel.notify.drain()) == 2, 5,
+             what="READY=1 after the reload")
+    assert sentinel.proc.pid == pid and sentinel.proc.poll() is None
+    # Open connections are kept, in the mode they were taken in; the databases are the new ones.
+    assert ask_master(plain, "db2") == b"*2\r\n$9\r\n127.0.0.2\r\n$5\r\n12001\r\n"
+    assert ask_master(tls, "db2") == b"*2\r\n$9\r\n127.0.0.2\r\n$5\r\n12001\r\n"
+    # New ones get the new mode and minimum version.
+    assert exchange(sentinel.port, b"PING\r\n", expect_close=True)[0] == REFUSAL
+    assert s_client(sentinel.port, "-tls1_2", ca=ca).returncode != 0
+    assert s_client(sentinel.port, "-tls1_3", ca=ca).returncode == 0
+
+    # A reload that fails changes nothing and ends the service (status 1, the reason logged):
+    # certvisord takes that as the change failing and rolls it back.
+    config.write_text(config.read_text().replace("tls_mode = required", "tls_mode = sometimes"))
+    sentinel.proc.send_signal(signal.SIGHUP)
+    assert sentinel.wait_exit() == 1
+    sentinel.expected_failure = True
+    assert "tls_mode 'sometimes' is not allowed, required or disabled" in sentinel.log_text()
+    for sock in (plain, tls):
         sock.close()
 
 
@@ -501,6 +547,7 @@ def sentinel_service(port):
                             "%{{run_dir}}/sentinel/databases.conf", "--port", "{port}",
                             "--bind", "127.0.0.1"}}
         databases_output = "%{{run_dir}}/sentinel/databases.conf"
+        reload_signal    = HUP
         start_retries    = 0
         tls {{
             certificate = proxy
@@ -546,7 +593,7 @@ def set_policy(agent, *words):
     agent.wait_state("sentinel_service", "RUNNING")
 
 
-def test_under_certvisord_the_policy_decides_and_a_change_restarts_it(agent_factory):
+def test_under_certvisord_the_policy_decides_and_a_change_reloads_it_in_place(agent_factory):
     agent, port = agent_with_sentinel(agent_factory)
     ca = state(agent, "ca.pem")
     rendered = (agent.prefix / "run/certvisor/sentinel/databases.conf").read_text()
@@ -554,16 +601,20 @@ def test_under_certvisord_the_policy_decides_and_a_change_restarts_it(agent_fact
     assert "tls_mode = allowed" in (agent.prefix / "run/certvisor/tls/sentinel_service.conf").read_text()
     assert discovers(port) and discovers(port, ca)
     pid = agent.pid_of("sentinel_service")
+    client = connect(port)  # a Sentinel client that stays connected across every change
+    assert ask_master(client, "db1").endswith(b"12000\r\n")
 
+    plan = agent.ctl("cluster", "config", "sentinel_tls_mode", "required", "--dry-run").stdout
+    assert "reload sentinel_service" in plan and "restart sentinel_service" not in plan, plan
     set_policy(agent, "sentinel_tls_mode", "required")
-    assert agent.pid_of("sentinel_service") != pid, "sentinel_tls_mode changed without a restart"
+    assert agent.pid_of("sentinel_service") == pid, "restarted instead of reloaded"
     assert discovers(port, ca)
     out = cli(port, "SENTINEL", "get-master-addr-by-name", "db1")
     assert "ERR TLS is required on this port (sentinel_tls_mode is required)" in out.stdout
-    pid = agent.pid_of("sentinel_service")
+    assert ask_master(client, "db1").endswith(b"12000\r\n")  # taken before: kept
 
     set_policy(agent, "sentinel_ssl_policy", "disabled")  # the older spelling
-    assert agent.pid_of("sentinel_service") != pid
+    assert agent.pid_of("sentinel_service") == pid
     assert discovers(port)
     out = cli(port, "SENTINEL", "get-master-addr-by-name", "db1", ca=ca)
     assert out.returncode != 0 and "alert handshake failure" in out.stderr
@@ -573,4 +624,8 @@ def test_under_certvisord_the_policy_decides_and_a_change_restarts_it(agent_fact
     assert s_client(port, "-tls1_2", ca=ca).returncode != 0
     assert s_client(port, "-tls1_3", ca=ca).returncode == 0
     assert discovers(port) and discovers(port, ca)
+    assert ask_master(client, "db1").endswith(b"12000\r\n")
+    client.close()
+    assert agent.pid_of("sentinel_service") == pid
     assert "Serving Sentinel discovery on 127.0.0.1" in agent.ctl("tail", "sentinel_service").stdout
+    assert agent.log_text().count("Service 'sentinel_service' reloaded") == 4
