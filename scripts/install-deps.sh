@@ -6,7 +6,7 @@ set -eu
 packages="build-essential cmake pkg-config clang-format clang libclang-rt-14-dev
 libssl-dev libconfuse-dev libsystemd-dev libevent-dev libjansson-dev libcmocka-dev
 redis-server redis-tools python3 python3-pytest python3-redis supervisor strace procps util-linux openssl
-haproxy stunnel4 sslscan prometheus curl chromium
+haproxy socat stunnel4 sslscan prometheus curl chromium
 dpkg-dev fakeroot lintian rpm systemd python3-seccomp systemd-container debootstrap
 etcd-server etcd-client"
 

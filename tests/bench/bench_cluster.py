@@ -16,7 +16,6 @@ import base64
 import hashlib
 import http.client
 import json
-import os
 import pathlib
 import socket
 import ssl
@@ -26,6 +25,8 @@ import sys
 import tempfile
 import threading
 import time
+
+import harness
 
 REPOSITORY = pathlib.Path(__file__).resolve().parents[2]
 GOAL_P95_MS = 1000.0
@@ -183,23 +184,14 @@ def main():
     parser.add_argument("--light", default="25,50,100",
                         help="numbers of light members to add, comma-separated ('' for none)")
     args = parser.parse_args()
-    os.environ["CERTVISOR_BUILD_DIR"] = args.build_dir
-    sys.path.insert(0, str(REPOSITORY / "tests" / "integration"))
-    import conftest  # noqa: E402 - after the build directory is known
+    conftest = harness.integration_harness(args.build_dir)
     from test_certs import free_port, redis_service, seed_003_pair, state
     from test_cluster_sync import make_cluster
 
     base = pathlib.Path(tempfile.mkdtemp(prefix="certvisor-bench-cluster-", dir="/tmp"))
     base.chmod(0o755)
     agents = []
-
-    def factory(services, main_extra="", env_extra=None):
-        root = base / f"agent{len(agents)}"
-        root.mkdir(mode=0o755)
-        agent = conftest.Agent(root, services, main_extra, env_extra)
-        agent.record.touch()
-        agents.append(agent)
-        return agent
+    factory = harness.agent_factory(conftest, base, agents)
 
     stop = threading.Event()
     try:
