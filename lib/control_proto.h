@@ -63,6 +63,14 @@ enum control_access {
     X(cluster_init, "cluster init", CONTROL_ACCESS_ADMIN, "cluster init",                          \
       "Put this node's certificates, CA and policy into the cluster's empty etcd store (making "   \
       "the cluster's data key); from then on every node applies the cluster's changes.")           \
+    X(cluster_token_create, "cluster token create", CONTROL_ACCESS_ADMIN,                          \
+      "cluster token create [--ttl <lifetime>] [--description <text>] [--peer <address:port>]",    \
+      "Make a join token (in the cluster's store, gone after --ttl, 1h by default) and print the " \
+      "command a new node joins with, with the cluster CA's public key hash.")                     \
+    X(cluster_token_list, "cluster token list", CONTROL_ACCESS_ADMIN, "cluster token list",        \
+      "List the join tokens: id, time left, who made them (never their secrets).")                 \
+    X(cluster_token_delete, "cluster token delete", CONTROL_ACCESS_ADMIN,                          \
+      "cluster token delete <id>", "Delete a join token before it expires.")                       \
     X(cluster_config_show, "cluster config show", CONTROL_ACCESS_READ, "cluster config show",      \
       "Show every TLS policy setting in force and where its value comes from.")                    \
     X(cluster_certificate_set, "cluster certificate set", CONTROL_ACCESS_ADMIN,                    \

@@ -2,6 +2,7 @@
 #include "spec.h"
 
 #include "etcd_json.h"
+#include "join_token.h"
 #include "sealed.h"
 
 #include <errno.h>
@@ -384,6 +385,71 @@ int spec_status_decode(const char *text, size_t len, struct spec_status *out, ch
                         err_len);
     if (r == 0)
         r = read_integer(root, "at", false, &out->at, what, err, err_len);
+    json_decref(root);
+    return r;
+}
+
+/* --- join tokens --- */
+
+int spec_key_join(char *buf, size_t len, const char *prefix, const char *id)
+{
+    int n;
+
+    if (!join_token_id_valid(id))
+        return -1;
+    n = snprintf(buf, len, "%sjoin/%s", prefix, id);
+    return n < 0 || (size_t)n >= len ? -1 : n;
+}
+
+char *spec_join_encode(const struct spec_join *join)
+{
+    return dump(json_pack("{s:s, s:s, s:I, s:I, s:s, s:s}", "id", join->id, "secret_sha256",
+                          join->secret_sha256, "created", (json_int_t)join->created, "expires",
+                          (json_int_t)join->expires, "created_by", join->created_by, "description",
+                          join->description));
+}
+
+static bool lower_hex(const char *text, size_t len)
+{
+    return strlen(text) == len && strspn(text, "0123456789abcdef") == len;
+}
+
+int spec_join_decode(const char *text, size_t len, struct spec_join *out, char *err, size_t err_len)
+{
+    const char *what = "a join token in the cluster's store";
+    json_t *root;
+    int r;
+
+    memset(out, 0, sizeof(*out));
+    root = load_object(text, len, 4096, what, err, err_len);
+    if (!root)
+        return -EINVAL;
+    r = read_string(root, "id", true, out->id, sizeof(out->id), what, err, err_len);
+    if (r == 0 && !join_token_id_valid(out->id)) {
+        snprintf(err, err_len, "%s: 'id' is not six lowercase letters and digits", what);
+        r = -EINVAL;
+    }
+    if (r == 0)
+        r = read_string(root, "secret_sha256", true, out->secret_sha256, sizeof(out->secret_sha256),
+                        what, err, err_len);
+    if (r == 0 && !lower_hex(out->secret_sha256, 64)) {
+        snprintf(err, err_len, "%s: 'secret_sha256' is not 64 lowercase hex digits", what);
+        r = -EINVAL;
+    }
+    if (r == 0)
+        r = read_integer(root, "created", true, &out->created, what, err, err_len);
+    if (r == 0)
+        r = read_integer(root, "expires", true, &out->expires, what, err, err_len);
+    if (r == 0 && out->expires < out->created) {
+        snprintf(err, err_len, "%s: it expires before it was created", what);
+        r = -EINVAL;
+    }
+    if (r == 0)
+        r = read_string(root, "created_by", false, out->created_by, sizeof(out->created_by), what,
+                        err, err_len);
+    if (r == 0)
+        r = read_string(root, "description", false, out->description, sizeof(out->description),
+                        what, err, err_len);
     json_decref(root);
     return r;
 }

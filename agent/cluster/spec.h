@@ -13,6 +13,9 @@
  *   spec/policy                            the runtime TLS policy: {"<setting>": "<value>"}
  *   status/<node>                          {"node", "revision", "result", "reason", "at",
  *                                           "fingerprints": {"<name>": "<sha256>"}}
+ *   join/<id>                              a join token, on a lease that is its expiry:
+ *                                           {"id", "secret_sha256", "created", "expires",
+ *                                            "created_by", "description"} (never the secret)
  *
  * A certificate's value: {"name", "generation", "origin", "fingerprint", "published_by",
  * "cert": PEM, "key": base64 of the key sealed for this very etcd key (sealed.h)} or, once an
@@ -104,5 +107,25 @@ struct spec_status {
 char *spec_status_encode(const struct spec_status *status, const char *fingerprints_json);
 int spec_status_decode(const char *text, size_t len, struct spec_status *out, char *err,
                        size_t err_len);
+
+/* --- join tokens (join_token.h) --- */
+
+#define SPEC_JOIN_ID_LEN 6
+#define SPEC_MAX_DESCRIPTION 256
+
+/* join/<id>; -1 when it does not fit or id is not a token id. */
+int spec_key_join(char *buf, size_t len, const char *prefix, const char *id);
+
+struct spec_join {
+    char id[SPEC_JOIN_ID_LEN + 1];
+    char secret_sha256[65];   /* lowercase hex of SHA-256 of the secret */
+    int64_t created, expires; /* wall clock, seconds */
+    char created_by[SPEC_MAX_NAME];
+    char description[SPEC_MAX_DESCRIPTION];
+};
+
+char *spec_join_encode(const struct spec_join *join);
+int spec_join_decode(const char *text, size_t len, struct spec_join *out, char *err,
+                     size_t err_len);
 
 #endif

@@ -1,7 +1,8 @@
-/* cluster status and cluster init (commands_cluster.h). */
+/* cluster status, cluster init and cluster token (commands_cluster.h). */
 #include "commands_cluster.h"
 
 #include "config.h"
+#include "join_token.h"
 #include "monitor.h"
 #include "sync.h"
 
@@ -63,7 +64,8 @@ void handle_cluster_status(struct agent *agent, struct control_conn *conn, json_
     control_reply(conn, reply);
 }
 
-static void on_initialised(void *data, int exit_status, json_t *reply)
+/* The answer of agent/sync to the control connection that asked (init, token). */
+static void on_sync_done(void *data, int exit_status, json_t *reply)
 {
     (void)exit_status;
     control_reply(data, reply);
@@ -85,5 +87,90 @@ void handle_cluster_init(struct agent *agent, struct control_conn *conn, json_t 
         return;
     }
     control_on_abandon(conn, on_init_abandoned, conn);
-    cluster_sync_init(agent, on_initialised, conn);
+    cluster_sync_init(agent, on_sync_done, conn);
+}
+
+/* --- cluster token create|list|delete --- */
+
+static void on_token_abandoned(void *data)
+{
+    struct control_conn *conn = data;
+
+    cluster_sync_tokens_forget(control_conn_agent(conn), conn);
+}
+
+/* An optional string option, at most max bytes. Returns false after refusing the request. */
+static bool string_option(struct control_conn *conn, json_t *options, const char *name, size_t max,
+                          const char **ret_value)
+{
+    json_t *value = json_object_get(options, name);
+
+    *ret_value = NULL;
+    if (!value)
+        return true;
+    if (!json_is_string(value) || json_string_length(value) > max ||
+        strlen(json_string_value(value)) != json_string_length(value)) {
+        control_reply_refused(conn, 2, "usage", "--%s takes a text of at most %zu bytes", name,
+                              max);
+        return false;
+    }
+    *ret_value = json_string_value(value);
+    return true;
+}
+
+void handle_cluster_token_create(struct agent *agent, struct control_conn *conn, json_t *args,
+                                 json_t *options)
+{
+    const char *ttl_text, *description, *peer;
+    long ttl = JOIN_TTL_DEFAULT_S;
+    char err[256], who[128];
+
+    if (json_array_size(args) != 0) {
+        control_reply_refused(conn, 2, "usage",
+                              "usage: cluster token create [--ttl <lifetime>] [--description "
+                              "<text>] [--peer <address:port>]");
+        return;
+    }
+    if (!string_option(conn, options, "ttl", 16, &ttl_text) ||
+        !string_option(conn, options, "description", JOIN_DESCRIPTION_MAX, &description) ||
+        !string_option(conn, options, "peer", 280, &peer))
+        return;
+    if (ttl_text && join_ttl_parse(ttl_text, &ttl, err, sizeof(err)) < 0) {
+        control_reply_refused(conn, 2, "usage", "%s", err);
+        return;
+    }
+    control_peer_describe(control_conn_peer(conn), who, sizeof(who));
+    control_on_abandon(conn, on_token_abandoned, conn);
+    cluster_sync_token_create(agent, ttl, description, peer, who, on_sync_done, conn);
+}
+
+void handle_cluster_token_list(struct agent *agent, struct control_conn *conn, json_t *args,
+                               json_t *options)
+{
+    (void)options;
+    if (json_array_size(args) != 0) {
+        control_reply_refused(conn, 2, "usage", "usage: cluster token list");
+        return;
+    }
+    control_on_abandon(conn, on_token_abandoned, conn);
+    cluster_sync_token_list(agent, on_sync_done, conn);
+}
+
+void handle_cluster_token_delete(struct agent *agent, struct control_conn *conn, json_t *args,
+                                 json_t *options)
+{
+    (void)options;
+    if (json_array_size(args) != 1 || !json_is_string(json_array_get(args, 0))) {
+        control_reply_refused(conn, 2, "usage", "usage: cluster token delete <id>");
+        return;
+    }
+    if (!join_token_id_valid(json_string_value(json_array_get(args, 0)))) {
+        control_reply_refused(conn, 2, "usage",
+                              "a token id is six lowercase letters and digits (the part before "
+                              "the dot; 'certvisorctl cluster token list' shows them)");
+        return;
+    }
+    control_on_abandon(conn, on_token_abandoned, conn);
+    cluster_sync_token_delete(agent, json_string_value(json_array_get(args, 0)), on_sync_done,
+                              conn);
 }

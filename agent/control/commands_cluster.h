@@ -1,4 +1,4 @@
-/* The cluster commands that are about the store itself (issue 16): cluster status. */
+/* The cluster commands that are about the store itself (issues 16, 17): status, init, token. */
 #ifndef CERTVISOR_COMMANDS_CLUSTER_H
 #define CERTVISOR_COMMANDS_CLUSTER_H
 
@@ -23,5 +23,14 @@ json_t *commands_cluster_json(const struct agent *agent);
  * (agent/sync/init.c); answered once the store took them, or why not. */
 void handle_cluster_init(struct agent *agent, struct control_conn *conn, json_t *args,
                          json_t *options);
+
+/* "cluster token create|list|delete": join tokens in the cluster's store (agent/sync/tokens.c).
+ * Options of create: ttl ("1h"), description, peer ("address:port" the printed command names). */
+void handle_cluster_token_create(struct agent *agent, struct control_conn *conn, json_t *args,
+                                 json_t *options);
+void handle_cluster_token_list(struct agent *agent, struct control_conn *conn, json_t *args,
+                               json_t *options);
+void handle_cluster_token_delete(struct agent *agent, struct control_conn *conn, json_t *args,
+                                 json_t *options);
 
 #endif

@@ -456,6 +456,63 @@ static void print_csr(json_t *reply)
             str(reply, "name"));
 }
 
+/* "1h 5m", "12m 30s": a lifetime as an operator reads it. */
+static void format_lifetime(long long seconds, char *buf, size_t len)
+{
+    if (seconds >= 86400)
+        snprintf(buf, len, "%lldd %lldh", seconds / 86400, seconds % 86400 / 3600);
+    else if (seconds >= 3600)
+        snprintf(buf, len, "%lldh %lldm", seconds / 3600, seconds % 3600 / 60);
+    else
+        snprintf(buf, len, "%lldm %llds", seconds / 60, seconds % 60);
+}
+
+static void format_utc(long long at, char *buf, size_t len)
+{
+    time_t t = (time_t)at;
+    struct tm tm;
+
+    if (!gmtime_r(&t, &tm) || strftime(buf, len, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+        snprintf(buf, len, "?");
+}
+
+static void print_token_created(json_t *reply)
+{
+    char left[32], when[40];
+
+    format_lifetime(json_integer_value(json_object_get(reply, "ttl")), left, sizeof(left));
+    format_utc(json_integer_value(json_object_get(reply, "expires")), when, sizeof(when));
+    printf("Join token '%s' made; it expires in %s (%s).\n"
+           "On the new node, run (the token lets a node join until then: keep it secret):\n\n"
+           "  %s\n",
+           str(reply, "id"), left, when, str(reply, "join_command"));
+}
+
+static void print_tokens(json_t *reply)
+{
+    json_t *items = json_object_get(reply, "items");
+    size_t i;
+    json_t *item;
+
+    if (json_array_size(items) == 0) {
+        printf("No join tokens ('certvisorctl cluster token create' makes one)\n");
+        return;
+    }
+    printf("%-8s %-10s %-24s %-20s %s\n", "ID", "LEFT", "EXPIRES", "CREATED BY", "DESCRIPTION");
+    json_array_foreach(items, i, item)
+    {
+        char left[32], when[40];
+
+        format_lifetime(json_integer_value(json_object_get(item, "ttl_left")), left, sizeof(left));
+        format_utc(json_integer_value(json_object_get(item, "expires")), when, sizeof(when));
+        printf("%-8s %-10s %-24s %-20s %s\n", str(item, "id"), left, when, str(item, "created_by"),
+               str(item, "description"));
+    }
+    if (json_integer_value(json_object_get(reply, "unreadable")) > 0)
+        printf("(%lld more that cannot be read: written by a newer certvisor, or damaged)\n",
+               (long long)json_integer_value(json_object_get(reply, "unreadable")));
+}
+
 /* The reply itself, indented, for commands whose answer is data for programs ("metrics"). */
 static void print_json(json_t *reply)
 {
@@ -591,6 +648,12 @@ static void print_reply(const char *command, json_t *reply)
                              "every other node (mode 0600)");
     else if (strcmp(command, "cluster certificate csr") == 0)
         print_csr(reply);
+    else if (strcmp(command, "cluster token create") == 0)
+        print_token_created(reply);
+    else if (strcmp(command, "cluster token list") == 0)
+        print_tokens(reply);
+    else if (strcmp(command, "cluster token delete") == 0)
+        printf("Join token '%s' deleted\n", str(reply, "id"));
     else if (strncmp(command, "user ", 5) == 0)
         ctl_print_user_reply(command, reply);
     else if (strncmp(command, "replica ", 8) == 0 &&
@@ -841,6 +904,26 @@ static int csr_arguments(int argc, char **argv, json_t *args, json_t *options)
     return 0;
 }
 
+/* "[--ttl <lifetime>] [--description <text>] [--peer <address:port>]" into options. */
+static int token_create_arguments(int argc, char **argv, json_t *options)
+{
+    const char *usage = control_command_table[CONTROL_CMD_cluster_token_create].usage;
+    static const char *const names[] = {"--ttl", "--description", "--peer"};
+
+    for (int i = 0; i < argc; i++) {
+        size_t k = 0;
+
+        while (k < 3 && strcmp(argv[i], names[k]) != 0)
+            k++;
+        if (k == 3)
+            return usage_error(usage, "unexpected argument '%s'", argv[i]);
+        if (i + 1 >= argc)
+            return usage_error(usage, "%s needs a value", argv[i]);
+        json_object_set_new(options, names[k] + 2, json_string(argv[++i]));
+    }
+    return 0;
+}
+
 /* The commands that go through the apply pipeline and can show their plan instead. */
 static bool supports_dry_run(const char *command, int argc)
 {
@@ -851,7 +934,8 @@ static bool supports_dry_run(const char *command, int argc)
     return strncmp(command, "cluster ", 8) == 0 && strcmp(command, "cluster config show") != 0 &&
            strcmp(command, "cluster certificate list") != 0 &&
            strcmp(command, "cluster certificate show") != 0 &&
-           strcmp(command, "cluster certificate ca") != 0;
+           strcmp(command, "cluster certificate ca") != 0 &&
+           strncmp(command, "cluster token ", 14) != 0;
 }
 
 /* certvisorctl's own options, which go before the command; "=" for one that takes a value. */
@@ -862,7 +946,8 @@ static const char *const global_options[] = {
 static bool takes_value(const char *word)
 {
     static const char *const options[] = {
-        "-n", "--subject", "--san", "--role", "--password-file", "--certificate-subject", NULL};
+        "-n",    "--subject",     "--san",  "--role", "--password-file", "--certificate-subject",
+        "--ttl", "--description", "--peer", NULL};
 
     for (const char *const *o = options; *o; o++)
         if (strcmp(word, *o) == 0)
@@ -960,6 +1045,8 @@ static int command_arguments(const char *command, int argc, char **argv, json_t 
         return certificate_set_many_arguments(argc, argv, options);
     if (strcmp(command, "cluster certificate csr") == 0)
         return csr_arguments(argc, argv, args, options);
+    if (strcmp(command, "cluster token create") == 0)
+        return token_create_arguments(argc, argv, options);
     if (strcmp(command, "user add") == 0 || strcmp(command, "user passwd") == 0)
         return ctl_user_arguments(command, argc, argv, args, options) < 0 ? EXIT_USAGE : 0;
     if (strcmp(command, "replica trust add") == 0 || strcmp(command, "replica trust remove") == 0) {

@@ -455,6 +455,7 @@ static void on_range(void *data, const struct etcd_result *result)
         sync->retry_ms = sync->state == SYNC_UNKNOWN ? SYNC_RETRY_UNKNOWN_MS : SYNC_RETRY_MIN_MS;
         retry_later(sync);
         sync_init_read_done(sync);
+        sync_tokens_read_done(sync);
         if (sync->dirty) /* what changed is read by the retry */
             sync->dirty = false;
         return;
@@ -470,6 +471,7 @@ static void on_range(void *data, const struct etcd_result *result)
     reconcile(sync, &range);
     etcd_range_free(&range);
     sync_init_read_done(sync);
+    sync_tokens_read_done(sync);
     /* A pass that applied nothing (no cluster yet, or keys this node cannot open) reads again
      * at once when spec/ changed meanwhile; one that applies reads again when it is over. */
     if (sync->applies_out == 0 && sync->dirty && !sync->range_call) {

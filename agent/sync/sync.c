@@ -277,6 +277,7 @@ void cluster_sync_stop(struct agent *agent)
     agent->hooks.publish = NULL;
     sync_publications_stop(sync);
     sync_init_stop(sync);
+    sync_tokens_stop(sync);
     sync_converge_stop(sync);
     if (sync->nodes_call)
         etcd_call_cancel(sync->nodes_call);

@@ -43,6 +43,23 @@ void cluster_sync_init(struct agent *agent, cluster_sync_done_fn done, void *dat
 /* Nobody waits for the init answer with this data any more. */
 void cluster_sync_forget(struct agent *agent, void *data);
 
+/*
+ * Join tokens (tokens.c; issue 17), each at join/<id> on a lease of ttl seconds:
+ * create answers {exit, token, id, ca_cert_hash, ttl, expires, join_command, description};
+ * peer is the "address:port" the join command names (NULL: this node's cluster address and the
+ * REST API's port, 9443); who is recorded as created_by. list answers {exit, items: [{id,
+ * created, expires, ttl_left, created_by, description}], unreadable, count}; delete {exit, id}.
+ * Refused (exit 1, with reason) when the store is local, not initialised or without quorum.
+ */
+void cluster_sync_token_create(struct agent *agent, long ttl, const char *description,
+                               const char *peer, const char *who, cluster_sync_done_fn done,
+                               void *data);
+void cluster_sync_token_list(struct agent *agent, cluster_sync_done_fn done, void *data);
+void cluster_sync_token_delete(struct agent *agent, const char *id, cluster_sync_done_fn done,
+                               void *data);
+/* Nobody waits for the token operations begun with this data any more. */
+void cluster_sync_tokens_forget(struct agent *agent, void *data);
+
 /* What cluster status adds: the store's state, this node's applied revision and last error,
  * and every node's reported status (read at the last poll). */
 void cluster_sync_describe(const struct agent *agent, json_t *into);

@@ -33,6 +33,7 @@ struct sync_known {
 
 struct sync_publication;
 struct sync_init;
+struct sync_token_op;
 
 struct cluster_sync {
     struct agent *agent;
@@ -71,6 +72,7 @@ struct cluster_sync {
     /* callers */
     struct sync_publication *publications;
     struct sync_init *init;
+    struct sync_token_op *token_ops;
 };
 
 static inline struct cluster_sync *sync_of(const struct agent *agent)
@@ -87,6 +89,11 @@ void sync_load_key(struct cluster_sync *sync);
 
 /* publish.c */
 void sync_publications_stop(struct cluster_sync *sync);
+
+/* tokens.c: answers every caller still waiting (the agent is stopping). */
+void sync_tokens_stop(struct cluster_sync *sync);
+/* A read of the store ended: token operations that waited for it go on (or are refused). */
+void sync_tokens_read_done(struct cluster_sync *sync);
 
 /* init.c */
 void sync_init_stop(struct cluster_sync *sync);

@@ -1,7 +1,7 @@
 /* Fuzzes the readers of the values a cluster keeps in etcd (agent/cluster/spec.c): meta,
  * certificates, the policy and nodes' status are written by other nodes, so they are outside
- * input. The first byte picks the reader; what is accepted is encoded again and must read
- * back the same. */
+ * input, and so are the join tokens (join/<id>). The first byte picks the reader; what is
+ * accepted is encoded again and must read back the same. */
 #include "fuzz_util.h"
 #include "spec.h"
 
@@ -41,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     len = size - 1;
-    switch (data[0] % 4) {
+    switch (data[0] % 5) {
     case 0:
         cert_round_trip(text, len);
         break;
@@ -57,6 +57,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         if (spec_policy_decode(text, len, &policy, err, sizeof(err)) == 0)
             FUZZ_CHECK(policy.n <= SPEC_MAX_POLICY_SETTINGS);
+        break;
+    }
+    case 4: {
+        struct spec_join join, again;
+        char *encoded;
+
+        if (spec_join_decode(text, len, &join, err, sizeof(err)) < 0)
+            break;
+        FUZZ_CHECK(strlen(join.id) == SPEC_JOIN_ID_LEN && join.expires >= join.created);
+        encoded = spec_join_encode(&join);
+        if (encoded) {
+            FUZZ_CHECK(spec_join_decode(encoded, strlen(encoded), &again, err, sizeof(err)) == 0);
+            FUZZ_CHECK(memcmp(&join, &again, sizeof(join)) == 0);
+            free(encoded);
+        }
         break;
     }
     default: {
