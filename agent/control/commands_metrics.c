@@ -73,11 +73,28 @@ static int slot_load(struct cert_slot *slot, struct certstore *store, const char
     return 0;
 }
 
+/*
+ * <name>/current/cert.pem for a generation's <name>/<generation>/cert.pem (certstore.h), into
+ * out: the path through the store's symlink, which stays the same across rotations, so a time
+ * series labelled with it goes on (a generation's path starts a new one each time).
+ */
+static const char *current_path(const char *path, char *out, size_t len)
+{
+    const char *file = strrchr(path, '/'), *gen = file;
+
+    while (gen && gen > path && gen[-1] != '/')
+        gen--;
+    if (!file || !gen || gen == path ||
+        snprintf(out, len, "%.*scurrent%s", (int)(gen - path), path, file) >= (int)len)
+        snprintf(out, len, "%s", path);
+    return out;
+}
+
 /* The current certificate of name, or NULL when it is not set or cannot be read. */
 static json_t *certificate_item(struct certstore *store, const char *name, size_t index, time_t now)
 {
     struct cert_slot scratch = {0}, *slot = index < CERT_SLOTS ? &cert_slots[index] : &scratch;
-    char path[PATH_MAX + 512];
+    char path[PATH_MAX + 512], current[PATH_MAX + 512];
     unsigned generation;
     struct stat st;
 
@@ -87,7 +104,8 @@ static json_t *certificate_item(struct certstore *store, const char *name, size_
         return NULL;
     if (!slot_matches(slot, generation, &st) && slot_load(slot, store, name, generation, &st) < 0)
         return NULL;
-    return json_pack("{s:s, s:s, s:I, s:I, s:s, s:I}", "name", name, "path", path, "not_after",
+    return json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:I}", "name", name, "path", path,
+                     "current_path", current_path(path, current, sizeof(current)), "not_after",
                      (json_int_t)slot->not_after, "seconds_left",
                      (json_int_t)(slot->not_after - now), "origin", slot->origin, "generation",
                      (json_int_t)generation);

@@ -132,8 +132,9 @@ static void answer_scrape(void *data, json_t *reply, const char *error)
 
 static void on_request(struct http_request *request, void *data)
 {
-    static const char not_found[] = "Not Found: the metrics are at /metrics\n";
+    static const char not_found[] = "Not Found: the metrics are at /metrics (and /)\n";
     static const char not_allowed[] = "Method Not Allowed: /metrics answers GET and HEAD\n";
+    const char *path = http_request_path(request);
     const char *method = http_request_method(request);
     struct exporter *e = data;
 
@@ -143,7 +144,8 @@ static void on_request(struct http_request *request, void *data)
                      sizeof(not_allowed) - 1);
         return;
     }
-    if (strcmp(http_request_path(request), "/metrics") != 0) {
+    /* "/" too: Redis Enterprise's quick start scrapes with metrics_path: / */
+    if (strcmp(path, "/metrics") != 0 && strcmp(path, "/") != 0) {
         http_respond(request, 404, "text/plain; charset=utf-8", not_found, sizeof(not_found) - 1);
         return;
     }

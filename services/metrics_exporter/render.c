@@ -83,22 +83,46 @@ static const char *string_of(const json_t *object, const char *key)
 
 /* --- certificates --- */
 
-static void certificate_families(FILE *f, const json_t *certs)
+/* One family of seconds left per certificate, labelled as Redis Enterprise labels it: the
+ * cluster, the node, the certificate's name and its path through the store's `current` link
+ * (the same across rotations, so a rotation does not start a new time series). */
+static void expiry_family(FILE *f, const char *family, const char *help, const json_t *certs,
+                          const json_t *cluster)
 {
     const json_t *cert;
     size_t i;
 
-    header(f, "node_cert_expiration_seconds", "gauge",
-           "Seconds until the node's certificate expires (negative once it has expired).");
+    header(f, family, "gauge", help);
     json_array_foreach(certs, i, cert)
     {
-        const char *name = string_of(cert, "name"), *path = string_of(cert, "path");
-        const char *labels[] = {"logical_name", name, "path", path, NULL};
+        const char *name = string_of(cert, "name"), *path = string_of(cert, "current_path");
+        const char *labels[] = {"cluster",
+                                string_of(cluster, "cluster"),
+                                "node",
+                                string_of(cluster, "node"),
+                                "logical_name",
+                                name,
+                                "path",
+                                path ? path : string_of(cert, "path"),
+                                NULL};
 
-        if (name && path)
-            sample_number(f, "node_cert_expiration_seconds", labels,
-                          json_object_get(cert, "seconds_left"));
+        if (name && labels[7] && labels[1] && labels[3])
+            sample_number(f, family, labels, json_object_get(cert, "seconds_left"));
     }
+}
+
+static void certificate_families(FILE *f, const json_t *certs, const json_t *cluster)
+{
+    const json_t *cert;
+    size_t i;
+
+    expiry_family(f, "node_cert_expiration_seconds",
+                  "Seconds until the node's certificate expires (negative once it has expired).",
+                  certs, cluster);
+    expiry_family(f, "node_cert_expires_in_seconds",
+                  "Seconds until the node's certificate expires (Redis Enterprise's v2 name of "
+                  "node_cert_expiration_seconds).",
+                  certs, cluster);
     header(f, "certvisor_certificate_expiry_timestamp_seconds", "gauge",
            "When the certificate in force expires, in seconds since the Unix epoch.");
     json_array_foreach(certs, i, cert)
@@ -372,7 +396,8 @@ char *render_metrics(const json_t *reply, size_t *ret_len)
 
     if (!f)
         return NULL;
-    certificate_families(f, json_object_get(reply, "certificates"));
+    certificate_families(f, json_object_get(reply, "certificates"),
+                         json_object_get(reply, "cluster"));
     service_families(f, services, json_object_get(reply, "service_states"));
     database_families(f, services);
     apply_families(f, json_object_get(reply, "apply"));

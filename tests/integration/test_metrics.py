@@ -95,6 +95,12 @@ def scrape(agent, port):
     return parse(body)
 
 
+def cluster_labels(agent):
+    """The cluster and node labels of the node's certificate metrics, as cluster status says."""
+    status = json.loads(agent.ctl("--json", "cluster", "status").stdout)
+    return {"cluster": status["cluster"], "node": status["node"]}
+
+
 def current_generation(agent, name):
     return int(os.readlink(state(agent, "certs", name, "current")))
 
@@ -122,10 +128,14 @@ def test_a_scrape_reports_certificates_services_and_the_agent(exporter):
     samples = scrape(agent, port)
     assert value(samples, "certvisor_up") == 1
     gen = current_generation(agent, "proxy")
-    path = str(state(agent, "certs", "proxy", str(gen), "cert.pem"))
-    left = value(samples, "node_cert_expiration_seconds", logical_name="proxy", path=path)
+    # Labelled as Redis Enterprise labels it, with the path through the store's `current` link.
+    path = str(state(agent, "certs", "proxy", "current", "cert.pem"))
+    left = value(samples, "node_cert_expiration_seconds", logical_name="proxy", path=path,
+                 **cluster_labels(agent))
     assert left is not None, sorted(k for k in samples if k[0] == "node_cert_expiration_seconds")
     assert abs(left - 365 * 86400) < 86400 + 60
+    assert value(samples, "node_cert_expires_in_seconds", logical_name="proxy", path=path,
+                 **cluster_labels(agent)) == left  # the v2 name
     expiry = value(samples, "certvisor_certificate_expiry_timestamp_seconds", name="proxy")
     assert abs(expiry - (time.time() + left)) < 60
     assert value(samples, "certvisor_certificate_info", name="proxy", origin="generated",
@@ -151,7 +161,9 @@ def test_a_scrape_reports_certificates_services_and_the_agent(exporter):
     assert out.returncode == 0, out.stderr
     reply = json.loads(out.stdout)
     assert {"agent", "certificates", "services", "apply", "service_states"} <= reply.keys()
-    assert any(c["name"] == "proxy" and c["path"] == path for c in reply["certificates"])
+    assert any(c["name"] == "proxy" and c["current_path"] == path and
+               c["path"] == str(state(agent, "certs", "proxy", str(gen), "cert.pem"))
+               for c in reply["certificates"])
 
 
 def test_restarts_and_changes_show_in_the_next_scrape(exporter):
@@ -258,9 +270,13 @@ def test_stats_a_service_sends_become_proxy_metrics(agent_factory):
 
 def test_other_paths_and_methods_and_bad_requests(exporter):
     agent, port = exporter
-    status, _, _, body = curl(agent, port, "/")
-    assert status == 404 and "/metrics" in body
-    status, _, _, _ = curl(agent, port, "/metrics/extra")
+    # "/" as well: Redis Enterprise's Prometheus quick start scrapes with metrics_path: /
+    status, content_type, _, body = curl(agent, port, "/")
+    assert status == 200 and "certvisor_up 1" in body and content_type.startswith("text/plain")
+    promtool_check(body)
+    status, _, _, body = curl(agent, port, "/metrics/extra")
+    assert status == 404 and "/metrics (and /)" in body
+    status, _, _, _ = curl(agent, port, "/index.html")
     assert status == 404
     status, _, headers, _ = curl(agent, port, "/metrics", "-X", "POST", "-d", "x=1")
     assert status == 405
@@ -313,9 +329,12 @@ def test_rotating_its_certificate_reloads_it_in_place(exporter):
     assert gen >= 2
     assert value(samples, "certvisor_certificate_info", name="metrics_exporter",
                  origin="generated", generation=str(gen)) == 1
-    path = str(state(agent, "certs", "metrics_exporter", str(gen), "cert.pem"))
+    # The same time series before and after the rotation: its path is the `current` link's.
+    path = str(state(agent, "certs", "metrics_exporter", "current", "cert.pem"))
     assert value(samples, "node_cert_expiration_seconds", logical_name="metrics_exporter",
-                 path=path) > 364 * 86400
+                 path=path, **cluster_labels(agent)) > 364 * 86400
+    assert len([k for k in samples if k[0] == "node_cert_expiration_seconds" and
+                dict(k[1])["logical_name"] == "metrics_exporter"]) == 1
     assert value(samples, "certvisor_applies_total", result="applied") == 1
 
 

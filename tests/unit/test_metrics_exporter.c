@@ -49,16 +49,20 @@ static void certificates_become_expiry_and_info_samples(void **state)
 {
     char *text = render_text(
         "{\"certificates\": [{\"name\": \"proxy\", \"path\": \"/s/proxy/3/cert.pem\", "
+        "\"current_path\": \"/s/proxy/current/cert.pem\", "
         "\"not_after\": 1800000000, \"seconds_left\": -5, \"origin\": \"user-provided\", "
-        "\"generation\": 3}, {\"name\": \"broken\"}]}");
+        "\"generation\": 3}, {\"name\": \"broken\"}], "
+        "\"cluster\": {\"cluster\": \"prod\", \"node\": \"n1\", \"store\": \"local\"}}");
 
     (void)state;
     assert_contains(text, "# HELP node_cert_expiration_seconds ");
     assert_contains(text, "# TYPE node_cert_expiration_seconds gauge\n");
     /* Expired: negative, as Redis Enterprise reports it. */
-    assert_contains(
-        text,
-        "node_cert_expiration_seconds{logical_name=\"proxy\",path=\"/s/proxy/3/cert.pem\"} -5\n");
+    assert_contains(text, "node_cert_expiration_seconds{cluster=\"prod\",node=\"n1\",logical_name="
+                          "\"proxy\",path=\"/s/proxy/current/cert.pem\"} -5\n");
+    /* Redis Enterprise's v2 name, the same samples. */
+    assert_contains(text, "node_cert_expires_in_seconds{cluster=\"prod\",node=\"n1\",logical_name="
+                          "\"proxy\",path=\"/s/proxy/current/cert.pem\"} -5\n");
     assert_contains(text,
                     "certvisor_certificate_expiry_timestamp_seconds{name=\"proxy\"} 1800000000\n");
     assert_contains(
