@@ -130,10 +130,10 @@ static json_t *service_item(const struct service *service)
     json_t *item;
 
     service_snapshot(service, &now);
-    item =
-        json_pack("{s:s, s:s, s:i, s:I, s:I}", "name", now.name, "state",
-                  service_state_name(now.state), "pid", (int)now.pid, "uptime_seconds",
-                  (json_int_t)(now.uptime_usec / 1000000u), "restarts", (json_int_t)now.restarts);
+    item = json_pack("{s:s, s:s, s:i, s:I, s:I, s:I}", "name", now.name, "state",
+                     service_state_name(now.state), "pid", (int)now.pid, "uptime_seconds",
+                     (json_int_t)(now.uptime_usec / 1000000u), "restarts", (json_int_t)now.restarts,
+                     "crashes", (json_int_t)now.crashes);
     if (item && now.stats)
         json_object_set(item, "stats", now.stats);
     return item;

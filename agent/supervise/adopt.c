@@ -62,11 +62,11 @@ static json_t *service_record(const struct service *service)
         return NULL;
     settings_digest(service->config, digest);
     binary_identity_format(&service->binary, binary, sizeof(binary));
-    return json_pack("{s:s, s:i, s:I, s:s, s:s, s:I, s:I, s:s}", "name", service->config->name,
+    return json_pack("{s:s, s:i, s:I, s:s, s:s, s:I, s:I, s:I, s:s}", "name", service->config->name,
                      "pid", (int)service->pid, "start_time", (json_int_t)start_time, "state",
                      service_state_name(service->fsm.state), "settings", digest, "loaded_usec",
                      (json_int_t)service->loaded_usec, "restarts", (json_int_t)service->restarts,
-                     "binary", binary);
+                     "crashes", (json_int_t)service->crashes, "binary", binary);
 }
 
 json_t *supervisor_records(const struct supervisor *sup)
@@ -231,8 +231,8 @@ static void stop_recorded(pid_t pid, int pidfd)
 static void adopt_record(struct supervisor *sup, const struct service_record *record,
                          const char *how, size_t *adopted)
 {
-    struct service_adoption adoption = {record->pid, record->loaded_usec, record->restarts,
-                                        record->start_time, how};
+    struct service_adoption adoption = {record->pid,     record->loaded_usec, record->restarts,
+                                        record->crashes, record->start_time,  how};
     struct service *service;
     int pidfd = open_recorded_process(record->pid, record->start_time);
 

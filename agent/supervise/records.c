@@ -23,15 +23,16 @@ static bool digest_ok(const char *text)
 static bool record_from_json(json_t *object, struct service_record *out)
 {
     const char *name = NULL, *state = NULL, *settings = NULL, *binary = "";
-    json_int_t pid = 0, start_time = 0, loaded_usec = 0, restarts = 0;
+    json_int_t pid = 0, start_time = 0, loaded_usec = 0, restarts = 0, crashes = 0;
 
-    if (json_unpack(object, "{s:s, s:I, s:I, s:s, s:s, s:I, s?:I, s?:s}", "name", &name, "pid",
-                    &pid, "start_time", &start_time, "state", &state, "settings", &settings,
-                    "loaded_usec", &loaded_usec, "restarts", &restarts, "binary", &binary) < 0)
+    if (json_unpack(object, "{s:s, s:I, s:I, s:s, s:s, s:I, s?:I, s?:s, s?:I}", "name", &name,
+                    "pid", &pid, "start_time", &start_time, "state", &state, "settings", &settings,
+                    "loaded_usec", &loaded_usec, "restarts", &restarts, "binary", &binary,
+                    "crashes", &crashes) < 0)
         return false;
     if (name[0] == '\0' || strlen(name) > 255 || pid <= 1 || pid > INT_MAX || start_time < 0 ||
-        loaded_usec < 0 || restarts < 0 || restarts > UINT_MAX || strlen(state) > 32 ||
-        !digest_ok(settings) || strlen(binary) > 64)
+        loaded_usec < 0 || restarts < 0 || restarts > UINT_MAX || crashes < 0 ||
+        crashes > restarts || strlen(state) > 32 || !digest_ok(settings) || strlen(binary) > 64)
         return false;
     *out = (struct service_record){.name = name,
                                    .pid = (pid_t)pid,
@@ -40,6 +41,7 @@ static bool record_from_json(json_t *object, struct service_record *out)
                                    .settings = settings,
                                    .loaded_usec = (uint64_t)loaded_usec,
                                    .restarts = (unsigned)restarts,
+                                   .crashes = (unsigned)crashes,
                                    .binary = binary};
     return true;
 }

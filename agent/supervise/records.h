@@ -28,6 +28,7 @@ struct service_record {
     const char *settings;          /* SHA-256 of its settings, in hex */
     uint64_t loaded_usec;          /* wall clock of the last time it read its files */
     unsigned restarts;             /* spawns after its first (0 in an older record) */
+    unsigned crashes;              /* of those, revivals after an unasked exit (likewise) */
     const char *binary;            /* "dev:ino:mtime_ns" of the command file it runs, or "" */
 };
 

@@ -358,8 +358,14 @@ static bool spawn(struct service *service)
         log_error("Cannot start service '%s': %s", service->config->name, err);
         return false;
     }
-    if (service->settled_once || service->restarts || service->fsm.failures)
+    if (service->settled_once || service->restarts || service->fsm.failures) {
         service->restarts++;
+        /* Apart, so that restarts the agent was asked for (a change, an operator) do not read
+         * as a crash loop: only a revival after an exit or failure nobody asked for counts. */
+        if (service->reviving)
+            service->crashes++;
+    }
+    service->reviving = false;
     service->pid = pid;
     service->session = pid; /* spawn_service() made it the leader of a session of its own */
     if (procscan_start_time(pid, &service->start_time) < 0)
@@ -430,6 +436,12 @@ static void note_reason(struct service *service, const struct fsm_effects *effec
     const struct fsm_policy *policy = &service->config->policy;
     char cause[sizeof(service->reason)];
 
+    /* What ended it unasked is revived (unless the FSM gave up): such a spawn is a crash's. */
+    if (effects->note == FSM_NOTE_EXITED_EARLY || effects->note == FSM_NOTE_START_TIMEOUT ||
+        effects->note == FSM_NOTE_CRASHED || effects->note == FSM_NOTE_EXITED)
+        service->reviving = !effects->gave_up;
+    else if (effects->note == FSM_NOTE_STOPPED)
+        service->reviving = false;
     switch (effects->note) {
     case FSM_NOTE_EXITED_EARLY:
         snprintf(cause, sizeof(cause), "%s before it was ready", exit_text);
@@ -647,6 +659,7 @@ int service_adopt(struct service *service, const struct service_adoption *adopti
     service->session = getsid(adoption->pid) > 0 ? getsid(adoption->pid) : adoption->pid;
     service->load_begun_usec = adoption->loaded_usec;
     service->restarts = adoption->restarts;
+    service->crashes = adoption->crashes;
     service->pending_start = false;
     service->reload_action = RELOAD_ACTION_NONE;
     service_dispatch(service, FSM_ADOPTED);

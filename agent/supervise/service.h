@@ -52,6 +52,7 @@ struct service_snapshot {
     enum service_state state;
     pid_t pid;
     unsigned restarts;       /* spawns after the first */
+    unsigned crashes;        /* of those, revivals after an exit or failure nobody asked for */
     uint64_t uptime_usec;    /* since it became ready, while RUNNING; else 0 */
     bool start_pending;      /* marked to start, waiting for its dependencies */
     bool stop_pending;       /* marked to stop, waiting for its dependents to stop */

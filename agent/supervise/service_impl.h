@@ -84,6 +84,8 @@ struct service {
     uint64_t state_since_usec; /* CLOCK_MONOTONIC of the last state change */
     time_t state_since_wall;
     unsigned restarts; /* spawns after the first */
+    unsigned crashes;  /* of those, revivals after it exited or failed unasked (the rest planned) */
+    bool reviving;     /* the next spawn revives it after such an exit */
     char reason[640];  /* why it is in its state, for status */
     char exec_error[512];
     char status_text[128]; /* the last STATUS= it sent */
@@ -133,6 +135,7 @@ struct service_adoption {
     pid_t pid;                     /* checked by the caller: still the recorded process */
     uint64_t loaded_usec;          /* when it last read its files */
     unsigned restarts;             /* its service's restarts so far */
+    unsigned crashes;              /* of those, revivals after an unasked exit */
     unsigned long long start_time; /* as recorded, and checked */
     const char *how; /* "adopted from the previous agent", for its reason and the log */
 };

@@ -41,6 +41,7 @@ void service_snapshot(const struct service *service, struct service_snapshot *sn
         .state = service->fsm.state,
         .pid = service->pid,
         .restarts = service->restarts,
+        .crashes = service->crashes,
         .uptime_usec = running ? monotonic_usec() - service->ready_at_usec : 0,
         .start_pending = service->pending_start,
         .stop_pending = service->pending_stop,

@@ -385,16 +385,19 @@ static void listed_services(struct api_call *call, json_t *reply)
     {
         const char *name = json_string_value(json_object_get(item, "name"));
         json_int_t uptime = json_integer_value(json_object_get(item, "uptime_seconds"));
+        json_int_t restarts = json_integer_value(json_object_get(item, "restarts"));
+        json_int_t crashes = json_integer_value(json_object_get(item, "crashes"));
 
         if (!name)
             continue;
         json_object_set_new(
             result, name,
-            json_pack("{s:o, s:O, s:o, s:O, s:I, s:O}", "start_time",
+            json_pack("{s:o, s:O, s:o, s:O, s:I, s:O, s:I, s:I}", "start_time",
                       start_time_text(json_string_value(json_object_get(item, "state")), uptime),
                       "status", json_object_get(item, "state"), "uptime", uptime_text(uptime),
                       "pid", json_object_get(item, "pid"), "uptime_seconds", uptime, "restarts",
-                      json_object_get(item, "restarts")));
+                      json_object_get(item, "restarts"), "crashes", crashes, "planned_restarts",
+                      restarts - crashes));
     }
     api_reply_json(call, 200, result);
 }

@@ -153,6 +153,24 @@ static void certificate_families(FILE *f, const json_t *certs, const json_t *clu
 
 /* --- services --- */
 
+/* One family with a sample per service: the number under field, labelled with its name. */
+static void service_number_family(FILE *f, const json_t *services, const char *family,
+                                  const char *type, const char *help, const char *field)
+{
+    const json_t *service;
+    size_t i;
+
+    header(f, family, type, help);
+    json_array_foreach(services, i, service)
+    {
+        const char *name = string_of(service, "name");
+        const char *labels[] = {"service", name, NULL};
+
+        if (name)
+            sample_number(f, family, labels, json_object_get(service, field));
+    }
+}
+
 static void service_families(FILE *f, const json_t *services, const json_t *states)
 {
     const json_t *service;
@@ -193,28 +211,16 @@ static void service_families(FILE *f, const json_t *services, const json_t *stat
                            strcmp(state, json_string_value(each)) == 0);
         }
     }
-    header(f, "certvisor_service_uptime_seconds", "gauge",
-           "Seconds since the service became ready (0 when it is not running).");
-    json_array_foreach(services, i, service)
-    {
-        const char *name = string_of(service, "name");
-        const char *labels[] = {"service", name, NULL};
-
-        if (name)
-            sample_number(f, "certvisor_service_uptime_seconds", labels,
-                          json_object_get(service, "uptime_seconds"));
-    }
-    header(f, "certvisor_service_restarts_total", "counter",
-           "Times the service was started again since the agent started.");
-    json_array_foreach(services, i, service)
-    {
-        const char *name = string_of(service, "name");
-        const char *labels[] = {"service", name, NULL};
-
-        if (name)
-            sample_number(f, "certvisor_service_restarts_total", labels,
-                          json_object_get(service, "restarts"));
-    }
+    service_number_family(f, services, "certvisor_service_uptime_seconds", "gauge",
+                          "Seconds since the service became ready (0 when it is not running).",
+                          "uptime_seconds");
+    service_number_family(f, services, "certvisor_service_restarts_total", "counter",
+                          "Times the service was started again since the agent started.",
+                          "restarts");
+    service_number_family(f, services, "certvisor_service_crashes_total", "counter",
+                          "Of those restarts, the revivals after an exit or failure nobody asked "
+                          "for (the rest were asked for: a change, an operator).",
+                          "crashes");
 }
 
 /* --- what services report about themselves (CERTVISOR_STATS) --- */

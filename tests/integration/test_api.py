@@ -613,6 +613,14 @@ def test_services_are_listed_and_restarted(node):
     r = post({"operation_type": "restart", "services": ["web"]})
     assert r.status == 200 and r.json == {"web": True}, r  # Redis Enterprise's shape
     assert node.agent.pid_of("web") != pid
+    # A restart asked for is counted apart from a crash; a kill nobody asked for is a crash.
+    web = node.request("GET", "/v1/local/services", auth=VIEWER).json["web"]
+    assert (web["restarts"], web["planned_restarts"], web["crashes"]) == (1, 1, 0), web
+    os.kill(node.agent.pid_of("web"), signal.SIGKILL)
+    wait_for(lambda: node.request("GET", "/v1/local/services", auth=VIEWER).json["web"]["crashes"]
+             == 1 and node.agent.state("web") == "RUNNING", 30, what="web revived")
+    web = node.request("GET", "/v1/local/services", auth=VIEWER).json["web"]
+    assert (web["restarts"], web["planned_restarts"], web["crashes"]) == (2, 1, 1), web
     assert "Control: REST user 'admin'" in node.agent.log_text()
     # Stopping a stopped service is the request's conflict, not a server error.
     r = post({"operation_type": "stop", "services": ["web"]})

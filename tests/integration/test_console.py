@@ -583,6 +583,12 @@ def test_the_console_in_a_browser(node, browser_for, screenshots, tmp_path):
     page.click("#service-proxy [data-action=confirm-restart]")
     page.wait_for("document.querySelector('#status').textContent === 'Restarted proxy.'", timeout=60)
     assert agent.pid_of("proxy") not in (0, pid)
+    # A restart asked for is no crash: counted apart ("0 (+1 planned)"), as is the one the
+    # policy change above made.
+    page.wait_for("document.querySelector('#service-proxy td:nth-of-type(3)') && "
+                  "document.querySelector('#service-proxy td:nth-of-type(3)').textContent.startsWith('0 (+')",
+                  what="the proxy's crashes and planned restarts")
+    assert "CRASHES" in page.text("#services-table thead").upper()
 
     # The whole page after all that, then sign out: nothing read stays on screen.
     screenshots(page, "console-09-after-changes")

@@ -98,7 +98,7 @@ static void service_state_is_one_hot_over_the_agent_states(void **state)
 {
     char *text = render_text("{\"service_states\": [\"STOPPED\", \"RUNNING\", \"FATAL\"], "
                              "\"services\": [{\"name\": \"web\", \"state\": \"FATAL\", \"pid\": 0, "
-                             "\"uptime_seconds\": 0, \"restarts\": 4}]}");
+                             "\"uptime_seconds\": 0, \"restarts\": 4, \"crashes\": 3}]}");
 
     (void)state;
     assert_contains(text, "certvisor_service_up{service=\"web\"} 0\n");
@@ -107,6 +107,7 @@ static void service_state_is_one_hot_over_the_agent_states(void **state)
     assert_contains(text, "certvisor_service_state{service=\"web\",state=\"FATAL\"} 1\n");
     assert_contains(text, "certvisor_service_restarts_total{service=\"web\"} 4\n");
     assert_contains(text, "# TYPE certvisor_service_restarts_total counter\n");
+    assert_contains(text, "certvisor_service_crashes_total{service=\"web\"} 3\n");
     /* Without stats, no proxy families at all. */
     assert_null(strstr(text, "certvisor_proxy_"));
     free(text);

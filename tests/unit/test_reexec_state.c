@@ -103,15 +103,23 @@ static void a_malformed_record_is_skipped_and_counted(void **unused)
                    "{\"name\":\"digest\",\"pid\":5,\"start_time\":1,\"state\":\"RUNNING\","
                    "\"settings\":\"XYZ\",\"loaded_usec\":0},"
                    "{\"name\":\"\",\"pid\":5,\"start_time\":1,\"state\":\"RUNNING\","
-                   "\"settings\":\"\",\"loaded_usec\":0}, 7]}";
+                   "\"settings\":\"\",\"loaded_usec\":0}, 7,"
+                   /* more crashes than restarts: one cannot be the other's part */
+                   "{\"name\":\"crashy\",\"pid\":5,\"start_time\":1,\"state\":\"RUNNING\","
+                   "\"settings\":\"\",\"loaded_usec\":0,\"restarts\":1,\"crashes\":2},"
+                   "{\"name\":\"split\",\"pid\":6,\"start_time\":1,\"state\":\"RUNNING\","
+                   "\"settings\":\"\",\"loaded_usec\":0,\"restarts\":5,\"crashes\":2}]}";
     char err[256] = "";
 
     (void)unused;
     assert_int_equal(service_records_parse(text, strlen(text), &records, err, sizeof(err)), 0);
-    assert_int_equal(records.n, 1);
+    assert_int_equal(records.n, 2);
     assert_string_equal(records.items[0].name, "ok");
     assert_int_equal(records.items[0].restarts, 3);
-    assert_int_equal(records.malformed, 4);
+    assert_int_equal(records.items[0].crashes, 0); /* a record of an older agent: none */
+    assert_string_equal(records.items[1].name, "split");
+    assert_int_equal(records.items[1].crashes, 2);
+    assert_int_equal(records.malformed, 5);
     service_records_free(&records);
 }
 
