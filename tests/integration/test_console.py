@@ -488,6 +488,21 @@ def test_the_console_in_a_browser(node, browser_for, screenshots, tmp_path):
         ["openssl", "x509", "-in", str(state(agent, "certs", "proxy", "current", "cert.pem")),
          "-noout", "-enddate", "-dateopt", "iso_8601"], capture_output=True, text=True).stdout
     assert expected_expiry.split("=", 1)[1][:10] in row, (expected_expiry, row)
+    # A fingerprint wraps only after its colons, on lines that each end with one: never in
+    # the middle of a pair of hex digits.
+    lines = page.evaluate("""(() => {
+        const code = document.querySelector('#cert-proxy code.fingerprint');
+        const range = document.createRange(), tops = new Map();
+        for (const node of code.childNodes) {
+            if (node.nodeType !== Node.TEXT_NODE) continue;
+            range.selectNodeContents(node);
+            const top = Math.round(range.getClientRects()[0].top);
+            tops.set(top, (tops.get(top) || '') + node.textContent);
+        }
+        return [...tops.values()];
+    })()""")
+    assert len(lines) > 1 and "".join(lines) == proxy_fp, lines
+    assert all(line.endswith(":") for line in lines[:-1]), lines
     screenshots(page, "console-02-overview")
 
     # A bad certificate: caught in the page when it is plainly wrong, refused by the API when
@@ -589,6 +604,12 @@ def test_the_console_in_a_browser(node, browser_for, screenshots, tmp_path):
                   "document.querySelector('#service-proxy td:nth-of-type(3)').textContent.startsWith('0 (+')",
                   what="the proxy's crashes and planned restarts")
     assert "CRASHES" in page.text("#services-table thead").upper()
+
+    # The audit's times each on one line (they wrapped in a column too narrow).
+    page.wait_for("document.querySelectorAll('#audit-table td.audit-time time').length > 0",
+                  what="the audit log's entries")
+    assert page.evaluate("[...document.querySelectorAll('#audit-table td.audit-time time')]"
+                         ".every(t => t.getClientRects().length === 1)")
 
     # The whole page after all that, then sign out: nothing read stays on screen.
     screenshots(page, "console-09-after-changes")

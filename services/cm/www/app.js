@@ -635,14 +635,32 @@
       h("div", { class: `days ${cls}` }, text));
   }
 
+  /* text with a break opportunity (<wbr>) after each of the separators, so that a long
+   * fingerprint or name wraps between its parts ("AB:CD:", "node1.", "cluster.") and never in
+   * the middle of one. */
+  function breakable(text, separators) {
+    const parts = [];
+    let start = 0;
+    for (let i = 0; i < text.length; i++) {
+      if (separators.includes(text[i])) {
+        parts.push(text.slice(start, i + 1), h("wbr"));
+        start = i + 1;
+      }
+    }
+    parts.push(text.slice(start));
+    return parts;
+  }
+
   function sansCell(sans) {
     if (!Array.isArray(sans) || !sans.length) return h("td", { class: "small-text" }, "—");
     const shown = sans.slice(0, 4);
-    const cell = h("td", null, h("ul", { class: "plain small-text" }, shown.map((s) => h("li", null, s))));
+    const cell = h("td", null, h("ul", { class: "plain small-text" },
+      shown.map((s) => h("li", null, breakable(String(s), ".:-")))));
     if (sans.length > shown.length) {
       cell.append(h("details", { class: "small-text" },
         h("summary", null, `${sans.length - shown.length} more`),
-        h("ul", { class: "plain" }, sans.slice(shown.length).map((s) => h("li", null, s)))));
+        h("ul", { class: "plain" },
+          sans.slice(shown.length).map((s) => h("li", null, breakable(String(s), ".:-"))))));
     }
     return cell;
   }
@@ -685,7 +703,8 @@
         cert.key ? h("div", null, h("strong", null, "Key "), cert.key) : null),
       sansCell(cert.sans),
       expiryCell(cert),
-      h("td", null, h("code", { class: "fingerprint" }, cert.fingerprint || "—")),
+      h("td", null, h("code", { class: "fingerprint" },
+        cert.fingerprint ? breakable(cert.fingerprint, ":") : "—")),
       h("td", { class: "used-by" }, !Array.isArray(cert.used_by)
         ? h("span", { class: "small-text", title: "The REST API does not say which services use it." }, "—")
         : usedBy.length ? usedBy.join(", ") : h("span", { class: "small-text" }, "no service")),
@@ -1151,8 +1170,8 @@
       for (const entry of items) {
         const when = typeof entry.time === "number" ? new Date(entry.time * 1000) : parseTime(entry.time);
         body.append(h("tr", null,
-          h("td", { class: "small-text" }, when ? h("time", { datetime: when.toISOString() }, isoMinute(when)) : entry.time || "—"),
-          h("td", null, entry.who || "—"),
+          h("td", { class: "small-text audit-time" }, when ? h("time", { datetime: when.toISOString() }, isoMinute(when)) : entry.time || "—"),
+          h("td", { class: "audit-who" }, entry.who ? breakable(entry.who, " ") : "—"),
           h("td", null, entry.message)));
       }
       if (!items.length) body.append(h("tr", null, h("td", { colspan: 3 }, "No changes recorded yet.")));
