@@ -8,6 +8,21 @@
 
 #include "service.h"
 
+/* The cluster's nodes as certvisor.conf lists them, in order, with their addresses; a node on
+ * its own (the local store) is the one member. */
+static json_t *members_json(const struct cluster_settings *cluster)
+{
+    json_t *members = json_array();
+
+    if (cluster->n_members == 0)
+        json_array_append_new(members, json_pack("{s:s, s:s}", "name", cluster->node, "address",
+                                                 cluster->node_address));
+    for (size_t i = 0; i < cluster->n_members; i++)
+        json_array_append_new(members, json_pack("{s:s, s:s}", "name", cluster->members[i].name,
+                                                 "address", cluster->members[i].address));
+    return members;
+}
+
 json_t *commands_cluster_json(const struct agent *agent)
 {
     const struct cluster_settings *cluster = &agent->config->cluster;
@@ -16,6 +31,8 @@ json_t *commands_cluster_json(const struct agent *agent)
 
     item = json_pack("{s:s, s:s, s:s}", "cluster", cluster->name, "node", cluster->node, "store",
                      cluster_store_word(cluster->store));
+    if (item)
+        json_object_set_new(item, "members", members_json(cluster));
     if (!item || !agent->cluster)
         return item;
     health = cluster_monitor_health(agent->cluster);

@@ -47,6 +47,8 @@ struct api_call {
 void api_get_certificate_details(struct api_call *call);
 void api_get_audit_log(struct api_call *call);
 void api_get_cluster_status(struct api_call *call);
+/* GET /v1/nodes (routes_info.c). */
+void api_get_nodes(struct api_call *call);
 
 /* The routes (routes.c): answers the call, at once or after asking the agent. */
 void api_route(struct api_call *call);

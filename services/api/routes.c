@@ -533,6 +533,7 @@ enum route_id {
     ROUTE_SERVICES,
     ROUTE_AUDIT,
     ROUTE_CLUSTER_STATUS,
+    ROUTE_NODES,
 };
 
 /* path pattern: "*" stands for one segment (a certificate name). */
@@ -553,6 +554,7 @@ static const struct {
     {ROUTE_SERVICES, "/v1/local/services", "POST", post_services},
     {ROUTE_AUDIT, "/v1/cluster/audit_log", "GET", api_get_audit_log},
     {ROUTE_CLUSTER_STATUS, "/v1/cluster/status", "GET", api_get_cluster_status},
+    {ROUTE_NODES, "/v1/nodes", "GET", api_get_nodes},
 };
 
 /* True when path matches pattern; *ret_segment gets what "*" matched (path is changed). */

@@ -64,6 +64,67 @@ void api_get_cluster_status(struct api_call *call)
     api_ask(call, "cluster status", NULL, NULL, false, false, listed_cluster_status);
 }
 
+/*
+ * One node as Redis Enterprise's node object has it (uid, addr, status: "active" while its
+ * agent is alive in the store, "down" once it is not, "unknown" before the store was read),
+ * then certvisor's: its name, whether it is this node, and the cluster revision it last
+ * reported applying (with the outcome and why, when it failed).
+ */
+static json_t *node_object(json_t *status, json_t *member, size_t index)
+{
+    const char *name = json_string_value(json_object_get(member, "name"));
+    const char *self = json_string_value(json_object_get(status, "node"));
+    json_t *alive = json_object_get(status, "alive"), *report, *each;
+    const char *word = "unknown";
+    bool this_node = name && self && strcmp(name, self) == 0;
+    json_t *node;
+    size_t i;
+
+    if (this_node || !json_object_get(status, "reachable"))
+        word = "active"; /* it answers: on the local store, the one node; this node, always */
+    else if (json_is_array(alive))
+        word = "down";
+    json_array_foreach(alive, i, each)
+    {
+        if (!this_node && name && json_is_string(each) &&
+            strcmp(json_string_value(each), name) == 0)
+            word = "active";
+    }
+    node = json_pack("{s:I, s:O, s:s, s:O, s:b}", "uid", (json_int_t)index + 1, "addr",
+                     json_object_get(member, "address"), "status", word, "name",
+                     json_object_get(member, "name"), "this_node", this_node);
+    report = name ? json_object_get(json_object_get(status, "nodes"), name) : NULL;
+    if (node && json_is_object(report)) {
+        json_object_set(node, "applied_revision", json_object_get(report, "revision"));
+        json_object_set(node, "apply_result", json_object_get(report, "result"));
+        if (json_string_length(json_object_get(report, "reason")) > 0)
+            json_object_set(node, "apply_reason", json_object_get(report, "reason"));
+    }
+    return node;
+}
+
+static void listed_nodes(struct api_call *call, json_t *reply)
+{
+    json_t *nodes = json_array(), *member;
+    size_t i;
+
+    if (json_integer_value(json_object_get(reply, "exit")) != 0) {
+        json_decref(nodes);
+        api_reply_refusal(call, reply, 500);
+        return;
+    }
+    json_array_foreach(json_object_get(reply, "members"), i, member)
+        json_array_append_new(nodes, node_object(reply, member, i));
+    api_reply_json(call, 200, nodes);
+}
+
+/* GET /v1/nodes: the cluster's nodes (Redis Enterprise's node list), from the agent's last view
+ * of the store. */
+void api_get_nodes(struct api_call *call)
+{
+    api_ask(call, "cluster status", NULL, NULL, false, false, listed_nodes);
+}
+
 /* GET /v1/cluster/audit_log?limit=N: the agent's recent audit entries, newest first. */
 void api_get_audit_log(struct api_call *call)
 {

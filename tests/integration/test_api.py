@@ -634,6 +634,14 @@ def test_services_are_listed_and_restarted(node):
     assert r.status == 200 and r.json == {"web": True}, r
 
 
+def test_the_node_list_has_the_one_node_of_a_local_store(node):
+    r = node.request("GET", "/v1/nodes", auth=VIEWER)
+    assert r.status == 200, r
+    status = json.loads(node.agent.ctl("--json", "cluster", "status").stdout)
+    assert r.json == [{"uid": 1, "addr": "127.0.0.1", "status": "active", "name": status["node"],
+                       "this_node": True}], r.json
+
+
 # --- sign-in and limits -----------------------------------------------------------------------
 
 ENDPOINTS = [  # method, path, a body it takes, the methods it takes
@@ -646,6 +654,7 @@ ENDPOINTS = [  # method, path, a body it takes, the methods it takes
     ("GET", "/v1/cluster", None, "GET, HEAD, PUT"),
     ("PUT", "/v1/cluster", {"http_support": False}, "GET, HEAD, PUT"),
     ("GET", "/v1/local/services", None, "GET, HEAD, POST"),
+    ("GET", "/v1/nodes", None, "GET, HEAD"),
     ("POST", "/v1/local/services", {"operation_type": "restart", "services": ["web"]},
      "GET, HEAD, POST"),
 ]

@@ -362,7 +362,22 @@ def test_rest_update_cert_on_node_2_answers_for_every_node(agent_factory, tmp_pa
     code, body, new = update_cert("rest1")
     assert code == 200, body
     assert [served(agent) for agent in nodes] == [new] * 3
+
+    def node_list():
+        out = subprocess.run(["curl", "-sk", "-u", "admin:admin password",
+                              f"https://127.0.0.1:{port}/v1/nodes"],
+                             capture_output=True, text=True, timeout=30)
+        return json.loads(out.stdout)
+
+    # GET /v1/nodes: every node, its address and status, what it applied; node 2 answers.
+    listed = node_list()
+    assert [(n["uid"], n["name"], n["addr"], n["status"]) for n in listed] == \
+        [(1, "n1", "127.0.0.1", "active"), (2, "n2", "127.0.0.1", "active"),
+         (3, "n3", "127.0.0.1", "active")], listed
+    assert [n["this_node"] for n in listed] == [False, True, False]
+    assert all(n["apply_result"] == "applied" and n["applied_revision"] > 0 for n in listed)
     nodes[2].stop()
+    wait_for(lambda: node_list()[2]["status"] == "down", 30, what="n3 listed down")
     code, body, new = update_cert("rest2")
     assert code == 409 and body["error_code"] == "not_all_nodes_updated", body
     outcome = {n["node"]: n["result"] for n in body["nodes"]}

@@ -476,6 +476,11 @@ def test_the_console_in_a_browser(node, browser_for, screenshots, tmp_path):
                   what="the cluster section")
     facts = page.evaluate("[...document.querySelectorAll('#cluster-facts dd')].map(d => d.textContent)")
     assert len(facts) == 3 and facts[0] == "cluster" and facts[2] == "local (this node only)", facts
+    # The cluster's nodes (GET /v1/nodes): on the local store, this one.
+    page.wait_for("document.querySelectorAll('#nodes-table tbody tr').length === 1",
+                  what="the node list")
+    nodes = page.text("#nodes-table tbody")
+    assert "(this node)" in nodes and "127.0.0.1" in nodes and "active" in nodes, nodes
 
     # Every certificate, with its details as the store has them.
     names = page.evaluate("[...document.querySelectorAll('#cert-table tbody tr')].map(r => r.dataset.name)")

@@ -1191,8 +1191,37 @@
 
   /* --- the cluster ---------------------------------------------------------------------- */
 
+  /* GET /v1/nodes: every node of the cluster, its address and status (Redis Enterprise's node
+   * list), and what it last applied. */
+  async function loadNodes() {
+    const body = $("#nodes-table tbody");
+    let nodes;
+    try {
+      nodes = await api("GET", "/v1/nodes");
+    } catch (error) {
+      return; /* the facts above say what is wrong with the cluster's view */
+    }
+    if (!Array.isArray(nodes)) return;
+    const key = JSON.stringify(nodes);
+    if (key === state.nodes) return;
+    state.nodes = key;
+    clear(body);
+    for (const n of nodes) {
+      const applied = typeof n.applied_revision === "number"
+        ? `${n.apply_result || "applied"} at revision ${n.applied_revision}` +
+          (n.apply_reason ? `: ${n.apply_reason}` : "") : "—";
+      body.append(h("tr", { id: `node-${n.name}`, "data-name": n.name },
+        h("th", { scope: "row" }, String(n.name), n.this_node ? h("span", { class: "small-text" }, " (this node)") : null),
+        h("td", null, String(n.addr)),
+        h("td", null, h("span", { class: `badge ${n.status === "active" ? "ok" : n.status === "down" ? "bad" : "neutral"}` },
+          String(n.status))),
+        h("td", { class: "small-text" }, applied)));
+    }
+  }
+
   /* GET /v1/cluster/status: the store, and on etcd this node's last view of it. */
   async function loadCluster() {
+    loadNodes();
     const facts = $("#cluster-facts");
     try {
       const c = await api("GET", "/v1/cluster/status");
