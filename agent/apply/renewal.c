@@ -131,7 +131,12 @@ static void check_one(struct renewal *renewal, size_t index, time_t now)
     certstore_get_origin(store, name, generation, origin, sizeof(origin));
     if (cert_names[index].generated && strcmp(origin, "generated") == 0 &&
         !config_find_external_cert(agent->config, name)) {
-        if (days_left <= agent->config->certs.renew_before_days && !memory->rotating)
+        /* In a cluster, one node renews what every node shares: the others would publish
+         * their own renewals of the same certificate, and all but the first would conflict. */
+        bool ours = cert_names[index].per_node || !agent->hooks.renews_shared_certs ||
+                    agent->hooks.renews_shared_certs(agent);
+
+        if (days_left <= agent->config->certs.renew_before_days && !memory->rotating && ours)
             rotate(renewal, index, days_left);
     } else {
         warn(renewal, index, info, origin, days_left);

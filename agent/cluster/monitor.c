@@ -114,6 +114,7 @@ static void lease_lost(struct cluster_monitor *m)
         log_warning("Cluster store: this node's alive key lost its lease; publishing it again");
     m->lease_id = 0;
     m->health.alive_published = false;
+    m->health.alive_lease = 0;
 }
 
 static void on_alive_put(void *data, const struct etcd_result *result)
@@ -131,6 +132,7 @@ static void on_alive_put(void *data, const struct etcd_result *result)
     if (!m->health.alive_published)
         log_info("Cluster store: %s is alive on a %d s lease", m->node, CLUSTER_ALIVE_TTL_S);
     m->health.alive_published = true;
+    m->health.alive_lease = m->lease_id;
 }
 
 static void on_lease(void *data, const struct etcd_result *result)

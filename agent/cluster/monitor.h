@@ -34,6 +34,7 @@ struct cluster_health {
     uint64_t last_ok_usec; /* CLOCK_MONOTONIC of the last answer with a leader (0: never) */
     char last_error[512];  /* why the last poll failed ("" when it did not) */
     bool alive_published;  /* alive/<node> is on a lease kept alive */
+    int64_t alive_lease;   /* that lease (0 while it is not published) */
     char alive[CLUSTER_MAX_NODES][64]; /* the nodes whose alive key exists, sorted */
     size_t n_alive;
     bool alive_known; /* the list was read at least once */

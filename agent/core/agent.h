@@ -48,6 +48,9 @@ struct agent_hooks {
      * cluster's answer (reply taken by done). */
     int (*publish)(struct agent *agent, const struct apply_publication *publication,
                    void (*done)(void *data, int exit_status, struct json_t *reply), void *data);
+    /* The cluster's store is etcd: whether this node is the one that renews the certificates
+     * every node shares (a node's own are renewed by each node). NULL: a node on its own. */
+    bool (*renews_shared_certs)(struct agent *agent);
 };
 
 struct agent {

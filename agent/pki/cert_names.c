@@ -5,16 +5,18 @@
 #include <string.h>
 
 const struct cert_name cert_names[] = {
-    {"api", "REST API", CERT_PURPOSE_SERVER, true, true, true},
-    {"cm", "Admin console", CERT_PURPOSE_SERVER, true, true, true},
-    {"proxy", "Database endpoints", CERT_PURPOSE_SERVER, true, true, true},
-    {"syncer", "Replica Of and Active-Active sync", CERT_PURPOSE_CLIENT, true, true, true},
-    {"metrics_exporter", "Prometheus metrics", CERT_PURPOSE_SERVER, true, true, true},
-    {"ccs_internode_encryption", "Control-plane internode", CERT_PURPOSE_SERVER, true, true, true},
-    {"data_internode_encryption", "Data-plane internode", CERT_PURPOSE_SERVER, true, true, true},
-    {"ldap_client", "LDAP client (optional)", CERT_PURPOSE_CLIENT, false, false, true},
+    {"api", "REST API", CERT_PURPOSE_SERVER, true, true, true, false},
+    {"cm", "Admin console", CERT_PURPOSE_SERVER, true, true, true, false},
+    {"proxy", "Database endpoints", CERT_PURPOSE_SERVER, true, true, true, false},
+    {"syncer", "Replica Of and Active-Active sync", CERT_PURPOSE_CLIENT, true, true, true, false},
+    {"metrics_exporter", "Prometheus metrics", CERT_PURPOSE_SERVER, true, true, true, false},
+    {"ccs_internode_encryption", "Control-plane internode", CERT_PURPOSE_SERVER, true, true, true,
+     true},
+    {"data_internode_encryption", "Data-plane internode", CERT_PURPOSE_SERVER, true, true, true,
+     true},
+    {"ldap_client", "LDAP client (optional)", CERT_PURPOSE_CLIENT, false, false, true, false},
     {"mtls_trusted_ca", "CA for client certificates (optional)", CERT_PURPOSE_CA_BUNDLE, false,
-     false, false},
+     false, false, false},
 };
 
 const size_t cert_names_count = sizeof(cert_names) / sizeof(cert_names[0]);

@@ -18,6 +18,7 @@ struct cert_name {
     bool generated;            /* made and renewed by the agent from the cluster CA */
     bool required;             /* always set: it cannot be deleted, only replaced or re-issued */
     bool has_key;
+    bool per_node; /* each node has its own (issued for its address), not the cluster's one */
 };
 
 /* The internal cluster CA's name in the store (not an operator-visible certificate). */

@@ -2,6 +2,7 @@
 #include "sync_impl.h"
 
 #include "cert_info.h"
+#include "cert_names.h"
 #include "config.h"
 #include "log.h"
 #include "monitor.h"
@@ -17,8 +18,9 @@
 /* The two certificates RS issues per node: each node keeps its own under spec/nodecerts/. */
 bool sync_is_node_cert(const char *name)
 {
-    return strcmp(name, "ccs_internode_encryption") == 0 ||
-           strcmp(name, "data_internode_encryption") == 0;
+    const struct cert_name *entry = cert_name_lookup(name);
+
+    return entry && entry->per_node;
 }
 
 void sync_check_hex(const unsigned char key[SEALED_KEY_BYTES], char *hex, size_t len)
@@ -166,6 +168,7 @@ static void on_nodes_timer(evutil_socket_t fd, short what, void *arg)
     (void)what;
     key_len = (size_t)snprintf(key, sizeof(key), "%sstatus/", sync->prefix);
     end_len = etcd_prefix_end(key, key_len, end);
+    sync_renewer_poll(sync);
     if (!sync->nodes_call && sync->state == SYNC_INITIALISED)
         sync->nodes_call =
             etcd_call(sync->client, "/v3/kv/range",
@@ -263,6 +266,7 @@ int cluster_sync_start(struct agent *agent)
     sync_load_key(sync);
     agent->sync = sync;
     agent->hooks.publish = cluster_sync_publish;
+    agent->hooks.renews_shared_certs = sync_renews_shared_certs;
     evtimer_add(sync->nodes_timer, &now);
     sync_converge_now(sync);
     return 0;
@@ -275,12 +279,15 @@ void cluster_sync_stop(struct agent *agent)
     if (!sync)
         return;
     agent->hooks.publish = NULL;
+    agent->hooks.renews_shared_certs = NULL;
     sync_publications_stop(sync);
     sync_init_stop(sync);
     sync_tokens_stop(sync);
     sync_converge_stop(sync);
     if (sync->nodes_call)
         etcd_call_cancel(sync->nodes_call);
+    if (sync->renewer_call)
+        etcd_call_cancel(sync->renewer_call);
     event_free(sync->nodes_timer);
     json_decref(sync->nodes);
     OPENSSL_cleanse(sync->data_key, sizeof(sync->data_key));

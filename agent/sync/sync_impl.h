@@ -73,6 +73,9 @@ struct cluster_sync {
     struct sync_publication *publications;
     struct sync_init *init;
     struct sync_token_op *token_ops;
+    /* the node that renews the certificates every node shares (renewer.c) */
+    char renewer[SPEC_MAX_NAME]; /* "" until read */
+    struct etcd_call *renewer_call;
 };
 
 static inline struct cluster_sync *sync_of(const struct agent *agent)
@@ -89,6 +92,10 @@ void sync_load_key(struct cluster_sync *sync);
 
 /* publish.c */
 void sync_publications_stop(struct cluster_sync *sync);
+
+/* renewer.c: reads (or claims) the renewer key at each poll; agent_hooks.renews_shared_certs. */
+void sync_renewer_poll(struct cluster_sync *sync);
+bool sync_renews_shared_certs(struct agent *agent);
 
 /* tokens.c: answers every caller still waiting (the agent is stopping). */
 void sync_tokens_stop(struct cluster_sync *sync);

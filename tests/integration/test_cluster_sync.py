@@ -542,3 +542,32 @@ def chromium_browser(tmp_path, cert_path):
         return Browser.launch(str(tmp_path / "profile"), spki_pins=[spki_pin(cert_path)])
     except BrowserError as e:
         pytest.skip(f"Chromium cannot run here: {e}")
+
+
+def test_one_node_renews_what_every_node_shares(agent_factory):
+    """340 days on, every node finds the shared certificates (365 days) near expiry: only the
+    node holding the renewer key (on its alive lease) re-issues them, and the others apply its
+    publication; each node re-issues its own internode certificates. No conflict anywhere (every
+    node renewing the same certificate made all but one fail). A rolling restart, so the store
+    keeps its quorum."""
+    nodes = make_cluster(agent_factory)
+    before = served(nodes[0])
+    for agent in nodes:
+        assert agent.stop() == 0
+        agent.env_extra = {"CERTVISOR_TEST_CLOCK_OFFSET_DAYS": "340"}
+        agent.start()
+        wait_for(lambda: cluster_status(agent).get("has_leader") and
+                 cluster_status(agent).get("state") == "initialised", 60,
+                 what=f"{agent.node} back in the cluster")
+    wait_for(lambda: len({served(agent) for agent in nodes}) == 1 and served(nodes[0]) != before,
+             90, what="every node to serve the renewed proxy certificate")
+    for agent in nodes:
+        wait_for(lambda: "Renewal: certificate 'ccs_internode_encryption' re-issued"
+                 in agent.log_text(), 60, what=f"{agent.node}'s own certificates renewed")
+    renewers = [agent.node for agent in nodes
+                if "Renewal: certificate 'proxy' has" in agent.log_text()]
+    assert len(renewers) == 1, renewers
+    assert "this node renews the certificates every node shares" in \
+        next(a for a in nodes if a.node == renewers[0]).log_text()
+    for agent in nodes:
+        assert "conflict" not in agent.log_text(), agent.node
