@@ -41,10 +41,15 @@ static void on_rotated(void *data, int exit_status, json_t *reply)
 {
     struct rotation *rotation = data;
     const char *name = cert_names[rotation->index].name;
+    const char *reason = json_string_value(json_object_get(reply, "reason"));
 
     rotation->renewal->memory[rotation->index].rotating = false;
     if (exit_status == 0)
         log_notice("Renewal: certificate '%s' re-issued from the cluster CA", name);
+    else if (reason && strcmp(reason, "not_all_nodes_updated") == 0)
+        /* In force here and in the store: a node that is down applies it when it is back. */
+        log_notice("Renewal: certificate '%s' re-issued from the cluster CA; %s", name,
+                   json_string_value(json_object_get(reply, "error")));
     else
         log_error("Renewal: certificate '%s' could not be re-issued: %s (next try in an hour)",
                   name, json_string_value(json_object_get(reply, "error")));
@@ -133,8 +138,8 @@ static void check_one(struct renewal *renewal, size_t index, time_t now)
         !config_find_external_cert(agent->config, name)) {
         /* In a cluster, one node renews what every node shares: the others would publish
          * their own renewals of the same certificate, and all but the first would conflict. */
-        bool ours = cert_names[index].per_node || !agent->hooks.renews_shared_certs ||
-                    agent->hooks.renews_shared_certs(agent);
+        bool ours =
+            !agent->hooks.may_renew || agent->hooks.may_renew(agent, !cert_names[index].per_node);
 
         if (days_left <= agent->config->certs.renew_before_days && !memory->rotating && ours)
             rotate(renewal, index, days_left);

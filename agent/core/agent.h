@@ -48,9 +48,11 @@ struct agent_hooks {
      * cluster's answer (reply taken by done). */
     int (*publish)(struct agent *agent, const struct apply_publication *publication,
                    void (*done)(void *data, int exit_status, struct json_t *reply), void *data);
-    /* The cluster's store is etcd: whether this node is the one that renews the certificates
-     * every node shares (a node's own are renewed by each node). NULL: a node on its own. */
-    bool (*renews_shared_certs)(struct agent *agent);
+    /* The cluster's store is etcd: whether this node may renew now, its own certificates
+     * (shared false) or those every node shares (true: only the node that holds the renewer
+     * key). Never before the node has applied the store's state once: its renewal would be
+     * planned on revisions it does not know yet. NULL: a node on its own renews everything. */
+    bool (*may_renew)(struct agent *agent, bool shared);
 };
 
 struct agent {

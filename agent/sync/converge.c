@@ -150,6 +150,7 @@ static void pass_done(struct cluster_sync *sync)
         sync->retry_ms = SYNC_RETRY_MIN_MS;
         memcpy(sync->known, sync->planned, sync->n_planned * sizeof(sync->planned[0]));
         sync->n_known = sync->n_planned;
+        sync_renewer_in_step(sync);
     }
     write_status(sync);
     if (sync->dirty) {

@@ -27,8 +27,17 @@ static void became(struct cluster_sync *sync, const char *holder)
     snprintf(sync->renewer, sizeof(sync->renewer), "%s", holder);
     if (strcmp(holder, sync->node) == 0 && !was_me) {
         log_notice("Cluster: this node renews the certificates every node shares");
-        renewal_check(sync->agent); /* now, not at the next hourly check */
+        if (sync->in_step)
+            renewal_check(sync->agent); /* now, not at the next hourly check */
     }
+}
+
+void sync_renewer_in_step(struct cluster_sync *sync)
+{
+    if (sync->in_step)
+        return;
+    sync->in_step = true;
+    renewal_check(sync->agent); /* the check made before, which skipped everything */
 }
 
 static void on_claimed(void *data, const struct etcd_result *result)
@@ -93,10 +102,13 @@ void sync_renewer_poll(struct cluster_sync *sync)
                   etcd_range_request(key, strlen(key), NULL, 0, 0, false), on_read, sync);
 }
 
-bool sync_renews_shared_certs(struct agent *agent)
+bool sync_may_renew(struct agent *agent, bool shared)
 {
     const struct cluster_sync *sync = sync_of(agent);
 
-    /* Before the cluster is initialised a node renews alone, as a single node does. */
-    return !sync || sync->state != SYNC_INITIALISED || strcmp(sync->renewer, sync->node) == 0;
+    if (!sync || sync->state == SYNC_NOT_INITIALISED)
+        return true; /* no cluster yet: the node renews alone, as a single node does */
+    if (sync->state != SYNC_INITIALISED || !sync->in_step)
+        return false; /* sync_renewer_in_step() checks again once it is */
+    return !shared || strcmp(sync->renewer, sync->node) == 0;
 }

@@ -266,7 +266,7 @@ int cluster_sync_start(struct agent *agent)
     sync_load_key(sync);
     agent->sync = sync;
     agent->hooks.publish = cluster_sync_publish;
-    agent->hooks.renews_shared_certs = sync_renews_shared_certs;
+    agent->hooks.may_renew = sync_may_renew;
     evtimer_add(sync->nodes_timer, &now);
     sync_converge_now(sync);
     return 0;
@@ -279,7 +279,7 @@ void cluster_sync_stop(struct agent *agent)
     if (!sync)
         return;
     agent->hooks.publish = NULL;
-    agent->hooks.renews_shared_certs = NULL;
+    agent->hooks.may_renew = NULL;
     sync_publications_stop(sync);
     sync_init_stop(sync);
     sync_tokens_stop(sync);

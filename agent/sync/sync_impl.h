@@ -75,6 +75,7 @@ struct cluster_sync {
     struct sync_token_op *token_ops;
     /* the node that renews the certificates every node shares (renewer.c) */
     char renewer[SPEC_MAX_NAME]; /* "" until read */
+    bool in_step;                /* a pass applied the store's state once since start */
     struct etcd_call *renewer_call;
 };
 
@@ -93,9 +94,11 @@ void sync_load_key(struct cluster_sync *sync);
 /* publish.c */
 void sync_publications_stop(struct cluster_sync *sync);
 
-/* renewer.c: reads (or claims) the renewer key at each poll; agent_hooks.renews_shared_certs. */
+/* renewer.c: reads (or claims) the renewer key at each poll; agent_hooks.may_renew; and the
+ * first pass applied (converge.c): the renewal check this node could not make before. */
 void sync_renewer_poll(struct cluster_sync *sync);
-bool sync_renews_shared_certs(struct agent *agent);
+bool sync_may_renew(struct agent *agent, bool shared);
+void sync_renewer_in_step(struct cluster_sync *sync);
 
 /* tokens.c: answers every caller still waiting (the agent is stopping). */
 void sync_tokens_stop(struct cluster_sync *sync);

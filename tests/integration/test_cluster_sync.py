@@ -562,8 +562,13 @@ def test_one_node_renews_what_every_node_shares(agent_factory):
     wait_for(lambda: len({served(agent) for agent in nodes}) == 1 and served(nodes[0]) != before,
              90, what="every node to serve the renewed proxy certificate")
     for agent in nodes:
-        wait_for(lambda: "Renewal: certificate 'ccs_internode_encryption' re-issued"
-                 in agent.log_text(), 60, what=f"{agent.node}'s own certificates renewed")
+        try:
+            wait_for(lambda: "Renewal: certificate 'ccs_internode_encryption' re-issued"
+                     in agent.log_text(), 60, what=f"{agent.node}'s own certificates renewed")
+        except AssertionError as e:
+            lines = [line for line in agent.log_text().splitlines()
+                     if "Renewal" in line or "Cluster" in line or "Apply" in line]
+            raise AssertionError(f"{e}\n" + "\n".join(lines[-40:])) from None
     renewers = [agent.node for agent in nodes
                 if "Renewal: certificate 'proxy' has" in agent.log_text()]
     assert len(renewers) == 1, renewers
