@@ -46,7 +46,6 @@ struct sync_token_op {
     long ttl;
     /* delete */
     int64_t lease;
-    json_t *reply; /* the answer, kept while the lease is revoked */
     /* starting */
     void (*start)(struct sync_token_op *op); /* the first call, once the store is usable */
     bool read_asked; /* the store was not known initialised: it was read again for this op */
@@ -67,7 +66,6 @@ static void op_free(struct sync_token_op *op)
         etcd_call_cancel(op->call);
     if (op->begin_ev)
         event_free(op->begin_ev);
-    json_decref(op->reply);
     OPENSSL_cleanse(op, sizeof(*op));
     free(op);
 }
@@ -361,6 +359,11 @@ static void delete_read(struct sync_token_op *op, const struct etcd_range *range
     op_call(op, TOKEN_DELETE, "/v3/kv/txn", etcd_txn_request(&same, 1, &del, 1, NULL, 0));
 }
 
+static json_t *deleted_reply(const struct sync_token_op *op)
+{
+    return json_pack("{s:i, s:s}", "exit", 0, "id", op->record.id);
+}
+
 /* --- the steps' answers --- */
 
 static void on_call(void *data, const struct etcd_result *result)
@@ -375,10 +378,7 @@ static void on_call(void *data, const struct etcd_result *result)
     op->call = NULL;
     if (op->step == TOKEN_REVOKE) {
         /* Best effort: a lease not revoked ends at its TTL anyway. */
-        json_t *reply = op->reply;
-
-        op->reply = NULL;
-        op_answer(op, 0, reply);
+        op_answer(op, 0, deleted_reply(op));
         return;
     }
     if (result->error) {
@@ -398,10 +398,14 @@ static void on_call(void *data, const struct etcd_result *result)
         return;
     case TOKEN_PUT:
         if (etcd_parse_txn(result->body, result->body_len, &header, &succeeded, NULL, err,
-                           sizeof(err)) < 0 ||
-            !succeeded) {
-            op_fail(op, "failed", "the cluster's store did not take the token%s%s",
-                    succeeded ? ": " : " (its id is taken: try again)", succeeded ? err : "");
+                           sizeof(err)) < 0) {
+            op_fail(op, "failed", "the cluster's store did not take the token: %s", err);
+            return;
+        }
+        if (!succeeded) {
+            op_fail(op, "failed",
+                    "the cluster's store did not take the token (its id is taken: "
+                    "try again)");
             return;
         }
         log_notice("Cluster: join token '%s' created by %s, valid for %ld s", op->record.id,
@@ -422,8 +426,11 @@ static void on_call(void *data, const struct etcd_result *result)
         return;
     case TOKEN_DELETE:
         if (etcd_parse_txn(result->body, result->body_len, &header, &succeeded, NULL, err,
-                           sizeof(err)) < 0 ||
-            !succeeded) {
+                           sizeof(err)) < 0) {
+            op_fail(op, "failed", "the cluster's store answered what cannot be read: %s", err);
+            return;
+        }
+        if (!succeeded) {
             op_fail(op, "conflict",
                     "join token '%s' changed while it was being deleted (it expired, or another "
                     "node deleted it): see 'certvisorctl cluster token list'",
@@ -431,19 +438,12 @@ static void on_call(void *data, const struct etcd_result *result)
             return;
         }
         log_notice("Cluster: join token '%s' deleted", op->record.id);
-        op->reply = json_pack("{s:i, s:s}", "exit", 0, "id", op->record.id);
-        if (op->lease) {
+        if (op->lease)
             /* Its lease holds nothing else: give it back now rather than at its expiry. */
             op_call(op, TOKEN_REVOKE, "/v3/lease/revoke",
                     json_pack("{s:I}", "ID", (json_int_t)op->lease));
-            return;
-        }
-        {
-            json_t *reply = op->reply;
-
-            op->reply = NULL;
-            op_answer(op, 0, reply);
-        }
+        else
+            op_answer(op, 0, deleted_reply(op));
         return;
     case TOKEN_REVOKE:
         return; /* answered above */
