@@ -74,18 +74,6 @@ static bool past(const struct timespec *deadline)
            (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
 }
 
-static bool node_alive(const struct cluster_sync *sync, const char *node)
-{
-    const struct cluster_health *health = cluster_monitor_health(sync->agent->cluster);
-
-    if (!health->alive_known)
-        return true; /* not known yet: wait for its answer */
-    for (size_t i = 0; i < health->n_alive; i++)
-        if (strcmp(health->alive[i], node) == 0)
-            return true;
-    return false;
-}
-
 /* Each configured node's outcome for the revision; true when none is still to come (or the
  * time is up, after which those become "no answer"). */
 static bool evaluate(struct sync_publication *p, const struct etcd_range *statuses, bool final,
@@ -113,7 +101,7 @@ static bool evaluate(struct sync_publication *p, const struct etcd_range *status
         } else if (status.revision >= p->revision) {
             result = "failed";
             snprintf(reason, sizeof(reason), "%s", status.reason);
-        } else if (!node_alive(p->sync, node)) {
+        } else if (!sync_node_alive(p->sync, node)) {
             result = "down";
             snprintf(reason, sizeof(reason), "its agent is not alive in the store");
         } else if (final) {

@@ -16,6 +16,18 @@
 #include <string.h>
 
 /* The two certificates RS issues per node: each node keeps its own under spec/nodecerts/. */
+bool sync_node_alive(const struct cluster_sync *sync, const char *node)
+{
+    const struct cluster_health *health = cluster_monitor_health(sync->agent->cluster);
+
+    if (!health->alive_known)
+        return true; /* not known yet: wait for its answer */
+    for (size_t i = 0; i < health->n_alive; i++)
+        if (strcmp(health->alive[i], node) == 0)
+            return true;
+    return false;
+}
+
 bool sync_is_node_cert(const char *name)
 {
     const struct cert_name *entry = cert_name_lookup(name);

@@ -74,7 +74,8 @@ struct cluster_sync {
     struct sync_init *init;
     struct sync_token_op *token_ops;
     /* the node that renews the certificates every node shares (renewer.c) */
-    char renewer[SPEC_MAX_NAME]; /* "" until read */
+    char renewer[SPEC_MAX_NAME]; /* "" until read, or while the key is absent */
+    int64_t renewer_lease;       /* the lease the key was read (or claimed) on */
     bool in_step;                /* a pass applied the store's state once since start */
     struct etcd_call *renewer_call;
 };
@@ -118,6 +119,10 @@ void sync_check_hex(const unsigned char key[SEALED_KEY_BYTES], char *hex, size_t
 char *sync_encode_cert(const struct cluster_sync *sync, const char *etcd_key, const char *name,
                        const char *cert_pem, size_t cert_len, const char *key_pem, size_t key_len,
                        unsigned generation, const char *origin, char *err, size_t err_len);
+
+/* Whether node's alive key was in the store at the monitor's last poll (true while that is
+ * not known yet). */
+bool sync_node_alive(const struct cluster_sync *sync, const char *node);
 
 /* Is name one of a node's own certificates (spec/nodecerts/<node>/)? */
 bool sync_is_node_cert(const char *name);
