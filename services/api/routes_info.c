@@ -64,6 +64,20 @@ void api_get_cluster_status(struct api_call *call)
     api_ask(call, "cluster status", NULL, NULL, false, false, listed_cluster_status);
 }
 
+/* Whether the array of names holds name. */
+static bool listed(const json_t *names, const char *name)
+{
+    const json_t *each;
+    size_t i;
+
+    json_array_foreach(names, i, each)
+    {
+        if (json_is_string(each) && strcmp(json_string_value(each), name) == 0)
+            return true;
+    }
+    return false;
+}
+
 /*
  * One node as Redis Enterprise's node object has it (uid, addr, status: "active" while its
  * agent is alive in the store, "down" once it is not, "unknown" before the store was read),
@@ -74,22 +88,16 @@ static json_t *node_object(json_t *status, json_t *member, size_t index)
 {
     const char *name = json_string_value(json_object_get(member, "name"));
     const char *self = json_string_value(json_object_get(status, "node"));
-    json_t *alive = json_object_get(status, "alive"), *report, *each;
-    const char *word = "unknown";
+    json_t *alive = json_object_get(status, "alive"), *report, *node;
     bool this_node = name && self && strcmp(name, self) == 0;
-    json_t *node;
-    size_t i;
+    const char *word;
 
     if (this_node || !json_object_get(status, "reachable"))
         word = "active"; /* it answers: on the local store, the one node; this node, always */
-    else if (json_is_array(alive))
-        word = "down";
-    json_array_foreach(alive, i, each)
-    {
-        if (!this_node && name && json_is_string(each) &&
-            strcmp(json_string_value(each), name) == 0)
-            word = "active";
-    }
+    else if (!json_is_array(alive))
+        word = "unknown";
+    else
+        word = name && listed(alive, name) ? "active" : "down";
     node = json_pack("{s:I, s:O, s:s, s:O, s:b}", "uid", (json_int_t)index + 1, "addr",
                      json_object_get(member, "address"), "status", word, "name",
                      json_object_get(member, "name"), "this_node", this_node);
