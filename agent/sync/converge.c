@@ -437,6 +437,13 @@ static void on_watch(void *data, enum etcd_watch_state state,
     }
 }
 
+/* A read of the store ended, however it went: what waited for one (init, tokens) goes on. */
+static void read_over(struct cluster_sync *sync)
+{
+    sync_init_read_done(sync);
+    sync_tokens_read_done(sync);
+}
+
 static void on_range(void *data, const struct etcd_result *result)
 {
     struct cluster_sync *sync = data;
@@ -455,8 +462,7 @@ static void on_range(void *data, const struct etcd_result *result)
          * are refused until it is. */
         sync->retry_ms = sync->state == SYNC_UNKNOWN ? SYNC_RETRY_UNKNOWN_MS : SYNC_RETRY_MIN_MS;
         retry_later(sync);
-        sync_init_read_done(sync);
-        sync_tokens_read_done(sync);
+        read_over(sync);
         if (sync->dirty) /* what changed is read by the retry */
             sync->dirty = false;
         return;
@@ -471,8 +477,7 @@ static void on_range(void *data, const struct etcd_result *result)
     }
     reconcile(sync, &range);
     etcd_range_free(&range);
-    sync_init_read_done(sync);
-    sync_tokens_read_done(sync);
+    read_over(sync);
     /* A pass that applied nothing (no cluster yet, or keys this node cannot open) reads again
      * at once when spec/ changed meanwhile; one that applies reads again when it is over. */
     if (sync->applies_out == 0 && sync->dirty && !sync->range_call) {
