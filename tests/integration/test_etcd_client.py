@@ -147,40 +147,53 @@ def test_status_and_lease(etcd):
     assert lease["id"] > 0 and lease["ttl"] == 10
 
 
-def start_watch(etcd, prefix, from_revision, events):
-    proc = subprocess.Popen([str(PROBE), "--endpoint", etcd.endpoint, "--ca",
-                             str(etcd.dir / "ca.pem"), "--cert", str(etcd.dir / "client.pem"),
-                             "--key", str(etcd.dir / "client.key"), "watch", prefix,
-                             str(from_revision), str(events)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines = []
-    threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
-    return proc, lines
+class Watch:
+    """certvisor-etcd-probe watching PREFIX; its lines are read off the pipe by a thread."""
+
+    def __init__(self, etcd, prefix, from_revision, events):
+        self.proc = subprocess.Popen([
+            str(PROBE), "--endpoint", etcd.endpoint, "--ca", str(etcd.dir / "ca.pem"),
+            "--cert", str(etcd.dir / "client.pem"), "--key", str(etcd.dir / "client.key"),
+            "watch", prefix, str(from_revision), str(events)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines = []
+        self.reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout),
+                                       daemon=True)
+        self.reader.start()
+
+    def finish(self, timeout):
+        """Waits for the probe to exit and for its last line to be read: the process can end
+        before the reader has taken everything off the pipe."""
+        try:
+            self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+        self.reader.join(timeout=10)
+        return [json.loads(line) for line in self.lines]
 
 
 def test_a_watch_delivers_every_event_and_resumes_after_the_member_restarts(etcd):
     start = answer(probe(etcd, "put", "/cv/w/0", "before"))["revision"]
-    proc, lines = start_watch(etcd, "/cv/w/", start, 6)
+    watch = Watch(etcd, "/cv/w/", start, 6)
     try:
-        wait_for(lambda: lines, 10, what="the first event (from the start revision)")
+        wait_for(lambda: watch.lines, 10, what="the first event (from the start revision)")
         for i in (1, 2):
             answer(probe(etcd, "put", f"/cv/w/{i}", f"v{i}"))
-        wait_for(lambda: len(lines) >= 3, 10, what="events 1 and 2")
+        wait_for(lambda: len(watch.lines) >= 3, 10, what="events 1 and 2")
         etcd.stop()
         etcd.start()  # the stream ends; the watch resumes from the next revision
         for i in (3, 4, 5):
             answer(probe(etcd, "put", f"/cv/w/{i}", f"v{i}"))
-        proc.wait(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-    messages = [json.loads(line) for line in lines]
+        messages = watch.finish(timeout=30)
     events = [m for m in messages if "key" in m]
     assert [e["key"] for e in events] == [f"/cv/w/{i}" for i in range(6)], messages
     revisions = [e["mod_revision"] for e in events]
     assert revisions == sorted(set(revisions))  # none twice, none lost
     assert any("lost" in m for m in messages)
-    assert proc.returncode == 0
+    assert watch.proc.returncode == 0
 
 
 def test_a_watch_from_a_compacted_revision_says_so(etcd):
@@ -190,12 +203,11 @@ def test_a_watch_from_a_compacted_revision_says_so(etcd):
                     str(etcd.dir / "ca.pem"), "--cert", str(etcd.dir / "client.pem"), "--key",
                     str(etcd.dir / "client.key"), "compaction", str(last)],
                    check=True, capture_output=True, timeout=20)
-    proc, lines = start_watch(etcd, "/cv/c/", first, 10)
-    proc.wait(timeout=20)
-    assert proc.returncode == 3
-    # The reader thread may still be taking the last line off the pipe.
-    wait_for(lambda: lines and "compacted" in lines[-1], 5, what="the probe's last line")
-    message = json.loads(lines[-1])
+    watch = Watch(etcd, "/cv/c/", first, 10)
+    messages = watch.finish(timeout=20)
+    assert watch.proc.returncode == 3
+    assert messages and "compacted" in messages[-1], messages
+    message = messages[-1]
     assert message["compacted"] == last and "compacted" in message["why"]
 
 
