@@ -95,6 +95,20 @@ enum control_access {
     X(cluster_config, "cluster config", CONTROL_ACCESS_ADMIN,                                      \
       "cluster config <setting> <value> [<setting> <value>...] [--dry-run]",                       \
       "Change TLS policy settings (kept in the state file) and apply them to the services.")       \
+    X(cluster_ocsp_config, "cluster ocsp config", CONTROL_ACCESS_READ, "cluster ocsp config",      \
+      "Show the OCSP stapling settings and the responder the proxy certificate names.")            \
+    X(cluster_ocsp_config_proxy, "cluster ocsp config proxy", CONTROL_ACCESS_ADMIN,                \
+      "cluster ocsp config proxy enable|disable [--dry-run]",                                      \
+      "Start or stop stapling the proxy certificate's OCSP status (ocsp_functionality).")          \
+    X(cluster_ocsp_config_set, "cluster ocsp config set", CONTROL_ACCESS_ADMIN,                    \
+      "cluster ocsp config set query_frequency|response_timeout|recovery_frequency|"               \
+      "recovery_max_tries <value> [--dry-run]",                                                    \
+      "Change how often and how long the OCSP responder is asked.")                                \
+    X(cluster_ocsp_status, "cluster ocsp status", CONTROL_ACCESS_READ, "cluster ocsp status",      \
+      "Show the proxy certificate's OCSP status held and stapled: GOOD, REVOKED, UNKNOWN or "      \
+      "NONE, with the answer's times and the last query's error.")                                 \
+    X(cluster_ocsp_test, "cluster ocsp test", CONTROL_ACCESS_ADMIN, "cluster ocsp test",           \
+      "Ask the OCSP responder now; a verified answer is kept (and stapled when enabled).")         \
     X(audit, "audit", CONTROL_ACCESS_READ, "audit [-n <entries>]",                                 \
       "Print the recent changes (who, what, the result), oldest first, as a log reads.")           \
     X(replica_status, "replica status", CONTROL_ACCESS_READ, "replica status [<database>...]",     \

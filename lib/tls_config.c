@@ -30,6 +30,7 @@ enum tls_setting {
     SET_VERIFY_PEER,
     SET_TLS_MODE,
     SET_HTTP,
+    SET_OCSP_RESPONSE,
     SET_COUNT,
 };
 
@@ -44,6 +45,7 @@ static const char *const setting_names[SET_COUNT] = {
     [SET_VERIFY_PEER] = "verify_peer",
     [SET_TLS_MODE] = "tls_mode",
     [SET_HTTP] = "http",
+    [SET_OCSP_RESPONSE] = "ocsp_response",
 };
 
 static const char *const verify_names[] = {
@@ -72,6 +74,8 @@ static char **string_slot(struct tls_config *config, enum tls_setting setting)
         return &config->tls_mode;
     case SET_HTTP:
         return &config->http;
+    case SET_OCSP_RESPONSE:
+        return &config->ocsp_response;
     default:
         return NULL;
     }
@@ -121,6 +125,8 @@ char *tls_config_render(const struct tls_config *config)
         fprintf(f, "%s = %s\n", setting_names[SET_TLS_MODE], config->tls_mode);
     if (config->http)
         fprintf(f, "%s = %s\n", setting_names[SET_HTTP], config->http);
+    if (config->ocsp_response)
+        fprintf(f, "%s = %s\n", setting_names[SET_OCSP_RESPONSE], config->ocsp_response);
     if (ferror(f)) {
         fclose(f);
         free(text);

@@ -14,7 +14,7 @@ enum tls_verify {
  * The contract between certvisord and every service. The file is text, one
  * "key = value" per line, '#' comments, in this order:
  *   cert_file, key_file, ca_file, min_version, ciphers, ciphersuites,
- *   security_level, verify_peer, tls_mode, http
+ *   security_level, verify_peer, tls_mode, http, ocsp_response
  * Unset optional values are omitted. The same configuration always renders to
  * the same bytes, so the agent can tell a change by comparing contents.
  */
@@ -41,6 +41,13 @@ struct tls_config {
      * ("http = true": the REST API).
      */
     char *http;
+    /*
+     * The OCSP response to staple (DER) for clients that ask for one: the agent renders it
+     * for services serving the proxy certificate while ocsp_functionality is enabled, and
+     * writes the file whenever a new response verifies. A missing file staples nothing; one
+     * past its nextUpdate is not stapled either. NULL: no stapling.
+     */
+    char *ocsp_response;
 };
 
 /* Renders config as text (malloc'd, NUL-terminated). Returns NULL on no memory. */

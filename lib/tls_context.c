@@ -2,6 +2,7 @@
 #include "tls_context.h"
 
 #include "cv_error.h"
+#include "tls_stapling.h"
 
 #include <errno.h>
 #include <openssl/err.h>
@@ -299,6 +300,11 @@ static int configure(SSL_CTX *ctx, const struct tls_config *config, enum tls_rol
     r = set_verification(ctx, config, role, err, err_len);
     if (r < 0)
         return r;
+    if (role == TLS_ROLE_SERVER && config->ocsp_response) {
+        r = tls_stapling_attach(ctx, config->ocsp_response, err, err_len);
+        if (r < 0)
+            return r;
+    }
     if (role == TLS_ROLE_SERVER &&
         SSL_CTX_set_session_id_context(ctx, (const unsigned char *)TLS_SESSION_ID_CONTEXT,
                                        sizeof(TLS_SESSION_ID_CONTEXT) - 1) != 1)

@@ -43,6 +43,11 @@ cfg_opt_t conf_policy_options[] = {
     CFG_STR("http_support", NULL, CFGF_NODEFAULT),
     CFG_STR("mtls_certificate_authentication", NULL, CFGF_NODEFAULT),
     CFG_STR("mtls_client_cert_subject_validation_type", NULL, CFGF_NODEFAULT),
+    CFG_STR("ocsp_functionality", NULL, CFGF_NODEFAULT),
+    CFG_STR("ocsp_query_frequency", NULL, CFGF_NODEFAULT),
+    CFG_STR("ocsp_response_timeout", NULL, CFGF_NODEFAULT),
+    CFG_STR("ocsp_recovery_frequency", NULL, CFGF_NODEFAULT),
+    CFG_STR("ocsp_recovery_max_tries", NULL, CFGF_NODEFAULT),
     CFG_END()};
 
 cfg_opt_t conf_certificate_options[] = {CFG_STR("cert_file", NULL, CFGF_NODEFAULT),

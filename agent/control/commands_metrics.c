@@ -1,6 +1,8 @@
 /* The handler of the "metrics" command: the agent's state, as the metrics exporter reads it. */
 #include "commands_metrics.h"
 
+#include "stapling.h"
+
 #include "cert_info.h"
 #include "cert_names.h"
 #include "certs.h"
@@ -183,7 +185,8 @@ void handle_metrics(struct agent *agent, struct control_conn *conn, json_t *args
                       "services", services(agent), "apply", "at", (json_int_t)agent->last_apply.at,
                       "ok", agent->last_apply.ok, "applied", (json_int_t)agent->last_apply.applied,
                       "failed", (json_int_t)agent->last_apply.failed);
-    if (!reply || json_object_set_new(reply, "cluster", commands_cluster_json(agent)) < 0) {
+    if (!reply || json_object_set_new(reply, "cluster", commands_cluster_json(agent)) < 0 ||
+        json_object_set_new(reply, "ocsp", stapling_metrics(agent)) < 0) {
         json_decref(reply);
         control_reply_error(conn, 1, "out of memory");
         return;

@@ -17,7 +17,8 @@
  *    "certificates": [{"name", "path", "not_after", "seconds_left", "origin",
  *                      "generation"}...],
  *    "services": [{"name", "state", "pid", "uptime_seconds", "restarts"[, "stats"]}...],
- *    "apply": {"at", "ok", "applied", "failed"}}
+ *    "apply": {"at", "ok", "applied", "failed"},
+ *    "cluster": {...}, "ocsp": {"enabled", "cert_status", "next_update", "queries", "failures"}}
  * Times are Unix seconds; "at" is 0 before the first change. Only certificates
  * that are set are listed, the cluster CA ("cluster_ca") last.
  */

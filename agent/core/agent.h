@@ -29,6 +29,7 @@ struct notify_server;
 struct offload;
 struct reexec;
 struct renewal;
+struct stapling;
 struct supervisor;
 struct users;
 
@@ -64,6 +65,7 @@ struct agent {
     struct certs *certs;             /* the node's certificates (state_dir/certs) */
     struct apply_queue *apply;       /* changes waiting and the one being applied */
     struct renewal *renewal;         /* expiry checks */
+    struct stapling *stapling;       /* the proxy certificate's OCSP status (agent/apply) */
     struct cert_watch *external;     /* the files of external certificates */
     struct users *users;             /* the REST API's users (state_dir/users.json) */
     struct audit_ring *audit;        /* the recent audit entries (agent/apply/audit.c) */

@@ -3,6 +3,7 @@
 #include "config.h"
 #include "control_client.h"
 #include "control_proto.h"
+#include "ctl_ocsp.h"
 #include "ctl_replica.h"
 #include "ctl_users.h"
 #include "cv_error.h"
@@ -612,6 +613,11 @@ static void print_reply(const char *command, json_t *reply)
 {
     json_t *items = json_object_get(reply, "items");
 
+    if (strcmp(command, "cluster ocsp config") == 0 ||
+        strcmp(command, "cluster ocsp status") == 0 || strcmp(command, "cluster ocsp test") == 0) {
+        ctl_print_ocsp_reply(command, reply);
+        return;
+    }
     if (json_object_get(reply, "error")) {
         fprintf(stderr, "certvisorctl: %s\n", str(reply, "error"));
         return;
@@ -667,7 +673,9 @@ static void print_reply(const char *command, json_t *reply)
              strcmp(command, "cluster certificate set-many") == 0 ||
              strcmp(command, "cluster certificate rotate") == 0 ||
              strcmp(command, "cluster certificate delete") == 0 ||
-             strcmp(command, "cluster config") == 0)
+             strcmp(command, "cluster config") == 0 ||
+             strcmp(command, "cluster ocsp config proxy") == 0 ||
+             strcmp(command, "cluster ocsp config set") == 0)
         print_change(command, reply);
     else if (items)
         print_operation(command, items);
@@ -935,7 +943,9 @@ static bool supports_dry_run(const char *command, int argc)
            strcmp(command, "cluster certificate list") != 0 &&
            strcmp(command, "cluster certificate show") != 0 &&
            strcmp(command, "cluster certificate ca") != 0 &&
-           strncmp(command, "cluster token ", 14) != 0;
+           strncmp(command, "cluster token ", 14) != 0 &&
+           strcmp(command, "cluster ocsp config") != 0 &&
+           strcmp(command, "cluster ocsp status") != 0 && strcmp(command, "cluster ocsp test") != 0;
 }
 
 /* certvisorctl's own options, which go before the command; "=" for one that takes a value. */

@@ -8,6 +8,7 @@
 #include "external.h"
 #include "render_files.h"
 #include "renewal.h"
+#include "stapling.h"
 #include "users.h"
 #include "cv_error.h"
 #include "log.h"
@@ -240,6 +241,7 @@ static void agent_free(struct agent *agent)
     offload_free(agent->offload);
     external_watch_free(agent);
     renewal_free(agent);
+    stapling_free(agent);
     apply_free_all(agent);
     certs_free(agent->certs);
     users_free(agent->users);
@@ -354,7 +356,7 @@ static int start_agent(struct agent *agent)
     if (prepare_tls(agent) < 0)
         return -1;
     if (adopt_services(agent) < 0 || control_server_start(agent->control) < 0 ||
-        renewal_start(agent) < 0 || external_watch_start(agent) < 0) {
+        renewal_start(agent) < 0 || stapling_start(agent) < 0 || external_watch_start(agent) < 0) {
         log_error("Cannot set up the services");
         return -1;
     }

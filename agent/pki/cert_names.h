@@ -27,6 +27,9 @@ struct cert_name {
 /* The operator's CA for client certificates (REST API sign-in, databases' clients). */
 #define CERT_MTLS_TRUSTED_CA "mtls_trusted_ca"
 
+/* The certificate the proxy serves databases with: the one whose OCSP status is stapled. */
+#define CERT_PROXY "proxy"
+
 /* Every name, generated ones first. */
 extern const struct cert_name cert_names[];
 extern const size_t cert_names_count;

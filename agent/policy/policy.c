@@ -24,7 +24,8 @@ enum value_kind {
     KIND_TLS13_SUITES,
     KIND_MODE,
     KIND_SWITCH,
-    KIND_SUBJECT_VALIDATION
+    KIND_SUBJECT_VALIDATION,
+    KIND_NUMBER /* a whole number within [min, max] */
 };
 
 /* The three planes whose minimum version and cipher settings go together. */
@@ -36,6 +37,7 @@ static const struct {
     enum value_kind kind;
     enum plane plane;
     const char *default_value; /* NULL: OpenSSL's default, or (sentinel version) follows data */
+    long min, max;             /* KIND_NUMBER */
 } settings[POLICY_COUNT] = {
     [POLICY_MIN_CONTROL_TLS_VERSION] = {"min_control_TLS_version", NULL, KIND_VERSION,
                                         PLANE_CONTROL, "1.2"},
@@ -58,6 +60,16 @@ static const struct {
                                                 KIND_SWITCH, PLANE_NONE, "disabled"},
     [POLICY_MTLS_SUBJECT_VALIDATION_TYPE] = {"mtls_client_cert_subject_validation_type", NULL,
                                              KIND_SUBJECT_VALIDATION, PLANE_NONE, "san_cn"},
+    /* Redis Enterprise's names, defaults and ranges for the same settings. */
+    [POLICY_OCSP_FUNCTIONALITY] = {"ocsp_functionality", NULL, KIND_SWITCH, PLANE_NONE, "disabled"},
+    [POLICY_OCSP_QUERY_FREQUENCY] = {"ocsp_query_frequency", NULL, KIND_NUMBER, PLANE_NONE, "3600",
+                                     60, 86400},
+    [POLICY_OCSP_RESPONSE_TIMEOUT] = {"ocsp_response_timeout", NULL, KIND_NUMBER, PLANE_NONE, "1",
+                                      1, 60},
+    [POLICY_OCSP_RECOVERY_FREQUENCY] = {"ocsp_recovery_frequency", NULL, KIND_NUMBER, PLANE_NONE,
+                                        "60", 60, 86400},
+    [POLICY_OCSP_RECOVERY_MAX_TRIES] = {"ocsp_recovery_max_tries", NULL, KIND_NUMBER, PLANE_NONE,
+                                        "5", 1, 100},
 };
 
 /* Per plane: its minimum version, its TLS <= 1.2 ciphers and its TLS 1.3 suites (or -1). */
@@ -131,6 +143,38 @@ bool policy_enabled(const struct policy *policy, enum policy_setting setting)
     const char *value = policy_get(policy, setting);
 
     return value && strcmp(value, "enabled") == 0;
+}
+
+/* text as a whole decimal number, or false (signs, spaces and overflow are refused). */
+static bool parse_number(const char *text, long *ret_number)
+{
+    char *end;
+    long n;
+
+    if (!*text || *text < '0' || *text > '9' || strlen(text) > 9)
+        return false;
+    n = strtol(text, &end, 10);
+    if (*end)
+        return false;
+    *ret_number = n;
+    return true;
+}
+
+long policy_number(const struct policy *policy, enum policy_setting setting)
+{
+    long n;
+
+    /* Values are checked before they are set: the default covers only the impossible. */
+    if (!parse_number(policy_get(policy, setting), &n) || n < settings[setting].min ||
+        n > settings[setting].max)
+        parse_number(settings[setting].default_value, &n);
+    return n;
+}
+
+void policy_number_range(enum policy_setting setting, long *ret_min, long *ret_max)
+{
+    *ret_min = settings[setting].min;
+    *ret_max = settings[setting].max;
 }
 
 /* "1", "1.0", "TLSv1" ... "1.3" -> the canonical "1", "1.1", "1.2", "1.3" and OpenSSL's number. */
@@ -304,6 +348,16 @@ int policy_check(const struct policy *policy, enum policy_setting setting, const
             return CV_EINVALID_TLS;
         }
         return 0;
+    case KIND_NUMBER: {
+        long n;
+
+        if (!parse_number(value, &n) || n < settings[setting].min || n > settings[setting].max) {
+            snprintf(err, err_len, "%s: '%s' is not a whole number from %ld to %ld",
+                     settings[setting].name, value, settings[setting].min, settings[setting].max);
+            return CV_EINVALID_TLS;
+        }
+        return 0;
+    }
     case KIND_CIPHERS:
     case KIND_TLS13_SUITES:
         if (!*value) {

@@ -21,6 +21,12 @@ enum policy_setting {
     POLICY_MTLS_CERTIFICATE_AUTHENTICATION,
     /* How a client certificate names its user: san_cn, full_subject */
     POLICY_MTLS_SUBJECT_VALIDATION_TYPE,
+    /* OCSP stapling of the proxy certificate (agent/apply/stapling.c): enabled, disabled */
+    POLICY_OCSP_FUNCTIONALITY,
+    POLICY_OCSP_QUERY_FREQUENCY,    /* seconds between queries while the answers come */
+    POLICY_OCSP_RESPONSE_TIMEOUT,   /* seconds a query may take */
+    POLICY_OCSP_RECOVERY_FREQUENCY, /* seconds between retries after a failed query */
+    POLICY_OCSP_RECOVERY_MAX_TRIES, /* retries before waiting a whole query_frequency again */
     POLICY_COUNT
 };
 
@@ -62,6 +68,12 @@ const char *policy_get(const struct policy *policy, enum policy_setting setting)
 
 /* True when a switch setting (http_support, mtls_certificate_authentication) is "enabled". */
 bool policy_enabled(const struct policy *policy, enum policy_setting setting);
+
+/* The value of a number setting (the OCSP intervals and tries), always within its range. */
+long policy_number(const struct policy *policy, enum policy_setting setting);
+
+/* A number setting's range, for messages and the REST API's checks. */
+void policy_number_range(enum policy_setting setting, long *ret_min, long *ret_max);
 
 /*
  * Checks value for setting in the context of the rest of policy: versions

@@ -101,7 +101,9 @@ int render_tls_config(const struct tls_spec *spec, const struct render_files *fi
         copy_optional(&config->tls_mode, spec->plane == TLS_PLANE_SENTINEL
                                              ? policy_get(policy, POLICY_SENTINEL_TLS_MODE)
                                              : NULL) < 0 ||
-        copy_optional(&config->http, http) < 0) {
+        copy_optional(&config->http, http) < 0 ||
+        copy_optional(&config->ocsp_response,
+                      spec->format == RENDER_CERTVISOR ? files->ocsp_response : NULL) < 0) {
         tls_config_free(config);
         return -ENOMEM;
     }

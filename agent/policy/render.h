@@ -38,6 +38,8 @@ struct render_files {
     const char *cert_file;
     const char *key_file;
     const char *ca_file; /* the trusted CAs when spec->trust is set, else NULL */
+    /* The OCSP response to staple (a certvisor format file only), else NULL */
+    const char *ocsp_response;
 };
 
 /*

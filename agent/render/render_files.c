@@ -76,10 +76,22 @@ int render_cert_files(const struct render_inputs *in, const char *name, char *ce
     return certs_current_files(in->certs, name, cert_path, cert_len, key_path, key_len);
 }
 
+int render_ocsp_path(const char *cert_path, char *buf, size_t len)
+{
+    const char *slash = strrchr(cert_path, '/');
+    int n;
+
+    if (!slash)
+        return -EINVAL;
+    n = snprintf(buf, len, "%.*s/" RENDER_OCSP_FILE, (int)(slash - cert_path), cert_path);
+    return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
 struct spec_files {
     char cert[PATH_MAX];
     char key[PATH_MAX];
     char ca[PATH_MAX];
+    char ocsp[PATH_MAX];
     struct render_files files;
 };
 
@@ -89,12 +101,21 @@ static int resolve(const struct render_inputs *in, const char *service, const st
     int r =
         render_cert_files(in, spec->certificate, f->cert, sizeof(f->cert), f->key, sizeof(f->key));
 
-    f->files = (struct render_files){f->cert, f->key, NULL};
+    f->files = (struct render_files){f->cert, f->key, NULL, NULL};
     if (r < 0) {
         snprintf(err, err_len, "service '%s': certificate '%s' is not set (%s)", service,
                  spec->certificate, strerror(-r));
         return r;
     }
+    /*
+     * The proxy certificate's status, stapled while ocsp_functionality is enabled: the path
+     * is its generation's, so a rotation renders a new one (and never staples the old
+     * certificate's answer); a new answer for the same generation reloads the proxy alone.
+     */
+    if (strcmp(spec->certificate, CERT_PROXY) == 0 &&
+        policy_enabled(in->policy, POLICY_OCSP_FUNCTIONALITY) &&
+        render_ocsp_path(f->cert, f->ocsp, sizeof(f->ocsp)) == 0)
+        f->files.ocsp_response = f->ocsp;
     if (spec->trust) {
         r = render_cert_files(in, spec->trust, f->ca, sizeof(f->ca), NULL, 0);
         if (r < 0) {

@@ -105,4 +105,10 @@ int render_files_write(const struct render_inputs *in, const struct service_conf
 int render_cert_files(const struct render_inputs *in, const char *name, char *cert_path,
                       size_t cert_len, char *key_path, size_t key_len);
 
+/* The OCSP response of a certificate generation is kept beside it, under this name. */
+#define RENDER_OCSP_FILE "ocsp.der"
+
+/* The OCSP response's path for the generation whose certificate is at cert_path. */
+int render_ocsp_path(const char *cert_path, char *buf, size_t len);
+
 #endif

@@ -50,6 +50,13 @@ void api_get_cluster_status(struct api_call *call);
 /* GET /v1/nodes (routes_info.c). */
 void api_get_nodes(struct api_call *call);
 
+/* OCSP stapling (routes_ocsp.c): GET and PUT /v1/ocsp, GET /v1/ocsp/status, POST
+ * /v1/ocsp/test, with Redis Enterprise's fields. */
+void api_get_ocsp(struct api_call *call);
+void api_put_ocsp(struct api_call *call);
+void api_get_ocsp_status(struct api_call *call);
+void api_test_ocsp(struct api_call *call);
+
 /* The routes (routes.c): answers the call, at once or after asking the agent. */
 void api_route(struct api_call *call);
 

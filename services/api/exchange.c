@@ -210,6 +210,8 @@ static const struct {
     {"cluster_unavailable", 503, "cluster_unavailable"},
     {"shutting_down", 503, "agent_unavailable"},
     {"permission_denied", 403, "insufficient_permissions"},
+    {"ocsp_query_failed", 502, "ocsp_query_failed"}, /* the responder, not the request */
+    {"busy", 503, "agent_busy"},
 };
 
 void api_reply_refusal(struct api_call *call, json_t *reply, int unknown_status)

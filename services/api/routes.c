@@ -227,7 +227,8 @@ static json_t *cluster_object(json_t *items)
         if (!name || !value)
             continue; /* a cipher setting left to OpenSSL's default */
         if (strcmp(name, "http_support") == 0 ||
-            strcmp(name, "mtls_certificate_authentication") == 0)
+            strcmp(name, "mtls_certificate_authentication") == 0 ||
+            strcmp(name, "ocsp_functionality") == 0)
             json_object_set_new(result, name, json_boolean(strcmp(value, "enabled") == 0));
         else
             json_object_set_new(result, name, json_string(value));
@@ -534,6 +535,9 @@ enum route_id {
     ROUTE_AUDIT,
     ROUTE_CLUSTER_STATUS,
     ROUTE_NODES,
+    ROUTE_OCSP,
+    ROUTE_OCSP_STATUS,
+    ROUTE_OCSP_TEST,
 };
 
 /* path pattern: "*" stands for one segment (a certificate name). */
@@ -555,6 +559,10 @@ static const struct {
     {ROUTE_AUDIT, "/v1/cluster/audit_log", "GET", api_get_audit_log},
     {ROUTE_CLUSTER_STATUS, "/v1/cluster/status", "GET", api_get_cluster_status},
     {ROUTE_NODES, "/v1/nodes", "GET", api_get_nodes},
+    {ROUTE_OCSP, "/v1/ocsp", "GET", api_get_ocsp},
+    {ROUTE_OCSP, "/v1/ocsp", "PUT", api_put_ocsp},
+    {ROUTE_OCSP_STATUS, "/v1/ocsp/status", "GET", api_get_ocsp_status},
+    {ROUTE_OCSP_TEST, "/v1/ocsp/test", "POST", api_test_ocsp},
 };
 
 /* True when path matches pattern; *ret_segment gets what "*" matched (path is changed). */

@@ -374,6 +374,39 @@ static void cluster_families(FILE *f, const json_t *cluster)
                json_object_get(cluster, "apply_error") != NULL);
 }
 
+/* OCSP stapling of the proxy certificate: while enabled, or while an answer is held. */
+static void ocsp_families(FILE *f, const json_t *ocsp)
+{
+    static const char *const statuses[] = {"GOOD", "REVOKED", "UNKNOWN", "NONE"};
+    const char *status = string_of(ocsp, "cert_status");
+    json_t *next_update = json_object_get(ocsp, "next_update");
+    json_int_t queries = json_integer_value(json_object_get(ocsp, "queries"));
+    json_int_t failures = json_integer_value(json_object_get(ocsp, "failures"));
+    const char *ok[] = {"result", "ok", NULL}, *failed[] = {"result", "failed", NULL};
+
+    if (!status || (!json_is_true(json_object_get(ocsp, "enabled")) && strcmp(status, "NONE") == 0))
+        return;
+    header(f, "certvisor_ocsp_cert_status", "gauge",
+           "The proxy certificate's OCSP status held and stapled: 1 for the one it is (GOOD, "
+           "REVOKED, UNKNOWN, or NONE when no valid answer is held), 0 for the others.");
+    for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++) {
+        const char *labels[] = {"status", statuses[i], NULL};
+
+        sample_int(f, "certvisor_ocsp_cert_status", labels, strcmp(status, statuses[i]) == 0);
+    }
+    header(f, "certvisor_ocsp_revoked", "gauge",
+           "Whether the OCSP responder says the proxy certificate is revoked (1) or not (0).");
+    sample_int(f, "certvisor_ocsp_revoked", NULL, strcmp(status, "REVOKED") == 0);
+    header(f, "certvisor_ocsp_next_update_timestamp_seconds", "gauge",
+           "When the stapled answer expires (its nextUpdate), in seconds since the Unix epoch.");
+    if (json_is_integer(next_update) && json_integer_value(next_update) > 0)
+        sample_number(f, "certvisor_ocsp_next_update_timestamp_seconds", NULL, next_update);
+    header(f, "certvisor_ocsp_queries_total", "counter",
+           "Queries to the OCSP responder since the agent started, by result.");
+    sample_int(f, "certvisor_ocsp_queries_total", ok, queries - failures);
+    sample_int(f, "certvisor_ocsp_queries_total", failed, failures);
+}
+
 static void up_family(FILE *f, int up)
 {
     header(f, "certvisor_up", "gauge", "Whether the agent answered this scrape (1) or not (0).");
@@ -409,6 +442,7 @@ char *render_metrics(const json_t *reply, size_t *ret_len)
     apply_families(f, json_object_get(reply, "apply"));
     agent_families(f, json_object_get(reply, "agent"));
     cluster_families(f, json_object_get(reply, "cluster"));
+    ocsp_families(f, json_object_get(reply, "ocsp"));
     up_family(f, 1);
     return finish(f, &buf, &len, ret_len);
 }

@@ -156,6 +156,27 @@ static void the_cluster_store_is_reported_on_etcd_only(void **state)
     free(etcd);
 }
 
+static void ocsp_is_reported_while_enabled_or_held(void **state)
+{
+    char *off = render_text("{\"ocsp\": {\"enabled\": false, \"cert_status\": \"NONE\", "
+                            "\"next_update\": 0, \"queries\": 0, \"failures\": 0}}");
+    char *revoked =
+        render_text("{\"ocsp\": {\"enabled\": true, \"cert_status\": \"REVOKED\", \"next_update\": "
+                    "1800000000, \"queries\": 7, \"failures\": 2}}");
+
+    (void)state;
+    assert_null(strstr(off, "certvisor_ocsp_"));
+    assert_contains(revoked, "certvisor_ocsp_cert_status{status=\"REVOKED\"} 1\n");
+    assert_contains(revoked, "certvisor_ocsp_cert_status{status=\"GOOD\"} 0\n");
+    assert_contains(revoked, "certvisor_ocsp_cert_status{status=\"NONE\"} 0\n");
+    assert_contains(revoked, "certvisor_ocsp_revoked 1\n");
+    assert_contains(revoked, "certvisor_ocsp_next_update_timestamp_seconds 1800000000\n");
+    assert_contains(revoked, "certvisor_ocsp_queries_total{result=\"ok\"} 5\n");
+    assert_contains(revoked, "certvisor_ocsp_queries_total{result=\"failed\"} 2\n");
+    free(off);
+    free(revoked);
+}
+
 static void unavailable_is_a_comment_and_up_zero(void **state)
 {
     size_t len = 0;
@@ -178,6 +199,7 @@ int main(void)
         cmocka_unit_test(certificates_become_expiry_and_info_samples),
         cmocka_unit_test(label_values_are_escaped),
         cmocka_unit_test(the_cluster_store_is_reported_on_etcd_only),
+        cmocka_unit_test(ocsp_is_reported_while_enabled_or_held),
         cmocka_unit_test(service_state_is_one_hot_over_the_agent_states),
         cmocka_unit_test(no_change_yet_means_no_last_apply_sample),
         cmocka_unit_test(unavailable_is_a_comment_and_up_zero),

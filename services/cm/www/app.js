@@ -1219,9 +1219,34 @@
     }
   }
 
+  /* GET /v1/ocsp and /v1/ocsp/status: the proxy certificate's stapled OCSP status, as rows of
+   * the Cluster card; a REVOKED answer is also an alert above the certificates. */
+  async function ocspRows() {
+    let config, status;
+    try {
+      [config, status] = await Promise.all([api("GET", "/v1/ocsp"), api("GET", "/v1/ocsp/status")]);
+    } catch (error) {
+      return [["OCSP stapling", `cannot be read: ${errorText(error)}`]];
+    }
+    const revoked = status.cert_status === "REVOKED";
+    $("#ocsp-alert").textContent = revoked
+      ? `The OCSP responder ${status.responder_url} says the proxy certificate is REVOKED ` +
+        `(since ${status.revocation_time}): replace it. Clients that check are refusing it.`
+      : "";
+    if (!config.ocsp_functionality) {
+      return [["OCSP stapling", "disabled" +
+        (config.responder_url ? ` (the proxy certificate names ${config.responder_url})` : "")]];
+    }
+    const rows = [["OCSP stapling", `${status.cert_status} from ${config.responder_url || "no responder"}` +
+      (status.next_update ? `, valid until ${status.next_update}` : "")]];
+    if (status.error) rows.push(["OCSP last error", status.error]);
+    return rows;
+  }
+
   /* GET /v1/cluster/status: the store, and on etcd this node's last view of it. */
   async function loadCluster() {
     loadNodes();
+    const ocsp = ocspRows();
     const facts = $("#cluster-facts");
     try {
       const c = await api("GET", "/v1/cluster/status");
@@ -1246,6 +1271,7 @@
           }
         }
       }
+      rows.push(...await ocsp);
       /* The store came back or went away (the agent's own verdict, as X-Certvisor-Stale gives
        * it): read certificates and policy again, fresh or marked. */
       const inStep = !c.reads_stale;
