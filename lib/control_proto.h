@@ -109,6 +109,17 @@ enum control_access {
       "NONE, with the answer's times and the last query's error.")                                 \
     X(cluster_ocsp_test, "cluster ocsp test", CONTROL_ACCESS_ADMIN, "cluster ocsp test",           \
       "Ask the OCSP responder now; a verified answer is kept (and stapled when enabled).")         \
+    X(cluster_ldap_show, "cluster ldap show", CONTROL_ACCESS_ADMIN, "cluster ldap show",           \
+      "Show the LDAP sign-in settings (never the bind password) and the directory's "              \
+      "certificates.")                                                                             \
+    X(cluster_ldap_config, "cluster ldap config", CONTROL_ACCESS_ADMIN,                            \
+      "cluster ldap config <name> <value> [<name> <value>...] [--dry-run]",                        \
+      "Change LDAP sign-in settings (uris, bind_dn, bind_password, user_search_base, ...), "       \
+      "applied like any policy change.")                                                           \
+    X(cluster_ldap_test, "cluster ldap test", CONTROL_ACCESS_ADMIN,                                \
+      "cluster ldap test <user> [--password-file <file>|-]",                                       \
+      "Sign a directory user in against the directory now and show the DN, groups and role "       \
+      "(the password is asked for, or read from the file).")                                       \
     X(audit, "audit", CONTROL_ACCESS_READ, "audit [-n <entries>]",                                 \
       "Print the recent changes (who, what, the result), oldest first, as a log reads.")           \
     X(replica_status, "replica status", CONTROL_ACCESS_READ, "replica status [<database>...]",     \

@@ -23,8 +23,7 @@ struct staple {
 static int staple_index = -1;
 static CRYPTO_ONCE staple_index_once = CRYPTO_ONCE_STATIC_INIT;
 
-static void free_staple(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
-                        void *argp)
+static void free_staple(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
 {
     struct staple *staple = ptr;
 

@@ -8,7 +8,7 @@ libssl-dev libconfuse-dev libsystemd-dev libevent-dev libjansson-dev libcmocka-d
 redis-server redis-tools python3 python3-pytest python3-redis supervisor strace procps util-linux openssl
 haproxy socat stunnel4 sslscan prometheus curl chromium
 dpkg-dev fakeroot lintian rpm systemd python3-seccomp systemd-container debootstrap
-etcd-server etcd-client"
+etcd-server etcd-client libldap-dev slapd ldap-utils"
 
 missing=""
 for p in $packages; do

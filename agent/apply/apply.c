@@ -1045,10 +1045,11 @@ static int prepare_policy(struct apply_run *run, struct apply_request *request, 
         r = policy_set(&run->new_policy, (enum policy_setting)setting, request->setting_values[i],
                        POLICY_FROM_RUNTIME, NULL, 0);
         if (r == 0)
-            json_array_append_new(request->changes,
-                                  json_pack("{s:s, s:s}", "setting",
-                                            policy_setting_name((enum policy_setting)setting),
-                                            "value", request->setting_values[i]));
+            json_array_append_new(
+                request->changes,
+                json_pack("{s:s, s:s}", "setting",
+                          policy_setting_name((enum policy_setting)setting), "value",
+                          policy_shown((enum policy_setting)setting, request->setting_values[i])));
     }
     if (r == 0 && policy_check_all(&run->new_policy, err, err_len) < 0)
         r = CV_EINVALID_TLS;

@@ -41,7 +41,7 @@ struct stapling {
     time_t last_query, next_query;
     unsigned failures_in_a_row;
     unsigned long queries, failures;
-    bool reload_pending; /* a new answer waits for the apply pipeline to be idle */
+    bool reload_pending;  /* a new answer waits for the apply pipeline to be idle */
     unsigned reloads_out; /* reloads begun for an answer, not over yet */
     bool answer_ready;    /* the waiters hear of the answer once it is served */
     struct stapling_job *running;
@@ -87,14 +87,13 @@ json_t *stapling_status(struct agent *agent)
         follow_generation(s); /* a rotation a moment ago is not shown as the old one's status */
 
     return json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:s, s:o, s:o, s:I, s:I}", "cert_status",
-                     ocsp_cert_status_name(a->status), "responder_url",
-                     s ? s->responder_url : "", "produced_at", time_json(a->produced_at),
-                     "this_update", time_json(a->this_update), "next_update",
-                     time_json(a->next_update), "revocation_time", time_json(a->revocation_time),
-                     "error", s ? s->error : "", "last_query", time_json(s ? s->last_query : 0),
-                     "next_query", time_json(s ? s->next_query : 0), "queries",
-                     (json_int_t)(s ? s->queries : 0), "failures",
-                     (json_int_t)(s ? s->failures : 0));
+                     ocsp_cert_status_name(a->status), "responder_url", s ? s->responder_url : "",
+                     "produced_at", time_json(a->produced_at), "this_update",
+                     time_json(a->this_update), "next_update", time_json(a->next_update),
+                     "revocation_time", time_json(a->revocation_time), "error", s ? s->error : "",
+                     "last_query", time_json(s ? s->last_query : 0), "next_query",
+                     time_json(s ? s->next_query : 0), "queries", (json_int_t)(s ? s->queries : 0),
+                     "failures", (json_int_t)(s ? s->failures : 0));
 }
 
 static bool enabled(const struct stapling *s)
@@ -303,8 +302,7 @@ static int submit(struct stapling *s, bool read_back)
     job->query.read_back = read_back;
     job->query.timeout_seconds = (int)setting(s, POLICY_OCSP_RESPONSE_TIMEOUT);
     snprintf(job->query.cert_path, sizeof(job->query.cert_path), "%s", cert_path);
-    snprintf(job->query.ca_path, sizeof(job->query.ca_path), "%s",
-             s->agent->certs->ca_export_path);
+    snprintf(job->query.ca_path, sizeof(job->query.ca_path), "%s", s->agent->certs->ca_export_path);
     snprintf(job->query.out_path, sizeof(job->query.out_path), "%s", s->ocsp_path);
     r = offload_submit(s->agent->offload, run_job, on_job_done, job);
     if (r < 0) {
@@ -418,8 +416,8 @@ void stapling_free(struct agent *agent)
         s->running->owner = NULL; /* its done callback frees it */
     for (size_t i = 0; i < s->n_waiters; i++)
         s->waiters[i].done(s->waiters[i].data, 1,
-                           json_pack("{s:i, s:s, s:s}", "exit", 1, "error",
-                                     "the agent is stopping", "reason", "shutting_down"));
+                           json_pack("{s:i, s:s, s:s}", "exit", 1, "error", "the agent is stopping",
+                                     "reason", "shutting_down"));
     event_free(s->tick);
     free(s);
     agent->stapling = NULL;

@@ -34,7 +34,7 @@
 #define SPEC_MAX_NAME 64
 #define SPEC_MAX_FINGERPRINT 96
 #define SPEC_MAX_REASON 512
-#define SPEC_MAX_POLICY_SETTINGS 32
+#define SPEC_MAX_POLICY_SETTINGS 48
 #define SPEC_MAX_POLICY_VALUE 1024
 
 /* The etcd key of a part of the cluster's state: "<prefix><what>", NUL-terminated. Returns its

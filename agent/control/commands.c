@@ -8,6 +8,7 @@
 #include "commands_metrics.h"
 #include "commands_replica.h"
 #include "commands_cluster.h"
+#include "commands_ldap.h"
 #include "commands_ocsp.h"
 #include "commands_rest.h"
 #include "cv_error.h"

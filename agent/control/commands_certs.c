@@ -151,7 +151,8 @@ void handle_cluster_config_show(struct agent *agent, struct control_conn *conn, 
     (void)args;
     (void)options;
     for (int i = 0; i < POLICY_COUNT; i++) {
-        const char *value = policy_get(policy, (enum policy_setting)i);
+        const char *value =
+            policy_shown((enum policy_setting)i, policy_get(policy, (enum policy_setting)i));
         char source[4200];
 
         policy_describe_source(policy, (enum policy_setting)i, source, sizeof(source));
@@ -403,9 +404,9 @@ void handle_cluster_config(struct agent *agent, struct control_conn *conn, json_
                            json_t *options)
 {
     size_t n = json_array_size(args) / 2;
-    const char *names[32], *values[32];
+    const char *names[POLICY_COUNT], *values[POLICY_COUNT];
 
-    if (n == 0 || json_array_size(args) % 2 || n > 32) {
+    if (n == 0 || json_array_size(args) % 2 || n > POLICY_COUNT) {
         control_reply_error(conn, 2,
                             "usage: cluster config <setting> <value> [<setting> <value>...]");
         return;

@@ -46,8 +46,8 @@ void handle_cluster_ocsp_config(struct agent *agent, struct control_conn *conn, 
     control_reply(conn, json_pack("{s:i, s:o}", "exit", 0, "config", config));
 }
 
-void handle_cluster_ocsp_config_proxy(struct agent *agent, struct control_conn *conn,
-                                      json_t *args, json_t *options)
+void handle_cluster_ocsp_config_proxy(struct agent *agent, struct control_conn *conn, json_t *args,
+                                      json_t *options)
 {
     const char *word = json_string_value(json_array_get(args, 0));
     const char *name = policy_setting_name(POLICY_OCSP_FUNCTIONALITY);

@@ -13,8 +13,8 @@ void handle_cluster_ocsp_config(struct agent *agent, struct control_conn *conn, 
                                 json_t *options);
 
 /* enable|disable: ocsp_functionality, through the apply pipeline like any policy change. */
-void handle_cluster_ocsp_config_proxy(struct agent *agent, struct control_conn *conn,
-                                      json_t *args, json_t *options);
+void handle_cluster_ocsp_config_proxy(struct agent *agent, struct control_conn *conn, json_t *args,
+                                      json_t *options);
 
 /* One or more "<name> <value>" pairs, the names without their ocsp_ prefix. */
 void handle_cluster_ocsp_config_set(struct agent *agent, struct control_conn *conn, json_t *args,

@@ -7,6 +7,7 @@
 #include "control_proto.h"
 #include "cv_error.h"
 #include "fsutil.h"
+#include "ldap_signin.h"
 #include "log.h"
 #include "netutil.h"
 #include "offload.h"
@@ -64,11 +65,12 @@ struct control_server {
     size_t n_lingering;
     struct fs_identity bound; /* the socket file this server made */
     bool bound_known;
-    struct signin_limits *signin; /* the sign-in budget and lock-outs */
-    struct sign_in *sign_ins;     /* key derivations on the offload workers */
-    unsigned long busy_refusals;  /* sign-ins the budget refused since the last log line */
-    int64_t busy_logged_ms;       /* when that was logged */
-    bool paused;                  /* not accepting: a re-exec hands the backlog over */
+    struct signin_limits *signin;  /* the sign-in budget and lock-outs */
+    struct ldap_cache *ldap_cache; /* directory sign-ins remembered (ldap_cache_seconds) */
+    struct sign_in *sign_ins;      /* key derivations on the offload workers */
+    unsigned long busy_refusals;   /* sign-ins the budget refused since the last log line */
+    int64_t busy_logged_ms;        /* when that was logged */
+    bool paused;                   /* not accepting: a re-exec hands the backlog over */
 };
 
 struct control_conn {
@@ -104,7 +106,9 @@ struct sign_in {
     struct control_server *server; /* NULL once the server is gone */
     struct control_conn *conn;     /* NULL once the client went away */
     json_t *request;               /* dispatched once signed in */
-    struct users_check *check;
+    struct users_check *check;     /* a local user's key derivation, or: */
+    struct ldap_signin *ldap;      /* a directory user's check (agent/auth/ldap_signin.h) */
+    char *password;                /* the directory user's, to remember a success; wiped */
     char name[SIGNIN_NAME_LEN];
     char source[SIGNIN_SOURCE_LEN];
 };
@@ -124,6 +128,11 @@ static void sign_in_free(struct sign_in *job)
     if (job->conn)
         job->conn->sign_in = NULL;
     users_check_free(job->check);
+    ldap_signin_free(job->ldap);
+    if (job->password) {
+        OPENSSL_cleanse(job->password, strlen(job->password));
+        free(job->password);
+    }
     json_decref(job->request);
     OPENSSL_cleanse(job, sizeof(*job));
     free(job);
@@ -418,7 +427,57 @@ static void sign_in_work(void *data)
 {
     struct sign_in *job = data;
 
-    users_check_derive(job->check);
+    if (job->ldap)
+        ldap_signin_run(job->ldap);
+    else
+        users_check_derive(job->check);
+}
+
+/*
+ * The directory could not be asked: not the user's failure (no lock-out counts it), a 503 that
+ * names the directory. Local users are not affected.
+ */
+static void directory_unavailable(struct control_conn *conn, const char *name, const char *why)
+{
+    log_warning("REST sign-in for directory user '%s': the LDAP directory cannot be asked: %s",
+                name, why);
+    control_reply(conn, json_pack("{s:i, s:s, s:s}", "exit", 4, "error",
+                                  why && *why ? why : "the LDAP directory cannot be asked", "auth",
+                                  "unavailable"));
+}
+
+/* A directory user's check is back: remembered when it succeeded, then concluded. */
+static void ldap_sign_in_done(struct sign_in *job, struct control_conn *conn, json_t *request)
+{
+    struct agent *agent = job->server->agent;
+    const struct policy *policy = &agent->config->policy;
+    enum user_role role = USER_ROLE_VIEWER;
+    const char *why = NULL;
+    enum ldap_signin_result result = ldap_signin_outcome(job->ldap, policy, &role, &why, NULL);
+
+    if (result == LDAP_SIGNIN_OK)
+        ldap_cache_store(job->server->ldap_cache, policy, job->name, job->password, time(NULL),
+                         role);
+    else if (result == LDAP_SIGNIN_DENIED)
+        log_notice("REST sign-in for directory user '%s' refused: %s", job->name, why);
+    if (result == LDAP_SIGNIN_UNAVAILABLE) {
+        if (conn)
+            directory_unavailable(conn, job->name, why);
+        sign_in_free(job);
+        return;
+    }
+    if (!conn) {
+        signin_limits_record(job->server->signin, job->source, job->name, result == LDAP_SIGNIN_OK,
+                             now_ms(), NULL, NULL);
+        sign_in_free(job);
+        return;
+    }
+    if (conclude_sign_in(conn, job->name, job->source, result == LDAP_SIGNIN_OK, role)) {
+        sign_in_free(job);
+        run_command(conn, request);
+    } else {
+        sign_in_free(job);
+    }
 }
 
 /* Back on the loop: the request goes on when its client is still there. */
@@ -435,6 +494,12 @@ static void sign_in_done(void *data, bool cancelled)
         return;
     }
     signin_limits_release(job->server->signin, job->source);
+    if (job->ldap) {
+        request = json_incref(job->request);
+        ldap_sign_in_done(job, conn, request);
+        json_decref(request);
+        return;
+    }
     ok = job->server->agent->users && users_check_finish(job->server->agent->users, job->check,
                                                          time(NULL), &role) == USER_CHECK_OK;
     if (!conn) {
@@ -451,6 +516,76 @@ static void sign_in_done(void *data, bool cancelled)
         sign_in_free(job);
     }
     json_decref(request);
+}
+
+/*
+ * Hands a sign-in's work (job->check or job->ldap, set by the caller, whose budget slot it holds)
+ * to a worker; the request waits (the connection stays busy) and goes on from sign_in_done().
+ */
+static void queue_sign_in(struct control_conn *conn, json_t *request, struct sign_in *job,
+                          const char *name, const char *source)
+{
+    struct control_server *server = conn->server;
+
+    /* Whole before it is queued: a worker may take it up at once. */
+    job->server = server;
+    job->conn = conn;
+    job->request = json_incref(request);
+    snprintf(job->name, sizeof(job->name), "%s", name);
+    snprintf(job->source, sizeof(job->source), "%s", source);
+    if (offload_submit(server->agent->offload, sign_in_work, sign_in_done, job) < 0) {
+        job->conn = NULL;
+        sign_in_free(job);
+        signin_limits_release(server->signin, source);
+        control_reply_error(conn, 1, "out of memory");
+        return;
+    }
+    job->next = server->sign_ins;
+    if (job->next)
+        job->next->prev_next = &job->next;
+    job->prev_next = &server->sign_ins;
+    server->sign_ins = job;
+    conn->sign_in = job;
+}
+
+/*
+ * A directory user (ldap_signin_applies): a sign-in remembered lately goes on at once; else
+ * certvisor-ldap-check asks the directory from a worker, within the same budget as a key
+ * derivation.
+ */
+static void start_ldap_sign_in(struct control_conn *conn, json_t *request, const char *name,
+                               const char *password, const char *source, int64_t now)
+{
+    struct control_server *server = conn->server;
+    struct agent *agent = server->agent;
+    const struct policy *policy = &agent->config->policy;
+    enum user_role role = USER_ROLE_VIEWER;
+    long retry_after = 1;
+    char helper[PATH_MAX];
+    struct sign_in *job;
+
+    if (ldap_cache_lookup(server->ldap_cache, policy, name, password, time(NULL), &role)) {
+        if (conclude_sign_in(conn, name, source, true, role))
+            run_command(conn, request);
+        return;
+    }
+    if (signin_limits_take(server->signin, source, now, &retry_after) == SIGNIN_BUSY) {
+        note_busy_refusal(server, now);
+        reply_throttled(conn, "sign_in_busy", retry_after,
+                        "sign-in busy: too many sign-ins at once, try again in %ld s", retry_after);
+        return;
+    }
+    snprintf(helper, sizeof(helper), "%s/certvisor-ldap-check", agent->config->libexec_dir);
+    job = calloc(1, sizeof(*job));
+    if (!job || !(job->password = strdup(password)) ||
+        ldap_signin_new(policy, agent->certs, helper, name, password, &job->ldap) < 0) {
+        if (job)
+            sign_in_free(job);
+        signin_limits_release(server->signin, source);
+        control_reply_error(conn, 1, "out of memory");
+        return;
+    }
+    queue_sign_in(conn, request, job, name, source);
 }
 
 /*
@@ -488,6 +623,10 @@ static void start_sign_in(struct control_conn *conn, json_t *request, json_t *as
                         retry_after);
         return;
     }
+    if (ldap_signin_applies(&agent->config->policy, agent->users, name)) {
+        start_ldap_sign_in(conn, request, name, password, source, now);
+        return;
+    }
     if (!agent->users) {
         conclude_sign_in(conn, name, source, false, role);
         return;
@@ -520,26 +659,35 @@ static void start_sign_in(struct control_conn *conn, json_t *request, json_t *as
         control_reply_error(conn, 1, "out of memory");
         return;
     }
-    /* Whole before it is queued: a worker may take it up at once. */
-    job->server = server;
-    job->conn = conn;
-    job->request = json_incref(request);
     job->check = check;
-    snprintf(job->name, sizeof(job->name), "%s", name);
-    snprintf(job->source, sizeof(job->source), "%s", source);
-    if (offload_submit(agent->offload, sign_in_work, sign_in_done, job) < 0) {
-        job->conn = NULL;
-        sign_in_free(job);
-        signin_limits_release(server->signin, source);
-        control_reply_error(conn, 1, "out of memory");
-        return;
+    queue_sign_in(conn, request, job, name, source);
+}
+
+/* True when word names a secret setting, as "cluster config" or "cluster ldap config" take it. */
+static bool names_secret(json_t *word)
+{
+    char full[80];
+    int setting;
+
+    if (!json_is_string(word) || json_string_length(word) > 64)
+        return false;
+    setting = policy_setting_lookup(json_string_value(word));
+    if (setting < 0) {
+        snprintf(full, sizeof(full), "ldap_%s", json_string_value(word));
+        setting = policy_setting_lookup(full);
     }
-    job->next = server->sign_ins;
-    if (job->next)
-        job->next->prev_next = &job->next;
-    job->prev_next = &server->sign_ins;
-    server->sign_ins = job;
-    conn->sign_in = job;
+    return setting >= 0 && policy_secret((enum policy_setting)setting);
+}
+
+/* The arguments as the log may show them: the value after a secret setting's name masked. */
+static json_t *loggable_args(json_t *args)
+{
+    json_t *copy = args ? json_deep_copy(args) : NULL;
+
+    for (size_t i = 0; copy && i + 1 < json_array_size(copy); i++)
+        if (names_secret(json_array_get(copy, i)))
+            json_array_set_new(copy, ++i, json_string(POLICY_SECRET_SHOWN));
+    return copy;
 }
 
 /*
@@ -672,9 +820,11 @@ static void run_command(struct control_conn *conn, json_t *request)
         return;
     }
     if (control_command_table[index].access == CONTROL_ACCESS_ADMIN) {
-        char *args_text = args ? json_dumps(args, JSON_COMPACT) : NULL;
-
+        json_t *shown = loggable_args(args);
+        char *args_text = shown ? json_dumps(shown, JSON_COMPACT) : NULL;
         char who[128];
+
+        json_decref(shown);
 
         control_peer_describe(&conn->peer, who, sizeof(who));
         log_info("Control: %s (pid %d) requested %s %s", who, (int)conn->peer.pid,
@@ -1053,7 +1203,8 @@ int control_server_new(struct agent *agent, int inherited_fd, struct control_ser
     server->agent = agent;
     server->fd = -1;
     server->path = strdup(agent->config->control_socket);
-    if (!server->path || signin_limits_new(&server->signin) < 0) {
+    if (!server->path || signin_limits_new(&server->signin) < 0 ||
+        ldap_cache_new(&server->ldap_cache) < 0) {
         control_server_free(server);
         return -ENOMEM;
     }
@@ -1173,6 +1324,7 @@ void control_server_free(struct control_server *server)
     while (server->sign_ins)
         sign_in_detach(server->sign_ins);
     signin_limits_free(server->signin);
+    ldap_cache_free(server->ldap_cache);
     if (server->accept_event)
         event_free(server->accept_event);
     if (server->fd >= 0) {

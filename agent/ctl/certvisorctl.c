@@ -3,6 +3,7 @@
 #include "config.h"
 #include "control_client.h"
 #include "control_proto.h"
+#include "ctl_ldap.h"
 #include "ctl_ocsp.h"
 #include "ctl_replica.h"
 #include "ctl_users.h"
@@ -613,6 +614,10 @@ static void print_reply(const char *command, json_t *reply)
 {
     json_t *items = json_object_get(reply, "items");
 
+    if (strcmp(command, "cluster ldap show") == 0 || strcmp(command, "cluster ldap test") == 0) {
+        ctl_print_ldap_reply(command, reply);
+        return;
+    }
     if (strcmp(command, "cluster ocsp config") == 0 ||
         strcmp(command, "cluster ocsp status") == 0 || strcmp(command, "cluster ocsp test") == 0) {
         ctl_print_ocsp_reply(command, reply);
@@ -675,6 +680,7 @@ static void print_reply(const char *command, json_t *reply)
              strcmp(command, "cluster certificate delete") == 0 ||
              strcmp(command, "cluster config") == 0 ||
              strcmp(command, "cluster ocsp config proxy") == 0 ||
+             strcmp(command, "cluster ldap config") == 0 ||
              strcmp(command, "cluster ocsp config set") == 0)
         print_change(command, reply);
     else if (items)
@@ -945,7 +951,9 @@ static bool supports_dry_run(const char *command, int argc)
            strcmp(command, "cluster certificate ca") != 0 &&
            strncmp(command, "cluster token ", 14) != 0 &&
            strcmp(command, "cluster ocsp config") != 0 &&
-           strcmp(command, "cluster ocsp status") != 0 && strcmp(command, "cluster ocsp test") != 0;
+           strcmp(command, "cluster ocsp status") != 0 &&
+           strcmp(command, "cluster ocsp test") != 0 && strcmp(command, "cluster ldap show") != 0 &&
+           strcmp(command, "cluster ldap test") != 0;
 }
 
 /* certvisorctl's own options, which go before the command; "=" for one that takes a value. */
@@ -1057,6 +1065,8 @@ static int command_arguments(const char *command, int argc, char **argv, json_t 
         return csr_arguments(argc, argv, args, options);
     if (strcmp(command, "cluster token create") == 0)
         return token_create_arguments(argc, argv, options);
+    if (strcmp(command, "cluster ldap test") == 0)
+        return ctl_ldap_test_arguments(argc, argv, args, options) < 0 ? EXIT_USAGE : 0;
     if (strcmp(command, "user add") == 0 || strcmp(command, "user passwd") == 0)
         return ctl_user_arguments(command, argc, argv, args, options) < 0 ? EXIT_USAGE : 0;
     if (strcmp(command, "replica trust add") == 0 || strcmp(command, "replica trust remove") == 0) {

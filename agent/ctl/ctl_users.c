@@ -39,7 +39,7 @@ static int ask(const char *prompt, char *buf, size_t len)
     return r;
 }
 
-static int read_password(const char *name, const char *file, char *buf, size_t len)
+int ctl_read_password(const char *name, const char *file, bool confirm, char *buf, size_t len)
 {
     char again[PASSWORD_BUF];
     char prompt[160];
@@ -71,7 +71,11 @@ static int read_password(const char *name, const char *file, char *buf, size_t l
         return -1;
     }
     snprintf(prompt, sizeof(prompt), "Password for %s: ", name);
-    if (ask(prompt, buf, len) < 0 || ask("Again: ", again, sizeof(again)) < 0)
+    if (ask(prompt, buf, len) < 0)
+        return -1;
+    if (!confirm)
+        return 0;
+    if (ask("Again: ", again, sizeof(again)) < 0)
         return -1;
     r = strcmp(buf, again) == 0 ? 0 : -1;
     OPENSSL_cleanse(again, sizeof(again));
@@ -116,7 +120,7 @@ int ctl_user_arguments(const char *command, int argc, char **argv, json_t *args,
         if (!file)
             return 0;
     }
-    if (read_password(name, file, password, sizeof(password)) < 0) {
+    if (ctl_read_password(name, file, true, password, sizeof(password)) < 0) {
         OPENSSL_cleanse(password, sizeof(password));
         return -1;
     }

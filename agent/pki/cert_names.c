@@ -17,6 +17,8 @@ const struct cert_name cert_names[] = {
     {"ldap_client", "LDAP client (optional)", CERT_PURPOSE_CLIENT, false, false, true, false},
     {"mtls_trusted_ca", "CA for client certificates (optional)", CERT_PURPOSE_CA_BUNDLE, false,
      false, false, false},
+    {"ldap_server_ca", "CA of the LDAP directory (optional)", CERT_PURPOSE_CA_BUNDLE, false, false,
+     false, false},
 };
 
 const size_t cert_names_count = sizeof(cert_names) / sizeof(cert_names[0]);

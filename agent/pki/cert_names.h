@@ -27,6 +27,10 @@ struct cert_name {
 /* The operator's CA for client certificates (REST API sign-in, databases' clients). */
 #define CERT_MTLS_TRUSTED_CA "mtls_trusted_ca"
 
+/* What sign-in by LDAP presents to the directory, and trusts it by (agent/auth/ldap_signin.c). */
+#define CERT_LDAP_CLIENT "ldap_client"
+#define CERT_LDAP_SERVER_CA "ldap_server_ca"
+
 /* The certificate the proxy serves databases with: the one whose OCSP status is stapled. */
 #define CERT_PROXY "proxy"
 

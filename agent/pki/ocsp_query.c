@@ -168,12 +168,11 @@ static time_t to_time(const ASN1_GENERALIZEDTIME *t)
 }
 
 int ocsp_answer_check(const unsigned char *der, size_t len, const struct ocsp_subject *subject,
-                      OCSP_REQUEST *request, struct ocsp_answer *answer, char *err,
-                      size_t err_len)
+                      OCSP_REQUEST *request, struct ocsp_answer *answer, char *err, size_t err_len)
 {
     const unsigned char *p = der;
-    OCSP_RESPONSE *response = len <= OCSP_RESPONSE_MAX ? d2i_OCSP_RESPONSE(NULL, &p, (long)len)
-                                                       : NULL;
+    OCSP_RESPONSE *response =
+        len <= OCSP_RESPONSE_MAX ? d2i_OCSP_RESPONSE(NULL, &p, (long)len) : NULL;
     ASN1_GENERALIZEDTIME *revoked_at = NULL, *this_update = NULL, *next_update = NULL;
     OCSP_BASICRESP *basic = NULL;
     OCSP_CERTID *id = NULL;
@@ -217,8 +216,9 @@ int ocsp_answer_check(const unsigned char *der, size_t len, const struct ocsp_su
         goto out;
     }
     if (OCSP_check_validity(this_update, next_update, OCSP_SKEW_SECONDS, -1) != 1) {
-        fail(r, err, err_len, "the response is not valid now (its thisUpdate is in the future or "
-                              "its nextUpdate has passed)");
+        fail(r, err, err_len,
+             "the response is not valid now (its thisUpdate is in the future or "
+             "its nextUpdate has passed)");
         goto out;
     }
     answer->status = status == V_OCSP_CERTSTATUS_GOOD      ? OCSP_STATUS_GOOD
@@ -282,8 +282,8 @@ static unsigned char *ask(const char *url, OCSP_REQUEST *request, int timeout, s
                                1, OCSP_RESPONSE_MAX, timeout, 0);
     if (!reply) {
         tls_error_string(why, sizeof(why));
-        fail(0, err, err_len, "the OCSP responder %s did not answer within %d s (%s)", url,
-             timeout, why);
+        fail(0, err, err_len, "the OCSP responder %s did not answer within %d s (%s)", url, timeout,
+             why);
         goto out;
     }
     der = malloc(OCSP_RESPONSE_MAX);
@@ -315,8 +315,7 @@ static void read_back(struct ocsp_query *query, const struct ocsp_subject *subje
     if (fd < 0) {
         query->result = errno == ENOENT ? 0 : -errno; /* none kept: NONE */
         if (query->result < 0)
-            fail(0, query->error, sizeof(query->error), "%s: %s", query->out_path,
-                 strerror(errno));
+            fail(0, query->error, sizeof(query->error), "%s: %s", query->out_path, strerror(errno));
         return;
     }
     query->result = fs_read_all(fd, OCSP_RESPONSE_MAX, &der, &len);
@@ -340,9 +339,9 @@ void ocsp_query_run(struct ocsp_query *query)
                                       sizeof(query->error));
     if (query->result < 0)
         return;
-    query->result = ocsp_responder_url(subject.leaf, query->responder_url,
-                                       sizeof(query->responder_url), query->error,
-                                       sizeof(query->error));
+    query->result =
+        ocsp_responder_url(subject.leaf, query->responder_url, sizeof(query->responder_url),
+                           query->error, sizeof(query->error));
     if (query->read_back) {
         query->error[0] = '\0';
         read_back(query, &subject);
@@ -364,8 +363,8 @@ void ocsp_query_run(struct ocsp_query *query)
     query->result = ocsp_answer_check(der, len, &subject, request, &query->answer, query->error,
                                       sizeof(query->error));
     if (query->result == 0)
-        query->result = fs_write_atomic(query->out_path, der, len, 0644, query->error,
-                                        sizeof(query->error));
+        query->result =
+            fs_write_atomic(query->out_path, der, len, 0644, query->error, sizeof(query->error));
     query->written = query->result == 0;
 out:
     free(der);

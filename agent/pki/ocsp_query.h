@@ -17,7 +17,12 @@
 #define OCSP_RESPONSE_MAX (64 * 1024)
 
 /* What a responder says of a certificate; NONE: no verified answer is held. */
-enum ocsp_cert_status { OCSP_STATUS_NONE, OCSP_STATUS_GOOD, OCSP_STATUS_REVOKED, OCSP_STATUS_UNKNOWN };
+enum ocsp_cert_status {
+    OCSP_STATUS_NONE,
+    OCSP_STATUS_GOOD,
+    OCSP_STATUS_REVOKED,
+    OCSP_STATUS_UNKNOWN
+};
 
 /* "NONE", "GOOD", "REVOKED", "UNKNOWN": the REST API's and the CLI's words. */
 const char *ocsp_cert_status_name(enum ocsp_cert_status status);
@@ -62,8 +67,7 @@ void ocsp_responder_of_file(const char *cert_path, char *buf, size_t len);
  * answer, or -EBADMSG with the reason in err.
  */
 int ocsp_answer_check(const unsigned char *der, size_t len, const struct ocsp_subject *subject,
-                      OCSP_REQUEST *request, struct ocsp_answer *answer, char *err,
-                      size_t err_len);
+                      OCSP_REQUEST *request, struct ocsp_answer *answer, char *err, size_t err_len);
 
 /* One job for a worker: ask (or, with read_back, only re-check the stored answer). */
 struct ocsp_query {

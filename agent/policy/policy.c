@@ -25,8 +25,15 @@ enum value_kind {
     KIND_MODE,
     KIND_SWITCH,
     KIND_SUBJECT_VALIDATION,
-    KIND_NUMBER /* a whole number within [min, max] */
+    KIND_NUMBER, /* a whole number within [min, max] */
+    KIND_TEXT,   /* free text on one line ("" unsets it), at most POLICY_TEXT_MAX bytes */
+    KIND_SECRET, /* the same, never shown */
+    KIND_LDAP_URIS,
+    KIND_LDAP_FILTER,      /* an LDAP filter in parentheses */
+    KIND_LDAP_DN_TEMPLATE, /* a DN holding %u */
 };
+
+#define POLICY_TEXT_MAX 1000 /* within the cluster store's limit for a value */
 
 /* The three planes whose minimum version and cipher settings go together. */
 enum plane { PLANE_CONTROL, PLANE_DATA, PLANE_SENTINEL, PLANE_NONE };
@@ -70,6 +77,26 @@ static const struct {
                                         "60", 60, 86400},
     [POLICY_OCSP_RECOVERY_MAX_TRIES] = {"ocsp_recovery_max_tries", NULL, KIND_NUMBER, PLANE_NONE,
                                         "5", 1, 100},
+    [POLICY_LDAP_AUTHENTICATION] = {"ldap_authentication", NULL, KIND_SWITCH, PLANE_NONE,
+                                    "disabled"},
+    [POLICY_LDAP_URIS] = {"ldap_uris", NULL, KIND_LDAP_URIS, PLANE_NONE, NULL},
+    [POLICY_LDAP_BIND_DN] = {"ldap_bind_dn", NULL, KIND_TEXT, PLANE_NONE, NULL},
+    [POLICY_LDAP_BIND_PASSWORD] = {"ldap_bind_password", NULL, KIND_SECRET, PLANE_NONE, NULL},
+    [POLICY_LDAP_USER_SEARCH_BASE] = {"ldap_user_search_base", NULL, KIND_TEXT, PLANE_NONE, NULL},
+    [POLICY_LDAP_USER_FILTER] = {"ldap_user_filter", NULL, KIND_LDAP_FILTER, PLANE_NONE,
+                                 "(uid=%u)"},
+    [POLICY_LDAP_USER_DN_TEMPLATE] = {"ldap_user_dn_template", NULL, KIND_LDAP_DN_TEMPLATE,
+                                      PLANE_NONE, NULL},
+    [POLICY_LDAP_GROUP_SEARCH_BASE] = {"ldap_group_search_base", NULL, KIND_TEXT, PLANE_NONE, NULL},
+    [POLICY_LDAP_GROUP_FILTER] = {"ldap_group_filter", NULL, KIND_LDAP_FILTER, PLANE_NONE,
+                                  "(member=%d)"},
+    [POLICY_LDAP_GROUP_ATTRIBUTE] = {"ldap_group_attribute", NULL, KIND_TEXT, PLANE_NONE,
+                                     "memberOf"},
+    [POLICY_LDAP_ADMIN_GROUPS] = {"ldap_admin_groups", NULL, KIND_TEXT, PLANE_NONE, NULL},
+    [POLICY_LDAP_VIEWER_GROUPS] = {"ldap_viewer_groups", NULL, KIND_TEXT, PLANE_NONE, NULL},
+    [POLICY_LDAP_CACHE_SECONDS] = {"ldap_cache_seconds", NULL, KIND_NUMBER, PLANE_NONE, "60", 0,
+                                   3600},
+    [POLICY_LDAP_TIMEOUT] = {"ldap_timeout", NULL, KIND_NUMBER, PLANE_NONE, "5", 1, 60},
 };
 
 /* Per plane: its minimum version, its TLS <= 1.2 ciphers and its TLS 1.3 suites (or -1). */
@@ -175,6 +202,80 @@ void policy_number_range(enum policy_setting setting, long *ret_min, long *ret_m
 {
     *ret_min = settings[setting].min;
     *ret_max = settings[setting].max;
+}
+
+bool policy_secret(enum policy_setting setting)
+{
+    return settings[setting].kind == KIND_SECRET;
+}
+
+const char *policy_shown(enum policy_setting setting, const char *value)
+{
+    return value && policy_secret(setting) ? POLICY_SECRET_SHOWN : value;
+}
+
+const char *policy_text(const struct policy *policy, enum policy_setting setting)
+{
+    const char *value = policy_get(policy, setting);
+
+    return value && *value ? value : NULL;
+}
+
+/* Every URI ldaps:// or ldap:// with a host, separated by single spaces: OpenLDAP's list. */
+static bool valid_ldap_uris(const char *text, char *err, size_t err_len)
+{
+    const char *p = text;
+
+    if (!*p) {
+        snprintf(err, err_len, "ldap_uris: empty (give ldaps://host:port or ldap://host:port)");
+        return false;
+    }
+    while (*p) {
+        size_t len = strcspn(p, " ");
+        size_t scheme = strncmp(p, "ldaps://", 8) == 0 ? 8 : strncmp(p, "ldap://", 7) == 0 ? 7 : 0;
+
+        if (!scheme || len <= scheme || memchr(p + scheme, '/', len - scheme) != NULL ||
+            memchr(p, '?', len) != NULL) {
+            snprintf(err, err_len,
+                     "ldap_uris: '%.*s' is not ldaps://host[:port] or ldap://host[:port] (ldap:// "
+                     "always uses StartTLS; separate several with single spaces)",
+                     (int)(len > 200 ? 200 : len), p);
+            return false;
+        }
+        p += len;
+        if (*p == ' ' && !*++p) {
+            snprintf(err, err_len, "ldap_uris: ends with a space");
+            return false;
+        }
+    }
+    return true;
+}
+
+/* "(...)", with balanced parentheses, and only %u (filters of users) or %d (of groups). */
+static bool valid_ldap_filter(enum policy_setting setting, const char *text, char *err,
+                              size_t err_len)
+{
+    char allowed = setting == POLICY_LDAP_USER_FILTER ? 'u' : 'd';
+    int depth = 0;
+
+    if (text[0] != '(' || text[strlen(text) - 1] != ')')
+        goto bad;
+    for (const char *p = text; *p; p++) {
+        if (*p == '(')
+            depth++;
+        else if (*p == ')' && --depth < 0)
+            goto bad;
+        else if (*p == '%' && p[1] != allowed)
+            goto bad;
+    }
+    if (depth == 0 && strstr(text, (allowed == 'u' ? "%u" : "%d")))
+        return true;
+bad:
+    snprintf(err, err_len,
+             "%s: '%s' is not an LDAP filter in parentheses holding %%%c (and no other %%), such "
+             "as %s",
+             settings[setting].name, text, allowed, settings[setting].default_value);
+    return false;
 }
 
 /* "1", "1.0", "TLSv1" ... "1.3" -> the canonical "1", "1.1", "1.2", "1.3" and OpenSSL's number. */
@@ -358,6 +459,32 @@ int policy_check(const struct policy *policy, enum policy_setting setting, const
         }
         return 0;
     }
+    case KIND_TEXT:
+    case KIND_SECRET:
+    case KIND_LDAP_URIS:
+    case KIND_LDAP_FILTER:
+    case KIND_LDAP_DN_TEMPLATE:
+        if (strlen(value) > POLICY_TEXT_MAX || strpbrk(value, "\r\n")) {
+            snprintf(err, err_len, "%s: longer than %d bytes or more than one line",
+                     settings[setting].name, POLICY_TEXT_MAX);
+            return CV_EINVALID_TLS;
+        }
+        if (settings[setting].kind == KIND_LDAP_URIS && *value &&
+            !valid_ldap_uris(value, err, err_len))
+            return CV_EINVALID_TLS;
+        if (settings[setting].kind == KIND_LDAP_FILTER &&
+            !valid_ldap_filter(setting, value, err, err_len))
+            return CV_EINVALID_TLS;
+        if (settings[setting].kind == KIND_LDAP_DN_TEMPLATE && *value &&
+            (!strstr(value, "%u") || strchr(strstr(value, "%u") + 1, '%') ||
+             strchr(value, '%') != strstr(value, "%u"))) {
+            snprintf(err, err_len,
+                     "%s: '%s' must hold %%u once, where the user name goes (such as "
+                     "uid=%%u,ou=people,dc=example,dc=org)",
+                     settings[setting].name, value);
+            return CV_EINVALID_TLS;
+        }
+        return 0;
     case KIND_CIPHERS:
     case KIND_TLS13_SUITES:
         if (!*value) {
@@ -383,10 +510,35 @@ int policy_check(const struct policy *policy, enum policy_setting setting, const
                        err, err_len);
 }
 
+/* Enabled LDAP sign-in needs a directory and a way to find users in it. */
+static int check_ldap(const struct policy *policy, char *err, size_t err_len)
+{
+    if (!policy_enabled(policy, POLICY_LDAP_AUTHENTICATION))
+        return 0;
+    if (!policy_text(policy, POLICY_LDAP_URIS)) {
+        snprintf(err, err_len,
+                 "ldap_authentication is enabled but ldap_uris is not set (set "
+                 "ldap_uris ldaps://host:port with it)");
+        return CV_EINVALID_TLS;
+    }
+    if (!policy_text(policy, POLICY_LDAP_USER_DN_TEMPLATE) &&
+        !policy_text(policy, POLICY_LDAP_USER_SEARCH_BASE)) {
+        snprintf(err, err_len,
+                 "ldap_authentication is enabled but neither ldap_user_search_base nor "
+                 "ldap_user_dn_template says where users are (set one of them with it)");
+        return CV_EINVALID_TLS;
+    }
+    return 0;
+}
+
 int policy_check_all(const struct policy *policy, char *err, size_t err_len)
 {
+    int r = check_ldap(policy, err, err_len);
+
+    if (r < 0)
+        return r;
     for (int plane = PLANE_CONTROL; plane <= PLANE_SENTINEL; plane++) {
-        int r = check_plane(policy, (enum plane)plane, -1, NULL, err, err_len);
+        r = check_plane(policy, (enum plane)plane, -1, NULL, err, err_len);
 
         if (r < 0)
             return r;
@@ -425,8 +577,12 @@ void policy_describe_source(const struct policy *policy, enum policy_setting set
 
     if (!v->value && setting == POLICY_MIN_SENTINEL_TLS_VERSION)
         snprintf(buf, len, "follows min_data_TLS_version");
+    else if (!v->value && !settings[setting].default_value &&
+             (settings[setting].kind == KIND_CIPHERS ||
+              settings[setting].kind == KIND_TLS13_SUITES))
+        snprintf(buf, len, "default (OpenSSL's)");
     else if (!v->value)
-        snprintf(buf, len, settings[setting].default_value ? "default" : "default (OpenSSL's)");
+        snprintf(buf, len, settings[setting].default_value ? "default" : "not set");
     else if (v->source == POLICY_FROM_FILE)
         snprintf(buf, len, "%s:%d", v->file ? v->file : "?", v->line);
     else if (v->source == POLICY_FROM_RUNTIME)
@@ -507,7 +663,8 @@ int policy_state_save(const struct policy *policy, const char *path, char *err, 
     json_decref(root);
     if (!text)
         return -ENOMEM;
-    r = fs_write_atomic(path, text, strlen(text), 0640, err, err_len);
+    /* 0600: it may hold a secret (ldap_bind_password), and only the agent reads it. */
+    r = fs_write_atomic(path, text, strlen(text), 0600, err, err_len);
     free(text);
     return r;
 }

@@ -27,6 +27,21 @@ enum policy_setting {
     POLICY_OCSP_RESPONSE_TIMEOUT,   /* seconds a query may take */
     POLICY_OCSP_RECOVERY_FREQUENCY, /* seconds between retries after a failed query */
     POLICY_OCSP_RECOVERY_MAX_TRIES, /* retries before waiting a whole query_frequency again */
+    /* Sign-in to the REST API and the console with directory accounts (agent/auth/ldap_*.c) */
+    POLICY_LDAP_AUTHENTICATION,    /* enabled, disabled */
+    POLICY_LDAP_URIS,              /* "ldaps://h:636 ldap://h2" (ldap:// always with StartTLS) */
+    POLICY_LDAP_BIND_DN,           /* the account that searches ("": anonymous) */
+    POLICY_LDAP_BIND_PASSWORD,     /* a secret: never shown, never logged */
+    POLICY_LDAP_USER_SEARCH_BASE,  /* where users are searched for ... */
+    POLICY_LDAP_USER_FILTER,       /* ... with this filter, %u the user name */
+    POLICY_LDAP_USER_DN_TEMPLATE,  /* or no search: this DN, %u the user name */
+    POLICY_LDAP_GROUP_SEARCH_BASE, /* where groups are searched for ... */
+    POLICY_LDAP_GROUP_FILTER,      /* ... with this filter, %d the user's DN */
+    POLICY_LDAP_GROUP_ATTRIBUTE,   /* or the user entry's attribute that lists them */
+    POLICY_LDAP_ADMIN_GROUPS,      /* group DNs, ';'-separated, whose members are admins */
+    POLICY_LDAP_VIEWER_GROUPS,     /* and viewers */
+    POLICY_LDAP_CACHE_SECONDS,     /* how long a directory sign-in is remembered */
+    POLICY_LDAP_TIMEOUT,           /* seconds one sign-in may take with the directory */
     POLICY_COUNT
 };
 
@@ -74,6 +89,17 @@ long policy_number(const struct policy *policy, enum policy_setting setting);
 
 /* A number setting's range, for messages and the REST API's checks. */
 void policy_number_range(enum policy_setting setting, long *ret_min, long *ret_max);
+
+/* True for a setting whose value is a secret (ldap_bind_password): shown and logged as
+ * POLICY_SECRET_SHOWN, never as it is. */
+bool policy_secret(enum policy_setting setting);
+#define POLICY_SECRET_SHOWN "(set)"
+
+/* The value as it may be shown or logged: the value, or POLICY_SECRET_SHOWN for a secret. */
+const char *policy_shown(enum policy_setting setting, const char *value);
+
+/* The value when it is set and not empty ("" unsets a text setting), else NULL. */
+const char *policy_text(const struct policy *policy, enum policy_setting setting);
 
 /*
  * Checks value for setting in the context of the rest of policy: versions

@@ -57,6 +57,10 @@ void api_put_ocsp(struct api_call *call);
 void api_get_ocsp_status(struct api_call *call);
 void api_test_ocsp(struct api_call *call);
 
+/* Sign-in with directory accounts (routes_ldap.c): GET and PUT /v1/cluster/ldap. */
+void api_get_ldap(struct api_call *call);
+void api_put_ldap(struct api_call *call);
+
 /* The routes (routes.c): answers the call, at once or after asking the agent. */
 void api_route(struct api_call *call);
 
@@ -94,6 +98,14 @@ void api_reply_error(struct api_call *call, int status, const char *error_code, 
  * Redis Enterprise answers 403, 404 elsewhere).
  */
 void api_reply_refusal(struct api_call *call, json_t *reply, int unknown_status);
+
+/*
+ * The end of a PUT that changes settings: a refusal is answered (refusal_status for an unknown
+ * name), a dry run's plan is answered, else show_command is asked and shown answers with the
+ * object as it is now, as Redis Enterprise answers a PUT.
+ */
+void api_after_change(struct api_call *call, json_t *reply, int refusal_status,
+                      const char *show_command, api_reply_fn shown);
 
 /* The agent's successful answer without its protocol members ("exit", "coalesced"). */
 json_t *api_agent_result(json_t *reply);

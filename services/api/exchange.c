@@ -68,6 +68,14 @@ static const struct {
      "The cluster's store has no quorum or cannot be reached: nothing can change now; services "
      "keep serving the current configuration."},
     {"agent_unavailable", "certvisord cannot be reached, or is stopping."},
+    {"directory_unavailable",
+     "The LDAP directory that checks this user cannot be asked now (down, too slow, or a failed "
+     "TLS handshake): local users still sign in."},
+    {"agent_busy", "certvisord has too many of these requests waiting: try again in a moment."},
+    {"ocsp_query_failed",
+     "The OCSP responder could not be asked, or its answer did not verify: the answer held "
+     "before stays."},
+    {"read_only_field", "This field is not set here: it follows from something else."},
     {"agent_timeout", "certvisord did not answer in time; the change may still complete."},
     {"internal_error", "The request failed for a reason the API cannot name."},
 };
@@ -240,6 +248,20 @@ void api_reply_refusal(struct api_call *call, json_t *reply, int unknown_status)
         api_reply_error(call, 500, "internal_error", NULL, "%s", message);
 }
 
+void api_after_change(struct api_call *call, json_t *reply, int refusal_status,
+                      const char *show_command, api_reply_fn shown)
+{
+    if (json_integer_value(json_object_get(reply, "exit")) != 0) {
+        api_reply_refusal(call, reply, refusal_status);
+        return;
+    }
+    if (call->dry_run) {
+        api_reply_json(call, 200, api_agent_result(reply));
+        return;
+    }
+    api_ask(call, show_command, NULL, NULL, false, false, shown);
+}
+
 json_t *api_agent_result(json_t *reply)
 {
     json_t *result = json_deep_copy(reply);
@@ -296,6 +318,16 @@ static void on_agent_answer(void *data, json_t *reply, const char *error)
         api_reply_error(call, busy ? 503 : 429, busy ? "sign_in_busy" : "too_many_failed_sign_ins",
                         json_pack("{s:I}", "retry_after", retry > 0 ? retry : 1), "%s",
                         json_string_value(json_object_get(reply, "error")) ?: "try again later");
+        return;
+    }
+    if (auth && strcmp(auth, "unavailable") == 0) {
+        /* A directory user whose directory cannot be asked: the server's state, not the
+         * credentials (local users still sign in). */
+        api_reply_error(call, 503, "directory_unavailable", NULL, "%s",
+                        json_string_value(json_object_get(reply, "error"))
+                            ?: "the LDAP "
+                               "directory cannot be "
+                               "asked");
         return;
     }
     if (auth) {

@@ -228,7 +228,7 @@ static json_t *cluster_object(json_t *items)
             continue; /* a cipher setting left to OpenSSL's default */
         if (strcmp(name, "http_support") == 0 ||
             strcmp(name, "mtls_certificate_authentication") == 0 ||
-            strcmp(name, "ocsp_functionality") == 0)
+            strcmp(name, "ocsp_functionality") == 0 || strcmp(name, "ldap_authentication") == 0)
             json_object_set_new(result, name, json_boolean(strcmp(value, "enabled") == 0));
         else
             json_object_set_new(result, name, json_string(value));
@@ -253,16 +253,7 @@ static void get_cluster(struct api_call *call)
 
 static void configured(struct api_call *call, json_t *reply)
 {
-    if (json_integer_value(json_object_get(reply, "exit")) != 0) {
-        api_reply_refusal(call, reply, 404);
-        return;
-    }
-    if (call->dry_run) {
-        api_reply_json(call, 200, api_agent_result(reply));
-        return;
-    }
-    /* As Redis Enterprise answers a PUT: the cluster object as it is now. */
-    api_ask(call, "cluster config show", NULL, NULL, false, false, shown_cluster);
+    api_after_change(call, reply, 404, "cluster config show", shown_cluster);
 }
 
 /*
@@ -535,6 +526,7 @@ enum route_id {
     ROUTE_AUDIT,
     ROUTE_CLUSTER_STATUS,
     ROUTE_NODES,
+    ROUTE_LDAP,
     ROUTE_OCSP,
     ROUTE_OCSP_STATUS,
     ROUTE_OCSP_TEST,
@@ -559,6 +551,8 @@ static const struct {
     {ROUTE_AUDIT, "/v1/cluster/audit_log", "GET", api_get_audit_log},
     {ROUTE_CLUSTER_STATUS, "/v1/cluster/status", "GET", api_get_cluster_status},
     {ROUTE_NODES, "/v1/nodes", "GET", api_get_nodes},
+    {ROUTE_LDAP, "/v1/cluster/ldap", "GET", api_get_ldap},
+    {ROUTE_LDAP, "/v1/cluster/ldap", "PUT", api_put_ldap},
     {ROUTE_OCSP, "/v1/ocsp", "GET", api_get_ocsp},
     {ROUTE_OCSP, "/v1/ocsp", "PUT", api_put_ocsp},
     {ROUTE_OCSP_STATUS, "/v1/ocsp/status", "GET", api_get_ocsp_status},

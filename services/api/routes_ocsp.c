@@ -36,21 +36,12 @@ void api_get_ocsp(struct api_call *call)
 
 static void configured(struct api_call *call, json_t *reply)
 {
-    if (json_integer_value(json_object_get(reply, "exit")) != 0) {
-        api_reply_refusal(call, reply, 400);
-        return;
-    }
-    if (call->dry_run) {
-        api_reply_json(call, 200, api_agent_result(reply));
-        return;
-    }
-    /* As Redis Enterprise answers a PUT: the object as it is now. */
-    api_ask(call, "cluster ocsp config", NULL, NULL, false, false, shown_config);
+    api_after_change(call, reply, 400, "cluster ocsp config", shown_config);
 }
 
 /* The field's value as the policy takes it, or NULL after answering 400. */
-static const char *setting_value(struct api_call *call, const char *key, json_t *value,
-                                 char *buf, size_t len)
+static const char *setting_value(struct api_call *call, const char *key, json_t *value, char *buf,
+                                 size_t len)
 {
     for (size_t i = 0; i < N_WRITABLE; i++) {
         if (strcmp(writable[i].field, key) != 0)

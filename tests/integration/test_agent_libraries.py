@@ -19,3 +19,10 @@ def test_libevent_is_loaded_once_and_libsystemd_not_at_all():
     assert "libevent-2.1.so.7" not in libraries, libraries
     # The agent speaks systemd's protocols itself (lib/sdproto.c).
     assert not [name for name in libraries if name.startswith("libsystemd")], libraries
+
+
+def test_the_directory_client_stays_out_of_the_agent():
+    """OpenLDAP's library, and GnuTLS under it, run in certvisor-ldap-check only."""
+    libraries = loaded_libraries()
+    assert not [name for name in libraries
+                if name.startswith(("libldap", "liblber", "libgnutls", "libsasl2"))], libraries

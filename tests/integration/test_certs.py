@@ -243,7 +243,8 @@ def test_certificate_list_show_and_ca(agent_factory):
     assert out.returncode == 0, out.stderr
     blocks = {b.split("\n", 1)[0]: b for b in out.stdout.strip().split("\n\n")}
     assert set(blocks) == {"api", "cm", "proxy", "syncer", "metrics_exporter", "ccs_internode_encryption",
-                           "data_internode_encryption", "ldap_client", "mtls_trusted_ca"}
+                           "data_internode_encryption", "ldap_client", "mtls_trusted_ca",
+                           "ldap_server_ca"}
     data = blocks["data_internode_encryption"]
     assert "issuer:       CN=certvisor cluster CA cluster.local" in data
     assert "origin:       generated" in data and "key:          ECDSA P-256" in data
@@ -283,7 +284,7 @@ def test_config_show_names_every_source(agent_factory):
     assert rows["min_data_TLS_version"] == ["1.2", "default"]
     assert rows["min_sentinel_TLS_version"] == ["1.2", "follows min_data_TLS_version"]
     assert rows["data_cipher_list"] == ["-", "default (OpenSSL's)"]
-    assert len(agent.ctl("help", "cluster").stdout.splitlines()) == 20  # with set-many, status, init, token, ocsp
+    assert len(agent.ctl("help", "cluster").stdout.splitlines()) == 23  # with set-many, status, init, token, ocsp, ldap
 
 
 def test_a_bad_runtime_policy_file_is_refused_with_its_reason(agent_factory):

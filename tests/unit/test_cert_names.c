@@ -14,7 +14,7 @@ static void the_list_names_every_entry_in_order(void **state)
     (void)state;
     assert_string_equal(cert_names_list(),
                         "api, cm, proxy, syncer, metrics_exporter, ccs_internode_encryption, "
-                        "data_internode_encryption, ldap_client, mtls_trusted_ca");
+                        "data_internode_encryption, ldap_client, mtls_trusted_ca, ldap_server_ca");
     /* The same buffer each time: built once. */
     assert_ptr_equal(cert_names_list(), cert_names_list());
 }

@@ -134,8 +134,7 @@ static unsigned char *make_answer(const struct answer_spec *spec, size_t *ret_le
 
     assert_non_null(OCSP_basic_add1_status(
         basic, id, spec->status, spec->status == V_OCSP_CERTSTATUS_REVOKED ? 1 : -1,
-        spec->status == V_OCSP_CERTSTATUS_REVOKED ? revoked_at : NULL, this_update,
-        next_update));
+        spec->status == V_OCSP_CERTSTATUS_REVOKED ? revoked_at : NULL, this_update, next_update));
     if (spec->echo)
         assert_int_equal(OCSP_copy_nonce(basic, spec->echo), 1);
     assert_int_equal(OCSP_basic_sign(basic, spec->signer ? spec->signer : pki.ca,
@@ -155,8 +154,8 @@ static unsigned char *make_answer(const struct answer_spec *spec, size_t *ret_le
     return der;
 }
 
-static int check(const struct answer_spec *spec, OCSP_REQUEST *request,
-                 struct ocsp_answer *answer, char *err, size_t err_len)
+static int check(const struct answer_spec *spec, OCSP_REQUEST *request, struct ocsp_answer *answer,
+                 char *err, size_t err_len)
 {
     size_t len;
     unsigned char *der = make_answer(spec, &len);
@@ -168,8 +167,8 @@ static int check(const struct answer_spec *spec, OCSP_REQUEST *request,
 
 static void a_good_answer_from_the_issuer_is_taken_with_its_times(void **state)
 {
-    struct answer_spec spec = {.status = V_OCSP_CERTSTATUS_GOOD, .this_update = -60,
-                               .next_update = 3600};
+    struct answer_spec spec = {
+        .status = V_OCSP_CERTSTATUS_GOOD, .this_update = -60, .next_update = 3600};
     struct ocsp_answer answer;
     char err[512] = "";
 
@@ -198,10 +197,14 @@ static void revoked_and_unknown_are_answers_too(void **state)
 
 static void a_delegated_responder_is_taken_and_a_stranger_is_not(void **state)
 {
-    struct answer_spec delegated = {.status = V_OCSP_CERTSTATUS_GOOD, .next_update = 3600,
-                                    .signer = pki.responder, .sign_key = pki.responder_key};
-    struct answer_spec stranger = {.status = V_OCSP_CERTSTATUS_GOOD, .next_update = 3600,
-                                   .signer = pki.stranger, .sign_key = pki.stranger_key};
+    struct answer_spec delegated = {.status = V_OCSP_CERTSTATUS_GOOD,
+                                    .next_update = 3600,
+                                    .signer = pki.responder,
+                                    .sign_key = pki.responder_key};
+    struct answer_spec stranger = {.status = V_OCSP_CERTSTATUS_GOOD,
+                                   .next_update = 3600,
+                                   .signer = pki.stranger,
+                                   .sign_key = pki.stranger_key};
     struct ocsp_answer answer;
     char err[512];
 
@@ -213,10 +216,10 @@ static void a_delegated_responder_is_taken_and_a_stranger_is_not(void **state)
 
 static void an_expired_or_future_answer_is_refused(void **state)
 {
-    struct answer_spec expired = {.status = V_OCSP_CERTSTATUS_GOOD, .this_update = -7200,
-                                  .next_update = -3600};
-    struct answer_spec future = {.status = V_OCSP_CERTSTATUS_GOOD, .this_update = 3600,
-                                 .next_update = 7200};
+    struct answer_spec expired = {
+        .status = V_OCSP_CERTSTATUS_GOOD, .this_update = -7200, .next_update = -3600};
+    struct answer_spec future = {
+        .status = V_OCSP_CERTSTATUS_GOOD, .this_update = 3600, .next_update = 7200};
     struct ocsp_answer answer;
     char err[512];
 
@@ -228,8 +231,8 @@ static void an_expired_or_future_answer_is_refused(void **state)
 
 static void an_answer_about_another_certificate_is_refused(void **state)
 {
-    struct answer_spec other = {.about = pki.other, .status = V_OCSP_CERTSTATUS_GOOD,
-                                .next_update = 3600};
+    struct answer_spec other = {
+        .about = pki.other, .status = V_OCSP_CERTSTATUS_GOOD, .next_update = 3600};
     struct ocsp_answer answer;
     char err[512];
 
@@ -241,11 +244,11 @@ static void an_answer_about_another_certificate_is_refused(void **state)
 static void the_nonce_must_be_the_requests_when_echoed(void **state)
 {
     OCSP_REQUEST *asked = OCSP_REQUEST_new(), *replayed = OCSP_REQUEST_new();
-    struct answer_spec echoed = {.status = V_OCSP_CERTSTATUS_GOOD, .next_update = 3600,
-                                 .echo = asked};
+    struct answer_spec echoed = {
+        .status = V_OCSP_CERTSTATUS_GOOD, .next_update = 3600, .echo = asked};
     struct answer_spec cached = {.status = V_OCSP_CERTSTATUS_GOOD, .next_update = 3600};
-    struct answer_spec other = {.status = V_OCSP_CERTSTATUS_GOOD, .next_update = 3600,
-                                .echo = replayed};
+    struct answer_spec other = {
+        .status = V_OCSP_CERTSTATUS_GOOD, .next_update = 3600, .echo = replayed};
     struct ocsp_answer answer;
     char err[512];
 
@@ -328,8 +331,8 @@ static void write_answer(const char *path, const struct answer_spec *spec)
 static void stapling_loads_the_answer_for_its_certificate_only(void **state)
 {
     struct answer_spec good = {.status = V_OCSP_CERTSTATUS_GOOD, .next_update = 3600};
-    struct answer_spec other = {.about = pki.other, .status = V_OCSP_CERTSTATUS_GOOD,
-                                .next_update = 3600};
+    struct answer_spec other = {
+        .about = pki.other, .status = V_OCSP_CERTSTATUS_GOOD, .next_update = 3600};
     char dir[128], path[256], err[512];
     SSL_CTX *ctx = leaf_context();
 

@@ -222,7 +222,7 @@ static void the_state_file_round_trips_runtime_values_only(void **state)
     policy_set(&p, POLICY_HTTP_SUPPORT, "disabled", POLICY_FROM_FILE, "x.conf", 3);
     assert_int_equal(policy_state_save(&p, path, err, sizeof(err)), 0);
     assert_int_equal(stat(path, &st), 0);
-    assert_int_equal(st.st_mode & 0777, 0640);
+    assert_int_equal(st.st_mode & 0777, 0600); /* it may hold ldap_bind_password */
     assert_int_equal(policy_state_load(&loaded, path, err, sizeof(err)), 0);
     assert_string_equal(policy_get(&loaded, POLICY_SENTINEL_TLS_MODE), "required");
     assert_int_equal(loaded.values[POLICY_SENTINEL_TLS_MODE].source, POLICY_FROM_RUNTIME);
@@ -256,9 +256,58 @@ static void the_state_file_round_trips_runtime_values_only(void **state)
     unit_remove_tree(dir);
 }
 
+static void ldap_settings_are_checked_and_the_password_is_never_shown(void **state)
+{
+    struct policy p;
+    char err[600], warn[600];
+
+    (void)state;
+    policy_init(&p);
+#define ACCEPTS(setting, value)                                                                    \
+    assert_int_equal(policy_check(&p, setting, value, err, sizeof(err), warn, sizeof(warn)), 0)
+#define REFUSES(setting, value, words)                                                             \
+    do {                                                                                           \
+        assert_true(policy_check(&p, setting, value, err, sizeof(err), warn, sizeof(warn)) < 0);   \
+        assert_non_null(strstr(err, words));                                                       \
+    } while (0)
+    ACCEPTS(POLICY_LDAP_URIS, "ldaps://127.0.0.1:636 ldap://dir.example.com");
+    REFUSES(POLICY_LDAP_URIS, "http://dir.example.com", "is not ldaps://");
+    REFUSES(POLICY_LDAP_URIS, "ldaps://h/dc=x", "is not ldaps://");
+    REFUSES(POLICY_LDAP_URIS, "ldaps://h ", "ends with a space");
+    ACCEPTS(POLICY_LDAP_USER_FILTER, "(&(objectClass=person)(uid=%u))");
+    REFUSES(POLICY_LDAP_USER_FILTER, "uid=%u", "not an LDAP filter");
+    REFUSES(POLICY_LDAP_USER_FILTER, "(uid=%d)", "not an LDAP filter");
+    REFUSES(POLICY_LDAP_GROUP_FILTER, "((member=%d)", "not an LDAP filter");
+    ACCEPTS(POLICY_LDAP_USER_DN_TEMPLATE, "uid=%u,ou=people,dc=example,dc=org");
+    REFUSES(POLICY_LDAP_USER_DN_TEMPLATE, "uid=x,ou=people", "must hold %u once");
+    REFUSES(POLICY_LDAP_USER_DN_TEMPLATE, "uid=%u,cn=%u", "must hold %u once");
+    REFUSES(POLICY_LDAP_BIND_DN, "cn=a\nb", "more than one line");
+    REFUSES(POLICY_LDAP_CACHE_SECONDS, "3601", "from 0 to 3600");
+    ACCEPTS(POLICY_LDAP_BIND_DN, ""); /* unsets it */
+    /* Enabled, it needs a directory and a way to find users. */
+    policy_set(&p, POLICY_LDAP_AUTHENTICATION, "enabled", POLICY_FROM_RUNTIME, NULL, 0);
+    assert_true(policy_check_all(&p, err, sizeof(err)) < 0);
+    assert_non_null(strstr(err, "ldap_uris is not set"));
+    policy_set(&p, POLICY_LDAP_URIS, "ldaps://h:636", POLICY_FROM_RUNTIME, NULL, 0);
+    assert_true(policy_check_all(&p, err, sizeof(err)) < 0);
+    assert_non_null(strstr(err, "ldap_user_search_base nor ldap_user_dn_template"));
+    policy_set(&p, POLICY_LDAP_USER_SEARCH_BASE, "ou=people,dc=x", POLICY_FROM_RUNTIME, NULL, 0);
+    assert_int_equal(policy_check_all(&p, err, sizeof(err)), 0);
+    assert_string_equal(policy_get(&p, POLICY_LDAP_USER_FILTER), "(uid=%u)");
+    assert_null(policy_text(&p, POLICY_LDAP_BIND_DN));
+    policy_set(&p, POLICY_LDAP_BIND_PASSWORD, "s3cret", POLICY_FROM_RUNTIME, NULL, 0);
+    assert_string_equal(policy_shown(POLICY_LDAP_BIND_PASSWORD, "s3cret"), POLICY_SECRET_SHOWN);
+    assert_string_equal(policy_shown(POLICY_LDAP_BIND_DN, "cn=r"), "cn=r");
+    assert_null(policy_shown(POLICY_LDAP_BIND_PASSWORD, NULL));
+#undef ACCEPTS
+#undef REFUSES
+    policy_clear(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(ldap_settings_are_checked_and_the_password_is_never_shown),
         cmocka_unit_test(names_and_older_spellings),
         cmocka_unit_test(defaults_and_the_sentinel_following_data),
         cmocka_unit_test(versions_and_words_are_validated),

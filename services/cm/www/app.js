@@ -1243,10 +1243,27 @@
     return rows;
   }
 
+  /* GET /v1/cluster/ldap: sign-in with directory accounts (admins only: it names the
+   * directory and its service account; never the password). */
+  async function ldapRows() {
+    let ldap;
+    try {
+      ldap = await api("GET", "/v1/cluster/ldap");
+    } catch (error) {
+      return [["LDAP sign-in", error.status === 403 ? "shown to admins" : `cannot be read: ${errorText(error)}`]];
+    }
+    if (!ldap.control_plane) return [["LDAP sign-in", "disabled"]];
+    const users = ldap.user_dn_template || `search ${ldap.user_dn_query.base} for ${ldap.user_dn_query.filter}`;
+    return [["LDAP sign-in", `enabled: ${ldap.uris.join(", ")}`],
+      ["LDAP users", users],
+      ["LDAP roles", `admin: ${ldap.admin_groups.join("; ") || "no group"}; viewer: ${ldap.viewer_groups.join("; ") || "no group"}`]];
+  }
+
   /* GET /v1/cluster/status: the store, and on etcd this node's last view of it. */
   async function loadCluster() {
     loadNodes();
     const ocsp = ocspRows();
+    const ldap = ldapRows();
     const facts = $("#cluster-facts");
     try {
       const c = await api("GET", "/v1/cluster/status");
@@ -1271,7 +1288,7 @@
           }
         }
       }
-      rows.push(...await ocsp);
+      rows.push(...await ocsp, ...await ldap);
       /* The store came back or went away (the agent's own verdict, as X-Certvisor-Stale gives
        * it): read certificates and policy again, fresh or marked. */
       const inStep = !c.reads_stale;
