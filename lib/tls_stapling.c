@@ -79,7 +79,7 @@ static int read_response(const char *path, unsigned char **ret_der, long *ret_le
                          size_t err_len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    unsigned char *der;
+    unsigned char *der = NULL;
     struct stat st;
     ssize_t n;
 
@@ -158,9 +158,9 @@ out:
 int tls_stapling_attach(SSL_CTX *ctx, const char *path, char *err, size_t err_len)
 {
     struct staple *staple;
-    unsigned char *der;
+    unsigned char *der = NULL;
     time_t next_update;
-    long len;
+    long len = 0;
     int r;
 
     if (!CRYPTO_THREAD_run_once(&staple_index_once, make_staple_index) || staple_index < 0)

@@ -67,6 +67,8 @@ struct control_server {
     bool bound_known;
     struct signin_limits *signin;  /* the sign-in budget and lock-outs */
     struct ldap_cache *ldap_cache; /* directory sign-ins remembered (ldap_cache_seconds) */
+    unsigned ldap_in_flight;       /* directory checks on the workers (at most LDAP_IN_FLIGHT) */
+    struct sign_in *ldap_waiting;  /* directory sign-ins waiting for their turn, oldest first */
     struct sign_in *sign_ins;      /* key derivations on the offload workers */
     unsigned long busy_refusals;   /* sign-ins the budget refused since the last log line */
     int64_t busy_logged_ms;        /* when that was logged */
@@ -95,10 +97,14 @@ struct control_conn {
     char stale[512]; /* the answer may be behind the cluster's: why ("" when not) */
 };
 
+/* Directory checks at once (see start_next_ldap). */
+#define LDAP_IN_FLIGHT 1
+
 /*
- * A password sign-in waiting for its key derivation on an offload worker.
- * The worker touches only check (agent/core/offload.h); conn and server are
- * cleared when they go first, and the job is then only freed.
+ * A password sign-in waiting for its key derivation, or a directory user's check, on an
+ * offload worker (or, for a directory user, for its turn). The worker touches only check or
+ * ldap (agent/core/offload.h); conn and server are cleared when they go first, and the job is
+ * then only freed.
  */
 struct sign_in {
     struct sign_in *next;
@@ -109,6 +115,8 @@ struct sign_in {
     struct users_check *check;     /* a local user's key derivation, or: */
     struct ldap_signin *ldap;      /* a directory user's check (agent/auth/ldap_signin.h) */
     char *password;                /* the directory user's, to remember a success; wiped */
+    bool ldap_counted;             /* on a worker: counted in ldap_in_flight */
+    struct sign_in *waiting_next;  /* in the server's ldap_waiting queue */
     char name[SIGNIN_NAME_LEN];
     char source[SIGNIN_SOURCE_LEN];
 };
@@ -128,6 +136,8 @@ static void sign_in_free(struct sign_in *job)
     if (job->conn)
         job->conn->sign_in = NULL;
     users_check_free(job->check);
+    if (job->ldap_counted && job->server)
+        job->server->ldap_in_flight--;
     ldap_signin_free(job->ldap);
     if (job->password) {
         OPENSSL_cleanse(job->password, strlen(job->password));
@@ -423,6 +433,8 @@ static bool conclude_sign_in(struct control_conn *conn, const char *name, const 
     return false;
 }
 
+static void start_next_ldap(struct control_server *server);
+
 static void sign_in_work(void *data)
 {
     struct sign_in *job = data;
@@ -495,9 +507,12 @@ static void sign_in_done(void *data, bool cancelled)
     }
     signin_limits_release(job->server->signin, job->source);
     if (job->ldap) {
+        struct control_server *server = job->server;
+
         request = json_incref(job->request);
         ldap_sign_in_done(job, conn, request);
         json_decref(request);
+        start_next_ldap(server); /* its turn is over */
         return;
     }
     ok = job->server->agent->users && users_check_finish(job->server->agent->users, job->check,
@@ -516,6 +531,18 @@ static void sign_in_done(void *data, bool cancelled)
         sign_in_free(job);
     }
     json_decref(request);
+}
+
+/* Joins a sign-in to its server's list (detached if the server goes) and its connection. */
+static void link_sign_in(struct control_server *server, struct control_conn *conn,
+                         struct sign_in *job)
+{
+    job->next = server->sign_ins;
+    if (job->next)
+        job->next->prev_next = &job->next;
+    job->prev_next = &server->sign_ins;
+    server->sign_ins = job;
+    conn->sign_in = job;
 }
 
 /*
@@ -540,29 +567,70 @@ static void queue_sign_in(struct control_conn *conn, json_t *request, struct sig
         control_reply_error(conn, 1, "out of memory");
         return;
     }
-    job->next = server->sign_ins;
-    if (job->next)
-        job->next->prev_next = &job->next;
-    job->prev_next = &server->sign_ins;
-    server->sign_ins = job;
-    conn->sign_in = job;
+    link_sign_in(server, conn, job);
 }
 
 /*
- * A directory user (ldap_signin_applies): a sign-in remembered lately goes on at once; else
- * certvisor-ldap-check asks the directory from a worker, within the same budget as a key
- * derivation.
+ * Hands the next waiting directory sign-ins to a worker, one at a time (LDAP_IN_FLIGHT): a
+ * directory that accepts connections and never answers holds a worker for ldap_timeout, and
+ * the other worker stays free for local users' key derivations (the admins who must get in
+ * while the directory is down) and the agent's keys. A waiting sign-in whose client left is
+ * dropped; one that a sign-in just before it made known goes on at once.
+ */
+static void start_next_ldap(struct control_server *server)
+{
+    struct agent *agent = server->agent;
+    const struct policy *policy = &agent->config->policy;
+    char helper[PATH_MAX];
+
+    snprintf(helper, sizeof(helper), "%s/certvisor-ldap-check", agent->config->libexec_dir);
+    while (server->ldap_in_flight < LDAP_IN_FLIGHT && server->ldap_waiting) {
+        struct sign_in *job = server->ldap_waiting;
+        struct control_conn *conn = job->conn;
+        enum user_role role = USER_ROLE_VIEWER;
+        json_t *request;
+
+        server->ldap_waiting = job->waiting_next;
+        job->waiting_next = NULL;
+        if (!conn || ldap_cache_lookup(server->ldap_cache, policy, job->name, job->password,
+                                       time(NULL), &role)) {
+            signin_limits_release(server->signin, job->source);
+            request = json_incref(job->request);
+            if (conn && conclude_sign_in(conn, job->name, job->source, true, role)) {
+                sign_in_free(job);
+                run_command(conn, request);
+            } else {
+                sign_in_free(job);
+            }
+            json_decref(request);
+            continue;
+        }
+        if (ldap_signin_new(policy, agent->certs, helper, job->name, job->password, &job->ldap) <
+                0 ||
+            offload_submit(agent->offload, sign_in_work, sign_in_done, job) < 0) {
+            signin_limits_release(server->signin, job->source);
+            control_reply_error(conn, 1, "out of memory");
+            sign_in_free(job);
+            continue;
+        }
+        server->ldap_in_flight++;
+        job->ldap_counted = true;
+    }
+}
+
+/*
+ * A directory user (ldap_signin_applies): a sign-in remembered lately goes on at once; else it
+ * waits its turn (start_next_ldap) for certvisor-ldap-check to ask the directory from a
+ * worker, within the same budget as a key derivation.
  */
 static void start_ldap_sign_in(struct control_conn *conn, json_t *request, const char *name,
                                const char *password, const char *source, int64_t now)
 {
     struct control_server *server = conn->server;
-    struct agent *agent = server->agent;
-    const struct policy *policy = &agent->config->policy;
+    const struct policy *policy = &server->agent->config->policy;
     enum user_role role = USER_ROLE_VIEWER;
     long retry_after = 1;
-    char helper[PATH_MAX];
-    struct sign_in *job;
+    struct sign_in *job, **tail;
 
     if (ldap_cache_lookup(server->ldap_cache, policy, name, password, time(NULL), &role)) {
         if (conclude_sign_in(conn, name, source, true, role))
@@ -575,17 +643,24 @@ static void start_ldap_sign_in(struct control_conn *conn, json_t *request, const
                         "sign-in busy: too many sign-ins at once, try again in %ld s", retry_after);
         return;
     }
-    snprintf(helper, sizeof(helper), "%s/certvisor-ldap-check", agent->config->libexec_dir);
     job = calloc(1, sizeof(*job));
-    if (!job || !(job->password = strdup(password)) ||
-        ldap_signin_new(policy, agent->certs, helper, name, password, &job->ldap) < 0) {
-        if (job)
-            sign_in_free(job);
+    if (!job || !(job->password = strdup(password))) {
+        free(job);
         signin_limits_release(server->signin, source);
         control_reply_error(conn, 1, "out of memory");
         return;
     }
-    queue_sign_in(conn, request, job, name, source);
+    /* Linked to the server and the connection like any sign-in, then queued behind the others. */
+    job->server = server;
+    job->conn = conn;
+    job->request = json_incref(request);
+    snprintf(job->name, sizeof(job->name), "%s", name);
+    snprintf(job->source, sizeof(job->source), "%s", source);
+    link_sign_in(server, conn, job);
+    for (tail = &server->ldap_waiting; *tail; tail = &(*tail)->waiting_next)
+        ;
+    *tail = job;
+    start_next_ldap(server);
 }
 
 /*
@@ -1321,6 +1396,13 @@ void control_server_free(struct control_server *server)
         return;
     while (server->conns)
         conn_free(server->conns);
+    /* Waiting directory sign-ins are on no worker: freed here, not when a worker is done. */
+    while (server->ldap_waiting) {
+        struct sign_in *job = server->ldap_waiting;
+
+        server->ldap_waiting = job->waiting_next;
+        sign_in_free(job);
+    }
     while (server->sign_ins)
         sign_in_detach(server->sign_ins);
     signin_limits_free(server->signin);

@@ -189,7 +189,7 @@ static bool parse_number(const char *text, long *ret_number)
 
 long policy_number(const struct policy *policy, enum policy_setting setting)
 {
-    long n;
+    long n = 0;
 
     /* Values are checked before they are set: the default covers only the impossible. */
     if (!parse_number(policy_get(policy, setting), &n) || n < settings[setting].min ||

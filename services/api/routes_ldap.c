@@ -88,12 +88,15 @@ static char *joined(json_t *value, char sep)
         len += json_string_length(item) + 1;
     }
     text = calloc(1, len);
+    len = 0;
     json_array_foreach(value, i, item)
     {
-        if (text && i)
-            strncat(text, (char[]){sep, '\0'}, 1);
-        if (text)
-            strcat(text, json_string_value(item));
+        if (!text)
+            break;
+        if (i)
+            text[len++] = sep;
+        memcpy(text + len, json_string_value(item), json_string_length(item));
+        len += json_string_length(item);
     }
     return text;
 }

@@ -511,6 +511,24 @@ def test_directory_users_sign_in_with_the_role_their_groups_give(ldap_node):
     node.assert_no_secret_shown()
 
 
+def test_a_page_that_asks_several_things_at_once_costs_one_directory_sign_in(ldap_node):
+    """The console signs in, then loads several things at once with the same credentials: the
+    directory is asked once, and the rest go on from the memory of that sign-in."""
+    import concurrent.futures
+
+    node = ldap_node
+    node.configure(search_settings(node.directory))
+    mark = len(node.directory.log_text())
+    assert node.sign_in(ALICE).status == 200
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda _: node.sign_in(ALICE).status, range(8)))
+    assert statuses == [200] * 8, statuses
+    asked = log_since(node.directory, mark)
+    # slapd logs each bind twice (method=128, then mech=SIMPLE).
+    assert asked.count(f'BIND dn="{user_dn("alice")}" method=128') == 1, asked
+    node.assert_no_secret_shown()
+
+
 def test_a_wrong_password_or_an_unknown_user_is_refused_as_a_local_one_is(ldap_node):
     node = ldap_node
     node.configure(search_settings(node.directory))
