@@ -475,11 +475,13 @@ def test_the_console_in_a_browser(node, browser_for, screenshots, tmp_path):
     page.wait_for("document.querySelector('#cluster-facts').textContent.includes('local')",
                   what="the cluster section")
     facts = page.evaluate("[...document.querySelectorAll('#cluster-facts dd')].map(d => d.textContent)")
-    assert len(facts) == 5 and facts[0] == "cluster" and facts[2] == "local (this node only)", facts
-    # OCSP stapling (GET /v1/ocsp) and LDAP sign-in (GET /v1/cluster/ldap): off by default, and
-    # no revocation alert.
-    assert facts[3].startswith("disabled") and facts[4] == "disabled", facts
+    assert len(facts) == 4 and facts[0] == "cluster" and facts[2] == "local (this node only)", facts
+    # OCSP stapling (GET /v1/ocsp): off by default, and no revocation alert.
+    assert facts[3].startswith("disabled"), facts
     assert page.text("#ocsp-alert") == ""
+    # Directory sign-in (GET /v1/cluster/ldap), in its own card: off by default.
+    page.wait_for("document.querySelector('#ldap-facts').textContent.includes('disabled')",
+                  what="the LDAP card")
     # The cluster's nodes (GET /v1/nodes): on the local store, this one.
     page.wait_for("document.querySelectorAll('#nodes-table tbody tr').length === 1",
                   what="the node list")

@@ -25,6 +25,7 @@ from test_api import ADMIN, API, Node, add_user, api_service
 from test_apply import file_fingerprint, served_fingerprint
 from test_certs import free_port
 from test_proxy import PROXY, Cluster, client_context
+from test_sentinel import sentinel_service
 
 openssl = shutil.which("openssl")
 
@@ -207,15 +208,18 @@ class Responder:
 
 
 class OcspNode:
-    """An agent running the Redis shard, the proxy in front of it (test_proxy's Cluster) and the
-    api; then (serve()) a CA's responder, and a proxy certificate from that CA given with the CA
-    after it (the issuer the agent verifies answers against)."""
+    """An agent running the Redis shard, the proxy in front of it (test_proxy's Cluster), the
+    api and sentinel_service; then (serve()) a CA's responder, and a proxy certificate from that
+    CA given with the CA after it (the issuer the agent verifies answers against)."""
 
     def __init__(self, agent_factory):
         api_port, api_http_port = free_port(), free_port()
+        # sentinel_service serves the proxy certificate too: it staples the same answer.
+        self.sentinel_port = free_port()
 
         def with_the_api(services):
-            return agent_factory({**services, "api": api_service(api_port, api_http_port)})
+            return agent_factory({**services, "api": api_service(api_port, api_http_port),
+                                  "sentinel_service": sentinel_service(self.sentinel_port)})
 
         self.cluster = Cluster(with_the_api, db1={"tls_mode": "enabled"})
         self.agent = self.cluster.agent
@@ -396,6 +400,8 @@ def test_a_good_answer_is_stapled_once_enabled_and_shown_by_ctl_and_rest(ocsp_no
     assert all(tested.get(k) for k in ("produced_at", "this_update", "next_update")), out.stdout
     assert "revocation_time" not in tested and not tested.get("error"), out.stdout
     assert node.stapled() == "good"
+    # So does the other service that serves the proxy certificate, reloaded in place too.
+    assert stapled(node.sentinel_port) == "good"
     status = ocsp_status(agent)
     assert {k: status.get(k) for k in STATUS_LINES} == {k: tested.get(k) for k in STATUS_LINES}
     r = node.rest.request("GET", "/v1/ocsp/status")

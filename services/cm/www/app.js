@@ -1243,27 +1243,46 @@
     return rows;
   }
 
-  /* GET /v1/cluster/ldap: sign-in with directory accounts (admins only: it names the
-   * directory and its service account; never the password). */
-  async function ldapRows() {
-    let ldap;
+  /* GET /v1/cluster/ldap: sign-in with directory accounts, in a card of its own (admins only:
+   * it names the directory and its service account; never the password). */
+  async function loadLdap() {
+    const facts = $("#ldap-facts");
+    let ldap, rows;
     try {
       ldap = await api("GET", "/v1/cluster/ldap");
     } catch (error) {
-      return [["LDAP sign-in", error.status === 403 ? "shown to admins" : `cannot be read: ${errorText(error)}`]];
+      if (error.status !== 403) {
+        showError("#ldap-error", error);
+        return;
+      }
+      ldap = null;
     }
-    if (!ldap.control_plane) return [["LDAP sign-in", "disabled"]];
-    const users = ldap.user_dn_template || `search ${ldap.user_dn_query.base} for ${ldap.user_dn_query.filter}`;
-    return [["LDAP sign-in", `enabled: ${ldap.uris.join(", ")}`],
-      ["LDAP users", users],
-      ["LDAP roles", `admin: ${ldap.admin_groups.join("; ") || "no group"}; viewer: ${ldap.viewer_groups.join("; ") || "no group"}`]];
+    showError("#ldap-error", null);
+    if (!ldap) {
+      rows = [["Settings", "shown to admins"]];
+    } else if (!ldap.control_plane) {
+      rows = [["Status", "disabled"]];
+    } else {
+      rows = [["Status", "enabled"],
+        ["Directories", ldap.uris.join(", ")],
+        ["Users", ldap.user_dn_template ||
+          `search ${ldap.user_dn_query.base} for ${ldap.user_dn_query.filter}` +
+          (ldap.bind_dn ? ` as ${ldap.bind_dn}` : " anonymously")],
+        ["Groups", ldap.dn_group_query.base
+          ? `search ${ldap.dn_group_query.base} for ${ldap.dn_group_query.filter}`
+          : `the user's ${ldap.dn_group_attr}`],
+        ["Admins", ldap.admin_groups.join("; ") || "no group"],
+        ["Viewers", ldap.viewer_groups.join("; ") || "no group"],
+        ["Remembered", `${ldap.cache_ttl} s; each directory may take ${ldap.directory_timeout_s} s`]];
+    }
+    clear(facts);
+    for (const [term, value] of rows) facts.append(h("dt", null, term), h("dd", null, breakable(String(value), ",;")));
   }
 
   /* GET /v1/cluster/status: the store, and on etcd this node's last view of it. */
   async function loadCluster() {
     loadNodes();
     const ocsp = ocspRows();
-    const ldap = ldapRows();
     const facts = $("#cluster-facts");
     try {
       const c = await api("GET", "/v1/cluster/status");
@@ -1288,7 +1307,7 @@
           }
         }
       }
-      rows.push(...await ocsp, ...await ldap);
+      rows.push(...await ocsp);
       /* The store came back or went away (the agent's own verdict, as X-Certvisor-Stale gives
        * it): read certificates and policy again, fresh or marked. */
       const inStep = !c.reads_stale;
@@ -1313,7 +1332,7 @@
   async function loadAll(policyData) {
     document.body.dataset.loading = "true";
     await Promise.all([loadCertificates(), loadPolicy(policyData), loadServices(true), loadAudit(),
-      loadCluster()]);
+      loadCluster(), loadLdap()]);
     delete document.body.dataset.loading;
     document.body.dataset.loaded = String(Date.now());
   }
