@@ -33,7 +33,8 @@ enum value_kind {
     KIND_LDAP_DN_TEMPLATE, /* a DN holding %u */
 };
 
-#define POLICY_TEXT_MAX 1000 /* within the cluster store's limit for a value */
+#define POLICY_TEXT_MAX 1000  /* within the cluster store's limit for a value */
+#define POLICY_SECRET_MAX 512 /* and sealed (sync.c: 32 bytes more, then base64) */
 
 /* The three planes whose minimum version and cipher settings go together. */
 enum plane { PLANE_CONTROL, PLANE_DATA, PLANE_SENTINEL, PLANE_NONE };
@@ -464,9 +465,13 @@ int policy_check(const struct policy *policy, enum policy_setting setting, const
     case KIND_LDAP_URIS:
     case KIND_LDAP_FILTER:
     case KIND_LDAP_DN_TEMPLATE:
-        if (strlen(value) > POLICY_TEXT_MAX || strpbrk(value, "\r\n")) {
+        /* A secret is kept sealed in a cluster's store, which makes it a third longer. */
+        if (strlen(value) >
+                (settings[setting].kind == KIND_SECRET ? POLICY_SECRET_MAX : POLICY_TEXT_MAX) ||
+            strpbrk(value, "\r\n")) {
             snprintf(err, err_len, "%s: longer than %d bytes or more than one line",
-                     settings[setting].name, POLICY_TEXT_MAX);
+                     settings[setting].name,
+                     settings[setting].kind == KIND_SECRET ? POLICY_SECRET_MAX : POLICY_TEXT_MAX);
             return CV_EINVALID_TLS;
         }
         if (settings[setting].kind == KIND_LDAP_URIS && *value &&

@@ -16,6 +16,7 @@
 #include "trust.h"
 
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -272,6 +273,8 @@ static void converge_trust(struct cluster_sync *sync, const char *list, const st
 static void converge_policy(struct cluster_sync *sync, const struct etcd_kv *kv)
 {
     static struct spec_policy spec; /* large; the loop is single-threaded */
+    /* Secret values as they open, for the change's length (wiped once it is submitted). */
+    static char opened[SPEC_MAX_POLICY_SETTINGS][SPEC_MAX_POLICY_VALUE];
     const struct policy *local = &sync->agent->config->policy;
     const char *names[SPEC_MAX_POLICY_SETTINGS], *values[SPEC_MAX_POLICY_SETTINGS];
     size_t n = 0;
@@ -284,15 +287,23 @@ static void converge_policy(struct cluster_sync *sync, const struct etcd_kv *kv)
     }
     for (size_t i = 0; i < spec.n; i++) {
         int setting = policy_setting_lookup(spec.names[i]);
+        const char *value = sync_policy_value(sync, kv->key, spec.names[i], spec.values[i],
+                                              opened[i], sizeof(opened[i]), err, sizeof(err));
         const char *now = setting < 0 ? NULL : policy_get(local, (enum policy_setting)setting);
 
-        if (setting >= 0 && now && strcmp(now, spec.values[i]) == 0)
+        if (!value) {
+            OPENSSL_cleanse(opened, sizeof(opened));
+            fail_pass(sync, err);
+            return;
+        }
+        if (setting >= 0 && now && strcmp(now, value) == 0)
             continue;
         names[n] = spec.names[i];
-        values[n++] = spec.values[i];
+        values[n++] = value;
     }
     if (n > 0)
-        submit(sync, apply_policy(names, values, n));
+        submit(sync, apply_policy(names, values, n)); /* copies the values */
+    OPENSSL_cleanse(opened, sizeof(opened));
 }
 
 static bool check_meta(struct cluster_sync *sync, const struct etcd_kv *meta)

@@ -215,9 +215,11 @@ static void publish_init(struct sync_init *init)
     }
     if (r >= 0)
         n += put_trust_lists(init, &keys[n], &values[n], INIT_MAX_OPS - 1 - n);
-    sync_policy_of(&sync->agent->config->policy, &policy);
     snprintf(keys[n], SYNC_MAX_KEY_LEN, "%sspec/policy", sync->prefix);
-    values[n++] = spec_policy_encode(&policy);
+    if (r >= 0 &&
+        sync_policy_of(sync, keys[n], &sync->agent->config->policy, &policy, err, sizeof(err)) < 0)
+        r = -EIO;
+    values[n++] = r >= 0 ? spec_policy_encode(&policy) : NULL;
     for (size_t i = 0; i < n; i++) {
         if (!values[i])
             r = -ENOMEM;

@@ -355,8 +355,9 @@ static int build_txn(struct cluster_sync *sync, const struct apply_publication *
     }
     if (r == 0 && publication->policy) {
         snprintf(key, sizeof(key), "%sspec/policy", sync->prefix);
-        sync_policy_of(publication->policy, &policy);
-        r = add_put(t, key, spec_policy_encode(&policy), sync_known_revision(sync, key));
+        r = sync_policy_of(sync, key, publication->policy, &policy, err, err_len);
+        if (r == 0)
+            r = add_put(t, key, spec_policy_encode(&policy), sync_known_revision(sync, key));
         snprintf(what + used, what_len - used, "%sthe policy", used ? " and " : "");
     }
     if (r < 0 && !*err)

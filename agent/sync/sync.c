@@ -7,6 +7,8 @@
 #include "log.h"
 #include "monitor.h"
 #include "policy.h"
+#include "sealed.h"
+#include "etcd_json.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -92,16 +94,89 @@ json_t *sync_refusal(const char *reason, const char *message)
     return json_pack("{s:i, s:s, s:s}", "exit", 1, "error", message, "reason", reason);
 }
 
-void sync_policy_of(const struct policy *policy, struct spec_policy *out)
+#define SEALED_VALUE_PREFIX "sealed:"
+
+/* What a secret setting's value is sealed for: the policy's key and the setting's name. */
+static void secret_aad(const char *etcd_key, const char *name, char *aad, size_t len)
+{
+    snprintf(aad, len, "%s#%s", etcd_key, name);
+}
+
+int sync_policy_of(const struct cluster_sync *sync, const char *etcd_key,
+                   const struct policy *policy, struct spec_policy *out, char *err, size_t err_len)
 {
     out->n = 0;
-    for (int i = 0; i < POLICY_COUNT && out->n < SPEC_MAX_POLICY_SETTINGS; i++)
-        if (policy->values[i].value && policy->values[i].source == POLICY_FROM_RUNTIME) {
-            snprintf(out->names[out->n], sizeof(out->names[0]), "%s",
-                     policy_setting_name((enum policy_setting)i));
-            snprintf(out->values[out->n], sizeof(out->values[0]), "%s", policy->values[i].value);
-            out->n++;
+    for (int i = 0; i < POLICY_COUNT && out->n < SPEC_MAX_POLICY_SETTINGS; i++) {
+        const char *name = policy_setting_name((enum policy_setting)i);
+        const char *value = policy->values[i].value;
+        unsigned char *sealed = NULL;
+        size_t sealed_len = 0;
+        json_t *b64;
+        char aad[SYNC_MAX_KEY_LEN + 80];
+        int n;
+
+        if (!value || policy->values[i].source != POLICY_FROM_RUNTIME)
+            continue;
+        snprintf(out->names[out->n], sizeof(out->names[0]), "%s", name);
+        if (!policy_secret((enum policy_setting)i) || !*value) {
+            snprintf(out->values[out->n++], sizeof(out->values[0]), "%s", value);
+            continue;
         }
+        secret_aad(etcd_key, name, aad, sizeof(aad));
+        if (sealed_seal(sync->data_key, aad, strlen(aad), value, strlen(value), &sealed,
+                        &sealed_len) < 0 ||
+            !(b64 = etcd_b64_string(sealed, sealed_len))) {
+            free(sealed);
+            snprintf(err, err_len, "cannot seal %s for the cluster's store", name);
+            return -EIO;
+        }
+        n = snprintf(out->values[out->n], sizeof(out->values[0]), "%s%s", SEALED_VALUE_PREFIX,
+                     json_string_value(b64));
+        json_decref(b64);
+        free(sealed);
+        if (n < 0 || (size_t)n >= sizeof(out->values[0])) {
+            snprintf(err, err_len, "%s is too long to keep sealed in the cluster's store", name);
+            return -EFBIG;
+        }
+        out->n++;
+    }
+    return 0;
+}
+
+const char *sync_policy_value(const struct cluster_sync *sync, const char *etcd_key,
+                              const char *name, const char *value, char *buf, size_t len, char *err,
+                              size_t err_len)
+{
+    int setting = policy_setting_lookup(name);
+    const char *b64 = value + strlen(SEALED_VALUE_PREFIX);
+    unsigned char *sealed = NULL, *plain = NULL;
+    size_t sealed_len = 0, plain_len = 0;
+    char aad[SYNC_MAX_KEY_LEN + 80];
+
+    if (err_len)
+        err[0] = '\0';
+    if (setting < 0 || !policy_secret((enum policy_setting)setting) || !*value)
+        return value;
+    if (strncmp(value, SEALED_VALUE_PREFIX, strlen(SEALED_VALUE_PREFIX)) != 0 ||
+        etcd_b64_decode(b64, strlen(b64), SEALED_OVERHEAD + len, &sealed, &sealed_len) < 0) {
+        snprintf(err, err_len, "%s in the cluster's store is not sealed: refused", name);
+        return NULL;
+    }
+    secret_aad(etcd_key, name, aad, sizeof(aad));
+    if (sealed_open(sync->data_key, aad, strlen(aad), sealed, sealed_len, &plain, &plain_len, err,
+                    err_len) < 0 ||
+        plain_len >= len) {
+        free(sealed);
+        if (plain)
+            sealed_free(plain, plain_len);
+        if (!*err)
+            snprintf(err, err_len, "%s in the cluster's store is too long", name);
+        return NULL;
+    }
+    memcpy(buf, plain, plain_len + 1);
+    free(sealed);
+    sealed_free(plain, plain_len);
+    return buf;
 }
 
 /* --- answers given later --- */

@@ -131,8 +131,22 @@ bool sync_is_node_cert(const char *name);
 json_t *sync_refusal(const char *reason, const char *message);
 
 struct policy;
-/* The runtime settings of a policy, as spec/policy holds them. */
-void sync_policy_of(const struct policy *policy, struct spec_policy *out);
+/*
+ * The runtime settings of a policy, as spec/policy (at etcd_key) holds them: a secret's value
+ * (ldap_bind_password) sealed with the data key for that key and its name, "sealed:" and the
+ * base64 of it, so that etcd never holds it in the clear. Returns 0, or an error in err.
+ */
+int sync_policy_of(const struct cluster_sync *sync, const char *etcd_key,
+                   const struct policy *policy, struct spec_policy *out, char *err, size_t err_len);
+
+/*
+ * A value read from spec/policy as the policy takes it: a secret's opened into buf (len bytes),
+ * anything else as it is. Returns the value, or NULL with err saying why (a secret not sealed,
+ * or not with this cluster's key for this key and name).
+ */
+const char *sync_policy_value(const struct cluster_sync *sync, const char *etcd_key,
+                              const char *name, const char *value, char *buf, size_t len, char *err,
+                              size_t err_len);
 
 /* An immediate answer, given later from the loop (callers are never called back inside). */
 void sync_answer_later(struct agent *agent, cluster_sync_done_fn done, void *data, int exit_status,

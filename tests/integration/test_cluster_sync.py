@@ -237,6 +237,26 @@ def test_etcd_holds_no_private_key(cluster):
     assert body not in out.stdout
 
 
+@pytest.mark.skipif(not shutil.which("etcdctl"), reason="etcd-client is not installed")
+def test_a_secret_setting_is_sealed_in_etcd_and_opened_on_every_node(cluster):
+    """ldap_bind_password set on node 2: every node holds it (in its own state file, 0600),
+    etcd only sealed with the data key, and nothing shows it."""
+    secret = "directory-reader-s3cret"
+    out = cluster[1].ctl("cluster", "config", "ldap_bind_password", secret)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert secret not in out.stdout + out.stderr
+    for i, agent in enumerate(cluster):
+        wait_for(lambda: secret in (state(agent, "policy.json").read_text()
+                                    if state(agent, "policy.json").exists() else ""), 20,
+                 what=f"node {i + 1} to open the sealed password")
+        assert state(agent, "policy.json").stat().st_mode & 0o777 == 0o600
+        shown = agent.ctl("cluster", "config", "show").stdout
+        assert "(set)" in shown and secret not in shown
+    stored = etcdctl(cluster[0], "get", "/certvisor/test/spec/policy", "--print-value-only")
+    assert stored.returncode == 0 and "ldap_bind_password" in stored.stdout, stored.stderr
+    assert secret not in stored.stdout and '"sealed:' in stored.stdout, stored.stdout
+
+
 def test_without_quorum_a_change_is_refused_at_once_and_nothing_moves(cluster, tmp_path):
     before = served(cluster[0])
     pids = [agent.pid_of("redis-db1") for agent in cluster]
