@@ -217,8 +217,8 @@ def directory_entries():
 
 
 class Directory:
-    """slapd serving dc=example,dc=org only over ldaps on the loopback address, demanding a
-    client certificate from its CA (olcTLSVerifyClient: demand). Its configuration and its
+    """slapd serving dc=example,dc=org over ldaps on the loopback address, and plain LDAP for
+    StartTLS, demanding a client certificate from its CA (olcTLSVerifyClient: demand). Its configuration and its
     database stay in root across stop() and start(), and so does its port: a directory that
     goes down and comes back. Run in the foreground (-d) with the stats log level, its log says
     every connection, bind and search, which the tests read to see what the agent asked."""
@@ -228,6 +228,8 @@ class Directory:
         self.ca = ca
         self.port = port
         self.uri = f"ldaps://127.0.0.1:{port}"
+        # And plain LDAP, where a client must ask for TLS first (StartTLS): the agent always does.
+        self.starttls_uri = f"ldap://127.0.0.1:{free_port()}"
         self.config_dir, self.data_dir = root / "slapd.d", root / "data"
         for made in (self.config_dir, self.data_dir):
             made.mkdir(mode=0o700, parents=True)
@@ -257,7 +259,8 @@ class Directory:
         (it listens only once its configuration is loaded, but the bind is what tests use)."""
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [str(SLAPD), "-h", f"{self.uri}/", "-F", str(self.config_dir), "-d", "stats"],
+                [str(SLAPD), "-h", f"{self.uri}/ {self.starttls_uri}/", "-F", str(self.config_dir),
+                 "-d", "stats"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
 
         def answering():
@@ -746,6 +749,22 @@ def test_rest_reads_and_changes_the_ldap_settings_and_never_returns_the_password
     assert node.ldap_show()["authentication"] == "disabled"
     assert_refused(node.sign_in(ALICE))
     assert node.sign_in(ADMIN).status == 200
+    node.assert_no_secret_shown()
+
+
+def test_over_ldap_the_agent_asks_for_tls_before_it_binds(ldap_node):
+    """ldap:// in ldap_uris: StartTLS first, with the same certificates, and no bind in the
+    clear."""
+    node = ldap_node
+    directory = node.directory
+    mark = len(directory.log_text())
+    node.configure(search_settings(directory, ldap_uris=directory.starttls_uri,
+                                   ldap_cache_seconds="0"))
+    assert node.sign_in(ALICE).status == 200
+    asked = log_since(directory, mark)
+    first_bind = asked.index(f'BIND dn="{READER_DN}"')
+    assert "STARTTLS" in asked[:first_bind], asked
+    assert "tls_ssf=" in asked[:first_bind], asked
     node.assert_no_secret_shown()
 
 
