@@ -97,11 +97,12 @@ def pid_alive(pid):
         return False
     except PermissionError:
         return True
-    # A zombie is dead for our purposes.
+    # A zombie is dead for our purposes. A process reaped between the open and the read makes
+    # the read fail with ESRCH: dead too.
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
         return False
 
 
