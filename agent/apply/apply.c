@@ -16,6 +16,7 @@
 #include "request.h"
 #include "render_files.h"
 #include "service.h"
+#include "stapling.h"
 #include "supervisor.h"
 #include "text_diff.h"
 #include "render_trust.h"
@@ -356,6 +357,7 @@ static void finish(struct apply_run *run)
     run_free(run);
     agent->apply->running = NULL;
     run_next(agent);
+    stapling_poke(agent); /* a new proxy certificate or OCSP setting is followed at once */
 }
 
 /* For the metrics: when the last change ended, and how. A refused request is not a change. */

@@ -24,8 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TICK_SECONDS 1 /* how often the schedule, the expiry and the generation are looked at */
-#define WAITERS_MAX 8  /* tests waiting for one answer */
+#define RETRY_SECONDS 1 /* a reload waiting for the pipeline, a read-back: looked at again */
+#define WAITERS_MAX 8   /* tests waiting for one answer */
 
 struct stapling_job;
 
@@ -353,6 +353,31 @@ static void expire(struct stapling *s, time_t now)
         reload_stapling_services(s);
 }
 
+/*
+ * Sets the timer for the next thing that is due: a query, the held answer's expiry, or a
+ * retry. Nothing due (stapling disabled, no answer held): no timer at all, so an idle agent
+ * wakes up for nothing; a change applied pokes it (stapling_poke).
+ */
+static void arm(struct stapling *s, time_t now)
+{
+    time_t at = 0;
+    struct timeval delay = {0, 0};
+
+    if (s->reload_pending || s->read_back_needed)
+        at = now + RETRY_SECONDS;
+    if (!s->running && (enabled(s) || s->n_waiters) && (!at || s->next_query < at))
+        at = s->next_query;
+    if (s->answer.status != OCSP_STATUS_NONE && s->answer.next_update &&
+        (!at || s->answer.next_update + 1 < at))
+        at = s->answer.next_update + 1;
+    if (!at) {
+        event_del(s->tick);
+        return;
+    }
+    delay.tv_sec = at <= now ? 0 : at - now > 3600 ? 3600 : at - now;
+    event_add(s->tick, &delay);
+}
+
 static void schedule(struct stapling *s)
 {
     time_t now = time(NULL);
@@ -360,23 +385,31 @@ static void schedule(struct stapling *s)
     if (s->agent->shutting_down)
         return;
     follow_generation(s);
-    if (!s->generation)
+    if (!s->generation) {
+        event_del(s->tick);
         return;
+    }
     if (s->reload_pending && enabled(s))
         reload_stapling_services(s);
     else if (s->reload_pending)
         s->reload_pending = false; /* disabled meanwhile: nothing staples any more */
     answer_when_served(s);
     expire(s, now);
-    if (s->running)
-        return;
-    if (s->read_back_needed) {
+    if (!s->running && s->read_back_needed) {
         if (submit(s, true) == 0)
             s->read_back_needed = false;
-        return;
-    }
-    if ((enabled(s) || s->n_waiters) && now >= s->next_query && submit(s, false) < 0)
+    } else if (!s->running && (enabled(s) || s->n_waiters) && now >= s->next_query &&
+               submit(s, false) < 0) {
         log_warning("OCSP: cannot queue the query (out of memory)");
+        s->next_query = now + RETRY_SECONDS;
+    }
+    arm(s, now);
+}
+
+void stapling_poke(struct agent *agent)
+{
+    if (agent->stapling)
+        schedule(agent->stapling);
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *data)
@@ -389,15 +422,12 @@ static void on_tick(evutil_socket_t fd, short what, void *data)
 int stapling_start(struct agent *agent)
 {
     struct stapling *s = calloc(1, sizeof(*s));
-    struct timeval every = {TICK_SECONDS, 0};
 
     if (!s)
         return -ENOMEM;
     s->agent = agent;
-    s->tick = event_new(agent->base, -1, EV_PERSIST, on_tick, s);
-    if (!s->tick || event_add(s->tick, &every) < 0) {
-        if (s->tick)
-            event_free(s->tick);
+    s->tick = evtimer_new(agent->base, on_tick, s);
+    if (!s->tick) {
         free(s);
         return -ENOMEM;
     }

@@ -20,6 +20,9 @@
 int stapling_start(struct agent *agent);
 void stapling_free(struct agent *agent);
 
+/* A change was applied (the proxy certificate, the settings): looks at what is due now. */
+void stapling_poke(struct agent *agent);
+
 /*
  * The status as the REST API's /v1/ocsp/status has it: cert_status (NONE, GOOD, REVOKED,
  * UNKNOWN), responder_url, produced_at, this_update, next_update, revocation_time (RFC 3339,
