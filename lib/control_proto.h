@@ -102,7 +102,7 @@ enum control_access {
       "Start or stop stapling the proxy certificate's OCSP status (ocsp_functionality).")          \
     X(cluster_ocsp_config_set, "cluster ocsp config set", CONTROL_ACCESS_ADMIN,                    \
       "cluster ocsp config set query_frequency|response_timeout|recovery_frequency|"               \
-      "recovery_max_tries <value> [--dry-run]",                                                    \
+      "recovery_max_tries <value> [<name> <value>...] [--dry-run]",                                \
       "Change how often and how long the OCSP responder is asked.")                                \
     X(cluster_ocsp_status, "cluster ocsp status", CONTROL_ACCESS_READ, "cluster ocsp status",      \
       "Show the proxy certificate's OCSP status held and stapled: GOOD, REVOKED, UNKNOWN or "      \

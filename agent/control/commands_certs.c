@@ -400,6 +400,41 @@ static bool repeated_setting(struct control_conn *conn, const char *const *names
     return false;
 }
 
+void commands_submit_settings(struct agent *agent, struct control_conn *conn, json_t *args,
+                              json_t *options, int (*lookup)(const char *name), const char *usage,
+                              const char *what, const char *hint)
+{
+    size_t n = json_array_size(args) / 2;
+    const char *names[POLICY_COUNT], *values[POLICY_COUNT];
+
+    if (n == 0 || n > POLICY_COUNT || json_array_size(args) % 2) {
+        control_reply_error(conn, 2, "usage: %s", usage);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *name = json_string_value(json_array_get(args, 2 * i));
+        int setting = name ? lookup(name) : -1;
+
+        if (setting < 0) {
+            control_reply_refused(conn, 2, "unknown_setting", "unknown %s setting '%s' (%s)", what,
+                                  name ? name : "", hint);
+            return;
+        }
+        names[i] = policy_setting_name((enum policy_setting)setting);
+        values[i] = json_string_value(json_array_get(args, 2 * i + 1));
+        for (size_t j = 0; j < i; j++)
+            if (names[j] == names[i]) {
+                control_reply_refused(conn, 2, "usage", "'%s' is given twice", name);
+                return;
+            }
+        if (!values[i]) {
+            control_reply_error(conn, 2, "usage: the value of '%s' must be a string", name);
+            return;
+        }
+    }
+    commands_submit_change(agent, conn, apply_policy(names, values, n), options);
+}
+
 void handle_cluster_config(struct agent *agent, struct control_conn *conn, json_t *args,
                            json_t *options)
 {

@@ -1,7 +1,6 @@
 /* The handlers of "cluster ldap ...": sign-in with directory accounts. */
 #include "commands_ldap.h"
 
-#include "apply.h"
 #include "cert_names.h"
 #include "certs.h"
 #include "commands_certs.h"
@@ -22,7 +21,7 @@ static int ldap_setting(const char *name)
     char full[128];
     int setting;
 
-    if (!name || strlen(name) > 64)
+    if (strlen(name) > 64)
         return -1;
     snprintf(full, sizeof(full), "%s%s", strncmp(name, PREFIX, 5) == 0 ? "" : PREFIX, name);
     setting = policy_setting_lookup(full);
@@ -63,39 +62,9 @@ void handle_cluster_ldap_show(struct agent *agent, struct control_conn *conn, js
 void handle_cluster_ldap_config(struct agent *agent, struct control_conn *conn, json_t *args,
                                 json_t *options)
 {
-    size_t n = json_array_size(args) / 2;
-    const char *names[POLICY_COUNT], *values[POLICY_COUNT];
-
-    if (n == 0 || n > POLICY_COUNT || json_array_size(args) % 2) {
-        control_reply_error(conn, 2,
-                            "usage: cluster ldap config <name> <value> [<name> "
-                            "<value>...]");
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        const char *name = json_string_value(json_array_get(args, 2 * i));
-        int setting = ldap_setting(name);
-
-        if (setting < 0) {
-            control_reply_refused(conn, 2, "unknown_setting",
-                                  "unknown LDAP setting '%s' (see 'certvisorctl cluster ldap "
-                                  "show')",
-                                  name ? name : "");
-            return;
-        }
-        names[i] = policy_setting_name((enum policy_setting)setting);
-        values[i] = json_string_value(json_array_get(args, 2 * i + 1));
-        for (size_t j = 0; j < i; j++)
-            if (names[j] == names[i]) {
-                control_reply_refused(conn, 2, "usage", "'%s' is given twice", names[i]);
-                return;
-            }
-        if (!values[i]) {
-            control_reply_error(conn, 2, "usage: the value of '%s' must be a string", names[i]);
-            return;
-        }
-    }
-    commands_submit_change(agent, conn, apply_policy(names, values, n), options);
+    commands_submit_settings(agent, conn, args, options, ldap_setting,
+                             "cluster ldap config <name> <value> [<name> <value>...]", "LDAP",
+                             "see 'certvisorctl cluster ldap show'");
 }
 
 /* One `cluster ldap test`: its check, and whom to answer. */

@@ -62,44 +62,24 @@ void handle_cluster_ocsp_config_proxy(struct agent *agent, struct control_conn *
     commands_submit_change(agent, conn, apply_policy(&name, &value, 1), options);
 }
 
+/* The policy setting an OCSP object's field name stands for, or -1. */
+static int ocsp_setting(const char *name)
+{
+    for (size_t k = 0; k < N_OCSP_SETTINGS; k++)
+        if (strcmp(name, ocsp_settings[k].name) == 0)
+            return ocsp_settings[k].setting;
+    return -1;
+}
+
 void handle_cluster_ocsp_config_set(struct agent *agent, struct control_conn *conn, json_t *args,
                                     json_t *options)
 {
-    size_t n = json_array_size(args) / 2;
-    const char *names[N_OCSP_SETTINGS], *values[N_OCSP_SETTINGS];
-
-    if (n == 0 || n > N_OCSP_SETTINGS || json_array_size(args) % 2) {
-        control_reply_error(conn, 2,
-                            "usage: cluster ocsp config set query_frequency|response_timeout|"
-                            "recovery_frequency|recovery_max_tries <value> [<name> <value>...]");
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        const char *name = json_string_value(json_array_get(args, 2 * i));
-        size_t k = 0;
-
-        while (k < N_OCSP_SETTINGS && (!name || strcmp(name, ocsp_settings[k].name) != 0))
-            k++;
-        if (k == N_OCSP_SETTINGS) {
-            control_reply_refused(conn, 2, "unknown_setting",
-                                  "unknown OCSP setting '%s' (query_frequency, response_timeout, "
-                                  "recovery_frequency or recovery_max_tries)",
-                                  name ? name : "");
-            return;
-        }
-        for (size_t j = 0; j < i; j++)
-            if (names[j] == policy_setting_name(ocsp_settings[k].setting)) {
-                control_reply_refused(conn, 2, "usage", "'%s' is given twice", name);
-                return;
-            }
-        names[i] = policy_setting_name(ocsp_settings[k].setting);
-        values[i] = json_string_value(json_array_get(args, 2 * i + 1));
-        if (!values[i]) {
-            control_reply_error(conn, 2, "usage: the value of '%s' must be a string", name);
-            return;
-        }
-    }
-    commands_submit_change(agent, conn, apply_policy(names, values, n), options);
+    commands_submit_settings(agent, conn, args, options, ocsp_setting,
+                             "cluster ocsp config set query_frequency|response_timeout|"
+                             "recovery_frequency|recovery_max_tries <value> [<name> <value>...]",
+                             "OCSP",
+                             "query_frequency, response_timeout, recovery_frequency or "
+                             "recovery_max_tries");
 }
 
 void handle_cluster_ocsp_status(struct agent *agent, struct control_conn *conn, json_t *args,

@@ -622,6 +622,12 @@ def test_ldap_show_and_config_show_hide_the_bind_password_and_no_log_has_it(ldap
     node = ldap_node
     directory = node.directory
     # Set with the names without their prefix, as `cluster ldap config` takes them.
+    # A name it does not know, or one setting twice under its two names: refused, nothing set.
+    out = node.ctl("cluster", "ldap", "config", "uri", directory.uri)
+    assert out.returncode == 2 and "unknown LDAP setting 'uri'" in out.stderr, out.stderr
+    out = node.ctl("cluster", "ldap", "config", "uris", directory.uri, "ldap_uris", directory.uri)
+    assert out.returncode == 2 and "'ldap_uris' is given twice" in out.stderr, out.stderr
+    assert node.ldap_show()["uris"] == "", node.ldap_show()
     node.ctl_ok("cluster", "ldap", "config", "uris", directory.uri, "bind_dn", READER_DN,
                 "bind_password", READER_PASSWORD, "user_search_base", PEOPLE,
                 "group_search_base", GROUPS, "admin_groups", ADMINS_GROUP,

@@ -532,6 +532,11 @@ def test_settings_keep_to_their_ranges_and_types_and_a_refusal_changes_nothing(o
             out.stderr
     out = set_policy(agent, "ocsp_functionality", "sometimes")
     assert out.returncode != 0 and "ocsp_functionality" in out.stderr, out.stdout + out.stderr
+    out = agent.ctl("cluster", "ocsp", "config", "set", "frequency", "600")
+    assert out.returncode == 2 and "unknown OCSP setting 'frequency'" in out.stderr, out.stderr
+    out = agent.ctl("cluster", "ocsp", "config", "set", "query_frequency", "600",
+                    "query_frequency", "700")
+    assert out.returncode == 2 and "'query_frequency' is given twice" in out.stderr, out.stderr
     # REST: a wrong type or a value out of range, alone or beside a good one.
     for body, field in [({"query_frequency": "600"}, "query_frequency"),
                         ({"query_frequency": 600.5}, "query_frequency"),
