@@ -71,6 +71,14 @@ enum control_access {
       "List the join tokens: id, time left, who made them (never their secrets).")                 \
     X(cluster_token_delete, "cluster token delete", CONTROL_ACCESS_ADMIN,                          \
       "cluster token delete <id>", "Delete a join token before it expires.")                       \
+    X(cluster_join, "cluster join", CONTROL_ACCESS_ADMIN,                                          \
+      "cluster join <address:port> --token <id.secret> --ca-cert-hash sha256:<hex> [--address "    \
+      "<ip>] [--client-port <port>] [--peer-port <port>]",                                         \
+      "Join a running cluster through one of its nodes: check its CA against the hash, then "      \
+      "take a node name, internode certificates, the cluster's certificates and policy.")          \
+    X(cluster_admit, "cluster admit", CONTROL_ACCESS_READ, "cluster admit <request>",              \
+      "Admit a node that joins through this one (what the REST API's /v1/join/admit hands "        \
+      "over; the join token in the request is its credential).")                                   \
     X(cluster_config_show, "cluster config show", CONTROL_ACCESS_READ, "cluster config show",      \
       "Show every TLS policy setting in force and where its value comes from.")                    \
     X(cluster_certificate_set, "cluster certificate set", CONTROL_ACCESS_ADMIN,                    \

@@ -508,6 +508,71 @@ int etcd_parse_status(const char *text, size_t len, struct etcd_status *out,
     return r;
 }
 
+/* The first string of an array field into buf; "" when the array is absent or empty. */
+static int first_url(json_t *object, const char *field, char *buf, size_t len)
+{
+    json_t *array = json_object_get(object, field), *first;
+
+    buf[0] = '\0';
+    if (!array || json_array_size(array) == 0)
+        return json_is_array(array) || !array ? 0 : -EINVAL;
+    first = json_array_get(array, 0);
+    if (!json_is_string(first) || json_string_length(first) >= len ||
+        strlen(json_string_value(first)) != json_string_length(first))
+        return -EINVAL;
+    memcpy(buf, json_string_value(first), json_string_length(first) + 1);
+    return 0;
+}
+
+static int parse_member(json_t *object, struct etcd_member *out)
+{
+    json_t *name = json_object_get(object, "name"), *learner = json_object_get(object, "isLearner");
+
+    memset(out, 0, sizeof(*out));
+    if (!json_is_object(object) || get_uint64(object, "ID", &out->id) < 0 || out->id == 0 ||
+        (name && (!json_is_string(name) || json_string_length(name) >= sizeof(out->name) ||
+                  strlen(json_string_value(name)) != json_string_length(name))) ||
+        (learner && !json_is_boolean(learner)) ||
+        first_url(object, "peerURLs", out->peer_url, sizeof(out->peer_url)) < 0 ||
+        first_url(object, "clientURLs", out->client_url, sizeof(out->client_url)) < 0)
+        return -EINVAL;
+    if (name)
+        memcpy(out->name, json_string_value(name), json_string_length(name) + 1);
+    out->learner = json_is_true(learner);
+    return 0;
+}
+
+int etcd_parse_members(const char *text, size_t len, struct etcd_members *out,
+                       struct etcd_error *err_out, char *err, size_t err_len)
+{
+    json_t *root, *members, *added, *item;
+    size_t i;
+    int r = parse_root(text, len, &root, "member list", err_out, err, err_len);
+
+    memset(out, 0, sizeof(*out));
+    if (r < 0)
+        return r;
+    members = json_object_get(root, "members");
+    added = json_object_get(root, "member");
+    if (parse_header(root, &out->header) < 0)
+        r = bad(err, err_len, "member list", "header");
+    else if (members && (!json_is_array(members) || json_array_size(members) > ETCD_MAX_MEMBERS))
+        r = bad(err, err_len, "member list", "members");
+    else if (added && (!json_is_object(added) || get_uint64(added, "ID", &out->added_id) < 0 ||
+                       out->added_id == 0))
+        r = bad(err, err_len, "member list", "member");
+    json_array_foreach(r == 0 ? members : NULL, i, item)
+    {
+        if (parse_member(item, &out->members[out->n]) < 0) {
+            r = bad(err, err_len, "member list", "members");
+            break;
+        }
+        out->n++;
+    }
+    json_decref(root);
+    return r;
+}
+
 static int parse_event(json_t *object, struct etcd_event *out)
 {
     json_t *type = json_object_get(object, "type");

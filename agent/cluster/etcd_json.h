@@ -82,6 +82,24 @@ struct etcd_status {
     int64_t raft_index;
 };
 
+/* A member of the etcd cluster, as /v3/cluster/member/list, add, promote and remove list them. */
+#define ETCD_MAX_MEMBERS 16
+#define ETCD_MAX_URL 256
+struct etcd_member {
+    uint64_t id;
+    char name[64];                 /* "" until the member first started */
+    char peer_url[ETCD_MAX_URL];   /* the first of its peer URLs */
+    char client_url[ETCD_MAX_URL]; /* the first of its client URLs; "" until it started */
+    bool learner;
+};
+
+struct etcd_members {
+    struct etcd_header header;
+    struct etcd_member members[ETCD_MAX_MEMBERS];
+    size_t n;
+    uint64_t added_id; /* member/add: the new member's id */
+};
+
 /* An etcd error answer: the gRPC code (0 when none was given) and etcd's message. */
 struct etcd_error {
     int grpc_code;
@@ -165,6 +183,10 @@ int etcd_parse_status(const char *text, size_t len, struct etcd_status *out,
                       struct etcd_error *err_out, char *err, size_t err_len);
 
 /* One message of a watch stream. */
+/* A member list (/v3/cluster/member/list, and what add, promote and remove answer). */
+int etcd_parse_members(const char *text, size_t len, struct etcd_members *out,
+                       struct etcd_error *err_out, char *err, size_t err_len);
+
 int etcd_parse_watch(const char *text, size_t len, struct etcd_watch_message *out,
                      struct etcd_error *err_out, char *err, size_t err_len);
 void etcd_watch_message_free(struct etcd_watch_message *message);

@@ -2,6 +2,7 @@
 #include "spec.h"
 
 #include "etcd_json.h"
+#include "json_fields.h"
 #include "join_token.h"
 #include "sealed.h"
 
@@ -41,6 +42,16 @@ int spec_key_status(char *buf, size_t len, const char *prefix, const char *node)
     return n < 0 || (size_t)n >= len ? -1 : n;
 }
 
+int spec_key_node(char *buf, size_t len, const char *prefix, const char *node)
+{
+    int n;
+
+    if (!plain_name(node))
+        return -1;
+    n = snprintf(buf, len, "%snodes/%s", prefix, node);
+    return n < 0 || (size_t)n >= len ? -1 : n;
+}
+
 int spec_key_trust(char *buf, size_t len, const char *prefix, const char *list)
 {
     int n;
@@ -69,81 +80,6 @@ int spec_trust_list_of(const char *key, const char *prefix, char *list, size_t l
     return plain_name(list) ? 0 : -1;
 }
 
-/* --- reading helpers --- */
-
-static json_t *load_object(const char *text, size_t len, size_t max, const char *what, char *err,
-                           size_t err_len)
-{
-    json_error_t error;
-    json_t *root;
-
-    if (len > max) {
-        snprintf(err, err_len, "%s: %zu bytes, over the limit of %zu", what, len, max);
-        return NULL;
-    }
-    root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &error);
-    if (!root) {
-        snprintf(err, err_len, "%s: not JSON: %s", what, error.text);
-        return NULL;
-    }
-    if (!json_is_object(root)) {
-        json_decref(root);
-        snprintf(err, err_len, "%s: not a JSON object", what);
-        return NULL;
-    }
-    return root;
-}
-
-/* A string field into buf: required (or optional, left "" when absent), shorter than len. */
-static int read_string(json_t *root, const char *field, bool required, char *buf, size_t len,
-                       const char *what, char *err, size_t err_len)
-{
-    json_t *value = json_object_get(root, field);
-
-    buf[0] = '\0';
-    if (!value && !required)
-        return 0;
-    if (!json_is_string(value) || json_string_length(value) >= len ||
-        strlen(json_string_value(value)) != json_string_length(value)) {
-        snprintf(err, err_len, "%s: '%s' is %s", what, field,
-                 !value                  ? "missing"
-                 : json_is_string(value) ? "too long or holds NUL"
-                                         : "not a string");
-        return -EINVAL;
-    }
-    if (required && json_string_length(value) == 0) {
-        snprintf(err, err_len, "%s: '%s' is empty", what, field);
-        return -EINVAL;
-    }
-    memcpy(buf, json_string_value(value), json_string_length(value) + 1);
-    return 0;
-}
-
-static int read_integer(json_t *root, const char *field, bool required, int64_t *out,
-                        const char *what, char *err, size_t err_len)
-{
-    json_t *value = json_object_get(root, field);
-
-    *out = 0;
-    if (!value && !required)
-        return 0;
-    if (!json_is_integer(value) || json_integer_value(value) < 0) {
-        snprintf(err, err_len, "%s: '%s' is %s", what, field,
-                 value ? "not a non-negative integer" : "missing");
-        return -EINVAL;
-    }
-    *out = json_integer_value(value);
-    return 0;
-}
-
-static char *dump(json_t *root)
-{
-    char *text = root ? json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-
-    json_decref(root);
-    return text;
-}
-
 /* --- certificates --- */
 
 char *spec_cert_encode(const struct spec_cert *cert)
@@ -156,7 +92,7 @@ char *spec_cert_encode(const struct spec_cert *cert)
         return NULL;
     if (cert->removed) {
         json_object_set_new(root, "removed", json_true());
-        return dump(root);
+        return json_fields_dump(root);
     }
     if (json_object_set_new(root, "cert", json_stringn(cert->cert_pem, cert->cert_len)) < 0 ||
         (cert->sealed_key &&
@@ -165,7 +101,7 @@ char *spec_cert_encode(const struct spec_cert *cert)
         json_decref(root);
         return NULL;
     }
-    return dump(root);
+    return json_fields_dump(root);
 }
 
 int spec_cert_decode(const char *text, size_t len, struct spec_cert *out, char *err, size_t err_len)
@@ -176,26 +112,26 @@ int spec_cert_decode(const char *text, size_t len, struct spec_cert *out, char *
     int r;
 
     memset(out, 0, sizeof(*out));
-    root = load_object(text, len, 2 * SPEC_MAX_CERT, what, err, err_len);
+    root = json_fields_object(text, len, 2 * SPEC_MAX_CERT, what, err, err_len);
     if (!root)
         return -EINVAL;
-    r = read_string(root, "name", true, out->name, sizeof(out->name), what, err, err_len);
+    r = json_fields_string(root, "name", true, out->name, sizeof(out->name), what, err, err_len);
     if (r == 0)
-        r = read_integer(root, "generation", false, &generation, what, err, err_len);
+        r = json_fields_integer(root, "generation", false, &generation, what, err, err_len);
     if (r == 0 && generation > 0xffffffffLL) {
         snprintf(err, err_len, "%s: 'generation' is out of range", what);
         r = -EINVAL;
     }
     out->generation = r == 0 ? (unsigned)generation : 0;
     if (r == 0)
-        r = read_string(root, "origin", false, out->origin, sizeof(out->origin), what, err,
-                        err_len);
+        r = json_fields_string(root, "origin", false, out->origin, sizeof(out->origin), what, err,
+                               err_len);
     if (r == 0)
-        r = read_string(root, "fingerprint", false, out->fingerprint, sizeof(out->fingerprint),
-                        what, err, err_len);
+        r = json_fields_string(root, "fingerprint", false, out->fingerprint,
+                               sizeof(out->fingerprint), what, err, err_len);
     if (r == 0)
-        r = read_string(root, "published_by", false, out->published_by, sizeof(out->published_by),
-                        what, err, err_len);
+        r = json_fields_string(root, "published_by", false, out->published_by,
+                               sizeof(out->published_by), what, err, err_len);
     removed = json_object_get(root, "removed");
     if (r == 0 && removed && !json_is_boolean(removed)) {
         snprintf(err, err_len, "%s: 'removed' is not true or false", what);
@@ -249,9 +185,9 @@ void spec_cert_clear(struct spec_cert *cert)
 
 char *spec_meta_encode(const struct spec_meta *meta)
 {
-    return dump(json_pack("{s:i, s:s, s:s, s:s, s:I}", "schema", meta->schema, "uid", meta->uid,
-                          "check", meta->check, "initialised_by", meta->initialised_by, "at",
-                          (json_int_t)meta->at));
+    return json_fields_dump(json_pack("{s:i, s:s, s:s, s:s, s:I}", "schema", meta->schema, "uid",
+                                      meta->uid, "check", meta->check, "initialised_by",
+                                      meta->initialised_by, "at", (json_int_t)meta->at));
 }
 
 int spec_meta_decode(const char *text, size_t len, struct spec_meta *out, char *err, size_t err_len)
@@ -262,10 +198,10 @@ int spec_meta_decode(const char *text, size_t len, struct spec_meta *out, char *
     int r;
 
     memset(out, 0, sizeof(*out));
-    root = load_object(text, len, 4096, what, err, err_len);
+    root = json_fields_object(text, len, 4096, what, err, err_len);
     if (!root)
         return -EINVAL;
-    r = read_integer(root, "schema", true, &schema, what, err, err_len);
+    r = json_fields_integer(root, "schema", true, &schema, what, err, err_len);
     if (r == 0 && schema != SPEC_SCHEMA) {
         snprintf(err, err_len,
                  "%s: schema %lld, and this certvisord knows schema %d only: upgrade it", what,
@@ -274,14 +210,15 @@ int spec_meta_decode(const char *text, size_t len, struct spec_meta *out, char *
     }
     out->schema = (int)schema;
     if (r == 0)
-        r = read_string(root, "uid", true, out->uid, sizeof(out->uid), what, err, err_len);
+        r = json_fields_string(root, "uid", true, out->uid, sizeof(out->uid), what, err, err_len);
     if (r == 0)
-        r = read_string(root, "check", true, out->check, sizeof(out->check), what, err, err_len);
+        r = json_fields_string(root, "check", true, out->check, sizeof(out->check), what, err,
+                               err_len);
     if (r == 0)
-        r = read_string(root, "initialised_by", false, out->initialised_by,
-                        sizeof(out->initialised_by), what, err, err_len);
+        r = json_fields_string(root, "initialised_by", false, out->initialised_by,
+                               sizeof(out->initialised_by), what, err, err_len);
     if (r == 0)
-        r = read_integer(root, "at", false, &out->at, what, err, err_len);
+        r = json_fields_integer(root, "at", false, &out->at, what, err, err_len);
     json_decref(root);
     return r;
 }
@@ -297,7 +234,7 @@ char *spec_policy_encode(const struct spec_policy *policy)
             json_decref(root);
             return NULL;
         }
-    return dump(root);
+    return json_fields_dump(root);
 }
 
 int spec_policy_decode(const char *text, size_t len, struct spec_policy *out, char *err,
@@ -309,7 +246,7 @@ int spec_policy_decode(const char *text, size_t len, struct spec_policy *out, ch
     int r = 0;
 
     memset(out, 0, sizeof(*out));
-    root = load_object(text, len, 64 * 1024, what, err, err_len);
+    root = json_fields_object(text, len, 64 * 1024, what, err, err_len);
     if (!root)
         return -EINVAL;
     if (json_object_size(root) > SPEC_MAX_POLICY_SETTINGS) {
@@ -355,7 +292,7 @@ char *spec_status_encode(const struct spec_status *status, const char *fingerpri
         json_object_set_new(root, "fingerprints", fingerprints);
     else
         json_decref(fingerprints);
-    return dump(root);
+    return json_fields_dump(root);
 }
 
 int spec_status_decode(const char *text, size_t len, struct spec_status *out, char *err,
@@ -367,24 +304,24 @@ int spec_status_decode(const char *text, size_t len, struct spec_status *out, ch
     int r;
 
     memset(out, 0, sizeof(*out));
-    root = load_object(text, len, 64 * 1024, what, err, err_len);
+    root = json_fields_object(text, len, 64 * 1024, what, err, err_len);
     if (!root)
         return -EINVAL;
-    r = read_string(root, "node", true, out->node, sizeof(out->node), what, err, err_len);
+    r = json_fields_string(root, "node", true, out->node, sizeof(out->node), what, err, err_len);
     if (r == 0)
-        r = read_integer(root, "revision", true, &out->revision, what, err, err_len);
+        r = json_fields_integer(root, "revision", true, &out->revision, what, err, err_len);
     if (r == 0)
-        r = read_string(root, "result", true, result, sizeof(result), what, err, err_len);
+        r = json_fields_string(root, "result", true, result, sizeof(result), what, err, err_len);
     if (r == 0 && strcmp(result, "applied") != 0 && strcmp(result, "failed") != 0) {
         snprintf(err, err_len, "%s: 'result' is neither applied nor failed", what);
         r = -EINVAL;
     }
     out->result = r == 0 && strcmp(result, "applied") == 0 ? SPEC_APPLIED : SPEC_FAILED;
     if (r == 0)
-        r = read_string(root, "reason", false, out->reason, sizeof(out->reason), what, err,
-                        err_len);
+        r = json_fields_string(root, "reason", false, out->reason, sizeof(out->reason), what, err,
+                               err_len);
     if (r == 0)
-        r = read_integer(root, "at", false, &out->at, what, err, err_len);
+        r = json_fields_integer(root, "at", false, &out->at, what, err, err_len);
     json_decref(root);
     return r;
 }
@@ -403,10 +340,10 @@ int spec_key_join(char *buf, size_t len, const char *prefix, const char *id)
 
 char *spec_join_encode(const struct spec_join *join)
 {
-    return dump(json_pack("{s:s, s:s, s:I, s:I, s:s, s:s}", "id", join->id, "secret_sha256",
-                          join->secret_sha256, "created", (json_int_t)join->created, "expires",
-                          (json_int_t)join->expires, "created_by", join->created_by, "description",
-                          join->description));
+    return json_fields_dump(json_pack(
+        "{s:s, s:s, s:I, s:I, s:s, s:s}", "id", join->id, "secret_sha256", join->secret_sha256,
+        "created", (json_int_t)join->created, "expires", (json_int_t)join->expires, "created_by",
+        join->created_by, "description", join->description));
 }
 
 static bool lower_hex(const char *text, size_t len)
@@ -421,35 +358,35 @@ int spec_join_decode(const char *text, size_t len, struct spec_join *out, char *
     int r;
 
     memset(out, 0, sizeof(*out));
-    root = load_object(text, len, 4096, what, err, err_len);
+    root = json_fields_object(text, len, 4096, what, err, err_len);
     if (!root)
         return -EINVAL;
-    r = read_string(root, "id", true, out->id, sizeof(out->id), what, err, err_len);
+    r = json_fields_string(root, "id", true, out->id, sizeof(out->id), what, err, err_len);
     if (r == 0 && !join_token_id_valid(out->id)) {
         snprintf(err, err_len, "%s: 'id' is not six lowercase letters and digits", what);
         r = -EINVAL;
     }
     if (r == 0)
-        r = read_string(root, "secret_sha256", true, out->secret_sha256, sizeof(out->secret_sha256),
-                        what, err, err_len);
+        r = json_fields_string(root, "secret_sha256", true, out->secret_sha256,
+                               sizeof(out->secret_sha256), what, err, err_len);
     if (r == 0 && !lower_hex(out->secret_sha256, 64)) {
         snprintf(err, err_len, "%s: 'secret_sha256' is not 64 lowercase hex digits", what);
         r = -EINVAL;
     }
     if (r == 0)
-        r = read_integer(root, "created", true, &out->created, what, err, err_len);
+        r = json_fields_integer(root, "created", true, &out->created, what, err, err_len);
     if (r == 0)
-        r = read_integer(root, "expires", true, &out->expires, what, err, err_len);
+        r = json_fields_integer(root, "expires", true, &out->expires, what, err, err_len);
     if (r == 0 && out->expires < out->created) {
         snprintf(err, err_len, "%s: it expires before it was created", what);
         r = -EINVAL;
     }
     if (r == 0)
-        r = read_string(root, "created_by", false, out->created_by, sizeof(out->created_by), what,
-                        err, err_len);
+        r = json_fields_string(root, "created_by", false, out->created_by, sizeof(out->created_by),
+                               what, err, err_len);
     if (r == 0)
-        r = read_string(root, "description", false, out->description, sizeof(out->description),
-                        what, err, err_len);
+        r = json_fields_string(root, "description", false, out->description,
+                               sizeof(out->description), what, err, err_len);
     json_decref(root);
     return r;
 }

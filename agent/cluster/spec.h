@@ -13,6 +13,9 @@
  *   spec/policy                            the runtime TLS policy: {"<setting>": "<value>"}
  *   status/<node>                          {"node", "revision", "result", "reason", "at",
  *                                           "fingerprints": {"<name>": "<sha256>"}}
+ *   nodes/<node>                           a node that joined (issue 17): {"name", "address",
+ *                                           "client_port", "peer_port", "member_id",
+ *                                           "admitted_by", "at"}
  *   join/<id>                              a join token, on a lease that is its expiry:
  *                                           {"id", "secret_sha256", "created", "expires",
  *                                            "created_by", "description"} (never the secret)
@@ -41,6 +44,7 @@
  * length, or -1 when it does not fit in len (or a name holds '/'). node NULL: cluster-wide. */
 int spec_key_cert(char *buf, size_t len, const char *prefix, const char *node, const char *name);
 int spec_key_status(char *buf, size_t len, const char *prefix, const char *node);
+int spec_key_node(char *buf, size_t len, const char *prefix, const char *node);
 /* spec/trust/<list>/current: a trust list's bundle, as a certificate's value without a key
  * ("cert" the whole bundle; "removed" once emptied). */
 int spec_key_trust(char *buf, size_t len, const char *prefix, const char *list);

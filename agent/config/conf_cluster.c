@@ -2,9 +2,13 @@
 #include "conf_cluster.h"
 
 #include "cv_error.h"
+#include "fsutil.h"
+#include "join_wire.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,10 +234,84 @@ int conf_cluster_read(cfg_t *cfg, const char *source_file, struct cluster_settin
     return r;
 }
 
+void conf_cluster_membership_path(const char *state_dir, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/membership.json", state_dir);
+}
+
+int conf_cluster_membership(struct cluster_settings *settings, const char *source_file,
+                            const char *state_dir, char *err, size_t err_len)
+{
+    struct join_membership membership;
+    struct cluster_settings joined = {0};
+    char path[PATH_MAX], *text = NULL, problem[512];
+    size_t len = 0;
+    int r;
+
+    conf_cluster_membership_path(state_dir, path, sizeof(path));
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+    if (fd < 0 && errno == ENOENT)
+        return 0;
+    r = fd < 0 ? -errno : fs_read_all(fd, 16 * 1024, &text, &len);
+    if (fd >= 0)
+        close(fd);
+    if (r < 0) {
+        snprintf(err, err_len, "%s: %s (this node's cluster membership): %s", source_file, path,
+                 strerror(-r));
+        return CV_ECONFIG;
+    }
+    r = join_membership_decode(text, len, &membership, problem, sizeof(problem));
+    free(text);
+    if (r < 0) {
+        snprintf(err, err_len,
+                 "%s: %s: %s (written by 'certvisorctl cluster join'; 'cluster leave' removes it)",
+                 source_file, path, problem);
+        return CV_ECONFIG;
+    }
+    if (settings->n_members > 0) {
+        snprintf(err, err_len,
+                 "%s: this node joined cluster '%s' as '%s' (%s), and the cluster section lists "
+                 "members too: remove the members from the section, or leave the cluster "
+                 "('certvisorctl cluster leave')",
+                 source_file, membership.cluster, membership.node, path);
+        return CV_ECONFIG;
+    }
+    joined.name = strdup(membership.cluster);
+    joined.node = strdup(membership.node);
+    joined.store = CLUSTER_STORE_ETCD;
+    joined.joined = true;
+    joined.members = calloc(membership.n_members, sizeof(*joined.members));
+    if (!joined.name || !joined.node || !joined.members) {
+        cluster_settings_free(&joined);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < membership.n_members; i++) {
+        struct cluster_member *m = &joined.members[joined.n_members++];
+
+        m->name = strdup(membership.members[i].name);
+        m->address = strdup(membership.members[i].address);
+        m->client_port = membership.members[i].client_port;
+        m->peer_port = membership.members[i].peer_port;
+        if (!m->name || !m->address) {
+            cluster_settings_free(&joined);
+            return -ENOMEM;
+        }
+    }
+    r = derive(&joined, path, err, err_len);
+    if (r < 0) {
+        cluster_settings_free(&joined);
+        return r;
+    }
+    cluster_settings_free(settings);
+    *settings = joined;
+    return 0;
+}
+
 bool cluster_settings_equal(const struct cluster_settings *a, const struct cluster_settings *b)
 {
     if (strcmp(a->name, b->name) != 0 || strcmp(a->node, b->node) != 0 || a->store != b->store ||
-        a->n_members != b->n_members)
+        a->n_members != b->n_members || a->joined != b->joined)
         return false;
     for (size_t i = 0; i < a->n_members; i++) {
         const struct cluster_member *x = &a->members[i], *y = &b->members[i];

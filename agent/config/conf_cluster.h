@@ -38,6 +38,7 @@ struct cluster_settings {
     char *client_url;
     char *peer_url;
     char *initial_cluster;
+    bool joined; /* from the membership file a join wrote: etcd's member joins an existing one */
 };
 
 extern cfg_opt_t conf_cluster_options[];
@@ -50,6 +51,19 @@ extern cfg_opt_t conf_cluster_options[];
  */
 int conf_cluster_read(cfg_t *cfg, const char *source_file, struct cluster_settings *out, char *err,
                       size_t err_len);
+
+/*
+ * A node that joined a running cluster (certvisorctl cluster join) keeps what it joined in
+ * state_dir/membership.json (join_wire.h): when certvisor.conf's cluster section lists no
+ * members (store local, the default), the cluster's name, this node's name and the members come
+ * from there, with store etcd. A section that lists members and a membership file together are
+ * refused. Returns 0 (no file is no change) or CV_ECONFIG with err.
+ */
+int conf_cluster_membership(struct cluster_settings *settings, const char *source_file,
+                            const char *state_dir, char *err, size_t err_len);
+
+/* state_dir/membership.json into buf. */
+void conf_cluster_membership_path(const char *state_dir, char *buf, size_t len);
 
 void cluster_settings_free(struct cluster_settings *settings);
 

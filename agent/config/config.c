@@ -267,8 +267,11 @@ static int fill_main(cfg_t *cfg, const char *prefix_override, struct agent_confi
                  cfg_size(cfg, "cluster"));
         return CV_ECONFIG;
     }
-    return conf_cluster_read(cfg_size(cfg, "cluster") ? cfg_getsec(cfg, "cluster") : NULL,
-                             config->config_path, &config->cluster, err, err_len);
+    r = conf_cluster_read(cfg_size(cfg, "cluster") ? cfg_getsec(cfg, "cluster") : NULL,
+                          config->config_path, &config->cluster, err, err_len);
+    return r < 0 ? r
+                 : conf_cluster_membership(&config->cluster, config->config_path, config->state_dir,
+                                           err, err_len);
 }
 
 /* Parses one file from its comment-blanked text. Returns 0, or CV_ECONFIG (messages in err or the
@@ -379,7 +382,8 @@ static int load_include(struct agent_config *config, const char *path, char *err
                                config->cluster.node_address,
                                config->cluster.client_url,
                                config->cluster.peer_url,
-                               config->cluster.initial_cluster};
+                               config->cluster.initial_cluster,
+                               config->cluster.joined ? "existing" : "new"};
     cfg_t *cfg = cfg_init(include_options, CFGF_NONE);
     int r = 0;
 

@@ -6,10 +6,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const variable_names[] = {
-    "prefix",      "state_dir",    "run_dir",         "log_dir",       "conf_dir",
-    "libexec_dir", "console_dir",  "control_socket",  "name",          "cluster",
-    "node",        "node_address", "etcd_client_url", "etcd_peer_url", "etcd_initial_cluster"};
+static const char *const variable_names[] = {"prefix",
+                                             "state_dir",
+                                             "run_dir",
+                                             "log_dir",
+                                             "conf_dir",
+                                             "libexec_dir",
+                                             "console_dir",
+                                             "control_socket",
+                                             "name",
+                                             "cluster",
+                                             "node",
+                                             "node_address",
+                                             "etcd_client_url",
+                                             "etcd_peer_url",
+                                             "etcd_initial_cluster",
+                                             "etcd_initial_cluster_state"};
 
 static int variable_index(const char *name, size_t len)
 {
@@ -21,12 +33,22 @@ static int variable_index(const char *name, size_t len)
 
 static const char *variable_value(const struct expand_vars *vars, int index)
 {
-    const char *values[] = {
-        vars->prefix,          vars->state_dir,      vars->run_dir,
-        vars->log_dir,         vars->conf_dir,       vars->libexec_dir,
-        vars->console_dir,     vars->control_socket, vars->name,
-        vars->cluster,         vars->node,           vars->node_address,
-        vars->etcd_client_url, vars->etcd_peer_url,  vars->etcd_initial_cluster};
+    const char *values[] = {vars->prefix,
+                            vars->state_dir,
+                            vars->run_dir,
+                            vars->log_dir,
+                            vars->conf_dir,
+                            vars->libexec_dir,
+                            vars->console_dir,
+                            vars->control_socket,
+                            vars->name,
+                            vars->cluster,
+                            vars->node,
+                            vars->node_address,
+                            vars->etcd_client_url,
+                            vars->etcd_peer_url,
+                            vars->etcd_initial_cluster,
+                            vars->etcd_initial_cluster_state};
     return values[index];
 }
 
@@ -43,7 +65,8 @@ int expand_check(const char *text, char *err, size_t err_len)
             snprintf(err, err_len,
                      "unknown variable '%%{%.*s}' (known: prefix, state_dir, run_dir, log_dir, "
                      "conf_dir, libexec_dir, console_dir, control_socket, name, cluster, node, "
-                     "node_address, etcd_client_url, etcd_peer_url, etcd_initial_cluster)",
+                     "node_address, etcd_client_url, etcd_peer_url, etcd_initial_cluster, "
+                     "etcd_initial_cluster_state)",
                      (int)(end - p - 2), p + 2);
             return -EINVAL;
         }

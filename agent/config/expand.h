@@ -22,6 +22,8 @@ struct expand_vars {
     const char *etcd_client_url;      /* https://address:client_port */
     const char *etcd_peer_url;        /* https://address:peer_port */
     const char *etcd_initial_cluster; /* name=peer URL,... for every member */
+    /* "new", or "existing" on a node that joined a running cluster (its membership file) */
+    const char *etcd_initial_cluster_state;
 };
 
 /*

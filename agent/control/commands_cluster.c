@@ -1,8 +1,11 @@
 /* cluster status, cluster init and cluster token (commands_cluster.h). */
 #include "commands_cluster.h"
 
+#include "control_proto.h"
+
 #include "config.h"
 #include "join_token.h"
+#include "join_wire.h"
 #include "monitor.h"
 #include "sync.h"
 
@@ -190,4 +193,85 @@ void handle_cluster_token_delete(struct agent *agent, struct control_conn *conn,
     control_on_abandon(conn, on_token_abandoned, conn);
     cluster_sync_token_delete(agent, json_string_value(json_array_get(args, 0)), on_sync_done,
                               conn);
+}
+
+/* --- cluster join (this node joins) and cluster admit (a node joins through this one) --- */
+
+static void on_join_abandoned(void *data)
+{
+    struct control_conn *conn = data;
+
+    cluster_join_forget(control_conn_agent(conn), conn);
+}
+
+/* A port option, or its default. Returns false after refusing the request. */
+static bool port_option(struct control_conn *conn, json_t *options, const char *name, int fallback,
+                        int *ret_port)
+{
+    const char *text;
+    char *end;
+    long port;
+
+    *ret_port = fallback;
+    if (!string_option(conn, options, name, 8, &text))
+        return false;
+    if (!text)
+        return true;
+    port = strtol(text, &end, 10);
+    if (!*text || *end || port < 1 || port > 65535) {
+        control_reply_refused(conn, 2, "usage", "--%s takes a port (1 to 65535), not '%s'", name,
+                              text);
+        return false;
+    }
+    *ret_port = (int)port;
+    return true;
+}
+
+void handle_cluster_join(struct agent *agent, struct control_conn *conn, json_t *args,
+                         json_t *options)
+{
+    struct cluster_join_args join = {.peer = json_string_value(json_array_get(args, 0))};
+    char who[128];
+
+    if (json_array_size(args) != 1) {
+        control_reply_refused(conn, 2, "usage", "usage: %s",
+                              control_command_table[CONTROL_CMD_cluster_join].usage);
+        return;
+    }
+    if (!string_option(conn, options, "token", 64, &join.token) ||
+        !string_option(conn, options, "ca-cert-hash", 80, &join.ca_hash) ||
+        !string_option(conn, options, "address", 64, &join.address) ||
+        !port_option(conn, options, "client-port", 2379, &join.client_port) ||
+        !port_option(conn, options, "peer-port", 2380, &join.peer_port))
+        return;
+    control_peer_describe(control_conn_peer(conn), who, sizeof(who));
+    control_on_abandon(conn, on_join_abandoned, conn);
+    cluster_join(agent, &join, who, on_sync_done, conn);
+}
+
+static void on_admit_abandoned(void *data)
+{
+    struct control_conn *conn = data;
+
+    cluster_sync_admit_forget(control_conn_agent(conn), conn);
+}
+
+void handle_cluster_admit(struct agent *agent, struct control_conn *conn, json_t *args,
+                          json_t *options)
+{
+    const char *source;
+
+    if (json_array_size(args) != 1 ||
+        json_string_length(json_array_get(args, 0)) > JOIN_MAX_REQUEST) {
+        control_reply_refused(conn, 2, "usage",
+                              "usage: cluster admit <request> (a join request of at most %d "
+                              "bytes)",
+                              JOIN_MAX_REQUEST);
+        return;
+    }
+    if (!string_option(conn, options, "source", 63, &source))
+        return;
+    control_on_abandon(conn, on_admit_abandoned, conn);
+    cluster_sync_admit(agent, json_string_value(json_array_get(args, 0)), source, on_sync_done,
+                       conn);
 }

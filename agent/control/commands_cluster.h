@@ -33,4 +33,9 @@ void handle_cluster_token_list(struct agent *agent, struct control_conn *conn, j
 void handle_cluster_token_delete(struct agent *agent, struct control_conn *conn, json_t *args,
                                  json_t *options);
 
+void handle_cluster_join(struct agent *agent, struct control_conn *conn, json_t *args,
+                         json_t *options);
+void handle_cluster_admit(struct agent *agent, struct control_conn *conn, json_t *args,
+                          json_t *options);
+
 #endif

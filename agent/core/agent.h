@@ -21,6 +21,7 @@ struct cert_watch;
 struct certs;
 struct cluster_monitor;
 struct cluster_sync;
+struct cluster_join;
 struct control_conn;
 struct control_server;
 struct event;
@@ -73,6 +74,7 @@ struct agent {
     struct reexec *reexec;           /* re-executing the binary (agent/daemon/reexec.c) */
     struct cluster_monitor *cluster; /* the etcd store's health, or NULL (agent/cluster) */
     struct cluster_sync *sync;       /* publish and converge through etcd, or NULL (agent/sync) */
+    struct cluster_join *join;       /* this node joining a cluster, or NULL (agent/sync/join.c) */
     struct agent_hooks hooks;
     struct event *signal_events[5];
     struct event *watchdog_timer;

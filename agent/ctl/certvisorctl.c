@@ -665,6 +665,11 @@ static void print_reply(const char *command, json_t *reply)
         print_tokens(reply);
     else if (strcmp(command, "cluster token delete") == 0)
         printf("Join token '%s' deleted\n", str(reply, "id"));
+    else if (strcmp(command, "cluster join") == 0)
+        printf("Joined cluster '%s' through %s as node '%s': the cluster's certificates and "
+               "policy are applied here (revision %lld)\n",
+               str(reply, "cluster"), str(reply, "peer"), str(reply, "node"),
+               (long long)json_integer_value(json_object_get(reply, "revision")));
     else if (strncmp(command, "user ", 5) == 0)
         ctl_print_user_reply(command, reply);
     else if (strncmp(command, "replica ", 8) == 0 &&
@@ -938,6 +943,38 @@ static int token_create_arguments(int argc, char **argv, json_t *options)
     return 0;
 }
 
+/* "<peer> --token <id.secret> --ca-cert-hash sha256:<hex> [--address <ip>] [--client-port <port>]
+ * [--peer-port <port>]" into args and options. */
+static int join_arguments(int argc, char **argv, json_t *args, json_t *options)
+{
+    const char *usage = control_command_table[CONTROL_CMD_cluster_join].usage;
+    static const char *const names[] = {"--token", "--ca-cert-hash", "--address", "--client-port",
+                                        "--peer-port"};
+    const size_t n_names = sizeof(names) / sizeof(names[0]);
+
+    for (int i = 0; i < argc; i++) {
+        size_t k = 0;
+
+        while (k < n_names && strcmp(argv[i], names[k]) != 0)
+            k++;
+        if (k == n_names && argv[i][0] != '-' && json_array_size(args) == 0) {
+            json_array_append_new(args, json_string(argv[i]));
+            continue;
+        }
+        if (k == n_names)
+            return usage_error(usage, "unexpected argument '%s'", argv[i]);
+        if (i + 1 >= argc)
+            return usage_error(usage, "%s needs a value", argv[i]);
+        json_object_set_new(options, names[k] + 2, json_string(argv[++i]));
+    }
+    if (json_array_size(args) == 0)
+        return usage_error(usage, "the node to join through (<address>:<port>) is missing");
+    if (!json_object_get(options, "token") || !json_object_get(options, "ca-cert-hash"))
+        return usage_error(usage, "--token and --ca-cert-hash are needed (as 'certvisorctl "
+                                  "cluster token create' printed them on a node of the cluster)");
+    return 0;
+}
+
 /* The commands that go through the apply pipeline and can show their plan instead. */
 static bool supports_dry_run(const char *command, int argc)
 {
@@ -949,8 +986,8 @@ static bool supports_dry_run(const char *command, int argc)
            strcmp(command, "cluster certificate list") != 0 &&
            strcmp(command, "cluster certificate show") != 0 &&
            strcmp(command, "cluster certificate ca") != 0 &&
-           strncmp(command, "cluster token ", 14) != 0 &&
-           strcmp(command, "cluster ocsp config") != 0 &&
+           strncmp(command, "cluster token ", 14) != 0 && strcmp(command, "cluster join") != 0 &&
+           strcmp(command, "cluster admit") != 0 && strcmp(command, "cluster ocsp config") != 0 &&
            strcmp(command, "cluster ocsp status") != 0 &&
            strcmp(command, "cluster ocsp test") != 0 && strcmp(command, "cluster ldap show") != 0 &&
            strcmp(command, "cluster ldap test") != 0;
@@ -963,9 +1000,21 @@ static const char *const global_options[] = {
 /* Command options whose value is the next word, which is never taken for an option itself. */
 static bool takes_value(const char *word)
 {
-    static const char *const options[] = {
-        "-n",    "--subject",     "--san",  "--role", "--password-file", "--certificate-subject",
-        "--ttl", "--description", "--peer", NULL};
+    static const char *const options[] = {"-n",
+                                          "--subject",
+                                          "--san",
+                                          "--role",
+                                          "--password-file",
+                                          "--certificate-subject",
+                                          "--ttl",
+                                          "--description",
+                                          "--peer",
+                                          "--token",
+                                          "--ca-cert-hash",
+                                          "--address",
+                                          "--client-port",
+                                          "--peer-port",
+                                          NULL};
 
     for (const char *const *o = options; *o; o++)
         if (strcmp(word, *o) == 0)
@@ -1065,6 +1114,8 @@ static int command_arguments(const char *command, int argc, char **argv, json_t 
         return csr_arguments(argc, argv, args, options);
     if (strcmp(command, "cluster token create") == 0)
         return token_create_arguments(argc, argv, options);
+    if (strcmp(command, "cluster join") == 0)
+        return join_arguments(argc, argv, args, options);
     if (strcmp(command, "cluster ldap test") == 0)
         return ctl_ldap_test_arguments(argc, argv, args, options) < 0 ? EXIT_USAGE : 0;
     if (strcmp(command, "user add") == 0 || strcmp(command, "user passwd") == 0)

@@ -16,6 +16,7 @@
 #include "offload.h"
 #include "procscan.h"
 #include "cluster_node.h"
+#include "sync.h"
 #include "reexec.h"
 #include "sdnotify.h"
 #include "secure_alloc.h"
@@ -234,6 +235,7 @@ static void reap_everything(void)
 
 static void agent_free(struct agent *agent)
 {
+    cluster_join_stop(agent);
     cluster_node_stop(agent);
     supervisor_free(agent->supervisor);
     control_server_free(agent->control);

@@ -435,6 +435,56 @@ int certs_issuer_issue(const struct certs_issuer *issuer, char **ret_cert_pem, c
     return r;
 }
 
+/* The CSR's public key, once its signature checked and its type one the agent makes. */
+static EVP_PKEY *csr_public_key(const char *csr_pem, char *err, size_t err_len)
+{
+    BIO *bio = BIO_new_mem_buf(csr_pem, -1);
+    X509_REQ *req = bio ? PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL) : NULL;
+    EVP_PKEY *key = req ? X509_REQ_get_pubkey(req) : NULL;
+    const char *problem = NULL;
+
+    BIO_free(bio);
+    if (!req)
+        problem = "is not a PEM certificate request";
+    else if (!key)
+        problem = "holds no public key the agent can read";
+    else if (X509_REQ_verify(req, key) != 1)
+        problem = "is not signed by its own key";
+    else if (!(EVP_PKEY_is_a(key, "EC") && EVP_PKEY_get_bits(key) == 256) &&
+             !(EVP_PKEY_is_a(key, "RSA") && EVP_PKEY_get_bits(key) >= 2048))
+        problem = "is for a key that is neither ECDSA P-256 nor RSA of 2048 bits or more";
+    X509_REQ_free(req);
+    if (problem) {
+        snprintf(err, err_len, "the certificate request %s", problem);
+        EVP_PKEY_free(key);
+        return NULL;
+    }
+    return key;
+}
+
+int certs_issuer_sign_csr(const struct certs_issuer *issuer, const char *csr_pem,
+                          const char *common_name, const char *const *ip_addresses,
+                          size_t n_ip_addresses, char **ret_cert_pem, char *err, size_t err_len)
+{
+    struct x509_subject_spec spec = {
+        .common_name = common_name, .ip_addresses = ip_addresses, .n_ip_addresses = n_ip_addresses};
+    EVP_PKEY *ca_key = NULL, *key = csr_public_key(csr_pem, err, err_len);
+    X509 *ca_cert = NULL, *cert = NULL;
+    int r = key ? parse_ca(issuer, &ca_cert, &ca_key, err, err_len) : CV_EINVALID_CERT;
+
+    if (r == 0)
+        r = x509_make_leaf(ca_cert, ca_key, key, &spec, issuer->validity_days, &cert, err, err_len);
+    if (r == 0 && !(*ret_cert_pem = x509_pem_of_cert(cert))) {
+        snprintf(err, err_len, "out of memory");
+        r = -ENOMEM;
+    }
+    X509_free(cert);
+    X509_free(ca_cert);
+    EVP_PKEY_free(ca_key);
+    EVP_PKEY_free(key);
+    return r;
+}
+
 int certs_issue(struct certs *certs, const struct cert_settings *settings, const char *name,
                 char **ret_cert_pem, char **ret_key_pem, char *err, size_t err_len)
 {
@@ -557,6 +607,24 @@ static int export_ca(struct certs *certs, X509 *ca_cert, char *err, size_t err_l
     if (!pem)
         return -ENOMEM;
     r = fs_write_atomic(certs->ca_export_path, pem, strlen(pem), 0644, err, err_len);
+    free(pem);
+    return r;
+}
+
+int certs_export_ca(struct certs *certs, char *err, size_t err_len)
+{
+    char *pem = NULL;
+    size_t len = 0;
+    unsigned generation;
+    int r = certstore_current(certs->store, CERT_CLUSTER_CA, &generation);
+
+    if (r == 0)
+        r = certstore_read_cert(certs->store, CERT_CLUSTER_CA, generation, &pem, &len);
+    if (r < 0) {
+        snprintf(err, err_len, "cannot read the cluster CA: %s", strerror(-r));
+        return r;
+    }
+    r = fs_write_atomic(certs->ca_export_path, pem, len, 0644, err, err_len);
     free(pem);
     return r;
 }

@@ -36,6 +36,10 @@ void certs_free(struct certs *certs);
 int certs_bootstrap(struct certs *certs, const struct cert_settings *settings, int *ret_made,
                     char *err, size_t err_len);
 
+/* Writes the current cluster CA's certificate to ca_export_path again (after the CA changed:
+ * a node that joined a cluster took its CA). Returns 0 or a negative errno with a message. */
+int certs_export_ca(struct certs *certs, char *err, size_t err_len);
+
 /*
  * Issues a new certificate and key for name from the cluster CA, per
  * settings, without storing them (the apply pipeline stages them). The
@@ -59,6 +63,17 @@ int certs_issuer_new(struct certs *certs, const struct cert_settings *settings, 
 int certs_issuer_issue(const struct certs_issuer *issuer, char **ret_cert_pem, char **ret_key_pem,
                        char *err, size_t err_len);
 void certs_issuer_free(struct certs_issuer *issuer);
+
+/*
+ * Issues, from the issuer's CA copy, a certificate for another node's key: the public key of
+ * csr_pem (a PEM CSR whose signature is checked, ECDSA P-256 or RSA of 2048 bits or more),
+ * named common_name, with ip_addresses as its subjectAltNames, valid as the issuer's settings
+ * say. The names the CSR asks for are not taken: the caller says what the node is. Runs on a
+ * worker like certs_issuer_issue(). Returns 0 or an error with a message.
+ */
+int certs_issuer_sign_csr(const struct certs_issuer *issuer, const char *csr_pem,
+                          const char *common_name, const char *const *ip_addresses,
+                          size_t n_ip_addresses, char **ret_cert_pem, char *err, size_t err_len);
 
 /*
  * A CSR for name, in two halves like the issuer above. certs_csr_new() on the

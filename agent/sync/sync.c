@@ -22,8 +22,8 @@ bool sync_node_alive(const struct cluster_sync *sync, const char *node)
 {
     const struct cluster_health *health = cluster_monitor_health(sync->agent->cluster);
 
-    if (!health->alive_known)
-        return true; /* not known yet: wait for its answer */
+    if (!health->alive_known || strcmp(node, sync->node) == 0)
+        return true; /* not known yet: wait for its answer; this node is alive, being here */
     for (size_t i = 0; i < health->n_alive; i++)
         if (strcmp(health->alive[i], node) == 0)
             return true;
@@ -370,6 +370,7 @@ void cluster_sync_stop(struct agent *agent)
     sync_publications_stop(sync);
     sync_init_stop(sync);
     sync_tokens_stop(sync);
+    sync_admit_stop(sync);
     sync_converge_stop(sync);
     if (sync->nodes_call)
         etcd_call_cancel(sync->nodes_call);

@@ -60,6 +60,41 @@ void cluster_sync_token_delete(struct agent *agent, const char *id, cluster_sync
 /* Nobody waits for the token operations begun with this data any more. */
 void cluster_sync_tokens_forget(struct agent *agent, void *data);
 
+/*
+ * The peer's side of a join (admit.c; issue 17): request is the joiner's JSON (join_wire.h),
+ * source its address (for the log). Answers {"exit": 0, "join": <the answer>} once the node is
+ * registered and its etcd learner added, or a refusal with a reason: invalid_request,
+ * join_refused (the token), conflict, busy, cluster_unavailable, not_a_cluster, failed.
+ */
+void cluster_sync_admit(struct agent *agent, const char *request, const char *source,
+                        cluster_sync_done_fn done, void *data);
+void cluster_sync_admit_forget(struct agent *agent, void *data);
+
+/*
+ * The joiner's side (join.c; issue 17): this node, whose store is local, joins the cluster of
+ * peer ("address:port" of a node's REST API) with a join token, after checking the peer's CA
+ * against ca_hash ("sha256:<hex>"). address: this node's address for the others (NULL: the
+ * one it reaches the peer from); client_port and peer_port: its etcd member's. Answers once
+ * the node applied the cluster's state, or a refusal naming the step that failed (what the
+ * join had done is undone).
+ */
+struct cluster_join_args {
+    const char *peer;
+    const char *token;
+    const char *ca_hash;
+    const char *address;
+    int client_port;
+    int peer_port;
+};
+
+/* Checks the arguments' forms (certvisorctl checks them before sending). 0 or -EINVAL. */
+int cluster_join_check(const struct cluster_join_args *args, char *err, size_t err_len);
+void cluster_join(struct agent *agent, const struct cluster_join_args *args, const char *who,
+                  cluster_sync_done_fn done, void *data);
+void cluster_join_forget(struct agent *agent, void *data);
+/* The agent is stopping: the join under way is answered. */
+void cluster_join_stop(struct agent *agent);
+
 /* What cluster status adds: the store's state, this node's applied revision and last error,
  * and every node's reported status (read at the last poll). */
 void cluster_sync_describe(const struct agent *agent, json_t *into);

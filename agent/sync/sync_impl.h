@@ -34,6 +34,7 @@ struct sync_known {
 struct sync_publication;
 struct sync_init;
 struct sync_token_op;
+struct sync_admit;
 
 struct cluster_sync {
     struct agent *agent;
@@ -73,6 +74,7 @@ struct cluster_sync {
     struct sync_publication *publications;
     struct sync_init *init;
     struct sync_token_op *token_ops;
+    struct sync_admit *admit; /* the join being admitted through this node (admit.c) */
     /* the node that renews the certificates every node shares (renewer.c) */
     char renewer[SPEC_MAX_NAME]; /* "" until read, or while the key is absent */
     int64_t renewer_lease;       /* the lease the key was read (or claimed) on */
@@ -105,6 +107,9 @@ void sync_renewer_in_step(struct cluster_sync *sync);
 void sync_tokens_stop(struct cluster_sync *sync);
 /* A read of the store ended: token operations that waited for it go on (or are refused). */
 void sync_tokens_read_done(struct cluster_sync *sync);
+
+/* admit.c: answers the join under way (the agent is stopping). */
+void sync_admit_stop(struct cluster_sync *sync);
 
 /* init.c */
 void sync_init_stop(struct cluster_sync *sync);

@@ -61,6 +61,17 @@ void api_test_ocsp(struct api_call *call);
 void api_get_ldap(struct api_call *call);
 void api_put_ldap(struct api_call *call);
 
+/* Joining (routes_join.c): GET /v1/join/ca and POST /v1/join/admit, which a joining node calls
+ * before it has any credential (the token in the body is one), and POST /v1/cluster/join, this
+ * node joining a cluster. */
+void api_get_join_ca(struct api_call *call);
+void api_post_join_admit(struct api_call *call);
+void api_post_cluster_join(struct api_call *call);
+
+/* Whether the request is for one of the routes anyone may call (the join's first two): no
+ * credentials are asked for, and the agent checks the join token itself. */
+bool api_route_is_public(struct http_request *request);
+
 /* The routes (routes.c): answers the call, at once or after asking the agent. */
 void api_route(struct api_call *call);
 
@@ -79,6 +90,14 @@ char *api_error_body(int status, const char *message, const char **ret_content_t
  */
 void api_ask(struct api_call *call, const char *command, json_t *args, json_t *options,
              bool dry_run_option, bool change, api_reply_fn fn);
+
+/* Sends command as the API itself, for a route anyone may call: only commands every local user
+ * may run, and none that trusts the caller (the join's admission checks its token). */
+void api_ask_anonymous(struct api_call *call, const char *command, json_t *args, json_t *options,
+                       int timeout_ms, api_reply_fn fn);
+
+/* The client's address without its port ("" when unknown). */
+void api_peer_address(struct api_call *call, char *buf, size_t len);
 
 /* Answers with a JSON body (taken) and ends the call. */
 void api_reply_json(struct api_call *call, int status, json_t *body);

@@ -76,6 +76,18 @@ static const struct {
      "The OCSP responder could not be asked, or its answer did not verify: the answer held "
      "before stays."},
     {"read_only_field", "This field is not set here: it follows from something else."},
+    {"join_refused",
+     "The join token is unknown, expired, already used, or its secret is wrong: make a new one "
+     "on a node of the cluster."},
+    {"not_a_cluster", "This node's store is local: there is no cluster to join through it."},
+    {"already_member", "This node is a node of a cluster already."},
+    {"ca_mismatch",
+     "The peer's cluster CA does not have the public key hash given: nothing was sent to it."},
+    {"peer_unreachable", "The node to join through did not answer over TLS."},
+    {"peer_refused", "The node to join through refused the join, or answered what is not one."},
+    {"join_failed", "A step of the join failed, and what the join had done was undone."},
+    {"not_applied",
+     "The node joined, but has not applied the cluster's state yet: it keeps trying."},
     {"agent_timeout", "certvisord did not answer in time; the change may still complete."},
     {"internal_error", "The request failed for a reason the API cannot name."},
 };
@@ -220,6 +232,16 @@ static const struct {
     {"permission_denied", 403, "insufficient_permissions"},
     {"ocsp_query_failed", 502, "ocsp_query_failed"}, /* the responder, not the request */
     {"busy", 503, "agent_busy"},
+    {"invalid_request", 400, "invalid_schema"},
+    {"join_refused", 403, "join_refused"},
+    {"not_a_cluster", 409, "not_a_cluster"},
+    {"already_member", 409, "already_member"},
+    {"ca_mismatch", 409, "ca_mismatch"},
+    {"peer_unreachable", 502, "peer_unreachable"},
+    {"peer_refused", 502, "peer_refused"},
+    {"join_failed", 502, "join_failed"},
+    {"not_applied", 504, "not_applied"},
+    {"failed", 500, "internal_error"},
 };
 
 void api_reply_refusal(struct api_call *call, json_t *reply, int unknown_status)
@@ -347,11 +369,46 @@ static void on_agent_answer(void *data, json_t *reply, const char *error)
     call->on_reply(call, reply);
 }
 
+/* Sends request (taken) to the agent; fn gets its answer, or the call is answered here. */
+static void send_request(struct api_call *call, json_t *request, int timeout_ms, api_reply_fn fn)
+{
+    int r;
+
+    call->on_reply = fn;
+    call->timeout_ms = timeout_ms;
+    r = request ? control_async_call(call->api->agent, request, call->timeout_ms, on_agent_answer,
+                                     call, &call->pending)
+                : -ENOMEM;
+    json_decref(request);
+    if (r < 0)
+        api_reply_error(call, 500, "internal_error", NULL, "out of memory");
+}
+
+void api_ask_anonymous(struct api_call *call, const char *command, json_t *args, json_t *options,
+                       int timeout_ms, api_reply_fn fn)
+{
+    send_request(call,
+                 json_pack("{s:s, s:o, s:o}", "command", command, "args",
+                           args ? args : json_array(), "options",
+                           options ? options : json_object()),
+                 timeout_ms, fn);
+}
+
+void api_peer_address(struct api_call *call, char *buf, size_t len)
+{
+    char peer[80], *source = peer;
+
+    http_request_peer(call->request, peer, sizeof(peer));
+    if (*source == '[')
+        source++;
+    source[strcspn(source, *peer == '[' ? "]" : ":")] = '\0';
+    snprintf(buf, len, "%s", strcmp(source, "?") ? source : "");
+}
+
 void api_ask(struct api_call *call, const char *command, json_t *args, json_t *options,
              bool dry_run_option, bool change, api_reply_fn fn)
 {
     json_t *request;
-    int r;
 
     if (!options)
         options = json_object();
@@ -366,24 +423,14 @@ void api_ask(struct api_call *call, const char *command, json_t *args, json_t *o
     else {
         /* The client's address without its port ("[::1]:5" -> "::1"): the agent limits and
          * locks out sign-ins per source address. Omitted when the peer is unknown. */
-        char peer[80], *source = peer;
+        char source[80];
 
-        http_request_peer(call->request, peer, sizeof(peer));
-        if (*source == '[')
-            source++;
-        source[strcspn(source, *peer == '[' ? "]" : ":")] = '\0';
+        api_peer_address(call, source, sizeof(source));
         request = json_pack("{s:s, s:o, s:o, s:{s:s, s:s, s:s*}}", "command", command, "args", args,
                             "options", options, "as_user", "name", call->user, "password",
-                            call->password, "source", strcmp(source, "?") ? source : NULL);
+                            call->password, "source", *source ? source : NULL);
     }
-    call->on_reply = fn;
-    call->timeout_ms = change ? API_CHANGE_TIMEOUT_MS : API_READ_TIMEOUT_MS;
-    r = request ? control_async_call(call->api->agent, request, call->timeout_ms, on_agent_answer,
-                                     call, &call->pending)
-                : -ENOMEM;
-    json_decref(request);
-    if (r < 0)
-        api_reply_error(call, 500, "internal_error", NULL, "out of memory");
+    send_request(call, request, change ? API_CHANGE_TIMEOUT_MS : API_READ_TIMEOUT_MS, fn);
 }
 
 /* --- the request --- */
@@ -570,9 +617,9 @@ void api_handle(struct http_request *request, void *data)
      * credentials come first; without them, a client certificate that verified in the
      * handshake (asked for only while certificate sign-in is enabled) is the agent's to map.
      */
-    if (!http_request_header(request, "authorization"))
+    if (!http_request_header(request, "authorization") && !api_route_is_public(request))
         call->certificate_chain = http_request_peer_chain_pem(request);
-    if (!call->certificate_chain &&
+    if (!call->certificate_chain && !api_route_is_public(request) &&
         take_credentials(call, http_request_header(request, "authorization")) < 0) {
         http_response_header(request, "WWW-Authenticate",
                              "Basic realm=\"certvisor\", charset=\"UTF-8\"");

@@ -530,6 +530,9 @@ enum route_id {
     ROUTE_OCSP,
     ROUTE_OCSP_STATUS,
     ROUTE_OCSP_TEST,
+    ROUTE_JOIN_CA,
+    ROUTE_JOIN_ADMIT,
+    ROUTE_CLUSTER_JOIN,
 };
 
 /* path pattern: "*" stands for one segment (a certificate name). */
@@ -557,7 +560,17 @@ static const struct {
     {ROUTE_OCSP, "/v1/ocsp", "PUT", api_put_ocsp},
     {ROUTE_OCSP_STATUS, "/v1/ocsp/status", "GET", api_get_ocsp_status},
     {ROUTE_OCSP_TEST, "/v1/ocsp/test", "POST", api_test_ocsp},
+    {ROUTE_JOIN_CA, "/v1/join/ca", "GET", api_get_join_ca},
+    {ROUTE_JOIN_ADMIT, "/v1/join/admit", "POST", api_post_join_admit},
+    {ROUTE_CLUSTER_JOIN, "/v1/cluster/join", "POST", api_post_cluster_join},
 };
+
+bool api_route_is_public(struct http_request *request)
+{
+    const char *path = http_request_path(request);
+
+    return strcmp(path, "/v1/join/ca") == 0 || strcmp(path, "/v1/join/admit") == 0;
+}
 
 /* True when path matches pattern; *ret_segment gets what "*" matched (path is changed). */
 static bool path_matches(const char *pattern, char *path, char **ret_segment)

@@ -23,6 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct etcd_header header;
     struct etcd_error etcd_err;
     int64_t id, ttl;
+    static struct etcd_members members;
     bool succeeded;
     char err[256];
 
@@ -47,6 +48,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(memchr(status.version, '\0', sizeof(status.version)) != NULL);
     if (etcd_parse_lease(text, size, &id, &ttl, &etcd_err, err, sizeof(err)) == 0)
         FUZZ_CHECK(id > 0);
+    if (etcd_parse_members(text, size, &members, &etcd_err, err, sizeof(err)) == 0) {
+        FUZZ_CHECK(members.n <= ETCD_MAX_MEMBERS);
+        for (size_t i = 0; i < members.n; i++)
+            FUZZ_CHECK(members.members[i].id != 0 &&
+                       memchr(members.members[i].name, '\0', sizeof(members.members[i].name)) &&
+                       memchr(members.members[i].peer_url, '\0', ETCD_MAX_URL));
+    }
     if (etcd_parse_txn(text, size, &header, &succeeded, &etcd_err, err, sizeof(err)) < 0)
         FUZZ_CHECK(!succeeded);
     etcd_parse_write(text, size, &header, &etcd_err, err, sizeof(err));

@@ -77,7 +77,7 @@ static void unknown_name_is_rejected_and_named(void **state)
     assert_check_fails("%{home}", "(known: prefix, state_dir, run_dir, log_dir, conf_dir, "
                                   "libexec_dir, console_dir, control_socket, name, cluster, node, "
                                   "node_address, etcd_client_url, etcd_peer_url, "
-                                  "etcd_initial_cluster)");
+                                  "etcd_initial_cluster, etcd_initial_cluster_state)");
 }
 
 static void unterminated_variable_is_rejected(void **state)

@@ -1,0 +1,252 @@
+"""Joining a running cluster (issue 17): certvisorctl cluster join <peer> --token --ca-cert-hash
+on a node whose store is local. The joiner checks the peer's CA against the hash before it
+sends the token, the peer issues the node's internode certificates from the cluster CA for the
+joiner's CSRs, adds its etcd member as a learner, and the joiner starts that member, has it
+promoted and applies the cluster's certificates and policy. Real etcd members, real agents,
+real REST APIs, real TLS clients."""
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import wait_for
+from test_certs import free_port, redis_service, state
+from test_cluster_etcd import cluster_agent, etcd_service_body
+from test_cluster_sync import cluster_status, etcdctl, file_fingerprint, served
+from test_etcd_client import ETCD
+
+try:
+    from test_api import api_service
+except ImportError:  # pragma: no cover - the API tests' own dependencies are missing
+    api_service = None
+
+pytestmark = [
+    pytest.mark.skipif(ETCD is None or not shutil.which("redis-server"),
+                       reason="etcd-server or redis-server is not installed"),
+    pytest.mark.skipif(not shutil.which("etcdctl"), reason="etcd-client is not installed"),
+    pytest.mark.skipif(api_service is None, reason="the REST API tests cannot run here"),
+]
+
+TOKEN = re.compile(r"--token ([a-z0-9]{6}\.[a-z0-9]{16}) --ca-cert-hash (sha256:[0-9a-f]{64})")
+
+
+def node_services(api_port, tls_port):
+    redis = redis_service(tls_port, free_port()).replace(
+        "certificate = data_internode_encryption", "certificate = proxy")
+    return {"etcd": etcd_service_body(), "redis-db1": redis,
+            "api": api_service(api_port, free_port())}
+
+
+def first_node(agent_factory):
+    """Node n1: a one-member etcd cluster, initialised, with its REST API."""
+    api, tls = free_port(), free_port()
+    services = node_services(api, tls)
+    del services["etcd"]
+    agent = cluster_agent(agent_factory, extra_services=services)
+    agent.api_peer = f"127.0.0.1:{api}"
+    agent.tls_port = tls
+    agent.node = "n1"
+    agent.start()
+    wait_for(lambda: cluster_status(agent).get("has_leader"), 60, what="n1's store to have a leader")
+    out = agent.ctl("cluster", "init")
+    assert out.returncode == 0, out.stdout + out.stderr
+    return agent
+
+
+def new_node(agent_factory):
+    """A node on its own (store local), with its REST API and shard, ready to join."""
+    api, tls = free_port(), free_port()
+    agent = agent_factory(node_services(api, tls))
+    agent.api_peer = f"127.0.0.1:{api}"
+    agent.tls_port = tls
+    agent.client_port, agent.peer_port = free_port(), free_port()
+    agent.etcd_endpoint = f"127.0.0.1:{agent.client_port}"
+    agent.start()
+    return agent
+
+
+def token(peer):
+    out = peer.ctl("cluster", "token", "create", "--peer", peer.api_peer)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return TOKEN.search(out.stdout).groups()
+
+
+def join(agent, peer, secret, ca_hash, *extra):
+    return agent.ctl("cluster", "join", peer.api_peer, "--token", secret, "--ca-cert-hash",
+                     ca_hash, "--client-port", str(agent.client_port), "--peer-port",
+                     str(agent.peer_port), *extra)
+
+
+def members(agent):
+    out = etcdctl(agent, "member", "list", "-w", "json")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)["members"]
+
+
+def subject_and_issuer(path):
+    out = subprocess.run(["openssl", "x509", "-noout", "-subject", "-issuer", "-nameopt", "RFC2253",
+                          "-in", str(path)], capture_output=True, text=True, check=True).stdout
+    return out
+
+
+@pytest.fixture
+def n1(agent_factory):
+    return first_node(agent_factory)
+
+
+def test_a_node_joins_with_a_token_and_serves_the_clusters_certificates(n1, agent_factory):
+    n2 = new_node(agent_factory)
+    own_ca = file_fingerprint(state(n2, "ca.pem"))
+    secret, ca_hash = token(n1)
+    out = join(n2, n1, secret, ca_hash)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Joined cluster 'test' through" in out.stdout and "as node 'n2'" in out.stdout, out
+
+    # The cluster's CA and proxy certificate, in place of what n2 generated at its first start.
+    assert file_fingerprint(state(n2, "ca.pem")) == file_fingerprint(state(n1, "ca.pem")) != own_ca
+    proxy = file_fingerprint(state(n1, "certs", "proxy", "current", "cert.pem"))
+    wait_for(lambda: served(n2) == proxy, 30, what="n2 to serve the cluster's proxy certificate")
+
+    # Its own internode certificates: issued by the cluster CA for n2, distinct from n1's.
+    for name in ("ccs_internode_encryption", "data_internode_encryption"):
+        mine = state(n2, "certs", name, "current", "cert.pem")
+        text = subject_and_issuer(mine)
+        assert "subject=CN=n2" in text, text
+        assert file_fingerprint(mine) != file_fingerprint(
+            state(n1, "certs", name, "current", "cert.pem"))
+        verify = subprocess.run(["openssl", "verify", "-CAfile", str(state(n1, "ca.pem")),
+                                 str(mine)], capture_output=True, text=True)
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+
+    # A voting member of etcd, known by the store's registry, alive.
+    listed = members(n1)
+    assert sorted(m["name"] for m in listed) == ["n1", "n2"]
+    assert not any(m.get("isLearner") for m in listed), listed
+    registry = json.loads(etcdctl(n1, "get", "/certvisor/test/nodes/n2",
+                                  "--print-value-only").stdout)
+    assert registry["address"] == "127.0.0.1" and registry["peer_port"] == n2.peer_port
+    wait_for(lambda: "n2" in cluster_status(n1).get("alive", []), 30, what="n2 to be alive")
+    membership = json.loads(state(n2, "membership.json").read_text())
+    assert membership["node"] == "n2" and membership["cluster"] == "test"
+
+    # A change on n2 now reaches n1: the node is a full member.
+    out = n2.ctl("cluster", "certificate", "rotate", "proxy")
+    assert out.returncode == 0, out.stdout + out.stderr
+    rotated = file_fingerprint(state(n2, "certs", "proxy", "current", "cert.pem"))
+    wait_for(lambda: served(n1) == rotated, 30, what="n1 to serve n2's rotation")
+
+    # The token admitted one node: used again, it is refused.
+    n3 = new_node(agent_factory)
+    again = join(n3, n1, secret, ca_hash)
+    assert again.returncode != 0
+    assert "unknown, expired, already used" in again.stderr, again.stderr
+    assert not state(n3, "membership.json").exists()
+    assert sorted(m["name"] for m in members(n1)) == ["n1", "n2"]
+
+    # A new token for n3, through n2 this time: three voting members.
+    secret3, ca_hash3 = token(n2)
+    out = join(n3, n2, secret3, ca_hash3)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "as node 'n3'" in out.stdout
+    assert sorted(m["name"] for m in members(n1)) == ["n1", "n2", "n3"]
+    wait_for(lambda: served(n3) == rotated, 30, what="n3 to serve the cluster's proxy certificate")
+
+
+def test_a_wrong_ca_hash_is_refused_before_the_token_is_sent(n1, agent_factory):
+    n2 = new_node(agent_factory)
+    secret, _ = token(n1)
+    wrong = "sha256:" + "ab" * 32
+    out = join(n2, n1, secret, wrong)
+    assert out.returncode != 0
+    assert f"not the {wrong} given" in out.stderr, out.stderr
+    assert "nothing was sent" in out.stderr
+    # The peer never saw the token: it is still there, and no member was added.
+    listed = json.loads(n1.ctl("--json", "cluster", "token", "list").stdout)["items"]
+    assert [t["id"] for t in listed] == [secret.split(".")[0]]
+    assert "join/admit" not in n1.log_text() and "admitted" not in n1.log_text()
+    assert [m["name"] for m in members(n1)] == ["n1"]
+    assert not state(n2, "membership.json").exists()
+    assert cluster_status(n2)["store"] == "local"
+
+
+def test_an_unknown_or_deleted_token_is_refused_and_nothing_changes(n1, agent_factory):
+    n2 = new_node(agent_factory)
+    own_ca = file_fingerprint(state(n2, "ca.pem"))
+    secret, ca_hash = token(n1)
+    out = n1.ctl("cluster", "token", "delete", secret.split(".")[0])
+    assert out.returncode == 0, out.stderr
+    out = join(n2, n1, secret, ca_hash)
+    assert out.returncode != 0
+    assert "unknown, expired, already used" in out.stderr, out.stderr
+    assert file_fingerprint(state(n2, "ca.pem")) == own_ca
+    assert [m["name"] for m in members(n1)] == ["n1"]
+    # A secret that does not match its id: the same answer, which tells a guesser nothing.
+    secret, ca_hash = token(n1)
+    out = join(n2, n1, secret[:7] + "0" * 16, ca_hash)
+    assert out.returncode != 0 and "unknown, expired, already used" in out.stderr, out.stderr
+
+
+def test_bad_join_arguments_are_usage_errors(n1, agent_factory):
+    n2 = new_node(agent_factory)
+    cases = [
+        (["cluster", "join", "example.com:9443", "--token", "abcdef.0123456789abcdef",
+          "--ca-cert-hash", "sha256:" + "0" * 64], "is not <IP address>:<port>"),
+        (["cluster", "join", n1.api_peer, "--token", "nope", "--ca-cert-hash",
+          "sha256:" + "0" * 64], "token"),
+        (["cluster", "join", n1.api_peer, "--token", "abcdef.0123456789abcdef",
+          "--ca-cert-hash", "md5:00"], "--ca-cert-hash takes sha256:"),
+        (["cluster", "join", n1.api_peer], "--token and --ca-cert-hash are needed"),
+    ]
+    for args, expected in cases:
+        out = n2.ctl(*args)
+        assert out.returncode == 2, (args, out.stdout, out.stderr)
+        assert expected in out.stderr, (args, out.stderr)
+    # A node of a cluster does not join another.
+    secret, ca_hash = token(n1)
+    out = n1.ctl("cluster", "join", n1.api_peer, "--token", secret, "--ca-cert-hash", ca_hash)
+    assert out.returncode == 1 and "already a node of cluster 'test'" in out.stderr, out.stderr
+
+
+def test_the_admission_endpoint_refuses_hostile_requests(n1):
+    """/v1/join/admit takes no credentials but the token: malformed, oversized and token-less
+    requests are refused with 4xx and change nothing."""
+    import ssl
+    import http.client
+
+    def post(body, content_type="application/json"):
+        ctx = ssl.create_default_context(cafile=str(state(n1, "ca.pem")))
+        ctx.check_hostname = False
+        host, port = n1.api_peer.rsplit(":", 1)
+        conn = http.client.HTTPSConnection(host, int(port), context=ctx, timeout=20)
+        conn.request("POST", "/v1/join/admit", body=body, headers={"Content-Type": content_type})
+        response = conn.getresponse()
+        return response.status, response.read()
+
+    status, body = post(b"{}")
+    assert status == 400, body
+    status, body = post(json.dumps({"token": "abcdef.0123456789abcdef", "address": "not-an-ip",
+                                    "client_port": 1, "peer_port": 2,
+                                    "csrs": {}}).encode())
+    assert status == 400 and b"not an IP address" in body, body
+    status, body = post(b"{" + b" " * (2 * 1024 * 1024) + b"}")
+    assert status == 413, body
+    csr = subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt",
+                          "ec_paramgen_curve:P-256", "-nodes", "-keyout", "/dev/null", "-subj",
+                          "/CN=x"], capture_output=True, text=True, check=True).stdout
+    status, body = post(json.dumps({"token": "abcdef.0123456789abcdef", "address": "127.0.0.1",
+                                    "client_port": 1, "peer_port": 2,
+                                    "csrs": {"ccs_internode_encryption": csr,
+                                             "data_internode_encryption": csr}}).encode())
+    assert status == 403 and b"join_refused" in body, body
+    # The CA is public: anyone may read it, and that is all.
+    ctx = ssl.create_default_context(cafile=str(state(n1, "ca.pem")))
+    ctx.check_hostname = False
+    host, port = n1.api_peer.rsplit(":", 1)
+    conn = http.client.HTTPSConnection(host, int(port), context=ctx, timeout=20)
+    conn.request("GET", "/v1/join/ca")
+    response = conn.getresponse()
+    assert response.status == 200
+    assert json.loads(response.read())["pem"] == state(n1, "ca.pem").read_text()
+    assert [m["name"] for m in members(n1)] == ["n1"]
