@@ -76,6 +76,12 @@ enum control_access {
       "<ip>] [--client-port <port>] [--peer-port <port>]",                                         \
       "Join a running cluster through one of its nodes: check its CA against the hash, then "      \
       "take a node name, internode certificates, the cluster's certificates and policy.")          \
+    X(cluster_leave, "cluster leave", CONTROL_ACCESS_ADMIN, "cluster leave",                       \
+      "Take this node out of its cluster: its etcd member removed, its store its own again, "      \
+      "with the certificates it has.")                                                             \
+    X(cluster_remove, "cluster remove", CONTROL_ACCESS_ADMIN, "cluster remove <node>",             \
+      "Take a node that is gone out of the cluster: its etcd member, registry entry and own "      \
+      "certificates.")                                                                             \
     X(cluster_admit, "cluster admit", CONTROL_ACCESS_READ, "cluster admit <request>",              \
       "Admit a node that joins through this one (what the REST API's /v1/join/admit hands "        \
       "over; the join token in the request is its credential).")                                   \

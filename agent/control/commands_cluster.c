@@ -26,6 +26,28 @@ static json_t *members_json(const struct cluster_settings *cluster)
     return members;
 }
 
+/* The nodes that joined and certvisor.conf does not list (the store's registry, at the last
+ * poll), after the listed ones. */
+static void add_registered(json_t *item, const struct agent *agent)
+{
+    json_t *described = json_object(), *members = json_object_get(item, "members"), *node, *m;
+    size_t i, j;
+
+    cluster_sync_describe(agent, described);
+    json_array_foreach(json_object_get(described, "registered"), i, node)
+    {
+        bool known = false;
+
+        json_array_foreach(members, j, m)
+        {
+            known = known || json_equal(json_object_get(m, "name"), json_object_get(node, "name"));
+        }
+        if (!known)
+            json_array_append(members, node);
+    }
+    json_decref(described);
+}
+
 json_t *commands_cluster_json(const struct agent *agent)
 {
     const struct cluster_settings *cluster = &agent->config->cluster;
@@ -38,6 +60,7 @@ json_t *commands_cluster_json(const struct agent *agent)
         json_object_set_new(item, "members", members_json(cluster));
     if (!item || !agent->cluster)
         return item;
+    add_registered(item, agent);
     health = cluster_monitor_health(agent->cluster);
     json_object_set_new(item, "reachable", json_boolean(health->reachable));
     json_object_set_new(item, "has_leader", json_boolean(health->has_leader));
@@ -274,4 +297,43 @@ void handle_cluster_admit(struct agent *agent, struct control_conn *conn, json_t
     control_on_abandon(conn, on_admit_abandoned, conn);
     cluster_sync_admit(agent, json_string_value(json_array_get(args, 0)), source, on_sync_done,
                        conn);
+}
+
+/* --- cluster leave and cluster remove --- */
+
+static void on_membership_abandoned(void *data)
+{
+    struct control_conn *conn = data;
+
+    cluster_sync_membership_forget(control_conn_agent(conn), conn);
+}
+
+void handle_cluster_leave(struct agent *agent, struct control_conn *conn, json_t *args,
+                          json_t *options)
+{
+    char who[128];
+
+    (void)options;
+    if (json_array_size(args) != 0) {
+        control_reply_refused(conn, 2, "usage", "usage: cluster leave");
+        return;
+    }
+    control_peer_describe(control_conn_peer(conn), who, sizeof(who));
+    control_on_abandon(conn, on_membership_abandoned, conn);
+    cluster_sync_leave(agent, who, on_sync_done, conn);
+}
+
+void handle_cluster_remove(struct agent *agent, struct control_conn *conn, json_t *args,
+                           json_t *options)
+{
+    char who[128];
+
+    (void)options;
+    if (json_array_size(args) != 1) {
+        control_reply_refused(conn, 2, "usage", "usage: cluster remove <node>");
+        return;
+    }
+    control_peer_describe(control_conn_peer(conn), who, sizeof(who));
+    control_on_abandon(conn, on_membership_abandoned, conn);
+    cluster_sync_remove(agent, json_string_value(json_array_get(args, 0)), who, on_sync_done, conn);
 }

@@ -38,4 +38,9 @@ void handle_cluster_join(struct agent *agent, struct control_conn *conn, json_t 
 void handle_cluster_admit(struct agent *agent, struct control_conn *conn, json_t *args,
                           json_t *options);
 
+void handle_cluster_leave(struct agent *agent, struct control_conn *conn, json_t *args,
+                          json_t *options);
+void handle_cluster_remove(struct agent *agent, struct control_conn *conn, json_t *args,
+                           json_t *options);
+
 #endif

@@ -665,6 +665,11 @@ static void print_reply(const char *command, json_t *reply)
         print_tokens(reply);
     else if (strcmp(command, "cluster token delete") == 0)
         printf("Join token '%s' deleted\n", str(reply, "id"));
+    else if (strcmp(command, "cluster leave") == 0)
+        printf("%s\n", str(reply, "message"));
+    else if (strcmp(command, "cluster remove") == 0)
+        printf("Node '%s' removed from the cluster%s%s\n", str(reply, "node"),
+               *str(reply, "notes") ? ": " : "", str(reply, "notes"));
     else if (strcmp(command, "cluster join") == 0)
         printf("Joined cluster '%s' through %s as node '%s': the cluster's certificates and "
                "policy are applied here (revision %lld)\n",
@@ -987,7 +992,8 @@ static bool supports_dry_run(const char *command, int argc)
            strcmp(command, "cluster certificate show") != 0 &&
            strcmp(command, "cluster certificate ca") != 0 &&
            strncmp(command, "cluster token ", 14) != 0 && strcmp(command, "cluster join") != 0 &&
-           strcmp(command, "cluster admit") != 0 && strcmp(command, "cluster ocsp config") != 0 &&
+           strcmp(command, "cluster admit") != 0 && strcmp(command, "cluster leave") != 0 &&
+           strcmp(command, "cluster remove") != 0 && strcmp(command, "cluster ocsp config") != 0 &&
            strcmp(command, "cluster ocsp status") != 0 &&
            strcmp(command, "cluster ocsp test") != 0 && strcmp(command, "cluster ldap show") != 0 &&
            strcmp(command, "cluster ldap test") != 0;

@@ -41,7 +41,15 @@
 #include <string.h>
 #include <time.h>
 
-enum admit_step { ADMIT_TOKEN, ADMIT_CA, ADMIT_REGISTRY, ADMIT_MEMBERS, ADMIT_ADD, ADMIT_COMMIT };
+enum admit_step {
+    ADMIT_TOKEN,
+    ADMIT_CA,
+    ADMIT_REGISTRY,
+    ADMIT_MEMBERS,
+    ADMIT_PROMOTE_WAITING,
+    ADMIT_ADD,
+    ADMIT_COMMIT
+};
 
 struct admit_job;
 
@@ -106,10 +114,7 @@ static void answer(struct sync_admit *admit, int exit_status, json_t *reply)
     void *data = admit->data;
 
     admit_free(admit);
-    if (done)
-        done(data, exit_status, reply);
-    else
-        json_decref(reply);
+    sync_deliver(done, data, exit_status, reply);
 }
 
 static void on_call(void *data, const struct etcd_result *result);
@@ -174,6 +179,7 @@ static void start(struct sync_admit *admit)
 }
 
 static void add_learner(struct sync_admit *admit);
+static void choose_name(struct sync_admit *admit);
 
 static void on_begin(evutil_socket_t fd, short what, void *arg)
 {
@@ -383,6 +389,36 @@ static void issue(struct sync_admit *admit)
     admit->job = job;
 }
 
+/*
+ * etcd 3.4 takes one learner at a time. A learner waiting (a 4th node) votes once the new node
+ * makes five: it is promoted first; otherwise the new node waits for it.
+ */
+static void make_room(struct sync_admit *admit)
+{
+    const struct etcd_member *learner = NULL;
+    size_t voters = 0;
+    char id[24];
+
+    for (size_t i = 0; i < admit->members.n; i++) {
+        voters += !admit->members.members[i].learner;
+        if (admit->members.members[i].learner)
+            learner = &admit->members.members[i];
+    }
+    if (!learner) {
+        choose_name(admit);
+        return;
+    }
+    if ((int)voters >= membership_target_voters(admit->members.n + 1)) {
+        refuse(admit, "conflict",
+               "etcd member '%s' does not vote, and etcd takes one such member at a time: a "
+               "cluster has at most %zu nodes",
+               learner->name, admit->members.n);
+        return;
+    }
+    snprintf(id, sizeof(id), "%" PRIu64, learner->id);
+    call(admit, ADMIT_PROMOTE_WAITING, "/v3/cluster/member/promote", json_pack("{s:s}", "ID", id));
+}
+
 static void choose_name(struct sync_admit *admit)
 {
     for (int k = 1; k < 1000; k++) {
@@ -531,6 +567,16 @@ static void on_call(void *data, const struct etcd_result *result)
         }
         etcd_range_free(&range);
         return;
+    case ADMIT_PROMOTE_WAITING:
+        /* The waiting learner promoted: read the members again (it votes now). */
+        if (result->http_status != 200) {
+            refuse(admit, "conflict",
+                   "the node waiting as a learner could not be promoted first (it may still be "
+                   "catching up): try again in a moment");
+            return;
+        }
+        call(admit, ADMIT_MEMBERS, "/v3/cluster/member/list", json_object());
+        return;
     case ADMIT_MEMBERS:
     case ADMIT_ADD:
         parsed = etcd_parse_members(result->body, result->body_len, &admit->members, &etcd_err, err,
@@ -550,7 +596,7 @@ static void on_call(void *data, const struct etcd_result *result)
             return;
         }
         if (admit->step == ADMIT_MEMBERS) {
-            choose_name(admit);
+            make_room(admit);
             return;
         }
         admit->member_id = admit->members.added_id;

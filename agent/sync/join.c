@@ -138,10 +138,7 @@ static void finish(struct cluster_join *join, int exit_status, json_t *reply)
     if (join->job) /* it goes on without us */
         join->job = NULL;
     join_free(join);
-    if (done)
-        done(data, exit_status, reply);
-    else
-        json_decref(reply);
+    sync_deliver(done, data, exit_status, reply);
 }
 
 static void undo(struct cluster_join *join);
@@ -624,6 +621,13 @@ static void again_in(struct cluster_join *join, int ms)
     evtimer_add(join->timer, &tv);
 }
 
+static void applying(struct cluster_join *join)
+{
+    join->step = STEP_APPLY;
+    join->step_started = time(NULL);
+    again_in(join, 200);
+}
+
 static void on_promoted(void *data, const struct etcd_result *result)
 {
     struct cluster_join *join = data;
@@ -636,9 +640,7 @@ static void on_promoted(void *data, const struct etcd_result *result)
                                              err, sizeof(err)) == 0) {
         log_notice("Cluster: node '%s' is a voting member of cluster '%s'", join->answer.node,
                    join->answer.cluster);
-        join->step = STEP_APPLY;
-        join->step_started = time(NULL);
-        again_in(join, 200);
+        applying(join);
         return;
     }
     if (time(NULL) - join->step_started >= JOIN_PROMOTE_TIMEOUT_S) {
@@ -653,13 +655,51 @@ static void on_promoted(void *data, const struct etcd_result *result)
     again_in(join, 500);
 }
 
-static void promote(struct cluster_join *join)
+/* Whether this node votes: every node up to 3, then 3 voters, and 5 from 5 nodes. */
+static void on_listed(void *data, const struct etcd_result *result)
 {
-    char id[24];
+    struct cluster_join *join = data;
+    struct etcd_members members;
+    struct etcd_error etcd_err;
+    char err[512], id[24];
+    size_t voters = 0;
+    bool learner = true;
 
+    join->call = NULL;
+    if (result->error || etcd_parse_members(result->body, result->body_len, &members, &etcd_err,
+                                            err, sizeof(err)) < 0) {
+        if (time(NULL) - join->step_started >= JOIN_PROMOTE_TIMEOUT_S)
+            fail(join, "failed", "etcd's member list: %s", result->error ? result->message : err);
+        else
+            again_in(join, 500);
+        return;
+    }
+    for (size_t i = 0; i < members.n; i++) {
+        voters += !members.members[i].learner;
+        if (members.members[i].id == join->answer.member_id)
+            learner = members.members[i].learner;
+    }
+    if (!learner) {
+        applying(join);
+        return;
+    }
+    if ((int)voters >= membership_target_voters(members.n)) {
+        log_notice("Cluster: node '%s' stays a learner (a copy of the store that does not "
+                   "vote): %zu of the cluster's %zu nodes vote",
+                   join->answer.node, voters, members.n);
+        applying(join);
+        return;
+    }
     snprintf(id, sizeof(id), "%" PRIu64, join->answer.member_id);
     join->call = etcd_call(join->client, "/v3/cluster/member/promote", json_pack("{s:s}", "ID", id),
                            on_promoted, join);
+    if (!join->call)
+        fail(join, "failed", "out of memory");
+}
+
+static void promote(struct cluster_join *join)
+{
+    join->call = etcd_call(join->client, "/v3/cluster/member/list", json_object(), on_listed, join);
     if (!join->call)
         fail(join, "failed", "out of memory");
 }

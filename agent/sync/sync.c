@@ -1,6 +1,8 @@
 /* A node of a cluster on etcd: start, stop, and what the other files share (sync.h). */
 #include "sync_impl.h"
 
+#include "join_wire.h"
+
 #include "cert_info.h"
 #include "cert_names.h"
 #include "config.h"
@@ -11,6 +13,7 @@
 #include "etcd_json.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <event2/event.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
@@ -92,6 +95,14 @@ char *sync_encode_cert(const struct cluster_sync *sync, const char *etcd_key, co
 json_t *sync_refusal(const char *reason, const char *message)
 {
     return json_pack("{s:i, s:s, s:s}", "exit", 1, "error", message, "reason", reason);
+}
+
+void sync_deliver(cluster_sync_done_fn done, void *data, int exit_status, json_t *reply)
+{
+    if (done)
+        done(data, exit_status, reply);
+    else
+        json_decref(reply);
 }
 
 #define SEALED_VALUE_PREFIX "sealed:"
@@ -244,6 +255,35 @@ static void on_nodes(void *data, const struct etcd_result *result)
     sync->nodes = nodes;
 }
 
+/* The nodes that joined (nodes/<name>, admit.c): {"name", "address"} each, for the node list. */
+static void on_registry(void *data, const struct etcd_result *result)
+{
+    struct cluster_sync *sync = data;
+    struct etcd_range range;
+    char err[256];
+    json_t *registry;
+
+    sync->registry_call = NULL;
+    if (result->error ||
+        etcd_parse_range(result->body, result->body_len, &range, NULL, err, sizeof(err)) < 0)
+        return;
+    registry = json_array();
+    for (size_t i = 0; registry && i < range.n_kvs && i < 64; i++) {
+        json_t *value = json_loadb((const char *)range.kvs[i].value, range.kvs[i].value_len,
+                                   JSON_REJECT_DUPLICATES, NULL);
+        const char *name = json_string_value(json_object_get(value, "name"));
+        const char *address = json_string_value(json_object_get(value, "address"));
+
+        if (name && address && join_name_valid(name) && strlen(address) < 64)
+            json_array_append_new(registry,
+                                  json_pack("{s:s, s:s}", "name", name, "address", address));
+        json_decref(value);
+    }
+    etcd_range_free(&range);
+    json_decref(sync->registry);
+    sync->registry = registry;
+}
+
 static void on_nodes_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct cluster_sync *sync = arg;
@@ -260,6 +300,12 @@ static void on_nodes_timer(evutil_socket_t fd, short what, void *arg)
         sync->nodes_call =
             etcd_call(sync->client, "/v3/kv/range",
                       etcd_range_request(key, key_len, end, end_len, 0, true), on_nodes, sync);
+    key_len = (size_t)snprintf(key, sizeof(key), "%snodes/", sync->prefix);
+    end_len = etcd_prefix_end(key, key_len, end);
+    if (!sync->registry_call && sync->state == SYNC_INITIALISED)
+        sync->registry_call =
+            etcd_call(sync->client, "/v3/kv/range",
+                      etcd_range_request(key, key_len, end, end_len, 0, true), on_registry, sync);
     evtimer_add(sync->nodes_timer, &interval);
 }
 
@@ -294,6 +340,8 @@ void cluster_sync_describe(const struct agent *agent, json_t *into)
     if (sync->last_error[0])
         json_object_set_new(into, "apply_error", json_string(sync->last_error));
     json_object_set_new(into, "nodes", sync->nodes ? json_deep_copy(sync->nodes) : json_object());
+    json_object_set_new(into, "registered",
+                        sync->registry ? json_deep_copy(sync->registry) : json_array());
 }
 
 int cluster_sync_staleness(const struct agent *agent, char *why, size_t len)
@@ -371,9 +419,13 @@ void cluster_sync_stop(struct agent *agent)
     sync_init_stop(sync);
     sync_tokens_stop(sync);
     sync_admit_stop(sync);
+    sync_membership_stop(sync);
     sync_converge_stop(sync);
     if (sync->nodes_call)
         etcd_call_cancel(sync->nodes_call);
+    if (sync->registry_call)
+        etcd_call_cancel(sync->registry_call);
+    json_decref(sync->registry);
     if (sync->renewer_call)
         etcd_call_cancel(sync->renewer_call);
     event_free(sync->nodes_timer);

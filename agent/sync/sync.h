@@ -95,6 +95,18 @@ void cluster_join_forget(struct agent *agent, void *data);
 /* The agent is stopping: the join under way is answered. */
 void cluster_join_stop(struct agent *agent);
 
+/*
+ * Nodes going (membership.c): leave takes this node (joined with 'cluster join') out of its
+ * cluster and back to a store of its own, with the certificates it has; remove takes a node
+ * that is gone (not alive) out of the cluster: its etcd member, registry entry, status and own
+ * certificates. A learner is promoted when a voter goes.
+ */
+void cluster_sync_leave(struct agent *agent, const char *who, cluster_sync_done_fn done,
+                        void *data);
+void cluster_sync_remove(struct agent *agent, const char *node, const char *who,
+                         cluster_sync_done_fn done, void *data);
+void cluster_sync_membership_forget(struct agent *agent, void *data);
+
 /* What cluster status adds: the store's state, this node's applied revision and last error,
  * and every node's reported status (read at the last poll). */
 void cluster_sync_describe(const struct agent *agent, json_t *into);

@@ -35,6 +35,7 @@ struct sync_publication;
 struct sync_init;
 struct sync_token_op;
 struct sync_admit;
+struct sync_membership_op;
 
 struct cluster_sync {
     struct agent *agent;
@@ -69,12 +70,15 @@ struct cluster_sync {
     /* every node's status, read at each poll (for cluster status) */
     json_t *nodes;
     struct etcd_call *nodes_call;
+    json_t *registry; /* the nodes that joined, from nodes/ at the last poll */
+    struct etcd_call *registry_call;
     struct event *nodes_timer;
     /* callers */
     struct sync_publication *publications;
     struct sync_init *init;
     struct sync_token_op *token_ops;
-    struct sync_admit *admit; /* the join being admitted through this node (admit.c) */
+    struct sync_admit *admit;              /* the join being admitted through this node (admit.c) */
+    struct sync_membership_op *membership; /* a leave or a remove under way (membership.c) */
     /* the node that renews the certificates every node shares (renewer.c) */
     char renewer[SPEC_MAX_NAME]; /* "" until read, or while the key is absent */
     int64_t renewer_lease;       /* the lease the key was read (or claimed) on */
@@ -111,6 +115,12 @@ void sync_tokens_read_done(struct cluster_sync *sync);
 /* admit.c: answers the join under way (the agent is stopping). */
 void sync_admit_stop(struct cluster_sync *sync);
 
+/* membership.c: answers the leave or remove under way (the agent is stopping). */
+void sync_membership_stop(struct cluster_sync *sync);
+/* How many of nodes vote in etcd: every node up to 3, then 3, and 5 from 5 nodes on (a 4th or
+ * a 6th node waits as a learner, which keeps a copy but does not vote). */
+int membership_target_voters(size_t nodes);
+
 /* init.c */
 void sync_init_stop(struct cluster_sync *sync);
 /* A read of the store ended (sync->state says how): an init that waited for it goes on. */
@@ -134,6 +144,9 @@ bool sync_is_node_cert(const char *name);
 
 /* {"exit": 1, "error": message, "reason": reason}. */
 json_t *sync_refusal(const char *reason, const char *message);
+
+/* Hands reply to done (or drops it when the caller went away: done NULL). */
+void sync_deliver(cluster_sync_done_fn done, void *data, int exit_status, json_t *reply);
 
 struct policy;
 /*

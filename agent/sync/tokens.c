@@ -76,10 +76,7 @@ static void op_answer(struct sync_token_op *op, int exit_status, json_t *reply)
     void *data = op->data;
 
     op_free(op);
-    if (done)
-        done(data, exit_status, reply);
-    else
-        json_decref(reply);
+    sync_deliver(done, data, exit_status, reply);
 }
 
 static void op_fail(struct sync_token_op *op, const char *reason, const char *fmt, ...)

@@ -284,7 +284,7 @@ def test_config_show_names_every_source(agent_factory):
     assert rows["min_data_TLS_version"] == ["1.2", "default"]
     assert rows["min_sentinel_TLS_version"] == ["1.2", "follows min_data_TLS_version"]
     assert rows["data_cipher_list"] == ["-", "default (OpenSSL's)"]
-    assert len(agent.ctl("help", "cluster").stdout.splitlines()) == 25  # with set-many, status, init, token, join, admit, ocsp, ldap
+    assert len(agent.ctl("help", "cluster").stdout.splitlines()) == 27  # with the cluster and membership commands
 
 
 def test_a_bad_runtime_policy_file_is_refused_with_its_reason(agent_factory):

@@ -152,6 +152,10 @@ def test_a_node_joins_with_a_token_and_serves_the_clusters_certificates(n1, agen
     assert "as node 'n3'" in out.stdout
     assert sorted(m["name"] for m in members(n1)) == ["n1", "n2", "n3"]
     wait_for(lambda: served(n3) == rotated, 30, what="n3 to serve the cluster's proxy certificate")
+    # The node list (cluster status, GET /v1/nodes) holds the nodes that joined.
+    wait_for(lambda: [(m["name"], m["address"]) for m in cluster_status(n1)["members"]] ==
+             [("n1", "127.0.0.1"), ("n2", "127.0.0.1"), ("n3", "127.0.0.1")], 30,
+             what="n1's node list to hold n2 and n3")
 
 
 def test_a_wrong_ca_hash_is_refused_before_the_token_is_sent(n1, agent_factory):
@@ -250,3 +254,105 @@ def test_the_admission_endpoint_refuses_hostile_requests(n1):
     assert response.status == 200
     assert json.loads(response.read())["pem"] == state(n1, "ca.pem").read_text()
     assert [m["name"] for m in members(n1)] == ["n1"]
+
+
+def voters(agent):
+    return sorted(m["name"] for m in members(agent) if not m.get("isLearner"))
+
+
+def joined(agent_factory, peer):
+    node = new_node(agent_factory)
+    secret, ca_hash = token(peer)
+    out = join(node, peer, secret, ca_hash)
+    assert out.returncode == 0, out.stdout + out.stderr
+    node.node = re.search(r"as node '([^']+)'", out.stdout).group(1)
+    return node
+
+
+def test_four_nodes_three_voters_a_dead_one_removed_and_joined_again(n1, agent_factory):
+    """1 -> 4 by join: the 4th node keeps a copy of the store without voting; a voter that is
+    gone is removed (the learner votes in its place), and, once it left by itself too, joins
+    again with a new token."""
+    n2 = joined(agent_factory, n1)
+    n3 = joined(agent_factory, n2)
+    n4 = joined(agent_factory, n3)
+    assert [n.node for n in (n2, n3, n4)] == ["n2", "n3", "n4"]
+    assert voters(n1) == ["n1", "n2", "n3"]
+    assert sorted(m["name"] for m in members(n1)) == ["n1", "n2", "n3", "n4"]
+    proxy = file_fingerprint(state(n1, "certs", "proxy", "current", "cert.pem"))
+    for node in (n2, n3, n4):
+        wait_for(lambda: served(node) == proxy, 30, what=f"{node.node} to serve the cluster's")
+    # n4, a learner, still takes changes through the others.
+    out = n4.ctl("cluster", "certificate", "rotate", "proxy")
+    assert out.returncode == 0, out.stdout + out.stderr
+    proxy = file_fingerprint(state(n4, "certs", "proxy", "current", "cert.pem"))
+    wait_for(lambda: served(n1) == proxy, 30, what="n1 to serve n4's rotation")
+
+    n3.stop()
+    wait_for(lambda: "n3" not in cluster_status(n1).get("alive", ["n3"]), 30, what="n3 gone")
+    alive = n1.ctl("cluster", "remove", "n2")
+    assert alive.returncode == 1 and "node 'n2' is alive" in alive.stderr, alive.stderr
+    out = n1.ctl("cluster", "remove", "n3")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Node 'n3' removed from the cluster" in out.stdout
+    assert voters(n1) == ["n1", "n2", "n4"]  # 4 -> 3: the learner votes now
+    assert etcdctl(n1, "get", "--prefix", "/certvisor/test/nodes/n3").stdout == ""
+    # The cluster keeps its quorum and takes changes.
+    out = n2.ctl("cluster", "certificate", "rotate", "proxy")
+    assert out.returncode == 0, out.stdout + out.stderr
+
+    # n3 comes back: its member is gone. It leaves (the local half only), then joins again.
+    n3.start()
+    out = n3.ctl("cluster", "leave")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "left cluster 'test'" in out.stdout and "removed already" in out.stdout, out.stdout
+    wait_for(lambda: cluster_status(n3)["store"] == "local", 30, what="n3 on its own")
+    assert not state(n3, "membership.json").exists() and not state(n3, "cluster.key").exists()
+    secret, ca_hash = token(n1)
+    out = join(n3, n1, secret, ca_hash)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert sorted(m["name"] for m in members(n1)) == ["n1", "n2", "n3", "n4"]
+    assert voters(n1) == ["n1", "n2", "n4"]
+
+
+def test_a_node_leaves_and_keeps_serving_its_certificates(n1, agent_factory):
+    n2 = joined(agent_factory, n1)
+    proxy = file_fingerprint(state(n1, "certs", "proxy", "current", "cert.pem"))
+    wait_for(lambda: served(n2) == proxy, 30, what="n2 to serve the cluster's certificate")
+    out = n2.ctl("cluster", "leave")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "node 'n2' left cluster 'test'" in out.stdout
+    assert [m["name"] for m in members(n1)] == ["n1"]
+    assert etcdctl(n1, "get", "--prefix", "/certvisor/test/nodes/").stdout == ""
+    wait_for(lambda: cluster_status(n2)["store"] == "local", 30, what="n2 on its own")
+    wait_for(lambda: "etcd" not in n2.ctl("--json", "status").stdout, 30, what="n2's member to stop")
+    assert served(n2) == proxy
+    # On its own, a change is its own again: n1 does not see it.
+    out = n2.ctl("cluster", "certificate", "rotate", "proxy")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert served(n1) == proxy != served(n2)
+    # The first node cannot leave what it made with its configuration.
+    out = n1.ctl("cluster", "leave")
+    assert out.returncode == 1 and "certvisor.conf's cluster section" in out.stderr, out.stderr
+
+
+def test_a_node_joins_while_a_voter_is_down_and_not_without_quorum(n1, agent_factory):
+    n2 = joined(agent_factory, n1)
+    n3 = joined(agent_factory, n2)
+    n3.stop()
+    n4 = joined(agent_factory, n1)  # two of three voters up: quorum holds
+    assert n4.node == "n4"
+    n2.stop()
+    wait_for(lambda: not cluster_status(n1).get("has_leader"), 60, what="n1 to lose quorum")
+    n5 = new_node(agent_factory)
+    out = n1.ctl("cluster", "token", "create", "--peer", n1.api_peer)
+    assert out.returncode != 0  # no token can be made without quorum either
+    out = join(n5, n1, "abcdef.0123456789abcdef", "sha256:" + spki_hex(n1))
+    assert out.returncode != 0
+    assert "no quorum" in out.stderr, out.stderr
+    assert not state(n5, "membership.json").exists()
+
+
+def spki_hex(agent):
+    from test_cluster_tokens import spki_sha256
+    return spki_sha256(state(agent, "ca.pem")).split(":", 1)[1]

@@ -134,7 +134,7 @@ def test_help_after_any_command_or_group_prints_its_usage():
 def test_a_missing_subcommand_lists_the_subcommands():
     out = ctl_alone("cluster")
     assert out.returncode == 2
-    assert out.stderr.startswith("certvisorctl: 'cluster' needs a subcommand: certificate, status, init, token, join, admit, config, ocsp, ldap\n")
+    assert out.stderr.startswith("certvisorctl: 'cluster' needs a subcommand: certificate, status, init, token, join, leave, remove, admit, config, ocsp, ldap\n")
     assert "cluster certificate set <name>" in out.stderr
     out = ctl_alone("cluster", "certificate")
     assert out.returncode == 2
@@ -148,7 +148,7 @@ def test_an_unknown_subcommand_is_named_with_the_closest_one():
     out = ctl_alone("cluster", "certificat", "list")
     assert out.returncode == 2
     assert ("unknown subcommand 'certificat' of 'cluster' (did you mean 'certificate'?); its subcommands: "
-            "certificate, status, init, token, join, admit, config, ocsp, ldap") in out.stderr
+            "certificate, status, init, token, join, leave, remove, admit, config, ocsp, ldap") in out.stderr
     out = ctl_alone("cluster", "certificate", "lst")
     assert out.returncode == 2 and "unknown subcommand 'lst' of 'cluster certificate' (did you mean 'list'?)" in out.stderr
     out = ctl_alone("stauts")

@@ -35,15 +35,17 @@ static void next_words_are_listed_once_in_table_order(void **state)
     char buf[256];
 
     (void)state;
-    assert_int_equal(command_words_next(1, cluster, buf, sizeof(buf)), 9);
-    assert_string_equal(buf, "certificate, status, init, token, join, admit, config, ocsp, ldap");
+    assert_int_equal(command_words_next(1, cluster, buf, sizeof(buf)), 11);
+    assert_string_equal(buf,
+                        "certificate, status, init, token, join, leave, remove, admit, config, "
+                        "ocsp, ldap");
     assert_int_equal(command_words_next(2, cluster, buf, sizeof(buf)), 8);
     assert_string_equal(buf, "list, show, ca, set, set-many, rotate, delete, csr");
     command_words_next(0, cluster, buf, sizeof(buf));
     assert_non_null(strstr(buf, "status, start, stop,"));
     assert_non_null(strstr(buf, ", cluster, audit, replica, user"));
     /* A short buffer is cut, not overrun. */
-    assert_int_equal(command_words_next(1, cluster, buf, 8), 9);
+    assert_int_equal(command_words_next(1, cluster, buf, 8), 11);
     assert_string_equal(buf, "certifi");
 }
 

@@ -55,6 +55,8 @@ static void the_table_has_the_documented_commands_and_access(void **state)
         {"cluster token list", CONTROL_CMD_cluster_token_list, CONTROL_ACCESS_ADMIN},
         {"cluster token delete", CONTROL_CMD_cluster_token_delete, CONTROL_ACCESS_ADMIN},
         {"cluster join", CONTROL_CMD_cluster_join, CONTROL_ACCESS_ADMIN},
+        {"cluster leave", CONTROL_CMD_cluster_leave, CONTROL_ACCESS_ADMIN},
+        {"cluster remove", CONTROL_CMD_cluster_remove, CONTROL_ACCESS_ADMIN},
         {"cluster admit", CONTROL_CMD_cluster_admit, CONTROL_ACCESS_READ},
         {"cluster config show", CONTROL_CMD_cluster_config_show, CONTROL_ACCESS_READ},
         {"cluster certificate set", CONTROL_CMD_cluster_certificate_set, CONTROL_ACCESS_ADMIN},
