@@ -220,8 +220,10 @@ int main(int argc, char **argv)
     if (opt.ready_delay_ms > 0)
         sleep_ms(opt.ready_delay_ms);
     if (opt.notify) {
-        sd_notify(0, "READY=1\nSTATUS=serving");
+        /* Recorded first: once READY=1 is sent, a dependant may start (and record) before
+         * this process runs again. */
         record("ready");
+        sd_notify(0, "READY=1\nSTATUS=serving");
     }
     if (opt.crash_after_ms >= 0) {
         struct itimerval it = {{0, 0},
