@@ -72,10 +72,12 @@ enum control_access {
     X(cluster_token_delete, "cluster token delete", CONTROL_ACCESS_ADMIN,                          \
       "cluster token delete <id>", "Delete a join token before it expires.")                       \
     X(cluster_join, "cluster join", CONTROL_ACCESS_ADMIN,                                          \
-      "cluster join <address:port> --token <id.secret> --ca-cert-hash sha256:<hex> [--address "    \
-      "<ip>] [--client-port <port>] [--peer-port <port>]",                                         \
-      "Join a running cluster through one of its nodes: check its CA against the hash, then "      \
-      "take a node name, internode certificates, the cluster's certificates and policy.")          \
+      "cluster join <address:port> (--token <id.secret> | --user <admin> [--password-file "        \
+      "<file>]) [--ca-cert-hash sha256:<hex>] [--address <ip>] [--client-port <port>] "            \
+      "[--peer-port <port>]",                                                                      \
+      "Join a running cluster through one of its nodes: check its CA against the hash (or "        \
+      "confirm it), then take a node name, internode certificates, the cluster's certificates "    \
+      "and policy.")                                                                               \
     X(cluster_leave, "cluster leave", CONTROL_ACCESS_ADMIN, "cluster leave",                       \
       "Take this node out of its cluster: its etcd member removed, its store its own again, "      \
       "with the certificates it has.")                                                             \

@@ -69,10 +69,10 @@ static json_t *certs_json(char *const *pems)
 
 char *join_request_encode(const struct join_request *request)
 {
-    return json_fields_dump(json_pack("{s:s, s:s, s:i, s:i, s:o*}", "token", request->token,
-                                      "address", request->address, "client_port",
-                                      request->client_port, "peer_port", request->peer_port, "csrs",
-                                      certs_json(request->csr)));
+    return json_fields_dump(
+        json_pack("{s:s*, s:s, s:i, s:i, s:o*}", "token", request->token[0] ? request->token : NULL,
+                  "address", request->address, "client_port", request->client_port, "peer_port",
+                  request->peer_port, "csrs", certs_json(request->csr)));
 }
 
 char *join_answer_encode(const struct join_answer *answer)
@@ -253,9 +253,10 @@ int join_request_decode(const char *text, size_t len, struct join_request *out, 
     root = json_fields_object(text, len, JOIN_MAX_REQUEST, what, err, err_len);
     if (!root)
         return -EINVAL;
-    r = json_fields_string(root, "token", true, out->token, sizeof(out->token), what, err, err_len);
+    r = json_fields_string(root, "token", false, out->token, sizeof(out->token), what, err,
+                           err_len);
     if (r < 0)
-        snprintf(err, err_len, "%s: 'token' is missing or not <6 characters>.<16 characters>",
+        snprintf(err, err_len, "%s: 'token' is not <6 characters>.<16 characters>",
                  what); /* never echoed: it may be a mistyped secret */
     if (r == 0)
         r = read_address(root, "address", out->address, sizeof(out->address), what, err, err_len);

@@ -43,7 +43,8 @@ struct join_member {
 };
 
 struct join_request {
-    char token[24]; /* "<id>.<secret>" (join_token.h checks its form) */
+    char token[24]; /* "<id>.<secret>" (join_token.h checks its form); "" when an
+                     * administrator's name and password (HTTP Basic) admit the node instead */
     char address[JOIN_ADDRESS_MAX];
     int client_port;
     int peer_port;

@@ -235,6 +235,15 @@ struct join_http *join_http_request(struct event_base *base, const char *peer, c
                                     const char *path, const char *body, int timeout_ms,
                                     join_http_fn fn, void *data, char *err, size_t err_len)
 {
+    return join_http_request_as(base, peer, ca_pem, NULL, path, body, timeout_ms, fn, data, err,
+                                err_len);
+}
+
+struct join_http *join_http_request_as(struct event_base *base, const char *peer,
+                                       const char *ca_pem, const char *authorization,
+                                       const char *path, const char *body, int timeout_ms,
+                                       join_http_fn fn, void *data, char *err, size_t err_len)
+{
     struct join_http *h = calloc(1, sizeof(*h));
     struct timeval deadline = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
     char address[64], host[80];
@@ -282,7 +291,9 @@ struct join_http *join_http_request(struct event_base *base, const char *peer, c
     evhttp_request_set_error_cb(h->req, on_error);
     evhttp_request_set_header_cb(h->req, on_headers);
     headers = evhttp_request_get_output_headers(h->req);
-    if (evhttp_add_header(headers, "Host", host) < 0 ||
+    if ((authorization && ca_pem &&
+         evhttp_add_header(headers, "Authorization", authorization) < 0) ||
+        evhttp_add_header(headers, "Host", host) < 0 ||
         evhttp_add_header(headers, "Accept", "application/json") < 0 ||
         (body && (evhttp_add_header(headers, "Content-Type", "application/json") < 0 ||
                   evbuffer_add(evhttp_request_get_output_buffer(h->req), body, strlen(body)) < 0)))

@@ -38,6 +38,12 @@ struct join_http;
 struct join_http *join_http_request(struct event_base *base, const char *peer, const char *ca_pem,
                                     const char *path, const char *body, int timeout_ms,
                                     join_http_fn fn, void *data, char *err, size_t err_len);
+
+/* The same with an Authorization header (never sent without ca_pem). */
+struct join_http *join_http_request_as(struct event_base *base, const char *peer,
+                                       const char *ca_pem, const char *authorization,
+                                       const char *path, const char *body, int timeout_ms,
+                                       join_http_fn fn, void *data, char *err, size_t err_len);
 void join_http_cancel(struct join_http *request);
 
 /* "address:port" into its address (without brackets) and port; a missing port is

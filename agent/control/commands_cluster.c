@@ -262,6 +262,8 @@ void handle_cluster_join(struct agent *agent, struct control_conn *conn, json_t 
         return;
     }
     if (!string_option(conn, options, "token", 64, &join.token) ||
+        !string_option(conn, options, "user", 64, &join.user) ||
+        !string_option(conn, options, "password", 1024, &join.password) ||
         !string_option(conn, options, "ca-cert-hash", 80, &join.ca_hash) ||
         !string_option(conn, options, "address", 64, &join.address) ||
         !port_option(conn, options, "client-port", 2379, &join.client_port) ||
@@ -283,6 +285,7 @@ void handle_cluster_admit(struct agent *agent, struct control_conn *conn, json_t
                           json_t *options)
 {
     const char *source;
+    char admin[128] = "";
 
     if (json_array_size(args) != 1 ||
         json_string_length(json_array_get(args, 0)) > JOIN_MAX_REQUEST) {
@@ -294,9 +297,13 @@ void handle_cluster_admit(struct agent *agent, struct control_conn *conn, json_t
     }
     if (!string_option(conn, options, "source", 63, &source))
         return;
+    /* An administrator (a REST admin signed in with the request, or root here) needs no token:
+     * as Redis Enterprise's operators join with an admin's name and password. */
+    if (control_conn_peer(conn)->admin)
+        control_peer_describe(control_conn_peer(conn), admin, sizeof(admin));
     control_on_abandon(conn, on_admit_abandoned, conn);
-    cluster_sync_admit(agent, json_string_value(json_array_get(args, 0)), source, on_sync_done,
-                       conn);
+    cluster_sync_admit(agent, json_string_value(json_array_get(args, 0)), source,
+                       admin[0] ? admin : NULL, on_sync_done, conn);
 }
 
 /* --- cluster leave and cluster remove --- */

@@ -855,6 +855,10 @@ static void dispatch(struct control_conn *conn, json_t *request)
     if (json_object_get(request, "as_certificate") &&
         !act_by_certificate(conn, json_object_get(request, "as_certificate")))
         return;
+    /* A request the REST API forwards for a caller without credentials (a joining node's):
+     * whatever the API's own uid may do, it acts as nobody in particular. */
+    if (json_is_true(json_object_get(request, "as_anonymous")))
+        conn->peer.admin = false;
     run_command(conn, request);
 }
 

@@ -3,6 +3,7 @@
 #include "config.h"
 #include "control_client.h"
 #include "control_proto.h"
+#include "ctl_join.h"
 #include "ctl_ldap.h"
 #include "ctl_ocsp.h"
 #include "ctl_replica.h"
@@ -948,38 +949,6 @@ static int token_create_arguments(int argc, char **argv, json_t *options)
     return 0;
 }
 
-/* "<peer> --token <id.secret> --ca-cert-hash sha256:<hex> [--address <ip>] [--client-port <port>]
- * [--peer-port <port>]" into args and options. */
-static int join_arguments(int argc, char **argv, json_t *args, json_t *options)
-{
-    const char *usage = control_command_table[CONTROL_CMD_cluster_join].usage;
-    static const char *const names[] = {"--token", "--ca-cert-hash", "--address", "--client-port",
-                                        "--peer-port"};
-    const size_t n_names = sizeof(names) / sizeof(names[0]);
-
-    for (int i = 0; i < argc; i++) {
-        size_t k = 0;
-
-        while (k < n_names && strcmp(argv[i], names[k]) != 0)
-            k++;
-        if (k == n_names && argv[i][0] != '-' && json_array_size(args) == 0) {
-            json_array_append_new(args, json_string(argv[i]));
-            continue;
-        }
-        if (k == n_names)
-            return usage_error(usage, "unexpected argument '%s'", argv[i]);
-        if (i + 1 >= argc)
-            return usage_error(usage, "%s needs a value", argv[i]);
-        json_object_set_new(options, names[k] + 2, json_string(argv[++i]));
-    }
-    if (json_array_size(args) == 0)
-        return usage_error(usage, "the node to join through (<address>:<port>) is missing");
-    if (!json_object_get(options, "token") || !json_object_get(options, "ca-cert-hash"))
-        return usage_error(usage, "--token and --ca-cert-hash are needed (as 'certvisorctl "
-                                  "cluster token create' printed them on a node of the cluster)");
-    return 0;
-}
-
 /* The commands that go through the apply pipeline and can show their plan instead. */
 static bool supports_dry_run(const char *command, int argc)
 {
@@ -1020,6 +989,7 @@ static bool takes_value(const char *word)
                                           "--address",
                                           "--client-port",
                                           "--peer-port",
+                                          "--user",
                                           NULL};
 
     for (const char *const *o = options; *o; o++)
@@ -1121,7 +1091,7 @@ static int command_arguments(const char *command, int argc, char **argv, json_t 
     if (strcmp(command, "cluster token create") == 0)
         return token_create_arguments(argc, argv, options);
     if (strcmp(command, "cluster join") == 0)
-        return join_arguments(argc, argv, args, options);
+        return ctl_join_arguments(argc, argv, args, options) < 0 ? EXIT_USAGE : 0;
     if (strcmp(command, "cluster ldap test") == 0)
         return ctl_ldap_test_arguments(argc, argv, args, options) < 0 ? EXIT_USAGE : 0;
     if (strcmp(command, "user add") == 0 || strcmp(command, "user passwd") == 0)

@@ -61,6 +61,7 @@ struct sync_admit {
     enum admit_step step;
     struct join_request request;
     char source[64];
+    char admin[128]; /* the administrator who admits the node instead of a token, or "" */
     char token_id[JOIN_TOKEN_ID_LEN + 1];
     char secret[JOIN_TOKEN_SECRET_LEN + 1];
     char token_key[SYNC_MAX_KEY_LEN];
@@ -160,6 +161,14 @@ static void refuse(struct sync_admit *admit, const char *reason, const char *fmt
 
 /* --- 1. the token --- */
 
+static void read_ca(struct sync_admit *admit)
+{
+    char key[SYNC_MAX_KEY_LEN];
+
+    snprintf(key, sizeof(key), "%sspec/ca/current", admit->sync->prefix);
+    call(admit, ADMIT_CA, "/v3/kv/range", etcd_range_request(key, strlen(key), NULL, 0, 0, false));
+}
+
 static void start(struct sync_admit *admit)
 {
     struct cluster_sync *sync = admit->sync;
@@ -174,8 +183,11 @@ static void start(struct sync_admit *admit)
                                                    : "the cluster's store cannot be read");
         return;
     }
-    call(admit, ADMIT_TOKEN, "/v3/kv/range",
-         etcd_range_request(admit->token_key, strlen(admit->token_key), NULL, 0, 0, false));
+    if (admit->admin[0])
+        read_ca(admit);
+    else
+        call(admit, ADMIT_TOKEN, "/v3/kv/range",
+             etcd_range_request(admit->token_key, strlen(admit->token_key), NULL, 0, 0, false));
 }
 
 static void add_learner(struct sync_admit *admit);
@@ -484,8 +496,13 @@ static void commit(struct sync_admit *admit)
          0},
         {ETCD_OP_DELETE, admit->token_key, strlen(admit->token_key), NULL, 0, 0}};
 
+    /* Admitted by an administrator: no token to check or use up. */
+    bool by_token = !admit->admin[0];
+
     call(admit, ADMIT_COMMIT, "/v3/kv/txn",
-         value ? etcd_txn_request(compares, 2, ops, 2, NULL, 0) : NULL);
+         value ? etcd_txn_request(by_token ? compares : compares + 1, by_token ? 2 : 1, ops,
+                                  by_token ? 2 : 1, NULL, 0)
+               : NULL);
     free(value);
 }
 
@@ -515,10 +532,11 @@ static void admitted(struct sync_admit *admit)
         refuse(admit, "failed", "out of memory");
         return;
     }
-    log_notice("Cluster: node '%s' (%s) admitted with join token '%s' from %s: etcd learner "
-               "%" PRIx64 ", its internode certificates issued",
-               admit->node, admit->request.address, admit->token_id, admit->source,
-               admit->member_id);
+    log_notice("Cluster: node '%s' (%s) admitted %s%s%s from %s: etcd learner %" PRIx64
+               ", its internode certificates issued",
+               admit->node, admit->request.address, admit->admin[0] ? "by " : "with join token '",
+               admit->admin[0] ? admit->admin : admit->token_id, admit->admin[0] ? "" : "'",
+               admit->source, admit->member_id);
     admit->member_id = 0; /* the joiner's now */
     answer(admit, 0, json_pack("{s:i, s:o}", "exit", 0, "join", object));
 }
@@ -550,11 +568,7 @@ static void on_call(void *data, const struct etcd_result *result)
             return;
         }
         if (admit->step == ADMIT_TOKEN && token_checked(admit, &range)) {
-            char key[SYNC_MAX_KEY_LEN];
-
-            snprintf(key, sizeof(key), "%sspec/ca/current", admit->sync->prefix);
-            call(admit, ADMIT_CA, "/v3/kv/range",
-                 etcd_range_request(key, strlen(key), NULL, 0, 0, false));
+            read_ca(admit);
         } else if (admit->step == ADMIT_CA) {
             if (range.n_kvs != 1 || !(admit->ca_value = strndup((const char *)range.kvs[0].value,
                                                                 range.kvs[0].value_len)))
@@ -627,12 +641,13 @@ static void on_call(void *data, const struct etcd_result *result)
 /* --- the command --- */
 
 void cluster_sync_admit(struct agent *agent, const char *request, const char *source,
-                        cluster_sync_done_fn done, void *data)
+                        const char *admin, cluster_sync_done_fn done, void *data)
 {
     struct cluster_sync *sync = sync_of(agent);
     struct sync_admit *admit;
     struct timeval now = {0, 0};
     char err[512];
+    int decoded;
 
     if (!sync) {
         sync_answer_later(agent, done, data, 1,
@@ -656,9 +671,20 @@ void cluster_sync_admit(struct agent *agent, const char *request, const char *so
     admit->done = done;
     admit->data = data;
     snprintf(admit->source, sizeof(admit->source), "%s", source && *source ? source : "?");
-    if (join_request_decode(request, strlen(request), &admit->request, err, sizeof(err)) < 0 ||
-        join_token_parse(admit->request.token, admit->token_id, admit->secret, err, sizeof(err)) <
-            0) {
+    snprintf(admit->admin, sizeof(admit->admin), "%s", admin ? admin : "");
+    decoded = join_request_decode(request, strlen(request), &admit->request, err, sizeof(err));
+    if (decoded == 0 && !admin && !admit->request.token[0]) {
+        admit->done = NULL;
+        admit_free(admit);
+        sync_answer_later(agent, done, data, 1,
+                          sync_refusal("join_refused",
+                                       "a join needs a join token ('certvisorctl cluster token "
+                                       "create' on a node of the cluster), or an "
+                                       "administrator's name and password"));
+        return;
+    }
+    if (decoded < 0 || (!admin && join_token_parse(admit->request.token, admit->token_id,
+                                                   admit->secret, err, sizeof(err)) < 0)) {
         admit->done = NULL;
         admit_free(admit);
         sync_answer_later(

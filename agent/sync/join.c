@@ -47,6 +47,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,6 +92,7 @@ struct cluster_join {
     char who[128];
     char peer[JOIN_PEER_MAX];
     char token[24];
+    char *authorization; /* "Basic ..." of an administrator's name and password, or NULL */
     char ca_hash[JOIN_CA_HASH_TEXT_LEN + 1];
     char address[JOIN_ADDRESS_MAX];
     int client_port, peer_port;
@@ -123,6 +125,8 @@ static void join_free(struct cluster_join *join)
     if (join->timer)
         event_free(join->timer);
     free(join->ca_pem);
+    if (join->authorization)
+        OPENSSL_clear_free(join->authorization, strlen(join->authorization));
     for (size_t i = 0; i < JOIN_N_CERTS; i++)
         free(join->csr[i]);
     join_answer_clear(&join->answer);
@@ -381,10 +385,11 @@ static void on_csrs(struct cluster_join *join, struct join_job *job)
     body = join_request_encode(&request);
     OPENSSL_cleanse(request.token, sizeof(request.token));
     join->step = STEP_ADMIT;
-    join->http =
-        body ? join_http_request(join->agent->base, join->peer, join->ca_pem, "/v1/join/admit",
-                                 body, JOIN_ADMIT_TIMEOUT_MS, on_admit, join, err, sizeof(err))
-             : NULL;
+    join->http = body
+                     ? join_http_request_as(join->agent->base, join->peer, join->ca_pem,
+                                            join->authorization, "/v1/join/admit", body,
+                                            JOIN_ADMIT_TIMEOUT_MS, on_admit, join, err, sizeof(err))
+                     : NULL;
     if (body)
         OPENSSL_clear_free(body, strlen(body));
     if (!join->http)
@@ -904,6 +909,25 @@ static void undo(struct cluster_join *join)
 
 /* --- the command --- */
 
+/* "Basic <base64 of user:password>" (malloc'd, to wipe), or NULL. */
+static char *basic_authorization(const char *user, const char *password)
+{
+    size_t plain_len = strlen(user) + 1 + strlen(password);
+    char *plain = malloc(plain_len + 1), *header = malloc(6 + 4 * ((plain_len + 2) / 3) + 1);
+
+    if (plain && header) {
+        snprintf(plain, plain_len + 1, "%s:%s", user, password);
+        memcpy(header, "Basic ", 6);
+        EVP_EncodeBlock((unsigned char *)header + 6, (const unsigned char *)plain, (int)plain_len);
+    } else {
+        free(header);
+        header = NULL;
+    }
+    if (plain)
+        OPENSSL_clear_free(plain, plain_len + 1);
+    return header;
+}
+
 static bool hash_form(const char *text)
 {
     if (strncasecmp(text, "sha256:", 7) != 0 || strlen(text) != JOIN_CA_HASH_TEXT_LEN)
@@ -926,7 +950,21 @@ int cluster_join_check(const struct cluster_join_args *args, char *err, size_t e
                  args->peer);
         return -EINVAL;
     }
-    r = join_token_parse(args->token ? args->token : "", id, secret, err, err_len);
+    if ((args->token != NULL) == (args->user != NULL)) {
+        snprintf(err, err_len,
+                 "give --token (as 'certvisorctl cluster token create' printed it) or --user "
+                 "(an administrator of the cluster's REST API), not %s",
+                 args->token ? "both" : "neither");
+        return -EINVAL;
+    }
+    if (args->user && (!args->password || !*args->user || strlen(args->user) > 64 ||
+                       strchr(args->user, ':') || strlen(args->password) > 1024)) {
+        snprintf(err, err_len,
+                 "--user takes an administrator's name (at most 64 bytes, no "
+                 "':'), with the password (at most 1024 bytes)");
+        return -EINVAL;
+    }
+    r = args->token ? join_token_parse(args->token, id, secret, err, err_len) : 0;
     OPENSSL_cleanse(secret, sizeof(secret));
     if (r < 0)
         return r;
@@ -987,7 +1025,12 @@ void cluster_join(struct agent *agent, const struct cluster_join_args *args, con
     join->data = data;
     snprintf(join->who, sizeof(join->who), "%s", who ? who : "?");
     snprintf(join->peer, sizeof(join->peer), "%s", args->peer);
-    snprintf(join->token, sizeof(join->token), "%s", args->token);
+    snprintf(join->token, sizeof(join->token), "%s", args->token ? args->token : "");
+    if (args->user && !(join->authorization = basic_authorization(args->user, args->password))) {
+        join_free(join);
+        sync_answer_later(agent, done, data, 1, sync_refusal("failed", "out of memory"));
+        return;
+    }
     snprintf(join->ca_hash, sizeof(join->ca_hash), "%s", args->ca_hash);
     for (char *p = join->ca_hash; *p; p++)
         *p = (char)(*p >= 'A' && *p <= 'F' ? *p - 'A' + 'a' : *p);

@@ -62,12 +62,14 @@ void cluster_sync_tokens_forget(struct agent *agent, void *data);
 
 /*
  * The peer's side of a join (admit.c; issue 17): request is the joiner's JSON (join_wire.h),
- * source its address (for the log). Answers {"exit": 0, "join": <the answer>} once the node is
- * registered and its etcd learner added, or a refusal with a reason: invalid_request,
- * join_refused (the token), conflict, busy, cluster_unavailable, not_a_cluster, failed.
+ * source its address (for the log); admin: the administrator who admits it (a signed-in REST
+ * admin, or root), who needs no token, else NULL and the request's token decides. Answers {"exit":
+ * 0, "join": <the answer>} once the node is registered and its etcd learner added, or a refusal
+ * with a reason: invalid_request, join_refused (the token), conflict, busy, cluster_unavailable,
+ * not_a_cluster, failed.
  */
 void cluster_sync_admit(struct agent *agent, const char *request, const char *source,
-                        cluster_sync_done_fn done, void *data);
+                        const char *admin, cluster_sync_done_fn done, void *data);
 void cluster_sync_admit_forget(struct agent *agent, void *data);
 
 /*
@@ -80,7 +82,9 @@ void cluster_sync_admit_forget(struct agent *agent, void *data);
  */
 struct cluster_join_args {
     const char *peer;
-    const char *token;
+    const char *token;    /* or: */
+    const char *user;     /* an administrator of the cluster's REST API, and */
+    const char *password; /* their password (HTTP Basic to the peer, never logged) */
     const char *ca_hash;
     const char *address;
     int client_port;

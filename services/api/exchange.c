@@ -388,9 +388,9 @@ void api_ask_anonymous(struct api_call *call, const char *command, json_t *args,
                        int timeout_ms, api_reply_fn fn)
 {
     send_request(call,
-                 json_pack("{s:s, s:o, s:o}", "command", command, "args",
-                           args ? args : json_array(), "options",
-                           options ? options : json_object()),
+                 json_pack("{s:s, s:o, s:o, s:b}", "command", command, "args",
+                           args ? args : json_array(), "options", options ? options : json_object(),
+                           "as_anonymous", 1),
                  timeout_ms, fn);
 }
 
@@ -619,7 +619,10 @@ void api_handle(struct http_request *request, void *data)
      */
     if (!http_request_header(request, "authorization") && !api_route_is_public(request))
         call->certificate_chain = http_request_peer_chain_pem(request);
-    if (!call->certificate_chain && !api_route_is_public(request) &&
+    /* The join's public routes take credentials when given (an admin joins a node without a
+     * token), and go without them otherwise. */
+    if (!call->certificate_chain &&
+        (!api_route_is_public(request) || http_request_header(request, "authorization")) &&
         take_credentials(call, http_request_header(request, "authorization")) < 0) {
         http_response_header(request, "WWW-Authenticate",
                              "Basic realm=\"certvisor\", charset=\"UTF-8\"");

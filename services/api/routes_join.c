@@ -56,8 +56,12 @@ void api_post_join_admit(struct api_call *call)
     api_peer_address(call, source, sizeof(source));
     /* The agent gives a join a longer deadline than a read: it issues certificates and adds an
      * etcd member. */
-    api_ask_anonymous(call, "cluster admit", json_pack("[s]", text),
-                      json_pack("{s:s}", "source", source), API_CHANGE_TIMEOUT_MS, admitted);
+    if (call->user[0]) /* an administrator's name and password instead of a token */
+        api_ask(call, "cluster admit", json_pack("[s]", text), json_pack("{s:s}", "source", source),
+                false, true, admitted);
+    else
+        api_ask_anonymous(call, "cluster admit", json_pack("[s]", text),
+                          json_pack("{s:s}", "source", source), API_CHANGE_TIMEOUT_MS, admitted);
     free(text);
 }
 

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from conftest import wait_for
+from conftest import CERTVISORCTL, wait_for
 from test_certs import free_port, redis_service, state
 from test_cluster_etcd import cluster_agent, etcd_service_body
 from test_cluster_sync import cluster_status, etcdctl, file_fingerprint, served
@@ -201,7 +201,10 @@ def test_bad_join_arguments_are_usage_errors(n1, agent_factory):
           "sha256:" + "0" * 64], "token"),
         (["cluster", "join", n1.api_peer, "--token", "abcdef.0123456789abcdef",
           "--ca-cert-hash", "md5:00"], "--ca-cert-hash takes sha256:"),
-        (["cluster", "join", n1.api_peer], "--token and --ca-cert-hash are needed"),
+        (["cluster", "join", n1.api_peer, "--ca-cert-hash", "sha256:" + "0" * 64],
+         "give --token (as 'certvisorctl cluster token create' printed it"),
+        (["cluster", "join", n1.api_peer, "--token", "abcdef.0123456789abcdef"],
+         "--ca-cert-hash is needed"),  # no terminal to confirm the CA on
     ]
     for args, expected in cases:
         out = n2.ctl(*args)
@@ -356,3 +359,50 @@ def test_a_node_joins_while_a_voter_is_down_and_not_without_quorum(n1, agent_fac
 def spki_hex(agent):
     from test_cluster_tokens import spki_sha256
     return spki_sha256(state(agent, "ca.pem")).split(":", 1)[1]
+
+
+def test_an_administrator_joins_a_node_without_a_token(n1, agent_factory, tmp_path):
+    """Redis Enterprise's operators join with an admin's name and password: the CA is still
+    pinned, by its hash or by the operator's confirmation on the terminal."""
+    password = tmp_path / "password"
+    password.write_text("s3cret-Passw0rd\n")
+    out = n1.ctl("user", "add", "ops", "--role", "admin", "--password-file", str(password))
+    assert out.returncode == 0, out.stdout + out.stderr
+    viewer = n1.ctl("user", "add", "watcher", "--role", "viewer", "--password-file",
+                    str(password))
+    assert viewer.returncode == 0, viewer.stderr
+    from test_cluster_tokens import spki_sha256
+    ca_hash = spki_sha256(state(n1, "ca.pem"))
+    n2 = new_node(agent_factory)
+
+    # A viewer is not enough, and a wrong password is refused: nothing joins.
+    for user, secret, expected in (("watcher", "s3cret-Passw0rd", "a join needs a join token"),
+                                   ("ops", "wrong", "(HTTP 401)")):
+        (tmp_path / "try").write_text(secret + "\n")
+        out = n2.ctl("cluster", "join", n1.api_peer, "--user", user, "--password-file",
+                     str(tmp_path / "try"), "--ca-cert-hash", ca_hash, "--client-port",
+                     str(n2.client_port), "--peer-port", str(n2.peer_port))
+        assert out.returncode != 0, out.stdout
+        assert expected in out.stderr, out.stderr
+    assert [m["name"] for m in members(n1)] == ["n1"]
+
+    # The operator confirms the CA on the terminal (script(1) gives certvisorctl one).
+    command = " ".join([str(CERTVISORCTL), "-s", str(n2.socket), "cluster", "join", n1.api_peer,
+                        "--user", "ops", "--password-file", str(password), "--client-port",
+                        str(n2.client_port), "--peer-port", str(n2.peer_port)])
+    out = subprocess.run(["script", "-qec", command, "/dev/null"], input="y\n",
+                         capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert ca_hash in out.stdout and "Is this the cluster's CA? [y/N]" in out.stdout, out.stdout
+    assert "as node 'n2'" in out.stdout, out.stdout
+    assert sorted(m["name"] for m in members(n1)) == ["n1", "n2"]
+    assert "s3cret" not in n1.log_text() and "s3cret" not in n2.log_text()
+    assert "admitted by REST user 'ops'" in n1.log_text()
+
+    # Answered no on the terminal: nothing is sent.
+    n3 = new_node(agent_factory)
+    command = " ".join([str(CERTVISORCTL), "-s", str(n3.socket), "cluster", "join", n1.api_peer,
+                        "--user", "ops", "--password-file", str(password)])
+    out = subprocess.run(["script", "-qec", command, "/dev/null"], input="n\n",
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and "was not confirmed: nothing was sent" in out.stdout, out.stdout
