@@ -51,9 +51,8 @@ static char *fetch_ca(const char *peer)
     json_t *body;
     char *pem = NULL;
 
-    if (!base ||
-        !join_http_request(base, peer, NULL, "/v1/join/ca", NULL, 10000, on_fetched, &f, err,
-                           sizeof(err))) {
+    if (!base || !join_http_request(base, peer, NULL, "/v1/join/ca", NULL, 10000, on_fetched, &f,
+                                    err, sizeof(err))) {
         fprintf(stderr, "certvisorctl: %s\n", base ? err : "out of memory");
         if (base)
             event_base_free(base);
@@ -67,8 +66,9 @@ static char *fetch_ca(const char *peer)
     else if (f.error)
         fprintf(stderr, "certvisorctl: %s did not answer over TLS: %s\n", peer, f.message);
     else
-        fprintf(stderr, "certvisorctl: %s answered no cluster CA on /v1/join/ca (HTTP %d): is it "
-                        "a certvisor node's REST API?\n",
+        fprintf(stderr,
+                "certvisorctl: %s answered no cluster CA on /v1/join/ca (HTTP %d): is it "
+                "a certvisor node's REST API?\n",
                 peer, f.status);
     json_decref(body);
     free(f.body);
@@ -124,8 +124,8 @@ static int confirm_ca(const char *peer, char *hash, size_t len)
 
 int ctl_join_arguments(int argc, char **argv, json_t *args, json_t *options)
 {
-    static const char *const names[] = {"--token",   "--ca-cert-hash", "--address",
-                                        "--client-port", "--peer-port", "--user",
+    static const char *const names[] = {"--token",        "--ca-cert-hash", "--address",
+                                        "--client-port",  "--peer-port",    "--user",
                                         "--password-file"};
     const size_t n_names = sizeof(names) / sizeof(names[0]);
     const char *user = NULL, *password_file = NULL;

@@ -105,6 +105,7 @@ struct cluster_join {
     bool admitted;
     char prefix[128];
     unsigned own_ca_generation; /* this node's CA before the join: made current again by undo */
+    unsigned own_generation[JOIN_N_CERTS]; /* its internode certificates before: likewise */
     bool ca_taken, membership_written, undoing;
     enum undo_part undo_next;
     struct etcd_client *client; /* the other members, for the promotion and the undo */
@@ -114,6 +115,25 @@ struct cluster_join {
     char failure[1400];
 };
 
+static void on_client_unused(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    etcd_client_free(arg);
+}
+
+/* Frees the join's client from the loop: the join may end inside one of its calls' callbacks,
+ * which the client still uses once that callback returns. */
+static void drop_client(struct cluster_join *join)
+{
+    struct timeval now = {0, 0};
+
+    if (join->client && event_base_once(join->agent->base, -1, EV_TIMEOUT, on_client_unused,
+                                        join->client, &now) < 0)
+        log_error("Cluster: out of memory: a join's etcd client is not freed");
+    join->client = NULL;
+}
+
 static void join_free(struct cluster_join *join)
 {
     if (join->agent->join == join)
@@ -121,7 +141,7 @@ static void join_free(struct cluster_join *join)
     join_http_cancel(join->http);
     if (join->call)
         etcd_call_cancel(join->call);
-    etcd_client_free(join->client);
+    drop_client(join);
     if (join->timer)
         event_free(join->timer);
     free(join->ca_pem);
@@ -477,6 +497,10 @@ static void take_ca(struct cluster_join *join)
     if (r == 0 &&
         certstore_current(agent->certs->store, CERT_CLUSTER_CA, &join->own_ca_generation) < 0)
         join->own_ca_generation = 0;
+    for (size_t i = 0; r == 0 && i < JOIN_N_CERTS; i++)
+        if (certstore_current(agent->certs->store, join_cert_names[i], &join->own_generation[i]) <
+            0)
+            join->own_generation[i] = 0;
     if (r == 0) {
         certstore_target_of(agent->certs->store, &job->target);
         job->ca_cert = strndup(ca.cert_pem, ca.cert_len);
@@ -799,17 +823,47 @@ static void undo_answer(struct cluster_join *join, const char *left)
     finish(join, 1, sync_refusal("join_failed", message));
 }
 
+/* The internode certificates from before the join, applied again (the peer's chain to a CA
+ * this node no longer holds), so that the services that use them reload with them. */
+static void restore_internode(struct cluster_join *join)
+{
+    struct certstore *store = join->agent->certs->store;
+    struct apply_pair_input pairs[JOIN_N_CERTS];
+    char *cert[JOIN_N_CERTS] = {0}, *key[JOIN_N_CERTS] = {0};
+    size_t cert_len[JOIN_N_CERTS] = {0}, key_len[JOIN_N_CERTS] = {0}, n = 0;
+    struct apply_request *request;
+
+    for (size_t i = 0; i < JOIN_N_CERTS; i++) {
+        if (!join->own_generation[i] ||
+            certstore_read_cert(store, join_cert_names[i], join->own_generation[i], &cert[n],
+                                &cert_len[n]) < 0 ||
+            certstore_read_key(store, join_cert_names[i], join->own_generation[i], &key[n],
+                               &key_len[n]) < 0) {
+            free(cert[n]);
+            cert[n] = NULL;
+            continue;
+        }
+        pairs[n] =
+            (struct apply_pair_input){join_cert_names[i], cert[n], cert_len[n], key[n], key_len[n]};
+        n++;
+    }
+    request = n ? apply_certificates(pairs, n, "generated") : NULL;
+    if (request)
+        apply_submit(join->agent, request, join->who, false, NULL, NULL);
+    for (size_t i = 0; i < n; i++) {
+        free(cert[i]);
+        OPENSSL_clear_free(key[i], key_len[i]);
+    }
+}
+
 static void on_undo_reload(void *data, int exit_status, json_t *reply)
 {
     struct cluster_join *join = data;
-    struct apply_request *rotate;
 
     json_decref(reply);
     (void)exit_status;
-    /* The internode certificates the peer issued chain to a CA this node no longer holds. */
-    rotate = join->ca_taken ? apply_rotate("all") : NULL;
-    if (rotate)
-        apply_submit(join->agent, rotate, join->who, false, NULL, NULL);
+    if (join->ca_taken)
+        restore_internode(join);
     undo_answer(join, NULL);
 }
 
@@ -819,8 +873,7 @@ static void undo_local(struct cluster_join *join)
     char path[PATH_MAX], err[512];
     struct apply_request *reload;
 
-    etcd_client_free(join->client);
-    join->client = NULL;
+    drop_client(join);
     if (join->ca_taken && join->own_ca_generation &&
         (certstore_commit(agent->certs->store, CERT_CLUSTER_CA, join->own_ca_generation, err,
                           sizeof(err)) < 0 ||

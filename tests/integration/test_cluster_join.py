@@ -406,3 +406,38 @@ def test_an_administrator_joins_a_node_without_a_token(n1, agent_factory, tmp_pa
     out = subprocess.run(["script", "-qec", command, "/dev/null"], input="n\n",
                          capture_output=True, text=True, timeout=60)
     assert out.returncode != 0 and "was not confirmed: nothing was sent" in out.stdout, out.stdout
+
+
+def test_a_join_that_fails_after_admission_is_undone(n1, agent_factory):
+    """The joiner's etcd member cannot start (its peer port is taken): it never catches up, is
+    never promoted, and the join is undone: its member removed and its registry entry deleted
+    in the store, its membership file gone, its own CA back; the answer names the step."""
+    import socket
+    n2 = new_node(agent_factory)
+    own_ca = file_fingerprint(state(n2, "ca.pem"))
+    blocker = socket.socket()
+    blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    blocker.bind(("127.0.0.1", n2.peer_port))
+    blocker.listen(1)
+    try:
+        secret, ca_hash = token(n1)
+        out = join(n2, n1, secret, ca_hash)
+    finally:
+        blocker.close()
+    assert out.returncode != 0
+    assert "failed while promoting this node's etcd member" in out.stderr, out.stderr
+    assert "what the join had done was undone" in out.stderr, out.stderr
+    assert [m["name"] for m in members(n1)] == ["n1"]
+    assert etcdctl(n1, "get", "--prefix", "/certvisor/test/nodes/").stdout == ""
+    assert not state(n2, "membership.json").exists()
+    wait_for(lambda: cluster_status(n2)["store"] == "local", 30, what="n2 on its own again")
+    assert file_fingerprint(state(n2, "ca.pem")) == own_ca
+    # Its internode certificates are its own CA's again.
+    wait_for(lambda: subprocess.run(
+        ["openssl", "verify", "-CAfile", str(state(n2, "ca.pem")),
+         str(state(n2, "certs", "ccs_internode_encryption", "current", "cert.pem"))],
+        capture_output=True).returncode == 0, 30, what="n2's internode certificates re-issued")
+    # And it can join for good once the port is free.
+    secret, ca_hash = token(n1)
+    out = join(n2, n1, secret, ca_hash)
+    assert out.returncode == 0, out.stdout + out.stderr
