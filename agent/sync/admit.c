@@ -26,6 +26,7 @@
 #include "config.h"
 #include "join_token.h"
 #include "join_wire.h"
+#include "json_fields.h"
 #include "log.h"
 #include "monitor.h"
 #include "offload.h"
@@ -485,12 +486,11 @@ static void commit(struct sync_admit *admit)
     char *value;
 
     snprintf(id, sizeof(id), "%" PRIu64, admit->member_id);
-    value =
-        json_dumps(json_pack("{s:s, s:s, s:i, s:i, s:s, s:s, s:I}", "name", admit->node, "address",
-                             admit->request.address, "client_port", admit->request.client_port,
-                             "peer_port", admit->request.peer_port, "member_id", id, "admitted_by",
-                             admit->sync->node, "at", (json_int_t)time(NULL)),
-                   JSON_COMPACT | JSON_SORT_KEYS);
+    value = json_fields_dump(json_pack("{s:s, s:s, s:i, s:i, s:s, s:s, s:I}", "name", admit->node,
+                                       "address", admit->request.address, "client_port",
+                                       admit->request.client_port, "peer_port",
+                                       admit->request.peer_port, "member_id", id, "admitted_by",
+                                       admit->sync->node, "at", (json_int_t)time(NULL)));
     struct etcd_op ops[2] = {
         {ETCD_OP_PUT, admit->node_key, strlen(admit->node_key), value, value ? strlen(value) : 0,
          0},
@@ -552,6 +552,7 @@ static void on_call(void *data, const struct etcd_result *result)
     bool succeeded = false;
     char err[512];
     int parsed;
+    enum admit_step step = admit->step;
 
     admit->call = NULL;
     if (result->error) {
@@ -567,15 +568,17 @@ static void on_call(void *data, const struct etcd_result *result)
             refuse(admit, "failed", "the cluster's store answered what cannot be read: %s", err);
             return;
         }
-        if (admit->step == ADMIT_TOKEN && token_checked(admit, &range)) {
-            read_ca(admit);
-        } else if (admit->step == ADMIT_CA) {
+        /* step, not admit->step: a refusal frees admit. */
+        if (step == ADMIT_TOKEN) {
+            if (token_checked(admit, &range))
+                read_ca(admit);
+        } else if (step == ADMIT_CA) {
             if (range.n_kvs != 1 || !(admit->ca_value = strndup((const char *)range.kvs[0].value,
                                                                 range.kvs[0].value_len)))
                 refuse(admit, "failed", "the cluster's store holds no cluster CA (spec/ca)");
             else
                 read_prefix(admit, ADMIT_REGISTRY, "nodes/");
-        } else if (admit->step == ADMIT_REGISTRY) {
+        } else {
             keep_registry(admit, &range);
             call(admit, ADMIT_MEMBERS, "/v3/cluster/member/list", json_object());
         }
