@@ -185,6 +185,43 @@ static void watch_events_and_compaction_are_read(void **unused)
     etcd_watch_message_free(&message);
 }
 
+/* What member/list and member/add answer (the gateway writes ids as decimal strings, leaves
+ * out isLearner when false and clientURLs for a member that never started). */
+static void member_lists_are_read(void **unused)
+{
+    static const char text[] =
+        "{\"header\":{\"cluster_id\":\"1\",\"member_id\":\"2\",\"raft_term\":\"3\"},"
+        "\"member\":{\"ID\":\"18446744073709551615\",\"peerURLs\":[\"https://[::1]:2380\"],"
+        "\"isLearner\":true},"
+        "\"members\":[{\"ID\":\"12\",\"name\":\"n1\",\"peerURLs\":[\"https://10.0.0.1:2380\"],"
+        "\"clientURLs\":[\"https://10.0.0.1:2379\"]},"
+        "{\"ID\":\"18446744073709551615\",\"peerURLs\":[\"https://[::1]:2380\"],"
+        "\"isLearner\":true}]}";
+    struct etcd_members members;
+    struct etcd_error etcd_err;
+    char err[256];
+
+    (void)unused;
+    assert_int_equal(etcd_parse_members(text, strlen(text), &members, &etcd_err, err, sizeof(err)),
+                     0);
+    assert_true(members.added_id == UINT64_MAX);
+    assert_int_equal(members.n, 2);
+    assert_string_equal(members.members[0].name, "n1");
+    assert_string_equal(members.members[0].client_url, "https://10.0.0.1:2379");
+    assert_false(members.members[0].learner);
+    assert_string_equal(members.members[1].name, "");
+    assert_string_equal(members.members[1].client_url, "");
+    assert_true(members.members[1].learner);
+    /* A member without an id, or with a name that is not a string: refused. */
+    static const char *const bad[] = {"{\"members\":[{\"name\":\"n1\"}]}",
+                                      "{\"members\":[{\"ID\":\"1\",\"name\":5}]}"};
+
+    for (size_t i = 0; i < 2; i++)
+        assert_int_equal(
+            etcd_parse_members(bad[i], strlen(bad[i]), &members, &etcd_err, err, sizeof(err)),
+            -EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -197,6 +234,7 @@ int main(void)
         cmocka_unit_test(errors_are_told_apart),
         cmocka_unit_test(a_failed_compare_is_not_success),
         cmocka_unit_test(watch_events_and_compaction_are_read),
+        cmocka_unit_test(member_lists_are_read),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
