@@ -187,6 +187,10 @@ static void fail(struct cluster_join *join, const char *reason, const char *fmt,
         undo(join);
         return;
     }
+    /* Refused before admission: the keys made for the CSRs are of no use (a later 'certificate
+     * set' without a key must not pair with them). */
+    for (size_t i = 0; join->step >= STEP_ADMIT && !join->admitted && i < JOIN_N_CERTS; i++)
+        certstore_drop_pending_key(join->agent->certs->store, join_cert_names[i]);
     finish(join, 1, sync_refusal(reason, join->failure));
 }
 

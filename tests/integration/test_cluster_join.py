@@ -185,6 +185,7 @@ def test_an_unknown_or_deleted_token_is_refused_and_nothing_changes(n1, agent_fa
     assert out.returncode != 0
     assert "unknown, expired, already used" in out.stderr, out.stderr
     assert file_fingerprint(state(n2, "ca.pem")) == own_ca
+    assert not list(state(n2, "certs").glob("*/pending-key.pem"))  # the CSRs' keys are gone
     assert [m["name"] for m in members(n1)] == ["n1"]
     # A secret that does not match its id: the same answer, which tells a guesser nothing.
     secret, ca_hash = token(n1)
@@ -247,6 +248,19 @@ def test_the_admission_endpoint_refuses_hostile_requests(n1):
                                     "csrs": {"ccs_internode_encryption": csr,
                                              "data_internode_encryption": csr}}).encode())
     assert status == 403 and b"join_refused" in body, body
+    # A flood of admissions with made-up tokens, and truncated ones: each refused (403, or 503
+    # while another is being checked), the agent answers on, and a real join still works.
+    import concurrent.futures
+    bogus = json.dumps({"token": "abcdef.0123456789abcdef", "address": "127.0.0.1",
+                        "client_port": 1, "peer_port": 2,
+                        "csrs": {"ccs_internode_encryption": csr,
+                                 "data_internode_encryption": csr}}).encode()
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        statuses = list(pool.map(lambda i: post(bogus if i % 4 else bogus[:len(bogus) // 2])[0],
+                                 range(64)))
+    assert set(statuses) <= {400, 403, 503}, statuses
+    assert statuses.count(403) >= 1, statuses
+    assert n1.ctl("status").returncode == 0
     # The CA is public: anyone may read it, and that is all.
     ctx = ssl.create_default_context(cafile=str(state(n1, "ca.pem")))
     ctx.check_hostname = False

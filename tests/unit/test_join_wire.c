@@ -32,7 +32,8 @@ static struct join_answer sample_answer(void)
     snprintf(a.node, sizeof(a.node), "n2");
     a.members[0] = (struct join_member){"n1", "10.0.0.1", 2379, 2380};
     a.members[1] = (struct join_member){"n2", "fd00::2", 3379, 3380};
-    a.cert[0] = a.cert[1] = (char *)"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    a.cert[0] = a.cert[1] =
+        (char *)"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
     a.ca_value = (char *)"{\"name\": \"cluster_ca\"}";
     for (size_t i = 0; i < sizeof(a.data_key); i++)
         a.data_key[i] = (unsigned char)(i * 7 + 1);
@@ -166,12 +167,12 @@ static void the_peer_issues_for_the_csrs_key_and_names_the_node_itself(void **un
     assert_int_equal(cert_settings_default(&settings), 0);
     assert_int_equal(certs_open(dir, (gid_t)-1, &certs, err, sizeof(err)), 0);
     assert_int_equal(certs_bootstrap(certs, &settings, &made, err, sizeof(err)), 0);
-    assert_int_equal(certs_issuer_new(certs, &settings, "ccs_internode_encryption", &issuer, err,
-                                      sizeof(err)),
-                     0);
-    csr = make_csr(KEY_EC_P256, "whatever-the-joiner-asks", &key);
     assert_int_equal(
-        certs_issuer_sign_csr(issuer, csr, "n4", ips, 2, &cert_pem, err, sizeof(err)), 0);
+        certs_issuer_new(certs, &settings, "ccs_internode_encryption", &issuer, err, sizeof(err)),
+        0);
+    csr = make_csr(KEY_EC_P256, "whatever-the-joiner-asks", &key);
+    assert_int_equal(certs_issuer_sign_csr(issuer, csr, "n4", ips, 2, &cert_pem, err, sizeof(err)),
+                     0);
     bio = BIO_new_mem_buf(cert_pem, -1);
     cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
     BIO_free(bio);
@@ -187,9 +188,8 @@ static void the_peer_issues_for_the_csrs_key_and_names_the_node_itself(void **un
 
     /* A CSR that is not one, or for a key too weak: refused, nothing issued. */
     cert_pem = NULL;
-    assert_int_not_equal(certs_issuer_sign_csr(issuer, csr_text, "n4", ips, 2, &cert_pem, err,
-                                               sizeof(err)),
-                         0);
+    assert_int_not_equal(
+        certs_issuer_sign_csr(issuer, csr_text, "n4", ips, 2, &cert_pem, err, sizeof(err)), 0);
     assert_non_null(strstr(err, "the certificate request is not a PEM certificate request"));
     assert_null(cert_pem);
     certs_issuer_free(issuer);
