@@ -74,9 +74,10 @@ def token(peer):
 
 
 def join(agent, peer, secret, ca_hash, *extra):
+    """A join answers within its steps' bounds: 60 s for the promotion, 90 s for the first apply."""
     return agent.ctl("cluster", "join", peer.api_peer, "--token", secret, "--ca-cert-hash",
                      ca_hash, "--client-port", str(agent.client_port), "--peer-port",
-                     str(agent.peer_port), *extra)
+                     str(agent.peer_port), *extra, timeout=240)
 
 
 def members(agent):
