@@ -369,7 +369,6 @@ int cluster_sync_publish(struct agent *agent, const struct apply_publication *pu
                          void (*done)(void *data, int exit_status, json_t *reply), void *data)
 {
     struct cluster_sync *sync = sync_of(agent);
-    const struct cluster_health *health;
     static struct txn_parts txn;
     struct sync_publication *p;
     char err[512] = "", message[1024];
@@ -378,7 +377,6 @@ int cluster_sync_publish(struct agent *agent, const struct apply_publication *pu
     if (!sync || sync->state == SYNC_NOT_INITIALISED ||
         (publication->n_certs == 0 && !publication->policy && publication->n_trust == 0))
         return 1; /* this node's alone, or nothing that the store keeps changes */
-    health = cluster_monitor_health(agent->cluster);
     if (sync->state != SYNC_INITIALISED) {
         sync_converge_now(sync); /* read again now: the next try may find it readable */
         snprintf(message, sizeof(message),
@@ -390,14 +388,9 @@ int cluster_sync_publish(struct agent *agent, const struct apply_publication *pu
             sync_refusal(sync->state == SYNC_BROKEN ? "failed" : "cluster_unavailable", message));
         return 0;
     }
-    if (!health->has_leader) {
-        snprintf(message, sizeof(message),
-                 "the cluster store has no quorum (%s); certificates and policy cannot change; "
-                 "services keep serving the current configuration",
-                 health->last_error[0] ? health->last_error : "no member answered");
-        sync_answer_later(agent, done, data, 1, sync_refusal("cluster_unavailable", message));
-        return 0;
-    }
+    /* The monitor's view may be up to a poll old (an election a moment ago): the store itself
+     * decides, within the client's deadline; without quorum the transaction fails (every member
+     * answers 503, or none answers) and the change is refused as unavailable. */
     p = calloc(1, sizeof(*p));
     if (!p || build_txn(sync, publication, &txn, p->what, sizeof(p->what), err, sizeof(err)) < 0) {
         txn_parts_clear(&txn);
