@@ -574,6 +574,20 @@ static void print_cluster_sync(json_t *reply)
 }
 
 /* cluster status: one "field: value" line each, as an operator reads it. */
+/* A line of names ("" for an etcd member not started yet), when the array was read. */
+static void print_names(const char *label, json_t *names)
+{
+    if (!json_is_array(names))
+        return;
+    printf("%s", label);
+    for (size_t i = 0; i < json_array_size(names); i++)
+        printf("%s%s", i ? ", " : "",
+               *json_string_value(json_array_get(names, i))
+                   ? json_string_value(json_array_get(names, i))
+                   : "(not started)");
+    printf("%s\n", json_array_size(names) ? "" : "(none)");
+}
+
 static void print_cluster_status(json_t *reply)
 {
     json_t *alive = json_object_get(reply, "alive");
@@ -608,6 +622,8 @@ static void print_cluster_status(json_t *reply)
             printf("%s%s", i ? ", " : "", json_string_value(json_array_get(alive, i)));
         printf("%s\n", json_array_size(alive) ? "" : "(none)");
     }
+    print_names("voters:   ", json_object_get(reply, "voters"));
+    print_names("learners: ", json_object_get(reply, "learners"));
     print_cluster_sync(reply);
 }
 

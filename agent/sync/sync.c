@@ -284,6 +284,30 @@ static void on_registry(void *data, const struct etcd_result *result)
     sync->registry = registry;
 }
 
+/* etcd's members as voters and learners (names; "" for one not started yet), for the status. */
+static void on_members(void *data, const struct etcd_result *result)
+{
+    struct cluster_sync *sync = data;
+    struct etcd_members members;
+    struct etcd_error etcd_err;
+    char err[256];
+    json_t *voters, *learners;
+
+    sync->members_call = NULL;
+    if (result->error || etcd_parse_members(result->body, result->body_len, &members, &etcd_err,
+                                            err, sizeof(err)) < 0)
+        return;
+    voters = json_array();
+    learners = json_array();
+    for (size_t i = 0; i < members.n; i++)
+        json_array_append_new(members.members[i].learner ? learners : voters,
+                              json_string(members.members[i].name));
+    json_decref(sync->voters);
+    json_decref(sync->learners);
+    sync->voters = voters;
+    sync->learners = learners;
+}
+
 static void on_nodes_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct cluster_sync *sync = arg;
@@ -306,6 +330,9 @@ static void on_nodes_timer(evutil_socket_t fd, short what, void *arg)
         sync->registry_call =
             etcd_call(sync->client, "/v3/kv/range",
                       etcd_range_request(key, key_len, end, end_len, 0, true), on_registry, sync);
+    if (!sync->members_call && sync->state == SYNC_INITIALISED)
+        sync->members_call =
+            etcd_call(sync->client, "/v3/cluster/member/list", json_object(), on_members, sync);
     evtimer_add(sync->nodes_timer, &interval);
 }
 
@@ -342,6 +369,10 @@ void cluster_sync_describe(const struct agent *agent, json_t *into)
     json_object_set_new(into, "nodes", sync->nodes ? json_deep_copy(sync->nodes) : json_object());
     json_object_set_new(into, "registered",
                         sync->registry ? json_deep_copy(sync->registry) : json_array());
+    if (sync->voters) {
+        json_object_set_new(into, "voters", json_deep_copy(sync->voters));
+        json_object_set_new(into, "learners", json_deep_copy(sync->learners));
+    }
 }
 
 int cluster_sync_staleness(const struct agent *agent, char *why, size_t len)
@@ -425,7 +456,11 @@ void cluster_sync_stop(struct agent *agent)
         etcd_call_cancel(sync->nodes_call);
     if (sync->registry_call)
         etcd_call_cancel(sync->registry_call);
+    if (sync->members_call)
+        etcd_call_cancel(sync->members_call);
     json_decref(sync->registry);
+    json_decref(sync->voters);
+    json_decref(sync->learners);
     if (sync->renewer_call)
         etcd_call_cancel(sync->renewer_call);
     event_free(sync->nodes_timer);

@@ -72,6 +72,8 @@ struct cluster_sync {
     struct etcd_call *nodes_call;
     json_t *registry; /* the nodes that joined, from nodes/ at the last poll */
     struct etcd_call *registry_call;
+    json_t *voters, *learners; /* etcd's members by name, at the last poll (NULL: not read) */
+    struct etcd_call *members_call;
     struct event *nodes_timer;
     /* callers */
     struct sync_publication *publications;

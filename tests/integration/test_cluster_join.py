@@ -297,6 +297,12 @@ def test_four_nodes_three_voters_a_dead_one_removed_and_joined_again(n1, agent_f
     assert [n.node for n in (n2, n3, n4)] == ["n2", "n3", "n4"]
     assert voters(n1) == ["n1", "n2", "n3"]
     assert sorted(m["name"] for m in members(n1)) == ["n1", "n2", "n3", "n4"]
+    # cluster status says who votes.
+    wait_for(lambda: (sorted(cluster_status(n2).get("voters", [])),
+                      cluster_status(n2).get("learners")) == (["n1", "n2", "n3"], ["n4"]), 30,
+             what="n2's status to show the voters and the learner")
+    shown = n2.ctl("cluster", "status").stdout
+    assert re.search(r"^learners: n4$", shown, re.M), shown
     proxy = file_fingerprint(state(n1, "certs", "proxy", "current", "cert.pem"))
     for node in (n2, n3, n4):
         wait_for(lambda: served(node) == proxy, 30, what=f"{node.node} to serve the cluster's")
