@@ -13,6 +13,7 @@
 #include "etcd_json.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <event2/event.h>
 #include <openssl/crypto.h>
@@ -284,6 +285,41 @@ static void on_registry(void *data, const struct etcd_result *result)
     sync->registry = registry;
 }
 
+static void on_promoted(void *data, const struct etcd_result *result)
+{
+    struct cluster_sync *sync = data;
+
+    sync->promote_call = NULL;
+    if (!result->error && result->http_status == 200)
+        log_notice("Cluster: a learner was promoted: the cluster needed its vote");
+}
+
+/*
+ * The voters follow the nodes (membership_target_voters()) also when whoever should have
+ * promoted a learner did not: a joiner stopped before its promotion, a voter that went. The
+ * renewer (one node at a time) promotes a started learner while the cluster has fewer voters
+ * than it should; etcd refuses one that has not caught up, and the next poll asks again.
+ */
+static void promote_if_needed(struct cluster_sync *sync, const struct etcd_members *members)
+{
+    const struct etcd_member *learner = NULL;
+    size_t voters = 0;
+    char id[24];
+
+    if (sync->promote_call || strcmp(sync->renewer, sync->node) != 0)
+        return;
+    for (size_t i = 0; i < members->n; i++) {
+        voters += !members->members[i].learner;
+        if (members->members[i].learner && members->members[i].name[0])
+            learner = &members->members[i];
+    }
+    if (!learner || (int)voters >= membership_target_voters(members->n))
+        return;
+    snprintf(id, sizeof(id), "%" PRIu64, learner->id);
+    sync->promote_call = etcd_call(sync->client, "/v3/cluster/member/promote",
+                                   json_pack("{s:s}", "ID", id), on_promoted, sync);
+}
+
 /* etcd's members as voters and learners (names; "" for one not started yet), for the status. */
 static void on_members(void *data, const struct etcd_result *result)
 {
@@ -306,6 +342,7 @@ static void on_members(void *data, const struct etcd_result *result)
     json_decref(sync->learners);
     sync->voters = voters;
     sync->learners = learners;
+    promote_if_needed(sync, &members);
 }
 
 static void on_nodes_timer(evutil_socket_t fd, short what, void *arg)
@@ -458,6 +495,8 @@ void cluster_sync_stop(struct agent *agent)
         etcd_call_cancel(sync->registry_call);
     if (sync->members_call)
         etcd_call_cancel(sync->members_call);
+    if (sync->promote_call)
+        etcd_call_cancel(sync->promote_call);
     json_decref(sync->registry);
     json_decref(sync->voters);
     json_decref(sync->learners);

@@ -74,6 +74,7 @@ struct cluster_sync {
     struct etcd_call *registry_call;
     json_t *voters, *learners; /* etcd's members by name, at the last poll (NULL: not read) */
     struct etcd_call *members_call;
+    struct etcd_call *promote_call; /* a learner the cluster needs the vote of (sync.c) */
     struct event *nodes_timer;
     /* callers */
     struct sync_publication *publications;

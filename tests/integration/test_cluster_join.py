@@ -462,3 +462,19 @@ def test_a_join_that_fails_after_admission_is_undone(n1, agent_factory):
     secret, ca_hash = token(n1)
     out = join(n2, n1, secret, ca_hash)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_a_learner_is_promoted_when_a_voter_goes_behind_certvisors_back(n1, agent_factory):
+    """The voters follow the nodes even when nothing of certvisor removed the voter (etcdctl
+    here; a joiner stopped before its promotion is the same case): the renewer promotes the
+    learner once the cluster has fewer voters than its nodes need."""
+    n2 = joined(agent_factory, n1)
+    n3 = joined(agent_factory, n2)
+    n4 = joined(agent_factory, n1)
+    assert voters(n1) == ["n1", "n2", "n3"]
+    n3_id = next(m["ID"] for m in members(n1) if m["name"] == "n3")
+    out = etcdctl(n1, "member", "remove", format(n3_id, "x"))
+    assert out.returncode == 0, out.stderr
+    wait_for(lambda: voters(n1) == ["n1", "n2", "n4"], 60, what="n4 to be promoted")
+    assert "a learner was promoted: the cluster needed its vote" in \
+        n1.log_text() + n2.log_text() + n4.log_text()
