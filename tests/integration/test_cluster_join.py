@@ -478,3 +478,26 @@ def test_a_learner_is_promoted_when_a_voter_goes_behind_certvisors_back(n1, agen
     wait_for(lambda: voters(n1) == ["n1", "n2", "n4"], 60, what="n4 to be promoted")
     assert "a learner was promoted: the cluster needed its vote" in \
         n1.log_text() + n2.log_text() + n4.log_text()
+
+
+def test_an_automation_joins_over_rest(n1, agent_factory):
+    """POST /v1/cluster/join on the node that joins, as its admin: the REST form of cluster join,
+    with the same checks (a wrong hash is 409 ca_mismatch and sends nothing)."""
+    from test_api import ADMIN, Node, add_user
+    n2 = new_node(agent_factory)
+    add_user(n2, ADMIN[0], ADMIN[1], "admin")
+    api = Node(n2, int(n2.api_peer.rsplit(":", 1)[1]), None)
+    secret, ca_hash = token(n1)
+    body = {"peer": n1.api_peer, "token": secret, "ca_cert_hash": "sha256:" + "0" * 64,
+            "client_port": n2.client_port, "peer_port": n2.peer_port}
+    wrong = api.request("POST", "/v1/cluster/join", body)
+    assert wrong.status == 409 and wrong.json["error_code"] == "ca_mismatch", wrong
+    unknown = api.request("POST", "/v1/cluster/join", {**body, "colour": "blue"})
+    assert unknown.status == 400 and unknown.json["error_code"] == "unknown_field", unknown
+    viewer = api.request("POST", "/v1/cluster/join", {**body, "ca_cert_hash": ca_hash},
+                         auth=("nobody", "nothing"))
+    assert viewer.status == 401, viewer
+    done = api.request("POST", "/v1/cluster/join", {**body, "ca_cert_hash": ca_hash})
+    assert done.status == 200, done
+    assert done.json["node"] == "n2" and done.json["cluster"] == "test", done.json
+    assert sorted(m["name"] for m in members(n1)) == ["n1", "n2"]
