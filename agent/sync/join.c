@@ -154,13 +154,15 @@ static void join_free(struct cluster_join *join)
     free(join);
 }
 
+static void job_orphan(struct join_job *job);
+
 static void finish(struct cluster_join *join, int exit_status, json_t *reply)
 {
     cluster_sync_done_fn done = join->done;
     void *data = join->data;
 
-    if (join->job) /* it goes on without us */
-        join->job = NULL;
+    if (join->job) /* it goes on without us: its end finds no join */
+        job_orphan(join->job);
     join_free(join);
     sync_deliver(done, data, exit_status, reply);
 }
@@ -217,6 +219,11 @@ struct join_job {
     char path[PATH_MAX];
     char *text;
 };
+
+static void job_orphan(struct join_job *job)
+{
+    job->join = NULL;
+}
 
 static void job_free(struct join_job *job)
 {
