@@ -53,4 +53,8 @@ int fs_identity_of(const char *path, struct fs_identity *ret_identity);
  */
 void fs_unlink_if_same(const char *path, const struct fs_identity *identity);
 
+/* Removes path and all it holds, symbolic links not followed; a path that does not exist is
+ * removed already. Returns 0 or -errno. Slow on a big tree: never on the agent's loop. */
+int fs_remove_tree(const char *path);
+
 #endif

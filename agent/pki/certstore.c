@@ -10,7 +10,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <openssl/crypto.h>
 #include <stdatomic.h>
@@ -94,21 +93,6 @@ static int write_new_file(const char *path, const char *data, size_t len, mode_t
     if (r < 0)
         unlink(path);
     return r;
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path) < 0 && errno != ENOENT ? -1 : 0;
-}
-
-static int remove_tree(const char *path)
-{
-    if (nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
-        return -errno;
-    return 0;
 }
 
 static int name_dir(const struct certstore *store, const char *name, char *buf, size_t len)
@@ -294,7 +278,7 @@ static int stage(const struct certstore *store, const char *name, const char *ce
     snprintf(tmp, sizeof(tmp), "%s/.tmp-%u-%d-%u", dir, generation, (int)getpid(),
              atomic_fetch_add(&tmp_counter, 1));
     snprintf(final, sizeof(final), "%s/%u", dir, generation);
-    remove_tree(tmp);
+    fs_remove_tree(tmp);
     r = write_generation(store, tmp, cert_pem, cert_len, key_pem, key_len, key_for_services,
                          origin);
     if (r == 0 && rename(tmp, final) < 0)
@@ -302,7 +286,7 @@ static int stage(const struct certstore *store, const char *name, const char *ce
     if (r == 0)
         r = fs_fsync_dir(dir);
     if (r < 0) {
-        remove_tree(tmp);
+        fs_remove_tree(tmp);
         return fail(err, err_len, r, "cannot write a new generation in", dir);
     }
     *ret_generation = generation;
@@ -421,7 +405,7 @@ int certstore_discard(struct certstore *store, const char *name, unsigned genera
     if (certstore_current(store, name, &current) == 0 && current == generation)
         return -EBUSY; /* never the one in force */
     snprintf(gen_dir, sizeof(gen_dir), "%s/%u", dir, generation);
-    r = remove_tree(gen_dir);
+    r = fs_remove_tree(gen_dir);
     return r < 0 ? r : fs_fsync_dir(dir);
 }
 
@@ -470,7 +454,7 @@ static int remove_leftovers(struct certstore *store, const char *name)
             strncmp(entry->d_name, ".current-tmp-", 13) == 0 ||
             strncmp(entry->d_name, ".pending-tmp-", 13) == 0) {
             snprintf(path, sizeof(path), "%s/%s", dir, entry->d_name);
-            remove_tree(path);
+            fs_remove_tree(path);
         }
     }
     closedir(d);
@@ -598,7 +582,7 @@ int certstore_delete(struct certstore *store, const char *name, char *err, size_
 
     if (r < 0)
         return fail(err, err_len, r, "invalid certificate name", name);
-    r = remove_tree(dir);
+    r = fs_remove_tree(dir);
     if (r == 0)
         r = fs_fsync_dir(store->root);
     return r < 0 ? fail(err, err_len, r, "cannot delete", dir) : 0;

@@ -43,7 +43,6 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <openssl/crypto.h>
@@ -52,7 +51,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -429,14 +427,6 @@ static void on_csrs(struct cluster_join *join, struct join_job *job)
 
 /* --- 4. the cluster CA and the data key --- */
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path) == 0 || errno == ENOENT ? 0 : -1;
-}
-
 static void take_ca_work(struct join_job *job)
 {
     job->result = certstore_stage_at(&job->target, CERT_CLUSTER_CA, job->ca_cert, job->ca_cert_len,
@@ -451,12 +441,9 @@ static void take_ca_work(struct join_job *job)
         job->result = sealed_key_write(job->key_path, job->data_key, job->err, sizeof(job->err));
     /* An etcd data directory from before is another cluster's (or none's): the member joins
      * empty, and catches up from the others. */
-    if (job->result == 0 && nftw(job->etcd_data, remove_entry, 16, FTW_DEPTH | FTW_PHYS) < 0 &&
-        errno != ENOENT) {
-        job->result = -errno;
+    if (job->result == 0 && (job->result = fs_remove_tree(job->etcd_data)) < 0)
         snprintf(job->err, sizeof(job->err), "cannot empty %.300s: %s", job->etcd_data,
-                 strerror(errno));
-    }
+                 strerror(-job->result));
 }
 
 static void apply_internode(struct cluster_join *join);

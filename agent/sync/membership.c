@@ -17,6 +17,7 @@
 
 #include "apply.h"
 #include "config.h"
+#include "fsutil.h"
 #include "join_wire.h"
 #include "log.h"
 #include "monitor.h"
@@ -24,13 +25,11 @@
 
 #include <errno.h>
 #include <stdarg.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #define MEMBERSHIP_MAX_CALLS 8
@@ -124,14 +123,6 @@ static json_t *member_id_request(uint64_t id)
 
 /* --- the local half of a leave --- */
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path) == 0 || errno == ENOENT ? 0 : -1;
-}
-
 struct leave_job {
     char etcd_data[PATH_MAX];
 };
@@ -140,7 +131,7 @@ static void empty_etcd_data(void *data)
 {
     struct leave_job *job = data;
 
-    nftw(job->etcd_data, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    fs_remove_tree(job->etcd_data); /* what stays is emptied by the next join */
 }
 
 static void free_job(void *data, bool cancelled)
