@@ -573,6 +573,37 @@ int etcd_parse_members(const char *text, size_t len, struct etcd_members *out,
     return r;
 }
 
+size_t etcd_members_voters(const struct etcd_members *members,
+                           const struct etcd_member **ret_learner)
+{
+    size_t voters = 0;
+
+    if (ret_learner)
+        *ret_learner = NULL;
+    for (size_t i = 0; i < members->n; i++) {
+        voters += !members->members[i].learner;
+        if (members->members[i].learner && ret_learner)
+            *ret_learner = &members->members[i];
+    }
+    return voters;
+}
+
+const struct etcd_member *etcd_member_by_id(const struct etcd_members *members, uint64_t id)
+{
+    for (size_t i = 0; i < members->n; i++)
+        if (members->members[i].id == id)
+            return &members->members[i];
+    return NULL;
+}
+
+json_t *etcd_member_id_request(uint64_t id)
+{
+    char text[24];
+
+    snprintf(text, sizeof(text), "%" PRIu64, id);
+    return json_pack("{s:s}", "ID", text);
+}
+
 static int parse_event(json_t *object, struct etcd_event *out)
 {
     json_t *type = json_object_get(object, "type");

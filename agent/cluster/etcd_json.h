@@ -187,6 +187,17 @@ int etcd_parse_status(const char *text, size_t len, struct etcd_status *out,
 int etcd_parse_members(const char *text, size_t len, struct etcd_members *out,
                        struct etcd_error *err_out, char *err, size_t err_len);
 
+/* How many of the members vote; *ret_learner (when not NULL) gets the last learner, or NULL
+ * (etcd 3.4 holds one at a time). */
+size_t etcd_members_voters(const struct etcd_members *members,
+                           const struct etcd_member **ret_learner);
+
+/* The member with this id, or NULL. */
+const struct etcd_member *etcd_member_by_id(const struct etcd_members *members, uint64_t id);
+
+/* {"ID": "<decimal>"}: what /v3/cluster/member/remove and promote take (NULL: out of memory). */
+json_t *etcd_member_id_request(uint64_t id);
+
 int etcd_parse_watch(const char *text, size_t len, struct etcd_watch_message *out,
                      struct etcd_error *err_out, char *err, size_t err_len);
 void etcd_watch_message_free(struct etcd_watch_message *message);

@@ -149,12 +149,9 @@ static void refuse(struct sync_admit *admit, const char *reason, const char *fmt
     va_end(ap);
     log_notice("Cluster: join from %s refused: %s", admit->source, message);
     if (admit->member_id) {
-        char id[24];
-
-        snprintf(id, sizeof(id), "%" PRIu64, admit->member_id);
         /* The call outlives the admit: its answer is ignored. */
-        etcd_call(admit->sync->client, "/v3/cluster/member/remove", json_pack("{s:s}", "ID", id),
-                  on_removed, NULL);
+        etcd_call(admit->sync->client, "/v3/cluster/member/remove",
+                  etcd_member_id_request(admit->member_id), on_removed, NULL);
         admit->member_id = 0;
     }
     answer(admit, 1, sync_refusal(reason, message));
@@ -408,15 +405,9 @@ static void issue(struct sync_admit *admit)
  */
 static void make_room(struct sync_admit *admit)
 {
-    const struct etcd_member *learner = NULL;
-    size_t voters = 0;
-    char id[24];
+    const struct etcd_member *learner;
+    size_t voters = etcd_members_voters(&admit->members, &learner);
 
-    for (size_t i = 0; i < admit->members.n; i++) {
-        voters += !admit->members.members[i].learner;
-        if (admit->members.members[i].learner)
-            learner = &admit->members.members[i];
-    }
     if (!learner) {
         choose_name(admit);
         return;
@@ -428,8 +419,8 @@ static void make_room(struct sync_admit *admit)
                learner->name, admit->members.n);
         return;
     }
-    snprintf(id, sizeof(id), "%" PRIu64, learner->id);
-    call(admit, ADMIT_PROMOTE_WAITING, "/v3/cluster/member/promote", json_pack("{s:s}", "ID", id));
+    call(admit, ADMIT_PROMOTE_WAITING, "/v3/cluster/member/promote",
+         etcd_member_id_request(learner->id));
 }
 
 static void choose_name(struct sync_admit *admit)

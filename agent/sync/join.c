@@ -688,9 +688,9 @@ static void on_listed(void *data, const struct etcd_result *result)
     struct cluster_join *join = data;
     struct etcd_members members;
     struct etcd_error etcd_err;
-    char err[512], id[24];
-    size_t voters = 0;
-    bool learner = true;
+    const struct etcd_member *self;
+    char err[512];
+    size_t voters;
 
     join->call = NULL;
     if (result->error || etcd_parse_members(result->body, result->body_len, &members, &etcd_err,
@@ -701,12 +701,9 @@ static void on_listed(void *data, const struct etcd_result *result)
             again_in(join, 500);
         return;
     }
-    for (size_t i = 0; i < members.n; i++) {
-        voters += !members.members[i].learner;
-        if (members.members[i].id == join->answer.member_id)
-            learner = members.members[i].learner;
-    }
-    if (!learner) {
+    voters = etcd_members_voters(&members, NULL);
+    self = etcd_member_by_id(&members, join->answer.member_id);
+    if (self && !self->learner) {
         applying(join);
         return;
     }
@@ -717,9 +714,8 @@ static void on_listed(void *data, const struct etcd_result *result)
         applying(join);
         return;
     }
-    snprintf(id, sizeof(id), "%" PRIu64, join->answer.member_id);
-    join->call = etcd_call(join->client, "/v3/cluster/member/promote", json_pack("{s:s}", "ID", id),
-                           on_promoted, join);
+    join->call = etcd_call(join->client, "/v3/cluster/member/promote",
+                           etcd_member_id_request(join->answer.member_id), on_promoted, join);
     if (!join->call)
         fail(join, "failed", "out of memory");
 }
@@ -906,15 +902,15 @@ static void on_undo_call(void *data, const struct etcd_result *result)
 
 static void undo_step(struct cluster_join *join)
 {
-    char id[24], key[SYNC_MAX_KEY_LEN];
+    char key[SYNC_MAX_KEY_LEN];
 
     switch (join->undo_next) {
     case UNDO_MEMBER:
         join->undo_next = UNDO_REGISTRY;
         if (join->client) {
-            snprintf(id, sizeof(id), "%" PRIu64, join->answer.member_id);
-            join->call = etcd_call(join->client, "/v3/cluster/member/remove",
-                                   json_pack("{s:s}", "ID", id), on_undo_call, join);
+            join->call =
+                etcd_call(join->client, "/v3/cluster/member/remove",
+                          etcd_member_id_request(join->answer.member_id), on_undo_call, join);
             if (join->call)
                 return;
         }
@@ -922,7 +918,7 @@ static void undo_step(struct cluster_join *join)
     case UNDO_REGISTRY:
         join->undo_next = UNDO_LOCAL;
         if (join->client) {
-            snprintf(key, sizeof(key), "%snodes/%s", join->prefix, join->answer.node);
+            spec_key_node(key, sizeof(key), join->prefix, join->answer.node);
             join->call =
                 etcd_call(join->client, "/v3/kv/deleterange",
                           etcd_delete_request(key, strlen(key), NULL, 0), on_undo_call, join);

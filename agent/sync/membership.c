@@ -25,7 +25,6 @@
 
 #include <errno.h>
 #include <stdarg.h>
-#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,14 +110,6 @@ static json_t *delete_request(const struct cluster_sync *sync, const char *what,
 
     return etcd_delete_request(key, len, prefix ? end : NULL,
                                prefix ? etcd_prefix_end(key, len, end) : 0);
-}
-
-static json_t *member_id_request(uint64_t id)
-{
-    char text[24];
-
-    snprintf(text, sizeof(text), "%" PRIu64, id);
-    return json_pack("{s:s}", "ID", text);
 }
 
 /* --- the local half of a leave --- */
@@ -249,18 +240,12 @@ static void next_call(struct sync_membership_op *op)
 
 static void plan(struct sync_membership_op *op, const struct etcd_members *members)
 {
-    const struct etcd_member *gone = NULL, *learner = NULL;
-    size_t voters = 0;
+    const struct etcd_member *gone = NULL, *learner;
+    size_t voters = etcd_members_voters(members, &learner);
 
-    for (size_t i = 0; i < members->n; i++) {
-        const struct etcd_member *m = &members->members[i];
-
-        if (strcmp(m->name, op->node) == 0)
-            gone = m;
-        else if (m->learner)
-            learner = m;
-        voters += !m->learner;
-    }
+    for (size_t i = 0; i < members->n; i++)
+        if (strcmp(members->members[i].name, op->node) == 0)
+            gone = &members->members[i];
     if (op->leave && !gone) {
         /* Removed by another node already: only the local half is left. */
         snprintf(op->notes, sizeof(op->notes), "its etcd member had been removed already");
@@ -273,7 +258,7 @@ static void plan(struct sync_membership_op *op, const struct etcd_members *membe
         return;
     }
     if (!op->leave && gone)
-        add_call(op, "/v3/cluster/member/remove", member_id_request(gone->id),
+        add_call(op, "/v3/cluster/member/remove", etcd_member_id_request(gone->id),
                  "removing its etcd member", true);
     add_call(op, "/v3/kv/deleterange", delete_request(op->sync, "nodes/", op->node, false),
              "deleting its registry entry", false);
@@ -284,10 +269,10 @@ static void plan(struct sync_membership_op *op, const struct etcd_members *membe
     /* A voter going with a learner waiting: the learner votes from now on. */
     if (gone && !gone->learner && learner &&
         (int)voters - 1 < membership_target_voters(members->n - 1))
-        add_call(op, "/v3/cluster/member/promote", member_id_request(learner->id),
+        add_call(op, "/v3/cluster/member/promote", etcd_member_id_request(learner->id),
                  "promoting the waiting learner", false);
     if (op->leave && gone)
-        add_call(op, "/v3/cluster/member/remove", member_id_request(gone->id),
+        add_call(op, "/v3/cluster/member/remove", etcd_member_id_request(gone->id),
                  "removing this node's etcd member", true);
     next_call(op);
 }

@@ -13,7 +13,6 @@
 #include "etcd_json.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <stdarg.h>
 #include <event2/event.h>
 #include <openssl/crypto.h>
@@ -302,22 +301,14 @@ static void on_promoted(void *data, const struct etcd_result *result)
  */
 static void promote_if_needed(struct cluster_sync *sync, const struct etcd_members *members)
 {
-    const struct etcd_member *learner = NULL;
-    size_t voters = 0;
-    char id[24];
+    const struct etcd_member *learner;
+    size_t voters = etcd_members_voters(members, &learner);
 
-    if (sync->promote_call || strcmp(sync->renewer, sync->node) != 0)
+    if (sync->promote_call || strcmp(sync->renewer, sync->node) != 0 || !learner ||
+        !learner->name[0] || (int)voters >= membership_target_voters(members->n))
         return;
-    for (size_t i = 0; i < members->n; i++) {
-        voters += !members->members[i].learner;
-        if (members->members[i].learner && members->members[i].name[0])
-            learner = &members->members[i];
-    }
-    if (!learner || (int)voters >= membership_target_voters(members->n))
-        return;
-    snprintf(id, sizeof(id), "%" PRIu64, learner->id);
     sync->promote_call = etcd_call(sync->client, "/v3/cluster/member/promote",
-                                   json_pack("{s:s}", "ID", id), on_promoted, sync);
+                                   etcd_member_id_request(learner->id), on_promoted, sync);
 }
 
 /* etcd's members as voters and learners (names; "" for one not started yet), for the status. */
