@@ -174,11 +174,7 @@ static void start(struct sync_admit *admit)
     if (sync->state != SYNC_INITIALISED || !sync->has_key ||
         !cluster_monitor_health(sync->agent->cluster)->has_leader) {
         refuse(admit, "cluster_unavailable", "this node cannot admit a node now: %s",
-               sync->state == SYNC_NOT_INITIALISED ? "its cluster is not initialised (run "
-                                                     "'certvisorctl cluster init' first)"
-               : sync->state == SYNC_INITIALISED   ? "the cluster's store has no quorum"
-               : sync->state_error[0]              ? sync->state_error
-                                                   : "the cluster's store cannot be read");
+               sync_unusable_why(sync));
         return;
     }
     if (admit->admin[0])

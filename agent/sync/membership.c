@@ -246,10 +246,10 @@ static void plan(struct sync_membership_op *op, const struct etcd_members *membe
     for (size_t i = 0; i < members->n; i++)
         if (strcmp(members->members[i].name, op->node) == 0)
             gone = &members->members[i];
-    if (op->leave && !gone) {
-        /* Removed by another node already: only the local half is left. */
+    if (op->leave && !gone) /* removed by another node already: only the local half is left */
         snprintf(op->notes, sizeof(op->notes), "its etcd member had been removed already");
-    }
+    else if (!gone)
+        log_notice("Cluster: removing '%s', which has no etcd member: its records only", op->node);
     if (gone && !gone->learner && voters == 1) {
         refuse(op, "conflict",
                "'%s' is the cluster's only voting etcd member: it cannot go while other nodes "
@@ -296,15 +296,6 @@ static void on_members(void *data, const struct etcd_result *result)
                etcd_err.message[0] ? etcd_err.message : err);
         return;
     }
-    if (!op->leave) {
-        bool known = false;
-
-        for (size_t i = 0; i < members.n; i++)
-            known = known || strcmp(members.members[i].name, op->node) == 0;
-        if (!known && !strchr(op->node, '/'))
-            log_notice("Cluster: removing '%s', which has no etcd member: its records only",
-                       op->node);
-    }
     plan(op, &members);
 }
 
@@ -319,10 +310,8 @@ static void start(struct agent *agent, bool leave, const char *node, const char 
     if (!sync || sync->state != SYNC_INITIALISED) {
         sync_answer_later(agent, done, data, 1,
                           sync_refusal(sync ? "cluster_unavailable" : "not_a_cluster",
-                                       !sync ? "this node's store is local: it is in no cluster"
-                                       : sync->state_error[0]
-                                           ? sync->state_error
-                                           : "the cluster's store cannot be read now"));
+                                       sync ? sync_unusable_why(sync)
+                                            : "this node's store is local: it is in no cluster"));
         return;
     }
     if (sync->membership) {

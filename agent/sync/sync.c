@@ -92,6 +92,15 @@ char *sync_encode_cert(const struct cluster_sync *sync, const char *etcd_key, co
     return text;
 }
 
+const char *sync_unusable_why(const struct cluster_sync *sync)
+{
+    return sync->state == SYNC_NOT_INITIALISED ? "the cluster is not initialised yet (run "
+                                                 "'certvisorctl cluster init' first)"
+           : sync->state == SYNC_INITIALISED   ? "the cluster store has no quorum"
+           : sync->state_error[0]              ? sync->state_error
+                                               : "the cluster's store cannot be read";
+}
+
 json_t *sync_refusal(const char *reason, const char *message)
 {
     return json_pack("{s:i, s:s, s:s}", "exit", 1, "error", message, "reason", reason);

@@ -145,6 +145,10 @@ bool sync_node_alive(const struct cluster_sync *sync, const char *node);
 /* Is name one of a node's own certificates (spec/nodecerts/<node>/)? */
 bool sync_is_node_cert(const char *name);
 
+/* Why the store cannot take a request now, in words: not initialised (with the fix), no quorum
+ * (initialised, without a leader), or the state's error. */
+const char *sync_unusable_why(const struct cluster_sync *sync);
+
 /* {"exit": 1, "error": message, "reason": reason}. */
 json_t *sync_refusal(const char *reason, const char *message);
 

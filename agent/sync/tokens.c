@@ -114,11 +114,7 @@ static void begin(struct sync_token_op *op)
         return;
     }
     snprintf(message, sizeof(message), "join tokens cannot be used now: %s",
-             sync->state == SYNC_NOT_INITIALISED ? "the cluster is not initialised yet (run "
-                                                   "'certvisorctl cluster init' first)"
-             : sync->state == SYNC_INITIALISED   ? "the cluster store has no quorum"
-             : sync->state_error[0]              ? sync->state_error
-                                                 : "the cluster's store cannot be read");
+             sync_unusable_why(sync));
     op_fail(op, sync->state == SYNC_BROKEN ? "failed" : "cluster_unavailable", "%s", message);
 }
 
