@@ -2,6 +2,7 @@
 #include "monitor.h"
 
 #include "log.h"
+#include "spec.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -213,8 +214,7 @@ int cluster_monitor_new(struct event_base *base, const struct cluster_monitor_co
         return -ENOMEM;
     m->base = base;
     if (strlen(config->node) >= sizeof(m->node) ||
-        (size_t)snprintf(m->prefix, sizeof(m->prefix), "/certvisor/%s/", config->cluster) >=
-            sizeof(m->prefix)) {
+        spec_prefix(m->prefix, sizeof(m->prefix), config->cluster) < 0) {
         snprintf(err, err_len, "cluster: the cluster's or the node's name is too long");
         free(m);
         return -ENAMETOOLONG;

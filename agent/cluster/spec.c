@@ -19,6 +19,13 @@ static bool plain_name(const char *name)
     return name && *name && !strchr(name, '/') && strlen(name) < SPEC_MAX_NAME;
 }
 
+int spec_prefix(char *buf, size_t len, const char *cluster)
+{
+    int n = snprintf(buf, len, "/certvisor/%s/", cluster);
+
+    return n < 0 || (size_t)n >= len ? -1 : n;
+}
+
 int spec_key_cert(char *buf, size_t len, const char *prefix, const char *node, const char *name)
 {
     int n;

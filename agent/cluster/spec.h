@@ -40,6 +40,10 @@
 #define SPEC_MAX_POLICY_SETTINGS 48
 #define SPEC_MAX_POLICY_VALUE 1024
 
+/* Where a cluster's keys live: "/certvisor/<cluster>/" into buf. Returns its length, or -1
+ * when it does not fit in len. */
+int spec_prefix(char *buf, size_t len, const char *cluster);
+
 /* The etcd key of a part of the cluster's state: "<prefix><what>", NUL-terminated. Returns its
  * length, or -1 when it does not fit in len (or a name holds '/'). node NULL: cluster-wide. */
 int spec_key_cert(char *buf, size_t len, const char *prefix, const char *node, const char *name);

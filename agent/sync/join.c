@@ -390,7 +390,7 @@ static void on_admit(void *data, const struct join_http_result *result)
         return;
     }
     join->admitted = true;
-    snprintf(join->prefix, sizeof(join->prefix), "/certvisor/%s/", join->answer.cluster);
+    spec_prefix(join->prefix, sizeof(join->prefix), join->answer.cluster); /* a name fits */
     log_notice("Cluster: admitted to cluster '%s' as node '%s' by %s (etcd learner %" PRIx64
                ", %zu members)",
                join->answer.cluster, join->answer.node, join->peer, join->answer.member_id,
