@@ -75,20 +75,25 @@ char *join_request_encode(const struct join_request *request)
                   request->peer_port, "csrs", certs_json(request->csr)));
 }
 
-char *join_answer_encode(const struct join_answer *answer)
+json_t *join_answer_object(const struct join_answer *answer)
 {
     char id[24], key[2 * JOIN_DATA_KEY_BYTES];
-    char *text;
+    json_t *object;
 
     snprintf(id, sizeof(id), "%" PRIu64, answer->member_id);
     EVP_EncodeBlock((unsigned char *)key, answer->data_key, JOIN_DATA_KEY_BYTES);
-    text = json_fields_dump(json_pack(
-        "{s:s, s:s, s:s, s:s, s:o*, s:o*, s:s, s:s}", "cluster", answer->cluster, "uid",
-        answer->uid, "node", answer->node, "member_id", id, "members",
-        members_json(answer->members, answer->n_members), "certificates", certs_json(answer->cert),
-        "ca", answer->ca_value ? answer->ca_value : "", "data_key", key));
+    object = json_pack("{s:s, s:s, s:s, s:s, s:o*, s:o*, s:s, s:s}", "cluster", answer->cluster,
+                       "uid", answer->uid, "node", answer->node, "member_id", id, "members",
+                       members_json(answer->members, answer->n_members), "certificates",
+                       certs_json(answer->cert), "ca", answer->ca_value ? answer->ca_value : "",
+                       "data_key", key);
     OPENSSL_cleanse(key, sizeof(key));
-    return text;
+    return object;
+}
+
+char *join_answer_encode(const struct join_answer *answer)
+{
+    return json_fields_dump(join_answer_object(answer));
 }
 
 char *join_membership_encode(const struct join_membership *membership)

@@ -18,6 +18,7 @@
 #define CERTVISOR_CLUSTER_JOIN_WIRE_H
 
 #include <stdbool.h>
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -72,6 +73,10 @@ struct join_membership {
     struct join_member members[JOIN_MAX_MEMBERS];
     size_t n_members;
 };
+
+/* The answer as a JSON object (what the agent hands the REST API), or NULL when out of
+ * memory. */
+json_t *join_answer_object(const struct join_answer *answer);
 
 /* The JSON texts (malloc'd), or NULL when out of memory. */
 char *join_request_encode(const struct join_request *request);

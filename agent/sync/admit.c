@@ -499,7 +499,6 @@ static void admitted(struct sync_admit *admit)
 {
     struct join_answer out = {.member_id = admit->member_id};
     json_t *object;
-    char *text;
 
     snprintf(out.cluster, sizeof(out.cluster), "%s", admit->sync->agent->config->cluster.name);
     snprintf(out.uid, sizeof(out.uid), "%s", admit->sync->meta.uid);
@@ -510,11 +509,8 @@ static void admitted(struct sync_admit *admit)
         out.cert[i] = admit->certs[i];
     out.ca_value = admit->ca_value;
     memcpy(out.data_key, admit->sync->data_key, sizeof(out.data_key));
-    text = join_answer_encode(&out);
+    object = join_answer_object(&out);
     OPENSSL_cleanse(out.data_key, sizeof(out.data_key));
-    object = text ? json_loads(text, 0, NULL) : NULL;
-    if (text)
-        OPENSSL_clear_free(text, strlen(text));
     if (!object) {
         refuse(admit, "failed", "out of memory");
         return;
