@@ -387,3 +387,19 @@ int join_membership_decode(const char *text, size_t len, struct join_membership 
     json_decref(root);
     return r;
 }
+
+char *join_ca_answer_pem(const char *text, size_t len)
+{
+    char err[256];
+    json_t *root =
+        json_fields_object(text, len, 2 * JOIN_MAX_PEM, "the CA answer", err, sizeof(err));
+    json_t *pem = json_object_get(root, "pem");
+    char *out = NULL;
+
+    if (json_is_string(pem) && json_string_length(pem) > 0 &&
+        json_string_length(pem) <= JOIN_MAX_PEM &&
+        strlen(json_string_value(pem)) == json_string_length(pem))
+        out = strdup(json_string_value(pem));
+    json_decref(root);
+    return out;
+}

@@ -98,6 +98,10 @@ void join_answer_clear(struct join_answer *answer);
 int join_membership_decode(const char *text, size_t len, struct join_membership *out, char *err,
                            size_t err_len);
 
+/* The PEM of GET /v1/join/ca's answer {"pem": ...} (malloc'd), or NULL when it is not one of at
+ * most JOIN_MAX_PEM bytes. Nothing in it is trusted yet: its hash decides. */
+char *join_ca_answer_pem(const char *text, size_t len);
+
 /* Whether name is a node's or a cluster's name as above. */
 bool join_name_valid(const char *name);
 

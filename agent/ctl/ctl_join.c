@@ -5,6 +5,7 @@
 #include "ctl_users.h"
 #include "join_http.h"
 #include "join_token.h"
+#include "join_wire.h"
 
 #include <event2/event.h>
 #include <openssl/crypto.h>
@@ -48,7 +49,6 @@ static char *fetch_ca(const char *peer)
     struct event_base *base = event_base_new();
     struct fetched f = {0};
     char err[512];
-    json_t *body;
     char *pem = NULL;
 
     if (!base || !join_http_request(base, peer, NULL, "/v1/join/ca", NULL, 10000, on_fetched, &f,
@@ -60,17 +60,15 @@ static char *fetch_ca(const char *peer)
     }
     event_base_dispatch(base);
     event_base_free(base);
-    body = f.body ? json_loads(f.body, 0, NULL) : NULL;
-    if (json_is_string(json_object_get(body, "pem")))
-        pem = strdup(json_string_value(json_object_get(body, "pem")));
-    else if (f.error)
+    if (f.body && f.status == 200)
+        pem = join_ca_answer_pem(f.body, strlen(f.body));
+    if (!pem && f.error)
         fprintf(stderr, "certvisorctl: %s did not answer over TLS: %s\n", peer, f.message);
-    else
+    else if (!pem)
         fprintf(stderr,
                 "certvisorctl: %s answered no cluster CA on /v1/join/ca (HTTP %d): is it "
                 "a certvisor node's REST API?\n",
                 peer, f.status);
-    json_decref(body);
     free(f.body);
     return pem;
 }

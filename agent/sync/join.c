@@ -317,8 +317,6 @@ static void on_ca(void *data, const struct join_http_result *result)
 {
     struct cluster_join *join = data;
     char hash[JOIN_CA_HASH_TEXT_LEN + 1], err[512];
-    json_t *body;
-    const char *pem;
 
     join->http = NULL;
     if (result->error) {
@@ -331,11 +329,9 @@ static void on_ca(void *data, const struct join_http_result *result)
         fail(join, "peer_refused", "%s", err);
         return;
     }
-    body = json_loadb(result->body, result->body_len, JSON_REJECT_DUPLICATES, NULL);
-    pem = json_string_value(json_object_get(body, "pem"));
-    if (!pem || json_string_length(json_object_get(body, "pem")) > JOIN_MAX_PEM ||
-        join_ca_cert_hash(pem, strlen(pem), hash, sizeof(hash), err, sizeof(err)) < 0) {
-        json_decref(body);
+    join->ca_pem = join_ca_answer_pem(result->body, result->body_len);
+    if (!join->ca_pem || join_ca_cert_hash(join->ca_pem, strlen(join->ca_pem), hash, sizeof(hash),
+                                           err, sizeof(err)) < 0) {
         fail(join, "peer_refused",
              "%s answered no cluster CA on /v1/join/ca: is it a certvisor "
              "node's REST API?",
@@ -343,7 +339,6 @@ static void on_ca(void *data, const struct join_http_result *result)
         return;
     }
     if (strcasecmp(hash, join->ca_hash) != 0) {
-        json_decref(body);
         fail(join, "ca_mismatch",
              "the peer's cluster CA has the public key hash %s, not the %s given: it is not "
              "the cluster the token was made for (or the hash was mistyped); nothing was sent "
@@ -351,15 +346,11 @@ static void on_ca(void *data, const struct join_http_result *result)
              hash, join->ca_hash);
         return;
     }
-    join->ca_pem = strdup(pem);
-    json_decref(body);
     if (!join->address[0])
         snprintf(join->address, sizeof(join->address), "%.47s", result->local_address);
-    if (!join->ca_pem || !join->address[0]) {
+    if (!join->address[0]) {
         fail(join, "failed",
-             !join->ca_pem ? "out of memory"
-                           : "this node's address toward the peer is not known: "
-                             "give it with --address");
+             "this node's address toward the peer is not known: give it with --address");
         return;
     }
     log_info("Cluster: %s holds the cluster CA %s; joining as %s", join->peer, hash, join->address);

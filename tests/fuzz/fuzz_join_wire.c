@@ -1,7 +1,7 @@
 /* Fuzzes what a join reads from the other side (lib/join_wire.c): the joiner's request (what the
  * REST API's /v1/join/admit takes from anyone), the peer's answer (what the joiner reads from
- * the node it joins through) and the membership file. The first byte picks the reader; what
- * reads must encode and read back the same. */
+ * the node it joins through), the membership file and the CA answer of /v1/join/ca. The first byte
+ * picks the reader; what reads must encode and read back the same. */
 #include "fuzz_util.h"
 #include "join_wire.h"
 
@@ -73,7 +73,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (size < 1)
         return 0;
-    switch (data[0] % 3) {
+    switch (data[0] % 4) {
+    case 3: {
+        char *pem = join_ca_answer_pem(text, size - 1);
+
+        FUZZ_CHECK(!pem || (strlen(pem) > 0 && strlen(pem) <= JOIN_MAX_PEM));
+        free(pem);
+        break;
+    }
     case 0:
         request_round_trip(text, size - 1);
         break;
