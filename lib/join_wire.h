@@ -102,6 +102,10 @@ int join_membership_decode(const char *text, size_t len, struct join_membership 
  * most JOIN_MAX_PEM bytes. Nothing in it is trusted yet: its hash decides. */
 char *join_ca_answer_pem(const char *text, size_t len);
 
+/* The IP addresses a node's own certificates name: its address, and the loopback its own
+ * clients use, each once. Returns how many were written to out (1 or 2). */
+size_t join_node_addresses(const char *address, const char *out[2]);
+
 /* Whether name is a node's or a cluster's name as above. */
 bool join_name_valid(const char *name);
 

@@ -24,6 +24,7 @@
 #include "cert_names.h"
 #include "certs.h"
 #include "config.h"
+#include "join_http.h"
 #include "join_token.h"
 #include "join_wire.h"
 #include "json_fields.h"
@@ -31,7 +32,6 @@
 #include "monitor.h"
 #include "offload.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <inttypes.h>
@@ -258,37 +258,18 @@ static bool name_taken(const struct sync_admit *admit, const char *name)
     return false;
 }
 
-/* "https://address:port" (IPv6 in brackets) into its parts. Returns 0 or -EINVAL. */
+/* "https://address:port[/]" (IPv6 in brackets) into its parts. Returns 0 or -EINVAL. */
 static int url_parts(const char *url, char *address, size_t len, int *port)
 {
-    const char *host = strstr(url, "://"), *end;
-    unsigned char buf[16];
-    char *tail;
-    long value;
+    const char *host = strstr(url, "://");
+    char host_port[JOIN_PEER_MAX];
 
     if (!host)
         return -EINVAL;
     host += 3;
-    if (*host == '[') {
-        host++;
-        end = strchr(host, ']');
-        if (!end || end[1] != ':')
-            return -EINVAL;
-    } else {
-        end = strrchr(host, ':');
-        if (!end)
-            return -EINVAL;
-    }
-    if ((size_t)(end - host) >= len)
-        return -EINVAL;
-    snprintf(address, len, "%.*s", (int)(end - host), host);
-    end += *end == ']' ? 2 : 1;
-    value = strtol(end, &tail, 10);
-    if ((*tail && *tail != '/') || value < 1 || value > 65535 ||
-        (inet_pton(AF_INET, address, buf) != 1 && inet_pton(AF_INET6, address, buf) != 1))
-        return -EINVAL;
-    *port = (int)value;
-    return 0;
+    snprintf(host_port, sizeof(host_port), "%.*s", (int)strcspn(host, "/"), host);
+    /* No default port: an etcd URL names its own. */
+    return join_http_split_peer(host_port, 0, address, len, port) < 0 || *port == 0 ? -EINVAL : 0;
 }
 
 /* The members the joiner's etcd starts with: every member of etcd (all of them started:
@@ -328,8 +309,8 @@ static int answer_members(struct sync_admit *admit, struct join_answer *out)
 static void run_job(void *data)
 {
     struct admit_job *job = data;
-    const char *ips[2] = {job->address, "127.0.0.1"};
-    size_t n_ips = strcmp(job->address, "127.0.0.1") == 0 ? 1 : 2;
+    const char *ips[2];
+    size_t n_ips = join_node_addresses(job->address, ips);
 
     job->result = 0;
     for (size_t i = 0; i < JOIN_N_CERTS && job->result == 0; i++)

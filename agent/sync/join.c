@@ -280,8 +280,8 @@ static void make_csrs_work(struct join_job *job)
 static void make_csrs(struct cluster_join *join)
 {
     struct join_job *job = calloc(1, sizeof(*job));
-    const char *sans[] = {join->address, "127.0.0.1"};
-    size_t n_sans = strcmp(join->address, "127.0.0.1") == 0 ? 1 : 2;
+    const char *sans[2];
+    size_t n_sans = join_node_addresses(join->address, sans);
     char err[512] = "out of memory";
     int r = job ? 0 : -ENOMEM;
 
@@ -884,9 +884,11 @@ static void on_undo_call(void *data, const struct etcd_result *result)
     struct cluster_join *join = data;
 
     join->call = NULL;
+    /* undo_next is the part after the one this call did. */
     if (result->error || result->http_status != 200)
         log_error("Cluster: undoing the join: %s did not succeed: %s",
-                  join->step == STEP_PROMOTE ? "removing the etcd member" : "a step",
+                  join->undo_next == UNDO_REGISTRY ? "removing its etcd member"
+                                                   : "deleting its registry entry",
                   result->error ? result->message : result->body);
     undo_step(join);
 }
