@@ -78,10 +78,17 @@ static void joined(struct api_call *call, json_t *reply)
  * "peer_port"]}. */
 void api_post_cluster_join(struct api_call *call)
 {
-    static const char *const fields[] = {"peer",    "token",       "ca_cert_hash",
-                                         "address", "client_port", "peer_port"};
-    static const char *const options[] = {NULL,      "token",       "ca-cert-hash",
-                                          "address", "client-port", "peer-port"};
+    static const struct {
+        const char *field;
+        const char *option; /* certvisorctl's, as the agent takes it; NULL: the argument */
+        bool port;
+    } fields[] = {{"peer", NULL, false},
+                  {"token", "token", false},
+                  {"ca_cert_hash", "ca-cert-hash", false},
+                  {"address", "address", false},
+                  {"client_port", "client-port", true},
+                  {"peer_port", "peer-port", true}};
+    const size_t n_fields = sizeof(fields) / sizeof(fields[0]);
     json_t *opts = json_object(), *value;
     const char *key;
 
@@ -97,9 +104,9 @@ void api_post_cluster_join(struct api_call *call)
         size_t i = 0;
         char port[16];
 
-        while (i < 6 && strcmp(fields[i], key) != 0)
+        while (i < n_fields && strcmp(fields[i].field, key) != 0)
             i++;
-        if (i == 6) {
+        if (i == n_fields) {
             json_decref(opts);
             api_reply_error(call, 400, "unknown_field", json_pack("{s:s}", "field", key),
                             "unknown field '%s' (peer, token, ca_cert_hash, address, "
@@ -107,17 +114,17 @@ void api_post_cluster_join(struct api_call *call)
                             key);
             return;
         }
-        if (!options[i])
+        if (!fields[i].option)
             continue;
-        if (i >= 4 && json_is_integer(value)) {
+        if (fields[i].port && json_is_integer(value)) {
             snprintf(port, sizeof(port), "%lld", (long long)json_integer_value(value));
-            json_object_set_new(opts, options[i], json_string(port));
-        } else if (i < 4 && json_is_string(value)) {
-            json_object_set(opts, options[i], value);
+            json_object_set_new(opts, fields[i].option, json_string(port));
+        } else if (!fields[i].port && json_is_string(value)) {
+            json_object_set(opts, fields[i].option, value);
         } else {
             json_decref(opts);
             api_reply_error(call, 400, "invalid_schema", json_pack("{s:s}", "field", key),
-                            "'%s' takes %s", key, i >= 4 ? "a port number" : "a string");
+                            "'%s' takes %s", key, fields[i].port ? "a port number" : "a string");
             return;
         }
     }
