@@ -151,6 +151,19 @@ static int parse_endpoint(const char *text, struct endpoint *out)
     return 0;
 }
 
+void etcd_node_files(const char *state_dir, struct etcd_node_files *files,
+                     struct etcd_client_config *config)
+{
+    snprintf(files->ca, sizeof(files->ca), "%s/ca.pem", state_dir);
+    snprintf(files->cert, sizeof(files->cert), "%s/certs/ccs_internode_encryption/current/cert.pem",
+             state_dir);
+    snprintf(files->key, sizeof(files->key), "%s/certs/ccs_internode_encryption/current/key.pem",
+             state_dir);
+    config->ca_file = files->ca;
+    config->cert_file = files->cert;
+    config->key_file = files->key;
+}
+
 int etcd_client_new(struct event_base *base, const struct etcd_client_config *config,
                     struct etcd_client **ret_client, char *err, size_t err_len)
 {

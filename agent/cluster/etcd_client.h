@@ -15,6 +15,7 @@
 #include "etcd_json.h"
 
 #include <event2/event.h>
+#include <limits.h>
 
 #define ETCD_MAX_ENDPOINTS 9
 /* A call's deadline when the configuration gives none: etcd itself gives up a write that
@@ -34,6 +35,21 @@ struct etcd_client_config {
     const char *key_file;
     int deadline_ms; /* 0: ETCD_DEFAULT_DEADLINE_MS */
 };
+
+/*
+ * A node's own files for its mTLS to etcd, under state_dir: the exported cluster CA and the
+ * ccs_internode_encryption certificate's current generation (read at each new connection, so
+ * a rotation needs nothing). Fills files and points config's ca_file, cert_file and key_file
+ * at them.
+ */
+struct etcd_node_files {
+    char ca[PATH_MAX];
+    char cert[PATH_MAX];
+    char key[PATH_MAX];
+};
+
+void etcd_node_files(const char *state_dir, struct etcd_node_files *files,
+                     struct etcd_client_config *config);
 
 struct etcd_client;
 struct etcd_call;

@@ -21,8 +21,8 @@ void cluster_node_start(struct agent *agent)
     const struct cluster_settings *cluster = &agent->config->cluster;
     struct cluster_monitor_config mc = {.cluster = cluster->name, .node = cluster->node};
     static char endpoints[CLUSTER_MAX_MEMBERS][300];
-    char ca[PATH_MAX], cert[PATH_MAX], key[PATH_MAX], err[512] = "out of memory";
-    const char *dir = agent->config->state_dir;
+    struct etcd_node_files files;
+    char err[512] = "out of memory";
 
     if (cluster->store != CLUSTER_STORE_ETCD)
         return;
@@ -36,12 +36,7 @@ void cluster_node_start(struct agent *agent)
             mc.etcd.endpoints[mc.etcd.n_endpoints] = endpoints[mc.etcd.n_endpoints];
             mc.etcd.n_endpoints++;
         }
-    snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
-    snprintf(cert, sizeof(cert), "%s/certs/ccs_internode_encryption/current/cert.pem", dir);
-    snprintf(key, sizeof(key), "%s/certs/ccs_internode_encryption/current/key.pem", dir);
-    mc.etcd.ca_file = ca;
-    mc.etcd.cert_file = cert;
-    mc.etcd.key_file = key;
+    etcd_node_files(agent->config->state_dir, &files, &mc.etcd);
     if (cluster_monitor_new(agent->base, &mc, &agent->cluster, err, sizeof(err)) < 0 ||
         cluster_monitor_start(agent->cluster) < 0) {
         log_error("Cannot watch the cluster's store: %s; this node serves its local copy", err);

@@ -606,8 +606,7 @@ static int other_members_client(struct cluster_join *join, char *err, size_t err
 {
     struct etcd_client_config ec = {.deadline_ms = 5000};
     static char endpoints[JOIN_MAX_MEMBERS][JOIN_PEER_MAX];
-    char ca[PATH_MAX], cert[PATH_MAX], key[PATH_MAX];
-    const char *dir = join->agent->config->state_dir;
+    struct etcd_node_files files;
 
     for (size_t i = 0; i < join->answer.n_members && ec.n_endpoints < ETCD_MAX_ENDPOINTS; i++) {
         const struct join_member *m = &join->answer.members[i];
@@ -619,12 +618,7 @@ static int other_members_client(struct cluster_join *join, char *err, size_t err
         ec.endpoints[ec.n_endpoints] = endpoints[ec.n_endpoints];
         ec.n_endpoints++;
     }
-    snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
-    snprintf(cert, sizeof(cert), "%s/certs/ccs_internode_encryption/current/cert.pem", dir);
-    snprintf(key, sizeof(key), "%s/certs/ccs_internode_encryption/current/key.pem", dir);
-    ec.ca_file = ca;
-    ec.cert_file = cert;
-    ec.key_file = key;
+    etcd_node_files(join->agent->config->state_dir, &files, &ec);
     return etcd_client_new(join->agent->base, &ec, &join->client, err, err_len);
 }
 
