@@ -351,7 +351,7 @@ static void init_go(struct sync_init *init)
         publish_init(init);
         return;
     }
-    snprintf(init->path, sizeof(init->path), "%s/cluster.key", agent->config->state_dir);
+    sync_data_key_path(agent, init->path, sizeof(init->path));
     init->key_job_out = true;
     if (offload_submit(agent->offload, make_key, on_key_made, init) < 0) {
         init->key_job_out = false;

@@ -497,8 +497,8 @@ static void take_ca(struct cluster_join *join)
         job->ca_key = strndup((const char *)opened, opened_len);
         job->ca_key_len = opened_len;
         memcpy(job->data_key, join->answer.data_key, sizeof(job->data_key));
-        snprintf(job->key_path, sizeof(job->key_path), "%s/cluster.key", agent->config->state_dir);
-        snprintf(job->etcd_data, sizeof(job->etcd_data), "%s/etcd/data", agent->config->state_dir);
+        sync_data_key_path(agent, job->key_path, sizeof(job->key_path));
+        sync_etcd_data_path(agent, job->etcd_data, sizeof(job->etcd_data));
         if (!job->ca_cert || !job->ca_key)
             r = -ENOMEM;
     }

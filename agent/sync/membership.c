@@ -141,7 +141,7 @@ static void on_left(void *data, int exit_status, json_t *reply)
     json_decref(reply);
     if (!job)
         return;
-    snprintf(job->etcd_data, sizeof(job->etcd_data), "%s/etcd/data", agent->config->state_dir);
+    sync_etcd_data_path(agent, job->etcd_data, sizeof(job->etcd_data));
     if (offload_submit(agent->offload, empty_etcd_data, free_job, job) < 0)
         free(job);
 }
@@ -158,7 +158,7 @@ static void leave_locally(struct sync_membership_op *op)
     conf_cluster_membership_path(agent->config->state_dir, path, sizeof(path));
     if (unlink(path) < 0 && errno != ENOENT)
         log_error("Cluster: leaving: cannot remove %s: %s", path, strerror(errno));
-    snprintf(path, sizeof(path), "%s/cluster.key", agent->config->state_dir);
+    sync_data_key_path(agent, path, sizeof(path));
     if (unlink(path) < 0 && errno != ENOENT)
         log_error("Cluster: leaving: cannot remove %s: %s", path, strerror(errno));
     log_notice("Cluster: node '%s' left cluster '%s'%s%s", node, cluster, op->notes[0] ? ": " : "",

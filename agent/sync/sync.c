@@ -51,13 +51,23 @@ void sync_check_hex(const unsigned char key[SEALED_KEY_BYTES], char *hex, size_t
         snprintf(hex + 2 * i, 3, "%02x", check[i]);
 }
 
+void sync_data_key_path(const struct agent *agent, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/cluster.key", agent->config->state_dir);
+}
+
+void sync_etcd_data_path(const struct agent *agent, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/etcd/data", agent->config->state_dir);
+}
+
 void sync_load_key(struct cluster_sync *sync)
 {
     char path[4200], err[512];
 
     if (sync->has_key)
         return;
-    snprintf(path, sizeof(path), "%s/cluster.key", sync->agent->config->state_dir);
+    sync_data_key_path(sync->agent, path, sizeof(path));
     if (sealed_key_read(path, sync->data_key, err, sizeof(err)) == 0)
         sync->has_key = true;
 }

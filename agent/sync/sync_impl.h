@@ -129,6 +129,11 @@ void sync_init_stop(struct cluster_sync *sync);
 /* A read of the store ended (sync->state says how): an init that waited for it goes on. */
 void sync_init_read_done(struct cluster_sync *sync);
 
+/* Where a node keeps what its cluster membership needs, under state_dir: the cluster's data
+ * key (0600, never in etcd) and its etcd member's data. */
+void sync_data_key_path(const struct agent *agent, char *buf, size_t len);
+void sync_etcd_data_path(const struct agent *agent, char *buf, size_t len);
+
 /* The hex of the data key's check value (for meta). */
 void sync_check_hex(const unsigned char key[SEALED_KEY_BYTES], char *hex, size_t len);
 
