@@ -607,6 +607,13 @@ static void on_call(void *data, const struct etcd_result *result)
 
 /* --- the command --- */
 
+/* An admission refused before it began: freed without answering (the caller answers, later). */
+static void drop_early(struct sync_admit *admit)
+{
+    admit->done = NULL;
+    admit_free(admit);
+}
+
 void cluster_sync_admit(struct agent *agent, const char *request, const char *source,
                         const char *admin, cluster_sync_done_fn done, void *data)
 {
@@ -641,8 +648,7 @@ void cluster_sync_admit(struct agent *agent, const char *request, const char *so
     snprintf(admit->admin, sizeof(admit->admin), "%s", admin ? admin : "");
     decoded = join_request_decode(request, strlen(request), &admit->request, err, sizeof(err));
     if (decoded == 0 && !admin && !admit->request.token[0]) {
-        admit->done = NULL;
-        admit_free(admit);
+        drop_early(admit);
         sync_answer_later(agent, done, data, 1,
                           sync_refusal("join_refused",
                                        "a join needs a join token ('certvisorctl cluster token "
@@ -652,8 +658,7 @@ void cluster_sync_admit(struct agent *agent, const char *request, const char *so
     }
     if (decoded < 0 || (!admin && join_token_parse(admit->request.token, admit->token_id,
                                                    admit->secret, err, sizeof(err)) < 0)) {
-        admit->done = NULL;
-        admit_free(admit);
+        drop_early(admit);
         sync_answer_later(
             agent, done, data, 2,
             json_pack("{s:i, s:s, s:s}", "exit", 2, "reason", "invalid_request", "error", err));
@@ -662,8 +667,7 @@ void cluster_sync_admit(struct agent *agent, const char *request, const char *so
     spec_key_join(admit->token_key, sizeof(admit->token_key), sync->prefix, admit->token_id);
     admit->begin_ev = evtimer_new(agent->base, on_begin, admit);
     if (!admit->begin_ev || evtimer_add(admit->begin_ev, &now) < 0) {
-        admit->done = NULL;
-        admit_free(admit);
+        drop_early(admit);
         sync_answer_later(agent, done, data, 1, sync_refusal("failed", "out of memory"));
         return;
     }
