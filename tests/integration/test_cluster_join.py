@@ -15,6 +15,7 @@ from conftest import CERTVISORCTL, wait_for
 from test_certs import free_port, redis_service, state
 from test_cluster_etcd import cluster_agent, etcd_service_body
 from test_cluster_sync import cluster_status, etcdctl, file_fingerprint, served
+from test_cluster_tokens import started_and_initialised
 from test_etcd_client import ETCD
 
 try:
@@ -48,11 +49,7 @@ def first_node(agent_factory):
     agent.api_peer = f"127.0.0.1:{api}"
     agent.tls_port = tls
     agent.node = "n1"
-    agent.start()
-    wait_for(lambda: cluster_status(agent).get("has_leader"), 60, what="n1's store to have a leader")
-    out = agent.ctl("cluster", "init")
-    assert out.returncode == 0, out.stdout + out.stderr
-    return agent
+    return started_and_initialised(agent)
 
 
 def new_node(agent_factory):

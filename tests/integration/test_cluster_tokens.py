@@ -36,7 +36,11 @@ def spki_sha256(ca_pem):
 
 @pytest.fixture
 def node(agent_factory):
-    agent = cluster_agent(agent_factory)
+    return started_and_initialised(cluster_agent(agent_factory))
+
+
+def started_and_initialised(agent):
+    """A one-member cluster's node started, its store led, and cluster init run on it."""
     agent.start()
     wait_for(lambda: cluster_status(agent).get("has_leader"), 60, what="the store's leader")
     out = agent.ctl("cluster", "init")
